@@ -1,1 +1,29 @@
-//! placeholder
+//! OnCall's domain: who is on call right now, and who to try next.
+//!
+//! This crate knows nothing of SIP or HTTP. It holds the model (organizations, people, teams,
+//! schedules, escalation policies, requests, calls, recordings), the pure functions over it
+//! (`schedule::on_call`, `schedule::shifts`, `metrics::compute`), the sans-IO escalation engine
+//! (`escalation::Engine`) and the sqlx store (`store::Store`, SQLite or PostgreSQL).
+//!
+//! Time is always passed in (`Timestamp`); nothing below the store reads the clock.
+
+pub mod demo;
+pub mod escalation;
+pub mod ids;
+pub mod metrics;
+pub mod org;
+pub mod password;
+pub mod person;
+pub mod phone;
+pub mod request;
+pub mod schedule;
+pub mod store;
+pub mod timestamp;
+pub mod validation;
+
+pub use ids::*;
+pub use person::{Channel, ContactPlan, NewPerson, NotificationRule, Person, Role};
+pub use phone::{Contact, SipUri, E164};
+pub use store::{Store, StoreError};
+pub use timestamp::{Millis, Timestamp};
+pub use validation::ValidationError;

@@ -6,3 +6,4 @@
 //! `media` only moves bytes between sockets and those cores.
 
 pub mod message;
+pub mod transaction;
