@@ -6,4 +6,6 @@
 //! `media` only moves bytes between sockets and those cores.
 
 pub mod message;
+pub mod rtp;
+pub mod sdp;
 pub mod transaction;
