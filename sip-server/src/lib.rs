@@ -9,3 +9,4 @@ pub mod message;
 pub mod rtp;
 pub mod sdp;
 pub mod transaction;
+pub mod ua;

@@ -1,0 +1,102 @@
+//! One UAS dialog (RFC 3261 §12.1.1, §12.2): identifiers, CSeq, route set, remote target, and the
+//! state between our 2xx and the caller's ACK.
+
+use super::UaConfig;
+use crate::message::{Headers, Method, Request};
+use crate::sdp::Negotiated;
+use crate::transaction::{Peer, Transport, TxKey};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+pub(super) enum DialogState {
+    /// INVITE received, no final response yet.
+    Early,
+    /// 200 OK sent; retransmitted over UDP (T1 doubling to T2) until the ACK or 64*T1.
+    Answered { ok: Vec<u8>, retransmit_at: Option<Instant>, interval: Duration, give_up_at: Instant },
+    Confirmed,
+    /// Our BYE is out.
+    Terminating,
+}
+
+pub(super) struct Dialog {
+    pub state: DialogState,
+    pub invite: Request,
+    pub invite_key: TxKey,
+    pub peer: Peer,
+    pub call_id: String,
+    pub local_tag: String,
+    /// Our identity: the INVITE's To value, tagged.
+    pub local_uri: String,
+    /// The caller: the INVITE's From value with its tag.
+    pub remote_uri: String,
+    pub remote_target: String,
+    /// Record-Route of the INVITE, in order (the UAS keeps it as is, §12.1.1).
+    pub route_set: Vec<String>,
+    pub local_cseq: u32,
+    pub remote_cseq: u32,
+    pub media: Option<Negotiated>,
+    pub local_media: Option<SocketAddr>,
+    pub sdp_session: u64,
+    pub sdp_version: u64,
+}
+
+impl Dialog {
+    pub fn from_invite(req: &Request, invite_key: TxKey, peer: Peer, local_tag: String, media: Option<Negotiated>) -> Dialog {
+        let h = &req.headers;
+        let to = h.get("To").unwrap_or_default().to_string();
+        let remote_target = h
+            .list_values("Contact")
+            .first()
+            .and_then(|c| crate::message::NameAddr::parse(c).ok())
+            .map(|c| c.uri.to_string())
+            .unwrap_or_else(|| req.uri.clone());
+        Dialog {
+            state: DialogState::Early,
+            invite: req.clone(),
+            invite_key,
+            peer,
+            call_id: h.call_id().unwrap_or_default().to_string(),
+            local_uri: format!("{to};tag={local_tag}"),
+            local_tag,
+            remote_uri: h.get("From").unwrap_or_default().to_string(),
+            remote_target,
+            route_set: h.list_values("Record-Route").into_iter().map(str::to_string).collect(),
+            local_cseq: rand::random::<u16>() as u32 + 1,
+            remote_cseq: h.cseq().map(|c| c.seq).unwrap_or(0),
+            media,
+            local_media: None,
+            sdp_session: rand::random::<u32>() as u64,
+            sdp_version: 1,
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match &self.state {
+            DialogState::Answered { retransmit_at, give_up_at, .. } => Some(retransmit_at.map_or(*give_up_at, |r| r.min(*give_up_at))),
+            _ => None,
+        }
+    }
+
+    /// A new in-dialog request from us (§12.2.1.1).
+    pub fn build_request(&mut self, method: Method, cfg: &UaConfig, branch_token: &str) -> Request {
+        self.local_cseq += 1;
+        let mut headers = Headers::default();
+        let (transport, addr) = match self.peer.transport {
+            Transport::Udp => ("UDP", cfg.advertised_udp),
+            Transport::Tcp => ("TCP", cfg.advertised_tcp),
+        };
+        headers.push("Via", format!("SIP/2.0/{transport} {addr};branch=z9hG4bK{branch_token};rport"));
+        headers.push("Max-Forwards", "70");
+        for r in &self.route_set {
+            headers.push("Route", r.clone());
+        }
+        headers.push("From", self.local_uri.clone());
+        headers.push("To", self.remote_uri.clone());
+        headers.push("Call-ID", self.call_id.clone());
+        headers.push("CSeq", format!("{} {}", self.local_cseq, method));
+        if let Some(s) = &cfg.server_header {
+            headers.push("User-Agent", s.clone());
+        }
+        Request { method, uri: self.remote_target.clone(), headers, body: Vec::new() }
+    }
+}

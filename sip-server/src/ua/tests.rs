@@ -1,0 +1,196 @@
+//! User agent tests: whole call flows and the application-layer answers, on a virtual clock.
+
+use super::*;
+use crate::transaction::Transport;
+use std::time::Duration;
+
+fn ua() -> UserAgent {
+    UserAgent::new(UaConfig {
+        advertised_udp: "127.0.0.1:5060".parse().unwrap(),
+        advertised_tcp: "127.0.0.1:5060".parse().unwrap(),
+        codecs: vec![Codec::Pcmu, Codec::Pcma],
+        telephone_event_pt: 101,
+        server_header: None,
+        timers: TimerConfig::default(),
+    })
+}
+
+fn caller() -> Peer {
+    Peer { addr: "127.0.0.1:5070".parse().unwrap(), transport: Transport::Udp, conn: None }
+}
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+fn invite(branch: &str, body: &str) -> Vec<u8> {
+    let ct = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
+    format!(
+        "INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch={branch};rport\r\n\
+         From: \"Alice\" <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: call-{branch}\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.1:5070>\r\nMax-Forwards: 70\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn sent(ua: &mut UserAgent) -> Vec<String> {
+    std::iter::from_fn(|| ua.poll_transmit()).map(|t| String::from_utf8_lossy(&t.data).into_owned()).collect()
+}
+
+fn first_lines(v: &[String]) -> Vec<&str> {
+    v.iter().map(|s| s.lines().next().unwrap_or("")).collect()
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> &'a str {
+    msg.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": "))).unwrap_or("")
+}
+
+fn incoming(ua: &mut UserAgent) -> CallRef {
+    match ua.poll_event() {
+        Some(UaEvent::IncomingCall { call, offer, .. }) => {
+            assert!(offer.is_some());
+            call
+        }
+        other => panic!("expected IncomingCall, got {other:?}"),
+    }
+}
+
+#[test]
+fn answer_ack_and_remote_bye() {
+    let mut ua = ua();
+    let t0 = Instant::now();
+    ua.handle_datagram(&invite("z9hG4bK1", SDP), caller(), t0);
+    assert_eq!(first_lines(&sent(&mut ua)), vec!["SIP/2.0 100 Trying"]);
+    let call = incoming(&mut ua);
+    ua.accept(call, "127.0.0.1:20000".parse().unwrap(), t0);
+    let out = sent(&mut ua);
+    assert_eq!(first_lines(&out), vec!["SIP/2.0 200 OK"]);
+    assert!(out[0].contains("m=audio 20000 RTP/AVP 0 101"));
+    let to = header(&out[0], "To").to_string();
+    assert!(to.contains(";tag="));
+    assert!(header(&out[0], "Via").contains("received=127.0.0.1") || header(&out[0], "Via").contains("rport=5070"));
+
+    // 200 retransmitted until the ACK
+    ua.handle_timeout(t0 + Duration::from_millis(500));
+    assert_eq!(first_lines(&sent(&mut ua)), vec!["SIP/2.0 200 OK"]);
+    let ack = format!(
+        "ACK sip:oncall@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK2\r\n\
+         From: \"Alice\" <sip:alice@127.0.0.1>;tag=a1\r\nTo: {to}\r\nCall-ID: call-z9hG4bK1\r\nCSeq: 1 ACK\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    ua.handle_datagram(ack.as_bytes(), caller(), t0 + Duration::from_millis(600));
+    assert_eq!(ua.poll_event(), Some(UaEvent::Confirmed { call }));
+    ua.handle_timeout(t0 + Duration::from_secs(2));
+    assert!(sent(&mut ua).is_empty(), "no retransmission after ACK");
+
+    let bye = ack.replace("ACK sip", "BYE sip").replace("1 ACK", "2 BYE").replace("bK2", "bK3");
+    ua.handle_datagram(bye.as_bytes(), caller(), t0 + Duration::from_secs(3));
+    assert_eq!(first_lines(&sent(&mut ua)), vec!["SIP/2.0 200 OK"]);
+    assert_eq!(ua.poll_event(), Some(UaEvent::Ended { call, reason: EndReason::RemoteHangup }));
+    assert_eq!(ua.active_calls(), 0);
+}
+
+#[test]
+fn cancel_before_answer_gets_487() {
+    let mut ua = ua();
+    let t0 = Instant::now();
+    ua.handle_datagram(&invite("z9hG4bKc", SDP), caller(), t0);
+    let call = incoming(&mut ua);
+    sent(&mut ua);
+    let cancel = "CANCEL sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKc;rport\r\n\
+         From: \"Alice\" <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: call-z9hG4bKc\r\n\
+         CSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    ua.handle_datagram(cancel.as_bytes(), caller(), t0);
+    let out = sent(&mut ua);
+    assert_eq!(first_lines(&out), vec!["SIP/2.0 200 OK", "SIP/2.0 487 Request Terminated"]);
+    assert!(header(&out[0], "CSeq").ends_with("CANCEL"));
+    assert_eq!(ua.poll_event(), Some(UaEvent::Ended { call, reason: EndReason::Cancelled }));
+}
+
+#[test]
+fn g729_only_gets_488() {
+    let mut ua = ua();
+    let sdp = SDP.replace("RTP/AVP 0 101", "RTP/AVP 18").replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:18 G729/8000");
+    ua.handle_datagram(&invite("z9hG4bK9", &sdp), caller(), Instant::now());
+    assert_eq!(first_lines(&sent(&mut ua)), vec!["SIP/2.0 100 Trying", "SIP/2.0 488 Not Acceptable Here"]);
+    assert!(ua.poll_event().is_none());
+}
+
+#[test]
+fn late_offer_answer_comes_in_ack() {
+    let mut ua = ua();
+    let t0 = Instant::now();
+    ua.handle_datagram(&invite("z9hG4bKl", ""), caller(), t0);
+    let call = match ua.poll_event() {
+        Some(UaEvent::IncomingCall { call, offer: None, .. }) => call,
+        other => panic!("{other:?}"),
+    };
+    ua.accept(call, "127.0.0.1:20002".parse().unwrap(), t0);
+    let out = sent(&mut ua);
+    assert!(out[1].contains("RTP/AVP 0 8 101"), "our offer lists both codecs and telephone-event");
+    let to = header(&out[1], "To");
+    let ack = format!(
+        "ACK sip:oncall@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKla\r\n\
+         From: <sip:alice@127.0.0.1>;tag=a1\r\nTo: {to}\r\nCall-ID: call-z9hG4bKl\r\nCSeq: 1 ACK\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    );
+    ua.handle_datagram(ack.as_bytes(), caller(), t0);
+    assert!(matches!(ua.poll_event(), Some(UaEvent::MediaChanged { media, .. }) if media.codec == Codec::Pcmu));
+    assert_eq!(ua.poll_event(), Some(UaEvent::Confirmed { call }));
+}
+
+#[test]
+fn no_ack_ends_the_call_with_bye() {
+    let mut ua = ua();
+    let t0 = Instant::now();
+    ua.handle_datagram(&invite("z9hG4bKn", SDP), caller(), t0);
+    let call = incoming(&mut ua);
+    ua.accept(call, "127.0.0.1:20004".parse().unwrap(), t0);
+    sent(&mut ua);
+    while let Some(next) = ua.poll_timeout() {
+        if next > t0 + Duration::from_secs(40) {
+            break;
+        }
+        ua.handle_timeout(next);
+    }
+    let out = sent(&mut ua);
+    assert!(first_lines(&out).contains(&"BYE sip:alice@127.0.0.1:5070 SIP/2.0"));
+    assert_eq!(ua.poll_event(), Some(UaEvent::Ended { call, reason: EndReason::Timeout }));
+}
+
+fn torture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/fixtures/rfc4475/TC_{name}.dat", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[test]
+fn application_layer_answers_of_rfc4475() {
+    for (name, expected) in [
+        ("UNKSCM_V", "416"),
+        ("NOVELSC_V", "416"),
+        ("BEXT01_V", "420"),
+        ("INVUT_V", "415"),
+        ("MULTI01_I", "400"),
+        ("MCL01_I", "400"),
+        ("INSUF_I", "400"),
+        ("ZEROMF_V", "200"),
+        ("INTMETH", "501"),
+        ("ESC02_V", "501"),
+        ("BADVERS_V", "505"),
+        ("SCALAR02_V", "400"),
+        ("MISMATCH01_V", "400"),
+        ("SDP01_V", "406"),
+    ] {
+        let mut ua = ua();
+        ua.handle_datagram(&torture(name), caller(), Instant::now());
+        let out = sent(&mut ua);
+        let finals: Vec<&str> = first_lines(&out).into_iter().filter(|l| !l.contains(" 100 ")).collect();
+        assert_eq!(finals.len(), 1, "{name}: {out:?}");
+        assert!(finals[0].starts_with(&format!("SIP/2.0 {expected}")), "{name}: got {}", finals[0]);
+    }
+    // responses and unparseable input get nothing
+    for name in ["BIGCODE_V", "SCALARLG_V", "TEST_I"] {
+        let mut ua = ua();
+        ua.handle_datagram(&torture(name), caller(), Instant::now());
+        assert!(sent(&mut ua).is_empty(), "{name}");
+    }
+}
