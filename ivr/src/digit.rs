@@ -111,8 +111,9 @@ impl<'de> Deserialize<'de> for Digit {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Digit, E> {
                 let mut chars = v.chars();
                 match (chars.next(), chars.next()) {
-                    (Some(c), None) => Digit::from_char(c)
-                        .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                    (Some(c), None) => {
+                        Digit::from_char(c).ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+                    }
                     _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
                 }
             }

@@ -1,6 +1,13 @@
-//! placeholder
+//! OnCall's IVR engine: the menu definition, the call flow state machine, and DTMF detection from
+//! all three sources (RFC 4733 events, SIP INFO bodies, in-band tones), plus silence detection for
+//! ending a recorded message. Everything here is sans-IO and driven by the media engine.
 
-// Added temporarily by the audio/DTMF engineer for testing; the lead owns this file.
 pub mod digit;
 pub mod dtmf;
+pub mod flow;
+pub mod menu;
 pub mod silence;
+
+pub use digit::Digit;
+pub use flow::{Input, IvrFlow, Output, RequestKind};
+pub use menu::IvrConfig;

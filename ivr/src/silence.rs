@@ -95,9 +95,7 @@ mod tests {
     use super::*;
 
     fn tone(ms: u32, amplitude: f64) -> Vec<i16> {
-        (0..SAMPLE_RATE * ms / 1000)
-            .map(|n| (amplitude * 32767.0 * (f64::from(n) * 0.3).sin()) as i16)
-            .collect()
+        (0..SAMPLE_RATE * ms / 1000).map(|n| (amplitude * 32767.0 * (f64::from(n) * 0.3).sin()) as i16).collect()
     }
 
     fn feed_frames(d: &mut SilenceDetector, audio: &[i16]) -> bool {

@@ -268,11 +268,7 @@ impl ToneDetector {
 
 /// Index of the largest value, `None` for an empty slice or NaNs (never in practice: inputs are finite).
 fn strongest(powers: &[f32]) -> Option<usize> {
-    powers
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
+    powers.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i)
 }
 
 /// The (low, high) frequency pair of a key, Hz.

@@ -92,12 +92,7 @@ impl EventDecoder {
 
     /// Feeds one telephone-event packet: its payload, RTP timestamp and marker bit. Returns the digit when this
     /// packet is the first one seen of a new key press.
-    pub fn feed(
-        &mut self,
-        payload: &[u8],
-        rtp_timestamp: u32,
-        marker: bool,
-    ) -> Result<Option<Digit>, Rfc4733Error> {
+    pub fn feed(&mut self, payload: &[u8], rtp_timestamp: u32, marker: bool) -> Result<Option<Digit>, Rfc4733Error> {
         let event = TelephoneEvent::parse(payload)?;
         Ok(self.feed_event(&event, rtp_timestamp, marker))
     }
@@ -115,9 +110,8 @@ impl EventDecoder {
         // RFC 4733 §2.5.1.3: an event longer than the 16-bit duration field can express is sent as several segments,
         // each with a new timestamp but *without* the marker bit. A new timestamp for the same, still-running event
         // and no marker is such a segment, not a new press.
-        let continues_long_event = !marker
-            && !self.newest_ended
-            && matches!(self.seen[self.newest], Some((_, code)) if code == event.event);
+        let continues_long_event =
+            !marker && !self.newest_ended && matches!(self.seen[self.newest], Some((_, code)) if code == event.event);
 
         self.newest = (self.newest + 1) % REMEMBERED_EVENTS;
         self.seen[self.newest] = Some((rtp_timestamp, event.event));
@@ -158,10 +152,7 @@ mod tests {
     }
 
     fn decode(decoder: &mut EventDecoder, packets: &[([u8; 4], u32, bool)]) -> Vec<Digit> {
-        packets
-            .iter()
-            .filter_map(|(p, ts, m)| decoder.feed(p, *ts, *m).expect("valid payload"))
-            .collect()
+        packets.iter().filter_map(|(p, ts, m)| decoder.feed(p, *ts, *m).expect("valid payload")).collect()
     }
 
     #[test]

@@ -1,0 +1,328 @@
+//! The IVR call flow as a sans-IO state machine.
+//!
+//! Inputs: the call started, a key (from any DTMF source), the current prompt finished, the
+//! recording heard enough silence, the caller hung up, and time (`handle_timeout(now)`).
+//! Outputs: play these prompts (replacing what plays), stop playing, start/stop recording, a
+//! message was recorded (open a request), hang up. A key press during a prompt stops it (barge-in).
+//! The flow never touches audio or sockets; the media engine does what the outputs say.
+
+use crate::digit::Digit;
+use crate::menu::{Action, IvrConfig, Menu};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Prompts the flow itself plays, whatever the menu says.
+pub const FIXED_PROMPTS: [&str; 4] = ["record_after_tone", "beep", "thank_you", "request_created"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Digit(Digit),
+    PlaybackFinished,
+    /// The recording heard the configured length of continuous silence.
+    Silence,
+    Hangup,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// "page on-call": the paging flow will notify whoever is on call.
+    Page,
+    /// A message only.
+    Message,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Play these prompts in order, replacing anything playing.
+    Play(Vec<String>),
+    StopPlayback,
+    StartRecording,
+    StopRecording,
+    /// The caller's message is complete (recording stopped): open a request of this kind.
+    MessageRecorded(RequestKind),
+    Hangup,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    NotStarted,
+    /// Playing the menu prompt (or greeting + prompt); keys barge in.
+    MenuPrompt,
+    /// Prompt done, waiting for a key until the deadline.
+    MenuWait { deadline: Instant },
+    /// "Leave your message after the tone" + beep.
+    RecordPrompt(RequestKind),
+    Recording { kind: RequestKind, deadline: Instant },
+    /// Saying thank you / goodbye; hang up when it ends.
+    Closing,
+    Done,
+}
+
+pub struct IvrFlow {
+    cfg: Arc<IvrConfig>,
+    /// The menu path: the root then sub-menus entered.
+    stack: Vec<Menu>,
+    state: State,
+    retries: u32,
+    /// Every key pressed, in order, for the call record.
+    pub digits: String,
+    outputs: VecDeque<Output>,
+}
+
+impl IvrFlow {
+    pub fn new(cfg: Arc<IvrConfig>) -> Self {
+        let root = cfg.menu.clone();
+        IvrFlow { cfg, stack: vec![root], state: State::NotStarted, retries: 0, digits: String::new(), outputs: VecDeque::new() }
+    }
+
+    fn menu(&self) -> &Menu {
+        // the stack always holds at least the root menu
+        self.stack.last().unwrap_or(&self.cfg.menu)
+    }
+
+    pub fn start(&mut self, _now: Instant) {
+        if self.state == State::NotStarted {
+            let prompts = vec![self.cfg.greeting.clone(), self.menu().prompt.clone()];
+            self.outputs.push_back(Output::Play(prompts));
+            self.state = State::MenuPrompt;
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    pub fn handle(&mut self, input: Input, now: Instant) {
+        match (&self.state, input) {
+            (State::Done, _) => {}
+            (State::Recording { kind, .. }, Input::Hangup) => {
+                // The caller hung up mid-message: keep what was said.
+                let kind = *kind;
+                self.outputs.push_back(Output::StopRecording);
+                self.outputs.push_back(Output::MessageRecorded(kind));
+                self.state = State::Done;
+            }
+            (_, Input::Hangup) => self.state = State::Done,
+            (State::MenuPrompt, Input::Digit(d)) | (State::MenuWait { .. }, Input::Digit(d)) => {
+                self.digits.push(d.to_char());
+                if self.state == State::MenuPrompt {
+                    self.outputs.push_back(Output::StopPlayback);
+                }
+                self.on_menu_key(d, now);
+            }
+            (State::MenuPrompt, Input::PlaybackFinished) => {
+                self.state = State::MenuWait { deadline: now + self.cfg.timeout() };
+            }
+            (State::RecordPrompt(kind), Input::Digit(d)) => {
+                // A key during "leave your message" skips to the tone-less recording.
+                self.digits.push(d.to_char());
+                let kind = *kind;
+                self.outputs.push_back(Output::StopPlayback);
+                self.begin_recording(kind, now);
+            }
+            (State::RecordPrompt(kind), Input::PlaybackFinished) => {
+                let kind = *kind;
+                self.begin_recording(kind, now);
+            }
+            (State::Recording { kind, .. }, Input::Digit(d)) => {
+                let kind = *kind;
+                self.digits.push(d.to_char());
+                if d == Digit::Pound {
+                    self.finish_recording(kind);
+                }
+            }
+            (State::Recording { kind, .. }, Input::Silence) => {
+                let kind = *kind;
+                self.finish_recording(kind);
+            }
+            (State::Closing, Input::PlaybackFinished) => {
+                self.outputs.push_back(Output::Hangup);
+                self.state = State::Done;
+            }
+            (State::Closing, Input::Digit(d)) => self.digits.push(d.to_char()),
+            _ => {}
+        }
+    }
+
+    fn on_menu_key(&mut self, d: Digit, now: Instant) {
+        let action = self.menu().options.iter().find(|o| o.digit == d).map(|o| o.action.clone());
+        match action {
+            None => self.retry(&self.cfg.invalid_prompt.clone(), now),
+            Some(Action::PageOnCall) => self.ask_for_message(RequestKind::Page),
+            Some(Action::RecordMessage) => self.ask_for_message(RequestKind::Message),
+            Some(Action::Repeat) => self.play_menu(vec![]),
+            Some(Action::Play { prompt }) => self.play_menu(vec![prompt]),
+            Some(Action::SubMenu { menu }) => {
+                self.stack.push(*menu);
+                self.retries = 0;
+                self.play_menu(vec![]);
+            }
+            Some(Action::Hangup) => self.close(vec![self.cfg.goodbye_prompt.clone()]),
+        }
+    }
+
+    fn play_menu(&mut self, mut before: Vec<String>) {
+        before.push(self.menu().prompt.clone());
+        self.outputs.push_back(Output::Play(before));
+        self.state = State::MenuPrompt;
+    }
+
+    /// An invalid key or a timeout: explain and repeat the menu, or give up after max_retries.
+    fn retry(&mut self, explanation: &str, _now: Instant) {
+        self.retries += 1;
+        if self.retries > self.cfg.max_retries {
+            self.close(vec![explanation.to_string(), self.cfg.goodbye_prompt.clone()]);
+        } else {
+            self.play_menu(vec![explanation.to_string()]);
+        }
+    }
+
+    fn ask_for_message(&mut self, kind: RequestKind) {
+        self.outputs.push_back(Output::Play(vec!["record_after_tone".into(), "beep".into()]));
+        self.state = State::RecordPrompt(kind);
+    }
+
+    fn begin_recording(&mut self, kind: RequestKind, now: Instant) {
+        self.outputs.push_back(Output::StartRecording);
+        self.state = State::Recording { kind, deadline: now + Duration::from_secs(self.cfg.max_message_secs) };
+    }
+
+    fn finish_recording(&mut self, kind: RequestKind) {
+        self.outputs.push_back(Output::StopRecording);
+        self.outputs.push_back(Output::MessageRecorded(kind));
+        let closing = match kind {
+            RequestKind::Page => vec!["request_created".into(), self.cfg.goodbye_prompt.clone()],
+            RequestKind::Message => vec!["thank_you".into(), self.cfg.goodbye_prompt.clone()],
+        };
+        self.close(closing);
+    }
+
+    fn close(&mut self, prompts: Vec<String>) {
+        self.outputs.push_back(Output::Play(prompts));
+        self.state = State::Closing;
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::MenuWait { deadline } | State::Recording { deadline, .. } => Some(deadline),
+            _ => None,
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::MenuWait { deadline } if now >= deadline => {
+                let p = self.cfg.no_input_prompt.clone();
+                self.retry(&p, now);
+            }
+            State::Recording { kind, deadline } if now >= deadline => self.finish_recording(kind),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow() -> (IvrFlow, Instant) {
+        let mut f = IvrFlow::new(Arc::new(IvrConfig::default()));
+        let t = Instant::now();
+        f.start(t);
+        (f, t)
+    }
+
+    fn drain(f: &mut IvrFlow) -> Vec<Output> {
+        std::iter::from_fn(|| f.poll_output()).collect()
+    }
+
+    fn play(names: &[&str]) -> Output {
+        Output::Play(names.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn page_on_call_records_until_pound() {
+        let (mut f, t) = flow();
+        assert_eq!(drain(&mut f), vec![play(&["greeting", "menu"])]);
+        f.handle(Input::Digit(Digit::D1), t); // barge-in during the greeting
+        assert_eq!(drain(&mut f), vec![Output::StopPlayback, play(&["record_after_tone", "beep"])]);
+        f.handle(Input::PlaybackFinished, t);
+        assert_eq!(drain(&mut f), vec![Output::StartRecording]);
+        f.handle(Input::Digit(Digit::Pound), t + Duration::from_secs(4));
+        assert_eq!(
+            drain(&mut f),
+            vec![Output::StopRecording, Output::MessageRecorded(RequestKind::Page), play(&["request_created", "goodbye"])]
+        );
+        f.handle(Input::PlaybackFinished, t + Duration::from_secs(8));
+        assert_eq!(drain(&mut f), vec![Output::Hangup]);
+        assert_eq!(f.digits, "1#");
+        assert!(f.is_done());
+    }
+
+    #[test]
+    fn silent_caller_gets_retries_then_goodbye() {
+        let (mut f, mut t) = flow();
+        drain(&mut f);
+        for _ in 0..3 {
+            f.handle(Input::PlaybackFinished, t);
+            t = f.poll_timeout().expect("waiting for a key");
+            f.handle_timeout(t);
+            assert_eq!(drain(&mut f), vec![play(&["no_input", "menu"])]);
+        }
+        f.handle(Input::PlaybackFinished, t);
+        t = f.poll_timeout().unwrap();
+        f.handle_timeout(t);
+        assert_eq!(drain(&mut f), vec![play(&["no_input", "goodbye"])]);
+        f.handle(Input::PlaybackFinished, t);
+        assert_eq!(drain(&mut f), vec![Output::Hangup]);
+    }
+
+    #[test]
+    fn invalid_key_and_repeat() {
+        let (mut f, t) = flow();
+        drain(&mut f);
+        f.handle(Input::PlaybackFinished, t);
+        f.handle(Input::Digit(Digit::D9), t);
+        assert_eq!(drain(&mut f), vec![play(&["invalid", "menu"])]);
+        f.handle(Input::Digit(Digit::Star), t);
+        assert_eq!(drain(&mut f), vec![Output::StopPlayback, play(&["menu"])]);
+    }
+
+    #[test]
+    fn silence_and_max_length_end_a_message_and_hangup_keeps_it() {
+        let (mut f, t) = flow();
+        f.handle(Input::Digit(Digit::D2), t);
+        f.handle(Input::PlaybackFinished, t);
+        drain(&mut f);
+        f.handle(Input::Silence, t);
+        assert_eq!(drain(&mut f)[..2], [Output::StopRecording, Output::MessageRecorded(RequestKind::Message)]);
+
+        let (mut f, t) = flow();
+        f.handle(Input::Digit(Digit::D2), t);
+        f.handle(Input::PlaybackFinished, t);
+        drain(&mut f);
+        let deadline = f.poll_timeout().unwrap();
+        assert_eq!(deadline - t, Duration::from_secs(120));
+        f.handle_timeout(deadline);
+        assert_eq!(drain(&mut f)[..2], [Output::StopRecording, Output::MessageRecorded(RequestKind::Message)]);
+
+        let (mut f, t) = flow();
+        f.handle(Input::Digit(Digit::D1), t);
+        f.handle(Input::PlaybackFinished, t);
+        drain(&mut f);
+        f.handle(Input::Hangup, t);
+        assert_eq!(drain(&mut f), vec![Output::StopRecording, Output::MessageRecorded(RequestKind::Page)]);
+        assert!(f.is_done());
+    }
+
+    #[test]
+    fn menu_config_round_trips_through_toml_shape() {
+        let cfg = IvrConfig::default();
+        assert!(cfg.prompt_names().contains(&"beep"));
+    }
+}
