@@ -23,13 +23,15 @@ speed=150
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-# speak NAME TEXT: TTS → trim leading silence → 8 kHz mono 16-bit → normalise to -3 dBFS peak → 100 ms of tail.
+# speak NAME TEXT: TTS → trim silence at both ends → 8 kHz mono 16-bit → normalise to -3 dBFS peak → exactly
+# 100 ms of silence at the end (espeak's own tail is longer and varies, which makes read-back digits sluggish).
 speak() {
     local name="$1" text="$2"
     espeak-ng -v "$voice" -s "$speed" -w "$tmp/$name.raw.wav" "$text"
-    # `silence 1 0.02 0.1%` drops everything before the first 20 ms above -60 dBFS (espeak starts with a gap).
+    # `silence 1 0.02 0.1%` drops everything before the first 20 ms above -60 dBFS (espeak starts with a gap);
+    # between two `reverse`s it does the same to the end.
     sox -D "$tmp/$name.raw.wav" -r 8000 -c 1 -b 16 -e signed-integer "$out/$name.wav" \
-        silence 1 0.02 0.1% rate -v 8000 norm -3 pad 0 0.1
+        silence 1 0.02 0.1% reverse silence 1 0.02 0.1% reverse rate -v 8000 norm -3 pad 0 0.1
     echo "  $name.wav: $text"
 }
 

@@ -5,3 +5,15 @@
 //! Everything here is synchronous library code over `std::fs`; the server runs the file work on a blocking thread.
 
 pub mod g711;
+pub mod levels;
+pub mod prompt;
+pub mod repair;
+pub mod resample;
+pub mod wav;
+
+pub use prompt::{decode_bytes_to_8k_mono, decode_to_8k_mono, PromptLibrary};
+pub use repair::{repair_dir, repair_wav, RepairOutcome};
+pub use wav::{RecordingInfo, WavRecorder};
+
+#[cfg(test)]
+mod test_dir;

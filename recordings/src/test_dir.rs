@@ -8,11 +8,8 @@ pub struct TestDir(PathBuf);
 impl TestDir {
     pub fn new(name: &str) -> TestDir {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let unique = format!(
-            "oncall-recordings-{name}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let unique =
+            format!("oncall-recordings-{name}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         let path = std::env::temp_dir().join(unique);
         std::fs::create_dir_all(&path).expect("create test dir");
         TestDir(path)

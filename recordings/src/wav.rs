@@ -90,7 +90,8 @@ impl WavRecorder {
         let create_err = |source| RecorderError::Create { path: path.clone(), source };
         let file = OpenOptions::new().write(true).create_new(true).open(&path).map_err(create_err)?;
         let sync_handle = file.try_clone().map_err(create_err)?;
-        let spec = hound::WavSpec { channels, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec =
+            hound::WavSpec { channels, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
         let writer = hound::WavWriter::new(BufWriter::with_capacity(BUFFER_BYTES, file), spec)?;
         Ok(WavRecorder { writer, sync_handle, path, channels, sample_rate, frames: 0, meter: LevelMeter::new() })
     }

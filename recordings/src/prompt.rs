@@ -1,0 +1,351 @@
+//! Prompt loading: any audio file symphonia can decode (WAV, MP3, FLAC, Ogg Vorbis, AAC/M4A, AIFF, CAF) turned
+//! into 8 kHz mono 16-bit samples, the format the RTP path plays without further conversion.
+//!
+//! [`decode_to_8k_mono`] decodes, mixes all channels down to mono by averaging, and resamples with
+//! [`crate::resample`]. [`PromptLibrary`] loads a directory of such files once at start-up and hands out
+//! `Arc<[i16]>` clips by name (the file stem: `menu.wav` is `"menu"`), so every call can play them without copying.
+//!
+//! Not here: text-to-speech, streaming playback, and encoding to G.711 (the media path does that per frame).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Cursor};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::FormatOptions;
+use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+use thiserror::Error;
+
+use crate::resample::resample;
+
+/// The rate prompts are converted to: G.711's.
+pub const PROMPT_SAMPLE_RATE: u32 = 8000;
+
+/// File extensions [`PromptLibrary::load_dir`] treats as audio (compared case-insensitively).
+pub const AUDIO_EXTENSIONS: &[&str] =
+    &["wav", "wave", "mp3", "flac", "ogg", "oga", "m4a", "mp4", "aif", "aiff", "caf", "mka"];
+
+#[derive(Debug, Error)]
+pub enum DecodeError {
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    #[error("cannot decode audio: {0}")]
+    Codec(#[from] SymphoniaError),
+    #[error("no audio track")]
+    NoAudioTrack,
+    #[error("audio track has no sample rate")]
+    NoSampleRate,
+}
+
+#[derive(Debug, Error)]
+pub enum PromptError {
+    #[error("cannot read prompt directory {path}: {source}")]
+    ReadDir { path: PathBuf, source: io::Error },
+    #[error("cannot load prompt {path}: {source}")]
+    Decode { path: PathBuf, source: DecodeError },
+    #[error("prompt {name:?} exists twice: {first} and {second}")]
+    Duplicate { name: String, first: PathBuf, second: PathBuf },
+}
+
+/// Decodes the audio file at `path` to 8 kHz mono. The extension is used as a hint; the content decides.
+pub fn decode_to_8k_mono(path: impl AsRef<Path>) -> Result<Vec<i16>, DecodeError> {
+    let path = path.as_ref();
+    let file = File::open(path)?;
+    decode(Box::new(file), path.extension().and_then(|e| e.to_str()))
+}
+
+/// Decodes an in-memory audio file (e.g. an upload) to 8 kHz mono. `extension_hint` is the file extension if known
+/// (`Some("mp3")`); the content decides.
+pub fn decode_bytes_to_8k_mono(bytes: &[u8], extension_hint: Option<&str>) -> Result<Vec<i16>, DecodeError> {
+    decode(Box::new(Cursor::new(bytes.to_vec())), extension_hint)
+}
+
+fn decode(source: Box<dyn MediaSource>, extension_hint: Option<&str>) -> Result<Vec<i16>, DecodeError> {
+    let stream = MediaSourceStream::new(source, Default::default());
+    let mut hint = Hint::new();
+    if let Some(ext) = extension_hint {
+        hint.with_extension(ext);
+    }
+    let probed = symphonia::default::get_probe().format(
+        &hint,
+        stream,
+        &FormatOptions::default(),
+        &MetadataOptions::default(),
+    )?;
+    let mut format = probed.format;
+    let track =
+        format.tracks().iter().find(|t| t.codec_params.codec != CODEC_TYPE_NULL).ok_or(DecodeError::NoAudioTrack)?;
+    let track_id = track.id;
+    let mut sample_rate = track.codec_params.sample_rate;
+    let mut decoder = symphonia::default::get_codecs().make(&track.codec_params, &DecoderOptions::default())?;
+
+    let mut mono: Vec<f32> = Vec::new();
+    let mut buffer: Option<SampleBuffer<f32>> = None;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(packet) => packet,
+            // Symphonia reports the end of the stream as an unexpected EOF.
+            Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            // A new chained stream (e.g. concatenated Ogg files): a prompt is the first one.
+            Err(SymphoniaError::ResetRequired) => break,
+            Err(e) => return Err(e.into()),
+        };
+        if packet.track_id() != track_id {
+            continue;
+        }
+        let decoded = match decoder.decode(&packet) {
+            Ok(decoded) => decoded,
+            // A corrupt packet is skipped, as players do; the prompt loses a few milliseconds.
+            Err(SymphoniaError::DecodeError(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let spec = *decoded.spec();
+        sample_rate.get_or_insert(spec.rate);
+        let channels = spec.channels.count().max(1);
+        let needed = decoded.capacity() as u64;
+        let buf = match &mut buffer {
+            Some(buf) if buf.capacity() as u64 >= needed * channels as u64 => buf,
+            _ => buffer.insert(SampleBuffer::new(needed, spec)),
+        };
+        buf.copy_interleaved_ref(decoded);
+        let scale = 1.0 / channels as f32;
+        mono.extend(buf.samples().chunks_exact(channels).map(|frame| frame.iter().sum::<f32>() * scale));
+    }
+
+    let sample_rate = sample_rate.ok_or(DecodeError::NoSampleRate)?;
+    let resampled = resample(&mono, sample_rate, PROMPT_SAMPLE_RATE);
+    Ok(resampled.iter().map(|&v| (v * 32768.0).round().clamp(-32768.0, 32767.0) as i16).collect())
+}
+
+/// Prompts by name, decoded once and shared between calls.
+#[derive(Debug, Clone, Default)]
+pub struct PromptLibrary {
+    prompts: HashMap<String, Arc<[i16]>>,
+}
+
+impl PromptLibrary {
+    pub fn new() -> PromptLibrary {
+        PromptLibrary::default()
+    }
+
+    /// Loads every audio file (by extension, see [`AUDIO_EXTENSIONS`]) directly in `dir`, keyed by file stem. Other
+    /// files (README, scripts) are ignored. Any file that fails to decode fails the whole load, naming the file: a
+    /// missing prompt would otherwise surface as silence in the middle of a call.
+    pub fn load_dir(dir: impl AsRef<Path>) -> Result<PromptLibrary, PromptError> {
+        let dir = dir.as_ref();
+        let read_dir_err = |source| PromptError::ReadDir { path: dir.to_path_buf(), source };
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(read_dir_err)? {
+            let path = entry.map_err(read_dir_err)?.path();
+            let is_audio = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| AUDIO_EXTENSIONS.iter().any(|a| a.eq_ignore_ascii_case(e)));
+            if is_audio && path.is_file() {
+                paths.push(path);
+            }
+        }
+        // Sorted so that a duplicate is always reported the same way.
+        paths.sort();
+
+        let mut library = PromptLibrary::new();
+        let mut sources: HashMap<String, PathBuf> = HashMap::new();
+        for path in paths {
+            let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            if let Some(first) = sources.get(&name) {
+                return Err(PromptError::Duplicate { name, first: first.clone(), second: path });
+            }
+            let samples =
+                decode_to_8k_mono(&path).map_err(|source| PromptError::Decode { path: path.clone(), source })?;
+            library.insert(name.clone(), samples);
+            sources.insert(name, path);
+        }
+        Ok(library)
+    }
+
+    /// The prompt called `name` (8 kHz mono samples).
+    pub fn get(&self, name: &str) -> Option<Arc<[i16]>> {
+        self.prompts.get(name).cloned()
+    }
+
+    /// Adds or replaces a prompt (for generated audio and tests).
+    pub fn insert(&mut self, name: impl Into<String>, samples: impl Into<Arc<[i16]>>) {
+        self.prompts.insert(name.into(), samples.into());
+    }
+
+    /// Names of all prompts, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.prompts.keys().map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.prompts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.prompts.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_dir::TestDir;
+    use std::process::Command;
+
+    fn sox_available() -> bool {
+        Command::new("sox").arg("--version").output().is_ok_and(|o| o.status.success())
+    }
+
+    /// Runs sox to synthesise a 1 kHz tone into `path`; false if sox cannot write that format here.
+    fn sox_tone(path: &Path, rate: u32, channels: u32, seconds: f32) -> bool {
+        Command::new("sox")
+            .args(["-D", "-n", "-r", &rate.to_string(), "-c", &channels.to_string(), "-b", "16"])
+            .arg(path)
+            .args(["synth", &seconds.to_string(), "sine", "1000", "vol", "0.5"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// Estimates the frequency of a tone from its zero crossings.
+    fn frequency(samples: &[i16]) -> f64 {
+        let crossings = samples.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+        crossings as f64 / 2.0 / (samples.len() as f64 / f64::from(PROMPT_SAMPLE_RATE))
+    }
+
+    fn check_tone(samples: &[i16], seconds: f64, what: &str) {
+        let expected = seconds * f64::from(PROMPT_SAMPLE_RATE);
+        let len = samples.len() as f64;
+        assert!((len - expected).abs() <= expected * 0.01, "{what}: {len} samples, expected {expected}");
+        // Skip the ends (filter ramp) when measuring.
+        let middle = &samples[samples.len() / 10..samples.len() * 9 / 10];
+        let hz = frequency(middle);
+        assert!((hz - 1000.0).abs() < 10.0, "{what}: {hz} Hz");
+        let peak = middle.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+        assert!((15000..=17500).contains(&peak), "{what}: peak {peak}");
+    }
+
+    #[test]
+    fn decodes_and_converts_sox_fixtures() {
+        if !sox_available() {
+            eprintln!("sox not installed: skipping prompt decoding fixtures");
+            return;
+        }
+        let dir = TestDir::new("prompt-fixtures");
+        let cases: &[(&str, u32, u32)] = &[
+            ("wav", 44100, 2),
+            ("flac", 44100, 1),
+            ("ogg", 48000, 2),
+            ("wav", 8000, 1),
+            ("wav", 16000, 1),
+            ("mp3", 44100, 2),
+        ];
+        for &(ext, rate, channels) in cases {
+            let path = dir.path().join(format!("tone_{rate}_{channels}.{ext}"));
+            if !sox_tone(&path, rate, channels, 1.5) {
+                assert_eq!(ext, "mp3", "sox should write {ext}");
+                eprintln!("this sox cannot write MP3 (libsox-fmt-mp3 missing): skipping the MP3 case");
+                continue;
+            }
+            let what = path.display().to_string();
+            let samples = decode_to_8k_mono(&path).unwrap_or_else(|e| panic!("{what}: {e}"));
+            check_tone(&samples, 1.5, &what);
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(decode_bytes_to_8k_mono(&bytes, Some(ext)).unwrap(), samples, "{what} from bytes");
+            assert_eq!(decode_bytes_to_8k_mono(&bytes, None).unwrap(), samples, "{what} without hint");
+        }
+    }
+
+    #[test]
+    fn stereo_channels_are_averaged() {
+        let dir = TestDir::new("prompt-stereo");
+        let path = dir.path().join("lr.wav");
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        for _ in 0..800 {
+            w.write_sample(10000i16).unwrap();
+            w.write_sample(-2000i16).unwrap();
+        }
+        w.finalize().unwrap();
+        let samples = decode_to_8k_mono(&path).unwrap();
+        assert_eq!(samples.len(), 800);
+        assert!(samples.iter().all(|&s| s == 4000), "{:?}", &samples[..4]);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(decode_bytes_to_8k_mono(b"definitely not audio data at all", Some("wav")).is_err());
+        assert!(decode_bytes_to_8k_mono(&[], None).is_err());
+        assert!(matches!(decode_to_8k_mono("/nonexistent/prompt.wav"), Err(DecodeError::Io(_))));
+    }
+
+    #[test]
+    fn loads_the_shipped_sounds() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sounds");
+        let library = PromptLibrary::load_dir(&dir).unwrap();
+        for name in [
+            "greeting",
+            "menu",
+            "invalid",
+            "record_after_tone",
+            "beep",
+            "thank_you",
+            "goodbye",
+            "digit_0",
+            "digit_9",
+            "star",
+            "pound",
+            "hold_music",
+            "everyone_unavailable",
+            "press_1_talk",
+        ] {
+            let prompt = library.get(name).unwrap_or_else(|| panic!("prompt {name} missing"));
+            assert!(prompt.len() > 800, "{name} is {} samples", prompt.len());
+        }
+        assert_eq!(library.get("hold_music").map(|p| p.len()), Some(80000));
+        assert_eq!(library.get("beep").map(|p| p.len()), Some(3200));
+        assert!(library.get("generate").is_none(), "the script is not a prompt");
+        assert!(library.get("README").is_none());
+        assert!(library.len() >= 30);
+    }
+
+    #[test]
+    fn load_dir_reports_bad_and_duplicate_files() {
+        let dir = TestDir::new("prompt-lib");
+        std::fs::write(dir.path().join("broken.wav"), b"RIFF....WAVEjunk").unwrap();
+        assert!(matches!(PromptLibrary::load_dir(dir.path()), Err(PromptError::Decode { .. })));
+        std::fs::remove_file(dir.path().join("broken.wav")).unwrap();
+
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        for name in ["hello.wav", "hello.WAV"] {
+            let mut w = hound::WavWriter::create(dir.path().join(name), spec).unwrap();
+            w.write_sample(1i16).unwrap();
+            w.finalize().unwrap();
+        }
+        assert!(matches!(PromptLibrary::load_dir(dir.path()), Err(PromptError::Duplicate { .. })));
+        std::fs::remove_file(dir.path().join("hello.WAV")).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
+        let library = PromptLibrary::load_dir(dir.path()).unwrap();
+        assert_eq!(library.names().collect::<Vec<_>>(), vec!["hello"]);
+        assert_eq!(library.get("hello").as_deref(), Some(&[1i16][..]));
+        assert!(matches!(PromptLibrary::load_dir(dir.path().join("missing")), Err(PromptError::ReadDir { .. })));
+    }
+}
