@@ -1,1 +1,328 @@
-fn main() {}
+//! `oncall`: the one binary. It only wires the crates together: config, store, SIP transports,
+//! user agent, media engine, IVR sessions, and the HTTP endpoints.
+
+mod call_control;
+mod call_log;
+mod config;
+mod ivr_session;
+
+use anyhow::{bail, Context, Result};
+use call_control::{CallCounters, Controller};
+use clap::{Parser, Subcommand};
+use config::Config;
+use oncall_core::{Role, Store, Timestamp};
+use oncall_recordings::PromptLibrary;
+use oncall_sip::media::{MediaEngine, RtpPorts};
+use oncall_sip::sdp::Codec;
+use oncall_sip::transaction::TimerConfig;
+use oncall_sip::transport::{self, TransportLimits};
+use oncall_sip::ua::{UaConfig, UserAgent};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "oncall",
+    version,
+    about = "OnCall: a self-hosted on-call telephony server",
+    long_about = "OnCall answers calls from your SIP trunk or PBX, runs an IVR menu, records the caller's \
+                  request and pages whoever is on call.\n\nStart with `oncall demo` then `oncall serve`, and point a \
+                  softphone at sip:100@127.0.0.1:5060. Configuration: one TOML file (--config), every key \
+                  overridable by ONCALL_<SECTION>_<KEY> environment variables; see docs/configuration.md."
+)]
+struct Cli {
+    /// Configuration file (TOML). Without it, built-in defaults and ONCALL_* variables apply.
+    #[arg(long, short, global = true, env = "ONCALL_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: SIP (UDP+TCP), media, IVR and the HTTP endpoints.
+    Serve,
+    /// Seed the demo organization "Demo Apartments" (idempotent).
+    Demo,
+    /// List recent calls.
+    Calls {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage web users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Recordings maintenance.
+    Recordings {
+        #[command(subcommand)]
+        command: RecordingsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user to the default organization.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+        /// manager or employee
+        #[arg(long, default_value = "employee")]
+        role: String,
+        #[arg(long, env = "ONCALL_PASSWORD")]
+        password: String,
+    },
+    /// Change a user's password.
+    Passwd {
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "ONCALL_PASSWORD")]
+        password: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordingsCommand {
+    /// Repair WAV files whose header sizes are wrong (left by a crash).
+    Repair,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let cfg = Config::load(cli.config.as_deref())?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(cfg).await,
+            Command::Demo => {
+                let store = open_store(&cfg).await?;
+                let org = oncall_core::demo::seed(&store, Timestamp::now()).await?;
+                println!("demo organization ready (id {org}); run `oncall serve` and open http://{}", cfg.http.listen);
+                Ok(())
+            }
+            Command::Calls { limit, json } => list_calls(&cfg, limit, json).await,
+            Command::User { command } => {
+                let store = open_store(&cfg).await?;
+                match command {
+                    UserCommand::Add { name, email, role, password } => {
+                        let role = match role.as_str() {
+                            "manager" => Role::Manager,
+                            "employee" => Role::Employee,
+                            other => bail!("--role must be manager or employee, not {other:?}"),
+                        };
+                        let org = store.ensure_default_organization().await?;
+                        store.add_user(org.id, &name, &email, role, &password).await?;
+                        println!("user {email} added");
+                    }
+                    UserCommand::Passwd { email, password } => {
+                        store.set_password(&email, &password).await?;
+                        println!("password changed for {email}");
+                    }
+                }
+                Ok(())
+            }
+            Command::Recordings { command: RecordingsCommand::Repair } => {
+                for (path, outcome) in oncall_recordings::repair_dir(cfg.storage.recordings_dir()) {
+                    println!("{}: {:?}", path.display(), outcome);
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn open_store(cfg: &Config) -> Result<Store> {
+    std::fs::create_dir_all(&cfg.storage.data_dir).with_context(|| format!("creating storage.data_dir {}", cfg.storage.data_dir.display()))?;
+    let url = cfg.storage.database_url();
+    Store::connect(&url).await.with_context(|| format!("opening database {url}"))
+}
+
+async fn list_calls(cfg: &Config, limit: i64, json: bool) -> Result<()> {
+    let store = open_store(cfg).await?;
+    let org = store.ensure_default_organization().await?;
+    let calls = store.list_calls(org.id, limit).await?;
+    let rfc = |t: Option<Timestamp>| t.map(|t| t.to_utc().to_rfc3339());
+    let rows: Vec<serde_json::Value> = calls
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "call_id": c.call_id, "caller": c.caller, "called": c.called,
+                "received_at": rfc(Some(c.received_at)), "answered_at": rfc(c.answered_at), "ended_at": rfc(c.ended_at),
+                "digits": c.digits, "recording_path": c.recording_path, "recording_duration_ms": c.recording_duration_ms,
+            })
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for c in &calls {
+            println!("{}  {:<30} digits={:<8} recording={}", c.received_at.to_utc().format("%F %T"), c.caller, c.digits, c.recording_path.as_deref().unwrap_or("-"));
+        }
+    }
+    Ok(())
+}
+
+/// Raises the open-file limit: every call holds two RTP sockets.
+fn raise_fd_limit() {
+    if let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() {
+        if soft < hard {
+            let _ = rlimit::Resource::NOFILE.set(hard, hard);
+        }
+    }
+}
+
+struct Status {
+    ready: AtomicBool,
+    counters: Arc<CallCounters>,
+    engine: MediaEngine,
+}
+
+impl oncall_web::StatusSource for Status {
+    fn healthy(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    fn prometheus(&self) -> String {
+        let c = &self.counters;
+        let s = &self.engine.stats;
+        let (p50, p99, n) = s.send_jitter.lock().map(|h| (h.quantile_us(0.5), h.quantile_us(0.99), h.count())).unwrap_or_default();
+        format!(
+            "# TYPE oncall_calls_received_total counter\noncall_calls_received_total {}\n\
+             # TYPE oncall_calls_answered_total counter\noncall_calls_answered_total {}\n\
+             # TYPE oncall_calls_rejected_total counter\noncall_calls_rejected_total {}\n\
+             # TYPE oncall_active_calls gauge\noncall_active_calls {}\n\
+             # TYPE oncall_sip_messages_total counter\noncall_sip_messages_total {}\n\
+             # TYPE oncall_media_calls gauge\noncall_media_calls {}\n\
+             # TYPE oncall_rtp_packets_sent_total counter\noncall_rtp_packets_sent_total {}\n\
+             # TYPE oncall_rtp_packets_received_total counter\noncall_rtp_packets_received_total {}\n\
+             # TYPE oncall_media_ticks_late_total counter\noncall_media_ticks_late_total {}\n\
+             # HELP oncall_rtp_send_jitter_us Deviation of RTP send intervals from 20 ms.\n\
+             # TYPE oncall_rtp_send_jitter_us summary\noncall_rtp_send_jitter_us{{quantile=\"0.5\"}} {p50}\n\
+             oncall_rtp_send_jitter_us{{quantile=\"0.99\"}} {p99}\noncall_rtp_send_jitter_us_count {n}\n",
+            c.calls_received.load(Ordering::Relaxed),
+            c.calls_answered.load(Ordering::Relaxed),
+            c.calls_rejected.load(Ordering::Relaxed),
+            c.active_calls.load(Ordering::Relaxed),
+            c.sip_messages.load(Ordering::Relaxed),
+            s.calls.load(Ordering::Relaxed),
+            s.packets_sent.load(Ordering::Relaxed),
+            s.packets_received.load(Ordering::Relaxed),
+            s.ticks_late.load(Ordering::Relaxed),
+        )
+    }
+}
+
+async fn serve(cfg: Config) -> Result<()> {
+    raise_fd_limit();
+    let store = open_store(&cfg).await?;
+    let org = store.ensure_default_organization().await?;
+    let recordings_dir = cfg.storage.recordings_dir();
+    std::fs::create_dir_all(&recordings_dir).with_context(|| format!("creating {}", recordings_dir.display()))?;
+    // A crash mid-call leaves a WAV whose header undercounts its audio: fix those before anything else.
+    for (path, outcome) in oncall_recordings::repair_dir(&recordings_dir) {
+        match outcome {
+            Ok(oncall_recordings::RepairOutcome::AlreadyValid) => {}
+            Ok(o) => tracing::warn!(path = %path.display(), outcome = ?o, "repaired recording left by a crash"),
+            Err(e) => tracing::error!(path = %path.display(), error = %e, "cannot repair recording"),
+        }
+    }
+    let prompts = PromptLibrary::load_dir(&cfg.storage.sounds_dir).with_context(|| format!("loading prompts from storage.sounds_dir {}", cfg.storage.sounds_dir.display()))?;
+    for name in cfg.ivr.prompt_names() {
+        if prompts.get(name).is_none() {
+            bail!("ivr: prompt {name:?} has no audio file in {}", cfg.storage.sounds_dir.display());
+        }
+    }
+
+    let (in_tx, in_rx) = tokio::sync::mpsc::channel(8192);
+    let limits = TransportLimits { max_tcp_connections: cfg.sip.max_tcp_connections, tcp_idle_timeout: Duration::from_secs(cfg.sip.tcp_idle_timeout_secs) };
+    let bound = transport::bind(cfg.sip.listen_udp, cfg.sip.listen_tcp, limits, in_tx).await.context("binding sip.listen_udp / sip.listen_tcp")?;
+    let advertise_ip = cfg.sip.advertise.unwrap_or_else(|| cfg.sip.listen_udp.ip());
+    if advertise_ip.is_unspecified() {
+        bail!("sip.listen_udp is a wildcard address: set sip.advertise to the address peers should use");
+    }
+    let ua = UserAgent::new(UaConfig {
+        advertised_udp: SocketAddr::new(advertise_ip, bound.udp_addr.port()),
+        advertised_tcp: SocketAddr::new(cfg.sip.advertise.unwrap_or_else(|| cfg.sip.listen_tcp.ip()), bound.tcp_addr.port()),
+        codecs: vec![Codec::Pcmu, Codec::Pcma],
+        telephone_event_pt: 101,
+        server_header: (!cfg.sip.server_header.is_empty()).then(|| cfg.sip.server_header.clone()),
+        timers: TimerConfig::default(),
+    });
+    let threads = if cfg.sip.media_threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { cfg.sip.media_threads };
+    let engine = MediaEngine::start(threads);
+    let counters = Arc::new(CallCounters::default());
+    let (log_tx, log_rx) = tokio::sync::mpsc::unbounded_channel();
+    let log_task = tokio::spawn(call_log::run(store.clone(), org.id, recordings_dir.clone(), log_rx));
+
+    let controller = Controller {
+        ua,
+        sender: bound.sender.clone(),
+        engine: engine.clone(),
+        ports: RtpPorts::new(advertise_ip, cfg.sip.rtp_port_min, cfg.sip.rtp_port_max),
+        media_ip: advertise_ip,
+        answer_after: Duration::from_millis(cfg.sip.answer_after_ms),
+        ivr: Arc::new(cfg.ivr.clone()),
+        prompts: Arc::new(prompts),
+        recordings_dir,
+        org_slug: org.slug.clone(),
+        log: log_tx,
+        counters: counters.clone(),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let control = tokio::spawn(controller.run(in_rx, stop_rx));
+
+    let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine });
+    let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.context("binding http.listen")?;
+    let http_addr = listener.local_addr()?;
+    let app = oncall_web::router(status.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    status.ready.store(true, Ordering::Relaxed);
+    tracing::info!(sip_udp = %bound.udp_addr, sip_tcp = %bound.tcp_addr, http = %http_addr, organization = %org.name, "listening");
+    eprintln!("OnCall is answering sip:100@{} (UDP and TCP) — admin on http://{}", bound.udp_addr, http_addr);
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = control.await;
+    // Give media sessions a moment to close their recordings, then let the log task drain.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    log_task.abort();
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -5,8 +5,10 @@
 //! an `Instant`, they return what to send and when to wake up. The tokio code in `transport` and
 //! `media` only moves bytes between sockets and those cores.
 
+pub mod media;
 pub mod message;
 pub mod rtp;
 pub mod sdp;
 pub mod transaction;
+pub mod transport;
 pub mod ua;

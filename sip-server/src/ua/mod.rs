@@ -333,6 +333,17 @@ impl UserAgent {
         self.drain_tx(now);
     }
 
+    /// Sends 180 Ringing for a call that will be answered later.
+    pub fn ring(&mut self, call: CallRef, now: Instant) {
+        let Some(d) = self.dialogs.get(&call) else { return };
+        if !matches!(d.state, DialogState::Early) {
+            return;
+        }
+        let (key, invite, tag) = (d.invite_key.clone(), d.invite.clone(), d.local_tag.clone());
+        self.respond(&key, &invite, 180, Some(&tag), now);
+        self.drain_tx(now);
+    }
+
     /// Rejects a call that has not been answered yet (e.g. 486, 503, 603).
     pub fn reject(&mut self, call: CallRef, status: u16, now: Instant) {
         let Some(d) = self.dialogs.get(&call) else { return };

@@ -1,0 +1,254 @@
+//! The media engine threads. Each owns a set of calls and wakes every 20 ms on an absolute
+//! schedule (no drift: the next tick is the previous deadline + 20 ms, not now + 20 ms).
+
+use super::histogram::Histogram;
+use super::{MediaApp, Signal};
+use crate::rtp::packet::{looks_like_rtcp, RtpPacket};
+use crate::rtp::rtcp::{ntp_from_unix_micros, write_sender_report, ReceptionStats};
+use crate::rtp::{JitterBuffer, RtpSender, SAMPLES_PER_FRAME};
+use crate::sdp::{Codec, Direction, Negotiated};
+use crate::ua::CallRef;
+use oncall_recordings::g711;
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const TICK: Duration = Duration::from_millis(20);
+const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+/// Packets read per call per tick at most, so one flooding peer cannot starve the others.
+const MAX_READS_PER_TICK: usize = 16;
+
+pub struct MediaCallSpec {
+    pub call: CallRef,
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
+    pub media: Negotiated,
+    pub app: Box<dyn MediaApp>,
+}
+
+pub enum MediaCommand {
+    Add(Box<MediaCallSpec>),
+    Update { call: CallRef, media: Negotiated },
+    Signal { call: CallRef, signal: Signal },
+    Remove(CallRef),
+}
+
+#[derive(Default)]
+pub struct EngineStats {
+    pub calls: AtomicUsize,
+    pub packets_sent: AtomicU64,
+    pub packets_received: AtomicU64,
+    pub ticks_late: AtomicU64,
+    /// |send interval - 20 ms| per packet, in µs.
+    pub send_jitter: Mutex<Histogram>,
+}
+
+#[derive(Clone)]
+pub struct MediaEngine {
+    threads: Vec<mpsc::Sender<MediaCommand>>,
+    pub stats: Arc<EngineStats>,
+}
+
+impl MediaEngine {
+    pub fn start(threads: usize) -> MediaEngine {
+        let stats = Arc::new(EngineStats::default());
+        let senders = (0..threads.max(1))
+            .map(|i| {
+                let (tx, rx) = mpsc::channel();
+                let stats = stats.clone();
+                std::thread::Builder::new()
+                    .name(format!("media-{i}"))
+                    .spawn(move || run(rx, stats))
+                    .expect("spawning a media thread at start-up");
+                tx
+            })
+            .collect();
+        MediaEngine { threads: senders, stats }
+    }
+
+    pub fn send(&self, call: CallRef, cmd: MediaCommand) {
+        let idx = (call.0 as usize) % self.threads.len();
+        let _ = self.threads[idx].send(cmd);
+    }
+}
+
+struct Call {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    media: Negotiated,
+    remote: Option<SocketAddr>,
+    latched: bool,
+    sender: RtpSender,
+    jitter: JitterBuffer,
+    app: Box<dyn MediaApp>,
+    last_send: Option<Instant>,
+    next_rtcp: Instant,
+    rx: ReceptionStats,
+    packets_received: u64,
+}
+
+fn run(rx: Receiver<MediaCommand>, stats: Arc<EngineStats>) {
+    let mut calls: HashMap<CallRef, Call> = HashMap::new();
+    let mut buf = [0u8; 2048];
+    let mut pcm = [0i16; SAMPLES_PER_FRAME];
+    let mut payload = [0u8; 12 + SAMPLES_PER_FRAME];
+    let mut local_hist = Histogram::default();
+    let mut deadline = Instant::now() + TICK;
+    loop {
+        loop {
+            match rx.try_recv() {
+                Ok(cmd) => apply(cmd, &mut calls, &stats),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return,
+            }
+        }
+        let (mut sent, mut received) = (0u64, 0u64);
+        for call in calls.values_mut() {
+            let now = Instant::now();
+            received += receive(call, &mut buf, &mut pcm, now);
+            if send(call, &mut pcm, &mut payload, now, &mut local_hist) {
+                sent += 1;
+            }
+        }
+        stats.packets_sent.fetch_add(sent, Ordering::Relaxed);
+        stats.packets_received.fetch_add(received, Ordering::Relaxed);
+        if local_hist.count() >= 5000 {
+            if let Ok(mut h) = stats.send_jitter.lock() {
+                h.merge(&local_hist);
+            }
+            local_hist = Histogram::default();
+        }
+        let now = Instant::now();
+        if now < deadline {
+            std::thread::sleep(deadline - now);
+            deadline += TICK;
+        } else {
+            stats.ticks_late.fetch_add(1, Ordering::Relaxed);
+            // More than a few ticks behind (machine stalled): restart the schedule instead of bursting.
+            deadline = if now - deadline > TICK * 5 { now + TICK } else { deadline + TICK };
+        }
+    }
+}
+
+fn apply(cmd: MediaCommand, calls: &mut HashMap<CallRef, Call>, stats: &EngineStats) {
+    let now = Instant::now();
+    match cmd {
+        MediaCommand::Add(spec) => {
+            let spec = *spec;
+            let call = Call {
+                remote: spec.media.remote,
+                latched: false,
+                sender: RtpSender::new(rand::random(), rand::random(), rand::random()),
+                jitter: JitterBuffer::new(3),
+                rtp: spec.rtp,
+                rtcp: spec.rtcp,
+                media: spec.media,
+                app: spec.app,
+                last_send: None,
+                next_rtcp: now + RTCP_INTERVAL,
+                rx: ReceptionStats::default(),
+                packets_received: 0,
+            };
+            calls.insert(spec.call, call);
+            stats.calls.fetch_add(1, Ordering::Relaxed);
+        }
+        MediaCommand::Update { call, media } => {
+            if let Some(c) = calls.get_mut(&call) {
+                c.media = media;
+                if !c.latched {
+                    c.remote = media.remote;
+                }
+            }
+        }
+        MediaCommand::Signal { call, signal } => {
+            if let Some(c) = calls.get_mut(&call) {
+                c.app.on_signal(signal, now);
+            }
+        }
+        MediaCommand::Remove(call) => {
+            if let Some(mut c) = calls.remove(&call) {
+                c.app.finish(now);
+                stats.calls.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Reads what arrived; returns the number of RTP packets taken.
+fn receive(call: &mut Call, buf: &mut [u8], pcm: &mut [i16; SAMPLES_PER_FRAME], now: Instant) -> u64 {
+    let mut n = 0;
+    for _ in 0..MAX_READS_PER_TICK {
+        let (len, from) = match call.rtp.recv_from(buf) {
+            Ok(r) => r,
+            Err(_) => break, // WouldBlock: nothing more this tick
+        };
+        let data = &buf[..len];
+        if looks_like_rtcp(data) {
+            continue;
+        }
+        let Ok(pkt) = RtpPacket::parse(data) else { continue };
+        // Symmetric RTP (RFC 4961): answer where the caller's media really comes from (NAT).
+        if !call.latched {
+            call.remote = Some(from);
+            call.latched = true;
+        }
+        n += 1;
+        call.packets_received += 1;
+        call.rx.remote_ssrc = pkt.header.ssrc;
+        call.rx.highest_seq = pkt.header.sequence as u32;
+        if pkt.header.payload_type == call.media.codec.payload_type() {
+            call.jitter.push(pkt.header.sequence, pkt.payload);
+        } else if Some(pkt.header.payload_type) == call.media.telephone_event {
+            call.app.on_telephone_event(pkt.payload, pkt.header.timestamp, pkt.header.marker, now);
+        }
+    }
+    while call.rtcp.recv_from(buf).is_ok() {}
+    match call.jitter.pop() {
+        Some(frame) => match call.media.codec {
+            Codec::Pcmu => g711::decode_ulaw(&frame, pcm),
+            Codec::Pcma => g711::decode_alaw(&frame, pcm),
+        },
+        None => pcm.fill(0),
+    }
+    call.rx.lost = call.jitter.lost as u32;
+    call.app.on_audio(pcm, now);
+    n
+}
+
+fn send(call: &mut Call, pcm: &mut [i16; SAMPLES_PER_FRAME], packet: &mut [u8; 12 + SAMPLES_PER_FRAME], now: Instant, hist: &mut Histogram) -> bool {
+    let wants = call.app.next_frame(pcm, now);
+    let Some(remote) = call.remote.filter(|_| call.media.direction.we_send() || call.media.direction == Direction::SendRecv) else {
+        call.sender.skip_frame();
+        return false;
+    };
+    if !wants {
+        call.sender.skip_frame();
+        return false;
+    }
+    let header = call.sender.next_audio(call.media.codec.payload_type(), SAMPLES_PER_FRAME);
+    let off = header.write(packet);
+    match call.media.codec {
+        Codec::Pcmu => g711::encode_ulaw(pcm, &mut packet[off..]),
+        Codec::Pcma => g711::encode_alaw(pcm, &mut packet[off..]),
+    }
+    let ok = call.rtp.send_to(&packet[..], remote).is_ok();
+    if let Some(last) = call.last_send {
+        let interval = now.duration_since(last);
+        let dev = if interval > TICK { interval - TICK } else { TICK - interval };
+        hist.record_us(dev.as_micros() as u64);
+    }
+    call.last_send = Some(now);
+    if now >= call.next_rtcp {
+        call.next_rtcp = now + RTCP_INTERVAL;
+        let unix_us = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+        let mut sr = [0u8; 128];
+        let rx = (call.packets_received > 0).then_some(call.rx);
+        let len = write_sender_report(&mut sr, call.sender.ssrc, ntp_from_unix_micros(unix_us), call.sender.timestamp(), call.sender.packets_sent as u32, call.sender.octets_sent as u32, rx);
+        let rtcp_to = SocketAddr::new(remote.ip(), remote.port().wrapping_add(1));
+        let _ = call.rtcp.send_to(&sr[..len], rtcp_to);
+    }
+    ok
+}

@@ -1,0 +1,193 @@
+//! The call controller: one tokio task that owns the SIP user agent, feeds it from the transports,
+//! sends what it produces, and turns its events into media sessions and call-log rows.
+//! It is the only place that knows about sockets, RTP ports, the media engine and the IVR at once.
+
+use crate::call_log::CallLogEvent;
+use crate::ivr_session::{IvrSession, SessionEvent};
+use oncall_core::Timestamp;
+use oncall_ivr::IvrConfig;
+use oncall_recordings::PromptLibrary;
+use oncall_sip::media::{MediaCallSpec, MediaCommand, MediaEngine, RtpPorts, Signal};
+use oncall_sip::sdp::Negotiated;
+use oncall_sip::transport::{Inbound, Sender};
+use oncall_sip::ua::{CallRef, UaEvent, UserAgent};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Counters shown on /metrics.
+#[derive(Default)]
+pub struct CallCounters {
+    pub calls_received: AtomicU64,
+    pub calls_answered: AtomicU64,
+    pub calls_rejected: AtomicU64,
+    pub active_calls: AtomicUsize,
+    pub sip_messages: AtomicU64,
+}
+
+pub struct Controller {
+    pub ua: UserAgent,
+    pub sender: Sender,
+    pub engine: MediaEngine,
+    pub ports: RtpPorts,
+    pub media_ip: IpAddr,
+    pub answer_after: Duration,
+    pub ivr: Arc<IvrConfig>,
+    pub prompts: Arc<PromptLibrary>,
+    pub recordings_dir: PathBuf,
+    pub org_slug: String,
+    pub log: mpsc::UnboundedSender<CallLogEvent>,
+    pub counters: Arc<CallCounters>,
+}
+
+struct CallState {
+    /// Our RTP socket pair until media starts, then only the port number to release.
+    sockets: Option<(UdpSocket, UdpSocket)>,
+    port: u16,
+    offer: Option<Negotiated>,
+    media_started: bool,
+    answer_at: Option<Instant>,
+    call_id: String,
+}
+
+impl Controller {
+    pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let (session_tx, mut session_rx) = mpsc::unbounded_channel::<SessionEvent>();
+        let mut calls: HashMap<CallRef, CallState> = HashMap::new();
+        loop {
+            let next_answer = calls.values().filter_map(|c| c.answer_at).min();
+            let wake = [self.ua.poll_timeout(), next_answer].into_iter().flatten().min();
+            let sleep = async {
+                match wake {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = inbound.recv() => {
+                    let Some(msg) = msg else { break };
+                    let now = Instant::now();
+                    self.counters.sip_messages.fetch_add(1, Ordering::Relaxed);
+                    self.ua.handle_datagram(&msg.data, msg.source, now);
+                    // Take what else is queued before acting, to batch under load.
+                    for _ in 0..64 {
+                        match inbound.try_recv() {
+                            Ok(m) => {
+                                self.counters.sip_messages.fetch_add(1, Ordering::Relaxed);
+                                self.ua.handle_datagram(&m.data, m.source, now)
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                ev = session_rx.recv() => {
+                    let Some(ev) = ev else { break };
+                    match ev {
+                        SessionEvent::Hangup(call) => self.ua.hangup(call, Instant::now()),
+                        SessionEvent::Digit(..) => {}
+                        other => { let _ = self.log.send(CallLogEvent::Session(other)); }
+                    }
+                }
+                _ = sleep => {
+                    let now = Instant::now();
+                    self.ua.handle_timeout(now);
+                    let due: Vec<CallRef> = calls.iter().filter(|(_, c)| c.answer_at.is_some_and(|t| t <= now)).map(|(k, _)| *k).collect();
+                    for call in due {
+                        if let Some(c) = calls.get_mut(&call) {
+                            c.answer_at = None;
+                        }
+                        self.answer(call, &mut calls, &session_tx, now);
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+            let now = Instant::now();
+            while let Some(ev) = self.ua.poll_event() {
+                self.on_event(ev, &mut calls, &session_tx, now);
+            }
+            while let Some(t) = self.ua.poll_transmit() {
+                self.sender.send(t.to, t.data);
+            }
+            self.counters.active_calls.store(calls.len(), Ordering::Relaxed);
+        }
+    }
+
+    fn on_event(&mut self, ev: UaEvent, calls: &mut HashMap<CallRef, CallState>, session_tx: &mpsc::UnboundedSender<SessionEvent>, now: Instant) {
+        match ev {
+            UaEvent::IncomingCall { call, call_id, from, to, offer, source, .. } => {
+                self.counters.calls_received.fetch_add(1, Ordering::Relaxed);
+                let span = tracing::info_span!("call", call_id = %call_id);
+                let _e = span.enter();
+                let Some(sockets) = self.ports.allocate() else {
+                    tracing::warn!("no free RTP port; 503");
+                    self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
+                    self.ua.reject(call, 503, now);
+                    return;
+                };
+                let port = sockets.0.local_addr().map(|a| a.port()).unwrap_or(0);
+                tracing::info!(%from, %to, source = %source.addr, rtp_port = port, "incoming call");
+                let _ = self.log.send(CallLogEvent::Received { call, call_id: call_id.clone(), caller: from, called: to, at: Timestamp::now() });
+                let answer_at = (!self.answer_after.is_zero()).then(|| now + self.answer_after);
+                calls.insert(call, CallState { sockets: Some(sockets), port, offer, media_started: false, answer_at, call_id });
+                if answer_at.is_some() {
+                    self.ua.ring(call, now);
+                } else {
+                    self.answer(call, calls, session_tx, now);
+                }
+            }
+            UaEvent::Confirmed { call } => {
+                if calls.get(&call).is_some_and(|c| c.media_started) {
+                    self.engine.send(call, MediaCommand::Signal { call, signal: Signal::Confirmed });
+                }
+            }
+            UaEvent::MediaChanged { call, media } => {
+                let Some(c) = calls.get_mut(&call) else { return };
+                if c.media_started {
+                    tracing::info!(call_id = %c.call_id, direction = ?media.direction, "media changed");
+                    self.engine.send(call, MediaCommand::Update { call, media });
+                } else {
+                    c.offer = Some(media);
+                    self.start_media(call, calls, session_tx);
+                }
+            }
+            UaEvent::Info { call, content_type, body } => {
+                self.engine.send(call, MediaCommand::Signal { call, signal: Signal::Info { content_type, body } });
+            }
+            UaEvent::Ended { call, reason } => {
+                let Some(c) = calls.remove(&call) else { return };
+                tracing::info!(call_id = %c.call_id, ?reason, "call ended");
+                if c.media_started {
+                    self.engine.send(call, MediaCommand::Remove(call));
+                } else {
+                    let _ = self.log.send(CallLogEvent::EndedEarly { call, at: Timestamp::now() });
+                }
+                self.ports.release(c.port);
+            }
+        }
+    }
+
+    fn answer(&mut self, call: CallRef, calls: &mut HashMap<CallRef, CallState>, session_tx: &mpsc::UnboundedSender<SessionEvent>, now: Instant) {
+        let Some(c) = calls.get(&call) else { return };
+        self.ua.accept(call, SocketAddr::new(self.media_ip, c.port), now);
+        self.counters.calls_answered.fetch_add(1, Ordering::Relaxed);
+        let _ = self.log.send(CallLogEvent::Answered { call, at: Timestamp::now() });
+        if c.offer.is_some() {
+            self.start_media(call, calls, session_tx);
+        }
+    }
+
+    fn start_media(&mut self, call: CallRef, calls: &mut HashMap<CallRef, CallState>, session_tx: &mpsc::UnboundedSender<SessionEvent>) {
+        let Some(c) = calls.get_mut(&call) else { return };
+        let (Some(media), Some((rtp, rtcp))) = (c.offer, c.sockets.take()) else { return };
+        c.media_started = true;
+        let now = chrono::Utc::now();
+        let token = format!("{}-{:08x}", now.format("%Y%m%dT%H%M%S"), rand::random::<u32>());
+        let path = self.recordings_dir.join(&self.org_slug).join(now.format("%Y").to_string()).join(now.format("%m").to_string()).join(format!("{token}-message.wav"));
+        let app = IvrSession::new(call, self.ivr.clone(), self.prompts.clone(), media.telephone_event.is_none(), path, session_tx.clone());
+        self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app) })));
+    }
+}

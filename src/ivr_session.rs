@@ -1,0 +1,219 @@
+//! One caller's IVR session as a media app: turns audio and key presses into IVR flow inputs, plays
+//! the prompts the flow asks for, and records the caller's message to a WAV that stays playable if
+//! the process dies (checkpointed every second).
+
+use oncall_ivr::dtmf::{goertzel::ToneDetector, rfc4733::EventDecoder, sip_info};
+use oncall_ivr::silence::SilenceDetector;
+use oncall_ivr::{Digit, Input, IvrConfig, IvrFlow, Output, RequestKind};
+use oncall_recordings::{PromptLibrary, RecordingInfo, WavRecorder};
+use oncall_sip::media::{MediaApp, Signal};
+use oncall_sip::ua::CallRef;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What a session tells the call controller.
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// The IVR is done with the caller: send BYE.
+    Hangup(CallRef),
+    Digit(CallRef, Digit),
+    MessageRecorded { call: CallRef, kind: RequestKind, info: RecordingInfo },
+    /// The session left the media engine; `digits` is every key pressed.
+    Finished { call: CallRef, digits: String },
+}
+
+pub struct IvrSession {
+    call: CallRef,
+    flow: IvrFlow,
+    prompts: Arc<PromptLibrary>,
+    playlist: VecDeque<Arc<[i16]>>,
+    playing: Option<(Arc<[i16]>, usize)>,
+    /// Whether the flow is waiting for the end of what plays.
+    awaiting_playback: bool,
+    events: EventDecoder,
+    /// In-band detection only when telephone-event was not negotiated (otherwise tones would count twice).
+    tones: Option<ToneDetector>,
+    silence: SilenceDetector,
+    silence_enabled: bool,
+    recorder: Option<WavRecorder>,
+    last_recording: Option<RecordingInfo>,
+    last_checkpoint: Instant,
+    recording_path: PathBuf,
+    tx: UnboundedSender<SessionEvent>,
+    started: bool,
+}
+
+impl IvrSession {
+    pub fn new(call: CallRef, cfg: Arc<IvrConfig>, prompts: Arc<PromptLibrary>, in_band_dtmf: bool, recording_path: PathBuf, tx: UnboundedSender<SessionEvent>) -> Self {
+        let silence_ms = (cfg.silence_secs * 1000).min(u32::MAX as u64) as u32;
+        IvrSession {
+            call,
+            silence_enabled: cfg.silence_secs > 0,
+            flow: IvrFlow::new(cfg),
+            prompts,
+            playlist: VecDeque::new(),
+            playing: None,
+            awaiting_playback: false,
+            events: EventDecoder::new(),
+            tones: in_band_dtmf.then(ToneDetector::new),
+            silence: SilenceDetector::new(-45.0, silence_ms.max(1)),
+            recorder: None,
+            last_recording: None,
+            last_checkpoint: Instant::now(),
+            recording_path,
+            tx,
+            started: false,
+        }
+    }
+
+    fn input(&mut self, input: Input, now: Instant) {
+        if let Input::Digit(d) = &input {
+            tracing::info!(call = self.call.0, digit = %d, "key pressed");
+            let _ = self.tx.send(SessionEvent::Digit(self.call, *d));
+        }
+        self.flow.handle(input, now);
+        self.pump(now);
+    }
+
+    /// Carries out what the flow asked for.
+    fn pump(&mut self, now: Instant) {
+        while let Some(out) = self.flow.poll_output() {
+            match out {
+                Output::Play(names) => {
+                    self.playlist.clear();
+                    self.playing = None;
+                    for n in names {
+                        match self.prompts.get(&n) {
+                            Some(p) => self.playlist.push_back(p),
+                            None => tracing::warn!(prompt = %n, "prompt missing from sounds; skipped"),
+                        }
+                    }
+                    self.awaiting_playback = true;
+                }
+                Output::StopPlayback => {
+                    self.playlist.clear();
+                    self.playing = None;
+                    self.awaiting_playback = false;
+                }
+                Output::StartRecording => self.start_recording(now),
+                Output::StopRecording => self.stop_recording(),
+                Output::MessageRecorded(kind) => {
+                    if let Some(info) = self.last_recording.take() {
+                        tracing::info!(call = self.call.0, path = %info.path.display(), duration_ms = info.duration_ms, "message recorded");
+                        let _ = self.tx.send(SessionEvent::MessageRecorded { call: self.call, kind, info });
+                    }
+                }
+                Output::Hangup => {
+                    let _ = self.tx.send(SessionEvent::Hangup(self.call));
+                }
+            }
+        }
+    }
+
+    fn start_recording(&mut self, now: Instant) {
+        if let Some(dir) = self.recording_path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        match WavRecorder::create(&self.recording_path, 1, 8000) {
+            Ok(r) => {
+                tracing::info!(call = self.call.0, path = %self.recording_path.display(), "recording started");
+                self.recorder = Some(r);
+                self.silence.reset();
+                self.last_checkpoint = now;
+            }
+            Err(e) => tracing::error!(call = self.call.0, error = %e, "cannot create recording"),
+        }
+    }
+
+    fn stop_recording(&mut self) {
+        if let Some(r) = self.recorder.take() {
+            match r.finish() {
+                Ok(info) => self.last_recording = Some(info),
+                Err(e) => tracing::error!(call = self.call.0, error = %e, "cannot finish recording"),
+            }
+        }
+    }
+}
+
+impl MediaApp for IvrSession {
+    fn on_audio(&mut self, pcm: &[i16], now: Instant) {
+        if let Some(det) = &mut self.tones {
+            if let Some(d) = det.feed(pcm) {
+                self.input(Input::Digit(d), now);
+            }
+        }
+        if let Some(rec) = &mut self.recorder {
+            if let Err(e) = rec.write(pcm) {
+                tracing::error!(call = self.call.0, error = %e, "recording write failed");
+            }
+            if now.duration_since(self.last_checkpoint) >= Duration::from_secs(1) {
+                let _ = rec.checkpoint();
+                self.last_checkpoint = now;
+            }
+            if self.silence_enabled && self.silence.feed(pcm) && self.silence.heard_sound() {
+                self.input(Input::Silence, now);
+            }
+        }
+    }
+
+    fn on_telephone_event(&mut self, payload: &[u8], timestamp: u32, marker: bool, now: Instant) {
+        if let Ok(Some(d)) = self.events.feed(payload, timestamp, marker) {
+            self.input(Input::Digit(d), now);
+        }
+    }
+
+    fn next_frame(&mut self, out: &mut [i16], now: Instant) -> bool {
+        if !self.started {
+            self.started = true;
+            self.flow.start(now);
+            self.pump(now);
+        }
+        if self.flow.poll_timeout().is_some_and(|t| now >= t) {
+            self.flow.handle_timeout(now);
+            self.pump(now);
+        }
+        let mut filled = 0;
+        while filled < out.len() {
+            if self.playing.is_none() {
+                match self.playlist.pop_front() {
+                    Some(p) => self.playing = Some((p, 0)),
+                    None => break,
+                }
+            }
+            let Some((p, pos)) = &mut self.playing else { break };
+            let n = (p.len() - *pos).min(out.len() - filled);
+            out[filled..filled + n].copy_from_slice(&p[*pos..*pos + n]);
+            *pos += n;
+            filled += n;
+            if *pos >= p.len() {
+                self.playing = None;
+            }
+        }
+        out[filled..].fill(0);
+        if self.awaiting_playback && self.playing.is_none() && self.playlist.is_empty() {
+            self.awaiting_playback = false;
+            self.input(Input::PlaybackFinished, now);
+        }
+        // Silence is sent too: it keeps NAT bindings open and the caller's jitter buffer fed.
+        true
+    }
+
+    fn on_signal(&mut self, signal: Signal, now: Instant) {
+        if let Signal::Info { content_type, body } = signal {
+            match sip_info::parse(&content_type, &body) {
+                Ok(d) => self.input(Input::Digit(d), now),
+                Err(e) => tracing::debug!(call = self.call.0, error = %e, "INFO without a usable digit"),
+            }
+        }
+    }
+
+    fn finish(&mut self, now: Instant) {
+        self.flow.handle(Input::Hangup, now);
+        self.pump(now);
+        self.stop_recording();
+        let _ = self.tx.send(SessionEvent::Finished { call: self.call, digits: self.flow.digits.clone() });
+    }
+}
