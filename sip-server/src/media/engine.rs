@@ -6,7 +6,7 @@ use super::{MediaApp, Signal};
 use crate::rtp::packet::{looks_like_rtcp, RtpPacket};
 use crate::rtp::rtcp::{ntp_from_unix_micros, write_sender_report, ReceptionStats};
 use crate::rtp::{JitterBuffer, RtpSender, SAMPLES_PER_FRAME};
-use crate::sdp::{Codec, Direction, Negotiated};
+use crate::sdp::{Codec, Negotiated};
 use crate::ua::CallRef;
 use oncall_recordings::g711;
 use std::collections::HashMap;
@@ -200,27 +200,37 @@ fn receive(call: &mut Call, buf: &mut [u8], pcm: &mut [i16; SAMPLES_PER_FRAME], 
         call.rx.remote_ssrc = pkt.header.ssrc;
         call.rx.highest_seq = pkt.header.sequence as u32;
         if pkt.header.payload_type == call.media.codec.payload_type() {
-            call.jitter.push(pkt.header.sequence, pkt.payload);
+            call.jitter.push(pkt.header.timestamp, pkt.payload);
         } else if Some(pkt.header.payload_type) == call.media.telephone_event {
             call.app.on_telephone_event(pkt.payload, pkt.header.timestamp, pkt.header.marker, now);
         }
     }
     while call.rtcp.recv_from(buf).is_ok() {}
-    match call.jitter.pop() {
-        Some(frame) => match call.media.codec {
+    let mut frame = [0u8; SAMPLES_PER_FRAME];
+    if call.jitter.pop(&mut frame, silence_byte(call.media.codec)) {
+        match call.media.codec {
             Codec::Pcmu => g711::decode_ulaw(&frame, pcm),
             Codec::Pcma => g711::decode_alaw(&frame, pcm),
-        },
-        None => pcm.fill(0),
+        }
+    } else {
+        pcm.fill(0);
     }
-    call.rx.lost = call.jitter.lost as u32;
+    call.rx.lost = call.jitter.lost_frames as u32;
     call.app.on_audio(pcm, now);
     n
 }
 
+/// The code of silence (linear 0) in each law.
+fn silence_byte(codec: Codec) -> u8 {
+    match codec {
+        Codec::Pcmu => 0xff,
+        Codec::Pcma => 0xd5,
+    }
+}
+
 fn send(call: &mut Call, pcm: &mut [i16; SAMPLES_PER_FRAME], packet: &mut [u8; 12 + SAMPLES_PER_FRAME], now: Instant, hist: &mut Histogram) -> bool {
     let wants = call.app.next_frame(pcm, now);
-    let Some(remote) = call.remote.filter(|_| call.media.direction.we_send() || call.media.direction == Direction::SendRecv) else {
+    let Some(remote) = call.remote.filter(|_| call.media.direction.we_send()) else {
         call.sender.skip_frame();
         return false;
     };

@@ -1,79 +1,137 @@
-//! A small fixed-depth jitter buffer for 20 ms G.711 frames: reorders by sequence number, drops
-//! duplicates and late packets, and hands out exactly one frame per tick (or a gap) once primed.
+//! A small jitter buffer for G.711 (one byte per sample), placed by RTP timestamp so any packet
+//! size works (10, 20, 30 ms...) while playout always takes 20 ms frames. It reorders, drops
+//! duplicates and late packets, and fills gaps with the codec's silence.
 //!
-//! Depth is a few frames (default 3 = 60 ms): enough for loopback and LAN reordering while
-//! adding little delay to the IVR. It does not stretch or shrink audio (no adaptive playout).
+//! Depth is fixed (default 60 ms): enough for LAN and loopback reordering while adding little delay
+//! to the IVR. It does not stretch or shrink audio (no adaptive playout, no packet-loss concealment).
 
 use super::SAMPLES_PER_FRAME;
 
 const SLOTS: usize = 8;
+/// Largest payload kept per packet: 60 ms.
+const MAX_PAYLOAD: usize = 480;
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    timestamp: u32,
+    len: u16,
+    data: [u8; MAX_PAYLOAD],
+}
 
 #[derive(Debug, Clone)]
 pub struct JitterBuffer {
-    depth: u16,
-    slots: [Option<[u8; SAMPLES_PER_FRAME]>; SLOTS],
-    /// Sequence number of the next frame to play; None until the first packet.
-    next: Option<u16>,
-    primed: bool,
+    depth_samples: u32,
+    slots: [Option<Slot>; SLOTS],
+    /// RTP timestamp of the next sample to play; None until primed.
+    playout: Option<u32>,
     pub late: u64,
     pub duplicates: u64,
-    pub lost: u64,
+    pub lost_frames: u64,
+}
+
+/// `a - b` in RTP timestamp space (wrapping, signed).
+fn diff(a: u32, b: u32) -> i64 {
+    a.wrapping_sub(b) as i32 as i64
 }
 
 impl JitterBuffer {
-    pub fn new(depth: u16) -> Self {
-        JitterBuffer { depth: depth.clamp(1, SLOTS as u16 - 1), slots: [None; SLOTS], next: None, primed: false, late: 0, duplicates: 0, lost: 0 }
+    /// `depth_frames` of 20 ms are buffered before playout starts.
+    pub fn new(depth_frames: u16) -> Self {
+        JitterBuffer {
+            depth_samples: depth_frames.clamp(1, 6) as u32 * SAMPLES_PER_FRAME as u32,
+            slots: [None; SLOTS],
+            playout: None,
+            late: 0,
+            duplicates: 0,
+            lost_frames: 0,
+        }
     }
 
-    /// Stores a frame of G.711 payload (shorter payloads are zero-padded, longer ones cut).
-    pub fn push(&mut self, sequence: u16, payload: &[u8]) {
-        let next = *self.next.get_or_insert(sequence);
-        let ahead = sequence.wrapping_sub(next);
-        if ahead >= 0x8000 {
-            self.late += 1;
+    pub fn push(&mut self, timestamp: u32, payload: &[u8]) {
+        let len = payload.len().min(MAX_PAYLOAD);
+        if len == 0 {
             return;
         }
-        if ahead as usize >= SLOTS {
-            // Far ahead (a gap or a restart): jump forward, dropping what was queued.
-            self.slots = [None; SLOTS];
-            self.next = Some(sequence);
-            self.lost += ahead as u64;
+        if let Some(p) = self.playout {
+            if diff(timestamp.wrapping_add(len as u32), p) <= 0 {
+                self.late += 1;
+                return;
+            }
+            if diff(timestamp, p) > 48_000 {
+                // Six seconds ahead: the sender jumped (new stream); start over.
+                self.reset();
+            }
         }
-        let idx = sequence as usize % SLOTS;
-        if self.slots[idx].is_some() {
+        if self.slots.iter().flatten().any(|s| s.timestamp == timestamp) {
             self.duplicates += 1;
             return;
         }
-        let mut frame = [0xffu8; SAMPLES_PER_FRAME];
-        let n = payload.len().min(SAMPLES_PER_FRAME);
-        frame[..n].copy_from_slice(&payload[..n]);
-        self.slots[idx] = Some(frame);
-        if !self.primed && self.buffered() >= self.depth as usize {
-            self.primed = true;
-        }
+        let idx = match self.slots.iter().position(Option::is_none) {
+            Some(i) => i,
+            // Full: drop the oldest packet to make room (it would be played last anyway).
+            None => self.oldest().unwrap_or(0),
+        };
+        let mut data = [0u8; MAX_PAYLOAD];
+        data[..len].copy_from_slice(&payload[..len]);
+        self.slots[idx] = Some(Slot { timestamp, len: len as u16, data });
     }
 
-    fn buffered(&self) -> usize {
-        self.slots.iter().filter(|s| s.is_some()).count()
-    }
-
-    /// The frame for this tick: `Some(frame)`, or `None` for a gap (lost or not yet primed).
-    pub fn pop(&mut self) -> Option<[u8; SAMPLES_PER_FRAME]> {
-        if !self.primed {
-            return None;
-        }
-        let next = self.next?;
-        let frame = self.slots[next as usize % SLOTS].take();
-        self.next = Some(next.wrapping_add(1));
-        if frame.is_none() {
-            self.lost += 1;
-            if self.buffered() == 0 {
-                // Ran dry: wait to refill to depth before playing again.
-                self.primed = false;
-                self.next = None;
+    fn oldest(&self) -> Option<usize> {
+        let mut best: Option<(usize, u32)> = None;
+        for (i, s) in self.slots.iter().enumerate() {
+            if let Some(s) = s {
+                if best.is_none_or(|(_, t)| diff(s.timestamp, t) < 0) {
+                    best = Some((i, s.timestamp));
+                }
             }
         }
-        frame
+        best.map(|(i, _)| i)
+    }
+
+    fn buffered_samples(&self) -> u32 {
+        self.slots.iter().flatten().map(|s| s.len as u32).sum()
+    }
+
+    fn reset(&mut self) {
+        self.slots = [None; SLOTS];
+        self.playout = None;
+    }
+
+    /// Fills `out` with the next 20 ms; returns false (and fills `silence`) when nothing was there.
+    pub fn pop(&mut self, out: &mut [u8; SAMPLES_PER_FRAME], silence: u8) -> bool {
+        out.fill(silence);
+        if self.playout.is_none() {
+            if self.buffered_samples() < self.depth_samples {
+                return false;
+            }
+            self.playout = self.oldest().and_then(|i| self.slots[i].map(|s| s.timestamp));
+        }
+        let Some(start) = self.playout else { return false };
+        let mut copied = false;
+        for slot in self.slots.iter_mut() {
+            let Some(s) = slot else { continue };
+            // Overlap of [s.ts, s.ts+len) with [start, start+160), in samples relative to start.
+            let from = diff(s.timestamp, start).max(0);
+            let to = (diff(s.timestamp, start) + s.len as i64).min(SAMPLES_PER_FRAME as i64);
+            if from < to {
+                let src_from = (from - diff(s.timestamp, start)) as usize;
+                let n = (to - from) as usize;
+                out[from as usize..from as usize + n].copy_from_slice(&s.data[src_from..src_from + n]);
+                copied = true;
+            }
+            if diff(s.timestamp.wrapping_add(s.len as u32), start.wrapping_add(SAMPLES_PER_FRAME as u32)) <= 0 {
+                *slot = None; // fully played
+            }
+        }
+        self.playout = Some(start.wrapping_add(SAMPLES_PER_FRAME as u32));
+        if !copied {
+            self.lost_frames += 1;
+            if self.buffered_samples() == 0 {
+                // Ran dry: refill to depth before playing again.
+                self.playout = None;
+            }
+        }
+        copied
     }
 }
 
@@ -81,26 +139,51 @@ impl JitterBuffer {
 mod tests {
     use super::*;
 
-    #[test]
-    fn reorders_and_drops_duplicates_and_late() {
-        let mut jb = JitterBuffer::new(2);
-        jb.push(11, &[1; 160]);
-        jb.push(10, &[0; 160]); // arrives first-after: earlier than next=11, so late
-        assert_eq!(jb.late, 1);
-        jb.push(12, &[2; 160]);
-        jb.push(12, &[2; 160]);
-        assert_eq!(jb.duplicates, 1);
-        assert_eq!(jb.pop().unwrap()[0], 1);
-        assert_eq!(jb.pop().unwrap()[0], 2);
-        assert!(jb.pop().is_none());
+    fn frame(jb: &mut JitterBuffer) -> Option<u8> {
+        let mut out = [0u8; 160];
+        jb.pop(&mut out, 0xff).then_some(out[0])
     }
 
     #[test]
-    fn wraps_sequence_numbers() {
+    fn reorders_and_drops_duplicates_and_late() {
+        let mut jb = JitterBuffer::new(2);
+        jb.push(160, &[1; 160]);
+        jb.push(0, &[0; 160]);
+        jb.push(160, &[1; 160]);
+        assert_eq!(jb.duplicates, 1);
+        assert_eq!(frame(&mut jb), Some(0));
+        assert_eq!(frame(&mut jb), Some(1));
+        jb.push(0, &[9; 160]);
+        assert_eq!(jb.late, 1);
+        assert_eq!(frame(&mut jb), None);
+    }
+
+    #[test]
+    fn thirty_ms_packets_play_as_twenty_ms_frames() {
         let mut jb = JitterBuffer::new(1);
-        for s in [65534u16, 65535, 0, 1] {
-            jb.push(s, &[s as u8; 160]);
-            assert_eq!(jb.pop().unwrap()[0], s as u8);
+        let mut played = Vec::new();
+        for i in 0..4u32 {
+            jb.push((u32::MAX - 100).wrapping_add(i * 240), &[(i + 1) as u8; 240]);
+            if i >= 1 {
+                let mut out = [0u8; 160];
+                assert!(jb.pop(&mut out, 0xff));
+                played.extend_from_slice(&out);
+            }
         }
+        // 3 frames = 480 samples = packets 1 and 2 exactly, across the timestamp wrap
+        assert_eq!(&played[..240], &[1u8; 240][..]);
+        assert_eq!(&played[240..480], &[2u8; 240][..]);
+    }
+
+    #[test]
+    fn gap_is_silence() {
+        let mut jb = JitterBuffer::new(1);
+        jb.push(0, &[1; 160]);
+        jb.push(320, &[3; 160]);
+        assert_eq!(frame(&mut jb), Some(1));
+        let mut out = [0u8; 160];
+        assert!(!jb.pop(&mut out, 0xd5));
+        assert_eq!(out[0], 0xd5);
+        assert_eq!(frame(&mut jb), Some(3));
     }
 }
