@@ -44,7 +44,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: SIP (UDP+TCP), media, IVR and the HTTP endpoints.
-    Serve,
+    Serve {
+        /// Seed the demo organization "Demo Apartments" first (idempotent).
+        #[arg(long)]
+        demo: bool,
+    },
     /// Seed the demo organization "Demo Apartments" (idempotent).
     Demo,
     /// List recent calls.
@@ -108,7 +112,14 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         match cli.command {
-            Command::Serve => serve(cfg).await,
+            Command::Serve { demo } => {
+                if demo {
+                    let store = open_store(&cfg).await?;
+                    oncall_core::demo::seed(&store, Timestamp::now()).await?;
+                    store.close().await;
+                }
+                serve(cfg).await
+            }
             Command::Demo => {
                 let store = open_store(&cfg).await?;
                 let org = oncall_core::demo::seed(&store, Timestamp::now()).await?;

@@ -216,6 +216,12 @@ impl Engine {
         self.commands.pop_front()
     }
 
+    /// True while commands are waiting to be drained (a persisted engine in this state is due
+    /// at once: whoever resumes it must carry them out).
+    pub fn has_pending_commands(&self) -> bool {
+        !self.commands.is_empty()
+    }
+
     /// When to call `handle(Input::TimePassed, t)` next; `None` when nothing is scheduled.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let (_, deadline) = self.phase.running_stage()?;

@@ -104,6 +104,7 @@ pub fn shifts(schedule: &Schedule, from: Timestamp, to: Timestamp) -> Vec<Shift>
 
     let mut out: Vec<Shift> = Vec::new();
     for w in cuts.windows(2) {
+        // `windows(2)` yields exactly two elements.
         let (a, b) = (w[0], w[1]);
         let Some(who) = on_call(schedule, a) else { continue };
         match out.last_mut() {

@@ -1,0 +1,196 @@
+//! Demo data: "Demo Apartments", a small building-maintenance team with a month of history.
+//!
+//! [`seed`] is for trying OnCall out and for screenshots: four people, a weekly rotation, a
+//! three-step policy and a few dozen past requests with plausible answer, acknowledge and
+//! complete times so the charts have something to show. It is idempotent: when the
+//! organization already exists it is returned untouched. The history is generated from a fixed
+//! seed, so the same `now` always produces the same data.
+
+use crate::escalation::{NewPolicy, Step, Target};
+use crate::ids::{OrgId, PersonId};
+use crate::person::{Channel, NewPerson, NotificationRule, Role};
+use crate::request::Actor;
+use crate::schedule::{self, Layer, NewSchedule, Rotation, ShiftLength};
+use crate::store::{NewCall, Result, Store};
+use crate::timestamp::{Millis, Timestamp};
+use chrono::{Datelike, NaiveTime};
+
+pub const DEMO_SLUG: &str = "demo-apartments";
+const DEMO_TZ: &str = "America/New_York";
+/// The number the demo building's residents call.
+const DEMO_LINE: &str = "+12125550100";
+
+/// A tiny deterministic generator (SplitMix64): demo data must be reproducible and needs no
+/// cryptographic quality.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..hi` (hi > lo).
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        let span = (hi - lo).max(1) as u64;
+        lo + (self.next() % span) as i64
+    }
+}
+
+fn person(name: &str, email: &str, role: Role, phone: &str, rules: Vec<NotificationRule>) -> NewPerson {
+    NewPerson {
+        name: name.into(),
+        email: Some(email.into()),
+        role: Some(role),
+        phones: vec![phone.into()],
+        sip_uris: vec![],
+        time_zone: DEMO_TZ.into(),
+        notification_rules: rules,
+    }
+}
+
+/// Seeds the demo organization (once) and returns its id.
+pub async fn seed(store: &Store, now: Timestamp) -> Result<OrgId> {
+    if let Some(org) = store.organization_by_slug(DEMO_SLUG).await? {
+        return Ok(org.id);
+    }
+    let org = store.create_organization("Demo Apartments", DEMO_SLUG, DEMO_TZ, now).await?;
+    let call_now = vec![NotificationRule::new(Channel::Call, Millis(0))];
+    let maria = store
+        .add_person(org, &person("Maria Lopez", "maria@demo-apartments.example", Role::Employee, "+1 212 555 0101", call_now.clone()), now)
+        .await?;
+    let james = store
+        .add_person(org, &person("James Chen", "james@demo-apartments.example", Role::Employee, "+1 212 555 0102", call_now.clone()), now)
+        .await?;
+    let text_then_call = vec![
+        NotificationRule::new(Channel::Text, Millis(0)),
+        NotificationRule::new(Channel::Call, Millis::minutes(1)),
+    ];
+    let aisha = store
+        .add_person(org, &person("Aisha Okafor", "aisha@demo-apartments.example", Role::Employee, "+1 212 555 0103", text_then_call), now)
+        .await?;
+    let dana = store
+        .add_person(org, &person("Dana Whitfield", "dana@demo-apartments.example", Role::Manager, "+1 212 555 0199", call_now), now)
+        .await?;
+    store.create_team(org, "Maintenance", &[maria, james, aisha], now).await?;
+
+    // A weekly rotation that began on the Monday at least 35 days ago, handing off at 09:00.
+    let tz: chrono_tz::Tz = DEMO_TZ.parse().map_err(|_| crate::ValidationError::new("time_zone", DEMO_TZ))?;
+    let start = (now - Millis::hours(35 * 24)).to_utc().with_timezone(&tz).date_naive();
+    let monday = start - chrono::Days::new(u64::from(start.weekday().num_days_from_monday()));
+    let schedule_id = store
+        .create_schedule(
+            org,
+            &NewSchedule {
+                name: "Maintenance on-call".into(),
+                time_zone: DEMO_TZ.into(),
+                layers: vec![Layer {
+                    name: "Weekly".into(),
+                    rotation: Rotation {
+                        members: vec![maria, james, aisha],
+                        shift_length: ShiftLength::Weeks(1),
+                        start_date: monday,
+                        handoff_time: NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default(),
+                    },
+                }],
+            },
+            now,
+        )
+        .await?;
+    store
+        .create_policy(
+            org,
+            &NewPolicy {
+                name: "Maintenance emergencies".into(),
+                steps: vec![
+                    Step { targets: vec![Target::Schedule(schedule_id)], wait: Millis::minutes(5) },
+                    Step { targets: vec![Target::Person(maria), Target::Person(james), Target::Person(aisha)], wait: Millis::minutes(5) },
+                    Step { targets: vec![Target::Person(dana)], wait: Millis::minutes(10) },
+                ],
+                repeat: 1,
+            },
+            now,
+        )
+        .await?;
+
+    let schedule = store.schedule(org, schedule_id).await?;
+    seed_history(store, org, &schedule, dana, now).await?;
+    tracing::info!(org = %org, "seeded demo organization");
+    Ok(org)
+}
+
+const CALLERS: &[&str] = &["+12125550142", "+12125550178", "+16465550113", "+19175550166", "+13475550120", "+12125550187"];
+const SUMMARIES: &[&str] = &[
+    "Water leaking from ceiling in 4B",
+    "Locked out of apartment",
+    "No heat in unit 2A",
+    "Elevator stuck between floors",
+    "Smoke detector beeping in hallway",
+    "Front door buzzer broken",
+    "Toilet overflowing in 3C",
+    "Power out in half the apartment",
+];
+
+/// About 36 requests over the last 30 days, outcomes and timings drawn from the fixed seed.
+async fn seed_history(store: &Store, org: OrgId, schedule: &schedule::Schedule, manager: PersonId, now: Timestamp) -> Result<()> {
+    let mut rng = Rng(0x0C0F_FEE0);
+    let mut received: Vec<i64> = (0..36).map(|_| rng.range(30 * 60_000, 30 * 86_400_000)).collect();
+    received.sort_unstable_by(|a, b| b.cmp(a)); // oldest first
+    for (i, ago) in received.into_iter().enumerate() {
+        let at = now - Millis(ago);
+        let caller = CALLERS[i % CALLERS.len()];
+        let call = store
+            .insert_call(&NewCall { org, call_id: format!("demo-{i}@oncall.invalid"), caller: caller.into(), called: DEMO_LINE.into(), received_at: at })
+            .await?;
+        let answered_call = at + Millis::seconds(1);
+        store.call_answered(org, call, answered_call).await?;
+        let req = store.create_request_for_call(org, call, caller, at + Millis::seconds(20)).await?;
+        let t0 = at + Millis::seconds(20);
+        store.append_event(org, req, Actor::Caller, "summary", SUMMARIES[i % SUMMARIES.len()], t0).await?;
+        store.start_notifying(org, req, t0).await?;
+        store.call_ended(org, call, t0 + Millis::seconds(5), "1", None, None).await?;
+
+        let roll = rng.range(0, 100);
+        let on_call = schedule::on_call(schedule, t0).map(|o| o.person).unwrap_or(manager);
+        if roll < 8 {
+            store.abandon(org, req, Actor::Caller, t0 + Millis::seconds(rng.range(20, 90))).await?;
+            continue;
+        }
+        if roll < 16 {
+            // Nobody picked up; the manager acknowledged later from the web.
+            let exhausted = t0 + Millis::minutes(40);
+            if exhausted > now {
+                continue;
+            }
+            store.mark_exhausted(org, req, exhausted).await?;
+            let ack = exhausted + Millis::minutes(rng.range(5, 60));
+            if ack < now {
+                store.acknowledge(org, req, Actor::Person(manager), ack).await?;
+            }
+            continue;
+        }
+        // Escalated to step 2 sometimes: slower answers from someone else.
+        let slow = roll >= 80;
+        let answered = t0 + Millis::seconds(if slow { rng.range(330, 900) } else { rng.range(15, 240) });
+        let who = if slow { manager } else { on_call };
+        let acked = answered + Millis::seconds(rng.range(10, 120));
+        let completed = acked + Millis::minutes(rng.range(20, 240));
+        if answered > now {
+            continue;
+        }
+        store.mark_answered(org, req, who, answered).await?;
+        if acked > now {
+            continue;
+        }
+        store.acknowledge(org, req, Actor::Person(who), acked).await?;
+        if completed > now {
+            continue;
+        }
+        store.add_note(org, req, Actor::Person(who), "Fixed on site; resident informed.", completed - Millis::minutes(1)).await?;
+        store.complete(org, req, Actor::Person(who), completed).await?;
+    }
+    Ok(())
+}

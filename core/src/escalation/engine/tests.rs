@@ -1,0 +1,241 @@
+//! Engine tests with a virtual clock: every path of an escalation, in microseconds.
+
+use super::*;
+use crate::escalation::policy::Step;
+use crate::ids::{OrgId, PolicyId, ScheduleId};
+use crate::person::NotificationRule;
+use crate::schedule::{Layer, Rotation, ShiftLength};
+use chrono::{NaiveDate, NaiveTime};
+
+const REQ: RequestId = RequestId(42);
+const ANN: PersonId = PersonId(1);
+const BOB: PersonId = PersonId(2);
+const CAT: PersonId = PersonId(3);
+const MGR: PersonId = PersonId(9);
+const T0: Timestamp = Timestamp(1_700_000_000_000);
+
+fn min(m: i64) -> Timestamp {
+    T0 + Millis::minutes(m)
+}
+
+fn call_only(p: PersonId) -> ContactPlan {
+    ContactPlan { person: p, rules: vec![NotificationRule::new(Channel::Call, Millis(0))] }
+}
+
+fn policy(steps: Vec<Vec<Target>>, repeat: u32) -> EscalationPolicy {
+    EscalationPolicy {
+        id: PolicyId(1),
+        org: OrgId(1),
+        name: "p".into(),
+        steps: steps.into_iter().map(|targets| Step { targets, wait: Millis::minutes(5) }).collect(),
+        repeat,
+    }
+}
+
+fn directory() -> Directory {
+    Directory {
+        schedules: vec![],
+        people: vec![call_only(ANN), call_only(BOB), call_only(CAT), call_only(MGR)],
+        managers: vec![MGR],
+    }
+}
+
+fn two_step_engine(repeat: u32) -> Engine {
+    Engine::new(REQ, policy(vec![vec![Target::Person(ANN)], vec![Target::Person(BOB)]], repeat), directory())
+}
+
+fn drain(e: &mut Engine) -> Vec<Command> {
+    std::iter::from_fn(|| e.poll_command()).collect()
+}
+
+fn notify(stage: u32, person: PersonId, channel: Channel) -> Command {
+    Command::Notify(NotificationKey { request: REQ, stage, person, channel })
+}
+
+fn key(stage: u32, person: PersonId) -> NotificationKey {
+    NotificationKey { request: REQ, stage, person, channel: Channel::Call }
+}
+
+/// Drives the engine by its own timeouts up to `until`, collecting commands.
+fn run_until(e: &mut Engine, until: Timestamp) -> Vec<(Timestamp, Command)> {
+    let mut out = Vec::new();
+    while let Some(t) = e.poll_timeout() {
+        if t > until {
+            break;
+        }
+        e.handle(Input::TimePassed, t);
+        out.extend(drain(e).into_iter().map(|c| (t, c)));
+    }
+    out
+}
+
+#[test]
+fn first_person_answers() {
+    let mut e = two_step_engine(0);
+    e.handle(Input::RequestCreated, T0);
+    assert_eq!(drain(&mut e), vec![notify(0, ANN, Channel::Call)]);
+    assert_eq!(e.poll_timeout(), Some(min(5)));
+    e.handle(Input::Delivered(key(0, ANN)), min(0) + Millis::seconds(1));
+    e.handle(Input::Answered { person: ANN }, min(1));
+    assert_eq!(drain(&mut e), vec![Command::CancelPending { request: REQ }]);
+    assert_eq!(e.phase(), Phase::Answered { person: ANN, at: min(1) });
+    assert_eq!(e.poll_timeout(), None);
+    // Nothing more, ever.
+    e.handle(Input::TimePassed, min(60));
+    assert!(drain(&mut e).is_empty());
+}
+
+#[test]
+fn first_declines_second_answers() {
+    let mut e = two_step_engine(0);
+    e.handle(Input::RequestCreated, T0);
+    drain(&mut e);
+    // Ann declines after 30 s: no point waiting 5 minutes, Bob is paged at once.
+    e.handle(Input::Declined { person: ANN }, T0 + Millis::seconds(30));
+    assert_eq!(drain(&mut e), vec![notify(1, BOB, Channel::Call)]);
+    assert!(matches!(e.phase(), Phase::Step { step: 1, round: 0, .. }));
+    assert_eq!(e.poll_timeout(), Some(T0 + Millis::seconds(30) + Millis::minutes(5)));
+    e.handle(Input::Answered { person: BOB }, min(2));
+    assert_eq!(drain(&mut e), vec![Command::CancelPending { request: REQ }]);
+    assert_eq!(e.phase(), Phase::Answered { person: BOB, at: min(2) });
+}
+
+#[test]
+fn nobody_answers_repeats_then_managers_then_gives_up() {
+    let mut e = two_step_engine(1);
+    e.handle(Input::RequestCreated, T0);
+    let mut all: Vec<_> = drain(&mut e).into_iter().map(|c| (T0, c)).collect();
+    all.extend(run_until(&mut e, min(120)));
+    assert_eq!(
+        all,
+        vec![
+            (min(0), notify(0, ANN, Channel::Call)),
+            (min(5), notify(1, BOB, Channel::Call)),
+            (min(10), notify(2, ANN, Channel::Call)), // repeat pass
+            (min(15), notify(3, BOB, Channel::Call)),
+            (min(20), notify(4, MGR, Channel::Call)), // last resort
+            (min(25), Command::Exhausted { request: REQ }),
+        ]
+    );
+    assert_eq!(e.phase(), Phase::Exhausted { at: min(25) });
+    assert_eq!(e.poll_timeout(), None);
+}
+
+#[test]
+fn failures_skip_the_wait() {
+    let mut e = two_step_engine(0);
+    e.handle(Input::RequestCreated, T0);
+    drain(&mut e);
+    e.handle(Input::Failed(key(0, ANN)), min(1));
+    assert_eq!(drain(&mut e), vec![notify(1, BOB, Channel::Call)]);
+    // A late report about stage 0 must not end stage 1.
+    e.handle(Input::Failed(key(0, ANN)), min(2));
+    assert!(drain(&mut e).is_empty());
+    assert!(matches!(e.phase(), Phase::Step { step: 1, .. }));
+}
+
+#[test]
+fn acknowledgement_mid_escalation_stops_it() {
+    let mut e = two_step_engine(3);
+    e.handle(Input::RequestCreated, T0);
+    run_until(&mut e, min(7)); // Ann, then Bob at 5
+    drain(&mut e);
+    e.handle(Input::Acknowledged { by: Actor::Person(MGR) }, min(7));
+    assert_eq!(drain(&mut e), vec![Command::CancelPending { request: REQ }]);
+    assert_eq!(e.phase(), Phase::Acknowledged { by: Actor::Person(MGR), at: min(7) });
+    assert!(run_until(&mut e, min(500)).is_empty());
+}
+
+#[test]
+fn call_and_text_in_configured_order() {
+    let mut dir = directory();
+    dir.people[0].rules = vec![
+        NotificationRule::new(Channel::Text, Millis(0)),
+        NotificationRule::new(Channel::Call, Millis::minutes(1)),
+    ];
+    let mut e = Engine::new(REQ, policy(vec![vec![Target::Person(ANN)], vec![Target::Person(BOB)]], 0), dir);
+    e.handle(Input::RequestCreated, T0);
+    assert_eq!(drain(&mut e), vec![notify(0, ANN, Channel::Text)]);
+    assert_eq!(e.poll_timeout(), Some(min(1)));
+    // The text was delivered, but that is not an answer: the call still follows.
+    e.handle(Input::Delivered(NotificationKey { request: REQ, stage: 0, person: ANN, channel: Channel::Text }), min(0));
+    assert_eq!(run_until(&mut e, min(2)), vec![(min(1), notify(0, ANN, Channel::Call))]);
+    e.handle(Input::Answered { person: ANN }, min(2));
+    assert_eq!(drain(&mut e), vec![Command::CancelPending { request: REQ }]);
+}
+
+#[test]
+fn schedule_targets_resolve_at_stage_start() {
+    let sched = Schedule {
+        id: ScheduleId(5),
+        org: OrgId(1),
+        name: "s".into(),
+        time_zone: chrono_tz::UTC,
+        layers: vec![Layer {
+            name: "l".into(),
+            rotation: Rotation {
+                members: vec![CAT, BOB],
+                shift_length: ShiftLength::Days(1),
+                start_date: NaiveDate::from_ymd_opt(2023, 1, 1).unwrap(),
+                handoff_time: NaiveTime::from_hms_opt(0, 0, 0).unwrap(),
+            },
+        }],
+        overrides: vec![],
+    };
+    let who = schedule::on_call(&sched, T0).unwrap().person;
+    let mut dir = directory();
+    dir.schedules.push(sched);
+    let mut e = Engine::new(REQ, policy(vec![vec![Target::Schedule(ScheduleId(5)), Target::Person(who)]], 0), dir);
+    e.handle(Input::RequestCreated, T0);
+    // Resolved once even though targeted twice.
+    assert_eq!(drain(&mut e), vec![notify(0, who, Channel::Call)]);
+}
+
+#[test]
+fn empty_stage_moves_on_and_no_managers_exhausts() {
+    let mut dir = directory();
+    dir.managers.clear();
+    // Step 0 targets a schedule that doesn't exist: nobody, so step 1 starts immediately.
+    let mut e = Engine::new(REQ, policy(vec![vec![Target::Schedule(ScheduleId(77))], vec![Target::Person(BOB)]], 0), dir);
+    e.handle(Input::RequestCreated, T0);
+    assert_eq!(drain(&mut e), vec![notify(1, BOB, Channel::Call)]);
+    e.handle(Input::Failed(key(1, BOB)), min(1));
+    assert_eq!(drain(&mut e), vec![Command::Exhausted { request: REQ }]);
+}
+
+#[test]
+fn catches_up_after_sleeping() {
+    // An instance that resumes the engine late replays the missed stages at their own times.
+    let mut e = two_step_engine(0);
+    e.handle(Input::RequestCreated, T0);
+    drain(&mut e);
+    e.handle(Input::TimePassed, min(100));
+    assert_eq!(
+        drain(&mut e),
+        vec![notify(1, BOB, Channel::Call), notify(2, MGR, Channel::Call), Command::Exhausted { request: REQ }]
+    );
+}
+
+#[test]
+fn state_survives_serialization() {
+    let mut e = two_step_engine(1);
+    e.handle(Input::RequestCreated, T0);
+    drain(&mut e);
+    let json = serde_json::to_string(&e).unwrap();
+    let mut back: Engine = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, e);
+    back.handle(Input::TimePassed, min(5));
+    e.handle(Input::TimePassed, min(5));
+    assert_eq!(drain(&mut back), drain(&mut e));
+}
+
+#[test]
+fn acknowledged_after_answered_has_no_second_cancel() {
+    let mut e = two_step_engine(0);
+    e.handle(Input::RequestCreated, T0);
+    e.handle(Input::Answered { person: ANN }, min(1));
+    drain(&mut e);
+    e.handle(Input::Acknowledged { by: Actor::Person(ANN) }, min(2));
+    assert!(drain(&mut e).is_empty());
+    assert_eq!(e.phase(), Phase::Acknowledged { by: Actor::Person(ANN), at: min(2) });
+}

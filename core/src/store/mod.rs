@@ -1,0 +1,189 @@
+//! The store: OnCall's domain in SQLite or PostgreSQL, through one set of queries.
+//!
+//! [`Store::connect`] takes a URL: `sqlite:` (the embedded default, a file under `./data/`,
+//! created if missing, WAL mode) or `postgres://`. Both go through sqlx's `Any` driver with
+//! portable SQL and `$1` placeholders, so every query is written once. Migrations are embedded
+//! (`sqlx::migrate!`) and run on connect.
+//!
+//! Tenancy: every method that reads or writes tenant data takes the [`OrgId`](crate::OrgId)
+//! and puts it in the `WHERE` clause; the schema's composite foreign keys refuse rows that
+//! point across organizations. Validation happens before the first write and multi-row writes
+//! are transactions, so bad input writes nothing.
+//!
+//! One file per concern: `orgs`, `people`, `schedules`, `policies`, `requests`, `calls`,
+//! `escalation_work`, `users`, `metrics`.
+
+mod calls;
+mod escalation_work;
+mod metrics;
+mod migrations;
+mod orgs;
+mod people;
+mod policies;
+mod requests;
+mod rows;
+mod schedules;
+mod users;
+
+pub use calls::{Call, NewCall};
+pub use escalation_work::{ClaimedWork, NotificationRecord};
+pub use orgs::{slugify, validate_slug, Organization, DEFAULT_ORG_NAME};
+pub use people::Team;
+pub use requests::event_kind;
+pub use users::User;
+
+use crate::ids::RequestId;
+use crate::request::RequestStatus;
+use crate::validation::ValidationError;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The default database: a SQLite file under `./data/`.
+pub const DEFAULT_URL: &str = "sqlite://data/oncall.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid input: {0}")]
+    Invalid(#[from] ValidationError),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("{id} is {current} and cannot become {wanted}")]
+    Transition { id: RequestId, current: RequestStatus, wanted: RequestStatus },
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("password hashing failed: {0}")]
+    Password(String),
+    #[error("unsupported database URL {0:?}: use sqlite:PATH or postgres://...")]
+    BadUrl(String),
+    #[error("cannot create the database directory {path}: {source}")]
+    Directory { path: String, source: std::io::Error },
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        // Unique violations are the caller's business (a duplicate e-mail, slug, ...), not an
+        // outage: give them their own variant.
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return StoreError::Conflict(db.message().to_string());
+            }
+            // A composite (org_id, id) foreign key failing means the row referenced does not
+            // exist *in this organization*: to the caller that is "not found".
+            if db.is_foreign_key_violation() {
+                return StoreError::NotFound(format!("referenced row ({})", db.message()));
+            }
+        }
+        StoreError::Db(e)
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database is behind the `Any` pool; only the few statements that must differ look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle to the database; cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url` and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = normalize_url(url)?;
+        let options = AnyConnectOptions::from_str(&url).map_err(|_| StoreError::BadUrl(url.clone()))?;
+        let pool_options = match backend {
+            Backend::Sqlite => AnyPoolOptions::new()
+                // SQLite has one writer at a time; a handful of connections serve concurrent
+                // readers (WAL) without piling up writers behind busy_timeout.
+                .max_connections(if url.contains(":memory:") || url.contains("mode=memory") { 1 } else { 4 })
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        // WAL lets readers proceed while one connection writes; busy_timeout makes a
+                        // second writer wait instead of failing with SQLITE_BUSY; foreign keys are
+                        // off by default in SQLite and our tenancy guarantees rely on them.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        Ok(())
+                    })
+                }),
+            Backend::Postgres => AnyPoolOptions::new().max_connections(8),
+        };
+        let pool = pool_options
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        migrations::migrator(backend).run(&pool).await?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Recognizes the backend and, for SQLite, makes sure the file (and its directory) can be
+/// created.
+fn normalize_url(url: &str) -> Result<(Backend, String)> {
+    let url = url.trim();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_string()));
+    }
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        return Err(StoreError::BadUrl(url.to_string()));
+    };
+    if rest.contains(":memory:") || rest.contains("mode=memory") {
+        return Ok((Backend::Sqlite, url.to_string()));
+    }
+    let path = rest.trim_start_matches("//");
+    let (file, query) = path.split_once('?').unwrap_or((path, ""));
+    if file.is_empty() {
+        return Err(StoreError::BadUrl(url.to_string()));
+    }
+    if let Some(dir) = std::path::Path::new(file).parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| StoreError::Directory { path: dir.display().to_string(), source })?;
+        }
+    }
+    // mode=rwc: create the file if it does not exist.
+    let query = if query.contains("mode=") {
+        query.to_string()
+    } else if query.is_empty() {
+        "mode=rwc".to_string()
+    } else {
+        format!("{query}&mode=rwc")
+    };
+    Ok((Backend::Sqlite, format!("sqlite://{file}?{query}")))
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,326 @@
+//! Requests: creation, guarded lifecycle transitions, the event log, notes and recordings.
+//!
+//! Every transition is one conditional `UPDATE ... WHERE status IN (<allowed sources>)` plus an
+//! event row, in one transaction. The condition is what makes concurrent instances safe: when
+//! two acknowledge the same request at once, PostgreSQL re-checks the `WHERE` of the second
+//! after the first commits (and SQLite serializes the writers), so exactly one update matches
+//! and the other gets `StoreError::Transition`.
+
+use super::rows::{corrupt, f64_, i64_, opt_actor, opt_i64, opt_ts, string, ts};
+use super::{Result, Store, StoreError};
+use crate::ids::{CallRowId, OrgId, PersonId, RecordingId, RequestId};
+use crate::request::{Actor, NewRecording, NewRequest, Recording, Request, RequestEvent, RequestState, RequestStatus, Stamp};
+use crate::timestamp::Timestamp;
+use crate::validation::ValidationError;
+use sqlx::any::AnyRow;
+
+pub(super) const REQUEST_COLUMNS: &str = "id, call_row_id, caller, summary, status, received_at, notifying_at, \
+     answered_at, answered_by, acknowledged_at, acknowledged_by, completed_at, completed_by, \
+     abandoned_at, abandoned_by, exhausted_at";
+
+/// Event kinds written by the store.
+pub mod event_kind {
+    pub const STATUS: &str = "status";
+    pub const NOTE: &str = "note";
+    pub const RECORDING: &str = "recording";
+    pub const NOTIFICATION: &str = "notification";
+}
+
+fn stamp(row: &AnyRow, at: &str, by: &str) -> Result<Option<Stamp>> {
+    match (opt_ts(row, at)?, opt_actor(row, by)?) {
+        (Some(at), Some(by)) => Ok(Some(Stamp { at, by })),
+        (None, None) => Ok(None),
+        _ => Err(corrupt(at, format!("{at} and {by} must be set together"))),
+    }
+}
+
+fn required<T>(v: Option<T>, col: &str) -> Result<T> {
+    v.ok_or_else(|| corrupt(col, "missing for this status"))
+}
+
+pub(super) fn request_from_row(org: OrgId, row: &AnyRow) -> Result<Request> {
+    let status_s = string(row, "status")?;
+    let status = RequestStatus::parse(&status_s).ok_or_else(|| corrupt("requests.status", &status_s))?;
+    let answered = stamp(row, "answered_at", "answered_by")?;
+    let acknowledged = stamp(row, "acknowledged_at", "acknowledged_by")?;
+    let state = match status {
+        RequestStatus::Received => RequestState::Received,
+        RequestStatus::Notifying => RequestState::Notifying { since: required(opt_ts(row, "notifying_at")?, "notifying_at")? },
+        RequestStatus::Answered => RequestState::Answered { answered: required(answered, "answered_at")? },
+        RequestStatus::Acknowledged => {
+            RequestState::Acknowledged { answered, acknowledged: required(acknowledged, "acknowledged_at")? }
+        }
+        RequestStatus::Completed => RequestState::Completed {
+            answered,
+            acknowledged,
+            completed: required(stamp(row, "completed_at", "completed_by")?, "completed_at")?,
+        },
+        RequestStatus::Abandoned => {
+            RequestState::Abandoned { answered, abandoned: required(stamp(row, "abandoned_at", "abandoned_by")?, "abandoned_at")? }
+        }
+        RequestStatus::Exhausted => RequestState::Exhausted { at: required(opt_ts(row, "exhausted_at")?, "exhausted_at")? },
+    };
+    Ok(Request {
+        id: RequestId(i64_(row, "id")?),
+        org,
+        call: opt_i64(row, "call_row_id")?.map(CallRowId),
+        caller: string(row, "caller")?,
+        summary: string(row, "summary")?,
+        received_at: ts(row, "received_at")?,
+        state,
+    })
+}
+
+/// The columns a transition into `to` stamps.
+fn stamp_columns(to: RequestStatus) -> (&'static str, Option<&'static str>) {
+    match to {
+        RequestStatus::Received => ("received_at", None),
+        RequestStatus::Notifying => ("notifying_at", None),
+        RequestStatus::Answered => ("answered_at", Some("answered_by")),
+        RequestStatus::Acknowledged => ("acknowledged_at", Some("acknowledged_by")),
+        RequestStatus::Completed => ("completed_at", Some("completed_by")),
+        RequestStatus::Abandoned => ("abandoned_at", Some("abandoned_by")),
+        RequestStatus::Exhausted => ("exhausted_at", None),
+    }
+}
+
+impl Store {
+    pub async fn create_request(&self, org: OrgId, new: &NewRequest, at: Timestamp) -> Result<RequestId> {
+        if new.caller.len() > 500 || new.summary.len() > 10_000 {
+            return Err(ValidationError::new("summary", "too long").into());
+        }
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO requests (org_id, call_row_id, caller, summary, status, received_at) \
+             VALUES ($1, $2, $3, $4, 'received', $5) RETURNING id",
+        )
+        .bind(org.0)
+        .bind(new.call.map(|c| c.0))
+        .bind(new.caller.trim())
+        .bind(new.summary.trim())
+        .bind(at.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = RequestId(i64_(&row, "id")?);
+        insert_event(&mut tx, org, id, at, Actor::Caller, event_kind::STATUS, RequestStatus::Received.as_str()).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn request(&self, org: OrgId, id: RequestId) -> Result<Request> {
+        let row = sqlx::query(&format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE org_id = $1 AND id = $2"))
+            .bind(org.0)
+            .bind(id.0)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        request_from_row(org, &row)
+    }
+
+    /// The newest `limit` requests.
+    pub async fn list_requests(&self, org: OrgId, limit: i64) -> Result<Vec<Request>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE org_id = $1 ORDER BY received_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(org.0)
+        .bind(limit.clamp(0, 10_000))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| request_from_row(org, r)).collect()
+    }
+
+    /// received → notifying (the escalation started).
+    pub async fn start_notifying(&self, org: OrgId, id: RequestId, at: Timestamp) -> Result<()> {
+        self.transition(org, id, RequestStatus::Notifying, Actor::System, at).await
+    }
+
+    /// Someone picked up.
+    pub async fn mark_answered(&self, org: OrgId, id: RequestId, person: PersonId, at: Timestamp) -> Result<()> {
+        self.transition(org, id, RequestStatus::Answered, Actor::Person(person), at).await
+    }
+
+    /// Someone took responsibility. Exactly one of concurrent callers succeeds; the others get
+    /// `StoreError::Transition { current: Acknowledged, .. }`.
+    pub async fn acknowledge(&self, org: OrgId, id: RequestId, by: Actor, at: Timestamp) -> Result<()> {
+        self.transition(org, id, RequestStatus::Acknowledged, by, at).await
+    }
+
+    pub async fn complete(&self, org: OrgId, id: RequestId, by: Actor, at: Timestamp) -> Result<()> {
+        self.transition(org, id, RequestStatus::Completed, by, at).await
+    }
+
+    /// The caller hung up before anyone took it, or it was cancelled.
+    pub async fn abandon(&self, org: OrgId, id: RequestId, by: Actor, at: Timestamp) -> Result<()> {
+        self.transition(org, id, RequestStatus::Abandoned, by, at).await
+    }
+
+    /// The escalation gave up.
+    pub async fn mark_exhausted(&self, org: OrgId, id: RequestId, at: Timestamp) -> Result<()> {
+        self.transition(org, id, RequestStatus::Exhausted, Actor::System, at).await
+    }
+
+    async fn transition(&self, org: OrgId, id: RequestId, to: RequestStatus, by: Actor, at: Timestamp) -> Result<()> {
+        let (at_col, by_col) = stamp_columns(to);
+        // The allowed list comes from our own constants, never from input, so inlining it is safe.
+        let allowed = to
+            .allowed_from()
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if allowed.is_empty() {
+            let current = self.request(org, id).await?.state.status();
+            return Err(StoreError::Transition { id, current, wanted: to });
+        }
+        let set_by = by_col.map(|c| format!(", {c} = $5")).unwrap_or_default();
+        let sql = format!(
+            "UPDATE requests SET status = $1, {at_col} = $2{set_by} \
+             WHERE org_id = $3 AND id = $4 AND status IN ({allowed})"
+        );
+        let mut tx = self.pool().begin().await?;
+        let mut q = sqlx::query(&sql).bind(to.as_str()).bind(at.0).bind(org.0).bind(id.0);
+        if by_col.is_some() {
+            q = q.bind(by.to_string());
+        }
+        let done = q.execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            // Either it does not exist (in this org) or it is in a state we cannot leave.
+            let current = self.request(org, id).await?.state.status();
+            return Err(StoreError::Transition { id, current, wanted: to });
+        }
+        insert_event(&mut tx, org, id, at, by, event_kind::STATUS, to.as_str()).await?;
+        tx.commit().await?;
+        tracing::debug!(request = %id, org = %org, status = %to, "request transition");
+        Ok(())
+    }
+
+    /// Appends a free-text note to the request's log.
+    pub async fn add_note(&self, org: OrgId, id: RequestId, author: Actor, text: &str, at: Timestamp) -> Result<()> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(ValidationError::new("note", "must not be empty").into());
+        }
+        if text.len() > 10_000 {
+            return Err(ValidationError::new("note", "must be at most 10000 characters").into());
+        }
+        self.append_event(org, id, author, event_kind::NOTE, text, at).await
+    }
+
+    /// Appends any event to the log (the paging flow records notifications this way).
+    pub async fn append_event(&self, org: OrgId, id: RequestId, actor: Actor, kind: &str, detail: &str, at: Timestamp) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        insert_event(&mut tx, org, id, at, actor, kind, detail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The log, oldest first.
+    pub async fn request_events(&self, org: OrgId, id: RequestId) -> Result<Vec<RequestEvent>> {
+        let rows = sqlx::query("SELECT at, actor, kind, detail FROM request_events WHERE org_id = $1 AND request_id = $2 ORDER BY id")
+            .bind(org.0)
+            .bind(id.0)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RequestEvent {
+                    at: ts(r, "at")?,
+                    actor: required(opt_actor(r, "actor")?, "actor")?,
+                    kind: string(r, "kind")?,
+                    detail: string(r, "detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Notes only, oldest first.
+    pub async fn notes(&self, org: OrgId, id: RequestId) -> Result<Vec<RequestEvent>> {
+        Ok(self.request_events(org, id).await?.into_iter().filter(|e| e.kind == event_kind::NOTE).collect())
+    }
+
+    pub async fn add_recording(&self, org: OrgId, new: &NewRecording) -> Result<RecordingId> {
+        if new.kind.trim().is_empty() {
+            return Err(ValidationError::new("kind", "must not be empty").into());
+        }
+        if new.storage_key.trim().is_empty() {
+            return Err(ValidationError::new("storage_key", "must not be empty").into());
+        }
+        if new.duration_ms < 0 {
+            return Err(ValidationError::new("duration_ms", "must not be negative").into());
+        }
+        if !new.peak.is_finite() || !new.rms.is_finite() {
+            return Err(ValidationError::new("peak", "levels must be finite numbers").into());
+        }
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO recordings (org_id, request_id, kind, storage_key, duration_ms, peak, rms, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(org.0)
+        .bind(new.request.map(|r| r.0))
+        .bind(new.kind.trim())
+        .bind(&new.storage_key)
+        .bind(new.duration_ms)
+        .bind(new.peak)
+        .bind(new.rms)
+        .bind(new.created_at.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = RecordingId(i64_(&row, "id")?);
+        if let Some(req) = new.request {
+            insert_event(&mut tx, org, req, new.created_at, Actor::System, event_kind::RECORDING, &format!("{} {}", new.kind.trim(), id))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn recordings_for_request(&self, org: OrgId, id: RequestId) -> Result<Vec<Recording>> {
+        let rows = sqlx::query(
+            "SELECT id, request_id, kind, storage_key, duration_ms, peak, rms, created_at FROM recordings \
+             WHERE org_id = $1 AND request_id = $2 ORDER BY created_at, id",
+        )
+        .bind(org.0)
+        .bind(id.0)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Recording {
+                    id: RecordingId(i64_(r, "id")?),
+                    org,
+                    request: opt_i64(r, "request_id")?.map(RequestId),
+                    kind: string(r, "kind")?,
+                    storage_key: string(r, "storage_key")?,
+                    duration_ms: i64_(r, "duration_ms")?,
+                    peak: f64_(r, "peak")?,
+                    rms: f64_(r, "rms")?,
+                    created_at: ts(r, "created_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Inserts one log row; the `(org_id, request_id)` foreign key rejects a request of another org.
+pub(super) async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    org: OrgId,
+    id: RequestId,
+    at: Timestamp,
+    actor: Actor,
+    kind: &str,
+    detail: &str,
+) -> Result<()> {
+    sqlx::query("INSERT INTO request_events (org_id, request_id, at, actor, kind, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(org.0)
+        .bind(id.0)
+        .bind(at.0)
+        .bind(actor.to_string())
+        .bind(kind)
+        .bind(detail)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! Schedules: layers with their rotation members, and overrides.
+
+use super::rows::{corrupt, i64_, string, ts, u32_};
+use super::{Result, Store, StoreError};
+use crate::ids::{OrgId, OverrideId, PersonId, ScheduleId};
+use crate::schedule::{Layer, NewSchedule, Override, Rotation, Schedule, ShiftLength};
+use crate::timestamp::Timestamp;
+use chrono::NaiveDateTime;
+use std::collections::HashMap;
+
+/// How a layer's wall-clock start is stored.
+const LOCAL_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
+impl Store {
+    /// Validates and stores a schedule with its layers, all or nothing.
+    pub async fn create_schedule(&self, org: OrgId, new: &NewSchedule, now: Timestamp) -> Result<ScheduleId> {
+        let tz = new.validate()?;
+        for (i, layer) in new.layers.iter().enumerate() {
+            self.check_people_exist(org, &layer.rotation.members, &format!("layers[{i}].members")).await?;
+        }
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query("INSERT INTO schedules (org_id, name, time_zone, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+            .bind(org.0)
+            .bind(new.name.trim())
+            .bind(tz.name())
+            .bind(now.0)
+            .fetch_one(&mut *tx)
+            .await?;
+        let id = i64_(&row, "id")?;
+        for (pos, layer) in new.layers.iter().enumerate() {
+            let r = &layer.rotation;
+            let row = sqlx::query(
+                "INSERT INTO schedule_layers (org_id, schedule_id, position, name, shift_unit, shift_count, start_local) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(org.0)
+            .bind(id)
+            .bind(pos as i64)
+            .bind(layer.name.trim())
+            .bind(r.shift_length.unit_str())
+            .bind(i64::from(r.shift_length.count()))
+            .bind(r.start_local().format(LOCAL_FORMAT).to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+            let layer_id = i64_(&row, "id")?;
+            for (mpos, m) in r.members.iter().enumerate() {
+                sqlx::query("INSERT INTO layer_members (org_id, layer_id, position, person_id) VALUES ($1, $2, $3, $4)")
+                    .bind(org.0)
+                    .bind(layer_id)
+                    .bind(mpos as i64)
+                    .bind(m.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(ScheduleId(id))
+    }
+
+    pub async fn schedule(&self, org: OrgId, id: ScheduleId) -> Result<Schedule> {
+        let row = sqlx::query("SELECT id, name, time_zone FROM schedules WHERE org_id = $1 AND id = $2")
+            .bind(org.0)
+            .bind(id.0)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        let tz_name = string(&row, "time_zone")?;
+        let time_zone = tz_name.parse().map_err(|_| corrupt("schedules.time_zone", &tz_name))?;
+
+        let layer_rows = sqlx::query(
+            "SELECT id, name, shift_unit, shift_count, start_local FROM schedule_layers \
+             WHERE org_id = $1 AND schedule_id = $2 ORDER BY position",
+        )
+        .bind(org.0)
+        .bind(id.0)
+        .fetch_all(self.pool())
+        .await?;
+        let member_rows = sqlx::query(
+            "SELECT m.layer_id, m.person_id FROM layer_members m JOIN schedule_layers l ON l.id = m.layer_id \
+             WHERE m.org_id = $1 AND l.schedule_id = $2 ORDER BY m.layer_id, m.position",
+        )
+        .bind(org.0)
+        .bind(id.0)
+        .fetch_all(self.pool())
+        .await?;
+        let mut members: HashMap<i64, Vec<PersonId>> = HashMap::new();
+        for m in &member_rows {
+            members.entry(i64_(m, "layer_id")?).or_default().push(PersonId(i64_(m, "person_id")?));
+        }
+        let mut layers = Vec::with_capacity(layer_rows.len());
+        for l in &layer_rows {
+            let unit = string(l, "shift_unit")?;
+            let shift_length = ShiftLength::from_parts(&unit, u32_(l, "shift_count")?)
+                .ok_or_else(|| corrupt("schedule_layers.shift_unit", &unit))?;
+            let start = string(l, "start_local")?;
+            let start = NaiveDateTime::parse_from_str(&start, LOCAL_FORMAT)
+                .map_err(|_| corrupt("schedule_layers.start_local", &start))?;
+            layers.push(Layer {
+                name: string(l, "name")?,
+                rotation: Rotation {
+                    members: members.remove(&i64_(l, "id")?).unwrap_or_default(),
+                    shift_length,
+                    start_date: start.date(),
+                    handoff_time: start.time(),
+                },
+            });
+        }
+        Ok(Schedule {
+            id,
+            org,
+            name: string(&row, "name")?,
+            time_zone,
+            layers,
+            overrides: self.overrides(org, id).await?,
+        })
+    }
+
+    pub async fn list_schedules(&self, org: OrgId) -> Result<Vec<Schedule>> {
+        let rows = sqlx::query("SELECT id FROM schedules WHERE org_id = $1 ORDER BY name, id")
+            .bind(org.0)
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.schedule(org, ScheduleId(i64_(r, "id")?)).await?);
+        }
+        Ok(out)
+    }
+
+    async fn overrides(&self, org: OrgId, schedule: ScheduleId) -> Result<Vec<Override>> {
+        let rows = sqlx::query(
+            "SELECT id, person_id, starts_at, ends_at FROM schedule_overrides \
+             WHERE org_id = $1 AND schedule_id = $2 ORDER BY starts_at",
+        )
+        .bind(org.0)
+        .bind(schedule.0)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Override {
+                    id: Some(OverrideId(i64_(r, "id")?)),
+                    person: PersonId(i64_(r, "person_id")?),
+                    start: ts(r, "starts_at")?,
+                    end: ts(r, "ends_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds "person covers from..to". Rejected (nothing written) if it overlaps another
+    /// override of the schedule or names someone outside the organization.
+    pub async fn add_override(&self, org: OrgId, schedule: ScheduleId, o: &Override, now: Timestamp) -> Result<OverrideId> {
+        o.validate()?;
+        self.check_people_exist(org, &[o.person], "override.person").await?;
+        let mut tx = self.pool().begin().await?;
+        // Write first (SQLite takes the write lock at the first write, so the overlap check
+        // below sees every committed override and no other writer can slip in before commit).
+        let row = sqlx::query(
+            "INSERT INTO schedule_overrides (org_id, schedule_id, person_id, starts_at, ends_at, created_at) \
+             SELECT $1, id, $3, $4, $5, $6 FROM schedules WHERE org_id = $1 AND id = $2 RETURNING id",
+        )
+        .bind(org.0)
+        .bind(schedule.0)
+        .bind(o.person.0)
+        .bind(o.start.0)
+        .bind(o.end.0)
+        .bind(now.0)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(schedule.to_string()))?;
+        let id = i64_(&row, "id")?;
+        let clash = sqlx::query(
+            "SELECT person_id, starts_at, ends_at FROM schedule_overrides \
+             WHERE org_id = $1 AND schedule_id = $2 AND id <> $3 AND starts_at < $4 AND $5 < ends_at",
+        )
+        .bind(org.0)
+        .bind(schedule.0)
+        .bind(id)
+        .bind(o.end.0)
+        .bind(o.start.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(c) = clash {
+            tx.rollback().await?;
+            let other = Override::new(PersonId(i64_(&c, "person_id")?), ts(&c, "starts_at")?, ts(&c, "ends_at")?);
+            // Reuse the pure check for the message.
+            return Err(match o.validate_against(&[other]) {
+                Err(e) => e.into(),
+                Ok(()) => StoreError::Conflict("an overlapping override".into()),
+            });
+        }
+        tx.commit().await?;
+        Ok(OverrideId(id))
+    }
+
+    pub async fn remove_override(&self, org: OrgId, id: OverrideId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM schedule_overrides WHERE org_id = $1 AND id = $2")
+            .bind(org.0)
+            .bind(id.0)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        Ok(())
+    }
+}
