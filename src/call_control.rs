@@ -3,7 +3,9 @@
 //! It is the only place that knows about sockets, RTP ports, the media engine and the IVR at once.
 
 use crate::call_log::CallLogEvent;
-use crate::ivr_session::{IvrSession, SessionEvent};
+use crate::ivr_session::{CloseJob, IvrSession, SessionEvent};
+
+type Closer = std::sync::mpsc::Sender<CloseJob>;
 use oncall_core::Timestamp;
 use oncall_ivr::IvrConfig;
 use oncall_recordings::PromptLibrary;
@@ -57,6 +59,7 @@ struct CallState {
 impl Controller {
     pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let (session_tx, mut session_rx) = mpsc::unbounded_channel::<SessionEvent>();
+        let closer = crate::ivr_session::spawn_closer(session_tx.clone());
         let mut calls: HashMap<CallRef, CallState> = HashMap::new();
         loop {
             let next_answer = calls.values().filter_map(|c| c.answer_at).min();
@@ -88,7 +91,6 @@ impl Controller {
                     let Some(ev) = ev else { break };
                     match ev {
                         SessionEvent::Hangup(call) => self.ua.hangup(call, Instant::now()),
-                        SessionEvent::Digit(..) => {}
                         other => { let _ = self.log.send(CallLogEvent::Session(other)); }
                     }
                 }
@@ -100,14 +102,14 @@ impl Controller {
                         if let Some(c) = calls.get_mut(&call) {
                             c.answer_at = None;
                         }
-                        self.answer(call, &mut calls, &session_tx, now);
+                        self.answer(call, &mut calls, &session_tx, &closer, now);
                     }
                 }
                 _ = shutdown.changed() => break,
             }
             let now = Instant::now();
             while let Some(ev) = self.ua.poll_event() {
-                self.on_event(ev, &mut calls, &session_tx, now);
+                self.on_event(ev, &mut calls, &session_tx, &closer, now);
             }
             while let Some(t) = self.ua.poll_transmit() {
                 self.sender.send(t.to, t.data);
@@ -116,7 +118,7 @@ impl Controller {
         }
     }
 
-    fn on_event(&mut self, ev: UaEvent, calls: &mut HashMap<CallRef, CallState>, session_tx: &mpsc::UnboundedSender<SessionEvent>, now: Instant) {
+    fn on_event(&mut self, ev: UaEvent, calls: &mut HashMap<CallRef, CallState>, session_tx: &mpsc::UnboundedSender<SessionEvent>, closer: &Closer, now: Instant) {
         match ev {
             UaEvent::IncomingCall { call, call_id, from, to, offer, source, .. } => {
                 self.counters.calls_received.fetch_add(1, Ordering::Relaxed);
@@ -136,7 +138,7 @@ impl Controller {
                 if answer_at.is_some() {
                     self.ua.ring(call, now);
                 } else {
-                    self.answer(call, calls, session_tx, now);
+                    self.answer(call, calls, session_tx, closer, now);
                 }
             }
             UaEvent::Confirmed { call } => {
@@ -151,7 +153,7 @@ impl Controller {
                     self.engine.send(call, MediaCommand::Update { call, media });
                 } else {
                     c.offer = Some(media);
-                    self.start_media(call, calls, session_tx);
+                    self.start_media(call, calls, session_tx, closer);
                 }
             }
             UaEvent::Info { call, content_type, body } => {
@@ -170,24 +172,24 @@ impl Controller {
         }
     }
 
-    fn answer(&mut self, call: CallRef, calls: &mut HashMap<CallRef, CallState>, session_tx: &mpsc::UnboundedSender<SessionEvent>, now: Instant) {
+    fn answer(&mut self, call: CallRef, calls: &mut HashMap<CallRef, CallState>, session_tx: &mpsc::UnboundedSender<SessionEvent>, closer: &Closer, now: Instant) {
         let Some(c) = calls.get(&call) else { return };
         self.ua.accept(call, SocketAddr::new(self.media_ip, c.port), now);
         self.counters.calls_answered.fetch_add(1, Ordering::Relaxed);
         let _ = self.log.send(CallLogEvent::Answered { call, at: Timestamp::now() });
         if c.offer.is_some() {
-            self.start_media(call, calls, session_tx);
+            self.start_media(call, calls, session_tx, closer);
         }
     }
 
-    fn start_media(&mut self, call: CallRef, calls: &mut HashMap<CallRef, CallState>, session_tx: &mpsc::UnboundedSender<SessionEvent>) {
+    fn start_media(&mut self, call: CallRef, calls: &mut HashMap<CallRef, CallState>, session_tx: &mpsc::UnboundedSender<SessionEvent>, closer: &Closer) {
         let Some(c) = calls.get_mut(&call) else { return };
         let (Some(media), Some((rtp, rtcp))) = (c.offer, c.sockets.take()) else { return };
         c.media_started = true;
         let now = chrono::Utc::now();
         let token = format!("{}-{:08x}", now.format("%Y%m%dT%H%M%S"), rand::random::<u32>());
         let path = self.recordings_dir.join(&self.org_slug).join(now.format("%Y").to_string()).join(now.format("%m").to_string()).join(format!("{token}-message.wav"));
-        let app = IvrSession::new(call, self.ivr.clone(), self.prompts.clone(), media.telephone_event.is_none(), path, session_tx.clone());
+        let app = IvrSession::new(call, self.ivr.clone(), self.prompts.clone(), media.telephone_event.is_none(), path, session_tx.clone(), closer.clone());
         self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app) })));
     }
 }

@@ -4,7 +4,7 @@
 
 use oncall_ivr::dtmf::{goertzel::ToneDetector, rfc4733::EventDecoder, sip_info};
 use oncall_ivr::silence::SilenceDetector;
-use oncall_ivr::{Digit, Input, IvrConfig, IvrFlow, Output, RequestKind};
+use oncall_ivr::{Input, IvrConfig, IvrFlow, Output, RequestKind};
 use oncall_recordings::{PromptLibrary, RecordingInfo, WavRecorder};
 use oncall_sip::media::{MediaApp, Signal};
 use oncall_sip::ua::CallRef;
@@ -19,7 +19,6 @@ use tokio::sync::mpsc::UnboundedSender;
 pub enum SessionEvent {
     /// The IVR is done with the caller: send BYE.
     Hangup(CallRef),
-    Digit(CallRef, Digit),
     MessageRecorded { call: CallRef, kind: RequestKind, info: RecordingInfo },
     /// The session left the media engine; `digits` is every key pressed.
     Finished { call: CallRef, digits: String },
@@ -39,7 +38,9 @@ pub struct IvrSession {
     silence: SilenceDetector,
     silence_enabled: bool,
     recorder: Option<WavRecorder>,
-    last_recording: Option<RecordingInfo>,
+    /// A stopped recording waiting for the flow to say what it was for.
+    stopped: Option<WavRecorder>,
+    closer: std::sync::mpsc::Sender<CloseJob>,
     last_checkpoint: Instant,
     recording_path: PathBuf,
     tx: UnboundedSender<SessionEvent>,
@@ -47,7 +48,15 @@ pub struct IvrSession {
 }
 
 impl IvrSession {
-    pub fn new(call: CallRef, cfg: Arc<IvrConfig>, prompts: Arc<PromptLibrary>, in_band_dtmf: bool, recording_path: PathBuf, tx: UnboundedSender<SessionEvent>) -> Self {
+    pub fn new(
+        call: CallRef,
+        cfg: Arc<IvrConfig>,
+        prompts: Arc<PromptLibrary>,
+        in_band_dtmf: bool,
+        recording_path: PathBuf,
+        tx: UnboundedSender<SessionEvent>,
+        closer: std::sync::mpsc::Sender<CloseJob>,
+    ) -> Self {
         let silence_ms = (cfg.silence_secs * 1000).min(u32::MAX as u64) as u32;
         IvrSession {
             call,
@@ -61,7 +70,8 @@ impl IvrSession {
             tones: in_band_dtmf.then(ToneDetector::new),
             silence: SilenceDetector::new(-45.0, silence_ms.max(1)),
             recorder: None,
-            last_recording: None,
+            stopped: None,
+            closer,
             last_checkpoint: Instant::now(),
             recording_path,
             tx,
@@ -72,7 +82,6 @@ impl IvrSession {
     fn input(&mut self, input: Input, now: Instant) {
         if let Input::Digit(d) = &input {
             tracing::info!(call = self.call.0, digit = %d, "key pressed");
-            let _ = self.tx.send(SessionEvent::Digit(self.call, *d));
         }
         self.flow.handle(input, now);
         self.pump(now);
@@ -101,9 +110,8 @@ impl IvrSession {
                 Output::StartRecording => self.start_recording(now),
                 Output::StopRecording => self.stop_recording(),
                 Output::MessageRecorded(kind) => {
-                    if let Some(info) = self.last_recording.take() {
-                        tracing::info!(call = self.call.0, path = %info.path.display(), duration_ms = info.duration_ms, "message recorded");
-                        let _ = self.tx.send(SessionEvent::MessageRecorded { call: self.call, kind, info });
+                    if let Some(rec) = self.stopped.take() {
+                        let _ = self.closer.send(CloseJob::Recording { call: self.call, kind, rec });
                     }
                 }
                 Output::Hangup => {
@@ -130,10 +138,7 @@ impl IvrSession {
 
     fn stop_recording(&mut self) {
         if let Some(r) = self.recorder.take() {
-            match r.finish() {
-                Ok(info) => self.last_recording = Some(info),
-                Err(e) => tracing::error!(call = self.call.0, error = %e, "cannot finish recording"),
-            }
+            self.stopped = Some(r);
         }
     }
 }
@@ -214,6 +219,42 @@ impl MediaApp for IvrSession {
         self.flow.handle(Input::Hangup, now);
         self.pump(now);
         self.stop_recording();
-        let _ = self.tx.send(SessionEvent::Finished { call: self.call, digits: self.flow.digits.clone() });
+        if let Some(rec) = self.stopped.take() {
+            let _ = self.closer.send(CloseJob::Recording { call: self.call, kind: RequestKind::Message, rec });
+        }
+        // Through the closer too, so the call log sees the recording before the end of the call.
+        let _ = self.closer.send(CloseJob::Event(SessionEvent::Finished { call: self.call, digits: self.flow.digits.clone() }));
     }
+}
+
+/// Work for the recording closer thread.
+pub enum CloseJob {
+    Recording { call: CallRef, kind: RequestKind, rec: WavRecorder },
+    Event(SessionEvent),
+}
+
+/// Finishing a WAV syncs it to disk, which can take milliseconds: never on a media thread, where it would
+/// delay every call's next packet. One thread closes recordings in order and forwards the events after them.
+pub fn spawn_closer(tx: UnboundedSender<SessionEvent>) -> std::sync::mpsc::Sender<CloseJob> {
+    let (jobs, rx) = std::sync::mpsc::channel::<CloseJob>();
+    std::thread::Builder::new()
+        .name("recording-closer".into())
+        .spawn(move || {
+            for job in rx {
+                match job {
+                    CloseJob::Recording { call, kind, rec } => match rec.finish() {
+                        Ok(info) => {
+                            tracing::info!(call = call.0, path = %info.path.display(), duration_ms = info.duration_ms, "message recorded");
+                            let _ = tx.send(SessionEvent::MessageRecorded { call, kind, info });
+                        }
+                        Err(e) => tracing::error!(call = call.0, error = %e, "cannot finish recording"),
+                    },
+                    CloseJob::Event(ev) => {
+                        let _ = tx.send(ev);
+                    }
+                }
+            }
+        })
+        .expect("spawning the recording closer thread at start-up");
+    jobs
 }

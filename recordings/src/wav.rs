@@ -19,8 +19,8 @@ use thiserror::Error;
 
 use crate::levels::LevelMeter;
 
-/// Write buffer size: 2 s of 8 kHz stereo, so a checkpoint a second writes once.
-const BUFFER_BYTES: usize = 64 * 1024;
+/// Write buffer size: 1 s of 8 kHz stereo, so a checkpoint a second writes once; small because every call holds one.
+const BUFFER_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Error)]
 pub enum RecorderError {

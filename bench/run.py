@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""OnCall benchmark: SIPp drives calls, this script measures OnCall.
+
+SIPp (the tool the field measures SIP servers with) places the calls and reports its own figures: calls
+attempted/successful/failed, call rate, response times. Alongside, this script samples the OnCall process
+(CPU from /proc/PID/stat, RSS from /proc/PID/status) and reads OnCall's /metrics (RTP packets, RTP send-interval
+jitter p50/p99). Nothing here asserts a threshold: it prints numbers.
+
+  bench/run.py ivr   --calls 500 --hold 45     # N concurrent IVR calls recording a message
+  bench/run.py setup --rate 1000 --total 20000 # call setups per second (INVITE/200/ACK/BYE)
+
+It uses target/release/oncall (run `cargo build --release` first) and binds only 127.0.0.1.
+"""
+import argparse, csv, os, re, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def proc_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def proc_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def metrics(http):
+    try:
+        text = urllib.request.urlopen(f"http://{http}/metrics", timeout=2).read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r'^([a-z_]+)(\{quantile="([0-9.]+)"\})?\s+([0-9.e+-]+)$', line)
+        if m:
+            key = m.group(1) + (f"_q{m.group(3)}" if m.group(3) else "")
+            out[key] = float(m.group(4))
+    return out
+
+
+def start_oncall(tmp, args):
+    sip, http = free_port(), free_port()
+    cfg = os.path.join(tmp, "oncall.toml")
+    with open(cfg, "w") as f:
+        f.write(f"""[sip]
+listen_udp = "127.0.0.1:{sip}"
+listen_tcp = "127.0.0.1:{sip}"
+rtp_port_min = 20000
+rtp_port_max = 29998
+[http]
+listen = "127.0.0.1:{http}"
+[storage]
+data_dir = "{tmp}/data"
+sounds_dir = "{ROOT}/sounds"
+[ivr]
+max_message_secs = 3600
+silence_secs = 0
+[log]
+level = "warn"
+""")
+    binary = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "oncall")
+    if not os.path.exists(binary):
+        sys.exit(f"{binary} not found: run `cargo build --release` first")
+    log = open(os.path.join(tmp, "oncall.log"), "w")
+    p = subprocess.Popen([binary, "--config", cfg, "serve"], stdout=log, stderr=log)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=1)
+            return p, sip, f"127.0.0.1:{http}"
+        except OSError:
+            time.sleep(0.1)
+    p.kill()
+    sys.exit("oncall did not become healthy; see " + log.name)
+
+
+def sipp_final_stats(path):
+    with open(path) as f:
+        rows = list(csv.reader(f, delimiter=";"))
+    head, last = rows[0], rows[-1]
+    return dict(zip(head, last))
+
+
+def run(args):
+    if not shutil.which("sipp"):
+        sys.exit("sipp not found: apt-get install sip-tester")
+    tmp = tempfile.mkdtemp(prefix="oncall-bench-")
+    oncall, sip_port, http = start_oncall(tmp, args)
+    pid = oncall.pid
+    time.sleep(0.5)
+    base_rss = proc_rss_kib(pid)
+    if args.mode == "ivr":
+        scenario = os.path.join(ROOT, "bench/scenarios/ivr_hold.xml")
+        call_secs = 35.0 + 1.0
+        rate = args.rate or max(1.0, args.calls / 10.0)
+        total = args.total or int(args.calls + rate * max(0.0, args.hold - 0))
+        extra = ["-l", str(args.calls)]
+    else:
+        scenario = os.path.join(ROOT, "bench/scenarios/setup_teardown.xml")
+        rate = args.rate or 500
+        total = args.total or int(rate * 10)
+        extra = ["-l", str(args.limit), "-d", "0"]
+    stat = os.path.join(tmp, "sipp_stat.csv")
+    cmd = ["sipp", "-sf", scenario, f"127.0.0.1:{sip_port}", "-i", "127.0.0.1", "-p", str(free_port()),
+           "-mp", str(free_port() // 2 * 2), "-r", str(rate), "-m", str(total), "-nostdin",
+           "-trace_stat", "-stf", stat, "-fd", "1", "-max_socket", "65000", "-timeout", str(int(args.timeout)) + "s",
+           "-timeout_error"] + extra
+    sipp = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "sipp.err"), "w"))
+    samples = []  # (t, cpu_s, rss_kib, active_calls)
+    t0 = time.time()
+    while sipp.poll() is None and time.time() - t0 < args.timeout:
+        m = metrics(http)
+        samples.append((time.time(), proc_cpu_seconds(pid), proc_rss_kib(pid), m.get("oncall_media_calls", 0)))
+        time.sleep(1.0)
+    if sipp.poll() is None:
+        sipp.send_signal(signal.SIGINT)
+        sipp.wait(timeout=10)
+    m = metrics(http)
+    oncall.send_signal(signal.SIGTERM)
+    try:
+        oncall.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        oncall.kill()
+
+    s = sipp_final_stats(stat) if os.path.exists(stat) else {}
+    peak_calls = max((x[3] for x in samples), default=0)
+    # Steady state: samples where at least 90% of the peak concurrency was up.
+    steady = [x for x in samples if peak_calls and x[3] >= 0.9 * peak_calls]
+    cpu_pct = rss_steady = 0.0
+    if len(steady) >= 2:
+        cpu_pct = 100.0 * (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
+        rss_steady = max(x[2] for x in steady)
+    peak_rss = max((x[2] for x in samples), default=0)
+    calls_avg = sum(x[3] for x in steady) / len(steady) if steady else 0
+    print(f"== OnCall bench: {args.mode} ==")
+    print(f"SIPp: scenario {os.path.basename(scenario)}, rate {rate}/s, limit {extra[1]}, total {total}")
+    for k in ["TotalCallCreated", "SuccessfulCall(C)", "FailedCall(C)", "OutgoingCall(C)", "CallRate(C)",
+              "ResponseTime1(C)", "ResponseTime1StDev(C)", "CallLength(C)"]:
+        if k in s:
+            print(f"  {k:24} {s[k]}")
+    print("OnCall:")
+    print(f"  peak concurrent calls    {peak_calls:.0f} (steady-state average {calls_avg:.0f})")
+    print(f"  CPU (steady state)       {cpu_pct:.1f} % of one core", end="")
+    print(f" = {cpu_pct / calls_avg:.3f} % per call" if calls_avg else "")
+    print(f"  RSS idle / steady / peak {base_rss} / {rss_steady:.0f} / {peak_rss} KiB", end="")
+    print(f" = {(rss_steady - base_rss) / calls_avg:.1f} KiB per call" if calls_avg else "")
+    print(f"  RTP packets sent / recv  {m.get('oncall_rtp_packets_sent_total', 0):.0f} / {m.get('oncall_rtp_packets_received_total', 0):.0f}")
+    print(f"  RTP send jitter p50/p99  {m.get('oncall_rtp_send_jitter_us_q0.5', 0):.0f} / {m.get('oncall_rtp_send_jitter_us_q0.99', 0):.0f} µs")
+    print(f"  media ticks late         {m.get('oncall_media_ticks_late_total', 0):.0f}")
+    print(f"(work dir: {tmp})")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=["ivr", "setup"])
+    ap.add_argument("--calls", type=int, default=100, help="ivr: concurrent calls")
+    ap.add_argument("--hold", type=float, default=30, help="ivr: seconds to keep generating new calls after ramp-up")
+    ap.add_argument("--rate", type=float, default=0, help="calls per second (SIPp -r)")
+    ap.add_argument("--total", type=int, default=0, help="total calls (SIPp -m)")
+    ap.add_argument("--limit", type=int, default=5000, help="setup: concurrent-call limit (SIPp -l)")
+    ap.add_argument("--timeout", type=float, default=300, help="stop after this many seconds")
+    run(ap.parse_args())
