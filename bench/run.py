@@ -139,13 +139,16 @@ def run(args):
     s = sipp_final_stats(stat) if os.path.exists(stat) else {}
     peak_calls = max((x[3] for x in samples), default=0)
     # Steady state: samples where at least 90% of the peak concurrency was up.
-    steady = [x for x in samples if peak_calls and x[3] >= 0.9 * peak_calls]
+    if args.mode == "ivr":
+        steady = [x for x in samples if peak_calls and x[3] >= 0.9 * peak_calls]
+    else:
+        steady = samples  # setup mode: the whole run; calls are too short for per-call figures
     cpu_pct = rss_steady = 0.0
     if len(steady) >= 2:
         cpu_pct = 100.0 * (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
         rss_steady = max(x[2] for x in steady)
     peak_rss = max((x[2] for x in samples), default=0)
-    calls_avg = sum(x[3] for x in steady) / len(steady) if steady else 0
+    calls_avg = sum(x[3] for x in steady) / len(steady) if steady and args.mode == "ivr" else 0
     print(f"== OnCall bench: {args.mode} ==")
     print(f"SIPp: scenario {os.path.basename(scenario)}, rate {rate}/s, limit {extra[1]}, total {total}")
     for k in ["TotalCallCreated", "SuccessfulCall(C)", "FailedCall(C)", "OutgoingCall(C)", "CallRate(C)",
