@@ -9,6 +9,7 @@ type Closer = std::sync::mpsc::Sender<CloseJob>;
 use oncall_core::Timestamp;
 use oncall_ivr::IvrConfig;
 use oncall_recordings::PromptLibrary;
+use oncall_sip::admission::{Admission, Verdict};
 use oncall_sip::media::{MediaCallSpec, MediaCommand, MediaEngine, RtpPorts, Signal};
 use oncall_sip::sdp::Negotiated;
 use oncall_sip::transport::{Inbound, Sender};
@@ -44,6 +45,9 @@ pub struct Controller {
     pub org_slug: String,
     pub log: mpsc::UnboundedSender<CallLogEvent>,
     pub counters: Arc<CallCounters>,
+    pub admission: Admission,
+    /// How long a graceful shutdown waits for calls to finish before hanging them up.
+    pub drain: Duration,
 }
 
 struct CallState {
@@ -61,9 +65,25 @@ impl Controller {
         let (session_tx, mut session_rx) = mpsc::unbounded_channel::<SessionEvent>();
         let closer = crate::ivr_session::spawn_closer(session_tx.clone());
         let mut calls: HashMap<CallRef, CallState> = HashMap::new();
+        // Set by SIGTERM: (when to hang up whoever is left, when to stop regardless).
+        let mut draining: Option<(Instant, Instant)> = None;
         loop {
+            if let Some((hangup_at, stop_at)) = draining {
+                let now = Instant::now();
+                if calls.is_empty() || now >= stop_at {
+                    break;
+                }
+                if now >= hangup_at {
+                    tracing::warn!(calls = calls.len(), "drain timeout: hanging up the remaining calls");
+                    for call in calls.keys().copied().collect::<Vec<_>>() {
+                        self.ua.hangup(call, now);
+                    }
+                    draining = Some((stop_at, stop_at));
+                }
+            }
             let next_answer = calls.values().filter_map(|c| c.answer_at).min();
-            let wake = [self.ua.poll_timeout(), next_answer].into_iter().flatten().min();
+            let drain_wake = draining.map(|(h, s)| h.min(s));
+            let wake = [self.ua.poll_timeout(), next_answer, drain_wake].into_iter().flatten().min();
             let sleep = async {
                 match wake {
                     Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -105,7 +125,12 @@ impl Controller {
                         self.answer(call, &mut calls, &session_tx, &closer, now);
                     }
                 }
-                _ = shutdown.changed() => break,
+                _ = shutdown.changed(), if draining.is_none() => {
+                    let now = Instant::now();
+                    tracing::info!(calls = calls.len(), drain_secs = self.drain.as_secs(), "draining: new calls get 503");
+                    self.admission.start_draining();
+                    draining = Some((now + self.drain, now + self.drain + Duration::from_secs(3)));
+                }
             }
             let now = Instant::now();
             while let Some(ev) = self.ua.poll_event() {
@@ -116,6 +141,15 @@ impl Controller {
             }
             self.counters.active_calls.store(calls.len(), Ordering::Relaxed);
         }
+        // Let the last sessions close their recordings and report, so nothing recorded is lost.
+        drop(closer);
+        drop(session_tx);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, session_rx.recv()).await {
+            if !matches!(ev, SessionEvent::Hangup(_)) {
+                let _ = self.log.send(CallLogEvent::Session(ev));
+            }
+        }
     }
 
     fn on_event(&mut self, ev: UaEvent, calls: &mut HashMap<CallRef, CallState>, session_tx: &mpsc::UnboundedSender<SessionEvent>, closer: &Closer, now: Instant) {
@@ -124,6 +158,13 @@ impl Controller {
                 self.counters.calls_received.fetch_add(1, Ordering::Relaxed);
                 let span = tracing::info_span!("call", call_id = %call_id);
                 let _e = span.enter();
+                let verdict = self.admission.admit(source.addr.ip(), calls.len(), now);
+                if verdict != Verdict::Accept {
+                    tracing::info!(source = %source.addr, ?verdict, "503 for new call");
+                    self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
+                    self.ua.reject_with(call, 503, &[("Retry-After", verdict.retry_after().to_string())], now);
+                    return;
+                }
                 let Some(sockets) = self.ports.allocate() else {
                     tracing::warn!("no free RTP port; 503");
                     self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);

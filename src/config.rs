@@ -35,6 +35,13 @@ pub struct SipConfig {
     pub server_header: String,
     pub max_tcp_connections: usize,
     pub tcp_idle_timeout_secs: u64,
+    /// Calls held at once; beyond it new calls get 503 with Retry-After. 0 = no limit.
+    pub max_calls: usize,
+    /// New calls per second accepted from one source address (0 = no limit), and the burst above it.
+    pub calls_per_second_per_source: f64,
+    pub call_burst_per_source: f64,
+    /// On SIGTERM, how long calls in progress may continue before OnCall hangs them up.
+    pub shutdown_drain_secs: u64,
 }
 
 impl Default for SipConfig {
@@ -50,6 +57,10 @@ impl Default for SipConfig {
             server_header: String::new(),
             max_tcp_connections: 1024,
             tcp_idle_timeout_secs: 120,
+            max_calls: 4000,
+            calls_per_second_per_source: 0.0,
+            call_burst_per_source: 100.0,
+            shutdown_drain_secs: 30,
         }
     }
 }

@@ -293,6 +293,12 @@ async fn serve(cfg: Config) -> Result<()> {
         org_slug: org.slug.clone(),
         log: log_tx,
         counters: counters.clone(),
+        admission: oncall_sip::admission::Admission::new(oncall_sip::admission::AdmissionConfig {
+            max_calls: cfg.sip.max_calls,
+            per_source_rate: cfg.sip.calls_per_second_per_source,
+            per_source_burst: cfg.sip.call_burst_per_source,
+        }),
+        drain: Duration::from_secs(cfg.sip.shutdown_drain_secs),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let control = tokio::spawn(controller.run(in_rx, stop_rx));
@@ -314,9 +320,11 @@ async fn serve(cfg: Config) -> Result<()> {
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = control.await;
-    // Give media sessions a moment to close their recordings, then let the log task drain.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    log_task.abort();
+    // The controller has ended; its log sender is dropped, so the log task finishes once the last
+    // recordings (closed on their own thread) and call rows are written.
+    if tokio::time::timeout(Duration::from_secs(10), log_task).await.is_err() {
+        tracing::warn!("call log did not finish writing within 10 s");
+    }
     store.close().await;
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! an `Instant`, they return what to send and when to wake up. The tokio code in `transport` and
 //! `media` only moves bytes between sockets and those cores.
 
+pub mod admission;
 pub mod media;
 pub mod message;
 pub mod rtp;

@@ -346,12 +346,22 @@ impl UserAgent {
 
     /// Rejects a call that has not been answered yet (e.g. 486, 503, 603).
     pub fn reject(&mut self, call: CallRef, status: u16, now: Instant) {
+        self.reject_with(call, status, &[], now);
+    }
+
+    /// Rejects with extra headers, e.g. `Retry-After` on a 503 (RFC 3261 §21.5.4).
+    pub fn reject_with(&mut self, call: CallRef, status: u16, extra: &[(&str, String)], now: Instant) {
         let Some(d) = self.dialogs.get(&call) else { return };
         if !matches!(d.state, DialogState::Early) {
             return;
         }
         let (key, invite, tag) = (d.invite_key.clone(), d.invite.clone(), d.local_tag.clone());
-        self.respond(&key, &invite, status, Some(&tag), now);
+        let mut resp = Response::from_request_headers(&invite.headers, status, Some(&tag));
+        self.decorate(&mut resp.headers);
+        for (n, v) in extra {
+            resp.headers.push(*n, v.clone());
+        }
+        self.tx.respond(&key, resp, now);
         self.end(call, EndReason::Rejected);
         self.drain_tx(now);
     }
