@@ -1,0 +1,35 @@
+#!/bin/sh
+# Installs the real SIP peers and audio tools the end-to-end tests in tests/ drive (see tests/support/mod.rs):
+# SIPp (sip-tester), baresip (baresip-core), sipsak, espeak-ng and SoX. Idempotent: installs only what is missing,
+# and runs `apt-get update` only when something has to be installed. Debian/Ubuntu; run as root (or with sudo).
+set -eu
+
+# binary:package pairs
+NEEDED="sipp:sip-tester baresip:baresip-core sipsak:sipsak espeak-ng:espeak-ng sox:sox soxi:sox"
+
+missing=""
+for pair in $NEEDED; do
+    bin=${pair%%:*}
+    pkg=${pair#*:}
+    if ! command -v "$bin" >/dev/null 2>&1; then
+        case " $missing " in
+            *" $pkg "*) ;;
+            *) missing="$missing $pkg" ;;
+        esac
+    fi
+done
+
+if [ -z "$missing" ]; then
+    echo "install-test-deps: sipp, baresip, sipsak, espeak-ng and sox are already installed"
+    exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+
+echo "install-test-deps: installing$missing"
+$SUDO apt-get update
+# shellcheck disable=SC2086 # the package list is meant to split into words
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends $missing
