@@ -57,7 +57,7 @@ impl NameAddr {
                 let end = rest.find(';').unwrap_or(rest.len());
                 let text = rest[..end].trim();
                 if text.contains(['?', ',', ' ', '\t', '"']) {
-                    return Err("URI with ? , or spaces must be enclosed in <>");
+                    return Err("a bare URI may not hold , ? or spaces (quote the display name or use <>)");
                 }
                 sc.advance(end);
                 uri_text = text.to_string();

@@ -110,7 +110,23 @@ fn parse_framed(buf: &[u8], stream: bool) -> Result<SipMessage, ParseError> {
             .and_then(|(start, headers)| request_method(&start).map(|m| Box::new((m, headers))));
         return Err(ParseError { kind: ParseErrorKind::TooLarge, partial });
     }
-    let head_end = find_header_end(buf).ok_or(ParseError::drop("no end of header section"))?;
+    let Some(head_end) = find_header_end(buf) else {
+        // A datagram whose header section never ends is malformed, but a request still names
+        // enough to answer 400 (RFC 4475 BADDN arrives this way).
+        if !stream {
+            if let Ok((start, headers)) = split_head(buf) {
+                if let Some(m) = request_method(&start) {
+                    // Name the first header error if there is one: it says more than the missing line.
+                    let uri = start.split(' ').nth(1).unwrap_or("").to_string();
+                    let probe = SipMessage::Request(Request { method: m.clone(), uri, headers, body: Vec::new() });
+                    let reason = validate(&probe).err().unwrap_or_else(|| "no blank line after the headers".into());
+                    let SipMessage::Request(r) = probe else { unreachable!("built as a request above") };
+                    return Err(ParseError { kind: ParseErrorKind::BadRequest(reason), partial: Some(Box::new((m, r.headers))) });
+                }
+            }
+        }
+        return Err(ParseError::drop("no end of header section"));
+    };
     let (start_line, headers) = split_head(&buf[..head_end])?;
     let rest = &buf[head_end..];
 
