@@ -6,6 +6,7 @@
 //! `media` only moves bytes between sockets and those cores.
 
 pub mod admission;
+pub mod auth;
 pub mod media;
 pub mod message;
 pub mod rtp;

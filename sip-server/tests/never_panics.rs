@@ -1,6 +1,7 @@
 //! Property tests: whatever bytes arrive, the readers of network input return an error, never panic.
 //! These are the short, always-on counterpart of the cargo-fuzz targets in `fuzz/`.
 
+use oncall_sip::auth::digest::{Challenge, Credentials};
 use oncall_sip::message::{parse_datagram, parse_stream_message};
 use oncall_sip::rtp::RtpPacket;
 use oncall_sip::sdp::{self, Codec, SessionDescription};
@@ -80,5 +81,14 @@ proptest! {
         if let Ok(sd) = SessionDescription::parse(body.as_bytes()) {
             let _ = sdp::negotiate(&sd, &[Codec::Pcmu]);
         }
+    }
+
+    #[test]
+    fn digest_headers_never_panic(v in "(Digest )?([a-z]{1,8}=(\"[ -~]{0,12}\"?|[!-~]{0,8}),? ?){0,8}") {
+        if let Ok(c) = Challenge::parse(&v) {
+            let r = c.respond("u", "p", "REGISTER", "sip:x", "c", 1);
+            let _ = Credentials::parse(&r.to_header()).map(|k| k.verify(&c, "REGISTER", "p"));
+        }
+        let _ = Credentials::parse(&v);
     }
 }
