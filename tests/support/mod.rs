@@ -1,0 +1,1368 @@
+//! Shared helpers for the end-to-end tests: they run the real `oncall` binary and drive it with real SIP peers
+//! (SIPp, baresip, sipsak) over loopback.
+//!
+//! Each test gets its own [`Server`]: free ports (probed by binding), its own working directory (config, data dir,
+//! peer logs), the process killed when the value is dropped. When a test panics, the server's log tail and the
+//! working directory's path are printed and the directory is kept for a post-mortem.
+//!
+//! The peers are installed by `scripts/install-test-deps.sh`; a missing binary fails the test with that hint. Every
+//! external program runs with a hard time limit ([`run_for`], [`Spawned`]) so a stuck peer fails the test instead
+//! of hanging the suite.
+//!
+//! The suite (about 80 s; test binaries run one after another, tests inside one in parallel):
+//! `e2e_call` (baresip: greeting, RFC 4733 keys, recorded message), `e2e_dtmf` (SIP INFO, in-band tones),
+//! `e2e_signalling` (CANCEL → 487, G.729-only → 488, sipsak OPTIONS), `e2e_robustness` (malformed UDP/TCP input),
+//! `e2e_silent_caller` (RTP pacing, timeouts, retries, goodbye, BYE). Run one with `cargo test --test e2e_dtmf`;
+//! SIPp scenarios are in `tests/scenarios/`, and on failure the kept working directory holds every peer's logs
+//! (SIPp's `messages.log` is a full SIP trace).
+//!
+//! Deliberately not here: any SIP or RTP implementation of our own beyond what measuring needs ([`RtpSink`] only
+//! records packets; [`write_rtp_pcap`] only writes a capture for SIPp to play).
+#![allow(dead_code)] // each test binary uses a different subset
+
+use serde_json::Value;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const LOOPBACK: &str = "127.0.0.1";
+
+/// The workspace root (the `oncall` package's manifest directory).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A SIPp scenario in `tests/scenarios/`.
+pub fn scenario(name: &str) -> PathBuf {
+    let path = repo_root().join("tests/scenarios").join(name);
+    assert!(path.is_file(), "missing scenario {}", path.display());
+    path
+}
+
+pub fn sounds_dir() -> PathBuf {
+    repo_root().join("sounds")
+}
+
+/// Finds an external program on PATH, or fails the test saying how to install it.
+pub fn require_tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "`{name}` is not installed; run scripts/install-test-deps.sh (installs sipp, baresip, sipsak, espeak-ng, sox)"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Ports and directories
+
+/// Ports handed out by this process. Each test process starts in its own region of 20000-29999 (below the kernel's
+/// ephemeral range, so sockets the OS numbers itself never land there) and every port is probed by binding it on
+/// UDP and TCP before it is handed out.
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+fn port_bindable(port: u16) -> bool {
+    UdpSocket::bind((LOOPBACK, port)).is_ok() && TcpListener::bind((LOOPBACK, port)).is_ok()
+}
+
+/// `count` consecutive free ports (UDP and TCP), returning the first.
+pub fn free_ports(count: u16) -> u16 {
+    // 40 regions of 250 ports: tests of one binary run in parallel threads and share the counter; separate
+    // processes (other test binaries, other engineers) most likely start in different regions.
+    let _ = NEXT_PORT.compare_exchange(
+        0,
+        20000 + (std::process::id() % 40) as u16 * 250,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..2000 {
+        let mut start = NEXT_PORT.fetch_add(count, Ordering::SeqCst);
+        if start < 20000 || start.saturating_add(count) > 30000 {
+            // wrapped around the region: start over at the bottom
+            NEXT_PORT.store(20000 + count, Ordering::SeqCst);
+            start = 20000;
+        }
+        if (start..start + count).all(port_bindable) {
+            return start;
+        }
+    }
+    panic!("no {count} consecutive free loopback ports in 20000-29999");
+}
+
+pub fn free_port() -> u16 {
+    free_ports(1)
+}
+
+static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
+
+/// A scratch directory, removed when dropped unless the test is failing (then kept and its path printed).
+pub struct TestDir {
+    pub path: PathBuf,
+}
+
+impl TestDir {
+    pub fn new(name: &str) -> TestDir {
+        let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("oncall-e2e-{name}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create test dir");
+        TestDir { path }
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.path.join(rel)
+    }
+
+    /// A sub-directory, created.
+    pub fn subdir(&self, rel: &str) -> PathBuf {
+        let p = self.path.join(rel);
+        fs::create_dir_all(&p).expect("create sub-directory");
+        p
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("[e2e] test failed; kept its files in {}", self.path.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Running programs with a time limit
+
+/// How a program ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub label: String,
+    /// None when it was killed at the time limit.
+    pub status: Option<ExitStatus>,
+    pub elapsed: Duration,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn timed_out(&self) -> bool {
+        self.status.is_none()
+    }
+
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    /// Exit code and the tails of both outputs, for assertion messages.
+    pub fn describe(&self) -> String {
+        let status = match self.status {
+            Some(s) => format!("{s}"),
+            None => "killed at the time limit".to_string(),
+        };
+        format!(
+            "{} ended after {:.1} s: {status}\n--- stdout (tail) ---\n{}\n--- stderr (tail) ---\n{}",
+            self.label,
+            self.elapsed.as_secs_f64(),
+            tail(&self.stdout, 40),
+            tail(&self.stderr, 40)
+        )
+    }
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A child process killed when dropped. Output goes to `<log_dir>/<label>.stdout|.stderr` (files, so a chatty
+/// program never blocks on a full pipe).
+pub struct Spawned {
+    pub label: String,
+    child: Option<Child>,
+    started: Instant,
+    pub stdout_path: PathBuf,
+    pub stderr_path: PathBuf,
+}
+
+impl Spawned {
+    pub fn spawn(cmd: &mut Command, log_dir: &Path, label: &str) -> Spawned {
+        let stdout_path = log_dir.join(format!("{label}.stdout"));
+        let stderr_path = log_dir.join(format!("{label}.stderr"));
+        let out = fs::File::create(&stdout_path).expect("create stdout log");
+        let err = fs::File::create(&stderr_path).expect("create stderr log");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {label} ({:?}): {e}", cmd.get_program()));
+        Spawned {
+            label: label.to_string(),
+            child: Some(child),
+            started: Instant::now(),
+            stdout_path,
+            stderr_path,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Still running?
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Waits up to `limit` for the program to exit by itself, then kills it.
+    pub fn wait_for(mut self, limit: Duration) -> Finished {
+        let deadline = Instant::now() + limit;
+        let mut child = self.child.take().expect("child present until waited for");
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(20)),
+                Err(e) => panic!("waiting for {}: {e}", self.label),
+            }
+        };
+        Finished {
+            label: self.label.clone(),
+            status,
+            elapsed: self.started.elapsed(),
+            stdout: fs::read_to_string(&self.stdout_path).unwrap_or_default(),
+            stderr: fs::read_to_string(&self.stderr_path).unwrap_or_default(),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn stderr_text(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs a program to completion, killing it after `limit`.
+pub fn run_for(cmd: &mut Command, limit: Duration, log_dir: &Path, label: &str) -> Finished {
+    Spawned::spawn(cmd, log_dir, label).wait_for(limit)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The OnCall server
+
+/// The knobs a test turns; everything else comes from the server's defaults.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub answer_after_ms: u64,
+    pub timeout_secs: u64,
+    pub max_retries: u32,
+    pub max_message_secs: u64,
+    pub silence_secs: u64,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            answer_after_ms: 0,
+            timeout_secs: 5,
+            max_retries: 3,
+            max_message_secs: 120,
+            silence_secs: 5,
+        }
+    }
+}
+
+/// A running `oncall serve`, killed when dropped.
+pub struct Server {
+    process: Option<Spawned>,
+    pub sip_udp: SocketAddr,
+    pub sip_tcp: SocketAddr,
+    pub http: SocketAddr,
+    pub rtp_ports: (u16, u16),
+    pub config_path: PathBuf,
+    pub data_dir: PathBuf,
+    pub started: Instant,
+    /// Dropped last: holds the config, data dir and every peer's logs.
+    pub dir: TestDir,
+}
+
+impl Server {
+    /// Starts the server with its own ports and directory and waits until `GET /healthz` answers 200.
+    pub fn start(name: &str, options: ServerOptions) -> Server {
+        let dir = TestDir::new(name);
+        let sip_udp: SocketAddr = format!("{LOOPBACK}:{}", free_port()).parse().unwrap();
+        let sip_tcp: SocketAddr = format!("{LOOPBACK}:{}", free_port()).parse().unwrap();
+        let http: SocketAddr = format!("{LOOPBACK}:{}", free_port()).parse().unwrap();
+        // RTP needs an even port and its RTCP neighbour per call; 40 ports leave room for a few calls.
+        let mut rtp_min = free_ports(41);
+        if rtp_min % 2 == 1 {
+            rtp_min += 1;
+        }
+        let rtp_max = rtp_min + 39;
+        let data_dir = dir.subdir("data");
+        let config_path = dir.join("oncall.toml");
+        let config = format!(
+            r#"# written by tests/support/mod.rs for one end-to-end test
+[sip]
+listen_udp = "{sip_udp}"
+listen_tcp = "{sip_tcp}"
+rtp_port_min = {rtp_min}
+rtp_port_max = {rtp_max}
+answer_after_ms = {answer_after_ms}
+
+[http]
+listen = "{http}"
+
+[storage]
+data_dir = "{data_dir}"
+sounds_dir = "{sounds_dir}"
+
+[ivr]
+timeout_secs = {timeout_secs}
+max_retries = {max_retries}
+max_message_secs = {max_message_secs}
+silence_secs = {silence_secs}
+"#,
+            answer_after_ms = options.answer_after_ms,
+            data_dir = data_dir.display(),
+            sounds_dir = sounds_dir().display(),
+            timeout_secs = options.timeout_secs,
+            max_retries = options.max_retries,
+            max_message_secs = options.max_message_secs,
+            silence_secs = options.silence_secs,
+        );
+        fs::write(&config_path, config).expect("write server config");
+
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oncall"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info,oncall=debug");
+        // A developer's environment must not override the test's config.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("ONCALL_") {
+                cmd.env_remove(key);
+            }
+        }
+        let process = Spawned::spawn(&mut cmd, &dir.path, "oncall");
+        let mut server = Server {
+            process: Some(process),
+            sip_udp,
+            sip_tcp,
+            http,
+            rtp_ports: (rtp_min, rtp_max),
+            config_path,
+            data_dir,
+            started: Instant::now(),
+            dir,
+        };
+        server.wait_ready(Duration::from_secs(20));
+        server
+    }
+
+    fn wait_ready(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if !self.is_running() {
+                panic!("oncall exited before it was ready; log:\n{}", self.log_tail(60));
+            }
+            if http_get(self.http, "/healthz").map(|(status, _)| status) == Some(200) {
+                self.started = Instant::now();
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "oncall not ready after {limit:?} (GET /healthz); log:\n{}",
+                    self.log_tail(60)
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.process.as_mut().is_some_and(|p| p.is_running())
+    }
+
+    pub fn log(&self) -> String {
+        self.process
+            .as_ref()
+            .map(|p| p.stderr_text() + &p.stdout_text())
+            .unwrap_or_default()
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.log(), lines)
+    }
+
+    /// `sip:oncall@127.0.0.1:<udp port>`
+    pub fn sip_uri(&self) -> String {
+        format!("sip:oncall@{}", self.sip_udp)
+    }
+
+    /// The stored calls, from `oncall calls --json`.
+    pub fn calls(&self) -> Vec<Value> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oncall"));
+        cmd.arg("calls").arg("--config").arg(&self.config_path).arg("--json");
+        let out = run_for(&mut cmd, Duration::from_secs(20), &self.dir.path, "oncall-calls");
+        assert!(out.success(), "`oncall calls --json` failed: {}", out.describe());
+        match serde_json::from_str::<Value>(out.stdout.trim()) {
+            Ok(Value::Array(rows)) => rows,
+            other => panic!(
+                "`oncall calls --json` did not print a JSON array ({other:?}):\n{}",
+                out.stdout
+            ),
+        }
+    }
+
+    /// Polls `oncall calls --json` until a row satisfies `pred` (the row may be written after the BYE).
+    pub fn wait_for_call(&self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value, Vec<Value>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let rows = self.calls();
+            if let Some(row) = rows.iter().find(|r| pred(r)) {
+                return Ok(row.clone());
+            }
+            if Instant::now() >= deadline {
+                return Err(rows);
+            }
+            thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Every file under `data_dir/recordings`.
+    pub fn recordings(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        walk(&self.data_dir.join("recordings"), &mut out);
+        out.sort();
+        out
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let alive = self.is_running();
+        if thread::panicking() {
+            eprintln!(
+                "[e2e] oncall (config {}, {}) log tail:\n{}",
+                self.config_path.display(),
+                if alive { "still running" } else { "NOT running" },
+                self.log_tail(80)
+            );
+        }
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET over a plain TcpStream: (status, body). None when nothing answers.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// A string field of a call row ("" when null or missing).
+pub fn field<'a>(row: &'a Value, name: &str) -> &'a str {
+    row.get(name).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Collects failed checks so a test reports all of them at once (with the server log) instead of the first.
+#[derive(Default)]
+pub struct Checks {
+    failures: Vec<String>,
+}
+
+impl Checks {
+    pub fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        if !ok {
+            let msg = what();
+            eprintln!("[e2e] CHECK FAILED: {msg}");
+            self.failures.push(msg);
+        }
+    }
+
+    pub fn fail(&mut self, msg: impl Into<String>) {
+        let msg = msg.into();
+        eprintln!("[e2e] CHECK FAILED: {msg}");
+        self.failures.push(msg);
+    }
+
+    pub fn finish(self) {
+        if !self.failures.is_empty() {
+            panic!(
+                "{} check(s) failed:\n - {}",
+                self.failures.len(),
+                self.failures.join("\n - ")
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// SIPp
+
+/// One SIPp run: a single call (`-m 1`) of a scenario from `tests/scenarios/` against the server.
+pub struct Sipp {
+    label: String,
+    args: Vec<String>,
+    cwd: Option<PathBuf>,
+    limit: Duration,
+    log_dir: PathBuf,
+}
+
+impl Sipp {
+    pub fn new(server: &Server, scenario_name: &str, label: &str) -> Sipp {
+        Sipp::to(server.sip_udp, &server.dir.path, scenario_name, label)
+    }
+
+    /// The same over TCP (one connection, to the server's TCP listener).
+    pub fn new_tcp(server: &Server, scenario_name: &str, label: &str) -> Sipp {
+        Sipp::to(server.sip_tcp, &server.dir.path, scenario_name, label)
+            .arg("-t")
+            .arg("t1")
+    }
+
+    /// Against any address (for checking a scenario against another SIPp).
+    pub fn to(target: SocketAddr, log_dir: &Path, scenario_name: &str, label: &str) -> Sipp {
+        require_tool("sipp");
+        let log_dir = log_dir.join(label);
+        fs::create_dir_all(&log_dir).expect("create sipp log dir");
+        let sip_port = free_port();
+        // SIPp binds its media port and the one two above (video), plus each +1 with -rtp_echo.
+        let media_port = free_ports(4);
+        let file = |name: &str| log_dir.join(name).display().to_string();
+        let args = vec![
+            target.to_string(),
+            "-sf".into(),
+            scenario(scenario_name).display().to_string(),
+            "-s".into(),
+            "oncall".into(),
+            "-i".into(),
+            LOOPBACK.into(),
+            "-mi".into(),
+            LOOPBACK.into(),
+            "-p".into(),
+            sip_port.to_string(),
+            "-mp".into(),
+            media_port.to_string(),
+            "-m".into(),
+            "1".into(),
+            "-nostdin".into(),
+            "-trace_msg".into(),
+            "-message_file".into(),
+            file("messages.log"),
+            "-trace_err".into(),
+            "-error_file".into(),
+            file("errors.log"),
+            "-trace_screen".into(),
+            "-screen_file".into(),
+            file("screen.log"),
+        ];
+        Sipp {
+            label: label.to_string(),
+            args,
+            cwd: None,
+            limit: Duration::from_secs(30),
+            log_dir,
+        }
+    }
+
+    pub fn arg(mut self, a: impl Into<String>) -> Sipp {
+        self.args.push(a.into());
+        self
+    }
+
+    /// A global variable for the scenario (`[$name]`).
+    pub fn set(self, name: &str, value: impl ToString) -> Sipp {
+        self.arg("-set").arg(name).arg(value.to_string())
+    }
+
+    /// Hard limit: SIPp's own `-timeout` (counted as a failure) plus a kill a few seconds later.
+    pub fn limit(mut self, limit: Duration) -> Sipp {
+        self.limit = limit;
+        self
+    }
+
+    /// Working directory (relative `play_pcap_audio` paths are resolved from it).
+    pub fn cwd(mut self, dir: &Path) -> Sipp {
+        self.cwd = Some(dir.to_path_buf());
+        self
+    }
+
+    pub fn spawn(self) -> SippRunning {
+        let mut cmd = Command::new("sipp");
+        cmd.args(&self.args)
+            .arg("-timeout")
+            .arg(format!("{}s", self.limit.as_secs().max(1)))
+            .arg("-timeout_error");
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
+        let process = Spawned::spawn(&mut cmd, &self.log_dir, "sipp");
+        SippRunning {
+            process,
+            limit: self.limit,
+            log_dir: self.log_dir,
+            label: self.label,
+        }
+    }
+
+    pub fn run(self) -> SippRun {
+        self.spawn().wait()
+    }
+}
+
+pub struct SippRunning {
+    process: Spawned,
+    limit: Duration,
+    log_dir: PathBuf,
+    label: String,
+}
+
+impl SippRunning {
+    pub fn wait(self) -> SippRun {
+        let finished = self.process.wait_for(self.limit + Duration::from_secs(5));
+        let read = |name: &str| fs::read_to_string(self.log_dir.join(name)).unwrap_or_default();
+        SippRun {
+            label: self.label,
+            messages: read("messages.log"),
+            errors: read("errors.log"),
+            screen: read("screen.log"),
+            finished,
+        }
+    }
+}
+
+pub struct SippRun {
+    pub label: String,
+    pub finished: Finished,
+    /// Every SIP message sent and received (`-trace_msg`).
+    pub messages: String,
+    pub errors: String,
+    /// SIPp's final statistics screen.
+    pub screen: String,
+}
+
+impl SippRun {
+    pub fn success(&self) -> bool {
+        self.finished.success()
+    }
+
+    /// Everything useful to understand a failed scenario.
+    pub fn describe(&self) -> String {
+        format!(
+            "SIPp `{}`: {}\n--- SIPp errors ---\n{}\n--- SIPp screen (tail) ---\n{}\n--- SIP messages (tail) ---\n{}",
+            self.label,
+            self.finished.describe(),
+            tail(&self.errors, 40),
+            tail(&self.screen, 30),
+            tail(&self.messages, 120)
+        )
+    }
+
+    pub fn assert_success(&self) {
+        assert!(self.success(), "{}", self.describe());
+    }
+
+    /// The status lines of the responses SIPp received, in order, e.g. ["100 Trying", "180 Ringing", "487 ..."].
+    pub fn received_statuses(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut lines = self.messages.lines();
+        while let Some(line) = lines.next() {
+            if line.contains("message received") {
+                if let Some(first) = lines.by_ref().find(|l| !l.trim().is_empty()) {
+                    if let Some(rest) = first.strip_prefix("SIP/2.0 ") {
+                        out.push(rest.trim().to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The request lines SIPp received (e.g. "BYE sip:... SIP/2.0").
+    pub fn received_requests(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut lines = self.messages.lines();
+        while let Some(line) = lines.next() {
+            if line.contains("message received") {
+                if let Some(first) = lines.by_ref().find(|l| !l.trim().is_empty()) {
+                    if !first.starts_with("SIP/2.0") {
+                        out.push(first.trim().to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// baresip
+
+/// A headless baresip: audio from a WAV (`aufile`), what it sent and heard dumped as WAVs (`sndfile`), driven over
+/// its TCP control socket (`ctrl_tcp`: netstring-framed JSON commands; events come back on the same connection).
+pub struct Baresip {
+    process: Option<Spawned>,
+    ctrl: TcpStream,
+    events: mpsc::Receiver<(Instant, Value)>,
+    pub snd_dir: PathBuf,
+    pub dir: PathBuf,
+    next_token: u32,
+}
+
+impl Baresip {
+    /// Starts baresip with `audio_source` as its microphone; config files go to `dir`.
+    pub fn start(dir: &Path, audio_source: &Path, limit: Duration) -> Baresip {
+        require_tool("baresip");
+        fs::create_dir_all(dir).expect("create baresip dir");
+        let snd_dir = dir.join("snd");
+        fs::create_dir_all(&snd_dir).expect("create snd dir");
+        // baresip listens for SIP on UDP and TCP at this port and for SIP over TLS at the next one.
+        let sip_port = free_ports(2);
+        let ctrl_port = free_port();
+        let rtp = free_ports(10);
+        // Only what the test needs: no sound card, no STUN/ICE; `net_interface` keeps SIP and the SDP's c= line on
+        // loopback. `audio_player none`: the decoded audio still passes the sndfile filter, which dumps it.
+        let config = format!(
+            "# written by tests/support/mod.rs
+poll_method\tepoll
+sip_listen\t{LOOPBACK}:{sip_port}
+net_interface\t{LOOPBACK}
+call_local_timeout\t60
+audio_source\taufile,{source}
+audio_player\tnone
+audio_alert\tnone
+ausrc_format\ts16
+auplay_format\ts16
+audio_buffer\t20-160
+rtp_ports\t{rtp}-{rtp_end}
+jitter_buffer_delay\t1-5
+module_path\t/usr/lib/baresip/modules
+module\tg711.so
+module\taufile.so
+module\tsndfile.so
+module\tctrl_tcp.so
+module_tmp\taccount.so
+module_app\tmenu.so
+snd_path\t{snd}
+ctrl_tcp_listen\t{LOOPBACK}:{ctrl_port}
+",
+            source = audio_source.display(),
+            rtp_end = rtp + 9,
+            snd = snd_dir.display(),
+        );
+        fs::write(dir.join("config"), config).expect("write baresip config");
+        // regint=0: no REGISTER, just calls.
+        fs::write(dir.join("accounts"), format!("<sip:tester@{LOOPBACK}>;regint=0\n")).expect("write accounts");
+        let mut cmd = Command::new("baresip");
+        cmd.arg("-f").arg(dir).arg("-t").arg(limit.as_secs().max(1).to_string());
+        let mut process = Spawned::spawn(&mut cmd, dir, "baresip");
+
+        let ctrl_addr: SocketAddr = format!("{LOOPBACK}:{ctrl_port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let ctrl = loop {
+            if let Ok(s) = TcpStream::connect_timeout(&ctrl_addr, Duration::from_millis(200)) {
+                break s;
+            }
+            if !process.is_running() || Instant::now() >= deadline {
+                panic!(
+                    "baresip's ctrl_tcp did not come up on {ctrl_addr}:\n{}",
+                    tail(&process.stdout_text(), 40)
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        let (tx, events) = mpsc::channel();
+        let reader = ctrl.try_clone().expect("clone ctrl socket");
+        thread::spawn(move || read_netstrings(reader, tx));
+        Baresip {
+            process: Some(process),
+            ctrl,
+            events,
+            snd_dir,
+            dir: dir.to_path_buf(),
+            next_token: 0,
+        }
+    }
+
+    /// Sends a command (`dial`, `sndcode`, `hangup`, `quit`, ...). Responses arrive among the events.
+    pub fn command(&mut self, command: &str, params: &str) {
+        self.next_token += 1;
+        let msg = serde_json::json!({ "command": command, "params": params, "token": format!("t{}", self.next_token) });
+        let body = msg.to_string();
+        let frame = format!("{}:{},", body.len(), body);
+        self.ctrl
+            .write_all(frame.as_bytes())
+            .unwrap_or_else(|e| panic!("baresip ctrl_tcp write: {e}"));
+    }
+
+    /// The next event of type `kind` (e.g. "CALL_ESTABLISHED", "CALL_CLOSED") within `limit`, with its arrival time.
+    pub fn wait_event(&mut self, kind: &str, limit: Duration) -> Option<(Instant, Value)> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok((t, v)) => {
+                    if v.get("event").and_then(Value::as_bool) == Some(true) && field(&v, "type") == kind {
+                        return Some((t, v));
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The WAV baresip wrote of what it heard (decoded audio), if any.
+    pub fn heard_wav(&self) -> Option<PathBuf> {
+        dump_file(&self.snd_dir, "-dec.wav")
+    }
+
+    /// The WAV of what it sent.
+    pub fn sent_wav(&self) -> Option<PathBuf> {
+        dump_file(&self.snd_dir, "-enc.wav")
+    }
+
+    pub fn log(&self) -> String {
+        self.process
+            .as_ref()
+            .map(|p| p.stdout_text() + &p.stderr_text())
+            .unwrap_or_default()
+    }
+
+    /// Quits (so the dump WAVs get their final headers), killing it if it does not exit within 3 s.
+    pub fn quit(&mut self) -> Option<Finished> {
+        self.command("quit", "");
+        self.process.take().map(|p| p.wait_for(Duration::from_secs(3)))
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("[e2e] baresip log tail:\n{}", tail(&self.log(), 40));
+        }
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+    }
+}
+
+fn dump_file(dir: &Path, suffix: &str) -> Option<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    files.sort();
+    files.pop()
+}
+
+/// Reads `len:json,` frames until the connection closes.
+fn read_netstrings(stream: TcpStream, tx: mpsc::Sender<(Instant, Value)>) {
+    let mut r = BufReader::new(stream);
+    loop {
+        let mut len = Vec::new();
+        if r.read_until(b':', &mut len).unwrap_or(0) == 0 {
+            return;
+        }
+        let Ok(n) = String::from_utf8_lossy(&len[..len.len() - 1]).trim().parse::<usize>() else {
+            return;
+        };
+        let mut body = vec![0; n + 1]; // the payload and its trailing ','
+        if r.read_exact(&mut body).is_err() {
+            return;
+        }
+        let now = Instant::now();
+        if let Ok(v) = serde_json::from_slice::<Value>(&body[..n]) {
+            if tx.send((now, v)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Audio
+
+/// A mono 16-bit WAV's samples and rate.
+pub struct Wav {
+    pub rate: u32,
+    pub samples: Vec<i16>,
+}
+
+impl Wav {
+    pub fn secs(&self) -> f64 {
+        self.samples.len() as f64 / self.rate as f64
+    }
+}
+
+/// Reads a 16-bit PCM WAV (first channel). Tolerates a header whose sizes were never finalised (a writer that was
+/// killed): the data then runs to the end of the file.
+pub fn read_wav(path: &Path) -> Wav {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    assert!(
+        bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WAVE",
+        "{} is not a WAV",
+        path.display()
+    );
+    let mut pos = 12;
+    let (mut rate, mut channels, mut bits) = (0u32, 1u16, 16u16);
+    while pos + 8 <= bytes.len() {
+        let id = &bytes[pos..pos + 4];
+        let size = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        let body = pos + 8;
+        if id == b"fmt " {
+            channels = u16::from_le_bytes([bytes[body + 2], bytes[body + 3]]);
+            rate = u32::from_le_bytes(bytes[body + 4..body + 8].try_into().unwrap());
+            bits = u16::from_le_bytes([bytes[body + 14], bytes[body + 15]]);
+        } else if id == b"data" {
+            assert_eq!(bits, 16, "{}: only 16-bit PCM is read", path.display());
+            let end = if size == 0 || size == u32::MAX as usize || body + size > bytes.len() {
+                bytes.len()
+            } else {
+                body + size
+            };
+            let frame = 2 * channels.max(1) as usize;
+            let samples = bytes[body..end]
+                .chunks_exact(frame)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect::<Vec<_>>();
+            return Wav { rate, samples };
+        }
+        pos = body + size + (size & 1);
+    }
+    panic!("{}: no data chunk", path.display());
+}
+
+/// Root mean square level in dBFS (a full-scale square wave is 0; digital silence is -inf).
+pub fn rms_dbfs(samples: &[i16]) -> f64 {
+    if samples.is_empty() {
+        return f64::NEG_INFINITY;
+    }
+    let sum: f64 = samples.iter().map(|&s| (s as f64) * (s as f64)).sum();
+    20.0 * ((sum / samples.len() as f64).sqrt() / 32768.0).log10()
+}
+
+/// Index of the first sample louder than `threshold` (absolute).
+pub fn first_sound(samples: &[i16], threshold: i16) -> Option<usize> {
+    samples.iter().position(|s| s.unsigned_abs() > threshold as u16)
+}
+
+/// Slides `needle` over `haystack[0..max_lag + needle.len()]` and returns the best (lag, normalised
+/// cross-correlation). 1.0 means identical up to gain; G.711 coding keeps a match above 0.9.
+pub fn best_match(haystack: &[i16], needle: &[i16], max_lag: usize) -> (usize, f64) {
+    let n: Vec<f64> = needle.iter().map(|&s| s as f64).collect();
+    let nn: f64 = n.iter().map(|x| x * x).sum();
+    let mut best = (0, 0.0);
+    if nn == 0.0 {
+        return best;
+    }
+    for lag in 0..=max_lag {
+        if lag + n.len() > haystack.len() {
+            break;
+        }
+        let h = &haystack[lag..lag + n.len()];
+        let (mut hn, mut hh) = (0.0, 0.0);
+        for (x, &y) in n.iter().zip(h) {
+            let y = y as f64;
+            hn += x * y;
+            hh += y * y;
+        }
+        if hh > 0.0 {
+            let c = hn / (nn * hh).sqrt();
+            if c > best.1 {
+                best = (lag, c);
+            }
+        }
+    }
+    best
+}
+
+/// ITU-T G.711 µ-law encoding of one sample.
+pub fn ulaw_encode(sample: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32635;
+    let mut s = sample as i32;
+    let sign = if s < 0 { 0x80 } else { 0 };
+    if s < 0 {
+        s = -s;
+    }
+    s = s.min(CLIP) + BIAS;
+    let mut exponent = 7;
+    let mut mask = 0x4000;
+    while exponent > 0 && s & mask == 0 {
+        exponent -= 1;
+        mask >>= 1;
+    }
+    let mantissa = (s >> (exponent + 3)) & 0x0f;
+    !(sign | (exponent << 4) | mantissa) as u8
+}
+
+/// ITU-T G.711 µ-law decoding of one byte.
+pub fn ulaw_decode(byte: u8) -> i16 {
+    let u = !byte as i32;
+    let exponent = (u >> 4) & 0x07;
+    let mantissa = u & 0x0f;
+    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
+    (if u & 0x80 != 0 { -magnitude } else { magnitude }) as i16
+}
+
+/// ITU-T G.711 A-law decoding of one byte.
+pub fn alaw_decode(byte: u8) -> i16 {
+    let a = (byte ^ 0x55) as i32;
+    let exponent = (a >> 4) & 0x07;
+    let mantissa = a & 0x0f;
+    let magnitude = if exponent == 0 {
+        (mantissa << 4) + 8
+    } else {
+        ((mantissa << 4) + 0x108) << (exponent - 1)
+    };
+    (if a & 0x80 != 0 { magnitude } else { -magnitude }) as i16
+}
+
+/// Runs a program that must succeed (sox, espeak-ng), with a time limit.
+pub fn tool(log_dir: &Path, program: &str, args: &[&str]) {
+    require_tool(program);
+    let out = run_for(
+        Command::new(program).args(args),
+        Duration::from_secs(30),
+        log_dir,
+        program,
+    );
+    assert!(out.success(), "{program} {args:?} failed: {}", out.describe());
+}
+
+/// Speaks `text` with espeak-ng into an 8 kHz mono 16-bit WAV.
+pub fn speech_wav(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let raw = dir.join(format!("{name}-raw.wav"));
+    let out = dir.join(format!("{name}.wav"));
+    tool(
+        dir,
+        "espeak-ng",
+        &["-v", "en-us", "-s", "150", "-w", &raw.display().to_string(), text],
+    );
+    tool(
+        dir,
+        "sox",
+        &[
+            &raw.display().to_string(),
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            &out.display().to_string(),
+        ],
+    );
+    out
+}
+
+/// A DTMF key as SoX `synth` makes it: the row and column sines (ITU-T Q.23) at -9 dBFS each, 8 kHz mono.
+pub fn dtmf_wav(dir: &Path, key: char, secs: f64) -> PathBuf {
+    let (row, col) = dtmf_frequencies(key);
+    let name = match key {
+        '*' => "star".to_string(),
+        '#' => "pound".to_string(),
+        k => k.to_string(),
+    };
+    let out = dir.join(format!("dtmf-{name}.wav"));
+    let d = format!("{secs}");
+    tool(
+        dir,
+        "sox",
+        &[
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            &out.display().to_string(),
+            "synth",
+            &d,
+            "sine",
+            &row.to_string(),
+            "synth",
+            &d,
+            "sine",
+            "mix",
+            &col.to_string(),
+            "vol",
+            "0.7",
+        ],
+    );
+    out
+}
+
+pub fn dtmf_frequencies(key: char) -> (u32, u32) {
+    const KEYS: [&str; 4] = ["123A", "456B", "789C", "*0#D"];
+    for (r, row) in KEYS.iter().enumerate() {
+        if let Some(c) = row.find(key) {
+            return ([697, 770, 852, 941][r], [1209, 1336, 1477, 1633][c]);
+        }
+    }
+    panic!("{key:?} is not a DTMF key");
+}
+
+/// Writes `samples` (8 kHz) as a PCMU RTP stream in a pcap file SIPp's `play_pcap_audio` can replay: Ethernet/IPv4/UDP
+/// frames, one RTP packet of 20 ms every 20 ms (SIPp paces by the capture timestamps and rewrites the addresses).
+pub fn write_rtp_pcap(path: &Path, samples: &[i16]) {
+    let mut out = Vec::new();
+    // pcap global header: magic, version 2.4, GMT offset, accuracy, snaplen, link type 1 (Ethernet)
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    let ssrc: u32 = 0x0e2e_7e57;
+    for (i, chunk) in samples.chunks(160).enumerate() {
+        let mut payload: Vec<u8> = chunk.iter().map(|&s| ulaw_encode(s)).collect();
+        payload.resize(160, ulaw_encode(0));
+        let mut rtp = Vec::with_capacity(172);
+        rtp.push(0x80);
+        rtp.push(if i == 0 { 0x80 } else { 0x00 }); // marker on the first packet, payload type 0 (PCMU)
+        rtp.extend_from_slice(&(i as u16).to_be_bytes());
+        rtp.extend_from_slice(&((i as u32) * 160).to_be_bytes());
+        rtp.extend_from_slice(&ssrc.to_be_bytes());
+        rtp.extend_from_slice(&payload);
+
+        let udp_len = 8 + rtp.len();
+        let ip_len = 20 + udp_len;
+        let mut frame = Vec::with_capacity(14 + ip_len);
+        frame.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00]); // dst, src MAC, IPv4
+        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1];
+        ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        ip[4..6].copy_from_slice(&(i as u16).to_be_bytes());
+        let sum = ipv4_checksum(&ip);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(&40000u16.to_be_bytes()); // ports: rewritten by SIPp
+        frame.extend_from_slice(&40002u16.to_be_bytes());
+        frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        frame.extend_from_slice(&0u16.to_be_bytes()); // no UDP checksum (allowed on IPv4)
+        frame.extend_from_slice(&rtp);
+
+        let t_us = i as u64 * 20_000;
+        out.extend_from_slice(&((t_us / 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((t_us % 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(&frame);
+    }
+    fs::write(path, out).expect("write pcap");
+}
+
+fn ipv4_checksum(header: &[u8]) -> u16 {
+    let mut sum: u32 = header.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// RTP measurement
+
+/// One RTP packet as it arrived.
+#[derive(Debug, Clone)]
+pub struct RtpPacket {
+    pub at: Instant,
+    pub from: SocketAddr,
+    pub payload_type: u8,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub payload: Vec<u8>,
+}
+
+/// A UDP socket on loopback that records every RTP packet sent to it, for a SIPp scenario whose SDP names this port
+/// as its media address (SIPp does the signalling; this only listens).
+pub struct RtpSink {
+    pub port: u16,
+    packets: Arc<Mutex<Vec<RtpPacket>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl RtpSink {
+    pub fn start() -> RtpSink {
+        let port = free_ports(2) & !1; // even port; its neighbour stays free for RTCP
+        let socket = UdpSocket::bind((LOOPBACK, port))
+            .or_else(|_| UdpSocket::bind((LOOPBACK, 0)))
+            .expect("bind RTP sink");
+        let port = socket.local_addr().unwrap().port();
+        socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let packets = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (packets.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !s.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                    let at = Instant::now();
+                    if n < 12 || buf[0] >> 6 != 2 {
+                        continue;
+                    }
+                    let cc = (buf[0] & 0x0f) as usize;
+                    let start = (12 + 4 * cc).min(n);
+                    p.lock().unwrap().push(RtpPacket {
+                        at,
+                        from,
+                        payload_type: buf[1] & 0x7f,
+                        seq: u16::from_be_bytes([buf[2], buf[3]]),
+                        timestamp: u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]),
+                        payload: buf[start..n].to_vec(),
+                    });
+                }
+            }
+        });
+        RtpSink {
+            port,
+            packets,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn packets(&self) -> Vec<RtpPacket> {
+        self.packets.lock().unwrap().clone()
+    }
+
+    pub fn stop(&mut self) -> Vec<RtpPacket> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.packets()
+    }
+}
+
+impl Drop for RtpSink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Decodes G.711 packets (PCMU = 0, PCMA = 8) into one sample stream, in arrival order.
+pub fn decode_g711(packets: &[RtpPacket]) -> Vec<i16> {
+    let mut out = Vec::new();
+    for p in packets {
+        match p.payload_type {
+            0 => out.extend(p.payload.iter().map(|&b| ulaw_decode(b))),
+            8 => out.extend(p.payload.iter().map(|&b| alaw_decode(b))),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Inter-arrival statistics of a packet stream, in milliseconds.
+#[derive(Debug)]
+pub struct Pacing {
+    pub packets: usize,
+    pub mean_ms: f64,
+    /// Share of gaps between 10 and 30 ms.
+    pub within_10ms: f64,
+    pub max_ms: f64,
+    /// Packets per second over the whole stream.
+    pub rate: f64,
+}
+
+pub fn pacing(packets: &[RtpPacket]) -> Pacing {
+    let gaps: Vec<f64> = packets
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).as_secs_f64() * 1000.0)
+        .collect();
+    let n = gaps.len().max(1) as f64;
+    let span = match (packets.first(), packets.last()) {
+        (Some(a), Some(b)) => (b.at - a.at).as_secs_f64(),
+        _ => 0.0,
+    };
+    Pacing {
+        packets: packets.len(),
+        mean_ms: gaps.iter().sum::<f64>() / n,
+        within_10ms: gaps.iter().filter(|g| (10.0..=30.0).contains(*g)).count() as f64 / n,
+        max_ms: gaps.iter().cloned().fold(0.0, f64::max),
+        rate: if span > 0.0 {
+            (packets.len() - 1) as f64 / span
+        } else {
+            0.0
+        },
+    }
+}
+
+/// Does `heard` start with the greeting prompt? Compares the first second of speech of `sounds/greeting.wav` with
+/// the first `search_secs` of `heard` (both 8 kHz) and returns (offset in seconds, normalised correlation).
+pub fn greeting_match(heard: &[i16], search_secs: f64) -> (f64, f64) {
+    let greeting = read_wav(&sounds_dir().join("greeting.wav"));
+    assert_eq!(greeting.rate, 8000, "sounds/greeting.wav must be 8 kHz");
+    let start = first_sound(&greeting.samples, 300).unwrap_or(0);
+    let needle = &greeting.samples[start..(start + 8000).min(greeting.samples.len())];
+    let (lag, c) = best_match(heard, needle, (search_secs * 8000.0) as usize);
+    (lag as f64 / 8000.0, c)
+}
