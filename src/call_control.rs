@@ -197,6 +197,8 @@ impl Controller {
                     self.start_media(call, calls, session_tx, closer);
                 }
             }
+            // Outbound calls (paging) are not placed yet: nothing to do for their events.
+            UaEvent::Progress { .. } | UaEvent::Answered { .. } => {}
             UaEvent::Info { call, content_type, body } => {
                 self.engine.send(call, MediaCommand::Signal { call, signal: Signal::Info { content_type, body } });
             }

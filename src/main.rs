@@ -306,9 +306,12 @@ async fn serve(cfg: Config) -> Result<()> {
     let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine });
     let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.context("binding http.listen")?;
     let http_addr = listener.local_addr()?;
-    let app = oncall_web::router(status.clone());
+    let mut web = oncall_web::WebConfig::new(cfg.storage.data_dir.clone());
+    web.default_ivr = cfg.ivr.clone();
+    let recordings = Arc::new(oncall_web::LocalRecordings::new(cfg.storage.recordings_dir()));
+    let app = oncall_web::app(status.clone(), store.clone(), web, recordings);
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     });

@@ -38,6 +38,8 @@ pub(super) struct Dialog {
     pub local_media: Option<SocketAddr>,
     pub sdp_session: u64,
     pub sdp_version: u64,
+    /// Set when we placed the call (UAC side).
+    pub outbound: Option<super::outbound::OutboundState>,
 }
 
 impl Dialog {
@@ -67,6 +69,7 @@ impl Dialog {
             local_media: None,
             sdp_session: rand::random::<u32>() as u64,
             sdp_version: 1,
+            outbound: None,
         }
     }
 

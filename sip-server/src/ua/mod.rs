@@ -9,6 +9,7 @@
 
 pub mod checks;
 mod dialog;
+pub mod outbound;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +38,10 @@ pub enum EndReason {
     Rejected,
     /// Our 2xx was never ACKed (64*T1), or our BYE got no answer.
     Timeout,
+    /// A call we placed got this final response (486 busy, 603 decline, 404, ...).
+    Failed(u16),
+    /// A call we placed got no response at all (Timer B).
+    Unreachable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +53,10 @@ pub enum UaEvent {
     MediaChanged { call: CallRef, media: Negotiated },
     /// An INFO request inside the dialog (DTMF relay bodies are decoded by the IVR).
     Info { call: CallRef, content_type: String, body: Vec<u8> },
+    /// A call we placed is ringing (180) or in progress (183).
+    Progress { call: CallRef, status: u16 },
+    /// A call we placed was answered; `media` is the callee's negotiated answer.
+    Answered { call: CallRef, media: Option<Negotiated> },
     Ended { call: CallRef, reason: EndReason },
 }
 
@@ -87,7 +96,7 @@ pub struct UaStats {
     pub bad_requests: u64,
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
@@ -186,7 +195,9 @@ impl UserAgent {
                 TxEvent::Request { key, request, source } => self.on_request(key, request, source, now),
                 TxEvent::Ack { request, .. } => self.on_ack(request, now),
                 TxEvent::Response { key, response } => {
-                    if response.status >= 200 {
+                    if let Some(&call) = self.by_invite.get(&key) {
+                        self.on_invite_response(call, key, response, now);
+                    } else if response.status >= 200 {
                         if let Some(call) = self.by_bye.remove(&key) {
                             self.end(call, EndReason::LocalHangup);
                         }
@@ -195,6 +206,10 @@ impl UserAgent {
                 TxEvent::Timeout { key } => {
                     if let Some(call) = self.by_bye.remove(&key) {
                         self.end(call, EndReason::Timeout);
+                    } else if let Some(&call) = self.by_invite.get(&key) {
+                        if self.dialogs.get(&call).is_some_and(|d| d.outbound.is_some() && matches!(d.state, DialogState::Early)) {
+                            self.end(call, EndReason::Unreachable);
+                        }
                     }
                 }
             }
@@ -370,6 +385,7 @@ impl UserAgent {
     pub fn hangup(&mut self, call: CallRef, now: Instant) {
         let Some(d) = self.dialogs.get_mut(&call) else { return };
         match d.state {
+            DialogState::Early if d.outbound.is_some() => self.cancel(call, now),
             DialogState::Early => {
                 self.reject(call, 480, now);
             }

@@ -233,3 +233,160 @@ fn application_layer_answers_of_rfc4475() {
         }
     }
 }
+
+mod outbound_calls {
+    use super::*;
+    use crate::ua::outbound::OutboundCall;
+
+    fn peer(port: u16) -> Peer {
+        Peer { addr: format!("127.0.0.1:{port}").parse().unwrap(), transport: Transport::Udp, conn: None }
+    }
+
+    fn agent(port: u16) -> UserAgent {
+        UserAgent::new(UaConfig {
+            advertised_udp: format!("127.0.0.1:{port}").parse().unwrap(),
+            advertised_tcp: format!("127.0.0.1:{port}").parse().unwrap(),
+            codecs: vec![Codec::Pcmu, Codec::Pcma],
+            telephone_event_pt: 101,
+            server_header: None,
+            timers: TimerConfig::default(),
+        })
+    }
+
+    /// Delivers everything each side sent to the other until both are quiet.
+    fn exchange(a: &mut UserAgent, b: &mut UserAgent, now: Instant) {
+        loop {
+            let to_b: Vec<_> = std::iter::from_fn(|| a.poll_transmit()).collect();
+            let to_a: Vec<_> = std::iter::from_fn(|| b.poll_transmit()).collect();
+            if to_a.is_empty() && to_b.is_empty() {
+                return;
+            }
+            for t in to_b {
+                b.handle_datagram(&t.data, peer(5060), now);
+            }
+            for t in to_a {
+                a.handle_datagram(&t.data, peer(5080), now);
+            }
+        }
+    }
+
+    fn events(ua: &mut UserAgent) -> Vec<UaEvent> {
+        std::iter::from_fn(|| ua.poll_event()).collect()
+    }
+
+    fn call_to_b(a: &mut UserAgent, now: Instant) -> CallRef {
+        a.place_call(
+            OutboundCall {
+                target: "sip:employee@127.0.0.1:5080".into(),
+                via: peer(5080),
+                from_uri: "sip:oncall@127.0.0.1:5060".into(),
+                from_display: Some("OnCall".into()),
+                local_media: "127.0.0.1:20010".parse().unwrap(),
+                credentials: None,
+            },
+            now,
+        )
+    }
+
+    #[test]
+    fn answered_then_callee_hangs_up() {
+        let (mut a, mut b) = (agent(5060), agent(5080));
+        let t = Instant::now();
+        let call = call_to_b(&mut a, t);
+        exchange(&mut a, &mut b, t);
+        let incoming = match events(&mut b).pop() {
+            Some(UaEvent::IncomingCall { call, .. }) => call,
+            other => panic!("{other:?}"),
+        };
+        b.ring(incoming, t);
+        exchange(&mut a, &mut b, t);
+        assert_eq!(events(&mut a), vec![UaEvent::Progress { call, status: 180 }]);
+        b.accept(incoming, "127.0.0.1:20020".parse().unwrap(), t);
+        exchange(&mut a, &mut b, t);
+        match events(&mut a).as_slice() {
+            [UaEvent::Answered { call: c, media: Some(m) }] => {
+                assert_eq!(*c, call);
+                assert_eq!(m.remote, Some("127.0.0.1:20020".parse().unwrap()));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(events(&mut b), vec![UaEvent::Confirmed { call: incoming }], "our ACK reached the callee");
+        b.hangup(incoming, t);
+        exchange(&mut a, &mut b, t);
+        assert_eq!(events(&mut a), vec![UaEvent::Ended { call, reason: EndReason::RemoteHangup }]);
+        assert_eq!(events(&mut b), vec![UaEvent::Ended { call: incoming, reason: EndReason::LocalHangup }]);
+    }
+
+    #[test]
+    fn busy_callee_fails_the_call_and_cancel_gets_487() {
+        let (mut a, mut b) = (agent(5060), agent(5080));
+        let t = Instant::now();
+        let call = call_to_b(&mut a, t);
+        exchange(&mut a, &mut b, t);
+        let UaEvent::IncomingCall { call: incoming, .. } = events(&mut b).remove(0) else { panic!() };
+        b.reject(incoming, 486, t);
+        exchange(&mut a, &mut b, t);
+        assert_eq!(events(&mut a), vec![UaEvent::Ended { call, reason: EndReason::Failed(486) }]);
+
+        let call = call_to_b(&mut a, t);
+        exchange(&mut a, &mut b, t);
+        events(&mut b);
+        a.cancel(call, t);
+        exchange(&mut a, &mut b, t);
+        assert_eq!(events(&mut a), vec![UaEvent::Ended { call, reason: EndReason::Cancelled }]);
+        assert!(matches!(events(&mut b).as_slice(), [UaEvent::Ended { reason: EndReason::Cancelled, .. }]));
+    }
+
+    #[test]
+    fn nobody_answers_the_invite_timer_b() {
+        let mut a = agent(5060);
+        let t = Instant::now();
+        let call = call_to_b(&mut a, t);
+        while let Some(next) = a.poll_timeout() {
+            if next > t + Duration::from_secs(40) {
+                break;
+            }
+            a.handle_timeout(next);
+        }
+        assert_eq!(events(&mut a), vec![UaEvent::Ended { call, reason: EndReason::Unreachable }]);
+    }
+
+    #[test]
+    fn proxy_challenge_is_answered_with_credentials() {
+        use crate::auth::digest::{Challenge, Credentials, Algorithm};
+        let mut a = agent(5060);
+        let t = Instant::now();
+        let mut out = OutboundCall {
+            target: "sip:+15551230000@trunk.example".into(),
+            via: peer(5080),
+            from_uri: "sip:oncall@127.0.0.1".into(),
+            from_display: None,
+            local_media: "127.0.0.1:20030".parse().unwrap(),
+            credentials: Some(("alice".into(), "secret".into())),
+        };
+        let call = a.place_call(out.clone(), t);
+        let invite = String::from_utf8(a.poll_transmit().unwrap().data).unwrap();
+        let challenge = Challenge { realm: "trunk".into(), nonce: "n0nce".into(), opaque: None, algorithm: Algorithm::Sha256, qop_auth: true, stale: false };
+        let SipMessage::Request(req) = crate::message::parse_datagram(invite.as_bytes()).unwrap() else { panic!() };
+        let mut resp = Response::from_request_headers(&req.headers, 407, Some("p1"));
+        resp.headers.push("Proxy-Authenticate", challenge.to_header());
+        a.handle_datagram(&resp.to_bytes(), peer(5080), t);
+        let sent: Vec<String> = std::iter::from_fn(|| a.poll_transmit()).map(|t| String::from_utf8(t.data).unwrap()).collect();
+        assert!(sent[0].starts_with("ACK "), "the 407 is ACKed by the transaction");
+        let retry = &sent[1];
+        assert!(retry.starts_with("INVITE ") && retry.contains("CSeq: 2 INVITE"));
+        let auth = header(retry, "Proxy-Authorization");
+        assert!(Credentials::parse(auth).unwrap().verify(&challenge, "INVITE", "secret"));
+        assert!(events(&mut a).is_empty(), "no failure reported for a challenge we can answer");
+        // Without credentials the 407 fails the call.
+        out.credentials = None;
+        let call2 = a.place_call(out, t);
+        let invite = String::from_utf8(a.poll_transmit().unwrap().data).unwrap();
+        let SipMessage::Request(req) = crate::message::parse_datagram(invite.as_bytes()).unwrap() else { panic!() };
+        let mut resp = Response::from_request_headers(&req.headers, 407, Some("p2"));
+        resp.headers.push("Proxy-Authenticate", challenge.to_header());
+        a.handle_datagram(&resp.to_bytes(), peer(5080), t);
+        assert_eq!(events(&mut a), vec![UaEvent::Ended { call: call2, reason: EndReason::Failed(407) }]);
+        let _ = call;
+    }
+}

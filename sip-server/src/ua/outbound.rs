@@ -1,0 +1,253 @@
+//! The UAC side of the user agent: placing a call (RFC 3261 §13.2), answering digest challenges with
+//! the configured credentials (§22.2), ACKing the 2xx ourselves (§13.2.2.4), and CANCEL (§9.1).
+//! The paging flow uses this to ring an employee's phone through the trunk or directly.
+
+use super::dialog::{Dialog, DialogState};
+use super::{random_token, CallRef, EndReason, UaEvent, UserAgent};
+use crate::auth::digest::Challenge;
+use crate::message::{Headers, Method, Request, Response};
+use crate::sdp::{self, Direction, SessionDescription};
+use crate::transaction::{Peer, Transmit, Transport, TxKey};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// What to call and how.
+#[derive(Debug, Clone)]
+pub struct OutboundCall {
+    /// Request-URI, e.g. `sip:+15551230000@trunk.example.net` or an employee's registered contact.
+    pub target: String,
+    /// Where the INVITE goes: the trunk/proxy, or the target itself.
+    pub via: Peer,
+    /// Our identity: From URI (caller ID) and display name.
+    pub from_uri: String,
+    pub from_display: Option<String>,
+    pub local_media: SocketAddr,
+    /// Username and password for 401/407 challenges.
+    pub credentials: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboundState {
+    /// The last INVITE sent (re-sent with credentials after a challenge; CANCEL copies it).
+    pub invite: Request,
+    pub invite_key: TxKey,
+    pub credentials: Option<(String, String)>,
+    pub auth_attempts: u8,
+    pub cancel_requested: bool,
+    /// Our ACK for the 2xx, re-sent when the 2xx is retransmitted.
+    pub ack: Option<Vec<u8>>,
+}
+
+impl UserAgent {
+    /// Places a call; events follow: `Progress`, then `Answered` or `Ended`.
+    pub fn place_call(&mut self, out: OutboundCall, now: Instant) -> CallRef {
+        let call = CallRef(self.next_call);
+        self.next_call += 1;
+        let local_tag = random_token();
+        let advertised = self.advertised(out.via.transport);
+        let call_id = format!("{}@{}", random_token(), advertised.ip());
+        let from = match &out.from_display {
+            Some(d) => format!("\"{}\" <{}>;tag={local_tag}", d.replace('"', ""), out.from_uri),
+            None => format!("<{}>;tag={local_tag}", out.from_uri),
+        };
+        let to = format!("<{}>", out.target);
+        let session = rand::random::<u32>() as u64;
+        let body = sdp::build(out.local_media, session, 1, &self.cfg.codecs, Some(self.cfg.telephone_event_pt), Direction::SendRecv);
+        let mut headers = Headers::default();
+        headers.push("Via", self.new_via(out.via.transport));
+        headers.push("Max-Forwards", "70");
+        headers.push("From", from.clone());
+        headers.push("To", to.clone());
+        headers.push("Call-ID", call_id.clone());
+        headers.push("CSeq", "1 INVITE");
+        headers.push("Contact", self.contact(&out.via));
+        headers.push("Allow", super::checks::ALLOW);
+        if let Some(s) = &self.cfg.server_header {
+            headers.push("User-Agent", s.clone());
+        }
+        headers.push("Content-Type", "application/sdp");
+        let invite = Request { method: Method::Invite, uri: out.target.clone(), headers, body };
+        let key = self.tx.send_request(invite.clone(), out.via, now).unwrap_or_else(|| unreachable!("we wrote the Via"));
+        let dialog = Dialog {
+            state: DialogState::Early,
+            invite: invite.clone(),
+            invite_key: key.clone(),
+            peer: out.via,
+            call_id: call_id.clone(),
+            local_tag: local_tag.clone(),
+            local_uri: from,
+            remote_uri: to,
+            remote_target: out.target.clone(),
+            route_set: Vec::new(),
+            local_cseq: 1,
+            remote_cseq: 0,
+            media: None,
+            local_media: Some(out.local_media),
+            sdp_session: session,
+            sdp_version: 1,
+            outbound: Some(OutboundState { invite, invite_key: key.clone(), credentials: out.credentials, auth_attempts: 0, cancel_requested: false, ack: None }),
+        };
+        self.by_dialog.insert((call_id, local_tag), call);
+        self.by_invite.insert(key, call);
+        self.dialogs.insert(call, dialog);
+        self.drain_tx(now);
+        call
+    }
+
+    pub(super) fn advertised(&self, transport: Transport) -> SocketAddr {
+        match transport {
+            Transport::Udp => self.cfg.advertised_udp,
+            Transport::Tcp => self.cfg.advertised_tcp,
+        }
+    }
+
+    pub(super) fn new_via(&self, transport: Transport) -> String {
+        format!("SIP/2.0/{} {};branch=z9hG4bK{};rport", transport.as_str(), self.advertised(transport), random_token())
+    }
+
+    /// Gives up on a call we placed that has not been answered (CANCEL), or hangs it up (BYE).
+    pub fn cancel(&mut self, call: CallRef, now: Instant) {
+        let Some(d) = self.dialogs.get_mut(&call) else { return };
+        let Some(ob) = d.outbound.as_mut() else { return };
+        if !matches!(d.state, DialogState::Early) {
+            return self.hangup(call, now);
+        }
+        if ob.cancel_requested {
+            return;
+        }
+        ob.cancel_requested = true;
+        // §9.1: same Request-URI, Call-ID, From, To, CSeq number and top Via (branch) as the INVITE.
+        let inv = &ob.invite;
+        let mut headers = Headers::default();
+        for name in ["Via", "Route", "From", "To", "Call-ID"] {
+            if name == "Via" {
+                if let Some(v) = inv.headers.list_values("Via").first() {
+                    headers.push("Via", *v);
+                }
+                continue;
+            }
+            for v in inv.headers.get_all(name) {
+                headers.push(name, v);
+            }
+        }
+        let seq = inv.headers.cseq().map(|c| c.seq).unwrap_or(1);
+        headers.push("CSeq", format!("{seq} CANCEL"));
+        headers.push("Max-Forwards", "70");
+        let cancel = Request { method: Method::Cancel, uri: inv.uri.clone(), headers, body: Vec::new() };
+        let peer = d.peer;
+        self.tx.send_request(cancel, peer, now);
+        self.drain_tx(now);
+    }
+
+    /// A response to a client INVITE of ours.
+    pub(super) fn on_invite_response(&mut self, call: CallRef, key: TxKey, resp: Response, now: Instant) {
+        let status = resp.status;
+        let Some(d) = self.dialogs.get_mut(&call) else { return };
+        if status < 200 {
+            if status > 100 {
+                self.events.push_back(UaEvent::Progress { call, status });
+            }
+            return;
+        }
+        if status < 300 {
+            if let DialogState::Confirmed | DialogState::Terminating = d.state {
+                // A retransmitted 2xx: our ACK was lost.
+                if let Some(ack) = d.outbound.as_ref().and_then(|o| o.ack.clone()) {
+                    self.transmits.push_back(Transmit { to: d.peer, data: ack });
+                }
+                return;
+            }
+            d.remote_uri = resp.headers.get("To").unwrap_or_default().to_string();
+            if let Some(c) = resp.headers.list_values("Contact").first().and_then(|c| crate::message::NameAddr::parse(c).ok()) {
+                d.remote_target = c.uri.to_string();
+            }
+            d.route_set = resp.headers.list_values("Record-Route").into_iter().rev().map(str::to_string).collect();
+            d.media = SessionDescription::parse(&resp.body).ok().and_then(|sd| sdp::negotiate(&sd, &self.cfg.codecs).ok());
+            let ack = self.build_ack(call);
+            let Some(d) = self.dialogs.get_mut(&call) else { return };
+            d.state = DialogState::Confirmed;
+            let cancel_requested = d.outbound.as_ref().is_some_and(|o| o.cancel_requested);
+            if let Some(ob) = d.outbound.as_mut() {
+                ob.ack = Some(ack.clone());
+            }
+            let (peer, media) = (d.peer, d.media);
+            self.transmits.push_back(Transmit { to: peer, data: ack });
+            if cancel_requested {
+                // The answer crossed our CANCEL: end the call properly (§9.1).
+                self.hangup(call, now);
+            } else {
+                self.events.push_back(UaEvent::Answered { call, media });
+            }
+            return;
+        }
+        // 401/407: answer the challenge once per nonce.
+        let peer = d.peer;
+        let cancelled = d.outbound.as_ref().is_some_and(|o| o.cancel_requested) && status == 487;
+        if status == 401 || status == 407 {
+            if let Some(retry) = self.authenticated_retry(call, &resp) {
+                self.by_invite.remove(&key);
+                if let Some(new_key) = self.tx.send_request(retry.clone(), peer, now) {
+                    self.by_invite.insert(new_key.clone(), call);
+                    if let Some(d) = self.dialogs.get_mut(&call) {
+                        d.invite_key = new_key.clone();
+                        d.local_cseq = retry.headers.cseq().map(|c| c.seq).unwrap_or(d.local_cseq);
+                        if let Some(ob) = d.outbound.as_mut() {
+                            ob.invite = retry;
+                            ob.invite_key = new_key;
+                        }
+                    }
+                }
+                return;
+            }
+        }
+        self.end(call, if cancelled { EndReason::Cancelled } else { EndReason::Failed(status) });
+    }
+
+    /// The INVITE again with credentials for the challenge in `resp`, if we have any and have not
+    /// already failed with them.
+    fn authenticated_retry(&mut self, call: CallRef, resp: &Response) -> Option<Request> {
+        let transport = self.dialogs.get(&call)?.peer.transport;
+        let via = self.new_via(transport);
+        let d = self.dialogs.get_mut(&call)?;
+        let ob = d.outbound.as_mut()?;
+        let (user, pass) = ob.credentials.clone()?;
+        if ob.auth_attempts >= 2 {
+            return None;
+        }
+        let (challenge_header, answer_header) =
+            if resp.status == 407 { ("Proxy-Authenticate", "Proxy-Authorization") } else { ("WWW-Authenticate", "Authorization") };
+        let challenge = resp.headers.get_all(challenge_header).find_map(|v| Challenge::parse(v).ok())?;
+        ob.auth_attempts += 1;
+        let mut invite = ob.invite.clone();
+        let creds = challenge.respond(&user, &pass, "INVITE", &invite.uri, &random_token(), 1);
+        let seq = invite.headers.cseq().map(|c| c.seq).unwrap_or(1) + 1;
+        invite.headers.set("CSeq", format!("{seq} INVITE"));
+        invite.headers.set("Via", via);
+        invite.headers.remove("Authorization");
+        invite.headers.remove("Proxy-Authorization");
+        invite.headers.push(answer_header, creds.to_header());
+        Some(invite)
+    }
+
+    /// §13.2.2.4: the ACK of a 2xx is a new request of the dialog with the INVITE's CSeq number.
+    fn build_ack(&mut self, call: CallRef) -> Vec<u8> {
+        let via = self.dialogs.get(&call).map(|d| self.new_via(d.peer.transport)).unwrap_or_default();
+        let Some(d) = self.dialogs.get(&call) else { return Vec::new() };
+        let mut headers = Headers::default();
+        headers.push("Via", via);
+        headers.push("Max-Forwards", "70");
+        for r in &d.route_set {
+            headers.push("Route", r.clone());
+        }
+        headers.push("From", d.local_uri.clone());
+        headers.push("To", d.remote_uri.clone());
+        headers.push("Call-ID", d.call_id.clone());
+        headers.push("CSeq", format!("{} ACK", d.local_cseq));
+        for h in ["Authorization", "Proxy-Authorization"] {
+            if let Some(v) = d.outbound.as_ref().and_then(|o| o.invite.headers.get(h)) {
+                headers.push(h, v);
+            }
+        }
+        Request { method: Method::Ack, uri: d.remote_target.clone(), headers, body: Vec::new() }.to_bytes()
+    }
+}
