@@ -86,11 +86,32 @@ pub struct StorageConfig {
     /// Default: `<data_dir>/recordings`.
     pub recordings_dir: Option<PathBuf>,
     pub sounds_dir: PathBuf,
+    /// Where finished recordings are archived: "local" (the recordings folder itself) or "s3".
+    pub backend: oncall_recordings::storage::Backend,
+    /// Keep the local spool copy after a verified upload.
+    pub keep_spool: bool,
+    /// Delete recordings older than this many days (unset: keep forever); per organization slug below.
+    pub retention_days: Option<u32>,
+    pub retention_by_org: std::collections::BTreeMap<String, u32>,
+    /// Serve playback as a redirect to a presigned S3 URL valid this long (unset: stream through OnCall).
+    pub presign_secs: Option<u64>,
+    pub s3: Option<oncall_recordings::storage::S3Settings>,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: PathBuf::from("data"), database_url: None, recordings_dir: None, sounds_dir: PathBuf::from("sounds") }
+        StorageConfig {
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            recordings_dir: None,
+            sounds_dir: PathBuf::from("sounds"),
+            backend: Default::default(),
+            keep_spool: false,
+            retention_days: None,
+            retention_by_org: Default::default(),
+            presign_secs: None,
+            s3: None,
+        }
     }
 }
 
@@ -113,6 +134,18 @@ impl StorageConfig {
     }
     pub fn recordings_dir(&self) -> PathBuf {
         self.recordings_dir.clone().unwrap_or_else(|| self.data_dir.join("recordings"))
+    }
+
+    /// The archive part of the storage settings, as the recordings crate takes them.
+    pub fn archive(&self) -> oncall_recordings::storage::ArchiveSettings {
+        oncall_recordings::storage::ArchiveSettings {
+            backend: self.backend,
+            keep_spool: self.keep_spool,
+            retention_days: self.retention_days,
+            retention_by_org: self.retention_by_org.clone(),
+            presign_secs: self.presign_secs,
+            s3: self.s3.clone(),
+        }
     }
 }
 
@@ -145,6 +178,7 @@ impl Config {
         if self.ivr.max_message_secs == 0 {
             bail!("ivr.max_message_secs must be at least 1");
         }
+        self.storage.archive().validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         let url = self.storage.database_url();
         if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
             bail!("storage.database_url must start with sqlite:// or postgres:// (got {url:?})");
@@ -161,18 +195,25 @@ fn apply_env(table: &mut toml::Table, vars: impl Iterator<Item = (String, String
         let Some(rest) = name.strip_prefix("ONCALL_") else { continue };
         let rest = rest.to_ascii_lowercase();
         let Some((section, key)) = rest.split_once('_') else { continue };
+        // Other ONCALL_* variables (ONCALL_CONFIG, ONCALL_PASSWORD, test settings) are not config keys.
         if !SECTIONS.contains(&section) {
-            bail!("environment variable {name}: unknown section {section:?} (expected one of {SECTIONS:?})");
+            continue;
         }
         let parsed = format!("v = {value}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v"));
         let v = parsed.unwrap_or(toml::Value::String(value.clone()));
-        let sect = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        match sect {
-            toml::Value::Table(t) => {
-                t.insert(key.to_string(), v);
-            }
-            _ => bail!("config section [{section}] is not a table"),
+        // A double underscore reaches into a nested table: ONCALL_STORAGE_S3__BUCKET sets [storage.s3] bucket.
+        let mut path: Vec<&str> = vec![section];
+        path.extend(key.split("__"));
+        let (leaf, tables) = path.split_last().unwrap_or((&section, &[]));
+        let mut cur = &mut *table;
+        for sub in tables {
+            let entry = cur.entry(sub.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            cur = match entry {
+                toml::Value::Table(t) => t,
+                _ => bail!("environment variable {name}: config key {sub:?} is not a table"),
+            };
         }
+        cur.insert(leaf.to_string(), v);
     }
     Ok(())
 }
@@ -185,8 +226,10 @@ mod tests {
     fn env_overrides_file_values() {
         let mut t: toml::Table = "[sip]\nlisten_udp = \"127.0.0.1:5070\"\n".parse().unwrap();
         apply_env(&mut t, [("ONCALL_SIP_LISTEN_UDP".to_string(), "127.0.0.1:6000".to_string()), ("ONCALL_IVR_TIMEOUT_SECS".into(), "2".into())].into_iter()).unwrap();
+        apply_env(&mut t, [("ONCALL_STORAGE_S3__BUCKET".to_string(), "calls".to_string())].into_iter()).unwrap();
         let cfg = Config::deserialize(toml::Value::Table(t)).unwrap();
         assert_eq!(cfg.sip.listen_udp.port(), 6000);
+        assert_eq!(cfg.storage.s3.map(|s| s.bucket).as_deref(), Some("calls"));
         assert_eq!(cfg.ivr.timeout_secs, 2);
     }
 
@@ -198,6 +241,11 @@ mod tests {
         let mut cfg = Config::default();
         cfg.sip.rtp_port_min = 30000;
         assert!(cfg.validate().unwrap_err().to_string().contains("sip.rtp_port_min"));
-        assert!(apply_env(&mut toml::Table::new(), [("ONCALL_NOPE_X".to_string(), "1".to_string())].into_iter()).is_err());
+        let mut t = toml::Table::new();
+        apply_env(&mut t, [("ONCALL_TEST_POSTGRES_URL".to_string(), "x".to_string())].into_iter()).unwrap();
+        assert!(t.is_empty(), "variables outside the config sections are not config");
+        let mut t = toml::Table::new();
+        apply_env(&mut t, [("ONCALL_SIP_NOPE".to_string(), "1".to_string())].into_iter()).unwrap();
+        assert!(Config::deserialize(toml::Value::Table(t)).unwrap_err().to_string().contains("nope"), "unknown keys are named");
     }
 }

@@ -98,6 +98,17 @@ enum UserCommand {
 enum RecordingsCommand {
     /// Repair WAV files whose header sizes are wrong (left by a crash).
     Repair,
+    /// Check that every recording in the database is in storage; report missing and orphaned objects.
+    Verify,
+    /// Move the local archive to S3 (configure [storage.s3] first), verifying every object.
+    Migrate {
+        /// Only "s3" is supported.
+        #[arg(long)]
+        to: String,
+        /// Delete each local file once its object is verified.
+        #[arg(long)]
+        delete_local: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -147,14 +158,40 @@ fn main() -> Result<()> {
                 }
                 Ok(())
             }
-            Command::Recordings { command: RecordingsCommand::Repair } => {
-                for (path, outcome) in oncall_recordings::repair_dir(cfg.storage.recordings_dir()) {
-                    println!("{}: {:?}", path.display(), outcome);
-                }
-                Ok(())
-            }
+            Command::Recordings { command } => recordings_command(&cfg, command).await,
         }
     })
+}
+
+async fn recordings_command(cfg: &Config, command: RecordingsCommand) -> Result<()> {
+    let dir = cfg.storage.recordings_dir();
+    match command {
+        RecordingsCommand::Repair => {
+            for (path, outcome) in oncall_recordings::repair_dir(&dir) {
+                println!("{}: {:?}", path.display(), outcome);
+            }
+        }
+        RecordingsCommand::Verify => {
+            let store = open_store(cfg).await?;
+            let archive = cfg.storage.archive().open(&dir).await?;
+            let report = oncall_recordings::verify::verify(&store, &*archive, &dir).await?;
+            println!("{report}");
+            if !report.is_clean() {
+                bail!("recordings verify found problems");
+            }
+        }
+        RecordingsCommand::Migrate { to, delete_local } => {
+            if to != "s3" {
+                bail!("--to must be s3");
+            }
+            let store = open_store(cfg).await?;
+            let target = cfg.storage.archive().open_s3().await?;
+            let local = oncall_recordings::storage::LocalStore::new(&dir);
+            let report = oncall_recordings::migrate::migrate(&store, &local, &*target, delete_local).await?;
+            println!("{report:?}");
+        }
+    }
+    Ok(())
 }
 
 async fn open_store(cfg: &Config) -> Result<Store> {
@@ -244,14 +281,14 @@ async fn serve(cfg: Config) -> Result<()> {
     let org = store.ensure_default_organization().await?;
     let recordings_dir = cfg.storage.recordings_dir();
     std::fs::create_dir_all(&recordings_dir).with_context(|| format!("creating {}", recordings_dir.display()))?;
-    // A crash mid-call leaves a WAV whose header undercounts its audio: fix those before anything else.
-    for (path, outcome) in oncall_recordings::repair_dir(&recordings_dir) {
-        match outcome {
-            Ok(oncall_recordings::RepairOutcome::AlreadyValid) => {}
-            Ok(o) => tracing::warn!(path = %path.display(), outcome = ?o, "repaired recording left by a crash"),
-            Err(e) => tracing::error!(path = %path.display(), error = %e, "cannot repair recording"),
-        }
-    }
+    // The uploader first repairs WAVs a crash left with short headers and registers files the database never
+    // heard of, then archives finished recordings (a no-op copy for the local backend) with retries.
+    let settings = cfg.storage.archive();
+    let archive = settings.open(&recordings_dir).await.context("opening the recordings archive ([storage])")?;
+    let mut ucfg = oncall_recordings::uploader::UploaderConfig::new(&recordings_dir);
+    ucfg.keep_spool = settings.keep_spool;
+    ucfg.retention = settings.retention();
+    let uploader = oncall_recordings::uploader::start(store.clone(), archive.clone(), ucfg).await.context("starting the recordings uploader")?;
     let prompts = PromptLibrary::load_dir(&cfg.storage.sounds_dir).with_context(|| format!("loading prompts from storage.sounds_dir {}", cfg.storage.sounds_dir.display()))?;
     for name in cfg.ivr.prompt_names() {
         if prompts.get(name).is_none() {
@@ -328,6 +365,7 @@ async fn serve(cfg: Config) -> Result<()> {
     if tokio::time::timeout(Duration::from_secs(10), log_task).await.is_err() {
         tracing::warn!("call log did not finish writing within 10 s");
     }
+    uploader.shutdown().await;
     store.close().await;
     Ok(())
 }

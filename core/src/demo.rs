@@ -16,6 +16,11 @@ use crate::timestamp::{Millis, Timestamp};
 use chrono::{Datelike, NaiveTime};
 
 pub const DEMO_SLUG: &str = "demo-apartments";
+/// Web logins the demo creates: Dana the manager and Maria, an employee. The login page of the
+/// web admin shows them while the demo organization exists.
+pub const DEMO_MANAGER_EMAIL: &str = "dana@demo-apartments.example";
+pub const DEMO_EMPLOYEE_EMAIL: &str = "maria@demo-apartments.example";
+pub const DEMO_PASSWORD: &str = "oncall-demo";
 const DEMO_TZ: &str = "America/New_York";
 /// The number the demo building's residents call.
 const DEMO_LINE: &str = "+12125550100";
@@ -76,6 +81,15 @@ pub async fn seed(store: &Store, now: Timestamp) -> Result<OrgId> {
         .add_person(org, &person("Dana Whitfield", "dana@demo-apartments.example", Role::Manager, "+1 212 555 0199", call_now), now)
         .await?;
     store.create_team(org, "Maintenance", &[maria, james, aisha], now).await?;
+    // Logins are linked to the people with the same e-mail.
+    match store.add_user(org, "Dana Whitfield", DEMO_MANAGER_EMAIL, Role::Manager, DEMO_PASSWORD).await {
+        Ok(_) | Err(crate::StoreError::Conflict(_)) => {}
+        Err(e) => return Err(e),
+    }
+    match store.add_user(org, "Maria Lopez", DEMO_EMPLOYEE_EMAIL, Role::Employee, DEMO_PASSWORD).await {
+        Ok(_) | Err(crate::StoreError::Conflict(_)) => {}
+        Err(e) => return Err(e),
+    }
 
     // A weekly rotation that began on the Monday at least 35 days ago, handing off at 09:00.
     let tz: chrono_tz::Tz = DEMO_TZ.parse().map_err(|_| crate::ValidationError::new("time_zone", DEMO_TZ))?;

@@ -16,6 +16,7 @@ pub mod person;
 pub mod phone;
 pub mod request;
 pub mod schedule;
+pub mod secret;
 pub mod store;
 pub mod timestamp;
 pub mod validation;

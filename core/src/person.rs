@@ -115,6 +115,9 @@ pub struct Person {
     pub contacts: Vec<Contact>,
     pub time_zone: Tz,
     pub notification_rules: Vec<NotificationRule>,
+    /// Disabled people stay in history but are never paged nor put on new shifts.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 impl Person {
@@ -123,6 +126,26 @@ impl Person {
             Contact::Phone(p) => Some(p),
             Contact::Sip(_) => None,
         })
+    }
+
+    /// The person as the input type, e.g. to pre-fill an edit form.
+    pub fn to_new(&self) -> NewPerson {
+        NewPerson {
+            name: self.name.clone(),
+            email: self.email.clone(),
+            role: Some(self.role),
+            phones: self.phones().map(|p| p.to_string()).collect(),
+            sip_uris: self
+                .contacts
+                .iter()
+                .filter_map(|c| match c {
+                    Contact::Sip(u) => Some(u.to_string()),
+                    Contact::Phone(_) => None,
+                })
+                .collect(),
+            time_zone: self.time_zone.name().to_string(),
+            notification_rules: self.notification_rules.clone(),
+        }
     }
 
     pub fn contact_plan(&self) -> ContactPlan {

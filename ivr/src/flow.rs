@@ -321,6 +321,30 @@ mod tests {
     }
 
     #[test]
+    fn menu_options_deserialize_with_their_action() {
+        use crate::menu::{Action, Menu};
+        let m: Menu = toml::from_str(
+            r#"
+            prompt = "menu"
+            [[options]]
+            digit = "1"
+            action = "page_on_call"
+            [[options]]
+            digit = "3"
+            action = "play"
+            prompt = "hours"
+            [[options]]
+            digit = "4"
+            action = "sub_menu"
+            menu = { prompt = "sub", options = [{ digit = "0", action = "hangup" }] }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(m.options[1].action, Action::Play { prompt: "hours".into() });
+        assert!(matches!(&m.options[2].action, Action::SubMenu { menu } if menu.options[0].action == Action::Hangup));
+    }
+
+    #[test]
     fn menu_config_round_trips_through_toml_shape() {
         let cfg = IvrConfig::default();
         assert!(cfg.prompt_names().contains(&"beep"));

@@ -40,8 +40,8 @@ pub struct Menu {
     pub options: Vec<MenuOption>,
 }
 
+// No deny_unknown_fields here: serde cannot combine it with the flattened action (it would refuse `action`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MenuOption {
     pub digit: Digit,
     #[serde(flatten)]

@@ -1040,47 +1040,8 @@ pub fn best_match(haystack: &[i16], needle: &[i16], max_lag: usize) -> (usize, f
     best
 }
 
-/// ITU-T G.711 µ-law encoding of one sample.
-pub fn ulaw_encode(sample: i16) -> u8 {
-    const BIAS: i32 = 0x84;
-    const CLIP: i32 = 32635;
-    let mut s = sample as i32;
-    let sign = if s < 0 { 0x80 } else { 0 };
-    if s < 0 {
-        s = -s;
-    }
-    s = s.min(CLIP) + BIAS;
-    let mut exponent = 7;
-    let mut mask = 0x4000;
-    while exponent > 0 && s & mask == 0 {
-        exponent -= 1;
-        mask >>= 1;
-    }
-    let mantissa = (s >> (exponent + 3)) & 0x0f;
-    !(sign | (exponent << 4) | mantissa) as u8
-}
 
-/// ITU-T G.711 µ-law decoding of one byte.
-pub fn ulaw_decode(byte: u8) -> i16 {
-    let u = !byte as i32;
-    let exponent = (u >> 4) & 0x07;
-    let mantissa = u & 0x0f;
-    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
-    (if u & 0x80 != 0 { -magnitude } else { magnitude }) as i16
-}
 
-/// ITU-T G.711 A-law decoding of one byte.
-pub fn alaw_decode(byte: u8) -> i16 {
-    let a = (byte ^ 0x55) as i32;
-    let exponent = (a >> 4) & 0x07;
-    let mantissa = a & 0x0f;
-    let magnitude = if exponent == 0 {
-        (mantissa << 4) + 8
-    } else {
-        ((mantissa << 4) + 0x108) << (exponent - 1)
-    };
-    (if a & 0x80 != 0 { magnitude } else { -magnitude }) as i16
-}
 
 /// Runs a program that must succeed (sox, espeak-ng), with a time limit.
 pub fn tool(log_dir: &Path, program: &str, args: &[&str]) {
@@ -1182,8 +1143,8 @@ pub fn write_rtp_pcap(path: &Path, samples: &[i16]) {
     out.extend_from_slice(&1u32.to_le_bytes());
     let ssrc: u32 = 0x0e2e_7e57;
     for (i, chunk) in samples.chunks(160).enumerate() {
-        let mut payload: Vec<u8> = chunk.iter().map(|&s| ulaw_encode(s)).collect();
-        payload.resize(160, ulaw_encode(0));
+        let mut payload: Vec<u8> = chunk.iter().map(|&s| oncall_sip::rtp::g711::linear_to_ulaw(s)).collect();
+        payload.resize(160, oncall_sip::rtp::g711::linear_to_ulaw(0));
         let mut rtp = Vec::with_capacity(172);
         rtp.push(0x80);
         rtp.push(if i == 0 { 0x80 } else { 0x00 }); // marker on the first packet, payload type 0 (PCMU)
@@ -1313,8 +1274,8 @@ pub fn decode_g711(packets: &[RtpPacket]) -> Vec<i16> {
     let mut out = Vec::new();
     for p in packets {
         match p.payload_type {
-            0 => out.extend(p.payload.iter().map(|&b| ulaw_decode(b))),
-            8 => out.extend(p.payload.iter().map(|&b| alaw_decode(b))),
+            0 => out.extend(p.payload.iter().map(|&b| oncall_sip::rtp::g711::ulaw_to_linear(b))),
+            8 => out.extend(p.payload.iter().map(|&b| oncall_sip::rtp::g711::alaw_to_linear(b))),
             _ => {}
         }
     }

@@ -1,13 +1,42 @@
-//! OnCall's web admin site and JSON API. For now it serves the operational endpoints every
-//! deployment needs: `/healthz` for load balancers and `/metrics` for Prometheus. The manager and
-//! employee pages (issue 5) will be added here on top of the domain crate.
+//! OnCall's web admin site and JSON API.
+//!
+//! Server-rendered pages (axum + tera) for managers and employees, a JSON API under `/api/v1`
+//! with per-user bearer tokens (docs/api.md), and the operational endpoints every deployment
+//! needs: `/healthz` for load balancers and `/metrics` for Prometheus.
+//!
+//! Layout, one file per concern: `auth` (sessions, CSRF, roles, login rate limiting),
+//! `recording_source` (serving recordings with HTTP Range), `calendar` (month/week grids and
+//! iCal), `charts` (server-side SVG), `views` (formatting for templates), `pages/*` (one file
+//! per area of the site) and `api` (the JSON mirror). Templates and static files are embedded
+//! in the binary, so it runs from any directory.
+//!
+//! Tenancy: every handler takes the organization from the session (or API token) and passes it
+//! to the store, which puts it in every `WHERE`. An id from another organization is therefore
+//! simply "not found" (404), never "forbidden", so ids cannot be probed.
+
+pub mod api;
+pub mod auth;
+pub mod calendar;
+pub mod charts;
+pub mod error;
+pub mod ivr_json;
+pub mod pages;
+pub mod rate_limit;
+pub mod recording_source;
+pub mod state;
+pub mod templates;
+pub mod views;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+pub use recording_source::{LocalRecordings, RecordingSource};
+pub use state::AppState;
 
 /// What the HTTP side asks of the running server.
 pub trait StatusSource: Send + Sync + 'static {
@@ -17,6 +46,34 @@ pub trait StatusSource: Send + Sync + 'static {
     fn prometheus(&self) -> String;
 }
 
+/// Settings of the web admin, filled by the binary from its config.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// `storage.data_dir`: uploaded greetings go to `<data_dir>/sounds/<org-slug>/greeting.wav`.
+    pub data_dir: PathBuf,
+    /// Mark cookies `Secure` always. Without it they are `Secure` only when the request came
+    /// over TLS (a reverse proxy sending `X-Forwarded-Proto: https`).
+    pub force_secure_cookies: bool,
+    /// How long a login lasts.
+    pub session_hours: i64,
+    /// The IVR menu shown (and used) until an organization saves its own: the config file's `[ivr]`.
+    pub default_ivr: oncall_ivr::IvrConfig,
+}
+
+impl WebConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> WebConfig {
+        WebConfig { data_dir: data_dir.into(), force_secure_cookies: false, session_hours: 12, default_ivr: oncall_ivr::IvrConfig::default() }
+    }
+}
+
+/// The whole HTTP application: ops endpoints, the admin site and the JSON API.
+/// `recordings` serves the files the `recordings` table points at.
+pub fn app(status: Arc<dyn StatusSource>, store: oncall_core::Store, config: WebConfig, recordings: Arc<dyn RecordingSource>) -> Router {
+    let state = AppState::new(store, config, recordings);
+    router(status).merge(pages::routes(state.clone())).merge(api::routes(state))
+}
+
+/// The operational endpoints alone (`/healthz`, `/metrics`).
 pub fn router(status: Arc<dyn StatusSource>) -> Router {
     Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(status)
 }

@@ -34,6 +34,9 @@ pub struct EscalationPolicy {
     pub steps: Vec<Step>,
     /// Extra passes over all steps after the first (0 = run once).
     pub repeat: u32,
+    /// Disabled policies are kept (history refers to them) but start no new escalation.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// Input for a new policy.

@@ -20,10 +20,13 @@ mod migrations;
 mod orgs;
 mod people;
 mod policies;
+pub mod recording_uploads;
 mod requests;
 mod rows;
 mod schedules;
+mod sessions;
 mod users;
+mod ivr_settings;
 
 pub use calls::{Call, NewCall};
 pub use escalation_work::{ClaimedWork, NotificationRecord};
@@ -31,6 +34,9 @@ pub use orgs::{slugify, validate_slug, Organization, DEFAULT_ORG_NAME};
 pub use people::Team;
 pub use requests::event_kind;
 pub use users::User;
+pub use sessions::{ApiToken, NewSession, Session};
+pub use requests::RequestFilter;
+pub use ivr_settings::IvrSettings;
 
 use crate::ids::RequestId;
 use crate::request::RequestStatus;

@@ -79,7 +79,7 @@ impl Store {
 
     /// The organization's managers, oldest first: the escalation last resort.
     pub async fn managers(&self, org: OrgId) -> Result<Vec<PersonId>> {
-        let rows = sqlx::query("SELECT id FROM people WHERE org_id = $1 AND role = 'manager' ORDER BY id")
+        let rows = sqlx::query("SELECT id FROM people WHERE org_id = $1 AND role = 'manager' AND disabled_at IS NULL ORDER BY id")
             .bind(org.0)
             .fetch_all(self.pool())
             .await?;
@@ -100,22 +100,7 @@ impl Store {
         let person = self.person(org, id).await?;
         // Re-run the same validation a new person gets, so the rules are checked against the
         // contacts exactly as on creation.
-        let candidate = NewPerson {
-            name: person.name.clone(),
-            email: person.email.clone(),
-            role: Some(person.role),
-            phones: person.phones().map(|p| p.to_string()).collect(),
-            sip_uris: person
-                .contacts
-                .iter()
-                .filter_map(|c| match c {
-                    Contact::Sip(u) => Some(u.to_string()),
-                    Contact::Phone(_) => None,
-                })
-                .collect(),
-            time_zone: person.time_zone.name().to_string(),
-            notification_rules: rules.to_vec(),
-        };
+        let candidate = NewPerson { notification_rules: rules.to_vec(), ..person.to_new() };
         let valid = candidate.validate()?;
         let mut tx = self.pool().begin().await?;
         sqlx::query("DELETE FROM notification_rules WHERE org_id = $1 AND person_id = $2")
@@ -135,6 +120,124 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Replaces a person's details, contacts and rules (validated like a new person), all or
+    /// nothing. A linked login keeps its own e-mail.
+    pub async fn update_person(&self, org: OrgId, id: PersonId, new: &NewPerson) -> Result<()> {
+        let p = new.validate()?;
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query("UPDATE people SET name = $1, email = $2, role = $3, time_zone = $4 WHERE org_id = $5 AND id = $6")
+            .bind(&p.name)
+            .bind(&p.email)
+            .bind(p.role.as_str())
+            .bind(p.time_zone.name())
+            .bind(org.0)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("person with e-mail {:?}", p.email.as_deref().unwrap_or(""))),
+                other => other,
+            })?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        for table in ["contact_methods", "notification_rules"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1 AND person_id = $2"))
+                .bind(org.0)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (i, c) in p.contacts.iter().enumerate() {
+            sqlx::query("INSERT INTO contact_methods (org_id, person_id, position, kind, address) VALUES ($1, $2, $3, $4, $5)")
+                .bind(org.0)
+                .bind(id.0)
+                .bind(i as i64)
+                .bind(c.kind_str())
+                .bind(c.address())
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (i, r) in p.notification_rules.iter().enumerate() {
+            sqlx::query("INSERT INTO notification_rules (org_id, person_id, position, channel, delay_ms) VALUES ($1, $2, $3, $4, $5)")
+                .bind(org.0)
+                .bind(id.0)
+                .bind(i as i64)
+                .bind(r.channel.as_str())
+                .bind(r.delay.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Keep the login's role in step with the person's: the role is a property of the person.
+        sqlx::query("UPDATE users SET role = $1 WHERE org_id = $2 AND person_id = $3")
+            .bind(p.role.as_str())
+            .bind(org.0)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Disables (or re-enables) a person. A disabled person is not paged; their login, if any,
+    /// is disabled with them.
+    pub async fn set_person_disabled(&self, org: OrgId, id: PersonId, disabled: bool, now: Timestamp) -> Result<()> {
+        let done = sqlx::query("UPDATE people SET disabled_at = $1 WHERE org_id = $2 AND id = $3")
+            .bind(disabled.then_some(now.0))
+            .bind(org.0)
+            .bind(id.0)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        if let Some(user) = self.user_for_person(org, id).await? {
+            self.set_user_disabled(org, user.id, disabled, now).await?;
+        }
+        Ok(())
+    }
+
+    /// The secret of the person's private calendar feed, created on first use.
+    pub async fn calendar_token(&self, org: OrgId, id: PersonId) -> Result<String> {
+        let row = sqlx::query("SELECT calendar_token FROM people WHERE org_id = $1 AND id = $2")
+            .bind(org.0)
+            .bind(id.0)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        if let Some(t) = opt_string(&row, "calendar_token")? {
+            return Ok(t);
+        }
+        self.reset_calendar_token(org, id).await
+    }
+
+    /// Replaces the calendar feed secret (the old URL stops working).
+    pub async fn reset_calendar_token(&self, org: OrgId, id: PersonId) -> Result<String> {
+        let token = crate::secret::new_token();
+        let done = sqlx::query("UPDATE people SET calendar_token = $1 WHERE org_id = $2 AND id = $3")
+            .bind(&token)
+            .bind(org.0)
+            .bind(id.0)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        Ok(token)
+    }
+
+    /// Whose calendar feed a secret opens.
+    pub async fn person_by_calendar_token(&self, token: &str) -> Result<Option<(OrgId, PersonId)>> {
+        if token.len() != 64 {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT org_id, id FROM people WHERE calendar_token = $1 AND disabled_at IS NULL")
+            .bind(token)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| Ok((OrgId(i64_(&r, "org_id")?), PersonId(i64_(&r, "id")?)))).transpose()
     }
 
     /// Fails with a validation error naming `field` unless every id is a person of `org`.
@@ -162,7 +265,7 @@ impl Store {
             q.fetch_all(self.pool()).await
         };
         let people = fetch(format!(
-            "SELECT id, name, email, role, time_zone, created_at FROM people WHERE org_id = $1{people_filter} ORDER BY name, id"
+            "SELECT id, name, email, role, time_zone, created_at, disabled_at FROM people WHERE org_id = $1{people_filter} ORDER BY name, id"
         ))
         .await?;
         let contacts = fetch(format!(
@@ -210,6 +313,7 @@ impl Store {
                     contacts: contacts_by.remove(&id).unwrap_or_default(),
                     time_zone: tz.parse().map_err(|_| corrupt("people.time_zone", &tz))?,
                     notification_rules: rules_by.remove(&id).unwrap_or_default(),
+                    disabled: super::rows::opt_i64(r, "disabled_at")?.is_some(),
                 })
             })
             .collect()

@@ -11,6 +11,66 @@ use std::collections::HashMap;
 impl Store {
     /// Validates and stores a policy (targets must belong to the organization), all or nothing.
     pub async fn create_policy(&self, org: OrgId, new: &NewPolicy, now: Timestamp) -> Result<PolicyId> {
+        self.check_policy(org, new).await?;
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query("INSERT INTO escalation_policies (org_id, name, repeat_count, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+            .bind(org.0)
+            .bind(new.name.trim())
+            .bind(i64::from(new.repeat))
+            .bind(now.0)
+            .fetch_one(&mut *tx)
+            .await?;
+        let id = i64_(&row, "id")?;
+        insert_steps(&mut tx, org, id, new).await?;
+        tx.commit().await?;
+        Ok(PolicyId(id))
+    }
+
+    /// Replaces a policy's name, repeat count and steps, all or nothing.
+    pub async fn update_policy(&self, org: OrgId, id: PolicyId, new: &NewPolicy) -> Result<()> {
+        self.check_policy(org, new).await?;
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query("UPDATE escalation_policies SET name = $1, repeat_count = $2 WHERE org_id = $3 AND id = $4")
+            .bind(new.name.trim())
+            .bind(i64::from(new.repeat))
+            .bind(org.0)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        sqlx::query("DELETE FROM escalation_targets WHERE org_id = $1 AND step_id IN (SELECT id FROM escalation_steps WHERE org_id = $1 AND policy_id = $2)")
+            .bind(org.0)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM escalation_steps WHERE org_id = $1 AND policy_id = $2")
+            .bind(org.0)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        insert_steps(&mut tx, org, id.0, new).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Disables (or re-enables) a policy.
+    pub async fn set_policy_disabled(&self, org: OrgId, id: PolicyId, disabled: bool, now: Timestamp) -> Result<()> {
+        let done = sqlx::query("UPDATE escalation_policies SET disabled_at = $1 WHERE org_id = $2 AND id = $3")
+            .bind(disabled.then_some(now.0))
+            .bind(org.0)
+            .bind(id.0)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Validation plus: every target belongs to the organization.
+    async fn check_policy(&self, org: OrgId, new: &NewPolicy) -> Result<()> {
         new.validate()?;
         let people: Vec<PersonId> = new
             .steps
@@ -37,45 +97,11 @@ impl Store {
             }
         }
 
-        let mut tx = self.pool().begin().await?;
-        let row = sqlx::query("INSERT INTO escalation_policies (org_id, name, repeat_count, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
-            .bind(org.0)
-            .bind(new.name.trim())
-            .bind(i64::from(new.repeat))
-            .bind(now.0)
-            .fetch_one(&mut *tx)
-            .await?;
-        let id = i64_(&row, "id")?;
-        for (pos, step) in new.steps.iter().enumerate() {
-            let row = sqlx::query("INSERT INTO escalation_steps (org_id, policy_id, position, wait_ms) VALUES ($1, $2, $3, $4) RETURNING id")
-                .bind(org.0)
-                .bind(id)
-                .bind(pos as i64)
-                .bind(step.wait.0)
-                .fetch_one(&mut *tx)
-                .await?;
-            let step_id = i64_(&row, "id")?;
-            for (tpos, t) in step.targets.iter().enumerate() {
-                let (person, schedule) = match *t {
-                    Target::Person(p) => (Some(p.0), None),
-                    Target::Schedule(s) => (None, Some(s.0)),
-                };
-                sqlx::query("INSERT INTO escalation_targets (org_id, step_id, position, person_id, schedule_id) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(org.0)
-                    .bind(step_id)
-                    .bind(tpos as i64)
-                    .bind(person)
-                    .bind(schedule)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(PolicyId(id))
+        Ok(())
     }
 
     pub async fn policy(&self, org: OrgId, id: PolicyId) -> Result<EscalationPolicy> {
-        let row = sqlx::query("SELECT name, repeat_count FROM escalation_policies WHERE org_id = $1 AND id = $2")
+        let row = sqlx::query("SELECT name, repeat_count, disabled_at FROM escalation_policies WHERE org_id = $1 AND id = $2")
             .bind(org.0)
             .bind(id.0)
             .fetch_optional(self.pool())
@@ -113,7 +139,14 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(EscalationPolicy { id, org, name: string(&row, "name")?, steps, repeat: u32_(&row, "repeat_count")? })
+        Ok(EscalationPolicy {
+            id,
+            org,
+            name: string(&row, "name")?,
+            steps,
+            repeat: u32_(&row, "repeat_count")?,
+            disabled: opt_i64(&row, "disabled_at")?.is_some(),
+        })
     }
 
     pub async fn list_policies(&self, org: OrgId) -> Result<Vec<EscalationPolicy>> {
@@ -141,7 +174,37 @@ impl Store {
                 }
             }
         }
-        let people = self.list_people(org).await?.iter().map(|p| p.contact_plan()).collect();
+        // Disabled people are left out: the engine skips targets it has no plan for.
+        let people = self.list_people(org).await?.iter().filter(|p| !p.disabled).map(|p| p.contact_plan()).collect();
         Ok(Directory { schedules, people, managers: self.managers(org).await? })
     }
+}
+
+/// Writes a policy's steps and their targets, in order.
+async fn insert_steps(tx: &mut sqlx::Transaction<'_, sqlx::Any>, org: OrgId, id: i64, new: &NewPolicy) -> Result<()> {
+        for (pos, step) in new.steps.iter().enumerate() {
+            let row = sqlx::query("INSERT INTO escalation_steps (org_id, policy_id, position, wait_ms) VALUES ($1, $2, $3, $4) RETURNING id")
+                .bind(org.0)
+                .bind(id)
+                .bind(pos as i64)
+                .bind(step.wait.0)
+                .fetch_one(&mut **tx)
+                .await?;
+            let step_id = i64_(&row, "id")?;
+            for (tpos, t) in step.targets.iter().enumerate() {
+                let (person, schedule) = match *t {
+                    Target::Person(p) => (Some(p.0), None),
+                    Target::Schedule(s) => (None, Some(s.0)),
+                };
+                sqlx::query("INSERT INTO escalation_targets (org_id, step_id, position, person_id, schedule_id) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(org.0)
+                    .bind(step_id)
+                    .bind(tpos as i64)
+                    .bind(person)
+                    .bind(schedule)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+    Ok(())
 }

@@ -18,6 +18,31 @@ pub(super) const REQUEST_COLUMNS: &str = "id, call_row_id, caller, summary, stat
      answered_at, answered_by, acknowledged_at, acknowledged_by, completed_at, completed_by, \
      abandoned_at, abandoned_by, exhausted_at";
 
+/// What the requests list asks for. Empty fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFilter {
+    /// Any of these statuses (empty: all).
+    pub statuses: Vec<RequestStatus>,
+    /// Only requests not completed or abandoned.
+    pub open_only: bool,
+    /// Received at or after.
+    pub from: Option<Timestamp>,
+    /// Received before.
+    pub to: Option<Timestamp>,
+    /// Requests this person answered, acknowledged, completed or was notified of.
+    pub person: Option<PersonId>,
+    /// Substring of the caller's number or URI.
+    pub caller: Option<String>,
+    /// At most this many (clamped to 1..=1000; 0 means 200).
+    pub limit: i64,
+    pub offset: i64,
+}
+
+enum Bind {
+    I64(i64),
+    Text(String),
+}
+
 /// Event kinds written by the store.
 pub mod event_kind {
     pub const STATUS: &str = "status";
@@ -127,6 +152,77 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(|r| request_from_row(org, r)).collect()
+    }
+
+    /// Requests matching `filter`, newest first.
+    pub async fn search_requests(&self, org: OrgId, filter: &RequestFilter) -> Result<Vec<Request>> {
+        let mut binds = vec![Bind::I64(org.0)];
+        let mut sql = format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE org_id = $1");
+        let push = |binds: &mut Vec<Bind>, b: Bind| -> String {
+            binds.push(b);
+            format!("${}", binds.len())
+        };
+        if !filter.statuses.is_empty() {
+            // Statuses come from our enum, never from input text.
+            let list = filter.statuses.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
+            sql.push_str(&format!(" AND status IN ({list})"));
+        }
+        if filter.open_only {
+            sql.push_str(" AND status NOT IN ('completed', 'abandoned')");
+        }
+        if let Some(from) = filter.from {
+            let p = push(&mut binds, Bind::I64(from.0));
+            sql.push_str(&format!(" AND received_at >= {p}"));
+        }
+        if let Some(to) = filter.to {
+            let p = push(&mut binds, Bind::I64(to.0));
+            sql.push_str(&format!(" AND received_at < {p}"));
+        }
+        if let Some(person) = filter.person {
+            let actor = push(&mut binds, Bind::Text(Actor::Person(person).to_string()));
+            let id = push(&mut binds, Bind::I64(person.0));
+            sql.push_str(&format!(
+                " AND (answered_by = {actor} OR acknowledged_by = {actor} OR completed_by = {actor} \
+                 OR id IN (SELECT request_id FROM notifications WHERE org_id = $1 AND person_id = {id}))"
+            ));
+        }
+        if let Some(caller) = filter.caller.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            let escaped = caller.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let p = push(&mut binds, Bind::Text(format!("%{escaped}%")));
+            sql.push_str(&format!(" AND caller LIKE {p} ESCAPE '\\'"));
+        }
+        let limit = if filter.limit <= 0 { 200 } else { filter.limit.min(1000) };
+        let l = push(&mut binds, Bind::I64(limit));
+        let o = push(&mut binds, Bind::I64(filter.offset.max(0)));
+        sql.push_str(&format!(" ORDER BY received_at DESC, id DESC LIMIT {l} OFFSET {o}"));
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = match b {
+                Bind::I64(v) => q.bind(v),
+                Bind::Text(v) => q.bind(v),
+            };
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        rows.iter().map(|r| request_from_row(org, r)).collect()
+    }
+
+    /// True if `person` answered, acknowledged, completed or was notified of the request: the
+    /// employees who may act on it.
+    pub async fn request_involves(&self, org: OrgId, id: RequestId, person: PersonId) -> Result<bool> {
+        let req = self.request(org, id).await?;
+        let me = Actor::Person(person);
+        let state = req.state;
+        let stamped = [state.answered(), state.acknowledged(), state.completed()].into_iter().flatten().any(|s| s.by == me);
+        if stamped {
+            return Ok(true);
+        }
+        let row = sqlx::query("SELECT id FROM notifications WHERE org_id = $1 AND request_id = $2 AND person_id = $3 LIMIT 1")
+            .bind(org.0)
+            .bind(id.0)
+            .bind(person.0)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.is_some())
     }
 
     /// received → notifying (the escalation started).
@@ -285,22 +381,36 @@ impl Store {
         .bind(id.0)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Recording {
-                    id: RecordingId(i64_(r, "id")?),
-                    org,
-                    request: opt_i64(r, "request_id")?.map(RequestId),
-                    kind: string(r, "kind")?,
-                    storage_key: string(r, "storage_key")?,
-                    duration_ms: i64_(r, "duration_ms")?,
-                    peak: f64_(r, "peak")?,
-                    rms: f64_(r, "rms")?,
-                    created_at: ts(r, "created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| recording_from_row(org, r)).collect()
     }
+
+    /// One recording of the organization.
+    pub async fn recording(&self, org: OrgId, id: RecordingId) -> Result<Recording> {
+        let row = sqlx::query(
+            "SELECT id, request_id, kind, storage_key, duration_ms, peak, rms, created_at FROM recordings \
+             WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org.0)
+        .bind(id.0)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        recording_from_row(org, &row)
+    }
+}
+
+fn recording_from_row(org: OrgId, r: &AnyRow) -> Result<Recording> {
+    Ok(Recording {
+        id: RecordingId(i64_(r, "id")?),
+        org,
+        request: opt_i64(r, "request_id")?.map(RequestId),
+        kind: string(r, "kind")?,
+        storage_key: string(r, "storage_key")?,
+        duration_ms: i64_(r, "duration_ms")?,
+        peak: f64_(r, "peak")?,
+        rms: f64_(r, "rms")?,
+        created_at: ts(r, "created_at")?,
+    })
 }
 
 /// Inserts one log row; the `(org_id, request_id)` foreign key rejects a request of another org.

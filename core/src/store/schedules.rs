@@ -27,34 +27,44 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let id = i64_(&row, "id")?;
-        for (pos, layer) in new.layers.iter().enumerate() {
-            let r = &layer.rotation;
-            let row = sqlx::query(
-                "INSERT INTO schedule_layers (org_id, schedule_id, position, name, shift_unit, shift_count, start_local) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-            )
-            .bind(org.0)
-            .bind(id)
-            .bind(pos as i64)
-            .bind(layer.name.trim())
-            .bind(r.shift_length.unit_str())
-            .bind(i64::from(r.shift_length.count()))
-            .bind(r.start_local().format(LOCAL_FORMAT).to_string())
-            .fetch_one(&mut *tx)
-            .await?;
-            let layer_id = i64_(&row, "id")?;
-            for (mpos, m) in r.members.iter().enumerate() {
-                sqlx::query("INSERT INTO layer_members (org_id, layer_id, position, person_id) VALUES ($1, $2, $3, $4)")
-                    .bind(org.0)
-                    .bind(layer_id)
-                    .bind(mpos as i64)
-                    .bind(m.0)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
+        insert_layers(&mut tx, org, id, &new.layers).await?;
         tx.commit().await?;
         Ok(ScheduleId(id))
+    }
+
+    /// Replaces a schedule's name, time zone and layers (rotations), all or nothing. Overrides
+    /// are kept.
+    pub async fn update_schedule(&self, org: OrgId, id: ScheduleId, new: &NewSchedule) -> Result<()> {
+        let tz = new.validate()?;
+        for (i, layer) in new.layers.iter().enumerate() {
+            self.check_people_exist(org, &layer.rotation.members, &format!("layers[{i}].members")).await?;
+        }
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query("UPDATE schedules SET name = $1, time_zone = $2 WHERE org_id = $3 AND id = $4")
+            .bind(new.name.trim())
+            .bind(tz.name())
+            .bind(org.0)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        // Members first: layer_members references layers, and not every backend cascades the
+        // same way inside one transaction.
+        sqlx::query("DELETE FROM layer_members WHERE org_id = $1 AND layer_id IN (SELECT id FROM schedule_layers WHERE org_id = $1 AND schedule_id = $2)")
+            .bind(org.0)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM schedule_layers WHERE org_id = $1 AND schedule_id = $2")
+            .bind(org.0)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        insert_layers(&mut tx, org, id.0, &new.layers).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn schedule(&self, org: OrgId, id: ScheduleId) -> Result<Schedule> {
@@ -205,4 +215,35 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Writes `layers` (in order) with their members for schedule `id`.
+async fn insert_layers(tx: &mut sqlx::Transaction<'_, sqlx::Any>, org: OrgId, id: i64, layers: &[Layer]) -> Result<()> {
+        for (pos, layer) in layers.iter().enumerate() {
+            let r = &layer.rotation;
+            let row = sqlx::query(
+                "INSERT INTO schedule_layers (org_id, schedule_id, position, name, shift_unit, shift_count, start_local) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(org.0)
+            .bind(id)
+            .bind(pos as i64)
+            .bind(layer.name.trim())
+            .bind(r.shift_length.unit_str())
+            .bind(i64::from(r.shift_length.count()))
+            .bind(r.start_local().format(LOCAL_FORMAT).to_string())
+            .fetch_one(&mut **tx)
+            .await?;
+            let layer_id = i64_(&row, "id")?;
+            for (mpos, m) in r.members.iter().enumerate() {
+                sqlx::query("INSERT INTO layer_members (org_id, layer_id, position, person_id) VALUES ($1, $2, $3, $4)")
+                    .bind(org.0)
+                    .bind(layer_id)
+                    .bind(mpos as i64)
+                    .bind(m.0)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+    Ok(())
 }

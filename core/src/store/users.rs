@@ -12,6 +12,7 @@ use crate::person::Role;
 use crate::timestamp::Timestamp;
 use crate::validation::{self, ValidationError};
 use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -21,6 +22,24 @@ pub struct User {
     pub name: String,
     pub email: String,
     pub role: Role,
+    /// Disabled users cannot log in and their sessions and API tokens stop working.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+pub(super) const USER_COLUMNS: &str = "id, org_id, person_id, name, email, role, disabled_at";
+
+pub(super) fn user_from_row(row: &AnyRow) -> Result<User> {
+    let role = string(row, "role")?;
+    Ok(User {
+        id: UserId(i64_(row, "id")?),
+        org: OrgId(i64_(row, "org_id")?),
+        person: opt_i64(row, "person_id")?.map(PersonId),
+        name: string(row, "name")?,
+        email: string(row, "email")?,
+        role: role.parse().map_err(|_| corrupt("users.role", &role))?,
+        disabled: opt_i64(row, "disabled_at")?.is_some(),
+    })
 }
 
 impl From<PasswordError> for StoreError {
@@ -82,10 +101,10 @@ impl Store {
         Ok(())
     }
 
-    /// The user if `password` is right; `None` for a wrong password or an unknown e-mail
-    /// (indistinguishable on purpose).
+    /// The user if `password` is right; `None` for a wrong password, an unknown e-mail or a
+    /// disabled user (indistinguishable on purpose).
     pub async fn verify_password(&self, email: &str, password: &str) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT id, org_id, person_id, name, email, role, password_hash FROM users WHERE email = $1")
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1"))
             .bind(email.trim().to_lowercase())
             .fetch_optional(self.pool())
             .await?;
@@ -99,17 +118,88 @@ impl Store {
         let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &stored))
             .await
             .map_err(|e| StoreError::Password(e.to_string()))?;
-        if !ok {
+        let user = user_from_row(&row)?;
+        if !ok || user.disabled {
             return Ok(None);
         }
-        let role = string(&row, "role")?;
-        Ok(Some(User {
-            id: UserId(i64_(&row, "id")?),
-            org: OrgId(i64_(&row, "org_id")?),
-            person: opt_i64(&row, "person_id")?.map(PersonId),
-            name: string(&row, "name")?,
-            email: string(&row, "email")?,
-            role: role.parse().map_err(|_| corrupt("users.role", &role))?,
-        }))
+        Ok(Some(user))
+    }
+
+    /// One user of the organization.
+    pub async fn user(&self, org: OrgId, id: UserId) -> Result<User> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 AND id = $2"))
+            .bind(org.0)
+            .bind(id.0)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        user_from_row(&row)
+    }
+
+    /// Every login of the organization, by name.
+    pub async fn list_users(&self, org: OrgId) -> Result<Vec<User>> {
+        let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 ORDER BY name, id"))
+            .bind(org.0)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// The login linked to a person, if any.
+    pub async fn user_for_person(&self, org: OrgId, person: PersonId) -> Result<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 AND person_id = $2 ORDER BY id LIMIT 1"))
+            .bind(org.0)
+            .bind(person.0)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Changes a user's own password after checking the current one. `Ok(false)` if the
+    /// current password is wrong.
+    pub async fn change_password(&self, org: OrgId, id: UserId, current: &str, new: &str) -> Result<bool> {
+        let user = self.user(org, id).await?;
+        if self.verify_password(&user.email, current).await?.is_none() {
+            return Ok(false);
+        }
+        let hash = hash_blocking(new).await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE org_id = $2 AND id = $3")
+            .bind(hash)
+            .bind(org.0)
+            .bind(id.0)
+            .execute(self.pool())
+            .await?;
+        Ok(true)
+    }
+
+    /// Disables or re-enables a login; disabling also ends its sessions.
+    pub async fn set_user_disabled(&self, org: OrgId, id: UserId, disabled: bool, now: Timestamp) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET disabled_at = $1 WHERE org_id = $2 AND id = $3")
+            .bind(disabled.then_some(now.0))
+            .bind(org.0)
+            .bind(id.0)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        if disabled {
+            self.delete_user_sessions(id, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets the role of a login (a manager promoting or demoting someone).
+    pub async fn set_user_role(&self, org: OrgId, id: UserId, role: Role) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET role = $1 WHERE org_id = $2 AND id = $3")
+            .bind(role.as_str())
+            .bind(org.0)
+            .bind(id.0)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        Ok(())
     }
 }

@@ -8,7 +8,7 @@ use crate::rtp::rtcp::{ntp_from_unix_micros, write_sender_report, ReceptionStats
 use crate::rtp::{JitterBuffer, RtpSender, SAMPLES_PER_FRAME};
 use crate::sdp::{Codec, Negotiated};
 use crate::ua::CallRef;
-use oncall_recordings::g711;
+use crate::rtp::g711;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

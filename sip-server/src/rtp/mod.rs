@@ -3,6 +3,7 @@
 //!
 //! Nothing here allocates per packet: packets are parsed from and written into reused buffers.
 
+pub mod g711;
 pub mod jitter_buffer;
 pub mod packet;
 pub mod rtcp;

@@ -29,6 +29,7 @@ fn policy(steps: Vec<Vec<Target>>, repeat: u32) -> EscalationPolicy {
         name: "p".into(),
         steps: steps.into_iter().map(|targets| Step { targets, wait: Millis::minutes(5) }).collect(),
         repeat,
+        disabled: false,
     }
 }
 

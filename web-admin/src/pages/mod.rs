@@ -1,0 +1,128 @@
+//! The server-rendered site, one file per area. Every route except the login page, static
+//! files and the private calendar feeds sits behind [`crate::auth::session_layer`].
+
+pub mod account;
+pub mod dashboard;
+pub mod ivr;
+pub mod people;
+pub mod policies;
+pub mod reports;
+pub mod requests;
+pub mod schedules;
+
+use crate::auth::{session_layer, Viewer};
+use crate::state::AppState;
+use crate::templates;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use tera::Context;
+
+pub fn routes(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/", get(dashboard::show))
+        .route("/logout", post(account::logout))
+        .route("/account", get(account::show))
+        .route("/account/password", post(account::change_password))
+        .route("/account/tokens", post(account::create_token))
+        .route("/account/tokens/{id}/revoke", post(account::revoke_token))
+        .route("/requests", get(requests::list))
+        .route("/requests/{id}", get(requests::show))
+        .route("/requests/{id}/acknowledge", post(requests::acknowledge))
+        .route("/requests/{id}/complete", post(requests::complete))
+        .route("/requests/{id}/notes", post(requests::add_note))
+        .route("/recordings/{id}", get(requests::recording))
+        .route("/recordings/{id}/download", get(requests::download))
+        .route("/schedules", get(schedules::list))
+        .route("/schedules/new", get(schedules::new_form).post(schedules::create))
+        .route("/schedules/{id}", get(schedules::show))
+        .route("/schedules/{id}/edit", get(schedules::edit_form).post(schedules::update))
+        .route("/schedules/{id}/overrides", post(schedules::add_override))
+        .route("/schedules/{id}/overrides/{oid}/delete", post(schedules::remove_override))
+        .route("/my/shifts", get(schedules::my_shifts))
+        .route("/my/calendar/reset", post(schedules::reset_feed))
+        .route("/reports", get(reports::show))
+        .route("/people", get(people::list))
+        .route("/people/new", get(people::new_form).post(people::create))
+        .route("/people/{id}/edit", get(people::edit_form).post(people::update))
+        .route("/people/{id}/disable", post(people::disable))
+        .route("/people/{id}/enable", post(people::enable))
+        .route("/policies", get(policies::list))
+        .route("/policies/new", get(policies::new_form).post(policies::create))
+        .route("/policies/{id}/edit", get(policies::edit_form).post(policies::update))
+        .route("/policies/{id}/disable", post(policies::disable))
+        .route("/policies/{id}/enable", post(policies::enable))
+        .route("/ivr", get(ivr::show).post(ivr::save_menu))
+        .route("/ivr/greeting", post(ivr::upload_greeting))
+        .route("/ivr/greeting.wav", get(ivr::greeting_audio))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), session_layer));
+    Router::new()
+        .route("/login", get(account::login_form).post(account::login))
+        .route("/static/style.css", get(style))
+        .route("/static/app.js", get(script))
+        .route("/calendar/{token}", get(schedules::ical_feed))
+        .merge(protected)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn style() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], templates::STYLE_CSS)
+}
+
+async fn script() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], templates::APP_JS)
+}
+
+async fn not_found() -> crate::error::WebError {
+    crate::error::WebError::NotFound
+}
+
+/// `?flash=...` after a redirect: a fixed set of messages, so links cannot make us say anything.
+#[derive(Debug, Default, Deserialize)]
+pub struct Flash {
+    pub flash: Option<String>,
+}
+
+pub fn flash_message(key: Option<&str>) -> Option<&'static str> {
+    Some(match key? {
+        "saved" => "Saved.",
+        "created" => "Created.",
+        "acknowledged" => "Acknowledged. The caller's request is yours now.",
+        "completed" => "Marked as completed. Thank you!",
+        "note" => "Note added.",
+        "override" => "Override added; the calendar shows it now.",
+        "override-removed" => "Override removed.",
+        "password" => "Password changed. Other sessions were logged out.",
+        "disabled" => "Disabled.",
+        "enabled" => "Enabled again.",
+        "greeting" => "Greeting uploaded and converted for the phone line.",
+        "feed" => "New calendar link created; the old one no longer works.",
+        "revoked" => "Token revoked.",
+        _ => return None,
+    })
+}
+
+/// The context every page's layout needs.
+pub fn base(v: &Viewer, active: &str, flash: Option<&str>) -> Context {
+    let mut ctx = Context::new();
+    ctx.insert("me", &serde_json::json!({
+        "name": v.user.name,
+        "email": v.user.email,
+        "is_manager": v.is_manager(),
+        "role": v.user.role.as_str(),
+        "has_person": v.user.person.is_some(),
+    }));
+    ctx.insert("org_name", &v.org.name);
+    ctx.insert("csrf", &v.csrf);
+    ctx.insert("active", active);
+    ctx.insert("flash", &flash_message(flash));
+    ctx
+}
+
+/// `303 See Other` to `to`: the answer to every successful form POST (no resubmit on reload).
+pub fn see_other(to: &str) -> axum::response::Redirect {
+    axum::response::Redirect::to(to)
+}

@@ -1,0 +1,22 @@
+//! Shared state of every handler: the store, the settings, where recordings live and the
+//! login limiter. Cheap to clone (everything behind `Arc`).
+
+use crate::rate_limit::LoginLimiter;
+use crate::recording_source::RecordingSource;
+use crate::WebConfig;
+use oncall_core::Store;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<WebConfig>,
+    pub recordings: Arc<dyn RecordingSource>,
+    pub login_limiter: Arc<LoginLimiter>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: WebConfig, recordings: Arc<dyn RecordingSource>) -> AppState {
+        AppState { store, config: Arc::new(config), recordings, login_limiter: Arc::new(LoginLimiter::default()) }
+    }
+}

@@ -1,0 +1,78 @@
+//! The tera templates and static files, embedded in the binary at compile time.
+//!
+//! One `Tera` instance is built on first use from `include_str!`ed sources, so the binary
+//! needs no template directory at run time. Autoescaping is on for every template (tera's
+//! default for `.html`), so names and notes typed by users cannot inject markup.
+
+use crate::error::{WebError, WebResult};
+use axum::response::Html;
+use std::sync::OnceLock;
+use tera::{Context, Tera};
+
+macro_rules! embedded {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../templates/", $name)))),*]
+    };
+}
+
+const TEMPLATES: &[(&str, &str)] = embedded!(
+    "base.html",
+    "macros.html",
+    "error.html",
+    "login.html",
+    "dashboard.html",
+    "requests.html",
+    "request.html",
+    "schedules.html",
+    "schedule.html",
+    "schedule_edit.html",
+    "my_shifts.html",
+    "reports.html",
+    "people.html",
+    "person_edit.html",
+    "policies.html",
+    "policy_edit.html",
+    "ivr.html",
+    "account.html",
+);
+
+pub const STYLE_CSS: &str = include_str!("../static/style.css");
+pub const APP_JS: &str = include_str!("../static/app.js");
+
+fn tera() -> &'static Result<Tera, String> {
+    static TERA: OnceLock<Result<Tera, String>> = OnceLock::new();
+    TERA.get_or_init(|| {
+        let mut t = Tera::default();
+        t.autoescape_on(vec![".html"]);
+        t.add_raw_templates(TEMPLATES.iter().copied()).map_err(|e| format!("{e:?}"))?;
+        Ok(t)
+    })
+}
+
+/// Renders `name` with `ctx`.
+pub fn render(name: &str, ctx: &Context) -> WebResult<Html<String>> {
+    let t = tera().as_ref().map_err(|e| WebError::Internal(format!("templates: {e}")))?;
+    Ok(Html(t.render(name, ctx)?))
+}
+
+/// The error page; falls back to plain HTML if the templates themselves are broken.
+pub fn error_page(status: u16, title: &str, message: &str) -> String {
+    let mut ctx = Context::new();
+    ctx.insert("status", &status);
+    ctx.insert("title", title);
+    ctx.insert("message", message);
+    match tera().as_ref().ok().and_then(|t| t.render("error.html", &ctx).ok()) {
+        Some(html) => html,
+        None => format!("<!doctype html><title>{status}</title><h1>{status}</h1>"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn templates_parse() {
+        if let Err(e) = super::tera() {
+            panic!("templates do not parse: {e}");
+        }
+    }
+}

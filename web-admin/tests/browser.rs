@@ -1,0 +1,356 @@
+//! End-to-end tests in a real browser: Debian's headless Chromium driven over WebDriver
+//! (chromedriver), against the web admin served on a loopback port. One session walks through
+//! what managers and employees do: log in, create a rotation and see it on the calendar, add an
+//! override by clicking a day, play and seek a recording, complete a request, and the access
+//! rules (an employee cannot open manager pages; organization B gets 404 for A's request and
+//! recording). Screenshots of the main pages land in `test-output/web-admin/` (git-ignored).
+//!
+//! Chromium and chromedriver come from `scripts/install-browser.sh`, which the test runs itself
+//! if they are missing. The WebDriver client is a few blocking HTTP calls over `TcpStream`
+//! (JSON in, JSON out): enough for this test, no extra dependency.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn have(bin: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {bin}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+fn ensure_browser() {
+    if have("chromium") && have("chromedriver") {
+        return;
+    }
+    let script = workspace().join("scripts/install-browser.sh");
+    let ok = Command::new("sh").arg(&script).status().is_ok_and(|s| s.success());
+    assert!(ok && have("chromium") && have("chromedriver"), "chromium/chromedriver missing and {} failed", script.display());
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One HTTP/1.1 exchange with chromedriver.
+fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<(u16, Value)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}", payload.len())?;
+    // chromedriver may keep the connection open: read the head, then exactly Content-Length.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16384];
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break raw.len();
+        }
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    let length = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
+    match length {
+        Some(len) => {
+            while raw.len() < head_end + len {
+                let n = s.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                raw.extend_from_slice(&buf[..n]);
+            }
+        }
+        None => {
+            s.read_to_end(&mut raw)?;
+        }
+    }
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    let rest = String::from_utf8_lossy(&raw[head_end..]).into_owned();
+    let status: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(&rest) } else { rest };
+    Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n.min(rest.len())]);
+        s = rest.get(n + 2..).unwrap_or("");
+    }
+    out
+}
+
+struct Driver {
+    process: Child,
+    port: u16,
+    session: String,
+    base: String,
+    shots: PathBuf,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = http(self.port, "DELETE", &format!("/session/{}", self.session), None);
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Driver {
+    fn start(base: String) -> Driver {
+        let port = free_port();
+        let mut process = Command::new("chromedriver").arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http(port, "GET", "/status", None).map(|(_, v)| v["value"]["ready"] != json!(true)).unwrap_or(true) {
+            if Instant::now() > deadline {
+                let _ = process.kill();
+                let _ = process.wait();
+                panic!("chromedriver did not start");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let args = vec![
+            "--headless".to_string(), "--no-sandbox".into(), "--disable-gpu".into(), "--disable-background-networking".into(), "--disable-quic".into(),
+            "--no-first-run".into(), "--disable-component-update".into(), "--disable-sync".into(), "--disable-dev-shm-usage".into(),
+            "--window-size=1280,1000".into(), format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}}}});
+        let (status, v) = http(port, "POST", "/session", Some(&caps)).unwrap();
+        assert_eq!(status, 200, "new session: {v}");
+        let session = v["value"]["sessionId"].as_str().unwrap().to_string();
+        let shots = workspace().join("test-output/web-admin");
+        std::fs::create_dir_all(&shots).unwrap();
+        Driver { process, port, session, base, shots, _profile: profile }
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: Value) -> Value {
+        let body = if method == "GET" { None } else { Some(&body) };
+        let (status, v) = http(self.port, method, &format!("/session/{}{path}", self.session), body).unwrap();
+        assert_eq!(status, 200, "{method} {path}: {v}");
+        v["value"].clone()
+    }
+
+    fn go(&self, path: &str) {
+        self.cmd("POST", "/url", json!({"url": format!("{}{path}", self.base)}));
+    }
+
+    fn url(&self) -> String {
+        self.cmd("GET", "/url", json!({})).as_str().unwrap().to_string()
+    }
+
+    fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, v) = http(self.port, "POST", &format!("/session/{}/element", self.session), Some(&json!({"using": "css selector", "value": css}))).unwrap();
+            if status == 200 {
+                return v["value"][ELEMENT].as_str().unwrap().to_string();
+            }
+            assert!(Instant::now() < deadline, "no element {css} on {}", self.url());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.cmd("POST", &format!("/element/{id}/click"), json!({}));
+    }
+
+    fn type_in(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.cmd("POST", &format!("/element/{id}/clear"), json!({}));
+        self.cmd("POST", &format!("/element/{id}/value"), json!({"text": text}));
+    }
+
+    fn js(&self, script: &str, args: Value) -> Value {
+        self.cmd("POST", "/execute/sync", json!({"script": script, "args": args}))
+    }
+
+    /// Sets a form control's value the way a user's choice would (selects, dates).
+    fn set(&self, css: &str, value: &str) {
+        self.find(css);
+        self.js("const e = document.querySelector(arguments[0]); e.value = arguments[1]; e.dispatchEvent(new Event('change', {bubbles: true}));", json!([css, value]));
+    }
+
+    fn text(&self) -> String {
+        self.js("return document.body.innerText", json!([])).as_str().unwrap_or("").to_string()
+    }
+
+    fn wait_for(&self, what: &str, script: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let v = self.js(script, json!([]));
+            if v != Value::Null && v != json!(false) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what} on {}", self.url());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let b64 = self.cmd("GET", "/screenshot", json!({}));
+        let png = base64::engine::general_purpose::STANDARD.decode(b64.as_str().unwrap()).unwrap();
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+
+    fn window(&self, width: u32, height: u32) {
+        self.cmd("POST", "/window/rect", json!({"width": width, "height": height}));
+    }
+
+    fn login(&self, email: &str) {
+        self.go("/login");
+        self.type_in("input[name=email]", email);
+        self.type_in("input[name=password]", PASSWORD);
+        self.click("form button[type=submit]");
+        self.wait_for("the dashboard", "return location.pathname === '/' && document.querySelector('h1') && document.querySelector('h1').innerText === 'Dashboard'");
+    }
+
+    fn logout(&self) {
+        self.click("form[action='/logout'] button");
+        self.wait_for("the login page", "return location.pathname === '/login'");
+    }
+}
+
+#[test]
+fn browser_walkthrough() {
+    ensure_browser();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let f = rt.block_on(fixture());
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = support::app(&f);
+    rt.spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap() });
+    let d = Driver::start(format!("http://{addr}"));
+
+    // Log in as a manager.
+    d.go("/requests");
+    d.wait_for("the login redirect", "return location.pathname === '/login'");
+    d.screenshot("login");
+    d.login(MANAGER_A);
+    assert!(d.text().contains("On call now"));
+    d.screenshot("dashboard");
+
+    // Create a rotation and see it on the calendar.
+    d.go("/schedules/new");
+    d.type_in("input[name=name]", "Evenings");
+    d.type_in("input[name='layers[0].name']", "Weekly");
+    d.set("input[name='layers[0].shift_count']", "1");
+    d.set("select[name='layers[0].shift_unit']", "weeks");
+    let today = chrono::Utc::now().date_naive();
+    let monday = today - chrono::Duration::days(i64::from(chrono::Datelike::weekday(&today).num_days_from_monday()));
+    d.set("input[name='layers[0].start_date']", &monday.format("%Y-%m-%d").to_string());
+    d.set("input[name='layers[0].handoff_time']", "18:00");
+    d.js(
+        "const s = document.querySelectorAll(\"select[name='layers[0].member']\"); s[0].value = arguments[0]; s[1].value = arguments[1];",
+        json!([f.other_a.0.to_string(), f.employee_a.0.to_string()]),
+    );
+    d.click("#schedule-form button[type=submit]");
+    d.wait_for("the calendar", "return !!document.querySelector('#calendar')");
+    let cal = d.text();
+    assert!(cal.contains("Oscar Other") && cal.contains("Eve Employee"), "members on the calendar: {cal}");
+    assert!(d.js("return document.querySelectorAll('.chip').length", json!([])).as_u64().unwrap() >= 7);
+    d.screenshot("schedule-month");
+    let schedule_url = d.url();
+
+    // Add an override by clicking a day (the script fills the form in place).
+    let day = d.js("const c = [...document.querySelectorAll('.month-day:not(.other)')]; return c[Math.min(20, c.length - 1)].dataset.date", json!([])).as_str().unwrap().to_string();
+    d.click(&format!(".month-day[data-date='{day}'] a.day-num"));
+    d.wait_for("the override form", &format!("return document.querySelector('#override-form input[name=start]').value.startsWith('{day}T18:00')"));
+    d.set("#override-form select[name=person]", &f.manager_a.0.to_string());
+    d.click("#override-form button[type=submit]");
+    d.wait_for("the override on the calendar", "return document.body.innerText.includes('Override added')");
+    let chip = d.js(&format!("const c = document.querySelector(\".month-day[data-date='{day}'] .chip.override\"); return c && c.innerText"), json!([]));
+    assert!(chip.as_str().unwrap_or("").contains("Ada Manager"), "override chip: {chip}");
+    d.screenshot("schedule-override");
+    let path = schedule_url.split_once(&addr.to_string()).map(|(_, p)| p).unwrap().split('?').next().unwrap().to_string();
+    d.go(&format!("{path}?view=week"));
+    d.wait_for("the week view", "return document.querySelectorAll('.week .bar').length > 0");
+    d.screenshot("schedule-week");
+
+    // Open a request: the audio element loads and seeks (the server answers Range requests).
+    d.go(&format!("/requests/{}", f.request_a.0));
+    d.wait_for("audio metadata", "const a = document.querySelector('audio'); return a && a.readyState >= 1 && a.duration > 2.9");
+    d.js("document.querySelector('audio').currentTime = 2.0", json!([]));
+    d.wait_for(
+        "the seek",
+        "const a = document.querySelector('audio'); return !a.seeking && Math.abs(a.currentTime - 2.0) < 0.1 && a.seekable.length > 0 && a.seekable.end(0) > 2.9",
+    );
+    d.screenshot("request");
+
+    // Complete it with a note.
+    d.type_in("#action-form textarea[name=note]", "Replaced the pipe under 5B");
+    d.click("#complete");
+    d.wait_for("the completion", "return document.body.innerText.includes('Marked as completed')");
+    assert!(d.text().contains("Replaced the pipe under 5B"));
+    assert!(d.text().contains("Completed"));
+
+    d.go("/requests");
+    d.screenshot("requests");
+    d.go("/reports");
+    d.wait_for("charts", "return document.querySelectorAll('svg.chart').length >= 1 || document.body.innerText.includes('No requests in this period')");
+    d.screenshot("metrics");
+    d.go("/people");
+    d.screenshot("people");
+    d.go("/ivr");
+    d.screenshot("ivr");
+
+    // A phone's width: the employee opening a link from a text message.
+    d.window(390, 844);
+    d.go(&format!("/requests/{}", f.request_a.0));
+    let overflow = d.js("return document.documentElement.scrollWidth - window.innerWidth", json!([])).as_i64().unwrap();
+    assert!(overflow <= 1, "no horizontal scrolling on a phone ({overflow}px)");
+    d.screenshot("request-phone");
+    d.window(1280, 1000);
+    d.logout();
+
+    // An employee cannot open manager pages.
+    d.login(EMPLOYEE_A);
+    d.go("/people");
+    assert!(d.text().contains("This page is for managers"));
+    d.go("/schedules");
+    assert!(d.text().contains("Not allowed"));
+    d.go("/my/shifts");
+    assert!(d.text().contains("Calendar feed"));
+    d.screenshot("employee-my-shifts");
+    d.logout();
+
+    // Organization B cannot read organization A's request or recording.
+    d.login(MANAGER_B);
+    d.go(&format!("/requests/{}", f.request_a.0));
+    assert!(d.text().contains("Not found"));
+    d.screenshot("other-org-404");
+    let status = d.cmd(
+        "POST",
+        "/execute/async",
+        json!({"script": "const done = arguments[arguments.length - 1]; fetch(arguments[0]).then(r => done(r.status));", "args": [format!("/recordings/{}", f.recording_a.0)]}),
+    );
+    assert_eq!(status, json!(404));
+    let own = d.cmd(
+        "POST",
+        "/execute/async",
+        json!({"script": "const done = arguments[arguments.length - 1]; fetch(arguments[0], {headers: {Range: 'bytes=0-3'}}).then(r => done(r.status));", "args": [format!("/recordings/{}", f.recording_b.0)]}),
+    );
+    assert_eq!(own, json!(206));
+    drop(d);
+    drop(f);
+}

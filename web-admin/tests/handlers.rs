@@ -1,0 +1,566 @@
+//! Handler tests: the whole app driven through tower's `oneshot`, with a tiny cookie jar, on a
+//! fresh SQLite store (see support/mod.rs). Each test is one behaviour a user relies on.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use oncall_core::RequestStatus;
+use std::collections::HashMap;
+use support::*;
+use tower::ServiceExt;
+
+struct Resp {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn location(&self) -> String {
+        self.headers.get(header::LOCATION).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    }
+}
+
+/// A browser-ish client: keeps cookies, sends forms.
+struct Client {
+    app: Router,
+    cookies: HashMap<String, String>,
+}
+
+impl Client {
+    fn new(app: Router) -> Client {
+        Client { app, cookies: HashMap::new() }
+    }
+
+    async fn send(&mut self, req: Request<Body>) -> Resp {
+        let mut req = req;
+        if !self.cookies.is_empty() {
+            let c = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+            req.headers_mut().insert(header::COOKIE, c.parse().unwrap());
+        }
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        for sc in resp.headers().get_all(header::SET_COOKIE) {
+            let s = sc.to_str().unwrap();
+            let (kv, _) = s.split_once(';').unwrap_or((s, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            if v.is_empty() || s.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap().to_vec();
+        Resp { status, headers, body }
+    }
+
+    async fn get(&mut self, uri: &str) -> Resp {
+        self.send(Request::get(uri).body(Body::empty()).unwrap()).await
+    }
+
+    async fn get_with(&mut self, uri: &str, name: &str, value: &str) -> Resp {
+        self.send(Request::get(uri).header(name, value).body(Body::empty()).unwrap()).await
+    }
+
+    async fn post(&mut self, uri: &str, form: &[(&str, &str)]) -> Resp {
+        let body = serde_urlencoded::to_string(form).unwrap();
+        let req = Request::builder().method(Method::POST).uri(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from(body)).unwrap();
+        self.send(req).await
+    }
+
+    async fn login(&mut self, email: &str, password: &str) -> Resp {
+        let page = self.get("/login").await;
+        let csrf = csrf_in(&page.text());
+        self.post("/login", &[("email", email), ("password", password), ("csrf", &csrf), ("next", "/")]).await
+    }
+
+    /// Logs in and returns the session's CSRF token (read from the dashboard).
+    async fn logged_in(&mut self, email: &str) -> String {
+        let r = self.login(email, PASSWORD).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "login of {email}: {}", r.text());
+        let home = self.get("/").await;
+        assert_eq!(home.status, StatusCode::OK, "{}", home.text());
+        csrf_in(&home.text())
+    }
+}
+
+#[tokio::test]
+async fn login_sets_a_safe_cookie_and_protected_pages_redirect() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    let r = c.get("/requests?status=open").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/login?next=%2Frequests%3Fstatus%3Dopen");
+
+    let bad = c.login(MANAGER_A, "wrong password!").await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    assert!(bad.text().contains("Wrong e-mail or password"));
+
+    let page = c.get("/login").await;
+    let csrf = csrf_in(&page.text());
+    let ok = c.post("/login", &[("email", MANAGER_A), ("password", PASSWORD), ("csrf", &csrf), ("next", "/requests")]).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    assert_eq!(ok.location(), "/requests");
+    let cookie = ok.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).find(|c| c.starts_with("oncall_session=")).unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Secure"), "{cookie}");
+    assert_eq!(c.get("/requests").await.status, StatusCode::OK);
+
+    // Behind a TLS proxy the cookie is Secure.
+    let mut tls = Client::new(app(&f));
+    let page = tls.get("/login").await;
+    let csrf = csrf_in(&page.text());
+    let body = serde_urlencoded::to_string([("email", MANAGER_A), ("password", PASSWORD), ("csrf", csrf.as_str())]).unwrap();
+    let req = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("x-forwarded-proto", "https")
+        .body(Body::from(body))
+        .unwrap();
+    let r = tls.send(req).await;
+    assert!(r.headers.get_all(header::SET_COOKIE).iter().any(|v| v.to_str().unwrap().starts_with("oncall_session=") && v.to_str().unwrap().contains("Secure")));
+
+    // Logout ends the session.
+    let csrf = csrf_in(&c.get("/").await.text());
+    assert_eq!(c.post("/logout", &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(c.get("/").await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn login_form_without_its_csrf_cookie_is_refused() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    let r = c.post("/login", &[("email", MANAGER_A), ("password", PASSWORD), ("csrf", "forged")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(!c.cookies.contains_key("oncall_session"));
+}
+
+#[tokio::test]
+async fn repeated_failures_are_rate_limited() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    for _ in 0..5 {
+        assert_eq!(c.login(EMPLOYEE_A, "not the password").await.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = c.login(EMPLOYEE_A, PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+    assert!(r.text().contains("Too many failed attempts"));
+}
+
+#[tokio::test]
+async fn every_post_needs_the_session_csrf_token() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    let csrf = c.logged_in(MANAGER_A).await;
+    let uri = format!("/requests/{}/acknowledge", f.unassigned_a.0);
+    let r = c.post(&uri, &[("note", "no token")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = c.post(&uri, &[("note", "wrong"), ("csrf", "0000")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(f.store.request(f.org_a, f.unassigned_a).await.unwrap().state.status(), RequestStatus::Received);
+    let r = c.post(&uri, &[("note", "on my way"), ("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(f.store.request(f.org_a, f.unassigned_a).await.unwrap().state.status(), RequestStatus::Acknowledged);
+}
+
+#[tokio::test]
+async fn dashboard_shows_who_is_on_call_and_open_requests() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    c.logged_in(MANAGER_A).await;
+    let html = c.get("/").await.text();
+    assert!(html.contains("Front desk"));
+    assert!(html.contains("Eve Employee") || html.contains("Oscar Other"), "someone is on call");
+    assert!(html.contains("tel:+4420794600"), "with the phone number");
+    assert!(html.contains("Water leak in 4B") && html.contains("Locked out"));
+    assert!(html.contains("MTTA"));
+}
+
+#[tokio::test]
+async fn requests_list_filters_and_searches() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    c.logged_in(MANAGER_A).await;
+    let all = c.get("/requests").await.text();
+    assert!(all.contains("Water leak in 4B") && all.contains("Locked out"));
+    assert!(!all.contains("Secret of B"), "organization B's request never shows");
+    let by_caller = c.get("/requests?caller=%2B44+20+7946+0888").await.text();
+    assert!(by_caller.contains("Locked out") && !by_caller.contains("Water leak"));
+    let answered = c.get("/requests?status=answered").await.text();
+    assert!(answered.contains("Water leak") && !answered.contains("Locked out"));
+    let person = c.get(&format!("/requests?person={}", f.employee_a.0)).await.text();
+    assert!(person.contains("Water leak") && !person.contains("Locked out"));
+    let none = c.get("/requests?from=2001-01-01&to=2001-01-02").await.text();
+    assert!(none.contains("No requests match"));
+    assert_eq!(c.get("/requests?from=yesterday").await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn request_detail_has_timeline_player_and_actions() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    let csrf = c.logged_in(MANAGER_A).await;
+    let html = c.get(&format!("/requests/{}", f.request_a.0)).await.text();
+    assert!(html.contains("Water is coming through the ceiling"));
+    assert!(html.contains(&format!("<audio controls preload=\"metadata\" src=\"/recordings/{}\"", f.recording_a.0)));
+    assert!(html.contains(&format!("/recordings/{}/download", f.recording_a.0)));
+    assert!(html.contains("Answered — Eve Employee"));
+
+    let r = c.post(&format!("/requests/{}/complete", f.request_a.0), &[("csrf", &csrf), ("note", "Fixed the pipe")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), format!("/requests/{}?flash=completed", f.request_a.0));
+    let html = c.get(&r.location()).await.text();
+    assert!(html.contains("Marked as completed") && html.contains("Fixed the pipe"));
+    assert!(!html.contains("id=\"complete\""), "no complete button on a completed request");
+    // Completing twice is a clear conflict, not a crash.
+    let again = c.post(&format!("/requests/{}/complete", f.request_a.0), &[("csrf", &csrf)]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(again.text().contains("cannot become completed"));
+}
+
+#[tokio::test]
+async fn recordings_answer_range_requests() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    c.logged_in(MANAGER_A).await;
+    let uri = format!("/recordings/{}", f.recording_a.0);
+    let full = c.get(&uri).await;
+    assert_eq!(full.status, StatusCode::OK);
+    assert_eq!(full.headers[header::CONTENT_TYPE], "audio/wav");
+    assert_eq!(full.headers[header::ACCEPT_RANGES], "bytes");
+    let size = full.body.len();
+    assert_eq!(size, 44 + 3 * 8000 * 2);
+
+    let part = c.get_with(&uri, "range", "bytes=100-199").await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.headers[header::CONTENT_RANGE], format!("bytes 100-199/{size}").as_str());
+    assert_eq!(part.body, full.body[100..200]);
+    let tail = c.get_with(&uri, "range", "bytes=-10").await;
+    assert_eq!(tail.body, full.body[size - 10..]);
+    let open = c.get_with(&uri, "range", "bytes=48000-").await;
+    assert_eq!(open.headers[header::CONTENT_RANGE], format!("bytes 48000-{}/{size}", size - 1).as_str());
+    let bad = c.get_with(&uri, "range", &format!("bytes={}-", size + 5)).await;
+    assert_eq!(bad.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(bad.headers[header::CONTENT_RANGE], format!("bytes */{size}").as_str());
+
+    let dl = c.get(&format!("{uri}/download")).await;
+    assert_eq!(dl.status, StatusCode::OK);
+    let cd = dl.headers[header::CONTENT_DISPOSITION].to_str().unwrap();
+    assert!(cd.starts_with("attachment; filename=\"request-") && cd.ends_with(".wav\""), "{cd}");
+}
+
+#[tokio::test]
+async fn organization_b_gets_404_for_organization_a() {
+    let f = fixture().await;
+    let mut b = Client::new(app(&f));
+    b.logged_in(MANAGER_B).await;
+    for uri in [
+        format!("/requests/{}", f.request_a.0),
+        format!("/recordings/{}", f.recording_a.0),
+        format!("/recordings/{}/download", f.recording_a.0),
+        "/schedules/1".to_string(),
+        format!("/people/{}/edit", f.employee_a.0),
+    ] {
+        let r = b.get(&uri).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(r.text().contains("Not found"));
+    }
+    let csrf = csrf_in(&b.get("/").await.text());
+    let r = b.post(&format!("/requests/{}/complete", f.request_a.0), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(f.store.request(f.org_a, f.request_a).await.unwrap().state.status(), RequestStatus::Answered);
+    // And B's own things work.
+    assert_eq!(b.get(&format!("/recordings/{}", f.recording_b.0)).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn employees_see_their_own_requests_and_no_manager_pages() {
+    let f = fixture().await;
+    let mut e = Client::new(app(&f));
+    let csrf = e.logged_in(EMPLOYEE_A).await;
+    for uri in ["/people", "/schedules", "/reports", "/policies", "/ivr", "/people/new", "/schedules/1"] {
+        let r = e.get(uri).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}");
+        assert!(r.text().contains("for managers"));
+    }
+    let list = e.get("/requests").await.text();
+    assert!(list.contains("Water leak") && !list.contains("Locked out"), "only requests they handled");
+    assert_eq!(e.get(&format!("/requests/{}", f.unassigned_a.0)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(e.get(&format!("/recordings/{}", f.recording_a.0)).await.status, StatusCode::OK);
+    // The assigned employee may complete it.
+    let r = e.post(&format!("/requests/{}/complete", f.request_a.0), &[("csrf", &csrf), ("note", "done")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    // Another employee may not even see it.
+    let mut o = Client::new(app(&f));
+    o.logged_in(OTHER_EMPLOYEE_A).await;
+    assert_eq!(o.get(&format!("/requests/{}", f.request_a.0)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(o.get(&format!("/recordings/{}", f.recording_a.0)).await.status, StatusCode::NOT_FOUND);
+    // Their own shifts and a calendar feed.
+    let shifts = e.get("/my/shifts").await.text();
+    assert!(shifts.contains("Front desk") && shifts.contains("/calendar/"));
+}
+
+#[tokio::test]
+async fn rotation_and_override_show_on_the_calendar() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    let csrf = c.logged_in(MANAGER_A).await;
+    assert_eq!(c.get("/schedules/new").await.status, StatusCode::OK);
+    let today = chrono::Utc::now().date_naive();
+    let start = today.format("%Y-%m-%d").to_string();
+    let other = f.other_a.0.to_string();
+    let manager = f.manager_a.0.to_string();
+    // Validation errors come back in the form.
+    let r = c.post("/schedules/new", &[("csrf", &csrf), ("name", "Nights"), ("time_zone", "Europe/London"), ("layers[0].name", "Weekly"), ("layers[0].shift_count", "1"), ("layers[0].shift_unit", "weeks"), ("layers[0].start_date", &start), ("layers[0].handoff_time", "09:00")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("Layer 1 members: a rotation needs at least one member"), "{}", r.text());
+    let r = c
+        .post(
+            "/schedules/new",
+            &[
+                ("csrf", &csrf), ("name", "Nights"), ("time_zone", "Europe/London"),
+                ("layers[0].name", "Weekly"), ("layers[0].shift_count", "1"), ("layers[0].shift_unit", "weeks"),
+                ("layers[0].start_date", &start), ("layers[0].handoff_time", "00:00"),
+                ("layers[0].member", &other), ("layers[0].member", ""), ("layers[0].member", &manager),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let loc = r.location();
+    let id: i64 = loc.trim_start_matches("/schedules/").split('?').next().unwrap().parse().unwrap();
+    let cal = c.get(&loc).await.text();
+    assert!(cal.contains("Oscar Other") && cal.contains("Ada Manager"), "both members on the month view");
+    let week = c.get(&format!("/schedules/{id}?view=week&date={start}")).await.text();
+    assert!(week.contains("class=\"bar") && week.contains("Oscar Other"));
+
+    // Edit: change the order; the calendar follows.
+    let r = c
+        .post(
+            &format!("/schedules/{id}/edit"),
+            &[("csrf", &csrf), ("name", "Nights"), ("time_zone", "Europe/London"), ("layers[0].name", "Weekly"), ("layers[0].shift_count", "2"), ("layers[0].shift_unit", "days"), ("layers[0].start_date", &start), ("layers[0].handoff_time", "08:00"), ("layers[0].member", &manager)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let s = f.store.schedule(f.org_a, oncall_core::ScheduleId(id)).await.unwrap();
+    assert_eq!(s.layers[0].rotation.members, vec![f.manager_a]);
+
+    // Clicking a day pre-fills the override form.
+    let day = (today + chrono::Duration::days(3)).format("%Y-%m-%d").to_string();
+    let pre = c.get(&format!("/schedules/{id}?override_date={day}")).await.text();
+    assert!(pre.contains(&format!("value=\"{day}T08:00\"")));
+    let end = (today + chrono::Duration::days(4)).format("%Y-%m-%d").to_string();
+    let r = c.post(&format!("/schedules/{id}/overrides"), &[("csrf", &csrf), ("person", &f.employee_a.0.to_string()), ("start", &format!("{day}T08:00")), ("end", &format!("{end}T08:00"))]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let cal = c.get(&r.location()).await.text();
+    assert!(cal.contains("Eve Employee") && cal.contains("chip override"), "override visible at once");
+    // An overlapping one is refused with names, not ids.
+    let r = c.post(&format!("/schedules/{id}/overrides"), &[("csrf", &csrf), ("person", &f.other_a.0.to_string()), ("start", &format!("{day}T12:00")), ("end", &format!("{end}T12:00"))]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("overlaps the override of Eve Employee"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn ical_feed_lists_my_shifts_without_login() {
+    let f = fixture().await;
+    let token = f.store.calendar_token(f.org_a, f.employee_a).await.unwrap();
+    let mut anon = Client::new(app(&f));
+    let r = anon.get(&format!("/calendar/{token}.ics")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "text/calendar; charset=utf-8");
+    let body = r.text();
+    assert!(body.starts_with("BEGIN:VCALENDAR\r\n") && body.contains("SUMMARY:On call: Front desk"));
+    assert_eq!(anon.get(&format!("/calendar/{}.ics", "0".repeat(64))).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn metrics_page_draws_svg_charts() {
+    let f = fixture().await;
+    oncall_core::demo::seed(&f.store, oncall_core::Timestamp::now()).await.unwrap();
+    let mut c = Client::new(app(&f));
+    let r = c.login(oncall_core::demo::DEMO_MANAGER_EMAIL, oncall_core::demo::DEMO_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let html = c.get("/reports").await.text();
+    assert!(html.matches("<svg class=\"chart\"").count() >= 6, "{html}");
+    assert!(html.contains("p90") && html.contains("Per person"));
+    assert_eq!(c.get("/reports?from=2026-02-01&to=2026-01-01").await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn people_and_policies_can_be_added_edited_and_disabled() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    let csrf = c.logged_in(MANAGER_A).await;
+    let r = c.post("/people/new", &[("csrf", &csrf), ("name", "Nia New"), ("email", "nia@a.example"), ("role", "employee"), ("time_zone", "Europe/London"), ("phones", "+44 20 7946 0100"), ("rule_channel", "call"), ("rule_delay", "0"), ("rule_channel", "text"), ("rule_delay", "2"), ("login_password", "nia-password-1")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let list = c.get("/people").await.text();
+    assert!(list.contains("Nia New") && list.contains("Text after 2 min 00 s") && list.contains("nia@a.example"));
+    let bad = c.post("/people/new", &[("csrf", &csrf), ("name", "X"), ("role", "employee"), ("time_zone", "Europe/London"), ("phones", "555-0100")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text().contains("Phone 1"), "{}", bad.text());
+    let nia = f.store.list_people(f.org_a).await.unwrap().into_iter().find(|p| p.name == "Nia New").unwrap();
+    assert_eq!(c.post(&format!("/people/{}/disable", nia.id.0), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    assert!(f.store.person(f.org_a, nia.id).await.unwrap().disabled);
+    assert_eq!(Client::new(app(&f)).login("nia@a.example", "nia-password-1").await.status, StatusCode::UNAUTHORIZED, "a disabled person cannot log in");
+
+    let sched = f.store.list_schedules(f.org_a).await.unwrap()[0].id.0;
+    let r = c.post("/policies/new", &[("csrf", &csrf), ("name", "Leaks"), ("repeat", "1"), ("steps[0].target", &format!("schedule:{sched}")), ("steps[0].wait", "5"), ("steps[1].target", &format!("person:{}", f.manager_a.0)), ("steps[1].wait", "10")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let html = c.get("/policies").await.text();
+    assert!(html.contains("Leaks") && html.contains("on call in Front desk") && html.contains("Ada Manager"));
+    let bad = c.post("/policies/new", &[("csrf", &csrf), ("name", "Too quick"), ("steps[0].target", &format!("person:{}", f.manager_a.0)), ("steps[0].wait", "0.1")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text().contains("Step 1 wait"), "{}", bad.text());
+}
+
+#[tokio::test]
+async fn password_change_needs_the_current_password() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    let csrf = c.logged_in(EMPLOYEE_A).await;
+    let r = c.post("/account/password", &[("csrf", &csrf), ("current", "nope nope"), ("new", "brand-new-pass"), ("confirm", "brand-new-pass")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("current password is wrong"));
+    let r = c.post("/account/password", &[("csrf", &csrf), ("current", PASSWORD), ("new", "brand-new-pass"), ("confirm", "brand-new-pass")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(f.store.verify_password(EMPLOYEE_A, "brand-new-pass").await.unwrap().is_some());
+    assert_eq!(c.get("/account").await.status, StatusCode::OK, "this session stays logged in");
+}
+
+#[tokio::test]
+async fn api_tokens_mirror_the_site_with_the_same_scoping() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    let csrf = c.logged_in(MANAGER_A).await;
+    let page = c.post("/account/tokens", &[("csrf", &csrf), ("name", "status board")]).await.text();
+    let start = page.find("id=\"new-token\">").unwrap() + "id=\"new-token\">".len();
+    let token = page[start..].split('<').next().unwrap().to_string();
+    assert!(token.starts_with("oc_"));
+
+    let mut api = Client::new(app(&f));
+    let auth = format!("Bearer {token}");
+    assert_eq!(api.get("/api/v1/requests").await.status, StatusCode::UNAUTHORIZED);
+    let r = api.get_with("/api/v1/requests?status=open", "authorization", &auth).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["requests"].as_array().unwrap().len(), 2);
+    let r = api.get_with(&format!("/api/v1/requests/{}", f.request_b.0), "authorization", &auth).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["error"]["code"], "not_found");
+    assert_eq!(api.get_with(&format!("/api/v1/recordings/{}", f.recording_b.0), "authorization", &auth).await.status, StatusCode::NOT_FOUND);
+    let r = api.get_with(&format!("/api/v1/recordings/{}", f.recording_a.0), "authorization", &auth).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = api.get_with("/api/v1/oncall", "authorization", &auth).await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["on_call"][0]["schedule"]["name"], "Front desk");
+    assert!(v["on_call"][0]["person"]["phone"].as_str().unwrap().starts_with("+44"));
+    let r = api.get_with("/api/v1/metrics", "authorization", &auth).await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["total"]["requests"], 2);
+    let r = api.get_with("/api/v1/schedules/1/shifts", "authorization", &auth).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let req = Request::post(format!("/api/v1/requests/{}/acknowledge", f.unassigned_a.0))
+        .header("authorization", &auth)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"note":"from the API"}"#))
+        .unwrap();
+    let r = api.send(req).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["status"], "acknowledged");
+
+    // Revoked tokens stop working.
+    let list = c.get("/account").await.text();
+    let id_start = list.find("/account/tokens/").unwrap() + "/account/tokens/".len();
+    let id = list[id_start..].split('/').next().unwrap().to_string();
+    assert_eq!(c.post(&format!("/account/tokens/{id}/revoke"), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(api.get_with("/api/v1/requests", "authorization", &auth).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn ivr_menu_and_greeting_upload() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    let csrf = c.logged_in(MANAGER_A).await;
+    let html = c.get("/ivr").await.text();
+    assert!(html.contains("Page on call"));
+    let r = c
+        .post("/ivr", &[("csrf", &csrf), ("menu_prompt", "menu"), ("timeout_secs", "7"), ("max_retries", "2"), ("max_message_secs", "60"), ("silence_secs", "4"), ("digit", "1"), ("action", "page_on_call"), ("prompt", ""), ("sub", ""), ("digit", "9"), ("action", "play"), ("prompt", "thank_you"), ("sub", "")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let saved = f.store.ivr_settings(f.org_a).await.unwrap().unwrap();
+    let cfg = oncall_web::ivr_json::from_json(&saved.menu_json).unwrap();
+    assert_eq!(cfg.timeout_secs, 7);
+    assert_eq!(cfg.menu.options.len(), 2);
+    let dup = c.post("/ivr", &[("csrf", &csrf), ("timeout_secs", "7"), ("max_retries", "2"), ("max_message_secs", "60"), ("silence_secs", "4"), ("digit", "1"), ("action", "hangup"), ("prompt", ""), ("sub", ""), ("digit", "1"), ("action", "repeat"), ("prompt", ""), ("sub", "")]).await;
+    assert_eq!(dup.status, StatusCode::BAD_REQUEST);
+    assert!(dup.text().contains("used twice"));
+
+    // A 16 kHz stereo WAV upload becomes 8 kHz mono.
+    let spec = hound::WavSpec { channels: 2, sample_rate: 16000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut wav = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = hound::WavWriter::new(&mut wav, spec).unwrap();
+        for i in 0..16000 {
+            let v = ((i as f64) * 0.05).sin() * 5000.0;
+            w.write_sample(v as i16).unwrap();
+            w.write_sample(v as i16).unwrap();
+        }
+        w.finalize().unwrap();
+    }
+    let boundary = "XyZboundary";
+    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"greeting\"; filename=\"hello.wav\"\r\nContent-Type: audio/wav\r\n\r\n").into_bytes();
+    body.extend_from_slice(&wav.into_inner());
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let req = Request::post(format!("/ivr/greeting?csrf={csrf}")).header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}")).body(Body::from(body.clone())).unwrap();
+    let r = c.send(req).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let path = f.data_dir.join("sounds/alpha/greeting.wav");
+    let reader = hound::WavReader::open(&path).unwrap();
+    assert_eq!((reader.spec().sample_rate, reader.spec().channels), (8000, 1));
+    assert!((reader.duration() as i64 - 8000).abs() < 200, "one second: {}", reader.duration());
+    assert_eq!(f.store.ivr_settings(f.org_a).await.unwrap().unwrap().greeting_key.as_deref(), Some("sounds/alpha/greeting.wav"));
+    let preview = c.get_with("/ivr/greeting.wav", "range", "bytes=0-43").await;
+    assert_eq!(preview.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(&preview.body[0..4], b"RIFF");
+    // Multipart without the token in the query is refused.
+    let req = Request::post("/ivr/greeting").header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}")).body(Body::from(body)).unwrap();
+    assert_eq!(c.send(req).await.status, StatusCode::BAD_REQUEST);
+    // Not audio: a clear message.
+    let junk = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"greeting\"; filename=\"x.mp3\"\r\n\r\nhello\r\n--{boundary}--\r\n");
+    let req = Request::post(format!("/ivr/greeting?csrf={csrf}")).header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}")).body(Body::from(junk)).unwrap();
+    let r = c.send(req).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("could not be read as audio"));
+}
+
+#[tokio::test]
+async fn ops_endpoints_and_static_files_need_no_login() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    assert_eq!(c.get("/healthz").await.text(), "ok\n");
+    assert!(c.get("/metrics").await.text().contains("oncall_up 1"));
+    let css = c.get("/static/style.css").await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(css.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/css"));
+    let missing = c.get("/no/such/page").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn demo_logins_are_shown_on_the_login_page() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    assert!(!c.get("/login").await.text().contains("Demo organization"));
+    oncall_core::demo::seed(&f.store, oncall_core::Timestamp::now()).await.unwrap();
+    let html = c.get("/login").await.text();
+    assert!(html.contains(oncall_core::demo::DEMO_MANAGER_EMAIL) && html.contains(oncall_core::demo::DEMO_PASSWORD));
+    let r = c.login(oncall_core::demo::DEMO_MANAGER_EMAIL, oncall_core::demo::DEMO_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let dash = c.get("/").await.text();
+    assert!(dash.contains("Maintenance on-call"));
+}
