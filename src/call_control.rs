@@ -7,8 +7,7 @@ use crate::ivr_session::{CloseJob, IvrSession, SessionEvent};
 
 type Closer = std::sync::mpsc::Sender<CloseJob>;
 use oncall_core::Timestamp;
-use oncall_ivr::IvrConfig;
-use oncall_recordings::PromptLibrary;
+use crate::ivr_source::IvrSource;
 use oncall_sip::admission::{Admission, Verdict};
 use oncall_sip::media::{MediaCallSpec, MediaCommand, MediaEngine, RtpPorts, Signal};
 use oncall_sip::sdp::Negotiated;
@@ -39,8 +38,7 @@ pub struct Controller {
     pub ports: RtpPorts,
     pub media_ip: IpAddr,
     pub answer_after: Duration,
-    pub ivr: Arc<IvrConfig>,
-    pub prompts: Arc<PromptLibrary>,
+    pub ivr: IvrSource,
     pub recordings_dir: PathBuf,
     pub org_slug: String,
     pub log: mpsc::UnboundedSender<CallLogEvent>,
@@ -232,7 +230,8 @@ impl Controller {
         let now = chrono::Utc::now();
         let token = format!("{}-{:08x}", now.format("%Y%m%dT%H%M%S"), rand::random::<u32>());
         let path = self.recordings_dir.join(&self.org_slug).join(now.format("%Y").to_string()).join(now.format("%m").to_string()).join(format!("{token}-message.wav"));
-        let app = IvrSession::new(call, self.ivr.clone(), self.prompts.clone(), media.telephone_event.is_none(), path, session_tx.clone(), closer.clone());
+        let (ivr, prompts) = self.ivr.get();
+        let app = IvrSession::new(call, ivr, prompts, media.telephone_event.is_none(), path, session_tx.clone(), closer.clone());
         self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app) })));
     }
 }

@@ -5,6 +5,7 @@ mod call_control;
 mod call_log;
 mod config;
 mod ivr_session;
+mod ivr_source;
 
 use anyhow::{bail, Context, Result};
 use call_control::{CallCounters, Controller};
@@ -128,13 +129,15 @@ fn main() -> Result<()> {
                     let store = open_store(&cfg).await?;
                     oncall_core::demo::seed(&store, Timestamp::now()).await?;
                     store.close().await;
+                    eprintln!("{DEMO_LOGINS}");
                 }
                 serve(cfg).await
             }
             Command::Demo => {
                 let store = open_store(&cfg).await?;
                 let org = oncall_core::demo::seed(&store, Timestamp::now()).await?;
-                println!("demo organization ready (id {org}); run `oncall serve` and open http://{}", cfg.http.listen);
+                println!("demo organization \"Demo Apartments\" ready (id {org}); run `oncall serve` and open http://{}", cfg.http.listen);
+                println!("{DEMO_LOGINS}");
                 Ok(())
             }
             Command::Calls { limit, json } => list_calls(&cfg, limit, json).await,
@@ -162,6 +165,9 @@ fn main() -> Result<()> {
         }
     })
 }
+
+const DEMO_LOGINS: &str = "demo logins (password oncall-demo): manager dana@demo-apartments.example, \
+                           employee maria@demo-apartments.example";
 
 async fn recordings_command(cfg: &Config, command: RecordingsCommand) -> Result<()> {
     let dir = cfg.storage.recordings_dir();
@@ -296,6 +302,9 @@ async fn serve(cfg: Config) -> Result<()> {
         }
     }
 
+    let ivr_source = ivr_source::IvrSource::new(cfg.ivr.clone(), prompts.clone());
+    ivr_source.spawn_reload(store.clone(), org.id, &cfg, prompts);
+
     let (in_tx, in_rx) = tokio::sync::mpsc::channel(8192);
     let limits = TransportLimits { max_tcp_connections: cfg.sip.max_tcp_connections, tcp_idle_timeout: Duration::from_secs(cfg.sip.tcp_idle_timeout_secs) };
     let bound = transport::bind(cfg.sip.listen_udp, cfg.sip.listen_tcp, limits, in_tx).await.context("binding sip.listen_udp / sip.listen_tcp")?;
@@ -324,8 +333,7 @@ async fn serve(cfg: Config) -> Result<()> {
         ports: RtpPorts::new(advertise_ip, cfg.sip.rtp_port_min, cfg.sip.rtp_port_max),
         media_ip: advertise_ip,
         answer_after: Duration::from_millis(cfg.sip.answer_after_ms),
-        ivr: Arc::new(cfg.ivr.clone()),
-        prompts: Arc::new(prompts),
+        ivr: ivr_source.clone(),
         recordings_dir,
         org_slug: org.slug.clone(),
         log: log_tx,
