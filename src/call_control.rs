@@ -197,6 +197,8 @@ impl Controller {
             }
             // Outbound calls (paging) are not placed yet: nothing to do for their events.
             UaEvent::Progress { .. } | UaEvent::Answered { .. } => {}
+            // No standalone requests are sent yet (trunk registration will).
+            UaEvent::Response { .. } | UaEvent::RequestTimeout { .. } => {}
             UaEvent::Info { call, content_type, body } => {
                 self.engine.send(call, MediaCommand::Signal { call, signal: Signal::Info { content_type, body } });
             }

@@ -57,6 +57,10 @@ pub enum UaEvent {
     Progress { call: CallRef, status: u16 },
     /// A call we placed was answered; `media` is the callee's negotiated answer.
     Answered { call: CallRef, media: Option<Negotiated> },
+    /// The final response to a request sent with [`UserAgent::send_request`].
+    Response { key: TxKey, response: Response },
+    /// A request sent with [`UserAgent::send_request`] got no final response (Timer F).
+    RequestTimeout { key: TxKey },
     Ended { call: CallRef, reason: EndReason },
 }
 
@@ -83,6 +87,8 @@ pub struct UserAgent {
     by_invite: HashMap<TxKey, CallRef>,
     /// BYE client transaction → call.
     by_bye: HashMap<TxKey, CallRef>,
+    /// Client transactions outside any call (REGISTER, MESSAGE, OPTIONS) whose result is reported as an event.
+    standalone: std::collections::HashSet<TxKey>,
     deadlines: BinaryHeap<Reverse<(Instant, CallRef)>>,
     events: VecDeque<UaEvent>,
     transmits: VecDeque<Transmit>,
@@ -109,6 +115,7 @@ impl UserAgent {
             by_dialog: HashMap::new(),
             by_invite: HashMap::new(),
             by_bye: HashMap::new(),
+            standalone: std::collections::HashSet::new(),
             deadlines: BinaryHeap::new(),
             events: VecDeque::new(),
             transmits: VecDeque::new(),
@@ -182,7 +189,8 @@ impl UserAgent {
         }
     }
 
-    fn contact(&self, peer: &Peer) -> String {
+    /// Our Contact header value for requests and responses over `peer`'s transport.
+    pub fn contact(&self, peer: &Peer) -> String {
         match peer.transport {
             crate::transaction::Transport::Udp => format!("<sip:oncall@{}>", self.cfg.advertised_udp),
             crate::transaction::Transport::Tcp => format!("<sip:oncall@{};transport=tcp>", self.cfg.advertised_tcp),
@@ -195,7 +203,12 @@ impl UserAgent {
                 TxEvent::Request { key, request, source } => self.on_request(key, request, source, now),
                 TxEvent::Ack { request, .. } => self.on_ack(request, now),
                 TxEvent::Response { key, response } => {
-                    if let Some(&call) = self.by_invite.get(&key) {
+                    if self.standalone.contains(&key) {
+                        if response.status >= 200 {
+                            self.standalone.remove(&key);
+                            self.events.push_back(UaEvent::Response { key, response });
+                        }
+                    } else if let Some(&call) = self.by_invite.get(&key) {
                         self.on_invite_response(call, key, response, now);
                     } else if response.status >= 200 {
                         if let Some(call) = self.by_bye.remove(&key) {
@@ -204,7 +217,9 @@ impl UserAgent {
                     }
                 }
                 TxEvent::Timeout { key } => {
-                    if let Some(call) = self.by_bye.remove(&key) {
+                    if self.standalone.remove(&key) {
+                        self.events.push_back(UaEvent::RequestTimeout { key });
+                    } else if let Some(call) = self.by_bye.remove(&key) {
                         self.end(call, EndReason::Timeout);
                     } else if let Some(&call) = self.by_invite.get(&key) {
                         if self.dialogs.get(&call).is_some_and(|d| d.outbound.is_some() && matches!(d.state, DialogState::Early)) {
@@ -346,6 +361,16 @@ impl UserAgent {
         let next = d.next_deadline();
         self.schedule(call, next);
         self.drain_tx(now);
+    }
+
+    /// Sends a request outside any call (REGISTER to a trunk, MESSAGE, OPTIONS) on a new client
+    /// transaction; its final response comes back as [`UaEvent::Response`] with the returned key.
+    /// The request needs a top Via with a fresh branch: see [`UserAgent::new_via`].
+    pub fn send_request(&mut self, request: Request, to: Peer, now: Instant) -> Option<TxKey> {
+        let key = self.tx.send_request(request, to, now)?;
+        self.standalone.insert(key.clone());
+        self.drain_tx(now);
+        Some(key)
     }
 
     /// Sends 180 Ringing for a call that will be answered later.

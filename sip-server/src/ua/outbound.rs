@@ -94,14 +94,16 @@ impl UserAgent {
         call
     }
 
-    pub(super) fn advertised(&self, transport: Transport) -> SocketAddr {
+    /// The address peers reach us at over `transport`.
+    pub fn advertised(&self, transport: Transport) -> SocketAddr {
         match transport {
             Transport::Udp => self.cfg.advertised_udp,
             Transport::Tcp => self.cfg.advertised_tcp,
         }
     }
 
-    pub(super) fn new_via(&self, transport: Transport) -> String {
+    /// A top Via for a new request from us, with a fresh branch and rport.
+    pub fn new_via(&self, transport: Transport) -> String {
         format!("SIP/2.0/{} {};branch=z9hG4bK{};rport", transport.as_str(), self.advertised(transport), random_token())
     }
 
