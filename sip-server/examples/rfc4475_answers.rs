@@ -1,8 +1,7 @@
 //! Prints what OnCall's user agent answers to each RFC 4475 torture message (the table in docs/conformance.md).
 //! `cargo run -p oncall-sip --example rfc4475_answers`
 
-use oncall_sip::sdp::Codec;
-use oncall_sip::transaction::{Peer, TimerConfig, Transport};
+use oncall_sip::transaction::{Peer, Transport};
 use oncall_sip::ua::{UaConfig, UserAgent};
 use std::time::Instant;
 
@@ -11,14 +10,7 @@ fn main() {
     let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "dat")).collect();
     names.sort();
     for path in names {
-        let mut ua = UserAgent::new(UaConfig {
-            advertised_udp: "127.0.0.1:5060".parse().unwrap(),
-            advertised_tcp: "127.0.0.1:5060".parse().unwrap(),
-            codecs: vec![Codec::Pcmu, Codec::Pcma],
-            telephone_event_pt: 101,
-            server_header: None,
-            timers: TimerConfig::default(),
-        });
+        let mut ua = UserAgent::new(UaConfig::on("127.0.0.1:5060".parse().unwrap()));
         let peer = Peer { addr: "192.0.2.1:5060".parse().unwrap(), transport: Transport::Udp, conn: None };
         ua.handle_datagram(&std::fs::read(&path).unwrap(), peer, Instant::now());
         let mut answers: Vec<String> = std::iter::from_fn(|| ua.poll_transmit())

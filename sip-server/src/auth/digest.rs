@@ -147,13 +147,18 @@ fn get<'a>(p: &'a [(String, String)], name: &str) -> Option<&'a str> {
     p.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
 }
 
+/// The `algorithm` parameter (MD5 when absent, RFC 2617).
+fn algorithm_of(p: &[(String, String)]) -> Result<Algorithm, DigestError> {
+    match get(p, "algorithm") {
+        None => Ok(Algorithm::Md5),
+        Some(a) => Algorithm::parse(a).ok_or_else(|| DigestError::Algorithm(a.to_string())),
+    }
+}
+
 impl Challenge {
     pub fn parse(value: &str) -> Result<Challenge, DigestError> {
         let p = params(value)?;
-        let algorithm = match get(&p, "algorithm") {
-            None => Algorithm::Md5,
-            Some(a) => Algorithm::parse(a).ok_or_else(|| DigestError::Algorithm(a.to_string()))?,
-        };
+        let algorithm = algorithm_of(&p)?;
         let qop_auth = match get(&p, "qop") {
             None => false,
             Some(q) if q.split(',').any(|x| x.trim().eq_ignore_ascii_case("auth")) => true,
@@ -213,10 +218,7 @@ impl Challenge {
 impl Credentials {
     pub fn parse(value: &str) -> Result<Credentials, DigestError> {
         let p = params(value)?;
-        let algorithm = match get(&p, "algorithm") {
-            None => Algorithm::Md5,
-            Some(a) => Algorithm::parse(a).ok_or_else(|| DigestError::Algorithm(a.to_string()))?,
-        };
+        let algorithm = algorithm_of(&p)?;
         let qop_auth = match get(&p, "qop") {
             None => false,
             Some(q) if q.eq_ignore_ascii_case("auth") => true,

@@ -1,10 +1,9 @@
 //! One UAS dialog (RFC 3261 §12.1.1, §12.2): identifiers, CSeq, route set, remote target, and the
 //! state between our 2xx and the caller's ACK.
 
-use super::UaConfig;
 use crate::message::{Headers, Method, Request};
 use crate::sdp::Negotiated;
-use crate::transaction::{Peer, Transport, TxKey};
+use crate::transaction::{Peer, TxKey};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -80,15 +79,16 @@ impl Dialog {
         }
     }
 
-    /// A new in-dialog request from us (§12.2.1.1).
-    pub fn build_request(&mut self, method: Method, cfg: &UaConfig, branch_token: &str) -> Request {
+    /// A new in-dialog request from us (§12.2.1.1), with the next CSeq.
+    pub fn build_request(&mut self, method: Method, via: String, user_agent: Option<&str>) -> Request {
         self.local_cseq += 1;
+        self.request_with_cseq(method, self.local_cseq, via, user_agent)
+    }
+
+    /// An in-dialog request with a given CSeq number (the ACK of a 2xx reuses the INVITE's, §13.2.2.4).
+    pub fn request_with_cseq(&self, method: Method, cseq: u32, via: String, user_agent: Option<&str>) -> Request {
         let mut headers = Headers::default();
-        let (transport, addr) = match self.peer.transport {
-            Transport::Udp => ("UDP", cfg.advertised_udp),
-            Transport::Tcp => ("TCP", cfg.advertised_tcp),
-        };
-        headers.push("Via", format!("SIP/2.0/{transport} {addr};branch=z9hG4bK{branch_token};rport"));
+        headers.push("Via", via);
         headers.push("Max-Forwards", "70");
         for r in &self.route_set {
             headers.push("Route", r.clone());
@@ -96,9 +96,9 @@ impl Dialog {
         headers.push("From", self.local_uri.clone());
         headers.push("To", self.remote_uri.clone());
         headers.push("Call-ID", self.call_id.clone());
-        headers.push("CSeq", format!("{} {}", self.local_cseq, method));
-        if let Some(s) = &cfg.server_header {
-            headers.push("User-Agent", s.clone());
+        headers.push("CSeq", format!("{cseq} {method}"));
+        if let Some(s) = user_agent {
+            headers.push("User-Agent", s);
         }
         Request { method, uri: self.remote_target.clone(), headers, body: Vec::new() }
     }

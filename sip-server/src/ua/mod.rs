@@ -77,6 +77,21 @@ pub struct UaConfig {
     pub timers: TimerConfig,
 }
 
+impl UaConfig {
+    /// Defaults for one address on both transports: PCMU and PCMA, telephone-event 101, no Server
+    /// header, RFC 3261 timers.
+    pub fn on(addr: SocketAddr) -> UaConfig {
+        UaConfig {
+            advertised_udp: addr,
+            advertised_tcp: addr,
+            codecs: vec![Codec::Pcmu, Codec::Pcma],
+            telephone_event_pt: 101,
+            server_header: None,
+            timers: TimerConfig::default(),
+        }
+    }
+}
+
 pub struct UserAgent {
     cfg: UaConfig,
     tx: TransactionLayer,
@@ -415,7 +430,7 @@ impl UserAgent {
                 self.reject(call, 480, now);
             }
             DialogState::Answered { .. } | DialogState::Confirmed => {
-                let bye = d.build_request(Method::Bye, &self.cfg, &random_token());
+                let bye = d.build_request(Method::Bye, outbound::via_for(&self.cfg, d.peer.transport), self.cfg.server_header.as_deref());
                 let peer = d.peer;
                 d.state = DialogState::Terminating;
                 if let Some(key) = self.tx.send_request(bye, peer, now) {
@@ -514,7 +529,7 @@ impl UserAgent {
                     // §13.3.1.4: no ACK within 64*T1: end the dialog with a BYE.
                     tracing::warn!(call_id = %d.call_id, "no ACK for 200 OK; hanging up");
                     let peer = d.peer;
-                    let bye = d.build_request(Method::Bye, &self.cfg, &random_token());
+                    let bye = d.build_request(Method::Bye, outbound::via_for(&self.cfg, peer.transport), self.cfg.server_header.as_deref());
                     d.state = DialogState::Terminating;
                     self.tx.send_request(bye, peer, now);
                     self.end(call, EndReason::Timeout);

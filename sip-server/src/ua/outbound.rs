@@ -96,15 +96,12 @@ impl UserAgent {
 
     /// The address peers reach us at over `transport`.
     pub fn advertised(&self, transport: Transport) -> SocketAddr {
-        match transport {
-            Transport::Udp => self.cfg.advertised_udp,
-            Transport::Tcp => self.cfg.advertised_tcp,
-        }
+        advertised(&self.cfg, transport)
     }
 
     /// A top Via for a new request from us, with a fresh branch and rport.
     pub fn new_via(&self, transport: Transport) -> String {
-        format!("SIP/2.0/{} {};branch=z9hG4bK{};rport", transport.as_str(), self.advertised(transport), random_token())
+        via_for(&self.cfg, transport)
     }
 
     /// Gives up on a call we placed that has not been answered (CANCEL), or hangs it up (BYE).
@@ -233,23 +230,25 @@ impl UserAgent {
 
     /// §13.2.2.4: the ACK of a 2xx is a new request of the dialog with the INVITE's CSeq number.
     fn build_ack(&mut self, call: CallRef) -> Vec<u8> {
-        let via = self.dialogs.get(&call).map(|d| self.new_via(d.peer.transport)).unwrap_or_default();
         let Some(d) = self.dialogs.get(&call) else { return Vec::new() };
-        let mut headers = Headers::default();
-        headers.push("Via", via);
-        headers.push("Max-Forwards", "70");
-        for r in &d.route_set {
-            headers.push("Route", r.clone());
-        }
-        headers.push("From", d.local_uri.clone());
-        headers.push("To", d.remote_uri.clone());
-        headers.push("Call-ID", d.call_id.clone());
-        headers.push("CSeq", format!("{} ACK", d.local_cseq));
+        let mut ack = d.request_with_cseq(Method::Ack, d.local_cseq, self.new_via(d.peer.transport), None);
         for h in ["Authorization", "Proxy-Authorization"] {
             if let Some(v) = d.outbound.as_ref().and_then(|o| o.invite.headers.get(h)) {
-                headers.push(h, v);
+                ack.headers.push(h, v);
             }
         }
-        Request { method: Method::Ack, uri: d.remote_target.clone(), headers, body: Vec::new() }.to_bytes()
+        ack.to_bytes()
     }
+}
+
+fn advertised(cfg: &super::UaConfig, transport: Transport) -> SocketAddr {
+    match transport {
+        Transport::Udp => cfg.advertised_udp,
+        Transport::Tcp => cfg.advertised_tcp,
+    }
+}
+
+/// A top Via with a fresh branch; a free function so it can be called while a dialog is borrowed.
+pub(super) fn via_for(cfg: &super::UaConfig, transport: Transport) -> String {
+    format!("SIP/2.0/{} {};branch=z9hG4bK{};rport", transport.as_str(), advertised(cfg, transport), random_token())
 }

@@ -5,14 +5,7 @@ use crate::transaction::Transport;
 use std::time::Duration;
 
 fn ua() -> UserAgent {
-    UserAgent::new(UaConfig {
-        advertised_udp: "127.0.0.1:5060".parse().unwrap(),
-        advertised_tcp: "127.0.0.1:5060".parse().unwrap(),
-        codecs: vec![Codec::Pcmu, Codec::Pcma],
-        telephone_event_pt: 101,
-        server_header: None,
-        timers: TimerConfig::default(),
-    })
+    UserAgent::new(UaConfig::on("127.0.0.1:5060".parse().unwrap()))
 }
 
 fn caller() -> Peer {
@@ -243,14 +236,7 @@ mod outbound_calls {
     }
 
     fn agent(port: u16) -> UserAgent {
-        UserAgent::new(UaConfig {
-            advertised_udp: format!("127.0.0.1:{port}").parse().unwrap(),
-            advertised_tcp: format!("127.0.0.1:{port}").parse().unwrap(),
-            codecs: vec![Codec::Pcmu, Codec::Pcma],
-            telephone_event_pt: 101,
-            server_header: None,
-            timers: TimerConfig::default(),
-        })
+        UserAgent::new(UaConfig::on(format!("127.0.0.1:{port}").parse().unwrap()))
     }
 
     /// Delivers everything each side sent to the other until both are quiet.
