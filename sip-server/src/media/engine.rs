@@ -86,6 +86,7 @@ struct Call {
     app: Box<dyn MediaApp>,
     last_send: Option<Instant>,
     next_rtcp: Instant,
+    next_rtcp_drain: Instant,
     rx: ReceptionStats,
     packets_received: u64,
 }
@@ -149,6 +150,7 @@ fn apply(cmd: MediaCommand, calls: &mut HashMap<CallRef, Call>, stats: &EngineSt
                 app: spec.app,
                 last_send: None,
                 next_rtcp: now + RTCP_INTERVAL,
+                next_rtcp_drain: now,
                 rx: ReceptionStats::default(),
                 packets_received: 0,
             };
@@ -205,7 +207,12 @@ fn receive(call: &mut Call, buf: &mut [u8], pcm: &mut [i16; SAMPLES_PER_FRAME], 
             call.app.on_telephone_event(pkt.payload, pkt.header.timestamp, pkt.header.marker, now);
         }
     }
-    while call.rtcp.recv_from(buf).is_ok() {}
+    // Incoming RTCP is only drained (OnCall does not use its reports), once a second rather than every
+    // tick: an empty read is a syscall, and this saves 49 of them per call per second.
+    if now >= call.next_rtcp_drain {
+        call.next_rtcp_drain = now + Duration::from_secs(1);
+        while call.rtcp.recv_from(buf).is_ok() {}
+    }
     let mut frame = [0u8; SAMPLES_PER_FRAME];
     if call.jitter.pop(&mut frame, silence_byte(call.media.codec)) {
         match call.media.codec {
