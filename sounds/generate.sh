@@ -66,6 +66,7 @@ speak new_request  "New request"
 speak from         "from"
 speak press_1_talk "Press 1 to talk to the caller, 2 to hear the message, 3 to decline."
 speak accepted     "Acknowledged."
+speak press_9_done "Press 9 when the request is done."
 speak declined     "Declined."
 speak escalating   "Escalating."
 

@@ -6,6 +6,7 @@ pub mod digit;
 pub mod dtmf;
 pub mod flow;
 pub mod menu;
+pub mod page_flow;
 pub mod silence;
 
 pub use digit::Digit;
