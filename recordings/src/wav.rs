@@ -101,9 +101,13 @@ impl WavRecorder {
         if interleaved.len() % usize::from(self.channels) != 0 {
             return Err(RecorderError::PartialFrame { samples: interleaved.len(), channels: self.channels });
         }
+        // hound's 16-bit writer fills a recycled buffer and hands it over in one write: no per-sample
+        // dispatch and no allocation once the first frame has sized the buffer.
+        let mut w = self.writer.get_i16_writer(interleaved.len() as u32);
         for &sample in interleaved {
-            self.writer.write_sample(sample)?;
+            w.write_sample(sample);
         }
+        w.flush()?;
         self.meter.update(interleaved);
         self.frames += (interleaved.len() / usize::from(self.channels)) as u64;
         Ok(())
