@@ -11,9 +11,13 @@ use crate::ivr_source::IvrSource;
 use oncall_sip::admission::{Admission, Verdict};
 use oncall_sip::media::{MediaCallSpec, MediaCommand, MediaEngine, RtpPorts, Signal};
 use oncall_sip::sdp::Negotiated;
+use oncall_sip::message::Header;
+use oncall_sip::registration::{Registration, RegistrationStatus};
+use oncall_sip::transaction::TxKey;
 use oncall_sip::transport::{Inbound, Sender};
 use oncall_sip::ua::{CallRef, UaEvent, UserAgent};
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -46,6 +50,153 @@ pub struct Controller {
     pub admission: Admission,
     /// How long a graceful shutdown waits for calls to finish before hanging them up.
     pub drain: Duration,
+    pub trunks: Trunks,
+}
+
+/// What /healthz and /metrics show of one trunk, written by the controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkRow {
+    pub name: String,
+    /// "registered", "registering", "failed", "unregistered" or "pbx" (no registration).
+    pub state: &'static str,
+    pub detail: String,
+}
+
+pub type TrunkBoard = Arc<Mutex<Vec<TrunkRow>>>;
+
+/// The trunks' registrations (one sans-IO [`Registration`] each), the client transactions they
+/// wait on, and the PBX-mode source filter. Owned by the controller, which drives it from its loop.
+pub struct Trunks {
+    regs: Vec<(String, Registration)>,
+    /// REGISTER transaction → index in `regs`.
+    pending: HashMap<TxKey, usize>,
+    /// Trunks in PBX mode (shown as "pbx").
+    pbx: Vec<String>,
+    /// When any trunk lists allowed sources, INVITEs from anywhere else get 403.
+    allowed_sources: Vec<crate::config::SourceNet>,
+    board: TrunkBoard,
+    /// On shutdown: how long unregistrations may take before the controller stops anyway.
+    unregister_deadline: Option<Instant>,
+    /// The deadline passed: registrations are no longer driven.
+    abandoned: bool,
+}
+
+impl Trunks {
+    pub fn new(regs: Vec<(String, Registration)>, pbx: Vec<String>, allowed_sources: Vec<crate::config::SourceNet>, board: TrunkBoard) -> Trunks {
+        let t = Trunks { regs, pending: HashMap::new(), pbx, allowed_sources, board, unregister_deadline: None, abandoned: false };
+        t.publish();
+        t
+    }
+
+    /// Whether an INVITE from `ip` may come in (PBX mode source filter).
+    pub fn source_allowed(&self, ip: IpAddr) -> bool {
+        self.allowed_sources.is_empty() || self.allowed_sources.iter().any(|n| n.contains(ip))
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.abandoned {
+            return None;
+        }
+        self.regs.iter().filter_map(|(_, r)| r.poll_timeout()).chain(self.unregister_deadline).min()
+    }
+
+    /// Runs the registrations' timers and sends every REGISTER that is due.
+    fn drive(&mut self, ua: &mut UserAgent, now: Instant) {
+        if self.abandoned {
+            return;
+        }
+        if self.unregister_deadline.is_some_and(|d| now >= d) {
+            tracing::warn!("trunk unregistration not answered in time; stopping anyway");
+            self.abandoned = true;
+            return;
+        }
+        for (i, (name, reg)) in self.regs.iter_mut().enumerate() {
+            let before = reg.status().clone();
+            reg.handle_timeout(now);
+            while let Some(mut request) = reg.poll_request(now) {
+                let to = reg.registrar();
+                request.headers.0.insert(0, Header { name: "Via".into(), value: ua.new_via(to.transport) });
+                let expires = request.headers.get("Expires").unwrap_or("").to_string();
+                let authenticated = request.headers.get("Authorization").or(request.headers.get("Proxy-Authorization")).is_some();
+                tracing::debug!(trunk = %name, registrar = %to.addr, expires, authenticated, "REGISTER");
+                match ua.send_request(request, to, now) {
+                    Some(key) => {
+                        self.pending.insert(key, i);
+                    }
+                    None => reg.handle_no_response(now),
+                }
+            }
+            log_change(name, &before, reg.status(), now);
+        }
+        self.pending.retain(|_, i| !self.regs[*i].1.is_finished());
+        self.publish();
+    }
+
+    /// Feeds a final response or a timeout of a standalone request; false when it is not ours.
+    fn on_result(&mut self, key: &TxKey, response: Option<&oncall_sip::message::Response>, now: Instant) -> bool {
+        let Some(i) = self.pending.remove(key) else { return false };
+        let (name, reg) = &mut self.regs[i];
+        let before = reg.status().clone();
+        match response {
+            Some(r) => {
+                tracing::debug!(trunk = %name, status = r.status, "REGISTER answered");
+                reg.handle_response(r, now)
+            }
+            None => reg.handle_no_response(now),
+        }
+        log_change(name, &before, reg.status(), now);
+        true
+    }
+
+    fn unregister_all(&mut self, now: Instant) {
+        for (_, reg) in &mut self.regs {
+            reg.unregister(now);
+        }
+        self.unregister_deadline = Some(now + Duration::from_secs(4));
+    }
+
+    /// Every unregistration answered, or out of time.
+    fn finished(&self, now: Instant) -> bool {
+        self.abandoned || self.regs.iter().all(|(_, r)| r.is_finished()) || self.unregister_deadline.is_some_and(|d| now >= d)
+    }
+
+    fn publish(&self) {
+        let now = Instant::now();
+        let mut rows: Vec<TrunkRow> = self
+            .regs
+            .iter()
+            .map(|(name, reg)| {
+                let (state, detail) = match reg.status() {
+                    RegistrationStatus::Registering => ("registering", String::new()),
+                    RegistrationStatus::Registered { until } => ("registered", format!("expires in {} s", until.saturating_duration_since(now).as_secs())),
+                    RegistrationStatus::Failed { reason, retry_at } => ("failed", format!("{reason}; retry in {} s", retry_at.saturating_duration_since(now).as_secs())),
+                    RegistrationStatus::Stopped => ("unregistered", String::new()),
+                };
+                TrunkRow { name: name.clone(), state, detail }
+            })
+            .collect();
+        rows.extend(self.pbx.iter().map(|n| TrunkRow { name: n.clone(), state: "pbx", detail: String::new() }));
+        if let Ok(mut b) = self.board.lock() {
+            *b = rows;
+        }
+    }
+}
+
+fn log_change(name: &str, before: &RegistrationStatus, after: &RegistrationStatus, now: Instant) {
+    if before == after {
+        return;
+    }
+    match after {
+        RegistrationStatus::Registered { until } => {
+            let refreshed = matches!(before, RegistrationStatus::Registered { .. });
+            tracing::info!(trunk = %name, expires_secs = until.saturating_duration_since(now).as_secs(), refreshed, "trunk registered");
+        }
+        RegistrationStatus::Failed { reason, retry_at } => {
+            tracing::warn!(trunk = %name, %reason, retry_in_secs = retry_at.saturating_duration_since(now).as_secs_f32(), "trunk registration failed");
+        }
+        RegistrationStatus::Stopped => tracing::info!(trunk = %name, "trunk unregistered"),
+        RegistrationStatus::Registering => {}
+    }
 }
 
 struct CallState {
@@ -68,7 +219,7 @@ impl Controller {
         loop {
             if let Some((hangup_at, stop_at)) = draining {
                 let now = Instant::now();
-                if calls.is_empty() || now >= stop_at {
+                if (calls.is_empty() && self.trunks.finished(now)) || now >= stop_at {
                     break;
                 }
                 if now >= hangup_at {
@@ -81,7 +232,7 @@ impl Controller {
             }
             let next_answer = calls.values().filter_map(|c| c.answer_at).min();
             let drain_wake = draining.map(|(h, s)| h.min(s));
-            let wake = [self.ua.poll_timeout(), next_answer, drain_wake].into_iter().flatten().min();
+            let wake = [self.ua.poll_timeout(), next_answer, drain_wake, self.trunks.poll_timeout()].into_iter().flatten().min();
             let sleep = async {
                 match wake {
                     Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -128,12 +279,15 @@ impl Controller {
                     tracing::info!(calls = calls.len(), drain_secs = self.drain.as_secs(), "draining: new calls get 503");
                     self.admission.start_draining();
                     draining = Some((now + self.drain, now + self.drain + Duration::from_secs(3)));
+                    self.trunks.unregister_all(now);
                 }
             }
             let now = Instant::now();
             while let Some(ev) = self.ua.poll_event() {
                 self.on_event(ev, &mut calls, &session_tx, &closer, now);
             }
+            // After the events: a challenge just received is answered in this same turn.
+            self.trunks.drive(&mut self.ua, now);
             while let Some(t) = self.ua.poll_transmit() {
                 self.sender.send(t.to, t.data);
             }
@@ -156,6 +310,12 @@ impl Controller {
                 self.counters.calls_received.fetch_add(1, Ordering::Relaxed);
                 let span = tracing::info_span!("call", call_id = %call_id);
                 let _e = span.enter();
+                if !self.trunks.source_allowed(source.addr.ip()) {
+                    tracing::warn!(source = %source.addr, %from, "INVITE from an address no trunk allows; 403");
+                    self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
+                    self.ua.reject(call, 403, now);
+                    return;
+                }
                 let verdict = self.admission.admit(source.addr.ip(), calls.len(), now);
                 if verdict != Verdict::Accept {
                     tracing::info!(source = %source.addr, ?verdict, "503 for new call");
@@ -197,8 +357,15 @@ impl Controller {
             }
             // Outbound calls (paging) are not placed yet: nothing to do for their events.
             UaEvent::Progress { .. } | UaEvent::Answered { .. } => {}
-            // No standalone requests are sent yet (trunk registration will).
-            UaEvent::Response { .. } | UaEvent::RequestTimeout { .. } => {}
+            // Standalone requests are trunk REGISTERs.
+            UaEvent::Response { key, response } => {
+                if !self.trunks.on_result(&key, Some(&response), now) {
+                    tracing::debug!(status = response.status, "response to an unknown standalone request");
+                }
+            }
+            UaEvent::RequestTimeout { key } => {
+                self.trunks.on_result(&key, None, now);
+            }
             UaEvent::Info { call, content_type, body } => {
                 self.engine.send(call, MediaCommand::Signal { call, signal: Signal::Info { content_type, body } });
             }

@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use oncall_ivr::IvrConfig;
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -16,6 +16,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub ivr: IvrConfig,
     pub log: LogConfig,
+    /// SIP trunks (`[[trunks]]`): providers OnCall registers with, or PBXs it accepts calls from.
+    pub trunks: Vec<TrunkConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +130,131 @@ impl Default for LogConfig {
     }
 }
 
+/// One `[[trunks]]` entry: a provider's registrar OnCall registers with (`register = true`), or a
+/// PBX that sends calls without registration (`register = false`, usually with `allowed_sources`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrunkConfig {
+    /// Shown in logs, /healthz and /metrics.
+    pub name: String,
+    /// `host:port`, `host` (port 5060) or a SIP URI such as `sip:sip.example.net:5060`; an IP address
+    /// (no DNS lookups yet).
+    pub registrar: String,
+    /// "udp" or "tcp".
+    pub transport: String,
+    pub username: String,
+    pub password: String,
+    /// The domain of the address of record `sip:<username>@<domain>`; default: the registrar's host.
+    pub domain: Option<String>,
+    /// E.164 number or SIP URI used as From for outbound calls through this trunk.
+    pub caller_id: Option<String>,
+    /// Register with the registrar; false = PBX mode (no registration).
+    pub register: bool,
+    /// IP addresses or CIDR ranges INVITEs are accepted from (PBX mode). When any trunk lists some,
+    /// INVITEs from every other address get 403.
+    pub allowed_sources: Vec<String>,
+    /// The registration expiry asked for, in seconds.
+    pub expires_secs: u32,
+}
+
+impl Default for TrunkConfig {
+    fn default() -> Self {
+        TrunkConfig {
+            name: String::new(),
+            registrar: String::new(),
+            transport: "udp".into(),
+            username: String::new(),
+            password: String::new(),
+            domain: None,
+            caller_id: None,
+            register: true,
+            allowed_sources: Vec::new(),
+            expires_secs: 3600,
+        }
+    }
+}
+
+/// An allowed source: one address or a CIDR range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl SourceNet {
+    pub fn parse(s: &str) -> Option<SourceNet> {
+        let (a, p) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(SourceNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        // An IPv4 peer may arrive as an IPv4-mapped IPv6 address on a dual-stack socket.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl TrunkConfig {
+    /// The registrar as (host, port, transport), from `host:port`, `host` or a SIP URI.
+    pub fn registrar_parts(&self) -> Result<(String, u16, &'static str), String> {
+        let transport = match self.transport.to_ascii_lowercase().as_str() {
+            "udp" => "udp",
+            "tcp" => "tcp",
+            other => return Err(format!("transport must be \"udp\" or \"tcp\", not {other:?}")),
+        };
+        let r = self.registrar.trim();
+        let hostport = match r.split_once(':') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("sip") => rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest),
+            _ => r,
+        };
+        let hostport = hostport.split(';').next().unwrap_or(hostport);
+        if hostport.is_empty() {
+            return Err("registrar is empty".into());
+        }
+        let (host, port) = oncall_sip::message::uri::split_hostport(hostport).map_err(|e| format!("registrar {r:?}: {e}"))?;
+        Ok((host.trim_matches(|c| c == '[' || c == ']').to_string(), port.unwrap_or(5060), transport))
+    }
+
+    /// The registrar's socket address (an IP literal: no DNS yet).
+    pub fn registrar_addr(&self) -> Result<SocketAddr, String> {
+        let (host, port, _) = self.registrar_parts()?;
+        let ip: IpAddr = host.parse().map_err(|_| format!("registrar host {host:?} must be an IP address (DNS names are not resolved yet)"))?;
+        Ok(SocketAddr::new(ip, port))
+    }
+
+    /// `sip:<username>@<domain>`.
+    pub fn aor(&self) -> String {
+        let domain = self.domain.clone().unwrap_or_else(|| self.registrar_parts().map(|(h, p, _)| if p == 5060 { h } else { format!("{h}:{p}") }).unwrap_or_default());
+        format!("sip:{}@{}", self.username, domain)
+    }
+
+    pub fn sources(&self) -> Vec<SourceNet> {
+        self.allowed_sources.iter().filter_map(|s| SourceNet::parse(s)).collect()
+    }
+}
+
 impl StorageConfig {
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("oncall.db").display()))
@@ -179,6 +306,36 @@ impl Config {
             bail!("ivr.max_message_secs must be at least 1");
         }
         self.storage.archive().validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut names = std::collections::HashSet::new();
+        for (i, t) in self.trunks.iter().enumerate() {
+            let key = format!("trunks[{i}]");
+            if t.name.trim().is_empty() {
+                bail!("{key}.name must be set");
+            }
+            if !names.insert(t.name.as_str()) {
+                bail!("{key}.name {:?} is used by two trunks", t.name);
+            }
+            for src in &t.allowed_sources {
+                if SourceNet::parse(src).is_none() {
+                    bail!("{key}.allowed_sources: {src:?} is not an IP address or CIDR range");
+                }
+            }
+            if t.register {
+                let (_, _, transport) = t.registrar_parts().map_err(|e| anyhow::anyhow!("{key}.registrar / transport: {e}"))?;
+                t.registrar_addr().map_err(|e| anyhow::anyhow!("{key}.registrar: {e}"))?;
+                if transport == "tcp" {
+                    bail!("{key}.transport = \"tcp\": registering over TCP needs outbound TCP connections, not implemented yet (use \"udp\")");
+                }
+                if t.username.is_empty() {
+                    bail!("{key}.username must be set when register = true");
+                }
+                if t.expires_secs < 10 {
+                    bail!("{key}.expires_secs must be at least 10");
+                }
+            } else if !t.registrar.is_empty() {
+                t.registrar_parts().map_err(|e| anyhow::anyhow!("{key}.registrar / transport: {e}"))?;
+            }
+        }
         let url = self.storage.database_url();
         if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
             bail!("storage.database_url must start with sqlite:// or postgres:// (got {url:?})");
@@ -231,6 +388,42 @@ mod tests {
         assert_eq!(cfg.sip.listen_udp.port(), 6000);
         assert_eq!(cfg.storage.s3.map(|s| s.bucket).as_deref(), Some("calls"));
         assert_eq!(cfg.ivr.timeout_secs, 2);
+    }
+
+    #[test]
+    fn trunks_parse_and_validate() {
+        let t: toml::Table = r#"
+[[trunks]]
+name = "provider"
+registrar = "sip:192.0.2.10:5080"
+username = "alice"
+password = "pw"
+expires_secs = 600
+
+[[trunks]]
+name = "pbx"
+register = false
+allowed_sources = ["10.0.0.0/8", "192.0.2.7"]
+"#
+        .parse()
+        .unwrap();
+        let cfg = Config::deserialize(toml::Value::Table(t)).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.trunks[0].registrar_addr().unwrap(), "192.0.2.10:5080".parse().unwrap());
+        assert_eq!(cfg.trunks[0].aor(), "sip:alice@192.0.2.10:5080");
+        assert!(cfg.trunks[0].register && cfg.trunks[0].transport == "udp");
+        let nets = cfg.trunks[1].sources();
+        assert!(nets[0].contains("10.1.2.3".parse().unwrap()) && !nets[0].contains("11.0.0.1".parse().unwrap()));
+        assert!(nets[1].contains("192.0.2.7".parse().unwrap()) && !nets[1].contains("192.0.2.8".parse().unwrap()));
+        let mut bad = cfg.clone();
+        bad.trunks[1].allowed_sources.push("nope".into());
+        assert!(bad.validate().unwrap_err().to_string().contains("trunks[1].allowed_sources"));
+        let mut bad = cfg.clone();
+        bad.trunks[0].registrar = "sip.example.net".into();
+        assert!(bad.validate().unwrap_err().to_string().contains("trunks[0].registrar"));
+        let mut bad = cfg;
+        bad.trunks[0].transport = "sctp".into();
+        assert!(bad.validate().unwrap_err().to_string().contains("trunks[0]"));
     }
 
     #[test]

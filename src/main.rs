@@ -8,7 +8,7 @@ mod ivr_session;
 mod ivr_source;
 
 use anyhow::{bail, Context, Result};
-use call_control::{CallCounters, Controller};
+use call_control::{CallCounters, Controller, TrunkBoard, Trunks};
 use clap::{Parser, Subcommand};
 use config::Config;
 use oncall_core::{Role, Store, Timestamp};
@@ -244,6 +244,23 @@ struct Status {
     ready: AtomicBool,
     counters: Arc<CallCounters>,
     engine: MediaEngine,
+    trunks: TrunkBoard,
+}
+
+impl Status {
+    /// One `oncall_trunk_registered{trunk="name"} 1|0` per registering trunk (PBX-mode trunks have none).
+    fn trunk_metrics(&self) -> String {
+        let rows = self.trunks.lock().map(|r| r.clone()).unwrap_or_default();
+        let mut out = String::new();
+        if rows.iter().any(|r| r.state != "pbx") {
+            out.push_str("# HELP oncall_trunk_registered Whether the trunk's registration is current.\n# TYPE oncall_trunk_registered gauge\n");
+        }
+        for r in rows.iter().filter(|r| r.state != "pbx") {
+            let name = r.name.replace('\\', "\\\\").replace('"', "\\\"");
+            out.push_str(&format!("oncall_trunk_registered{{trunk=\"{name}\"}} {}\n", u8::from(r.state == "registered")));
+        }
+        out
+    }
 }
 
 impl oncall_web::StatusSource for Status {
@@ -251,7 +268,20 @@ impl oncall_web::StatusSource for Status {
         self.ready.load(Ordering::Relaxed)
     }
 
+    fn health_details(&self) -> String {
+        let rows = self.trunks.lock().map(|r| r.clone()).unwrap_or_default();
+        rows.iter()
+            .map(|r| if r.detail.is_empty() { format!("trunk {}: {}\n", r.name, r.state) } else { format!("trunk {}: {} ({})\n", r.name, r.state, r.detail) })
+            .collect()
+    }
+
     fn prometheus(&self) -> String {
+        self.counters_text() + &self.trunk_metrics()
+    }
+}
+
+impl Status {
+    fn counters_text(&self) -> String {
         let c = &self.counters;
         let s = &self.engine.stats;
         let (p50, p99, n) = s.send_jitter.lock().map(|h| (h.quantile_us(0.5), h.quantile_us(0.99), h.count())).unwrap_or_default();
@@ -326,6 +356,8 @@ async fn serve(cfg: Config) -> Result<()> {
     let (log_tx, log_rx) = tokio::sync::mpsc::unbounded_channel();
     let log_task = tokio::spawn(call_log::run(store.clone(), org.id, recordings_dir.clone(), log_rx));
 
+    let trunk_board: TrunkBoard = Default::default();
+    let trunks = build_trunks(&cfg, &ua, trunk_board.clone());
     let controller = Controller {
         ua,
         sender: bound.sender.clone(),
@@ -344,11 +376,12 @@ async fn serve(cfg: Config) -> Result<()> {
             per_source_burst: cfg.sip.call_burst_per_source,
         }),
         drain: Duration::from_secs(cfg.sip.shutdown_drain_secs),
+        trunks,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let control = tokio::spawn(controller.run(in_rx, stop_rx));
 
-    let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine });
+    let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine, trunks: trunk_board });
     let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.context("binding http.listen")?;
     let http_addr = listener.local_addr()?;
     let mut web = oncall_web::WebConfig::new(cfg.storage.data_dir.clone());
@@ -376,6 +409,46 @@ async fn serve(cfg: Config) -> Result<()> {
     uploader.shutdown().await;
     store.close().await;
     Ok(())
+}
+
+/// One registration per `[[trunks]]` entry with `register = true` (validated by `Config::validate`),
+/// the PBX-mode names, and the union of every trunk's allowed sources.
+fn build_trunks(cfg: &Config, ua: &UserAgent, board: TrunkBoard) -> Trunks {
+    use oncall_sip::registration::{Registration, TrunkRegistration};
+    use oncall_sip::transaction::{Peer, Transport};
+    let mut regs = Vec::new();
+    let mut pbx = Vec::new();
+    let mut sources = Vec::new();
+    for t in &cfg.trunks {
+        sources.extend(t.sources());
+        if !t.register {
+            tracing::info!(trunk = %t.name, allowed_sources = ?t.allowed_sources, "trunk in PBX mode (no registration)");
+            pbx.push(t.name.clone());
+            continue;
+        }
+        // validate() checked the address; a trunk that still cannot be used is logged, not fatal.
+        let addr = match t.registrar_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(trunk = %t.name, error = %e, "trunk skipped");
+                continue;
+            }
+        };
+        let contact = format!("<sip:{}@{}>", t.username, ua.advertised(Transport::Udp));
+        tracing::info!(trunk = %t.name, registrar = %addr, aor = %t.aor(), expires_secs = t.expires_secs, "trunk registering");
+        regs.push((
+            t.name.clone(),
+            Registration::new(TrunkRegistration {
+                registrar: Peer { addr, transport: Transport::Udp, conn: None },
+                aor: t.aor(),
+                username: t.username.clone(),
+                password: t.password.clone(),
+                expires_secs: t.expires_secs,
+                contact,
+            }),
+        ));
+    }
+    Trunks::new(regs, pbx, sources, board)
 }
 
 async fn shutdown_signal() {

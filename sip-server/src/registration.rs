@@ -177,7 +177,11 @@ impl Registration {
             Phase::UnregisterDue => 0,
             _ => return None,
         };
-        self.phase = if expires == 0 { Phase::Unregistering(now) } else { Phase::Waiting(now) };
+        self.phase = if expires == 0 {
+            Phase::Unregistering(now)
+        } else {
+            Phase::Waiting(now)
+        };
         Some(self.build(expires))
     }
 
@@ -198,12 +202,35 @@ impl Registration {
                 self.rng = xorshift(self.rng);
                 self.rng
             });
-            let creds = c.challenge.respond(&self.cfg.username, &self.cfg.password, "REGISTER", &self.request_uri, &cnonce, c.nc);
-            headers.push(if c.proxy { "Proxy-Authorization" } else { "Authorization" }, creds.to_header());
-            self.sent_auth = if self.pending_challenge { SentAuth::Fresh } else { SentAuth::Cached };
+            let creds = c.challenge.respond(
+                &self.cfg.username,
+                &self.cfg.password,
+                "REGISTER",
+                &self.request_uri,
+                &cnonce,
+                c.nc,
+            );
+            headers.push(
+                if c.proxy {
+                    "Proxy-Authorization"
+                } else {
+                    "Authorization"
+                },
+                creds.to_header(),
+            );
+            self.sent_auth = if self.pending_challenge {
+                SentAuth::Fresh
+            } else {
+                SentAuth::Cached
+            };
         }
         self.pending_challenge = false;
-        Request { method: Method::Register, uri: self.request_uri.clone(), headers, body: Vec::new() }
+        Request {
+            method: Method::Register,
+            uri: self.request_uri.clone(),
+            headers,
+            body: Vec::new(),
+        }
     }
 
     /// The final response to the last REGISTER.
@@ -232,12 +259,24 @@ impl Registration {
             }
             401 | 407 => {
                 let proxy = response.status == 407;
-                let header = if proxy { "Proxy-Authenticate" } else { "WWW-Authenticate" };
+                let header = if proxy {
+                    "Proxy-Authenticate"
+                } else {
+                    "WWW-Authenticate"
+                };
                 // Several challenges may be offered (RFC 8760): prefer SHA-256 over MD5.
-                let mut offered: Vec<Challenge> = response.headers.get_all(header).filter_map(|v| Challenge::parse(v).ok()).collect();
+                let mut offered: Vec<Challenge> = response
+                    .headers
+                    .get_all(header)
+                    .filter_map(|v| Challenge::parse(v).ok())
+                    .collect();
                 offered.sort_by_key(|c| if c.algorithm == Algorithm::Sha256 { 0 } else { 1 });
                 let Some(challenge) = offered.into_iter().next() else {
-                    return self.end_attempt(format!("{} without a usable digest challenge", response.status), now, unregistering);
+                    return self.end_attempt(
+                        format!("{} without a usable digest challenge", response.status),
+                        now,
+                        unregistering,
+                    );
                 };
                 if challenge.stale {
                     self.stale_in_row += 1;
@@ -245,16 +284,31 @@ impl Registration {
                         return self.end_attempt("too many stale nonces".into(), now, unregistering);
                     }
                 } else if self.sent_auth == SentAuth::Fresh {
-                    return self.end_attempt(format!("credentials rejected ({} {})", response.status, response.reason), now, unregistering);
+                    return self.end_attempt(
+                        format!("credentials rejected ({} {})", response.status, response.reason),
+                        now,
+                        unregistering,
+                    );
                 }
-                self.auth = Some(Cached { challenge, proxy, nc: 0 });
+                self.auth = Some(Cached {
+                    challenge,
+                    proxy,
+                    nc: 0,
+                });
                 self.pending_challenge = true;
                 // Answer at once.
-                self.phase = if unregistering { Phase::UnregisterDue } else { Phase::Due(None) };
+                self.phase = if unregistering {
+                    Phase::UnregisterDue
+                } else {
+                    Phase::Due(None)
+                };
             }
             423 => {
                 // Interval Too Brief: ask again with the registrar's minimum (§10.3 step 7).
-                let min = response.headers.get("Min-Expires").and_then(|v| v.trim().parse::<u32>().ok());
+                let min = response
+                    .headers
+                    .get("Min-Expires")
+                    .and_then(|v| v.trim().parse::<u32>().ok());
                 match min {
                     Some(m) if m > self.expires && !unregistering => {
                         self.expires = m;
@@ -279,7 +333,9 @@ impl Registration {
     /// Timers: a due REGISTER is reported by `poll_request`; this only catches a lost transaction.
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.phase {
-            Phase::Waiting(sent) | Phase::Unregistering(sent) if now >= sent + RESPONSE_GUARD => self.handle_no_response(now),
+            Phase::Waiting(sent) | Phase::Unregistering(sent) if now >= sent + RESPONSE_GUARD => {
+                self.handle_no_response(now)
+            }
             _ => {}
         }
     }
@@ -296,7 +352,8 @@ impl Registration {
 
     /// Removes our binding (`Expires: 0`) if we may hold one; afterwards nothing more is sent.
     pub fn unregister(&mut self, _now: Instant) {
-        let may_be_bound = matches!(self.status, RegistrationStatus::Registered { .. }) || matches!(self.phase, Phase::Waiting(_));
+        let may_be_bound =
+            matches!(self.status, RegistrationStatus::Registered { .. }) || matches!(self.phase, Phase::Waiting(_));
         if may_be_bound {
             // A response to an in-flight REGISTER is ignored from here on (its CSeq is older).
             self.phase = Phase::UnregisterDue;
@@ -354,7 +411,11 @@ impl Registration {
                 }
             }
         }
-        response.headers.get("Expires").and_then(|v| v.trim().parse().ok()).unwrap_or(self.expires)
+        response
+            .headers
+            .get("Expires")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(self.expires)
     }
 }
 
@@ -380,7 +441,11 @@ mod tests {
 
     fn cfg() -> TrunkRegistration {
         TrunkRegistration {
-            registrar: Peer { addr: "127.0.0.1:5060".parse().unwrap(), transport: Transport::Udp, conn: None },
+            registrar: Peer {
+                addr: "127.0.0.1:5060".parse().unwrap(),
+                transport: Transport::Udp,
+                conn: None,
+            },
             aor: "sip:alice@example.org".into(),
             username: "alice".into(),
             password: "secret".into(),
@@ -425,29 +490,73 @@ mod tests {
         assert_eq!(r1.headers.get("Expires"), Some("3600"));
         assert!(r1.headers.get("Authorization").is_none());
         assert!(reg.poll_request(t0).is_none(), "one request in flight");
-        reg.handle_response(&response(&r1, 401, &[("WWW-Authenticate", &challenge("n1", false, false))]), t0);
+        reg.handle_response(
+            &response(&r1, 401, &[("WWW-Authenticate", &challenge("n1", false, false))]),
+            t0,
+        );
         let r2 = reg.poll_request(t0).expect("answers the challenge at once");
         assert!(verify(&r2, "Authorization", "n1", false));
         assert_eq!(r2.headers.call_id(), r1.headers.call_id());
         assert_eq!(r2.headers.cseq().unwrap().seq, r1.headers.cseq().unwrap().seq + 1);
         let t1 = t0 + Duration::from_millis(30);
-        reg.handle_response(&response(&r2, 200, &[("Contact", "<sip:alice@192.0.2.1:5070>;expires=600"), ("Expires", "3600")]), t1);
-        assert_eq!(reg.status(), &RegistrationStatus::Registered { until: t1 + Duration::from_secs(600) });
-        assert_eq!(reg.poll_timeout(), Some(t1 + Duration::from_secs(480)), "refresh at 80% of the Contact's expires");
+        reg.handle_response(
+            &response(
+                &r2,
+                200,
+                &[
+                    ("Contact", "<sip:alice@192.0.2.1:5070>;expires=600"),
+                    ("Expires", "3600"),
+                ],
+            ),
+            t1,
+        );
+        assert_eq!(
+            reg.status(),
+            &RegistrationStatus::Registered {
+                until: t1 + Duration::from_secs(600)
+            }
+        );
+        assert_eq!(
+            reg.poll_timeout(),
+            Some(t1 + Duration::from_secs(480)),
+            "refresh at 80% of the Contact's expires"
+        );
         assert!(reg.poll_request(t1 + Duration::from_secs(479)).is_none());
         let r3 = reg.poll_request(t1 + Duration::from_secs(480)).expect("refresh");
-        assert_eq!(r3.headers.call_id(), r1.headers.call_id(), "same Call-ID across refreshes");
+        assert_eq!(
+            r3.headers.call_id(),
+            r1.headers.call_id(),
+            "same Call-ID across refreshes"
+        );
         assert_eq!(r3.headers.cseq().unwrap().seq, 3);
         // The refresh reuses the nonce (nc=2) to save a round trip.
-        assert!(Credentials::parse(r3.headers.get("Authorization").unwrap()).unwrap().nc.as_deref() == Some("00000002"));
+        assert!(
+            Credentials::parse(r3.headers.get("Authorization").unwrap())
+                .unwrap()
+                .nc
+                .as_deref()
+                == Some("00000002")
+        );
         // A registrar that wants a new nonce challenges again: that is answered, not a failure.
         let t2 = t1 + Duration::from_secs(480);
-        reg.handle_response(&response(&r3, 401, &[("WWW-Authenticate", &challenge("n2", false, false))]), t2);
+        reg.handle_response(
+            &response(&r3, 401, &[("WWW-Authenticate", &challenge("n2", false, false))]),
+            t2,
+        );
         let r4 = reg.poll_request(t2).expect("answers the new nonce");
         assert!(verify(&r4, "Authorization", "n2", false));
         reg.handle_response(&response(&r4, 200, &[("Expires", "100")]), t2);
-        assert_eq!(reg.status(), &RegistrationStatus::Registered { until: t2 + Duration::from_secs(100) });
-        assert_eq!(reg.poll_timeout(), Some(t2 + Duration::from_secs(80)), "Expires header when the Contact has none");
+        assert_eq!(
+            reg.status(),
+            &RegistrationStatus::Registered {
+                until: t2 + Duration::from_secs(100)
+            }
+        );
+        assert_eq!(
+            reg.poll_timeout(),
+            Some(t2 + Duration::from_secs(80)),
+            "Expires header when the Contact has none"
+        );
     }
 
     #[test]
@@ -470,20 +579,45 @@ mod tests {
         let mut delays = Vec::new();
         for i in 0..9 {
             let r = reg.poll_request(now).expect("attempt");
-            assert!(r.headers.get("Authorization").is_none(), "each attempt starts unauthenticated");
-            reg.handle_response(&response(&r, 401, &[("WWW-Authenticate", &challenge(&format!("a{i}"), false, false))]), now);
+            assert!(
+                r.headers.get("Authorization").is_none(),
+                "each attempt starts unauthenticated"
+            );
+            reg.handle_response(
+                &response(
+                    &r,
+                    401,
+                    &[("WWW-Authenticate", &challenge(&format!("a{i}"), false, false))],
+                ),
+                now,
+            );
             let r = reg.poll_request(now).expect("answer");
-            reg.handle_response(&response(&r, 401, &[("WWW-Authenticate", &challenge(&format!("b{i}"), false, false))]), now);
-            let RegistrationStatus::Failed { reason, retry_at } = reg.status().clone() else { panic!("{:?}", reg.status()) };
+            reg.handle_response(
+                &response(
+                    &r,
+                    401,
+                    &[("WWW-Authenticate", &challenge(&format!("b{i}"), false, false))],
+                ),
+                now,
+            );
+            let RegistrationStatus::Failed { reason, retry_at } = reg.status().clone() else {
+                panic!("{:?}", reg.status())
+            };
             assert!(reason.contains("credentials rejected"), "{reason}");
-            assert!(reg.poll_request(retry_at - Duration::from_millis(1)).is_none(), "nothing before the retry");
+            assert!(
+                reg.poll_request(retry_at - Duration::from_millis(1)).is_none(),
+                "nothing before the retry"
+            );
             delays.push(retry_at - now);
             now = retry_at;
         }
         let nominal = [5, 10, 20, 40, 80, 160, 300, 300, 300];
         for (d, n) in delays.iter().zip(nominal) {
             let n = Duration::from_secs(n);
-            assert!(*d <= n && *d >= n * 4 / 5, "delay {d:?} not within 20% below {n:?}: {delays:?}");
+            assert!(
+                *d <= n && *d >= n * 4 / 5,
+                "delay {d:?} not within 20% below {n:?}: {delays:?}"
+            );
         }
         // Success resets the backoff.
         let r = reg.poll_request(now).unwrap();
@@ -492,7 +626,9 @@ mod tests {
         let r = reg.poll_request(now + Duration::from_secs(48)).unwrap();
         now += Duration::from_secs(48);
         reg.handle_response(&response(&r, 500, &[]), now);
-        let RegistrationStatus::Failed { retry_at, .. } = reg.status().clone() else { panic!() };
+        let RegistrationStatus::Failed { retry_at, .. } = reg.status().clone() else {
+            panic!()
+        };
         assert!(retry_at - now <= Duration::from_secs(5) && retry_at - now >= Duration::from_secs(4));
     }
 
@@ -501,10 +637,15 @@ mod tests {
         let t0 = Instant::now();
         let mut reg = Registration::with_seed(cfg(), 3);
         let r = reg.poll_request(t0).unwrap();
-        reg.handle_response(&response(&r, 401, &[("WWW-Authenticate", &challenge("n", false, false))]), t0);
+        reg.handle_response(
+            &response(&r, 401, &[("WWW-Authenticate", &challenge("n", false, false))]),
+            t0,
+        );
         let r = reg.poll_request(t0).unwrap();
         reg.handle_response(&response(&r, 403, &[]), t0);
-        let RegistrationStatus::Failed { reason, retry_at } = reg.status().clone() else { panic!("{:?}", reg.status()) };
+        let RegistrationStatus::Failed { reason, retry_at } = reg.status().clone() else {
+            panic!("{:?}", reg.status())
+        };
         assert!(reason.starts_with("403"), "{reason}");
         assert!(retry_at >= t0 + Duration::from_secs(4));
         assert!(reg.poll_request(t0 + Duration::from_secs(1)).is_none());
@@ -515,19 +656,37 @@ mod tests {
         let t0 = Instant::now();
         let mut reg = Registration::with_seed(cfg(), 5);
         let r = reg.poll_request(t0).unwrap();
-        reg.handle_response(&response(&r, 401, &[("WWW-Authenticate", &challenge("n1", false, false))]), t0);
+        reg.handle_response(
+            &response(&r, 401, &[("WWW-Authenticate", &challenge("n1", false, false))]),
+            t0,
+        );
         let r = reg.poll_request(t0).unwrap();
-        reg.handle_response(&response(&r, 401, &[("WWW-Authenticate", &challenge("n2", true, false))]), t0);
+        reg.handle_response(
+            &response(&r, 401, &[("WWW-Authenticate", &challenge("n2", true, false))]),
+            t0,
+        );
         let r = reg.poll_request(t0).expect("stale=true: answered with the new nonce");
         assert!(verify(&r, "Authorization", "n2", false));
         reg.handle_response(&response(&r, 200, &[]), t0);
-        assert_eq!(reg.status(), &RegistrationStatus::Registered { until: t0 + Duration::from_secs(3600) });
+        assert_eq!(
+            reg.status(),
+            &RegistrationStatus::Registered {
+                until: t0 + Duration::from_secs(3600)
+            }
+        );
         // A registrar that calls every nonce stale is not answered forever.
         let mut now = t0 + Duration::from_secs(2880);
         let mut sent = 0;
         while let Some(r) = reg.poll_request(now) {
             sent += 1;
-            reg.handle_response(&response(&r, 401, &[("WWW-Authenticate", &challenge(&format!("s{sent}"), true, false))]), now);
+            reg.handle_response(
+                &response(
+                    &r,
+                    401,
+                    &[("WWW-Authenticate", &challenge(&format!("s{sent}"), true, false))],
+                ),
+                now,
+            );
             now += Duration::from_millis(1);
         }
         assert!(sent <= 5, "{sent}");
@@ -537,7 +696,13 @@ mod tests {
     #[test]
     fn timeout_interval_too_brief_and_unregister() {
         let t0 = Instant::now();
-        let mut reg = Registration::with_seed(TrunkRegistration { expires_secs: 30, ..cfg() }, 9);
+        let mut reg = Registration::with_seed(
+            TrunkRegistration {
+                expires_secs: 30,
+                ..cfg()
+            },
+            9,
+        );
         let r = reg.poll_request(t0).unwrap();
         reg.handle_no_response(t0 + Duration::from_secs(32));
         assert!(matches!(reg.status(), RegistrationStatus::Failed { .. }));
@@ -563,7 +728,10 @@ mod tests {
         let t0 = Instant::now();
         let mut reg = Registration::with_seed(cfg(), 11);
         let r1 = reg.poll_request(t0).unwrap();
-        reg.handle_response(&response(&r1, 401, &[("WWW-Authenticate", &challenge("n", false, false))]), t0);
+        reg.handle_response(
+            &response(&r1, 401, &[("WWW-Authenticate", &challenge("n", false, false))]),
+            t0,
+        );
         let r2 = reg.poll_request(t0).unwrap();
         reg.handle_response(&response(&r1, 500, &[]), t0); // CSeq of r1: stale
         assert_eq!(reg.status(), &RegistrationStatus::Registering);

@@ -293,6 +293,10 @@ pub struct ServerOptions {
     pub max_retries: u32,
     pub max_message_secs: u64,
     pub silence_secs: u64,
+    /// Extra `key = value` lines for the `[sip]` section (e.g. the per-source call rate limit).
+    pub extra_sip: String,
+    /// RTP ports for the server (two per call); 40 leave room for a few calls, a load test needs more.
+    pub rtp_ports: u16,
 }
 
 impl Default for ServerOptions {
@@ -303,6 +307,8 @@ impl Default for ServerOptions {
             max_retries: 3,
             max_message_secs: 120,
             silence_secs: 5,
+            extra_sip: String::new(),
+            rtp_ports: 40,
         }
     }
 }
@@ -328,12 +334,13 @@ impl Server {
         let sip_udp: SocketAddr = format!("{LOOPBACK}:{}", free_port()).parse().unwrap();
         let sip_tcp: SocketAddr = format!("{LOOPBACK}:{}", free_port()).parse().unwrap();
         let http: SocketAddr = format!("{LOOPBACK}:{}", free_port()).parse().unwrap();
-        // RTP needs an even port and its RTCP neighbour per call; 40 ports leave room for a few calls.
-        let mut rtp_min = free_ports(41);
+        // RTP needs an even port and its RTCP neighbour per call.
+        let count = options.rtp_ports.max(2);
+        let mut rtp_min = free_ports(count + 1);
         if rtp_min % 2 == 1 {
             rtp_min += 1;
         }
-        let rtp_max = rtp_min + 39;
+        let rtp_max = rtp_min + count - 1;
         let data_dir = dir.subdir("data");
         let config_path = dir.join("oncall.toml");
         let config = format!(
@@ -344,6 +351,7 @@ listen_tcp = "{sip_tcp}"
 rtp_port_min = {rtp_min}
 rtp_port_max = {rtp_max}
 answer_after_ms = {answer_after_ms}
+{extra_sip}
 
 [http]
 listen = "{http}"
@@ -359,6 +367,7 @@ max_message_secs = {max_message_secs}
 silence_secs = {silence_secs}
 "#,
             answer_after_ms = options.answer_after_ms,
+            extra_sip = options.extra_sip,
             data_dir = data_dir.display(),
             sounds_dir = sounds_dir().display(),
             timeout_secs = options.timeout_secs,
@@ -419,11 +428,26 @@ silence_secs = {silence_secs}
         self.process.as_mut().is_some_and(|p| p.is_running())
     }
 
+    /// Graceful stop: SIGTERM, then waits up to `limit` for the process to exit by itself. `None` when it was still
+    /// running at the limit (it is then killed): with no calls in progress OnCall exits at once, so a test that
+    /// left a call behind (or a call OnCall failed to end) sees the shutdown drain run out instead.
+    pub fn terminate(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let process = self.process.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(process.pid().to_string())
+            .status();
+        let finished = process.wait_for(limit);
+        if finished.timed_out() {
+            eprintln!("[e2e] oncall did not exit within {limit:?} of SIGTERM");
+        }
+        finished.status
+    }
+
     pub fn log(&self) -> String {
-        self.process
-            .as_ref()
-            .map(|p| p.stderr_text() + &p.stdout_text())
-            .unwrap_or_default()
+        // Read from the files (not through the process handle) so the log stays readable after [`Server::terminate`].
+        let read = |name: &str| fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+        read("oncall.stderr") + &read("oncall.stdout")
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
@@ -637,6 +661,33 @@ impl Sipp {
         self.arg("-set").arg(name).arg(value.to_string())
     }
 
+    /// Many calls instead of one: `-r rate` calls per second, `calls` in all, at most `concurrent` at once. The
+    /// per-message trace is dropped (at load it would hold every message); SIPp's final screen keeps the counts
+    /// ([`SippRun::screen_counts`]).
+    pub fn load(mut self, rate: u32, calls: u32, concurrent: u32) -> Sipp {
+        if let Some(i) = self.args.iter().position(|a| a == "-m") {
+            self.args[i + 1] = calls.to_string();
+        }
+        self.args.retain(|a| a != "-trace_msg");
+        if let Some(i) = self.args.iter().position(|a| a == "-message_file") {
+            self.args.drain(i..i + 2);
+        }
+        self.arg("-r")
+            .arg(rate.to_string())
+            .arg("-l")
+            .arg(concurrent.to_string())
+    }
+
+    /// Signalling and media from another loopback address (e.g. 127.0.0.2): a second source, as a trunk would be.
+    pub fn from_ip(mut self, ip: &str) -> Sipp {
+        for flag in ["-i", "-mi"] {
+            if let Some(i) = self.args.iter().position(|a| a == flag) {
+                self.args[i + 1] = ip.to_string();
+            }
+        }
+        self
+    }
+
     /// Hard limit: SIPp's own `-timeout` (counted as a failure) plus a kill a few seconds later.
     pub fn limit(mut self, limit: Duration) -> Sipp {
         self.limit = limit;
@@ -722,6 +773,21 @@ impl SippRun {
 
     pub fn assert_success(&self) {
         assert!(self.success(), "{}", self.describe());
+    }
+
+    /// The message counts of SIPp's scenario screen (final dump of `-trace_screen`), for every scenario line that
+    /// starts with `message` (e.g. "503", "INVITE") and has the arrow `arrow` ("<----------" received,
+    /// "---------->" sent), in scenario order. A 200 to INVITE and a 200 to BYE are two lines, hence a list.
+    pub fn screen_counts(&self, message: &str, arrow: &str) -> Vec<u64> {
+        self.screen
+            .lines()
+            .filter_map(|line| {
+                let line = line.trim();
+                let rest = line.strip_prefix(message)?.trim_start().strip_prefix(arrow)?;
+                // "E-RTD1 138 0 0 0": skip the response-time marker, take the first count
+                rest.split_whitespace().find_map(|t| t.parse().ok())
+            })
+            .collect()
     }
 
     /// The status lines of the responses SIPp received, in order, e.g. ["100 Trying", "180 Ringing", "487 ..."].
@@ -1040,9 +1106,6 @@ pub fn best_match(haystack: &[i16], needle: &[i16], max_lag: usize) -> (usize, f
     best
 }
 
-
-
-
 /// Runs a program that must succeed (sox, espeak-ng), with a time limit.
 pub fn tool(log_dir: &Path, program: &str, args: &[&str]) {
     require_tool(program);
@@ -1143,7 +1206,10 @@ pub fn write_rtp_pcap(path: &Path, samples: &[i16]) {
     out.extend_from_slice(&1u32.to_le_bytes());
     let ssrc: u32 = 0x0e2e_7e57;
     for (i, chunk) in samples.chunks(160).enumerate() {
-        let mut payload: Vec<u8> = chunk.iter().map(|&s| oncall_sip::rtp::g711::linear_to_ulaw(s)).collect();
+        let mut payload: Vec<u8> = chunk
+            .iter()
+            .map(|&s| oncall_sip::rtp::g711::linear_to_ulaw(s))
+            .collect();
         payload.resize(160, oncall_sip::rtp::g711::linear_to_ulaw(0));
         let mut rtp = Vec::with_capacity(172);
         rtp.push(0x80);
@@ -1326,4 +1392,268 @@ pub fn greeting_match(heard: &[i16], search_secs: f64) -> (f64, f64) {
     let needle = &greeting.samples[start..(start + 8000).min(greeting.samples.len())];
     let (lag, c) = best_match(heard, needle, (search_secs * 8000.0) as usize);
     (lag as f64 / 8000.0, c)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Kamailio as a trunk's registrar (tests/e2e_trunk_register.rs)
+
+/// Server options whose config file also holds `trunks_toml` (`[[trunks]]` tables). It rides in `extra_sip`: a
+/// table header there simply ends the `[sip]` section, which TOML allows.
+pub fn options_with_trunks(trunks_toml: &str) -> ServerOptions {
+    ServerOptions {
+        extra_sip: format!("\n{trunks_toml}\n"),
+        ..ServerOptions::default()
+    }
+}
+
+/// One line the registrar's script logged: `kind` is REGISTER (arrived), CHALLENGE (answered 401) or ACCEPTED
+/// (binding saved, 200); `at` is the wall clock in seconds since the epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrarEvent {
+    pub kind: String,
+    pub at: f64,
+    pub cseq: u32,
+    pub expires: String,
+    pub user: String,
+}
+
+/// Kamailio 5.6 (Debian `kamailio`) as a registrar on a loopback UDP port, with digest authentication of one user
+/// against a plain-text password (`pv_www_authenticate`, no database), `qop=auth`, MD5 or SHA-256, and bindings
+/// in memory (`usrloc`). Every REGISTER and what became of it is logged by the script as a `TEST ...` line.
+/// Runs in its own process group under `timeout`, and the whole group is stopped on drop.
+pub struct Kamailio {
+    process: Option<Spawned>,
+    pub addr: SocketAddr,
+    pub config_path: PathBuf,
+}
+
+impl Kamailio {
+    pub const MODULES: &'static str = "/usr/lib/x86_64-linux-gnu/kamailio/modules";
+
+    /// `algorithm` is "MD5" or "SHA-256"; `min_expires` is the registrar's lower bound (kamailio's default is 60).
+    pub fn start(dir: &Path, user: &str, password: &str, algorithm: &str, min_expires: u32) -> Kamailio {
+        require_tool("kamailio");
+        let addr: SocketAddr = format!("{LOOPBACK}:{}", free_port()).parse().unwrap();
+        let config_path = dir.join("kamailio.cfg");
+        let config = format!(
+            r#"#!KAMAILIO
+# written by tests/support/mod.rs: a registrar with digest auth for one user, no database
+debug=2
+log_stderror=yes
+children=1
+auto_aliases=no
+listen=udp:{addr}
+mpath="{modules}/"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "maxfwd.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "auth.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "pv.so"
+modparam("registrar", "min_expires", {min_expires})
+modparam("registrar", "max_expires", 3600)
+modparam("auth", "algorithm", "{algorithm}")
+
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (is_method("REGISTER")) {{
+        xlog("L_NOTICE", "TEST REGISTER t=$TV(Sn) cseq=$cs expires=$hdr(Expires) user=$au\n");
+        pv_www_authenticate("$td", "{password}", "0");
+        $var(rc) = $rc;
+        if ($var(rc) < 0 || $au != "{user}") {{
+            xlog("L_NOTICE", "TEST CHALLENGE t=$TV(Sn) cseq=$cs expires=$hdr(Expires) user=$au rc=$var(rc)\n");
+            www_challenge("$td", "1");
+            exit;
+        }}
+        if (!save("location")) {{ sl_reply_error(); exit; }}
+        xlog("L_NOTICE", "TEST ACCEPTED t=$TV(Sn) cseq=$cs expires=$hdr(Expires) user=$au\n");
+        exit;
+    }}
+    sl_send_reply("404", "Not Here");
+}}
+"#,
+            modules = Self::MODULES,
+        );
+        fs::write(&config_path, config).expect("write kamailio config");
+        let mut cmd = Command::new("timeout");
+        cmd.args([
+            "-s", "TERM", "150", "kamailio", "-DD", "-E", "-m", "32", "-M", "8", "-w",
+        ])
+        .arg(dir)
+        .arg("-f")
+        .arg(&config_path);
+        // Its own process group, so its worker processes are stopped with it.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let process = Spawned::spawn(&mut cmd, dir, "kamailio");
+        let mut k = Kamailio {
+            process: Some(process),
+            addr,
+            config_path,
+        };
+        k.wait_ready(Duration::from_secs(10));
+        k
+    }
+
+    /// Waits until an OPTIONS gets an answer (our script says 404 to anything but REGISTER).
+    fn wait_ready(&mut self, limit: Duration) {
+        let sock = UdpSocket::bind((LOOPBACK, 0)).expect("bind probe socket");
+        sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let deadline = Instant::now() + limit;
+        for n in 0.. {
+            let probe = format!(
+                "OPTIONS sip:probe@{a} SIP/2.0\r\nVia: SIP/2.0/UDP {LOOPBACK}:{port};branch=z9hG4bKprobe{n}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:probe@{LOOPBACK}>;tag=p{n}\r\nTo: <sip:probe@{a}>\r\n\
+                 Call-ID: probe{n}@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+                a = self.addr
+            );
+            let _ = sock.send_to(probe.as_bytes(), self.addr);
+            let mut buf = [0u8; 2048];
+            if sock.recv_from(&mut buf).is_ok() {
+                return;
+            }
+            let alive = self.process.as_mut().is_some_and(|p| p.is_running());
+            if !alive || Instant::now() >= deadline {
+                panic!(
+                    "kamailio not answering on {} (running: {alive}); log:\n{}",
+                    self.addr,
+                    tail(&self.log(), 40)
+                );
+            }
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.process
+            .as_ref()
+            .map(|p| p.stderr_text() + &p.stdout_text())
+            .unwrap_or_default()
+    }
+
+    /// The script's `TEST ...` lines, in order.
+    pub fn events(&self) -> Vec<RegistrarEvent> {
+        self.log()
+            .lines()
+            .filter_map(|line| {
+                let rest = &line[line.find("TEST ")? + 5..];
+                let mut words = rest.split_whitespace();
+                let kind = words.next()?.to_string();
+                let mut ev = RegistrarEvent {
+                    kind,
+                    at: 0.0,
+                    cseq: 0,
+                    expires: String::new(),
+                    user: String::new(),
+                };
+                for w in words {
+                    match w.split_once('=') {
+                        Some(("t", v)) => ev.at = v.parse().unwrap_or(0.0),
+                        Some(("cseq", v)) => ev.cseq = v.parse().unwrap_or(0),
+                        Some(("expires", v)) => ev.expires = v.to_string(),
+                        Some(("user", v)) => ev.user = v.to_string(),
+                        _ => {}
+                    }
+                }
+                Some(ev)
+            })
+            .collect()
+    }
+
+    /// Polls [`Kamailio::events`] until `pred` holds for one of them.
+    pub fn wait_event(&self, limit: Duration, pred: impl Fn(&RegistrarEvent) -> bool) -> Option<RegistrarEvent> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(e) = self.events().into_iter().find(|e| pred(e)) {
+                return Some(e);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!(
+                "[e2e] kamailio ({}) log tail:\n{}",
+                self.config_path.display(),
+                tail(&self.log(), 40)
+            );
+        }
+        if let Some(p) = self.process.take() {
+            // The group: `timeout`, kamailio's main process and its workers.
+            let group = format!("-{}", p.pid());
+            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+            let _ = p.wait_for(Duration::from_secs(3));
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &group])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// The value of one sample (`name{labels} value`) in a Prometheus text page; None when absent.
+pub fn metric(page: &str, sample: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|v| v.trim().parse().ok()))
+}
+
+/// Sends one INVITE (with an SDP offer) to `target` over UDP from `from_ip`, and returns the status codes of the
+/// responses that arrive within `limit` (stopping at the first final one). ACKs a non-2xx final response.
+pub fn udp_invite_statuses(from_ip: &str, target: SocketAddr, limit: Duration) -> Vec<u16> {
+    let sock = UdpSocket::bind((from_ip, 0)).unwrap_or_else(|e| panic!("bind {from_ip}: {e}"));
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let local = sock.local_addr().unwrap();
+    let sdp = format!("v=0\r\no=- 1 1 IN IP4 {from_ip}\r\ns=-\r\nc=IN IP4 {from_ip}\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n");
+    let head = |method: &str, cseq: &str| {
+        format!(
+            "{method} sip:100@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKinv{port}\r\nMax-Forwards: 70\r\n\
+             From: <sip:tester@{from_ip}>;tag=t{port}\r\nTo: <sip:100@{target}>\r\nCall-ID: inv{port}@{from_ip}\r\n\
+             CSeq: {cseq}\r\nContact: <sip:tester@{local}>\r\n",
+            port = local.port()
+        )
+    };
+    let invite = format!(
+        "{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        head("INVITE", "1 INVITE"),
+        sdp.len()
+    );
+    sock.send_to(invite.as_bytes(), target).expect("send INVITE");
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        let Ok((n, _)) = sock.recv_from(&mut buf) else { continue };
+        let text = String::from_utf8_lossy(&buf[..n]);
+        let Some(code) = text
+            .strip_prefix("SIP/2.0 ")
+            .and_then(|r| r.get(..3))
+            .and_then(|c| c.parse::<u16>().ok())
+        else {
+            continue;
+        };
+        out.push(code);
+        if code >= 200 {
+            if code >= 300 {
+                let to = text
+                    .lines()
+                    .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+                    .unwrap_or("")
+                    .to_string();
+                let ack = head("ACK", "1 ACK").replace(&format!("To: <sip:100@{target}>\r\n"), &format!("{to}\r\n"));
+                let _ = sock.send_to(format!("{ack}Content-Length: 0\r\n\r\n").as_bytes(), target);
+            }
+            break;
+        }
+    }
+    out
 }

@@ -44,6 +44,10 @@ pub trait StatusSource: Send + Sync + 'static {
     fn healthy(&self) -> bool;
     /// Prometheus text exposition of the server's counters.
     fn prometheus(&self) -> String;
+    /// Extra lines for the /healthz body (e.g. one per trunk with its registration state).
+    fn health_details(&self) -> String {
+        String::new()
+    }
 }
 
 /// Settings of the web admin, filled by the binary from its config.
@@ -78,12 +82,11 @@ pub fn router(status: Arc<dyn StatusSource>) -> Router {
     Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(status)
 }
 
+/// 200 while SIP and the database serve; a failing trunk is reported in the body, not as a failure,
+/// because calls from other trunks and PBXs are still answered.
 async fn healthz(State(s): State<Arc<dyn StatusSource>>) -> impl IntoResponse {
-    if s.healthy() {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
-    }
+    let (status, head) = if s.healthy() { (StatusCode::OK, "ok\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "starting\n") };
+    (status, format!("{head}{}", s.health_details()))
 }
 
 async fn metrics(State(s): State<Arc<dyn StatusSource>>) -> impl IntoResponse {
