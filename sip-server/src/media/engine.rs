@@ -1,6 +1,7 @@
 //! The media engine threads. Each owns a set of calls and wakes every 20 ms on an absolute
 //! schedule (no drift: the next tick is the previous deadline + 20 ms, not now + 20 ms).
 
+use super::batch_recv::RecvBatch;
 use super::histogram::Histogram;
 use super::{MediaApp, Signal};
 use crate::rtp::packet::{looks_like_rtcp, RtpPacket};
@@ -18,8 +19,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const TICK: Duration = Duration::from_millis(20);
 const RTCP_INTERVAL: Duration = Duration::from_secs(5);
-/// Packets read per call per tick at most, so one flooding peer cannot starve the others.
-const MAX_READS_PER_TICK: usize = 16;
 
 pub struct MediaCallSpec {
     pub call: CallRef,
@@ -94,6 +93,7 @@ struct Call {
 fn run(rx: Receiver<MediaCommand>, stats: Arc<EngineStats>) {
     let mut calls: HashMap<CallRef, Call> = HashMap::new();
     let mut buf = [0u8; 2048];
+    let mut batch = RecvBatch::default();
     let mut pcm = [0i16; SAMPLES_PER_FRAME];
     let mut payload = [0u8; 12 + SAMPLES_PER_FRAME];
     let mut local_hist = Histogram::default();
@@ -109,7 +109,7 @@ fn run(rx: Receiver<MediaCommand>, stats: Arc<EngineStats>) {
         let (mut sent, mut received) = (0u64, 0u64);
         for call in calls.values_mut() {
             let now = Instant::now();
-            received += receive(call, &mut buf, &mut pcm, now);
+            received += receive(call, &mut batch, &mut buf, &mut pcm, now);
             if send(call, &mut pcm, &mut payload, now, &mut local_hist) {
                 sent += 1;
             }
@@ -180,21 +180,17 @@ fn apply(cmd: MediaCommand, calls: &mut HashMap<CallRef, Call>, stats: &EngineSt
 }
 
 /// Reads what arrived; returns the number of RTP packets taken.
-fn receive(call: &mut Call, buf: &mut [u8], pcm: &mut [i16; SAMPLES_PER_FRAME], now: Instant) -> u64 {
+fn receive(call: &mut Call, batch: &mut RecvBatch, buf: &mut [u8], pcm: &mut [i16; SAMPLES_PER_FRAME], now: Instant) -> u64 {
     let mut n = 0;
-    for _ in 0..MAX_READS_PER_TICK {
-        let (len, from) = match call.rtp.recv_from(buf) {
-            Ok(r) => r,
-            Err(_) => break, // WouldBlock: nothing more this tick
-        };
-        let data = &buf[..len];
+    for i in 0..batch.recv(&call.rtp) {
+        let (data, from) = batch.get(i);
         if looks_like_rtcp(data) {
             continue;
         }
         let Ok(pkt) = RtpPacket::parse(data) else { continue };
         // Symmetric RTP (RFC 4961): answer where the caller's media really comes from (NAT).
         if !call.latched {
-            call.remote = Some(from);
+            call.remote = from.or(call.remote);
             call.latched = true;
         }
         n += 1;

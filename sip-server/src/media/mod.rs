@@ -5,6 +5,7 @@
 //! buffer and telephone-events, hand one decoded frame to the call's [`MediaApp`], ask it for the
 //! next frame and send it. What a call *does* with audio (IVR, recording, bridging) is the app's.
 
+pub mod batch_recv;
 pub mod bridge;
 pub mod engine;
 pub mod histogram;
