@@ -12,7 +12,10 @@
 //! The suite (about 80 s; test binaries run one after another, tests inside one in parallel):
 //! `e2e_call` (baresip: greeting, RFC 4733 keys, recorded message), `e2e_dtmf` (SIP INFO, in-band tones),
 //! `e2e_signalling` (CANCEL → 487, G.729-only → 488, sipsak OPTIONS), `e2e_robustness` (malformed UDP/TCP input),
-//! `e2e_silent_caller` (RTP pacing, timeouts, retries, goodbye, BYE). Run one with `cargo test --test e2e_dtmf`;
+//! `e2e_silent_caller` (RTP pacing, timeouts, retries, goodbye, BYE), `e2e_torture_wire` (RFC 4475 over UDP and
+//! TCP), `e2e_scanners` (svmap, svwar), `e2e_flood` (per-source call rate limit under a SIPp flood; figures in
+//! docs/reliability.md), `e2e_paging` (baresip employees: accept, decline → next person, no answer →
+//! exhausted). Run one with `cargo test --test e2e_dtmf`;
 //! SIPp scenarios are in `tests/scenarios/`, and on failure the kept working directory holds every peer's logs
 //! (SIPp's `messages.log` is a full SIP trace).
 //!
@@ -297,6 +300,8 @@ pub struct ServerOptions {
     pub extra_sip: String,
     /// RTP ports for the server (two per call); 40 leave room for a few calls, a load test needs more.
     pub rtp_ports: u16,
+    /// Extra TOML appended after the generated sections (e.g. a `[paging]` section).
+    pub extra_config: String,
 }
 
 impl Default for ServerOptions {
@@ -309,6 +314,7 @@ impl Default for ServerOptions {
             silence_secs: 5,
             extra_sip: String::new(),
             rtp_ports: 40,
+            extra_config: String::new(),
         }
     }
 }
@@ -365,6 +371,8 @@ timeout_secs = {timeout_secs}
 max_retries = {max_retries}
 max_message_secs = {max_message_secs}
 silence_secs = {silence_secs}
+
+{extra_config}
 "#,
             answer_after_ms = options.answer_after_ms,
             extra_sip = options.extra_sip,
@@ -374,6 +382,7 @@ silence_secs = {silence_secs}
             max_retries = options.max_retries,
             max_message_secs = options.max_message_secs,
             silence_secs = options.silence_secs,
+            extra_config = options.extra_config,
         );
         fs::write(&config_path, config).expect("write server config");
 
@@ -479,6 +488,40 @@ silence_secs = {silence_secs}
         let deadline = Instant::now() + limit;
         loop {
             let rows = self.calls();
+            if let Some(row) = rows.iter().find(|r| pred(r)) {
+                return Ok(row.clone());
+            }
+            if Instant::now() >= deadline {
+                return Err(rows);
+            }
+            thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Runs `oncall <args> --config <this server's config>` (against the running server's database) and returns
+    /// its standard output; panics when it fails.
+    pub fn oncall(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oncall"));
+        cmd.args(args).arg("--config").arg(&self.config_path);
+        let out = run_for(&mut cmd, Duration::from_secs(20), &self.dir.path, "oncall-cli");
+        assert!(out.success(), "`oncall {}` failed: {}", args.join(" "), out.describe());
+        out.stdout
+    }
+
+    /// The stored requests, from `oncall requests --json`.
+    pub fn requests(&self) -> Vec<Value> {
+        let out = self.oncall(&["requests", "--json"]);
+        match serde_json::from_str::<Value>(out.trim()) {
+            Ok(Value::Array(rows)) => rows,
+            other => panic!("`oncall requests --json` did not print a JSON array ({other:?}):\n{out}"),
+        }
+    }
+
+    /// Polls `oncall requests --json` until a row satisfies `pred`.
+    pub fn wait_for_request(&self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value, Vec<Value>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let rows = self.requests();
             if let Some(row) = rows.iter().find(|r| pred(r)) {
                 return Ok(row.clone());
             }
@@ -835,11 +878,31 @@ pub struct Baresip {
     pub snd_dir: PathBuf,
     pub dir: PathBuf,
     next_token: u32,
+    /// Where it listens for SIP (UDP and TCP).
+    pub sip_port: u16,
 }
 
 impl Baresip {
     /// Starts baresip with `audio_source` as its microphone; config files go to `dir`.
     pub fn start(dir: &Path, audio_source: &Path, limit: Duration) -> Baresip {
+        // regint=0: no REGISTER, just calls.
+        Baresip::launch(dir, audio_source, limit, |_| format!("<sip:tester@{LOOPBACK}>;regint=0\n"))
+    }
+
+    /// A phone that answers every incoming call by itself (an employee's phone), reachable at
+    /// `sip:<user>@127.0.0.1:<sip_port>` (see [`Baresip::uri`]).
+    pub fn start_callee(dir: &Path, audio_source: &Path, limit: Duration, user: &str) -> Baresip {
+        Baresip::launch(dir, audio_source, limit, |port| {
+            format!("<sip:{user}@{LOOPBACK}:{port}>;regint=0;answermode=auto\n")
+        })
+    }
+
+    /// `sip:<user>@127.0.0.1:<sip_port>`
+    pub fn uri(&self, user: &str) -> String {
+        format!("sip:{user}@{LOOPBACK}:{}", self.sip_port)
+    }
+
+    fn launch(dir: &Path, audio_source: &Path, limit: Duration, account: impl FnOnce(u16) -> String) -> Baresip {
         require_tool("baresip");
         fs::create_dir_all(dir).expect("create baresip dir");
         let snd_dir = dir.join("snd");
@@ -879,8 +942,7 @@ ctrl_tcp_listen\t{LOOPBACK}:{ctrl_port}
             snd = snd_dir.display(),
         );
         fs::write(dir.join("config"), config).expect("write baresip config");
-        // regint=0: no REGISTER, just calls.
-        fs::write(dir.join("accounts"), format!("<sip:tester@{LOOPBACK}>;regint=0\n")).expect("write accounts");
+        fs::write(dir.join("accounts"), account(sip_port)).expect("write accounts");
         let mut cmd = Command::new("baresip");
         cmd.arg("-f").arg(dir).arg("-t").arg(limit.as_secs().max(1).to_string());
         let mut process = Spawned::spawn(&mut cmd, dir, "baresip");
@@ -909,6 +971,7 @@ ctrl_tcp_listen\t{LOOPBACK}:{ctrl_port}
             snd_dir,
             dir: dir.to_path_buf(),
             next_token: 0,
+            sip_port,
         }
     }
 

@@ -117,8 +117,10 @@ fn params(value: &str) -> Result<Vec<(String, String)>, DigestError> {
                         break;
                     }
                     Some(b'\\') if i + 1 < b.len() => {
-                        val.push(b[i + 1] as char);
-                        i += 2;
+                        // quoted-pair: the escaped character may be multi-byte UTF-8; take it whole.
+                        let ch = rest[i + 1..].chars().next().ok_or(DigestError::Malformed)?;
+                        val.push(ch);
+                        i += 1 + ch.len_utf8();
                     }
                     Some(_) => {
                         // Copy one UTF-8 character.
@@ -294,6 +296,14 @@ mod tests {
         .unwrap();
         let r = c.respond("Mufasa", "Circle of Life", "GET", "/dir/index.html", "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ", 1);
         assert_eq!(r.response, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
+    }
+
+    #[test]
+    fn escaped_multibyte_character_does_not_panic() {
+        // Found by the digest fuzz target (fuzz/artifacts/digest/crash-minimal-backslash-multibyte).
+        let c = Challenge::parse("Digest realm=\"\\\u{4cf}\", nonce=\"n\"").unwrap();
+        assert_eq!(c.realm, "\u{4cf}");
+        let _ = Challenge::parse("Digest realm=\"\\\u{4cf}");
     }
 
     #[test]

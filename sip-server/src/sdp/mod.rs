@@ -221,7 +221,8 @@ pub fn build(local: SocketAddr, session_id: u64, version: u64, codecs: &[Codec],
     let family = if local.is_ipv6() { "IP6" } else { "IP4" };
     let ip = local.ip();
     let mut s = String::with_capacity(256);
-    let _ = write!(s, "v=0\r\no=oncall {session_id} {version} IN {family} {ip}\r\ns=OnCall\r\nc=IN {family} {ip}\r\nt=0 0\r\n");
+    // Neither o= nor s= names the product: a scanner sweeping with INVITEs learns nothing from the answer.
+    let _ = write!(s, "v=0\r\no=- {session_id} {version} IN {family} {ip}\r\ns=-\r\nc=IN {family} {ip}\r\nt=0 0\r\n");
     let _ = write!(s, "m=audio {} RTP/AVP", local.port());
     for c in codecs {
         let _ = write!(s, " {}", c.payload_type());

@@ -17,6 +17,9 @@ pub enum FramingError {
 #[derive(Debug, Default)]
 pub struct StreamFramer {
     buf: Vec<u8>,
+    /// How far the search for the end of the header section has looked without finding it, so a
+    /// message trickling in byte by byte is scanned once, not once per byte.
+    scanned: usize,
 }
 
 impl StreamFramer {
@@ -38,8 +41,12 @@ impl StreamFramer {
         let skip = self.buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
         if skip > 0 {
             self.buf.drain(..skip);
+            self.scanned = 0;
         }
-        let Some(head_end) = find_header_end(&self.buf) else {
+        // Back off 3 bytes: the CRLFCRLF may straddle what was scanned and what just arrived.
+        let from = self.scanned.saturating_sub(3);
+        let Some(head_end) = find_header_end(&self.buf[from..]).map(|e| e + from) else {
+            self.scanned = self.buf.len();
             return if self.buf.len() > MAX_MESSAGE_SIZE { Err(FramingError::TooLarge) } else { Ok(None) };
         };
         let body_len = content_length(&self.buf[..head_end])?;
@@ -50,6 +57,7 @@ impl StreamFramer {
             return Ok(None);
         }
         let rest = self.buf.split_off(head_end + body_len);
+        self.scanned = 0;
         Ok(Some(std::mem::replace(&mut self.buf, rest)))
     }
 }
@@ -83,6 +91,20 @@ mod tests {
         f.push(&m2[10..]);
         assert_eq!(f.next_message().unwrap().unwrap(), m2.to_vec());
         assert_eq!(f.pending(), 0);
+    }
+
+    #[test]
+    fn byte_by_byte_arrival_frames_the_same() {
+        let m = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 2\r\n\r\nhi";
+        let mut f = StreamFramer::new();
+        for (i, b) in m.iter().enumerate() {
+            f.push(std::slice::from_ref(b));
+            let got = f.next_message().unwrap();
+            assert_eq!(got.is_some(), i == m.len() - 1, "at byte {i}");
+            if let Some(msg) = got {
+                assert_eq!(msg, m.to_vec());
+            }
+        }
     }
 
     #[test]

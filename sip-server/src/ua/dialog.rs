@@ -21,7 +21,11 @@ pub(super) struct Dialog {
     pub state: DialogState,
     pub invite: Request,
     pub invite_key: TxKey,
+    /// Where in-dialog requests go: the address the INVITE came from (symmetric signalling).
     pub peer: Peer,
+    /// Where our 2xx retransmissions go: the same place the transaction layer sends responses
+    /// (§18.2.2: the Via's sent-by port unless the caller asked for rport).
+    pub reply_to: Peer,
     pub call_id: String,
     pub local_tag: String,
     /// Our identity: the INVITE's To value, tagged.
@@ -55,6 +59,7 @@ impl Dialog {
             state: DialogState::Early,
             invite: req.clone(),
             invite_key,
+            reply_to: h.top_via().map_or(peer, |v| crate::transaction::response_target(&v, peer)),
             peer,
             call_id: h.call_id().unwrap_or_default().to_string(),
             local_uri: format!("{to};tag={local_tag}"),

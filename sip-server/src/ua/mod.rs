@@ -207,8 +207,8 @@ impl UserAgent {
     /// Our Contact header value for requests and responses over `peer`'s transport.
     pub fn contact(&self, peer: &Peer) -> String {
         match peer.transport {
-            crate::transaction::Transport::Udp => format!("<sip:oncall@{}>", self.cfg.advertised_udp),
-            crate::transaction::Transport::Tcp => format!("<sip:oncall@{};transport=tcp>", self.cfg.advertised_tcp),
+            crate::transaction::Transport::Udp => format!("<sip:{}>", self.cfg.advertised_udp),
+            crate::transaction::Transport::Tcp => format!("<sip:{};transport=tcp>", self.cfg.advertised_tcp),
         }
     }
 
@@ -536,7 +536,7 @@ impl UserAgent {
                     continue;
                 }
                 if retransmit_at.is_some_and(|r| now >= r) {
-                    self.transmits.push_back(Transmit { to: d.peer, data: ok.clone() });
+                    self.transmits.push_back(Transmit { to: d.reply_to, data: ok.clone() });
                     *interval = (*interval * 2).min(self.cfg.timers.t2);
                     *retransmit_at = Some(now + *interval);
                 }

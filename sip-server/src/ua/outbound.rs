@@ -73,6 +73,7 @@ impl UserAgent {
             invite: invite.clone(),
             invite_key: key.clone(),
             peer: out.via,
+            reply_to: out.via,
             call_id: call_id.clone(),
             local_tag: local_tag.clone(),
             local_uri: from,

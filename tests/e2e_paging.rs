@@ -1,0 +1,231 @@
+//! Paging with real phones (issue 6): a caller (baresip) chooses "page on-call", leaves a message and hangs up;
+//! OnCall phones the people of the escalation policy, which are headless baresips answering by themselves
+//! (`answermode=auto`), driven over `ctrl_tcp` with `sndcode`.
+//!
+//! - `employee_hears_the_message_accepts_and_completes`: 2 plays the caller's message (checked against the
+//!   caller's speech in baresip's dump of what it heard), 1 accepts (request acknowledged by that person), 9
+//!   completes it.
+//! - `decline_escalates_to_the_next_person`: the first person presses 3, the second is called and accepts.
+//! - `nobody_answering_exhausts_the_request`: the only person's phone never answers; when the step's wait
+//!   (30 s, the shortest a policy allows) is over the ring is cancelled and the request is exhausted.
+//!
+//! People and policies are added with `oncall person add` / `oncall policy add` against the running server's
+//! database: the paging task reads them when a request opens.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// When the caller presses 1 ("page on-call"), seconds after the call is established.
+const KEY_1_AT: f64 = 2.0;
+const LEAD_IN: f64 = 0.7;
+const TAIL: f64 = 0.8;
+
+fn sleep_until(t: Instant) {
+    let now = Instant::now();
+    if t > now {
+        thread::sleep(t - now);
+    }
+}
+
+fn prompt_secs(name: &str) -> f64 {
+    read_wav(&sounds_dir().join(format!("{name}.wav"))).secs()
+}
+
+fn paging_server(name: &str) -> Server {
+    Server::start(
+        name,
+        ServerOptions {
+            extra_config: "[paging]\nenabled = true\nkey_timeout_secs = 8\nmax_retries = 1\n".into(),
+            ..ServerOptions::default()
+        },
+    )
+}
+
+/// 60 s of silence: an employee's microphone (baresip hangs up when its source ends).
+fn silence_wav(dir: &Path) -> PathBuf {
+    let path = dir.join("silence.wav");
+    if !path.exists() {
+        tool(dir, "sox", &["-n", "-r", "8000", "-c", "1", "-b", "16", &path.display().to_string(), "trim", "0", "60"]);
+    }
+    path
+}
+
+/// Adds a person reachable at `uri`; returns their id.
+fn add_person(server: &Server, name: &str, email: &str, uri: &str) -> i64 {
+    let out = server.oncall(&["person", "add", "--name", name, "--email", email, "--sip-uri", uri]);
+    out.trim().parse().unwrap_or_else(|_| panic!("`oncall person add` printed {out:?}, not an id"))
+}
+
+/// A caller dials OnCall, presses 1, says `text`, presses #, and is hung up on. Returns the speech WAV.
+fn leave_message(server: &Server, work: &Path, text: &str) -> PathBuf {
+    let speech = speech_wav(work, "speech", text);
+    let speech_secs = read_wav(&speech).secs();
+    let record_prompt = prompt_secs("record_after_tone") + prompt_secs("beep");
+    let speech_at = KEY_1_AT + record_prompt + LEAD_IN;
+    let microphone = work.join("caller-microphone.wav");
+    tool(work, "sox", &[&speech.display().to_string(), &microphone.display().to_string(), "pad", &format!("{speech_at:.3}"), "40"]);
+    let mut caller = Baresip::start(&work.join("caller"), &microphone, Duration::from_secs(60));
+    caller.command("dial", &server.sip_uri());
+    let Some((established, _)) = caller.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) else {
+        panic!("the caller's call was not established:\n{}", tail(&caller.log(), 40));
+    };
+    sleep_until(established + Duration::from_secs_f64(KEY_1_AT));
+    caller.command("sndcode", "1");
+    thread::sleep(Duration::from_secs_f64(record_prompt + LEAD_IN + speech_secs + TAIL));
+    caller.command("sndcode", "#");
+    let closing = prompt_secs("request_created") + prompt_secs("goodbye");
+    if caller.wait_event("CALL_CLOSED", Duration::from_secs_f64(closing + 4.0)).is_none() {
+        caller.command("hangup", "");
+    }
+    caller.quit();
+    eprintln!("[e2e] caller left a {speech_secs:.1} s message");
+    speech
+}
+
+/// The announcement the employee hears first (the caller "tester" has no digits to read out).
+fn announcement_secs() -> f64 {
+    prompt_secs("new_request") + prompt_secs("from") + prompt_secs("press_1_talk")
+}
+
+#[test]
+fn employee_hears_the_message_accepts_and_completes() {
+    let server = paging_server("paging-accept");
+    let work = server.dir.subdir("peers");
+    let mut checks = Checks::default();
+    let mut erin = Baresip::start_callee(&work.join("erin"), &silence_wav(&work), Duration::from_secs(90), "erin");
+    let erin_id = add_person(&server, "Erin", "erin@example.test", &erin.uri("erin"));
+    server.oncall(&["policy", "add", "--name", "Front desk", "--person", "erin@example.test", "--wait-secs", "60"]);
+
+    let speech = leave_message(&server, &work, "The boiler in building B has stopped. There is no hot water.");
+    let Some((established, _)) = erin.wait_event("CALL_ESTABLISHED", Duration::from_secs(15)) else {
+        panic!("OnCall did not phone Erin within 15 s of the message; requests: {:#?}", server.requests());
+    };
+    eprintln!("[e2e] Erin's phone answered OnCall's call");
+    // 2 after the announcement: the caller's message plays; then 1 accepts, 9 completes.
+    sleep_until(established + Duration::from_secs_f64(announcement_secs() + 0.5));
+    erin.command("sndcode", "2");
+    let key_2 = Instant::now();
+    let message_secs = read_wav(&speech).secs() + LEAD_IN + TAIL;
+    sleep_until(key_2 + Duration::from_secs_f64(message_secs + 0.5));
+    erin.command("sndcode", "1");
+    match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "acknowledged") {
+        Ok(row) => {
+            eprintln!("[e2e] request after 1: {row}");
+            checks.check(field(&row, "acknowledged_by") == format!("person:{erin_id}"), || {
+                format!("acknowledged_by {:?}, expected person:{erin_id}", field(&row, "acknowledged_by"))
+            });
+        }
+        Err(rows) => checks.fail(format!("the request was not acknowledged 10 s after Erin pressed 1: {rows:#?}")),
+    }
+    // "accepted", the message again and "press 9 when done"; 9 barges in.
+    thread::sleep(Duration::from_secs_f64(prompt_secs("accepted") + 1.0));
+    erin.command("sndcode", "9");
+    match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "completed") {
+        Ok(row) => eprintln!("[e2e] request after 9: {row}"),
+        Err(rows) => checks.fail(format!("the request was not completed 10 s after Erin pressed 9: {rows:#?}")),
+    }
+    let closed = erin.wait_event("CALL_CLOSED", Duration::from_secs_f64(prompt_secs("goodbye") + 4.0));
+    checks.check(closed.is_some(), || "OnCall did not hang up on Erin after goodbye".into());
+    erin.quit();
+
+    // What Erin heard after pressing 2 holds the caller's speech.
+    match erin.heard_wav() {
+        None => checks.fail("Erin's baresip wrote no dump of what it heard"),
+        Some(path) => {
+            let heard = read_wav(&path);
+            let from = ((key_2 - established).as_secs_f64() * 8000.0) as usize;
+            let window = &heard.samples[from.min(heard.samples.len())..(from + 6 * 8000).min(heard.samples.len())];
+            let voice = read_wav(&speech);
+            let start = first_sound(&voice.samples, 300).unwrap_or(0);
+            let needle = &voice.samples[start..(start + 4000).min(voice.samples.len())];
+            let max_lag = window.len().saturating_sub(needle.len());
+            let (lag, corr) = best_match(window, needle, max_lag);
+            let level = rms_dbfs(window);
+            eprintln!("[e2e] after 2 Erin heard {level:.1} dBFS; the caller's speech found {:.2} s in, correlation {corr:.3}", lag as f64 / 8000.0);
+            checks.check(level > -40.0, || format!("Erin heard silence after pressing 2 ({level:.1} dBFS)"));
+            checks.check(corr > 0.6, || format!("what Erin heard after 2 is not the caller's message (best correlation {corr:.2})"));
+        }
+    }
+    checks.finish();
+}
+
+#[test]
+fn decline_escalates_to_the_next_person() {
+    let server = paging_server("paging-decline");
+    let work = server.dir.subdir("peers");
+    let mut checks = Checks::default();
+    let silence = silence_wav(&work);
+    let mut erin = Baresip::start_callee(&work.join("erin"), &silence, Duration::from_secs(90), "erin");
+    let mut frank = Baresip::start_callee(&work.join("frank"), &silence, Duration::from_secs(90), "frank");
+    let erin_id = add_person(&server, "Erin", "erin@example.test", &erin.uri("erin"));
+    let frank_id = add_person(&server, "Frank", "frank@example.test", &frank.uri("frank"));
+    server.oncall(&["policy", "add", "--name", "Chain", "--person", "erin@example.test", "--person", "frank@example.test", "--wait-secs", "60"]);
+
+    leave_message(&server, &work, "The lift is stuck between floors two and three.");
+    let Some((erin_at, _)) = erin.wait_event("CALL_ESTABLISHED", Duration::from_secs(15)) else {
+        panic!("OnCall did not phone Erin; requests: {:#?}", server.requests());
+    };
+    sleep_until(erin_at + Duration::from_secs_f64(announcement_secs() + 0.3));
+    erin.command("sndcode", "3");
+    let declined = Instant::now();
+    let erin_closed = erin.wait_event("CALL_CLOSED", Duration::from_secs_f64(prompt_secs("declined") + 4.0));
+    checks.check(erin_closed.is_some(), || "OnCall did not hang up on Erin after she declined".into());
+    match frank.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) {
+        Some((frank_at, _)) => {
+            eprintln!("[e2e] Frank called {:.2} s after Erin declined", (frank_at - declined).as_secs_f64());
+            sleep_until(frank_at + Duration::from_secs_f64(announcement_secs() + 0.3));
+            frank.command("sndcode", "1");
+            match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "acknowledged") {
+                Ok(row) => {
+                    eprintln!("[e2e] request: {row}");
+                    checks.check(field(&row, "acknowledged_by") == format!("person:{frank_id}"), || {
+                        format!("acknowledged_by {:?}, expected Frank (person:{frank_id})", field(&row, "acknowledged_by"))
+                    });
+                    let statuses: Vec<(i64, String)> = row["notifications"]
+                        .as_array()
+                        .map(|a| a.iter().map(|n| (n["person"].as_i64().unwrap_or(0), field(n, "status").to_string())).collect())
+                        .unwrap_or_default();
+                    checks.check(statuses == vec![(erin_id, "declined".into()), (frank_id, "accepted".into())], || {
+                        format!("notifications {statuses:?}, expected Erin declined then Frank accepted")
+                    });
+                }
+                Err(rows) => checks.fail(format!("the request was not acknowledged after Frank pressed 1: {rows:#?}")),
+            }
+            frank.command("hangup", "");
+        }
+        None => checks.fail(format!("Frank was not phoned within 10 s of Erin's decline; requests: {:#?}", server.requests())),
+    }
+    erin.quit();
+    frank.quit();
+    checks.finish();
+}
+
+#[test]
+fn nobody_answering_exhausts_the_request() {
+    let server = paging_server("paging-exhausted");
+    let work = server.dir.subdir("peers");
+    let mut checks = Checks::default();
+    // Nothing listens there: the INVITE is never answered.
+    let nowhere = format!("sip:ghost@{LOOPBACK}:{}", free_port());
+    add_person(&server, "Ghost", "ghost@example.test", &nowhere);
+    server.oncall(&["policy", "add", "--name", "Short", "--person", "ghost@example.test", "--wait-secs", "30"]);
+    leave_message(&server, &work, "Hello, is anyone there?");
+    let left = Instant::now();
+    // 30 s is the shortest step wait a policy may have.
+    match server.wait_for_request(Duration::from_secs(45), |r| field(r, "status") == "exhausted") {
+        Ok(row) => {
+            eprintln!("[e2e] exhausted {:.1} s after the message: {row}", left.elapsed().as_secs_f64());
+            let statuses: Vec<String> = row["notifications"].as_array().map(|a| a.iter().map(|n| field(n, "status").to_string()).collect()).unwrap_or_default();
+            checks.check(statuses.len() == 1, || format!("notifications {statuses:?}, expected one call to Ghost"));
+        }
+        Err(rows) => checks.fail(format!("the request was not exhausted within 45 s: {rows:#?}")),
+    }
+    let log = server.log();
+    checks.check(log.contains("escalation exhausted"), || "no \"escalation exhausted\" in the log".into());
+    checks.check(log.contains("ending page call"), || "the unanswered call to Ghost was not cancelled".into());
+    checks.finish();
+}
