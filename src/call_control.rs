@@ -1,9 +1,14 @@
 //! The call controller: one tokio task that owns the SIP user agent, feeds it from the transports,
 //! sends what it produces, and turns its events into media sessions and call-log rows.
 //! It is the only place that knows about sockets, RTP ports, the media engine and the IVR at once.
+//! It also places the paging task's calls to employees ("legs", see `paging.rs`) and runs a
+//! [`PageSession`] on each once it is answered.
 
 use crate::call_log::CallLogEvent;
 use crate::ivr_session::{CloseJob, IvrSession, SessionEvent};
+use crate::page_session::{PageDecision, PageSession, PageSessionEvent};
+use crate::paging::{ControllerCommand, Outcome, PageOrder, PagingEvent};
+use oncall_core::escalation::NotificationKey;
 
 type Closer = std::sync::mpsc::Sender<CloseJob>;
 use oncall_core::Timestamp;
@@ -15,6 +20,7 @@ use oncall_sip::message::Header;
 use oncall_sip::registration::{Registration, RegistrationStatus};
 use oncall_sip::transaction::TxKey;
 use oncall_sip::transport::{Inbound, Sender};
+use oncall_sip::ua::outbound::OutboundCall;
 use oncall_sip::ua::{CallRef, UaEvent, UserAgent};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -51,6 +57,28 @@ pub struct Controller {
     /// How long a graceful shutdown waits for calls to finish before hanging them up.
     pub drain: Duration,
     pub trunks: Trunks,
+    /// Set when `[paging] enabled`: where call results go, and the employee IVR's settings.
+    pub paging: Option<PagingLink>,
+}
+
+pub struct PagingLink {
+    pub events: mpsc::UnboundedSender<PagingEvent>,
+    pub key_timeout: Duration,
+    pub max_retries: u32,
+}
+
+/// A call we placed to page an employee.
+struct Leg {
+    key: NotificationKey,
+    port: u16,
+    /// Our RTP socket pair until media starts.
+    sockets: Option<(UdpSocket, UdpSocket)>,
+    caller: String,
+    message: Arc<[i16]>,
+    target: String,
+    rang: bool,
+    answered: bool,
+    media_started: bool,
 }
 
 /// What /healthz and /metrics show of one trunk, written by the controller.
@@ -210,22 +238,33 @@ struct CallState {
 }
 
 impl Controller {
-    pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut commands: mpsc::UnboundedReceiver<ControllerCommand>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
         let (session_tx, mut session_rx) = mpsc::unbounded_channel::<SessionEvent>();
         let closer = crate::ivr_session::spawn_closer(session_tx.clone());
         let mut calls: HashMap<CallRef, CallState> = HashMap::new();
+        let mut legs: HashMap<CallRef, Leg> = HashMap::new();
+        let (page_tx, mut page_rx) = mpsc::unbounded_channel::<PageSessionEvent>();
+        let mut commands_open = true;
         // Set by SIGTERM: (when to hang up whoever is left, when to stop regardless).
         let mut draining: Option<(Instant, Instant)> = None;
         loop {
             if let Some((hangup_at, stop_at)) = draining {
                 let now = Instant::now();
-                if (calls.is_empty() && self.trunks.finished(now)) || now >= stop_at {
+                if (calls.is_empty() && legs.is_empty() && self.trunks.finished(now)) || now >= stop_at {
                     break;
                 }
                 if now >= hangup_at {
                     tracing::warn!(calls = calls.len(), "drain timeout: hanging up the remaining calls");
                     for call in calls.keys().copied().collect::<Vec<_>>() {
                         self.ua.hangup(call, now);
+                    }
+                    for call in legs.keys().copied().collect::<Vec<_>>() {
+                        self.ua.cancel(call, now);
                     }
                     draining = Some((stop_at, stop_at));
                 }
@@ -263,6 +302,19 @@ impl Controller {
                         other => { let _ = self.log.send(CallLogEvent::Session(other)); }
                     }
                 }
+                cmd = commands.recv(), if commands_open => {
+                    match cmd {
+                        Some(cmd) => self.on_command(cmd, &mut legs, Instant::now()),
+                        // Paging is off (or stopped): nothing more will come.
+                        None => commands_open = false,
+                    }
+                }
+                ev = page_rx.recv() => {
+                    // Never None: this loop holds a sender.
+                    if let Some(ev) = ev {
+                        self.on_page_decision(ev, Instant::now());
+                    }
+                }
                 _ = sleep => {
                     let now = Instant::now();
                     self.ua.handle_timeout(now);
@@ -284,7 +336,9 @@ impl Controller {
             }
             let now = Instant::now();
             while let Some(ev) = self.ua.poll_event() {
-                self.on_event(ev, &mut calls, &session_tx, &closer, now);
+                if let Some(ev) = self.on_leg_event(ev, &mut legs, &page_tx) {
+                    self.on_event(ev, &mut calls, &session_tx, &closer, now);
+                }
             }
             // After the events: a challenge just received is answered in this same turn.
             self.trunks.drive(&mut self.ua, now);
@@ -355,7 +409,7 @@ impl Controller {
                     self.start_media(call, calls, session_tx, closer);
                 }
             }
-            // Outbound calls (paging) are not placed yet: nothing to do for their events.
+            // Outbound calls are paging legs, handled in `on_leg_event`.
             UaEvent::Progress { .. } | UaEvent::Answered { .. } => {}
             // Standalone requests are trunk REGISTERs.
             UaEvent::Response { key, response } => {
@@ -402,5 +456,123 @@ impl Controller {
         let (ivr, prompts) = self.ivr.get();
         let app = IvrSession::new(call, ivr, prompts, media.telephone_event.is_none(), path, session_tx.clone(), closer.clone());
         self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app) })));
+    }
+}
+
+/// Paging legs: calls we place for the paging task, and the employee's decisions.
+impl Controller {
+    fn report(&self, key: NotificationKey, outcome: Outcome) {
+        if let Some(p) = &self.paging {
+            let _ = p.events.send(PagingEvent::CallResult { key, outcome });
+        }
+    }
+
+    fn on_command(&mut self, cmd: ControllerCommand, legs: &mut HashMap<CallRef, Leg>, now: Instant) {
+        match cmd {
+            ControllerCommand::Page(order) => self.place_leg(order, legs, now),
+            ControllerCommand::CancelRequest { request, keep } => {
+                for (call, leg) in legs.iter() {
+                    if leg.key.request == request && Some(leg.key) != keep {
+                        tracing::info!(%request, person = %leg.key.person, target = %leg.target, answered = leg.answered, "ending page call");
+                        // CANCEL while it rings, BYE once answered.
+                        self.ua.cancel(*call, now);
+                    }
+                }
+            }
+            ControllerCommand::CancelStale { request, stage } => {
+                for (call, leg) in legs.iter() {
+                    if leg.key.request == request && leg.key.stage < stage && !leg.answered {
+                        tracing::info!(%request, person = %leg.key.person, target = %leg.target, "stage over: cancelling the ring");
+                        self.ua.cancel(*call, now);
+                    }
+                }
+            }
+        }
+    }
+
+    fn place_leg(&mut self, order: PageOrder, legs: &mut HashMap<CallRef, Leg>, now: Instant) {
+        let PageOrder { key, target, via, credentials, from_uri, caller, message } = order;
+        let Some(sockets) = self.ports.allocate() else {
+            tracing::warn!(request = %key.request, person = %key.person, "no free RTP port for a page call");
+            return self.report(key, Outcome::Failed("no free RTP port".into()));
+        };
+        let port = sockets.0.local_addr().map(|a| a.port()).unwrap_or(0);
+        let out = OutboundCall {
+            target: target.clone(),
+            via,
+            from_uri,
+            from_display: Some("OnCall".into()),
+            local_media: SocketAddr::new(self.media_ip, port),
+            credentials,
+        };
+        let call = self.ua.place_call(out, now);
+        tracing::info!(call = call.0, request = %key.request, person = %key.person, %target, via = %via.addr, rtp_port = port, "page call placed");
+        legs.insert(call, Leg { key, port, sockets: Some(sockets), caller, message, target, rang: false, answered: false, media_started: false });
+    }
+
+    /// Takes the UA events of paging legs; gives back the others.
+    fn on_leg_event(&mut self, ev: UaEvent, legs: &mut HashMap<CallRef, Leg>, page_tx: &mpsc::UnboundedSender<PageSessionEvent>) -> Option<UaEvent> {
+        let call = match &ev {
+            UaEvent::Progress { call, .. } | UaEvent::Answered { call, .. } | UaEvent::Ended { call, .. } | UaEvent::MediaChanged { call, .. } | UaEvent::Confirmed { call } => *call,
+            _ => return Some(ev),
+        };
+        if !legs.contains_key(&call) {
+            return Some(ev);
+        }
+        match ev {
+            UaEvent::Progress { status, .. } => {
+                let leg = legs.get_mut(&call)?;
+                if !leg.rang {
+                    leg.rang = true;
+                    tracing::info!(call = call.0, request = %leg.key.request, person = %leg.key.person, status, "page call ringing");
+                    let key = leg.key;
+                    self.report(key, Outcome::Ringing);
+                }
+            }
+            UaEvent::Answered { media, .. } => {
+                let leg = legs.get_mut(&call)?;
+                leg.answered = true;
+                let key = leg.key;
+                tracing::info!(call = call.0, request = %key.request, person = %key.person, "page call answered");
+                self.report(key, Outcome::Answered);
+                let (Some(media), Some((rtp, rtcp))) = (media, leg.sockets.take()) else {
+                    tracing::warn!(call = call.0, request = %key.request, "page call answered without usable media; hanging up");
+                    self.report(key, Outcome::Failed("no usable media in the answer".into()));
+                    self.ua.hangup(call, Instant::now());
+                    return None;
+                };
+                leg.media_started = true;
+                let (_, prompts) = self.ivr.get();
+                let (timeout, retries) = self.paging.as_ref().map_or((Duration::from_secs(8), 2), |p| (p.key_timeout, p.max_retries));
+                let app = PageSession::new(call, key, &leg.caller, leg.message.clone(), prompts, media.telephone_event.is_none(), timeout, retries, page_tx.clone());
+                self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app) })));
+            }
+            UaEvent::MediaChanged { media, .. } if legs.get(&call).is_some_and(|l| l.media_started) => {
+                self.engine.send(call, MediaCommand::Update { call, media });
+            }
+            UaEvent::Ended { reason, .. } => {
+                let leg = legs.remove(&call)?;
+                tracing::info!(call = call.0, request = %leg.key.request, person = %leg.key.person, ?reason, "page call ended");
+                if leg.media_started {
+                    // The session's `finish` reports a decline if the employee had not accepted.
+                    self.engine.send(call, MediaCommand::Remove(call));
+                } else if !leg.answered {
+                    self.report(leg.key, Outcome::Failed(format!("{reason:?}")));
+                }
+                self.ports.release(leg.port);
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn on_page_decision(&mut self, ev: PageSessionEvent, now: Instant) {
+        tracing::info!(call = ev.call.0, request = %ev.key.request, person = %ev.key.person, decision = ?ev.decision, "employee's decision");
+        match ev.decision {
+            PageDecision::Hangup => self.ua.hangup(ev.call, now),
+            PageDecision::Accepted => self.report(ev.key, Outcome::Accepted),
+            PageDecision::Declined => self.report(ev.key, Outcome::Declined),
+            PageDecision::Completed => self.report(ev.key, Outcome::Completed),
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! Writes what happens to calls into the store, in order, off the signalling path: the controller
 //! sends events on a channel and this task turns them into rows (calls, requests, recordings).
+//! A "page on-call" request, once its message is stored, is handed to the paging task (when on).
 
 use crate::ivr_session::SessionEvent;
+use crate::paging::PagingEvent;
 use oncall_core::request::NewRecording;
 use oncall_core::store::NewCall;
 use oncall_core::{CallRowId, OrgId, Store, Timestamp};
@@ -25,7 +27,13 @@ struct Row {
     recording: Option<(String, i64)>,
 }
 
-pub async fn run(store: Store, org: OrgId, recordings_root: PathBuf, mut rx: mpsc::UnboundedReceiver<CallLogEvent>) {
+pub async fn run(
+    store: Store,
+    org: OrgId,
+    recordings_root: PathBuf,
+    mut rx: mpsc::UnboundedReceiver<CallLogEvent>,
+    paging: Option<mpsc::UnboundedSender<PagingEvent>>,
+) {
     let mut rows: HashMap<CallRef, Row> = HashMap::new();
     while let Some(ev) = rx.recv().await {
         let result = match ev {
@@ -71,7 +79,12 @@ pub async fn run(store: Store, org: OrgId, recordings_root: PathBuf, mut rx: mps
                     rms: info.rms as f64,
                     created_at: at,
                 };
-                store.add_recording(org, &rec).await.map(drop)
+                let added = store.add_recording(org, &rec).await.map(drop);
+                // Paged only once the message is stored: the employee hears it.
+                if let (Some(paging), Some(request), RequestKind::Page) = (&paging, request, kind) {
+                    let _ = paging.send(PagingEvent::RequestOpened { request, caller, recording: info.path.clone() });
+                }
+                added
             }
             CallLogEvent::Session(SessionEvent::Finished { call, digits }) => match rows.remove(&call) {
                 Some(r) => {

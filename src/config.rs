@@ -18,6 +18,25 @@ pub struct Config {
     pub log: LogConfig,
     /// SIP trunks (`[[trunks]]`): providers OnCall registers with, or PBXs it accepts calls from.
     pub trunks: Vec<TrunkConfig>,
+    pub paging: PagingConfig,
+}
+
+/// `[paging]`: phoning whoever is on call when a caller chose "page on-call" (issue 6).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagingConfig {
+    /// Off by default: requests are opened and stored, but nobody is phoned.
+    pub enabled: bool,
+    /// How long the employee has to press a key after each announcement.
+    pub key_timeout_secs: u64,
+    /// Announcements repeated without a key press before it counts as a decline.
+    pub max_retries: u32,
+}
+
+impl Default for PagingConfig {
+    fn default() -> Self {
+        PagingConfig { enabled: false, key_timeout_secs: 8, max_retries: 2 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -293,6 +312,9 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<()> {
+        if self.paging.key_timeout_secs == 0 || self.paging.key_timeout_secs > 120 {
+            bail!("paging.key_timeout_secs ({}) must be between 1 and 120", self.paging.key_timeout_secs);
+        }
         if self.sip.rtp_port_min >= self.sip.rtp_port_max {
             bail!("sip.rtp_port_min ({}) must be below sip.rtp_port_max ({})", self.sip.rtp_port_min, self.sip.rtp_port_max);
         }

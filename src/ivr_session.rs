@@ -2,13 +2,12 @@
 //! the prompts the flow asks for, and records the caller's message to a WAV that stays playable if
 //! the process dies (checkpointed every second).
 
-use oncall_ivr::dtmf::{goertzel::ToneDetector, rfc4733::EventDecoder, sip_info};
+use crate::playback::{KeyInput, Playback};
 use oncall_ivr::silence::SilenceDetector;
 use oncall_ivr::{Input, IvrConfig, IvrFlow, Output, RequestKind};
 use oncall_recordings::{PromptLibrary, RecordingInfo, WavRecorder};
 use oncall_sip::media::{MediaApp, Signal};
 use oncall_sip::ua::CallRef;
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,13 +27,8 @@ pub struct IvrSession {
     call: CallRef,
     flow: IvrFlow,
     prompts: Arc<PromptLibrary>,
-    playlist: VecDeque<Arc<[i16]>>,
-    playing: Option<(Arc<[i16]>, usize)>,
-    /// Whether the flow is waiting for the end of what plays.
-    awaiting_playback: bool,
-    events: EventDecoder,
-    /// In-band detection only when telephone-event was not negotiated (otherwise tones would count twice).
-    tones: Option<ToneDetector>,
+    playback: Playback,
+    keys: KeyInput,
     silence: SilenceDetector,
     silence_enabled: bool,
     recorder: Option<WavRecorder>,
@@ -63,11 +57,8 @@ impl IvrSession {
             silence_enabled: cfg.silence_secs > 0,
             flow: IvrFlow::new(cfg),
             prompts,
-            playlist: VecDeque::new(),
-            playing: None,
-            awaiting_playback: false,
-            events: EventDecoder::new(),
-            tones: in_band_dtmf.then(ToneDetector::new),
+            playback: Playback::default(),
+            keys: KeyInput::new(in_band_dtmf),
             silence: SilenceDetector::new(-45.0, silence_ms.max(1)),
             recorder: None,
             stopped: None,
@@ -92,21 +83,16 @@ impl IvrSession {
         while let Some(out) = self.flow.poll_output() {
             match out {
                 Output::Play(names) => {
-                    self.playlist.clear();
-                    self.playing = None;
-                    for n in names {
-                        match self.prompts.get(&n) {
-                            Some(p) => self.playlist.push_back(p),
-                            None => tracing::warn!(prompt = %n, "prompt missing from sounds; skipped"),
+                    let prompts = &self.prompts;
+                    self.playback.play(names.iter().filter_map(|n| {
+                        let p = prompts.get(n);
+                        if p.is_none() {
+                            tracing::warn!(prompt = %n, "prompt missing from sounds; skipped");
                         }
-                    }
-                    self.awaiting_playback = true;
+                        p
+                    }));
                 }
-                Output::StopPlayback => {
-                    self.playlist.clear();
-                    self.playing = None;
-                    self.awaiting_playback = false;
-                }
+                Output::StopPlayback => self.playback.stop(),
                 Output::StartRecording => self.start_recording(now),
                 Output::StopRecording => self.stop_recording(),
                 Output::MessageRecorded(kind) => {
@@ -145,10 +131,8 @@ impl IvrSession {
 
 impl MediaApp for IvrSession {
     fn on_audio(&mut self, pcm: &[i16], now: Instant) {
-        if let Some(det) = &mut self.tones {
-            if let Some(d) = det.feed(pcm) {
-                self.input(Input::Digit(d), now);
-            }
+        if let Some(d) = self.keys.on_audio(pcm) {
+            self.input(Input::Digit(d), now);
         }
         if let Some(rec) = &mut self.recorder {
             if let Err(e) = rec.write(pcm) {
@@ -165,7 +149,7 @@ impl MediaApp for IvrSession {
     }
 
     fn on_telephone_event(&mut self, payload: &[u8], timestamp: u32, marker: bool, now: Instant) {
-        if let Ok(Some(d)) = self.events.feed(payload, timestamp, marker) {
+        if let Some(d) = self.keys.on_telephone_event(payload, timestamp, marker) {
             self.input(Input::Digit(d), now);
         }
     }
@@ -180,26 +164,7 @@ impl MediaApp for IvrSession {
             self.flow.handle_timeout(now);
             self.pump(now);
         }
-        let mut filled = 0;
-        while filled < out.len() {
-            if self.playing.is_none() {
-                match self.playlist.pop_front() {
-                    Some(p) => self.playing = Some((p, 0)),
-                    None => break,
-                }
-            }
-            let Some((p, pos)) = &mut self.playing else { break };
-            let n = (p.len() - *pos).min(out.len() - filled);
-            out[filled..filled + n].copy_from_slice(&p[*pos..*pos + n]);
-            *pos += n;
-            filled += n;
-            if *pos >= p.len() {
-                self.playing = None;
-            }
-        }
-        out[filled..].fill(0);
-        if self.awaiting_playback && self.playing.is_none() && self.playlist.is_empty() {
-            self.awaiting_playback = false;
+        if self.playback.fill(out) {
             self.input(Input::PlaybackFinished, now);
         }
         // Silence is sent too: it keeps NAT bindings open and the caller's jitter buffer fed.
@@ -208,9 +173,8 @@ impl MediaApp for IvrSession {
 
     fn on_signal(&mut self, signal: Signal, now: Instant) {
         if let Signal::Info { content_type, body } = signal {
-            match sip_info::parse(&content_type, &body) {
-                Ok(d) => self.input(Input::Digit(d), now),
-                Err(e) => tracing::debug!(call = self.call.0, error = %e, "INFO without a usable digit"),
+            if let Some(d) = self.keys.on_info(&content_type, &body) {
+                self.input(Input::Digit(d), now);
             }
         }
     }

@@ -6,6 +6,9 @@ mod call_log;
 mod config;
 mod ivr_session;
 mod ivr_source;
+mod page_session;
+mod paging;
+mod playback;
 
 use anyhow::{bail, Context, Result};
 use call_control::{CallCounters, Controller, TrunkBoard, Trunks};
@@ -60,6 +63,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List recent requests with their status and who took them.
+    Requests {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add people to page (maintenance; the web admin does the same).
+    Person {
+        #[command(subcommand)]
+        command: PersonCommand,
+    },
+    /// Add escalation policies (maintenance; the web admin does the same).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Manage web users.
     User {
         #[command(subcommand)]
@@ -92,6 +113,44 @@ enum UserCommand {
         email: String,
         #[arg(long, env = "ONCALL_PASSWORD")]
         password: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PersonCommand {
+    /// Add a person to the default organization; prints their id.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// E.164 number, called through the first [[trunks]] entry (repeatable).
+        #[arg(long)]
+        phone: Vec<String>,
+        /// SIP URI called directly, e.g. sip:erin@192.0.2.10:5060 (repeatable).
+        #[arg(long)]
+        sip_uri: Vec<String>,
+        /// manager or employee
+        #[arg(long, default_value = "employee")]
+        role: String,
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Add a policy: one step per --person (by e-mail), in order, each waiting --wait-secs.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long = "person", required = true)]
+        people: Vec<String>,
+        #[arg(long, default_value_t = 60)]
+        wait_secs: i64,
+        /// Extra passes over all steps.
+        #[arg(long, default_value_t = 0)]
+        repeat: u32,
     },
 }
 
@@ -145,11 +204,7 @@ fn main() -> Result<()> {
                 let store = open_store(&cfg).await?;
                 match command {
                     UserCommand::Add { name, email, role, password } => {
-                        let role = match role.as_str() {
-                            "manager" => Role::Manager,
-                            "employee" => Role::Employee,
-                            other => bail!("--role must be manager or employee, not {other:?}"),
-                        };
+                        let role = parse_role(&role)?;
                         let org = store.ensure_default_organization().await?;
                         store.add_user(org.id, &name, &email, role, &password).await?;
                         println!("user {email} added");
@@ -162,8 +217,68 @@ fn main() -> Result<()> {
                 Ok(())
             }
             Command::Recordings { command } => recordings_command(&cfg, command).await,
+            Command::Requests { limit, json } => list_requests(&cfg, limit, json).await,
+            Command::Person { command: PersonCommand::Add { name, email, phone, sip_uri, role, time_zone } } => {
+                let store = open_store(&cfg).await?;
+                let org = store.ensure_default_organization().await?;
+                let new = oncall_core::NewPerson { name, email, role: Some(parse_role(&role)?), phones: phone, sip_uris: sip_uri, time_zone, notification_rules: Vec::new() };
+                let id = store.add_person(org.id, &new, Timestamp::now()).await?;
+                println!("{}", id.0);
+                Ok(())
+            }
+            Command::Policy { command: PolicyCommand::Add { name, people, wait_secs, repeat } } => {
+                use oncall_core::escalation::{NewPolicy, Step, Target};
+                let store = open_store(&cfg).await?;
+                let org = store.ensure_default_organization().await?;
+                let mut steps = Vec::new();
+                for email in &people {
+                    let Some(id) = store.person_by_email(org.id, email).await? else { bail!("--person {email}: nobody has that e-mail") };
+                    steps.push(Step { targets: vec![Target::Person(id)], wait: oncall_core::Millis::seconds(wait_secs) });
+                }
+                let id = store.create_policy(org.id, &NewPolicy { name, steps, repeat }, Timestamp::now()).await?;
+                println!("{}", id.0);
+                Ok(())
+            }
         }
     })
+}
+
+fn parse_role(role: &str) -> Result<Role> {
+    match role {
+        "manager" => Ok(Role::Manager),
+        "employee" => Ok(Role::Employee),
+        other => bail!("--role must be manager or employee, not {other:?}"),
+    }
+}
+
+async fn list_requests(cfg: &Config, limit: i64, json: bool) -> Result<()> {
+    let store = open_store(cfg).await?;
+    let org = store.ensure_default_organization().await?;
+    let requests = store.list_requests(org.id, limit).await?;
+    let rfc = |t: Option<Timestamp>| t.map(|t| t.to_utc().to_rfc3339());
+    let actor = |a: oncall_core::Actor| serde_json::to_value(a).unwrap_or_default();
+    let mut rows = Vec::new();
+    for r in &requests {
+        let notifications = store.notifications_for_request(org.id, r.id).await?;
+        let st = r.state;
+        rows.push(serde_json::json!({
+            "id": r.id.0, "caller": r.caller, "status": st.status().as_str(), "received_at": rfc(Some(r.received_at)),
+            "answered_at": rfc(st.answered().map(|s| s.at)), "answered_by": st.answered().map(|s| actor(s.by)),
+            "acknowledged_at": rfc(st.acknowledged().map(|s| s.at)), "acknowledged_by": st.acknowledged().map(|s| actor(s.by)),
+            "completed_at": rfc(st.completed().map(|s| s.at)),
+            "notifications": notifications.iter().map(|n| serde_json::json!({
+                "stage": n.key.stage, "person": n.key.person.0, "channel": n.key.channel.as_str(), "status": n.status,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for r in &requests {
+            println!("{:>6}  {}  {:<12} {}", r.id.0, r.received_at.to_utc().format("%F %T"), r.state.status().as_str(), r.caller);
+        }
+    }
+    Ok(())
 }
 
 const DEMO_LOGINS: &str = "demo logins (password oncall-demo): manager dana@demo-apartments.example, \
@@ -354,7 +469,32 @@ async fn serve(cfg: Config) -> Result<()> {
     let engine = MediaEngine::start(threads);
     let counters = Arc::new(CallCounters::default());
     let (log_tx, log_rx) = tokio::sync::mpsc::unbounded_channel();
-    let log_task = tokio::spawn(call_log::run(store.clone(), org.id, recordings_dir.clone(), log_rx));
+    // Paging (issue 6): the call log hands "page on-call" requests to the paging task, which asks the
+    // controller to phone people; the controller reports what became of each call back to it.
+    let (command_tx, command_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (paging_tx, paging_link) = if cfg.paging.enabled {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let paging = paging::Paging {
+            store: store.clone(),
+            org: org.id,
+            config: cfg.paging.clone(),
+            trunks: cfg.trunks.clone(),
+            local_uri: format!("sip:oncall@{}", ua.advertised(oncall_sip::transaction::Transport::Udp)),
+            controller: command_tx,
+        };
+        tokio::spawn(paging.run(rx));
+        let link = call_control::PagingLink {
+            events: tx.clone(),
+            key_timeout: Duration::from_secs(cfg.paging.key_timeout_secs),
+            max_retries: cfg.paging.max_retries,
+        };
+        (Some(tx), Some(link))
+    } else {
+        tracing::info!("paging disabled ([paging] enabled = false): requests are stored, nobody is phoned");
+        drop(command_tx);
+        (None, None)
+    };
+    let log_task = tokio::spawn(call_log::run(store.clone(), org.id, recordings_dir.clone(), log_rx, paging_tx));
 
     let trunk_board: TrunkBoard = Default::default();
     let trunks = build_trunks(&cfg, &ua, trunk_board.clone());
@@ -377,9 +517,10 @@ async fn serve(cfg: Config) -> Result<()> {
         }),
         drain: Duration::from_secs(cfg.sip.shutdown_drain_secs),
         trunks,
+        paging: paging_link,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let control = tokio::spawn(controller.run(in_rx, stop_rx));
+    let control = tokio::spawn(controller.run(in_rx, command_rx, stop_rx));
 
     let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine, trunks: trunk_board });
     let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.context("binding http.listen")?;

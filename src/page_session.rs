@@ -1,0 +1,249 @@
+//! The employee's side of a page as a media app: once their phone answers, it runs the sans-IO
+//! [`PageFlow`] ("new request from …, press 1 to take it, 2 to hear the message, 3 to decline"),
+//! plays the prompts and the caller's recorded message it asks for, and reports the employee's
+//! decision to the call controller, which hands it to the paging task.
+//!
+//! It deliberately does not bridge to a caller still on the line (`PageOutput::Bridge`): the caller
+//! has hung up by the time a page goes out, so the flow is always built with `caller_present = false`.
+
+use crate::playback::{KeyInput, Playback};
+use oncall_core::escalation::NotificationKey;
+use oncall_ivr::page_flow::{PageFlow, PageInput, PageOutput};
+use oncall_recordings::PromptLibrary;
+use oncall_sip::media::{MediaApp, Signal};
+use oncall_sip::ua::CallRef;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What the employee decided, or what the session needs from the controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageDecision {
+    Accepted,
+    /// Pressed 3, never chose, or hung up before accepting.
+    Declined,
+    /// Pressed 9 after accepting: the request is done.
+    Completed,
+    /// The flow is over: send BYE.
+    Hangup,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PageSessionEvent {
+    pub call: CallRef,
+    /// The notification this call carries out (request, stage, person, channel).
+    pub key: NotificationKey,
+    pub decision: PageDecision,
+}
+
+pub struct PageSession {
+    call: CallRef,
+    key: NotificationKey,
+    flow: PageFlow,
+    prompts: Arc<PromptLibrary>,
+    /// The caller's message, decoded to 8 kHz mono before the call was placed.
+    message: Arc<[i16]>,
+    playback: Playback,
+    keys: KeyInput,
+    tx: UnboundedSender<PageSessionEvent>,
+    started: bool,
+}
+
+impl PageSession {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        call: CallRef,
+        key: NotificationKey,
+        caller: &str,
+        message: Arc<[i16]>,
+        prompts: Arc<PromptLibrary>,
+        in_band_dtmf: bool,
+        key_timeout: Duration,
+        max_retries: u32,
+        tx: UnboundedSender<PageSessionEvent>,
+    ) -> PageSession {
+        PageSession {
+            call,
+            key,
+            flow: PageFlow::new(caller, false, key_timeout, max_retries),
+            prompts,
+            message,
+            playback: Playback::default(),
+            keys: KeyInput::new(in_band_dtmf),
+            tx,
+            started: false,
+        }
+    }
+
+    fn input(&mut self, input: PageInput, now: Instant) {
+        if let PageInput::Digit(d) = &input {
+            tracing::info!(call = self.call.0, request = %self.key.request, person = %self.key.person, digit = %d, "employee pressed a key");
+        }
+        self.flow.handle(input, now);
+        self.pump();
+    }
+
+    fn pump(&mut self) {
+        while let Some(out) = self.flow.poll_output() {
+            let decision = match out {
+                // Appended, not replacing: accepting queues "accepted", the message and "press 9" in a row.
+                PageOutput::Play(names) => {
+                    let prompts = &self.prompts;
+                    self.playback.enqueue(names.iter().filter_map(|n| {
+                        let p = prompts.get(n);
+                        if p.is_none() {
+                            tracing::warn!(prompt = %n, "prompt missing from sounds; skipped");
+                        }
+                        p
+                    }));
+                    None
+                }
+                PageOutput::StopPlayback => {
+                    self.playback.stop();
+                    None
+                }
+                PageOutput::PlayMessage => {
+                    self.playback.enqueue([self.message.clone()]);
+                    None
+                }
+                PageOutput::Accepted => Some(PageDecision::Accepted),
+                PageOutput::Declined => Some(PageDecision::Declined),
+                PageOutput::Completed => {
+                    // 9 barges in: the flow asks for "goodbye" next without stopping what plays.
+                    self.playback.stop();
+                    Some(PageDecision::Completed)
+                }
+                PageOutput::Hangup => Some(PageDecision::Hangup),
+                // Never asked for: the flow is built with the caller gone (see the module docs).
+                PageOutput::Bridge => None,
+            };
+            if let Some(decision) = decision {
+                let _ = self.tx.send(PageSessionEvent { call: self.call, key: self.key, decision });
+            }
+        }
+    }
+}
+
+impl MediaApp for PageSession {
+    fn on_audio(&mut self, pcm: &[i16], now: Instant) {
+        if let Some(d) = self.keys.on_audio(pcm) {
+            self.input(PageInput::Digit(d), now);
+        }
+    }
+
+    fn on_telephone_event(&mut self, payload: &[u8], timestamp: u32, marker: bool, now: Instant) {
+        if let Some(d) = self.keys.on_telephone_event(payload, timestamp, marker) {
+            self.input(PageInput::Digit(d), now);
+        }
+    }
+
+    fn next_frame(&mut self, out: &mut [i16], now: Instant) -> bool {
+        if !self.started {
+            self.started = true;
+            self.input(PageInput::Answered, now);
+        }
+        if self.flow.poll_timeout().is_some_and(|t| now >= t) {
+            self.flow.handle_timeout(now);
+            self.pump();
+        }
+        if self.playback.fill(out) {
+            self.input(PageInput::PlaybackFinished, now);
+        }
+        true
+    }
+
+    fn on_signal(&mut self, signal: Signal, now: Instant) {
+        if let Signal::Info { content_type, body } = signal {
+            if let Some(d) = self.keys.on_info(&content_type, &body) {
+                self.input(PageInput::Digit(d), now);
+            }
+        }
+    }
+
+    fn finish(&mut self, now: Instant) {
+        // Hanging up before accepting counts as a decline (the flow says so).
+        self.flow.handle(PageInput::Hangup, now);
+        self.pump();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oncall_core::{Channel, PersonId, RequestId};
+
+    /// Prompts of 0.1 s, each a distinct constant so the frames say what plays; the message is 0.3 s of 7.
+    fn session() -> (PageSession, tokio::sync::mpsc::UnboundedReceiver<PageSessionEvent>) {
+        let mut prompts = PromptLibrary::new();
+        for (i, name) in ["new_request", "from", "press_1_talk", "accepted", "press_9_done", "declined", "goodbye"].iter().enumerate() {
+            prompts.insert(*name, vec![100 + i as i16; 800]);
+        }
+        let key = NotificationKey { request: RequestId(1), stage: 0, person: PersonId(2), channel: Channel::Call };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let s = PageSession::new(CallRef(9), key, "tester", Arc::from(vec![7i16; 2400]), Arc::new(prompts), false, Duration::from_secs(5), 1, tx);
+        (s, rx)
+    }
+
+    fn press(s: &mut PageSession, key: char, now: Instant) {
+        s.on_signal(Signal::Info { content_type: "application/dtmf-relay".into(), body: format!("Signal={key}\r\nDuration=160\r\n").into_bytes() }, now);
+    }
+
+    /// Runs `secs` of 20 ms frames from `t`; returns the first sample of each frame and the time after.
+    fn run(s: &mut PageSession, t: Instant, secs: f64) -> (Vec<i16>, Instant) {
+        let mut out = [0i16; 160];
+        let mut firsts = Vec::new();
+        let mut now = t;
+        for _ in 0..(secs / 0.02).round() as usize {
+            s.next_frame(&mut out, now);
+            firsts.push(out[0]);
+            now += Duration::from_millis(20);
+        }
+        (firsts, now)
+    }
+
+    fn decisions(rx: &mut tokio::sync::mpsc::UnboundedReceiver<PageSessionEvent>) -> Vec<PageDecision> {
+        std::iter::from_fn(|| rx.try_recv().ok()).map(|e| e.decision).collect()
+    }
+
+    #[test]
+    fn accepting_plays_accepted_then_the_message_and_9_says_goodbye_at_once() {
+        let (mut s, mut rx) = session();
+        let (heard, t) = run(&mut s, Instant::now(), 0.4);
+        assert_eq!(heard[0], 100, "the announcement starts with new_request");
+        press(&mut s, '1', t);
+        assert_eq!(decisions(&mut rx), vec![PageDecision::Accepted]);
+        let (heard, t) = run(&mut s, t, 0.5);
+        assert_eq!(&heard[..5], &[103; 5], "\"accepted\" first");
+        assert_eq!(&heard[5..20], &[7; 15], "then the caller's message");
+        // 9 in the middle of "press 9 when done": goodbye right away, then BYE.
+        press(&mut s, '9', t);
+        assert_eq!(decisions(&mut rx), vec![PageDecision::Completed]);
+        let (heard, _) = run(&mut s, t, 0.2);
+        assert_eq!(heard[0], 106, "goodbye barges in");
+        assert_eq!(decisions(&mut rx), vec![PageDecision::Hangup]);
+    }
+
+    #[test]
+    fn declining_or_hanging_up_before_accepting_is_a_decline() {
+        let (mut s, mut rx) = session();
+        let (_, t) = run(&mut s, Instant::now(), 0.1);
+        press(&mut s, '3', t);
+        assert_eq!(decisions(&mut rx), vec![PageDecision::Declined]);
+        let (heard, _) = run(&mut s, t, 0.2);
+        assert_eq!(heard[0], 105, "\"declined\"");
+        assert_eq!(decisions(&mut rx), vec![PageDecision::Hangup]);
+
+        let (mut s, mut rx) = session();
+        let (_, t) = run(&mut s, Instant::now(), 0.1);
+        s.finish(t);
+        assert_eq!(decisions(&mut rx), vec![PageDecision::Declined]);
+    }
+
+    #[test]
+    fn no_key_after_the_retries_is_a_decline() {
+        let (mut s, mut rx) = session();
+        // Announcement 0.3 s + 5 s wait, one reprompt (0.1 s) + 5 s wait, then "goodbye".
+        run(&mut s, Instant::now(), 11.0);
+        assert_eq!(decisions(&mut rx), vec![PageDecision::Declined, PageDecision::Hangup]);
+    }
+}

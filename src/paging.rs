@@ -1,0 +1,360 @@
+//! Paging (issue 6): phoning whoever is on call for a request a caller opened with "page on-call".
+//!
+//! One tokio task owns the escalation [`Engine`] of every open request (in memory; each one is also
+//! saved with `save_escalation` after every change so the state can be inspected and, later, resumed).
+//! It is the thin loop around the sans-IO engine: it feeds it inputs (a request opened, what became
+//! of a call, time passing), carries out its commands, and moves the request through the store:
+//!
+//! - `Notify` by call → look the person up, pick their first contact (a SIP URI is called directly,
+//!   an E.164 number through the first `[[trunks]]` entry), record the notification (the ledger's
+//!   unique key keeps a person from being paged twice for one stage) and ask the call controller to
+//!   place the call ([`ControllerCommand::Page`]).
+//! - The controller reports back ([`Outcome`]): ringing/answered → `Delivered`; the employee pressed 1
+//!   → `Answered` and the request is answered then acknowledged by them; 3, no key or a hang-up before
+//!   accepting → `Declined`; a call that never got answered → `Failed`; 9 → the request is completed.
+//! - `CancelPending` / `Exhausted` → the controller stops every other leg of the request; a stage that
+//!   ends while a phone still rings has that ring cancelled.
+//!
+//! Not done here: text messages (a `Text` notification fails at once, so the engine moves on), live
+//! bridging to a caller still on the line, and taking over escalations another instance saved.
+
+use crate::config::{PagingConfig, TrunkConfig};
+use oncall_core::escalation::{Command, Engine, Input, NotificationKey, Phase};
+use oncall_core::{Actor, Channel, Contact, OrgId, RequestId, Store, Timestamp};
+use oncall_sip::transaction::{Peer, Transport};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What the paging task hears about.
+#[derive(Debug)]
+pub enum PagingEvent {
+    /// The call log opened a "page on-call" request and stored its message.
+    RequestOpened { request: RequestId, caller: String, recording: PathBuf },
+    /// What became of one paging call.
+    CallResult { key: NotificationKey, outcome: Outcome },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// 180/183: the phone rings.
+    Ringing,
+    /// The employee picked up; the announcement plays.
+    Answered,
+    /// The employee pressed 1: they take the request.
+    Accepted,
+    /// 3, no key before the retries ran out, or a hang-up before accepting.
+    Declined,
+    /// 9 after accepting: done.
+    Completed,
+    /// Never answered (busy, rejected, unreachable, cancelled), with why.
+    Failed(String),
+}
+
+/// One call to place for a notification.
+#[derive(Debug, Clone)]
+pub struct PageOrder {
+    pub key: NotificationKey,
+    /// Request-URI.
+    pub target: String,
+    /// Where the INVITE goes.
+    pub via: Peer,
+    pub credentials: Option<(String, String)>,
+    pub from_uri: String,
+    /// The caller as it is read out ("new request from 5 5 5 …").
+    pub caller: String,
+    /// The caller's message, 8 kHz mono.
+    pub message: Arc<[i16]>,
+}
+
+/// What the paging task asks of the call controller.
+#[derive(Debug)]
+pub enum ControllerCommand {
+    Page(PageOrder),
+    /// End every leg of `request` (CANCEL the ringing ones, BYE the answered ones) except `keep`.
+    CancelRequest { request: RequestId, keep: Option<NotificationKey> },
+    /// CANCEL the legs of `request` still ringing from stages before `stage` (their stage ended).
+    CancelStale { request: RequestId, stage: u32 },
+}
+
+struct Active {
+    engine: Engine,
+    caller: String,
+    message: Arc<[i16]>,
+    /// The stage the controller last heard about, to cancel rings of stages that ended.
+    stage: Option<u32>,
+    /// The leg whose employee accepted: it stays up when the others are cancelled.
+    accepted: Option<NotificationKey>,
+}
+
+pub struct Paging {
+    pub store: Store,
+    pub org: OrgId,
+    pub config: PagingConfig,
+    pub trunks: Vec<TrunkConfig>,
+    /// Our own SIP URI, the From of calls placed directly to a SIP URI.
+    pub local_uri: String,
+    pub controller: mpsc::UnboundedSender<ControllerCommand>,
+}
+
+impl Paging {
+    pub async fn run(self, mut events: mpsc::UnboundedReceiver<PagingEvent>) {
+        tracing::info!(key_timeout_secs = self.config.key_timeout_secs, trunks = self.trunks.len(), "paging enabled");
+        let mut active: HashMap<RequestId, Active> = HashMap::new();
+        loop {
+            let next = active.values().filter_map(|a| a.engine.poll_timeout()).min();
+            let sleep = async {
+                match next {
+                    Some(t) => tokio::time::sleep(Duration::from_millis((t - Timestamp::now()).0.max(0) as u64)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ev = events.recv() => {
+                    let Some(ev) = ev else { break };
+                    self.on_event(ev, &mut active).await;
+                }
+                _ = sleep => {
+                    let now = Timestamp::now();
+                    let due: Vec<RequestId> = active.iter().filter(|(_, a)| a.engine.poll_timeout().is_some_and(|t| t <= now)).map(|(id, _)| *id).collect();
+                    for id in due {
+                        if let Some(mut a) = active.remove(&id) {
+                            a.engine.handle(Input::TimePassed, now);
+                            self.drive(a, &mut active).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_event(&self, ev: PagingEvent, active: &mut HashMap<RequestId, Active>) {
+        let now = Timestamp::now();
+        match ev {
+            PagingEvent::RequestOpened { request, caller, recording } => {
+                if active.contains_key(&request) {
+                    return;
+                }
+                let policy = match self.store.list_policies(self.org).await {
+                    Ok(list) => list.into_iter().find(|p| !p.disabled && !p.steps.is_empty()),
+                    Err(e) => {
+                        tracing::error!(%request, error = %e, "cannot list escalation policies; request not paged");
+                        return;
+                    }
+                };
+                let Some(policy) = policy else {
+                    tracing::warn!(%request, "no enabled escalation policy: request not paged");
+                    return;
+                };
+                // Decoded once per request, off the media threads and off this loop's executor thread.
+                let path = recording.clone();
+                let message: Arc<[i16]> = match tokio::task::spawn_blocking(move || oncall_recordings::decode_to_8k_mono(&path)).await {
+                    Ok(Ok(samples)) => samples.into(),
+                    Ok(Err(e)) => {
+                        tracing::warn!(%request, path = %recording.display(), error = %e, "cannot decode the message; paging without it");
+                        Arc::from(Vec::new())
+                    }
+                    Err(e) => {
+                        tracing::warn!(%request, error = %e, "message decoder failed; paging without it");
+                        Arc::from(Vec::new())
+                    }
+                };
+                let engine = match self.store.begin_escalation(self.org, request, policy.id, now).await {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::error!(%request, error = %e, "cannot start the escalation");
+                        return;
+                    }
+                };
+                tracing::info!(%request, policy = %policy.name, message_secs = message.len() as f64 / 8000.0, "escalation started");
+                let a = Active { engine, caller: announce_caller(&caller), message, stage: None, accepted: None };
+                self.drive(a, active).await;
+            }
+            PagingEvent::CallResult { key, outcome } => {
+                let person = key.person;
+                let request = key.request;
+                tracing::info!(%request, %person, stage = key.stage, ?outcome, "page call result");
+                let status = match &outcome {
+                    Outcome::Ringing => "ringing",
+                    Outcome::Answered => "answered",
+                    Outcome::Accepted => "accepted",
+                    Outcome::Declined => "declined",
+                    Outcome::Completed => "completed",
+                    Outcome::Failed(_) => "failed",
+                };
+                if let Err(e) = self.store.set_notification_status(self.org, &key, status, now).await {
+                    tracing::warn!(%request, error = %e, "cannot update the notification status");
+                }
+                // Store transitions first: they hold even when the escalation has already finished.
+                match &outcome {
+                    Outcome::Accepted => {
+                        // notifying → answered → acknowledged. From exhausted only the acknowledgement applies.
+                        if let Err(e) = self.store.mark_answered(self.org, request, person, now).await {
+                            tracing::debug!(%request, error = %e, "not marked answered");
+                        }
+                        match self.store.acknowledge(self.org, request, Actor::Person(person), now).await {
+                            Ok(()) => tracing::info!(%request, %person, "request acknowledged by the employee"),
+                            Err(e) => tracing::warn!(%request, %person, error = %e, "cannot acknowledge (someone else took it?)"),
+                        }
+                    }
+                    Outcome::Completed => match self.store.complete(self.org, request, Actor::Person(person), now).await {
+                        Ok(()) => tracing::info!(%request, %person, "request completed by the employee"),
+                        Err(e) => tracing::warn!(%request, error = %e, "cannot complete the request"),
+                    },
+                    _ => {}
+                }
+                let Some(mut a) = active.remove(&request) else { return };
+                let input = match outcome {
+                    Outcome::Ringing | Outcome::Answered => Input::Delivered(key),
+                    Outcome::Accepted => {
+                        a.accepted = Some(key);
+                        Input::Answered { person }
+                    }
+                    Outcome::Declined => Input::Declined { person },
+                    Outcome::Failed(_) => Input::Failed(key),
+                    Outcome::Completed => Input::TimePassed,
+                };
+                a.engine.handle(input, now);
+                self.drive(a, active).await;
+            }
+        }
+    }
+
+    /// Carries out the engine's commands, tells the controller about a stage change, saves the
+    /// engine, and keeps it while it may still issue commands.
+    async fn drive(&self, mut a: Active, active: &mut HashMap<RequestId, Active>) {
+        let request = a.engine.request();
+        while let Some(cmd) = a.engine.poll_command() {
+            let now = Timestamp::now();
+            match cmd {
+                Command::Notify(key) => {
+                    if let Err(reason) = self.notify(&a, key, now).await {
+                        tracing::warn!(%request, person = %key.person, stage = key.stage, %reason, "notification failed");
+                        let _ = self.store.set_notification_status(self.org, &key, "failed", now).await;
+                        a.engine.handle(Input::Failed(key), now);
+                    }
+                }
+                Command::CancelPending { request } => {
+                    tracing::info!(%request, "escalation ended: cancelling the other calls");
+                    let _ = self.controller.send(ControllerCommand::CancelRequest { request, keep: a.accepted });
+                }
+                Command::Exhausted { request } => {
+                    tracing::warn!(%request, "escalation exhausted: nobody took the request");
+                    if let Err(e) = self.store.mark_exhausted(self.org, request, now).await {
+                        tracing::warn!(%request, error = %e, "cannot mark the request exhausted");
+                    }
+                    let _ = self.controller.send(ControllerCommand::CancelRequest { request, keep: None });
+                }
+            }
+        }
+        let stage = match a.engine.phase() {
+            Phase::Step { stage, .. } | Phase::LastResort { stage, .. } => Some(stage),
+            _ => None,
+        };
+        if let (Some(old), Some(new)) = (a.stage, stage) {
+            if new != old {
+                tracing::info!(%request, stage = new, "escalation moved to the next stage");
+                let _ = self.controller.send(ControllerCommand::CancelStale { request, stage: new });
+            }
+        }
+        a.stage = stage.or(a.stage);
+        if let Err(e) = self.store.save_escalation(self.org, &a.engine, Timestamp::now()).await {
+            tracing::warn!(%request, error = %e, "cannot save the escalation");
+        }
+        if a.engine.phase().is_finished() {
+            tracing::info!(%request, phase = ?a.engine.phase(), "escalation finished");
+        } else {
+            active.insert(request, a);
+        }
+    }
+
+    /// Records the notification and orders the call; `Err` with why when it cannot be placed.
+    async fn notify(&self, a: &Active, key: NotificationKey, now: Timestamp) -> Result<(), String> {
+        if key.channel != Channel::Call {
+            return Err(format!("channel {} is not supported yet", key.channel));
+        }
+        match self.store.record_notification(self.org, &key, now).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(request = %key.request, person = %key.person, stage = key.stage, "already paged for this stage; not again");
+                return Ok(());
+            }
+            Err(e) => return Err(format!("cannot record the notification: {e}")),
+        }
+        let person = self.store.person(self.org, key.person).await.map_err(|e| format!("cannot load the person: {e}"))?;
+        if person.disabled {
+            return Err("person is disabled".into());
+        }
+        let contact = person.contacts.first().ok_or("no phone number or SIP URI")?;
+        let (target, via, credentials, from_uri) = match contact {
+            Contact::Sip(uri) => {
+                let addr = resolve_sip_uri(uri.as_str()).await?;
+                (uri.as_str().to_string(), Peer { addr, transport: Transport::Udp, conn: None }, None, self.local_uri.clone())
+            }
+            Contact::Phone(number) => {
+                let trunk = self.trunks.first().ok_or("a phone number needs a [[trunks]] entry to call through")?;
+                let addr = trunk.registrar_addr().map_err(|e| format!("trunk {}: {e}", trunk.name))?;
+                let domain = trunk.aor().rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
+                let from_uri = match &trunk.caller_id {
+                    Some(id) if id.starts_with("sip:") || id.starts_with("sips:") => id.clone(),
+                    Some(id) => format!("sip:{id}@{domain}"),
+                    None => trunk.aor(),
+                };
+                let credentials = (!trunk.username.is_empty()).then(|| (trunk.username.clone(), trunk.password.clone()));
+                (format!("sip:{number}@{domain}"), Peer { addr, transport: Transport::Udp, conn: None }, credentials, from_uri)
+            }
+        };
+        tracing::info!(request = %key.request, person = %key.person, name = %person.name, stage = key.stage, %target, via = %via.addr, "paging by phone");
+        let order = PageOrder { key, target, via, credentials, from_uri, caller: a.caller.clone(), message: a.message.clone() };
+        self.controller.send(ControllerCommand::Page(order)).map_err(|_| "the call controller has stopped".to_string())
+    }
+}
+
+/// The UDP address a `sip:user@host[:port][;params]` URI is reached at (port 5060 by default).
+async fn resolve_sip_uri(uri: &str) -> Result<SocketAddr, String> {
+    let rest = uri.strip_prefix("sip:").or_else(|| uri.strip_prefix("sips:")).ok_or_else(|| format!("{uri:?} is not a SIP URI"))?;
+    let rest = rest.split([';', '?', '>']).next().unwrap_or("");
+    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let (host, port) = oncall_sip::message::uri::split_hostport(hostport).map_err(|e| format!("{uri:?}: {e}"))?;
+    let host = host.trim_matches(|c| c == '[' || c == ']');
+    let port = port.unwrap_or(5060);
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    // A host name: its A/AAAA record (no NAPTR/SRV lookups).
+    tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))
+}
+
+/// The part of a caller worth reading out: the user part of a SIP URI (usually the number),
+/// or the string as it is.
+pub fn announce_caller(caller: &str) -> String {
+    let Some(i) = caller.find("sip:").or_else(|| caller.find("tel:")) else { return caller.to_string() };
+    let rest = &caller[i + 4..];
+    rest.split(['@', ';', '>']).next().unwrap_or("").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_caller_is_read_out_from_the_user_part() {
+        assert_eq!(announce_caller("\"Bob\" <sip:+15551234@10.0.0.1:5060>;tag=x"), "+15551234");
+        assert_eq!(announce_caller("tel:+15551234"), "+15551234");
+        assert_eq!(announce_caller("+15551234"), "+15551234");
+    }
+
+    #[tokio::test]
+    async fn sip_uris_resolve_to_their_host_and_port() {
+        assert_eq!(resolve_sip_uri("sip:erin@127.0.0.1:5070;transport=udp").await, Ok("127.0.0.1:5070".parse().unwrap()));
+        assert_eq!(resolve_sip_uri("sip:10.1.2.3").await, Ok("10.1.2.3:5060".parse().unwrap()));
+        assert!(resolve_sip_uri("mailto:x@y").await.is_err());
+    }
+}
