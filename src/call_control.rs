@@ -380,7 +380,7 @@ impl Controller {
                 let Some(sockets) = self.ports.allocate() else {
                     tracing::warn!("no free RTP port; 503");
                     self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
-                    self.ua.reject(call, 503, now);
+                    self.ua.reject_with(call, 503, &[("Retry-After", Verdict::Busy.retry_after().to_string())], now);
                     return;
                 };
                 let port = sockets.0.local_addr().map(|a| a.port()).unwrap_or(0);

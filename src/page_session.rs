@@ -108,11 +108,7 @@ impl PageSession {
                 }
                 PageOutput::Accepted => Some(PageDecision::Accepted),
                 PageOutput::Declined => Some(PageDecision::Declined),
-                PageOutput::Completed => {
-                    // 9 barges in: the flow asks for "goodbye" next without stopping what plays.
-                    self.playback.stop();
-                    Some(PageDecision::Completed)
-                }
+                PageOutput::Completed => Some(PageDecision::Completed),
                 PageOutput::Hangup => Some(PageDecision::Hangup),
                 // Never asked for: the flow is built with the caller gone (see the module docs).
                 PageOutput::Bridge => None,

@@ -128,7 +128,6 @@ fn a_flood_from_one_source_is_throttled_while_another_source_gets_through() {
 /// Every 503 should carry Retry-After so a trunk backs off (RFC 3261 §21.5.4), including the one OnCall sends when
 /// its RTP port range is used up. Today that 503 has none (the rate-limit and call-ceiling ones do).
 #[test]
-#[ignore = "server finding (issue 9): the 503 for 'no free RTP port' has no Retry-After; fix in src/call_control.rs"]
 fn the_503_for_exhausted_rtp_ports_carries_retry_after() {
     let server = Server::start(
         "rtp-exhausted",

@@ -146,6 +146,8 @@ impl PageFlow {
                 self.state = S::AfterAccept { deadline: None };
             }
             (S::Bridged | S::AfterAccept { .. }, I::Digit(Digit::D9)) => {
+                // 9 barges in like any key: stop what plays, then say goodbye.
+                self.outputs.push_back(PageOutput::StopPlayback);
                 self.outputs.push_back(PageOutput::Completed);
                 self.close("goodbye");
             }
