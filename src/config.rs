@@ -56,6 +56,8 @@ pub struct SipConfig {
     pub server_header: String,
     pub max_tcp_connections: usize,
     pub tcp_idle_timeout_secs: u64,
+    /// A TCP message must arrive whole within this long of its first byte (slowloris).
+    pub tcp_message_timeout_secs: u64,
     /// Calls held at once; beyond it new calls get 503 with Retry-After. 0 = no limit.
     pub max_calls: usize,
     /// New calls per second accepted from one source address (0 = no limit), and the burst above it.
@@ -78,6 +80,7 @@ impl Default for SipConfig {
             server_header: String::new(),
             max_tcp_connections: 1024,
             tcp_idle_timeout_secs: 120,
+            tcp_message_timeout_secs: 30,
             max_calls: 4000,
             calls_per_second_per_source: 0.0,
             call_burst_per_source: 100.0,

@@ -451,7 +451,11 @@ async fn serve(cfg: Config) -> Result<()> {
     ivr_source.spawn_reload(store.clone(), org.id, &cfg, prompts);
 
     let (in_tx, in_rx) = tokio::sync::mpsc::channel(8192);
-    let limits = TransportLimits { max_tcp_connections: cfg.sip.max_tcp_connections, tcp_idle_timeout: Duration::from_secs(cfg.sip.tcp_idle_timeout_secs) };
+    let limits = TransportLimits {
+        max_tcp_connections: cfg.sip.max_tcp_connections,
+        tcp_idle_timeout: Duration::from_secs(cfg.sip.tcp_idle_timeout_secs),
+        tcp_message_timeout: Duration::from_secs(cfg.sip.tcp_message_timeout_secs),
+    };
     let bound = transport::bind(cfg.sip.listen_udp, cfg.sip.listen_tcp, limits, in_tx).await.context("binding sip.listen_udp / sip.listen_tcp")?;
     let advertise_ip = cfg.sip.advertise.unwrap_or_else(|| cfg.sip.listen_udp.ip());
     if advertise_ip.is_unspecified() {

@@ -214,3 +214,48 @@ fn malformed_udp_and_tcp_input_does_not_stop_the_server() {
         tail(&log, 80)
     );
 }
+
+/// Slowloris: a client that trickles a message one byte at a time is cut off once the message has taken
+/// `tcp_message_timeout_secs`, while a connection that is merely quiet is kept (idle timeout is longer).
+#[test]
+fn trickled_tcp_message_is_cut_off_but_a_quiet_connection_stays() {
+    use std::io::Read;
+    use std::time::Instant;
+    let server = Server::start(
+        "slowloris",
+        ServerOptions { extra_sip: "tcp_message_timeout_secs = 2\ntcp_idle_timeout_secs = 60\n".into(), ..ServerOptions::default() },
+    );
+    let mut slow = TcpStream::connect(server.sip_tcp).expect("connect");
+    let quiet = TcpStream::connect(server.sip_tcp).expect("connect");
+    slow.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let started = Instant::now();
+    let message = b"OPTIONS sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKslow\r\n";
+    let mut closed_after = None;
+    for b in message.iter().cycle().take(200) {
+        if slow.write_all(std::slice::from_ref(b)).is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        let mut byte = [0u8; 1];
+        if let Ok(0) = slow.read(&mut byte) {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(8) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(150));
+    }
+    let closed_after = closed_after.expect("the trickling connection was never closed");
+    eprintln!("[e2e] trickled message cut off after {closed_after:?}");
+    assert!(closed_after >= Duration::from_millis(1900) && closed_after < Duration::from_secs(5), "{closed_after:?}");
+    // The quiet connection sent nothing: still open, and it still works.
+    let mut quiet = quiet;
+    quiet.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    quiet
+        .write_all(b"OPTIONS sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKquiet\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: quiet@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+        .expect("quiet connection still open");
+    let mut answer = [0u8; 512];
+    let n = quiet.read(&mut answer).expect("answer on the quiet connection");
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("SIP/2.0 200"), "{}", String::from_utf8_lossy(&answer[..n]));
+}

@@ -23,13 +23,16 @@ pub struct Inbound {
 #[derive(Debug, Clone)]
 pub struct TransportLimits {
     pub max_tcp_connections: usize,
-    /// A TCP connection with no complete message for this long is closed (slowloris).
+    /// A TCP connection that sends nothing for this long is closed.
     pub tcp_idle_timeout: Duration,
+    /// A message must arrive whole within this long of its first byte, however slowly the bytes
+    /// trickle in (slowloris: a client holding half-sent messages open to use up connections).
+    pub tcp_message_timeout: Duration,
 }
 
 impl Default for TransportLimits {
     fn default() -> Self {
-        TransportLimits { max_tcp_connections: 1024, tcp_idle_timeout: Duration::from_secs(120) }
+        TransportLimits { max_tcp_connections: 1024, tcp_idle_timeout: Duration::from_secs(120), tcp_message_timeout: Duration::from_secs(30) }
     }
 }
 
@@ -110,9 +113,9 @@ pub async fn bind(udp: SocketAddr, tcp: SocketAddr, limits: TransportLimits, inb
             }
             let conns = accept_conns.clone();
             let inbound = inbound.clone();
-            let idle = limits.tcp_idle_timeout;
+            let (idle, message_timeout) = (limits.tcp_idle_timeout, limits.tcp_message_timeout);
             tokio::spawn(async move {
-                serve_tcp(stream, addr, id, rx, inbound, idle).await;
+                serve_tcp(stream, addr, id, rx, inbound, idle, message_timeout).await;
                 if let Ok(mut c) = conns.lock() {
                     c.remove(&id);
                 }
@@ -123,7 +126,15 @@ pub async fn bind(udp: SocketAddr, tcp: SocketAddr, limits: TransportLimits, inb
     Ok(Bound { udp_addr, tcp_addr, sender: Sender { udp: udp_sock, tcp: conns } })
 }
 
-async fn serve_tcp(stream: TcpStream, addr: SocketAddr, id: u64, mut outbound: mpsc::UnboundedReceiver<Vec<u8>>, inbound: mpsc::Sender<Inbound>, idle: Duration) {
+async fn serve_tcp(
+    stream: TcpStream,
+    addr: SocketAddr,
+    id: u64,
+    mut outbound: mpsc::UnboundedReceiver<Vec<u8>>,
+    inbound: mpsc::Sender<Inbound>,
+    idle: Duration,
+    message_timeout: Duration,
+) {
     let (mut rd, mut wr) = stream.into_split();
     let writer = tokio::spawn(async move {
         while let Some(data) = outbound.recv().await {
@@ -135,11 +146,18 @@ async fn serve_tcp(stream: TcpStream, addr: SocketAddr, id: u64, mut outbound: m
     let mut framer = StreamFramer::new();
     let mut buf = vec![0u8; 16384];
     let peer = Peer { addr, transport: Transport::Tcp, conn: Some(id) };
+    // When the message now being received started (None between messages).
+    let mut partial_since: Option<tokio::time::Instant> = None;
     loop {
-        let n = match tokio::time::timeout(idle, rd.read(&mut buf)).await {
+        let wait = match partial_since {
+            Some(t) => idle.min(message_timeout.saturating_sub(t.elapsed())),
+            None => idle,
+        };
+        let n = match tokio::time::timeout(wait, rd.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => break,
             Err(_) => {
-                tracing::debug!(%addr, "closing idle TCP connection");
+                let why = if partial_since.is_some() { "a message took too long to arrive" } else { "idle" };
+                tracing::debug!(%addr, why, "closing TCP connection");
                 break;
             }
             Ok(Ok(n)) => n,
@@ -160,6 +178,11 @@ async fn serve_tcp(stream: TcpStream, addr: SocketAddr, id: u64, mut outbound: m
                 }
             }
         }
+        partial_since = match (framer.pending() > 0, partial_since) {
+            (false, _) => None,
+            (true, None) => Some(tokio::time::Instant::now()),
+            (true, started) => started,
+        };
     }
     writer.abort();
 }
