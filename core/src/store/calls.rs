@@ -4,7 +4,7 @@
 //! refers to. Digits are what the caller pressed in the IVR, kept for the call log.
 
 use super::rows::{i64_, opt_i64, opt_string, opt_ts, string, ts};
-use super::{Result, Store, StoreError};
+use super::{one_row, Result, Store, StoreError};
 use crate::ids::{CallRowId, OrgId, RequestId};
 use crate::request::NewRequest;
 use crate::timestamp::Timestamp;
@@ -109,10 +109,7 @@ impl Store {
         .bind(id.0)
         .execute(self.pool())
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
-        Ok(())
+        one_row(&done, id)
     }
 
     pub async fn call(&self, org: OrgId, id: CallRowId) -> Result<Call> {

@@ -193,3 +193,12 @@ fn normalize_url(url: &str) -> Result<(Backend, String)> {
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
+
+/// An UPDATE or DELETE scoped to one organization that must have touched a row: none means the id does
+/// not exist there (or belongs to another organization), which callers see as NotFound.
+pub(crate) fn one_row(done: &sqlx::any::AnyQueryResult, id: impl std::fmt::Display) -> Result<()> {
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(id.to_string()));
+    }
+    Ok(())
+}

@@ -1,7 +1,7 @@
 //! People (with their contacts and notification rules) and teams.
 
 use super::rows::{corrupt, i64_, opt_string, string, ts};
-use super::{Result, Store, StoreError};
+use super::{one_row, Result, Store, StoreError};
 use crate::ids::{OrgId, PersonId, TeamId};
 use crate::person::{Channel, NewPerson, NotificationRule, Person, Role};
 use crate::phone::Contact;
@@ -140,9 +140,7 @@ impl Store {
                 StoreError::Conflict(_) => StoreError::Conflict(format!("person with e-mail {:?}", p.email.as_deref().unwrap_or(""))),
                 other => other,
             })?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
+        one_row(&done, id)?;
         for table in ["contact_methods", "notification_rules"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1 AND person_id = $2"))
                 .bind(org.0)
@@ -190,9 +188,7 @@ impl Store {
             .bind(id.0)
             .execute(self.pool())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
+        one_row(&done, id)?;
         if let Some(user) = self.user_for_person(org, id).await? {
             self.set_user_disabled(org, user.id, disabled, now).await?;
         }
@@ -222,9 +218,7 @@ impl Store {
             .bind(id.0)
             .execute(self.pool())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
+        one_row(&done, id)?;
         Ok(token)
     }
 

@@ -1,7 +1,7 @@
 //! Escalation policies, and the `Directory` snapshot the engine runs on.
 
 use super::rows::{corrupt, i64_, opt_i64, string, u32_};
-use super::{Result, Store, StoreError};
+use super::{one_row, Result, Store, StoreError};
 use crate::escalation::{Directory, EscalationPolicy, NewPolicy, Step, Target};
 use crate::ids::{OrgId, PersonId, PolicyId, ScheduleId};
 use crate::timestamp::{Millis, Timestamp};
@@ -37,9 +37,7 @@ impl Store {
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
+        one_row(&done, id)?;
         sqlx::query("DELETE FROM escalation_targets WHERE org_id = $1 AND step_id IN (SELECT id FROM escalation_steps WHERE org_id = $1 AND policy_id = $2)")
             .bind(org.0)
             .bind(id.0)
@@ -63,10 +61,7 @@ impl Store {
             .bind(id.0)
             .execute(self.pool())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
-        Ok(())
+        one_row(&done, id)
     }
 
     /// Validation plus: every target belongs to the organization.

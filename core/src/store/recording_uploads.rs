@@ -8,7 +8,7 @@
 
 use super::requests::insert_event;
 use super::rows::{f64_, i64_, opt_i64, opt_string, string, ts};
-use super::{Result, Store, StoreError};
+use super::{one_row, Result, Store, StoreError};
 use crate::ids::{OrgId, RecordingId, RequestId};
 use crate::request::Actor;
 use crate::timestamp::Timestamp;
@@ -131,10 +131,7 @@ impl Store {
         .bind(id.0)
         .execute(self.pool())
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
-        Ok(())
+        one_row(&done, id)
     }
 
     /// `org`'s recordings created before `cutoff`, oldest first (retention).

@@ -1,7 +1,7 @@
 //! Schedules: layers with their rotation members, and overrides.
 
 use super::rows::{corrupt, i64_, string, ts, u32_};
-use super::{Result, Store, StoreError};
+use super::{one_row, Result, Store, StoreError};
 use crate::ids::{OrgId, OverrideId, PersonId, ScheduleId};
 use crate::schedule::{Layer, NewSchedule, Override, Rotation, Schedule, ShiftLength};
 use crate::timestamp::Timestamp;
@@ -47,9 +47,7 @@ impl Store {
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
+        one_row(&done, id)?;
         // Members first: layer_members references layers, and not every backend cascades the
         // same way inside one transaction.
         sqlx::query("DELETE FROM layer_members WHERE org_id = $1 AND layer_id IN (SELECT id FROM schedule_layers WHERE org_id = $1 AND schedule_id = $2)")
@@ -210,10 +208,7 @@ impl Store {
             .bind(id.0)
             .execute(self.pool())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
-        Ok(())
+        one_row(&done, id)
     }
 }
 

@@ -5,7 +5,7 @@
 //! login happens before we know the organization.
 
 use super::rows::{corrupt, i64_, opt_i64, string};
-use super::{Result, Store, StoreError};
+use super::{one_row, Result, Store, StoreError};
 use crate::ids::{OrgId, PersonId, UserId};
 use crate::password::{self, PasswordError};
 use crate::person::Role;
@@ -180,9 +180,7 @@ impl Store {
             .bind(id.0)
             .execute(self.pool())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
+        one_row(&done, id)?;
         if disabled {
             self.delete_user_sessions(id, None).await?;
         }
@@ -197,9 +195,6 @@ impl Store {
             .bind(id.0)
             .execute(self.pool())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
-        Ok(())
+        one_row(&done, id)
     }
 }
