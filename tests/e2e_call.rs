@@ -10,7 +10,6 @@
 mod support;
 
 use std::fs;
-use std::thread;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -22,16 +21,7 @@ const TAIL: f64 = 1.0;
 /// How far the recording's length may differ from the time between the end of the beep and `#`.
 const DURATION_TOLERANCE: f64 = 0.3;
 
-fn sleep_until(t: Instant) {
-    let now = Instant::now();
-    if t > now {
-        thread::sleep(t - now);
-    }
-}
 
-fn prompt_secs(name: &str) -> f64 {
-    read_wav(&sounds_dir().join(format!("{name}.wav"))).secs()
-}
 
 #[test]
 fn baresip_caller_hears_greeting_presses_1_and_leaves_a_message() {

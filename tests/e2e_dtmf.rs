@@ -7,9 +7,6 @@ mod support;
 use std::time::Duration;
 use support::*;
 
-fn prompt_secs(name: &str) -> f64 {
-    read_wav(&sounds_dir().join(format!("{name}.wav"))).secs()
-}
 
 /// The call row with its digits, recording and times, checked the same way for every DTMF transport.
 fn check_message_call(server: &Server, checks: &mut Checks, min_message_secs: f64) {

@@ -24,16 +24,7 @@ const KEY_1_AT: f64 = 2.0;
 const LEAD_IN: f64 = 0.7;
 const TAIL: f64 = 0.8;
 
-fn sleep_until(t: Instant) {
-    let now = Instant::now();
-    if t > now {
-        thread::sleep(t - now);
-    }
-}
 
-fn prompt_secs(name: &str) -> f64 {
-    read_wav(&sounds_dir().join(format!("{name}.wav"))).secs()
-}
 
 fn paging_server(name: &str) -> Server {
     Server::start(

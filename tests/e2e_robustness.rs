@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::fs;
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::thread;
@@ -46,34 +45,6 @@ fn invite(server: &Server, reply_port: u16, n: usize, transport: &str) -> Vec<u8
     .into_bytes()
 }
 
-/// The RFC 4475 torture messages, with their 192.0.2.x documentation addresses moved to 127.0.0.x (same length,
-/// so Content-Length stays right) so that whatever OnCall sends back stays on loopback.
-fn torture_messages() -> Vec<(String, Vec<u8>)> {
-    let dir = repo_root().join("sip-server/tests/fixtures/rfc4475");
-    let mut out = Vec::new();
-    for entry in fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .flatten()
-    {
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "dat") {
-            let mut bytes = fs::read(&path).expect("read torture message");
-            let from = b"192.0.2.";
-            let mut i = 0;
-            while i + from.len() <= bytes.len() {
-                if &bytes[i..i + from.len()] == from {
-                    bytes[i..i + from.len()].copy_from_slice(b"127.0.0.");
-                    i += from.len();
-                } else {
-                    i += 1;
-                }
-            }
-            out.push((path.file_name().unwrap().to_string_lossy().into_owned(), bytes));
-        }
-    }
-    out.sort();
-    out
-}
 
 #[test]
 fn malformed_udp_and_tcp_input_does_not_stop_the_server() {

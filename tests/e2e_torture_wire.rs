@@ -109,33 +109,6 @@ fn tcp_expectation(name: &str, udp: &Expect) -> Expect {
     }
 }
 
-/// The torture messages with 192.0.2. rewritten to 127.0.0. (same length).
-fn torture_messages() -> Vec<(String, Vec<u8>)> {
-    let dir = repo_root().join("sip-server/tests/fixtures/rfc4475");
-    let mut out = Vec::new();
-    for entry in fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .flatten()
-    {
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "dat") {
-            let mut bytes = fs::read(&path).expect("read torture message");
-            let mut i = 0;
-            while i + 8 <= bytes.len() {
-                if &bytes[i..i + 8] == b"192.0.2." {
-                    bytes[i..i + 8].copy_from_slice(b"127.0.0.");
-                    i += 8;
-                } else {
-                    i += 1;
-                }
-            }
-            let stem = path.file_stem().unwrap().to_string_lossy();
-            out.push((stem.trim_start_matches("TC_").to_string(), bytes));
-        }
-    }
-    out.sort();
-    out
-}
 
 /// The Call-ID of a message (full or compact header name), as the responses will echo it.
 fn call_id_of(message: &[u8]) -> String {

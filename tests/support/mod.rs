@@ -1720,3 +1720,45 @@ pub fn udp_invite_statuses(from_ip: &str, target: SocketAddr, limit: Duration) -
     }
     out
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Small shared pieces of the suites.
+
+pub fn sleep_until(t: Instant) {
+    let now = Instant::now();
+    if t > now {
+        thread::sleep(t - now);
+    }
+}
+
+/// Length of a shipped prompt, seconds.
+pub fn prompt_secs(name: &str) -> f64 {
+    read_wav(&sounds_dir().join(format!("{name}.wav"))).secs()
+}
+
+/// The 50 RFC 4475 torture messages keyed by name without `TC_` (e.g. `BADDN_I`), sorted, with their
+/// 192.0.2.x documentation addresses moved to 127.0.0.x (same length, so Content-Length stays right) so that
+/// whatever OnCall sends back stays on loopback.
+pub fn torture_messages() -> Vec<(String, Vec<u8>)> {
+    let dir = repo_root().join("sip-server/tests/fixtures/rfc4475");
+    let mut out = Vec::new();
+    for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "dat") {
+            let mut bytes = fs::read(&path).expect("read torture message");
+            let mut i = 0;
+            while i + 8 <= bytes.len() {
+                if &bytes[i..i + 8] == b"192.0.2." {
+                    bytes[i..i + 8].copy_from_slice(b"127.0.0.");
+                    i += 8;
+                } else {
+                    i += 1;
+                }
+            }
+            let stem = path.file_stem().unwrap().to_string_lossy();
+            out.push((stem.trim_start_matches("TC_").to_string(), bytes));
+        }
+    }
+    out.sort();
+    out
+}
