@@ -468,36 +468,6 @@ silence_secs = {silence_secs}
         format!("sip:oncall@{}", self.sip_udp)
     }
 
-    /// The stored calls, from `oncall calls --json`.
-    pub fn calls(&self) -> Vec<Value> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oncall"));
-        cmd.arg("calls").arg("--config").arg(&self.config_path).arg("--json");
-        let out = run_for(&mut cmd, Duration::from_secs(20), &self.dir.path, "oncall-calls");
-        assert!(out.success(), "`oncall calls --json` failed: {}", out.describe());
-        match serde_json::from_str::<Value>(out.stdout.trim()) {
-            Ok(Value::Array(rows)) => rows,
-            other => panic!(
-                "`oncall calls --json` did not print a JSON array ({other:?}):\n{}",
-                out.stdout
-            ),
-        }
-    }
-
-    /// Polls `oncall calls --json` until a row satisfies `pred` (the row may be written after the BYE).
-    pub fn wait_for_call(&self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value, Vec<Value>> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let rows = self.calls();
-            if let Some(row) = rows.iter().find(|r| pred(r)) {
-                return Ok(row.clone());
-            }
-            if Instant::now() >= deadline {
-                return Err(rows);
-            }
-            thread::sleep(Duration::from_millis(250));
-        }
-    }
-
     /// Runs `oncall <args> --config <this server's config>` (against the running server's database) and returns
     /// its standard output; panics when it fails.
     pub fn oncall(&self, args: &[&str]) -> String {
@@ -508,20 +478,20 @@ silence_secs = {silence_secs}
         out.stdout
     }
 
-    /// The stored requests, from `oncall requests --json`.
-    pub fn requests(&self) -> Vec<Value> {
-        let out = self.oncall(&["requests", "--json"]);
+    /// The rows `oncall <listing> --json` prints (`calls`, `requests`).
+    fn listing(&self, listing: &str) -> Vec<Value> {
+        let out = self.oncall(&[listing, "--json"]);
         match serde_json::from_str::<Value>(out.trim()) {
             Ok(Value::Array(rows)) => rows,
-            other => panic!("`oncall requests --json` did not print a JSON array ({other:?}):\n{out}"),
+            other => panic!("`oncall {listing} --json` did not print a JSON array ({other:?}):\n{out}"),
         }
     }
 
-    /// Polls `oncall requests --json` until a row satisfies `pred`.
-    pub fn wait_for_request(&self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value, Vec<Value>> {
+    /// Polls `oncall <listing> --json` until a row satisfies `pred` (rows may be written after the BYE).
+    fn wait_for_row(&self, listing: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value, Vec<Value>> {
         let deadline = Instant::now() + limit;
         loop {
-            let rows = self.requests();
+            let rows = self.listing(listing);
             if let Some(row) = rows.iter().find(|r| pred(r)) {
                 return Ok(row.clone());
             }
@@ -530,6 +500,24 @@ silence_secs = {silence_secs}
             }
             thread::sleep(Duration::from_millis(250));
         }
+    }
+
+    /// The stored calls, from `oncall calls --json`.
+    pub fn calls(&self) -> Vec<Value> {
+        self.listing("calls")
+    }
+
+    pub fn wait_for_call(&self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value, Vec<Value>> {
+        self.wait_for_row("calls", limit, pred)
+    }
+
+    /// The stored requests, from `oncall requests --json`.
+    pub fn requests(&self) -> Vec<Value> {
+        self.listing("requests")
+    }
+
+    pub fn wait_for_request(&self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value, Vec<Value>> {
+        self.wait_for_row("requests", limit, pred)
     }
 
     /// Every file under `data_dir/recordings`.
