@@ -10,7 +10,12 @@ use crate::page_session::{PageDecision, PageSession, PageSessionEvent};
 use crate::paging::{ControllerCommand, Outcome, PageOrder, PagingEvent};
 use oncall_core::escalation::NotificationKey;
 
-type Closer = std::sync::mpsc::Sender<CloseJob>;
+/// Where IVR sessions report: their events, and the thread that closes their recordings (which forwards
+/// the events that must follow a recording).
+struct Sessions {
+    events: mpsc::UnboundedSender<SessionEvent>,
+    closer: std::sync::mpsc::Sender<CloseJob>,
+}
 use oncall_core::Timestamp;
 use crate::ivr_source::IvrSource;
 use oncall_sip::admission::{Admission, Verdict};
@@ -245,7 +250,7 @@ impl Controller {
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         let (session_tx, mut session_rx) = mpsc::unbounded_channel::<SessionEvent>();
-        let closer = crate::ivr_session::spawn_closer(session_tx.clone());
+        let sessions = Sessions { closer: crate::ivr_session::spawn_closer(session_tx.clone()), events: session_tx };
         let mut calls: HashMap<CallRef, CallState> = HashMap::new();
         let mut legs: HashMap<CallRef, Leg> = HashMap::new();
         let (page_tx, mut page_rx) = mpsc::unbounded_channel::<PageSessionEvent>();
@@ -323,7 +328,7 @@ impl Controller {
                         if let Some(c) = calls.get_mut(&call) {
                             c.answer_at = None;
                         }
-                        self.answer(call, &mut calls, &session_tx, &closer, now);
+                        self.answer(call, &mut calls, &sessions, now);
                     }
                 }
                 _ = shutdown.changed(), if draining.is_none() => {
@@ -337,7 +342,7 @@ impl Controller {
             let now = Instant::now();
             while let Some(ev) = self.ua.poll_event() {
                 if let Some(ev) = self.on_leg_event(ev, &mut legs, &page_tx) {
-                    self.on_event(ev, &mut calls, &session_tx, &closer, now);
+                    self.on_event(ev, &mut calls, &sessions, now);
                 }
             }
             // After the events: a challenge just received is answered in this same turn.
@@ -348,8 +353,7 @@ impl Controller {
             self.counters.active_calls.store(calls.len(), Ordering::Relaxed);
         }
         // Let the last sessions close their recordings and report, so nothing recorded is lost.
-        drop(closer);
-        drop(session_tx);
+        drop(sessions);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, session_rx.recv()).await {
             if !matches!(ev, SessionEvent::Hangup(_)) {
@@ -358,7 +362,7 @@ impl Controller {
         }
     }
 
-    fn on_event(&mut self, ev: UaEvent, calls: &mut HashMap<CallRef, CallState>, session_tx: &mpsc::UnboundedSender<SessionEvent>, closer: &Closer, now: Instant) {
+    fn on_event(&mut self, ev: UaEvent, calls: &mut HashMap<CallRef, CallState>, sessions: &Sessions, now: Instant) {
         match ev {
             UaEvent::IncomingCall { call, call_id, from, to, offer, source, .. } => {
                 self.counters.calls_received.fetch_add(1, Ordering::Relaxed);
@@ -391,7 +395,7 @@ impl Controller {
                 if answer_at.is_some() {
                     self.ua.ring(call, now);
                 } else {
-                    self.answer(call, calls, session_tx, closer, now);
+                    self.answer(call, calls, sessions, now);
                 }
             }
             UaEvent::Confirmed { call } => {
@@ -406,7 +410,7 @@ impl Controller {
                     self.engine.send(call, MediaCommand::Update { call, media });
                 } else {
                     c.offer = Some(media);
-                    self.start_media(call, calls, session_tx, closer);
+                    self.start_media(call, calls, sessions);
                 }
             }
             // Outbound calls are paging legs, handled in `on_leg_event`.
@@ -436,17 +440,17 @@ impl Controller {
         }
     }
 
-    fn answer(&mut self, call: CallRef, calls: &mut HashMap<CallRef, CallState>, session_tx: &mpsc::UnboundedSender<SessionEvent>, closer: &Closer, now: Instant) {
+    fn answer(&mut self, call: CallRef, calls: &mut HashMap<CallRef, CallState>, sessions: &Sessions, now: Instant) {
         let Some(c) = calls.get(&call) else { return };
         self.ua.accept(call, SocketAddr::new(self.media_ip, c.port), now);
         self.counters.calls_answered.fetch_add(1, Ordering::Relaxed);
         let _ = self.log.send(CallLogEvent::Answered { call, at: Timestamp::now() });
         if c.offer.is_some() {
-            self.start_media(call, calls, session_tx, closer);
+            self.start_media(call, calls, sessions);
         }
     }
 
-    fn start_media(&mut self, call: CallRef, calls: &mut HashMap<CallRef, CallState>, session_tx: &mpsc::UnboundedSender<SessionEvent>, closer: &Closer) {
+    fn start_media(&mut self, call: CallRef, calls: &mut HashMap<CallRef, CallState>, sessions: &Sessions) {
         let Some(c) = calls.get_mut(&call) else { return };
         let (Some(media), Some((rtp, rtcp))) = (c.offer, c.sockets.take()) else { return };
         c.media_started = true;
@@ -454,7 +458,7 @@ impl Controller {
         let token = format!("{}-{:08x}", now.format("%Y%m%dT%H%M%S"), rand::random::<u32>());
         let path = self.recordings_dir.join(&self.org_slug).join(now.format("%Y").to_string()).join(now.format("%m").to_string()).join(format!("{token}-message.wav"));
         let (ivr, prompts) = self.ivr.get();
-        let app = IvrSession::new(call, ivr, prompts, media.telephone_event.is_none(), path, session_tx.clone(), closer.clone());
+        let app = IvrSession::new(call, ivr, prompts, media.telephone_event.is_none(), path, sessions.events.clone(), sessions.closer.clone());
         self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app) })));
     }
 }
