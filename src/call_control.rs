@@ -64,12 +64,17 @@ pub struct Controller {
     pub trunks: Trunks,
     /// Set when `[paging] enabled`: where call results go, and the employee IVR's settings.
     pub paging: Option<PagingLink>,
+    /// Set when `[registrar] enabled`: answers the REGISTERs the user agent hands over.
+    pub registrar: Option<crate::registrar_service::RegistrarService>,
 }
 
 pub struct PagingLink {
     pub events: mpsc::UnboundedSender<PagingEvent>,
     pub key_timeout: Duration,
     pub max_retries: u32,
+    /// Where "page on-call" callers wait for an employee, and for how long at most.
+    pub hold: crate::hold_room::HoldRoom,
+    pub max_hold: Duration,
 }
 
 /// A call we placed to page an employee.
@@ -79,6 +84,8 @@ struct Leg {
     /// Our RTP socket pair until media starts.
     sockets: Option<(UdpSocket, UdpSocket)>,
     caller: String,
+    /// The caller's call while they hold for this page.
+    caller_call: Option<CallRef>,
     message: Arc<[i16]>,
     target: String,
     rang: bool,
@@ -341,7 +348,7 @@ impl Controller {
             }
             let now = Instant::now();
             while let Some(ev) = self.ua.poll_event() {
-                if let Some(ev) = self.on_leg_event(ev, &mut legs, &page_tx) {
+                if let Some(ev) = self.on_leg_event(ev, &mut legs, &page_tx, &sessions) {
                     self.on_event(ev, &mut calls, &sessions, now);
                 }
             }
@@ -424,6 +431,10 @@ impl Controller {
             UaEvent::RequestTimeout { key } => {
                 self.trunks.on_result(&key, None, now);
             }
+            UaEvent::Request { key, request, source } => match self.registrar.as_mut() {
+                Some(r) => r.on_request(&mut self.ua, key, request, source, now),
+                None => crate::registrar_service::answer_unserved(&mut self.ua, &key, &request, now),
+            },
             UaEvent::Info { call, content_type, body } => {
                 self.engine.send(call, MediaCommand::Signal { call, signal: Signal::Info { content_type, body } });
             }
@@ -454,17 +465,25 @@ impl Controller {
         let Some(c) = calls.get_mut(&call) else { return };
         let (Some(media), Some((rtp, rtcp))) = (c.offer, c.sockets.take()) else { return };
         c.media_started = true;
-        let now = chrono::Utc::now();
-        let token = format!("{}-{:08x}", now.format("%Y%m%dT%H%M%S"), rand::random::<u32>());
-        let path = self.recordings_dir.join(&self.org_slug).join(now.format("%Y").to_string()).join(now.format("%m").to_string()).join(format!("{token}-message.wav"));
+        let path = self.recording_path("message");
         let (ivr, prompts) = self.ivr.get();
-        let app = IvrSession::new(call, ivr, prompts, media.telephone_event.is_none(), path, sessions.events.clone(), sessions.closer.clone());
+        let mut app = IvrSession::new(call, ivr, prompts, media.telephone_event.is_none(), path, sessions.events.clone(), sessions.closer.clone());
+        if let Some(p) = self.paging.as_ref().filter(|p| !p.max_hold.is_zero()) {
+            app = app.with_hold(p.hold.clone(), p.max_hold);
+        }
         self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app) })));
     }
 }
 
 /// Paging legs: calls we place for the paging task, and the employee's decisions.
 impl Controller {
+    /// A new recording's path: `<recordings>/<org>/<year>/<month>/<time>-<random>-<what>.wav`.
+    fn recording_path(&self, what: &str) -> PathBuf {
+        let now = chrono::Utc::now();
+        let token = format!("{}-{:08x}", now.format("%Y%m%dT%H%M%S"), rand::random::<u32>());
+        self.recordings_dir.join(&self.org_slug).join(now.format("%Y").to_string()).join(now.format("%m").to_string()).join(format!("{token}-{what}.wav"))
+    }
+
     fn report(&self, key: NotificationKey, outcome: Outcome) {
         if let Some(p) = &self.paging {
             let _ = p.events.send(PagingEvent::CallResult { key, outcome });
@@ -495,7 +514,7 @@ impl Controller {
     }
 
     fn place_leg(&mut self, order: PageOrder, legs: &mut HashMap<CallRef, Leg>, now: Instant) {
-        let PageOrder { key, target, via, credentials, from_uri, caller, message } = order;
+        let PageOrder { key, target, via, credentials, from_uri, caller, caller_call, message } = order;
         let Some(sockets) = self.ports.allocate() else {
             tracing::warn!(request = %key.request, person = %key.person, "no free RTP port for a page call");
             return self.report(key, Outcome::Failed("no free RTP port".into()));
@@ -511,11 +530,11 @@ impl Controller {
         };
         let call = self.ua.place_call(out, now);
         tracing::info!(call = call.0, request = %key.request, person = %key.person, %target, via = %via.addr, rtp_port = port, "page call placed");
-        legs.insert(call, Leg { key, port, sockets: Some(sockets), caller, message, target, rang: false, answered: false, media_started: false });
+        legs.insert(call, Leg { key, port, sockets: Some(sockets), caller, caller_call, message, target, rang: false, answered: false, media_started: false });
     }
 
     /// Takes the UA events of paging legs; gives back the others.
-    fn on_leg_event(&mut self, ev: UaEvent, legs: &mut HashMap<CallRef, Leg>, page_tx: &mpsc::UnboundedSender<PageSessionEvent>) -> Option<UaEvent> {
+    fn on_leg_event(&mut self, ev: UaEvent, legs: &mut HashMap<CallRef, Leg>, page_tx: &mpsc::UnboundedSender<PageSessionEvent>, sessions: &Sessions) -> Option<UaEvent> {
         let call = match &ev {
             UaEvent::Progress { call, .. } | UaEvent::Answered { call, .. } | UaEvent::Ended { call, .. } | UaEvent::MediaChanged { call, .. } | UaEvent::Confirmed { call } => *call,
             _ => return Some(ev),
@@ -548,7 +567,11 @@ impl Controller {
                 leg.media_started = true;
                 let (_, prompts) = self.ivr.get();
                 let (timeout, retries) = self.paging.as_ref().map_or((Duration::from_secs(8), 2), |p| (p.key_timeout, p.max_retries));
-                let app = PageSession::new(call, key, &leg.caller, leg.message.clone(), prompts, media.telephone_event.is_none(), timeout, retries, page_tx.clone());
+                let caller_call = leg.caller_call;
+                let mut app = PageSession::new(call, key, &leg.caller, leg.message.clone(), prompts, media.telephone_event.is_none(), timeout, retries, page_tx.clone());
+                if let (Some(caller_call), Some(p)) = (caller_call, &self.paging) {
+                    app = app.with_caller(p.hold.clone(), caller_call, self.recording_path("conversation"), sessions.closer.clone());
+                }
                 self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app) })));
             }
             UaEvent::MediaChanged { media, .. } if legs.get(&call).is_some_and(|l| l.media_started) => {

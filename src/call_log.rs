@@ -82,7 +82,7 @@ pub async fn run(
                 let added = store.add_recording(org, &rec).await.map(drop);
                 // Paged only once the message is stored: the employee hears it.
                 if let (Some(paging), Some(request), RequestKind::Page) = (&paging, request, kind) {
-                    let _ = paging.send(PagingEvent::RequestOpened { request, caller, recording: info.path.clone() });
+                    let _ = paging.send(PagingEvent::RequestOpened { request, caller, recording: info.path.clone(), caller_call: Some(call) });
                 }
                 added
             }
@@ -93,6 +93,19 @@ pub async fn run(
                 }
                 None => Ok(()),
             },
+            CallLogEvent::Session(SessionEvent::ConversationRecorded { request, info }) => {
+                let key = info.path.strip_prefix(&recordings_root).unwrap_or(&info.path).to_string_lossy().into_owned();
+                let rec = NewRecording {
+                    request: Some(request),
+                    kind: "conversation".into(),
+                    storage_key: key,
+                    duration_ms: info.duration_ms as i64,
+                    peak: info.peak as f64,
+                    rms: info.rms as f64,
+                    created_at: Timestamp::now(),
+                };
+                store.add_recording(org, &rec).await.map(drop)
+            }
             CallLogEvent::Session(_) => Ok(()),
         };
         if let Err(e) = result {

@@ -19,6 +19,153 @@ pub struct Config {
     /// SIP trunks (`[[trunks]]`): providers OnCall registers with, or PBXs it accepts calls from.
     pub trunks: Vec<TrunkConfig>,
     pub paging: PagingConfig,
+    pub instance: InstanceConfig,
+    pub webhooks: WebhooksConfig,
+    pub registrar: RegistrarSection,
+}
+
+/// `[registrar]`: OnCall as a SIP registrar for employees' own phones (issue 6 item 2; accounts are
+/// created with `oncall person sip-account`). Lockout limits count failed digest answers (issue 9 item 3).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarSection {
+    /// Off: REGISTER gets 405 as from any endpoint. On: every REGISTER is challenged (401).
+    pub enabled: bool,
+    /// Digest realm; part of every stored key, so changing it means setting every password again.
+    pub realm: String,
+    pub min_expires_secs: u32,
+    pub max_expires_secs: u32,
+    pub default_expires_secs: u32,
+    pub max_devices_per_account: usize,
+    /// Digest algorithms challenged with, in order: "MD5", "SHA-256". Some phones (baresip 1.0) fail on a
+    /// 401 that offers an algorithm they do not know: give them ["MD5"].
+    pub algorithms: Vec<String>,
+    /// Failed digest answers from one source IP within the window before it is locked out (0: never).
+    pub lockout_source_attempts: u32,
+    /// Failed digest answers for one username within the window before it is locked out (0: never).
+    pub lockout_account_attempts: u32,
+    pub lockout_window_secs: u64,
+    pub lockout_secs: u64,
+}
+
+impl Default for RegistrarSection {
+    fn default() -> Self {
+        RegistrarSection {
+            enabled: false,
+            realm: "oncall".into(),
+            min_expires_secs: 60,
+            max_expires_secs: 3600,
+            default_expires_secs: 3600,
+            max_devices_per_account: 10,
+            algorithms: vec!["MD5".into(), "SHA-256".into()],
+            lockout_source_attempts: 10,
+            lockout_account_attempts: 5,
+            lockout_window_secs: 300,
+            lockout_secs: 900,
+        }
+    }
+}
+
+impl RegistrarSection {
+    fn validate(&self) -> Result<()> {
+        if self.realm.trim().is_empty() || self.realm.contains(['"', '\\', '\r', '\n']) {
+            bail!("registrar.realm must be non-empty and hold no quote, backslash or line break");
+        }
+        if self.min_expires_secs == 0 || self.min_expires_secs > self.max_expires_secs {
+            bail!("registrar.min_expires_secs ({}) must be at least 1 and at most registrar.max_expires_secs ({})", self.min_expires_secs, self.max_expires_secs);
+        }
+        if self.default_expires_secs < self.min_expires_secs || self.default_expires_secs > self.max_expires_secs {
+            bail!("registrar.default_expires_secs ({}) must lie between registrar.min_expires_secs and registrar.max_expires_secs", self.default_expires_secs);
+        }
+        if self.algorithms.is_empty() || self.algorithms.iter().any(|a| !a.eq_ignore_ascii_case("MD5") && !a.eq_ignore_ascii_case("SHA-256")) {
+            bail!("registrar.algorithms must list \"MD5\" and/or \"SHA-256\" (got {:?})", self.algorithms);
+        }
+        if self.max_devices_per_account == 0 {
+            bail!("registrar.max_devices_per_account must be at least 1");
+        }
+        if self.lockout_window_secs == 0 || self.lockout_secs == 0 {
+            bail!("registrar.lockout_window_secs and registrar.lockout_secs must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// `[webhooks]`: sending request events to the webhooks managers add on the web (issue 7,
+/// docs/webhooks.md). The webhooks themselves live in the database; this is how they are sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Run the sender on this instance (any number of instances may: deliveries are leased).
+    pub enabled: bool,
+    /// How often the queue is looked at.
+    pub poll_interval_ms: u64,
+    /// How long a receiver has to answer one POST.
+    pub timeout_secs: u64,
+    /// The wait after the first failed attempt; it doubles after each further failure...
+    pub retry_initial_ms: u64,
+    /// ... up to this.
+    pub retry_max_secs: u64,
+    /// Attempts before a delivery is given up (shown as failed, retryable on the web); 0: never give up.
+    pub max_attempts: u32,
+    /// The site's address as people reach it (e.g. `https://oncall.example.com`): payloads then
+    /// link to the request. Empty: no link.
+    pub public_url: Option<String>,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig { enabled: true, poll_interval_ms: 1000, timeout_secs: 10, retry_initial_ms: 1000, retry_max_secs: 3600, max_attempts: 20, public_url: None }
+    }
+}
+
+impl WebhooksConfig {
+    pub fn retry_policy(&self) -> oncall_core::webhook::RetryPolicy {
+        oncall_core::webhook::RetryPolicy {
+            initial: oncall_core::Millis(i64::try_from(self.retry_initial_ms).unwrap_or(i64::MAX)),
+            max_delay: oncall_core::Millis::seconds(i64::try_from(self.retry_max_secs).unwrap_or(i64::MAX / 1000)),
+            max_attempts: (self.max_attempts > 0).then_some(self.max_attempts),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.poll_interval_ms < 50 || self.poll_interval_ms > 600_000 {
+            bail!("webhooks.poll_interval_ms ({}) must be between 50 and 600000", self.poll_interval_ms);
+        }
+        if self.timeout_secs == 0 || self.timeout_secs > 300 {
+            bail!("webhooks.timeout_secs ({}) must be between 1 and 300", self.timeout_secs);
+        }
+        if self.retry_initial_ms == 0 {
+            bail!("webhooks.retry_initial_ms must be at least 1");
+        }
+        if self.retry_max_secs.saturating_mul(1000) < self.retry_initial_ms {
+            bail!("webhooks.retry_max_secs ({}) must not be below webhooks.retry_initial_ms ({} ms)", self.retry_max_secs, self.retry_initial_ms);
+        }
+        if let Some(url) = self.public_url.as_deref().filter(|u| !u.is_empty()) {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("webhooks.public_url ({url:?}) must start with http:// or https://");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[instance]`: this process among several sharing one database (issue 10).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstanceConfig {
+    /// Names this instance in leases on escalations, logs and /metrics; empty: the host name. Two
+    /// instances sharing a database need different ids; keep it stable across restarts, so a
+    /// restarted instance takes its own escalations back at once instead of after the lease.
+    pub id: String,
+}
+
+impl InstanceConfig {
+    pub fn id(&self) -> String {
+        if !self.id.trim().is_empty() {
+            return self.id.trim().to_string();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "oncall".into())
+    }
 }
 
 /// `[paging]`: phoning whoever is on call when a caller chose "page on-call" (issue 6).
@@ -31,11 +178,14 @@ pub struct PagingConfig {
     pub key_timeout_secs: u64,
     /// Announcements repeated without a key press before it counts as a decline.
     pub max_retries: u32,
+    /// How long a "page on-call" caller holds for an employee (music) before being released with
+    /// "someone will get back to you"; 0 releases them right after their message (no live bridge).
+    pub max_hold_secs: u64,
 }
 
 impl Default for PagingConfig {
     fn default() -> Self {
-        PagingConfig { enabled: false, key_timeout_secs: 8, max_retries: 2 }
+        PagingConfig { enabled: false, key_timeout_secs: 8, max_retries: 2, max_hold_secs: 300 }
     }
 }
 
@@ -315,6 +465,8 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<()> {
+        self.webhooks.validate()?;
+        self.registrar.validate()?;
         if self.paging.key_timeout_secs == 0 || self.paging.key_timeout_secs > 120 {
             bail!("paging.key_timeout_secs ({}) must be between 1 and 120", self.paging.key_timeout_secs);
         }

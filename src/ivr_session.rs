@@ -1,8 +1,11 @@
 //! One caller's IVR session as a media app: turns audio and key presses into IVR flow inputs, plays
 //! the prompts the flow asks for, and records the caller's message to a WAV that stays playable if
-//! the process dies (checkpointed every second).
+//! the process dies (checkpointed every second). A "page on-call" caller then holds in the
+//! [`HoldRoom`] until an employee takes the call, and the session relays audio both ways.
 
+use crate::hold_room::{HoldNews, HoldRoom};
 use crate::playback::{KeyInput, Playback};
+use oncall_sip::media::bridge::BridgeLink;
 use oncall_ivr::silence::SilenceDetector;
 use oncall_ivr::{Input, IvrConfig, IvrFlow, Output, RequestKind};
 use oncall_recordings::{PromptLibrary, RecordingInfo, WavRecorder};
@@ -19,6 +22,8 @@ pub enum SessionEvent {
     /// The IVR is done with the caller: send BYE.
     Hangup(CallRef),
     MessageRecorded { call: CallRef, kind: RequestKind, info: RecordingInfo },
+    /// The stereo recording of a bridged conversation (caller left, employee right) is on disk.
+    ConversationRecorded { request: oncall_core::RequestId, info: RecordingInfo },
     /// The session left the media engine; `digits` is every key pressed.
     Finished { call: CallRef, digits: String },
 }
@@ -39,9 +44,20 @@ pub struct IvrSession {
     recording_path: PathBuf,
     tx: UnboundedSender<SessionEvent>,
     started: bool,
+    /// Where a paging caller waits (paging on).
+    hold: Option<HoldRoom>,
+    /// The bridge to the employee who took the call.
+    link: Option<BridgeLink>,
 }
 
 impl IvrSession {
+    /// A "page on-call" caller holds in `room` for at most `max_hold` after their message.
+    pub fn with_hold(mut self, room: HoldRoom, max_hold: Duration) -> Self {
+        self.flow = self.flow.with_hold(max_hold);
+        self.hold = Some(room);
+        self
+    }
+
     pub fn new(
         call: CallRef,
         cfg: Arc<IvrConfig>,
@@ -67,6 +83,8 @@ impl IvrSession {
             recording_path,
             tx,
             started: false,
+            hold: None,
+            link: None,
         }
     }
 
@@ -100,6 +118,13 @@ impl IvrSession {
                         let _ = self.closer.send(CloseJob::Recording { call: self.call, kind, rec });
                     }
                 }
+                Output::EnterHold => {
+                    if let Some(room) = &self.hold {
+                        tracing::info!(call = self.call.0, "caller holding for the on-call staff");
+                        room.enter(self.call);
+                    }
+                }
+                Output::LeaveHold => self.leave_hold(),
                 Output::Hangup => {
                     let _ = self.tx.send(SessionEvent::Hangup(self.call));
                 }
@@ -122,6 +147,39 @@ impl IvrSession {
         }
     }
 
+    fn leave_hold(&mut self) {
+        if let Some(room) = &self.hold {
+            room.leave(self.call);
+        }
+        self.link = None;
+    }
+
+    /// While holding: picks up a bridge an employee made, or the news that nobody is available.
+    /// While bridged: notices the employee leaving.
+    fn watch_hold(&mut self, now: Instant) {
+        if let Some(link) = &self.link {
+            if link.is_closed() {
+                tracing::info!(call = self.call.0, "the employee left the call");
+                self.leave_hold();
+                self.input(Input::BridgeEnded, now);
+            }
+            return;
+        }
+        let Some(room) = &self.hold else { return };
+        if !self.flow.is_holding() {
+            return;
+        }
+        match room.poll(self.call) {
+            HoldNews::Nothing => {}
+            HoldNews::Bridged(link) => {
+                tracing::info!(call = self.call.0, "caller bridged to the on-call employee");
+                self.link = Some(link);
+                self.input(Input::Bridged, now);
+            }
+            HoldNews::NobodyAvailable => self.input(Input::NobodyAvailable, now),
+        }
+    }
+
     fn stop_recording(&mut self) {
         if let Some(r) = self.recorder.take() {
             self.stopped = Some(r);
@@ -131,6 +189,9 @@ impl IvrSession {
 
 impl MediaApp for IvrSession {
     fn on_audio(&mut self, pcm: &[i16], now: Instant) {
+        if let Some(link) = &self.link {
+            link.send(pcm);
+        }
         if let Some(d) = self.keys.on_audio(pcm) {
             self.input(Input::Digit(d), now);
         }
@@ -164,6 +225,14 @@ impl MediaApp for IvrSession {
             self.flow.handle_timeout(now);
             self.pump(now);
         }
+        if self.hold.is_some() {
+            self.watch_hold(now);
+        }
+        if let Some(link) = &self.link {
+            // Talking: the employee's voice (the flow plays nothing while bridged).
+            link.recv(out);
+            return true;
+        }
         if self.playback.fill(out) {
             self.input(Input::PlaybackFinished, now);
         }
@@ -180,6 +249,7 @@ impl MediaApp for IvrSession {
     }
 
     fn finish(&mut self, now: Instant) {
+        self.leave_hold();
         self.flow.handle(Input::Hangup, now);
         self.pump(now);
         self.stop_recording();
@@ -194,6 +264,7 @@ impl MediaApp for IvrSession {
 /// Work for the recording closer thread.
 pub enum CloseJob {
     Recording { call: CallRef, kind: RequestKind, rec: WavRecorder },
+    Conversation { request: oncall_core::RequestId, rec: WavRecorder },
     Event(SessionEvent),
 }
 
@@ -212,6 +283,13 @@ pub fn spawn_closer(tx: UnboundedSender<SessionEvent>) -> std::sync::mpsc::Sende
                             let _ = tx.send(SessionEvent::MessageRecorded { call, kind, info });
                         }
                         Err(e) => tracing::error!(call = call.0, error = %e, "cannot finish recording"),
+                    },
+                    CloseJob::Conversation { request, rec } => match rec.finish() {
+                        Ok(info) => {
+                            tracing::info!(%request, path = %info.path.display(), duration_ms = info.duration_ms, "conversation recorded");
+                            let _ = tx.send(SessionEvent::ConversationRecorded { request, info });
+                        }
+                        Err(e) => tracing::error!(%request, error = %e, "cannot finish the conversation recording"),
                     },
                     CloseJob::Event(ev) => {
                         let _ = tx.send(ev);

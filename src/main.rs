@@ -7,8 +7,11 @@ mod config;
 mod ivr_session;
 mod ivr_source;
 mod page_session;
+mod hold_room;
 mod paging;
 mod playback;
+mod registrar_service;
+mod webhooks;
 
 use anyhow::{bail, Context, Result};
 use call_control::{CallCounters, Controller, TrunkBoard, Trunks};
@@ -118,6 +121,17 @@ enum UserCommand {
 
 #[derive(Subcommand)]
 enum PersonCommand {
+    /// Give a person SIP credentials for their own phone (registering to OnCall, [registrar]). Stores only
+    /// the digest keys (HA1, MD5 and SHA-256) for the configured realm, never the password; run again to
+    /// change the password.
+    SipAccount {
+        /// The person's e-mail or id.
+        person: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long, env = "ONCALL_SIP_PASSWORD")]
+        password: String,
+    },
     /// Add a person to the default organization; prints their id.
     Add {
         #[arg(long)]
@@ -218,6 +232,7 @@ fn main() -> Result<()> {
             }
             Command::Recordings { command } => recordings_command(&cfg, command).await,
             Command::Requests { limit, json } => list_requests(&cfg, limit, json).await,
+            Command::Person { command: PersonCommand::SipAccount { person, username, password } } => sip_account_command(&cfg, &person, &username, &password).await,
             Command::Person { command: PersonCommand::Add { name, email, phone, sip_uri, role, time_zone } } => {
                 let store = open_store(&cfg).await?;
                 let org = store.ensure_default_organization().await?;
@@ -360,6 +375,10 @@ struct Status {
     counters: Arc<CallCounters>,
     engine: MediaEngine,
     trunks: TrunkBoard,
+    /// Registrar counters and devices; None with `[registrar] enabled = false`.
+    registrar: Option<registrar_service::RegistrarHandle>,
+    /// Callers holding for (or talking with) an employee; None with paging off.
+    hold: Option<hold_room::HoldRoom>,
 }
 
 impl Status {
@@ -391,7 +410,10 @@ impl oncall_web::StatusSource for Status {
     }
 
     fn prometheus(&self) -> String {
-        self.counters_text() + &self.trunk_metrics()
+        let holding = self.hold.as_ref().map_or(String::new(), |h| {
+            format!("# HELP oncall_callers_holding Callers holding for, or talking with, the on-call staff.\n# TYPE oncall_callers_holding gauge\noncall_callers_holding {}\n", h.len())
+        });
+        self.counters_text() + &self.trunk_metrics() + &holding + &self.registrar.as_ref().map_or(String::new(), |r| r.prometheus())
     }
 }
 
@@ -468,6 +490,7 @@ async fn serve(cfg: Config) -> Result<()> {
         telephone_event_pt: 101,
         server_header: (!cfg.sip.server_header.is_empty()).then(|| cfg.sip.server_header.clone()),
         timers: TimerConfig::default(),
+        app_methods: oncall_sip::ua::checks::AppMethods { register: cfg.registrar.enabled, message: false },
     });
     let threads = if cfg.sip.media_threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { cfg.sip.media_threads };
     let engine = MediaEngine::start(threads);
@@ -478,6 +501,7 @@ async fn serve(cfg: Config) -> Result<()> {
     let (command_tx, command_rx) = tokio::sync::mpsc::unbounded_channel();
     let (paging_tx, paging_link) = if cfg.paging.enabled {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let hold = hold_room::HoldRoom::default();
         let paging = paging::Paging {
             store: store.clone(),
             org: org.id,
@@ -485,12 +509,17 @@ async fn serve(cfg: Config) -> Result<()> {
             trunks: cfg.trunks.clone(),
             local_uri: format!("sip:oncall@{}", ua.advertised(oncall_sip::transaction::Transport::Udp)),
             controller: command_tx,
+            hold: hold.clone(),
+            owner: cfg.instance.id(),
+            recordings_root: recordings_dir.clone(),
         };
         tokio::spawn(paging.run(rx));
         let link = call_control::PagingLink {
             events: tx.clone(),
             key_timeout: Duration::from_secs(cfg.paging.key_timeout_secs),
             max_retries: cfg.paging.max_retries,
+            hold,
+            max_hold: Duration::from_secs(cfg.paging.max_hold_secs),
         };
         (Some(tx), Some(link))
     } else {
@@ -502,6 +531,8 @@ async fn serve(cfg: Config) -> Result<()> {
 
     let trunk_board: TrunkBoard = Default::default();
     let trunks = build_trunks(&cfg, &ua, trunk_board.clone());
+    let registrar = if cfg.registrar.enabled { Some(registrar_service::RegistrarService::start(store.clone(), &cfg.registrar).await.context("starting the registrar ([registrar])")?) } else { None };
+    let registrar_handle = registrar.as_ref().map(|r| r.handle());
     let controller = Controller {
         ua,
         sender: bound.sender.clone(),
@@ -522,11 +553,15 @@ async fn serve(cfg: Config) -> Result<()> {
         drain: Duration::from_secs(cfg.sip.shutdown_drain_secs),
         trunks,
         paging: paging_link,
+        registrar,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let controller_hold = controller.paging.as_ref().map(|p| p.hold.clone());
     let control = tokio::spawn(controller.run(in_rx, command_rx, stop_rx));
+    // Webhooks (issue 7): sent from the database's delivery queue, safe to run on every instance.
+    let webhook_task = cfg.webhooks.enabled.then(|| tokio::spawn(webhooks::Sender { store: store.clone(), config: cfg.webhooks.clone() }.run(stop_tx.subscribe())));
 
-    let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine, trunks: trunk_board });
+    let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine, trunks: trunk_board, registrar: registrar_handle, hold: controller_hold });
     let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.context("binding http.listen")?;
     let http_addr = listener.local_addr()?;
     let mut web = oncall_web::WebConfig::new(cfg.storage.data_dir.clone());
@@ -550,6 +585,9 @@ async fn serve(cfg: Config) -> Result<()> {
     // recordings (closed on their own thread) and call rows are written.
     if tokio::time::timeout(Duration::from_secs(10), log_task).await.is_err() {
         tracing::warn!("call log did not finish writing within 10 s");
+    }
+    if let Some(task) = webhook_task {
+        let _ = tokio::time::timeout(Duration::from_secs(cfg.webhooks.timeout_secs + 5), task).await;
     }
     uploader.shutdown().await;
     store.close().await;
@@ -611,4 +649,29 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// `oncall person sip-account`: stores the digest keys of `password` for the configured realm.
+async fn sip_account_command(cfg: &Config, person: &str, username: &str, password: &str) -> Result<()> {
+    use oncall_sip::registrar::AccountKeys;
+    if password.len() < 8 {
+        bail!("--password must be at least 8 characters (phones are scanned for weak SIP passwords)");
+    }
+    let store = open_store(cfg).await?;
+    let org = store.ensure_default_organization().await?;
+    let id = match person.parse::<i64>() {
+        Ok(n) => store.person(org.id, oncall_core::PersonId(n)).await.map(|p| p.id).with_context(|| format!("person {person}"))?,
+        Err(_) => match store.person_by_email(org.id, person).await? {
+            Some(id) => id,
+            None => bail!("person {person:?}: nobody has that e-mail"),
+        },
+    };
+    let realm = &cfg.registrar.realm;
+    let keys = AccountKeys::from_password(username, realm, password);
+    store.set_sip_account(org.id, id, username, realm, &keys.ha1_md5, &keys.ha1_sha256, Timestamp::now()).await?;
+    println!("SIP account {username} set for person {} (realm {realm})", id.0);
+    if !cfg.registrar.enabled {
+        println!("note: [registrar] enabled = false; enable it so phones can register");
+    }
+    Ok(())
 }

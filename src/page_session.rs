@@ -3,10 +3,18 @@
 //! plays the prompts and the caller's recorded message it asks for, and reports the employee's
 //! decision to the call controller, which hands it to the paging task.
 //!
-//! It deliberately does not bridge to a caller still on the line (`PageOutput::Bridge`): the caller
-//! has hung up by the time a page goes out, so the flow is always built with `caller_present = false`.
+//! When the caller still holds ([`PageSession::with_caller`]) and the employee presses 1, the session
+//! connects to them through the [`HoldRoom`] and relays audio both ways, recording the conversation
+//! as a stereo WAV (caller left, employee right). If the caller left meanwhile, the employee hears the
+//! recorded message instead. Key presses during the bridge are the employee's (9 = done), not relayed.
 
+use crate::hold_room::HoldRoom;
+use crate::ivr_session::CloseJob;
 use crate::playback::{KeyInput, Playback};
+use oncall_recordings::WavRecorder;
+use oncall_sip::media::bridge::{interleave, BridgeLink};
+use oncall_sip::rtp::SAMPLES_PER_FRAME;
+use std::path::PathBuf;
 use oncall_core::escalation::NotificationKey;
 use oncall_ivr::page_flow::{PageFlow, PageInput, PageOutput};
 use oncall_recordings::PromptLibrary;
@@ -47,6 +55,25 @@ pub struct PageSession {
     keys: KeyInput,
     tx: UnboundedSender<PageSessionEvent>,
     started: bool,
+    caller: Option<CallerLink>,
+}
+
+/// The caller who holds for this page, and what bridging to them needs.
+struct CallerLink {
+    room: HoldRoom,
+    call: CallRef,
+    recording_path: PathBuf,
+    closer: std::sync::mpsc::Sender<CloseJob>,
+    bridge: Option<Bridge>,
+}
+
+struct Bridge {
+    link: BridgeLink,
+    recorder: Option<WavRecorder>,
+    /// The employee's latest frame, paired with the caller's in the stereo recording.
+    heard: [i16; SAMPLES_PER_FRAME],
+    stereo: [i16; 2 * SAMPLES_PER_FRAME],
+    last_checkpoint: Instant,
 }
 
 impl PageSession {
@@ -72,7 +99,49 @@ impl PageSession {
             keys: KeyInput::new(in_band_dtmf),
             tx,
             started: false,
+            caller: None,
         }
+    }
+
+    /// The caller holds as `caller_call` in `room`: pressing 1 bridges to them (the flow offers it),
+    /// recording the conversation to `recording_path`, closed by the recording `closer`.
+    pub fn with_caller(mut self, room: HoldRoom, caller_call: CallRef, recording_path: PathBuf, closer: std::sync::mpsc::Sender<CloseJob>) -> Self {
+        self.flow = self.flow.with_caller_present();
+        self.caller = Some(CallerLink { room, call: caller_call, recording_path, closer, bridge: None });
+        self
+    }
+
+    /// Joins the caller; false when they are gone (or someone else has them).
+    fn bridge(&mut self, now: Instant) -> bool {
+        let Some(c) = &mut self.caller else { return false };
+        let Some(link) = c.room.connect(c.call) else { return false };
+        if let Some(dir) = c.recording_path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let recorder = match WavRecorder::create(&c.recording_path, 2, 8000) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(request = %self.key.request, error = %e, "cannot create the conversation recording; talking without it");
+                None
+            }
+        };
+        tracing::info!(call = self.call.0, request = %self.key.request, person = %self.key.person, caller_call = c.call.0, "employee bridged to the caller");
+        c.bridge = Some(Bridge { link, recorder, heard: [0; SAMPLES_PER_FRAME], stereo: [0; 2 * SAMPLES_PER_FRAME], last_checkpoint: now });
+        true
+    }
+
+    /// Ends the bridge (either side left, or the employee is done) and hands the recording to the closer.
+    fn unbridge(&mut self) {
+        let Some(c) = &mut self.caller else { return };
+        let Some(b) = c.bridge.take() else { return };
+        b.link.close();
+        if let Some(rec) = b.recorder {
+            let _ = c.closer.send(CloseJob::Conversation { request: self.key.request, rec });
+        }
+    }
+
+    fn bridged(&mut self) -> Option<&mut Bridge> {
+        self.caller.as_mut().and_then(|c| c.bridge.as_mut())
     }
 
     fn input(&mut self, input: PageInput, now: Instant) {
@@ -80,10 +149,10 @@ impl PageSession {
             tracing::info!(call = self.call.0, request = %self.key.request, person = %self.key.person, digit = %d, "employee pressed a key");
         }
         self.flow.handle(input, now);
-        self.pump();
+        self.pump(now);
     }
 
-    fn pump(&mut self) {
+    fn pump(&mut self, now: Instant) {
         while let Some(out) = self.flow.poll_output() {
             let decision = match out {
                 // Appended, not replacing: accepting queues "accepted", the message and "press 9" in a row.
@@ -108,10 +177,21 @@ impl PageSession {
                 }
                 PageOutput::Accepted => Some(PageDecision::Accepted),
                 PageOutput::Declined => Some(PageDecision::Declined),
-                PageOutput::Completed => Some(PageDecision::Completed),
-                PageOutput::Hangup => Some(PageDecision::Hangup),
-                // Never asked for: the flow is built with the caller gone (see the module docs).
-                PageOutput::Bridge => None,
+                PageOutput::Completed => {
+                    self.unbridge();
+                    Some(PageDecision::Completed)
+                }
+                PageOutput::Hangup => {
+                    self.unbridge();
+                    Some(PageDecision::Hangup)
+                }
+                PageOutput::Bridge => {
+                    if !self.bridge(now) {
+                        tracing::info!(call = self.call.0, request = %self.key.request, "the caller is no longer holding; playing the message");
+                        self.flow.handle(PageInput::CallerGone, now);
+                    }
+                    None
+                }
             };
             if let Some(decision) = decision {
                 let _ = self.tx.send(PageSessionEvent { call: self.call, key: self.key, decision });
@@ -122,6 +202,11 @@ impl PageSession {
 
 impl MediaApp for PageSession {
     fn on_audio(&mut self, pcm: &[i16], now: Instant) {
+        if let Some(b) = self.bridged() {
+            b.link.send(pcm);
+            let n = pcm.len().min(SAMPLES_PER_FRAME);
+            b.heard[..n].copy_from_slice(&pcm[..n]);
+        }
         if let Some(d) = self.keys.on_audio(pcm) {
             self.input(PageInput::Digit(d), now);
         }
@@ -140,7 +225,30 @@ impl MediaApp for PageSession {
         }
         if self.flow.poll_timeout().is_some_and(|t| now >= t) {
             self.flow.handle_timeout(now);
-            self.pump();
+            self.pump(now);
+        }
+        if let Some(b) = self.bridged() {
+            if b.link.is_closed() {
+                tracing::info!(call = self.call.0, request = %self.key.request, "the caller left the call");
+                self.unbridge();
+                self.input(PageInput::BridgeEnded, now);
+            } else {
+                // The caller's voice to the employee, and both sides to the recording.
+                b.link.recv(out);
+                if let Some(rec) = &mut b.recorder {
+                    interleave(out, &b.heard, &mut b.stereo);
+                    if let Err(e) = rec.write(&b.stereo) {
+                        tracing::error!(error = %e, "conversation recording write failed");
+                        b.recorder = None;
+                    } else if now.duration_since(b.last_checkpoint) >= Duration::from_secs(1) {
+                        let _ = rec.checkpoint();
+                        b.last_checkpoint = now;
+                    }
+                }
+                // A lost packet leaves silence, not a repeat of the last frame.
+                b.heard = [0; SAMPLES_PER_FRAME];
+                return true;
+            }
         }
         if self.playback.fill(out) {
             self.input(PageInput::PlaybackFinished, now);
@@ -157,9 +265,11 @@ impl MediaApp for PageSession {
     }
 
     fn finish(&mut self, now: Instant) {
+        // The caller hears that the employee left.
+        self.unbridge();
         // Hanging up before accepting counts as a decline (the flow says so).
         self.flow.handle(PageInput::Hangup, now);
-        self.pump();
+        self.pump(now);
     }
 }
 

@@ -1,7 +1,8 @@
 //! Paging (issue 6): phoning whoever is on call for a request a caller opened with "page on-call".
 //!
-//! One tokio task owns the escalation [`Engine`] of every open request (in memory; each one is also
-//! saved with `save_escalation` after every change so the state can be inspected and, later, resumed).
+//! One tokio task owns the escalation [`Engine`] of every open request this instance runs (in memory;
+//! each one is also saved after every change under a lease this instance renews every 10 s, so that
+//! when it dies, another instance, or this one restarted, takes the escalation over where it was).
 //! It is the thin loop around the sans-IO engine: it feeds it inputs (a request opened, what became
 //! of a call, time passing), carries out its commands, and moves the request through the store:
 //!
@@ -15,12 +16,16 @@
 //! - `CancelPending` / `Exhausted` → the controller stops every other leg of the request; a stage that
 //!   ends while a phone still rings has that ring cancelled.
 //!
-//! Not done here: text messages (a `Text` notification fails at once, so the engine moves on), live
-//! bridging to a caller still on the line, and taking over escalations another instance saved.
+//! - A caller still holding (`caller_call`) is bridged to the employee who presses 1 (see
+//!   `hold_room.rs`); when the escalation is exhausted a holding caller is told nobody is available.
+//!
+//! Not done here: text messages (a `Text` notification fails at once, so the engine moves on).
 
 use crate::config::{PagingConfig, TrunkConfig};
+use crate::hold_room::HoldRoom;
+use oncall_sip::ua::CallRef;
 use oncall_core::escalation::{Command, Engine, Input, NotificationKey, Phase};
-use oncall_core::{Actor, Channel, Contact, OrgId, RequestId, Store, Timestamp};
+use oncall_core::{Actor, Channel, Contact, Millis, OrgId, RequestId, Store, Timestamp};
 use oncall_sip::transaction::{Peer, Transport};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -33,7 +38,7 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub enum PagingEvent {
     /// The call log opened a "page on-call" request and stored its message.
-    RequestOpened { request: RequestId, caller: String, recording: PathBuf },
+    RequestOpened { request: RequestId, caller: String, recording: PathBuf, caller_call: Option<CallRef> },
     /// What became of one paging call.
     CallResult { key: NotificationKey, outcome: Outcome },
 }
@@ -68,6 +73,8 @@ pub struct PageOrder {
     pub caller: String,
     /// The caller's message, 8 kHz mono.
     pub message: Arc<[i16]>,
+    /// The caller's call, holding for a bridge (when they have not hung up).
+    pub caller_call: Option<CallRef>,
 }
 
 /// What the paging task asks of the call controller.
@@ -83,6 +90,7 @@ pub enum ControllerCommand {
 struct Active {
     engine: Engine,
     caller: String,
+    caller_call: Option<CallRef>,
     message: Arc<[i16]>,
     /// The stage the controller last heard about, to cancel rings of stages that ended.
     stage: Option<u32>,
@@ -98,12 +106,26 @@ pub struct Paging {
     /// Our own SIP URI, the From of calls placed directly to a SIP URI.
     pub local_uri: String,
     pub controller: mpsc::UnboundedSender<ControllerCommand>,
+    /// Where callers hold: told when nobody could be reached.
+    pub hold: HoldRoom,
+    /// This instance's id: the owner of the escalation leases it holds.
+    pub owner: String,
+    /// Where message recordings are, to replay them in resumed escalations.
+    pub recordings_root: PathBuf,
 }
+
+/// How long an escalation stays ours without a heartbeat: after a crash, another instance (or
+/// this one restarted) carries it on after at most this long.
+const LEASE: Millis = Millis(30_000);
+/// How often leases are renewed and orphaned escalations looked for.
+const HEARTBEAT: Duration = Duration::from_secs(10);
 
 impl Paging {
     pub async fn run(self, mut events: mpsc::UnboundedReceiver<PagingEvent>) {
         tracing::info!(key_timeout_secs = self.config.key_timeout_secs, trunks = self.trunks.len(), "paging enabled");
         let mut active: HashMap<RequestId, Active> = HashMap::new();
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = active.values().filter_map(|a| a.engine.poll_timeout()).min();
             let sleep = async {
@@ -117,6 +139,7 @@ impl Paging {
                     let Some(ev) = ev else { break };
                     self.on_event(ev, &mut active).await;
                 }
+                _ = heartbeat.tick() => self.heartbeat(&mut active).await,
                 _ = sleep => {
                     let now = Timestamp::now();
                     let due: Vec<RequestId> = active.iter().filter(|(_, a)| a.engine.poll_timeout().is_some_and(|t| t <= now)).map(|(id, _)| *id).collect();
@@ -134,7 +157,7 @@ impl Paging {
     async fn on_event(&self, ev: PagingEvent, active: &mut HashMap<RequestId, Active>) {
         let now = Timestamp::now();
         match ev {
-            PagingEvent::RequestOpened { request, caller, recording } => {
+            PagingEvent::RequestOpened { request, caller, recording, caller_call } => {
                 if active.contains_key(&request) {
                     return;
                 }
@@ -149,19 +172,7 @@ impl Paging {
                     tracing::warn!(%request, "no enabled escalation policy: request not paged");
                     return;
                 };
-                // Decoded once per request, off the media threads and off this loop's executor thread.
-                let path = recording.clone();
-                let message: Arc<[i16]> = match tokio::task::spawn_blocking(move || oncall_recordings::decode_to_8k_mono(&path)).await {
-                    Ok(Ok(samples)) => samples.into(),
-                    Ok(Err(e)) => {
-                        tracing::warn!(%request, path = %recording.display(), error = %e, "cannot decode the message; paging without it");
-                        Arc::from(Vec::new())
-                    }
-                    Err(e) => {
-                        tracing::warn!(%request, error = %e, "message decoder failed; paging without it");
-                        Arc::from(Vec::new())
-                    }
-                };
+                let message = load_message(request, recording).await;
                 let engine = match self.store.begin_escalation(self.org, request, policy.id, now).await {
                     Ok(e) => e,
                     Err(e) => {
@@ -170,7 +181,7 @@ impl Paging {
                     }
                 };
                 tracing::info!(%request, policy = %policy.name, message_secs = message.len() as f64 / 8000.0, "escalation started");
-                let a = Active { engine, caller: announce_caller(&caller), message, stage: None, accepted: None };
+                let a = Active { engine, caller: announce_caller(&caller), caller_call, message, stage: None, accepted: None };
                 self.drive(a, active).await;
             }
             PagingEvent::CallResult { key, outcome } => {
@@ -247,6 +258,9 @@ impl Paging {
                         tracing::warn!(%request, error = %e, "cannot mark the request exhausted");
                     }
                     let _ = self.controller.send(ControllerCommand::CancelRequest { request, keep: None });
+                    if let Some(call) = a.caller_call {
+                        self.hold.nobody_available(call);
+                    }
                 }
             }
         }
@@ -261,13 +275,54 @@ impl Paging {
             }
         }
         a.stage = stage.or(a.stage);
-        if let Err(e) = self.store.save_escalation(self.org, &a.engine, Timestamp::now()).await {
-            tracing::warn!(%request, error = %e, "cannot save the escalation");
+        match self.store.hold_escalation(self.org, &a.engine, &self.owner, LEASE, Timestamp::now()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(%request, "another instance took this escalation over (our lease had expired); leaving it to them");
+                return;
+            }
+            Err(e) => tracing::warn!(%request, error = %e, "cannot save the escalation"),
         }
         if a.engine.phase().is_finished() {
             tracing::info!(%request, phase = ?a.engine.phase(), "escalation finished");
         } else {
             active.insert(request, a);
+        }
+    }
+
+    /// Renews the leases of the escalations this instance runs, and takes over those nobody runs
+    /// (their instance died, or this one restarted): each resumes where it was saved.
+    async fn heartbeat(&self, active: &mut HashMap<RequestId, Active>) {
+        let now = Timestamp::now();
+        if let Err(e) = self.store.renew_escalation_leases(self.org, &self.owner, LEASE, now).await {
+            tracing::warn!(error = %e, "cannot renew escalation leases");
+        }
+        let claimed = match self.store.claim_orphaned_escalations(self.org, &self.owner, now, LEASE, 100).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for orphaned escalations");
+                return;
+            }
+        };
+        for work in claimed {
+            let request = work.request;
+            if active.contains_key(&request) {
+                continue;
+            }
+            let caller = self.store.request(self.org, request).await.map(|r| r.caller).unwrap_or_default();
+            let message_path = match self.store.recordings_for_request(self.org, request).await {
+                Ok(list) => list.into_iter().find(|r| r.kind == "message").map(|r| self.recordings_root.join(r.storage_key)),
+                Err(_) => None,
+            };
+            let message = match message_path {
+                Some(path) => load_message(request, path).await,
+                None => Arc::from(Vec::new()),
+            };
+            tracing::info!(%request, owner = %self.owner, phase = ?work.engine.phase(), "escalation taken over");
+            let mut engine = work.engine;
+            engine.handle(Input::TimePassed, Timestamp::now());
+            let a = Active { engine, caller: announce_caller(&caller), caller_call: None, message, stage: None, accepted: None };
+            self.drive(a, active).await;
         }
     }
 
@@ -308,8 +363,25 @@ impl Paging {
             }
         };
         tracing::info!(request = %key.request, person = %key.person, name = %person.name, stage = key.stage, %target, via = %via.addr, "paging by phone");
-        let order = PageOrder { key, target, via, credentials, from_uri, caller: a.caller.clone(), message: a.message.clone() };
+        let order = PageOrder { key, target, via, credentials, from_uri, caller: a.caller.clone(), message: a.message.clone(), caller_call: a.caller_call };
         self.controller.send(ControllerCommand::Page(order)).map_err(|_| "the call controller has stopped".to_string())
+    }
+}
+
+/// The caller's message as 8 kHz mono, decoded off the media threads and off the paging loop's
+/// executor thread; empty (paging goes on without it) when it cannot be read.
+async fn load_message(request: RequestId, path: PathBuf) -> Arc<[i16]> {
+    let p = path.clone();
+    match tokio::task::spawn_blocking(move || oncall_recordings::decode_to_8k_mono(&p)).await {
+        Ok(Ok(samples)) => samples.into(),
+        Ok(Err(e)) => {
+            tracing::warn!(%request, path = %path.display(), error = %e, "cannot decode the message; paging without it");
+            Arc::from(Vec::new())
+        }
+        Err(e) => {
+            tracing::warn!(%request, error = %e, "message decoder failed; paging without it");
+            Arc::from(Vec::new())
+        }
     }
 }
 

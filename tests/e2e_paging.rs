@@ -9,6 +9,12 @@
 //! - `nobody_answering_exhausts_the_request`: the only person's phone never answers; when the step's wait
 //!   (30 s, the shortest a policy allows) is over the ring is cancelled and the request is exhausted.
 //!
+//! - `a_holding_caller_is_bridged_to_the_employee`: the caller holds after the message; Erin presses 1 and
+//!   the two talk (each hears the other's speech), the conversation is recorded in stereo, Erin hangs up and
+//!   the caller is told and released.
+//! - `a_holding_caller_hears_that_nobody_is_available`: with nobody answering, the holding caller hears
+//!   "no one is available" when the escalation is exhausted, and is released.
+//!
 //! People and policies are added with `oncall person add` / `oncall policy add` against the running server's
 //! database: the paging task reads them when a request opens.
 
@@ -26,11 +32,12 @@ const TAIL: f64 = 0.8;
 
 
 
-fn paging_server(name: &str) -> Server {
+/// `max_hold_secs` 0: the caller is released after the message (the employee hears it instead of a bridge).
+fn paging_server(name: &str, max_hold_secs: u64) -> Server {
     Server::start(
         name,
         ServerOptions {
-            extra_config: "[paging]\nenabled = true\nkey_timeout_secs = 8\nmax_retries = 1\n".into(),
+            extra_config: format!("[paging]\nenabled = true\nkey_timeout_secs = 8\nmax_retries = 1\nmax_hold_secs = {max_hold_secs}\n"),
             ..ServerOptions::default()
         },
     )
@@ -77,6 +84,174 @@ fn leave_message(server: &Server, work: &Path, text: &str) -> PathBuf {
     speech
 }
 
+/// A microphone of `total` seconds with each clip placed at its start time (seconds), 8 kHz mono.
+fn compose(path: &Path, total: f64, clips: &[(f64, &Path)]) {
+    let mut samples = vec![0i16; (total * 8000.0) as usize];
+    for (at, clip) in clips {
+        let clip = read_wav(clip);
+        let from = (at * 8000.0) as usize;
+        for (i, s) in clip.samples.iter().enumerate() {
+            if let Some(slot) = samples.get_mut(from + i) {
+                *slot = *s;
+            }
+        }
+    }
+    let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).expect("create microphone WAV");
+    for s in samples {
+        w.write_sample(s).expect("write microphone WAV");
+    }
+    w.finalize().expect("finish microphone WAV");
+}
+
+/// Where `needle`'s first sound best matches in `heard[from_secs..from_secs + window_secs]`: (seconds in, correlation).
+fn find_speech(heard: &[i16], from_secs: f64, window_secs: f64, needle_wav: &Path) -> (f64, f64, f64) {
+    let from = ((from_secs * 8000.0) as usize).min(heard.len());
+    let window = &heard[from..(from + (window_secs * 8000.0) as usize).min(heard.len())];
+    let voice = read_wav(needle_wav);
+    let start = first_sound(&voice.samples, 300).unwrap_or(0);
+    let needle = &voice.samples[start..(start + 4000).min(voice.samples.len())];
+    let (lag, corr) = best_match(window, needle, window.len().saturating_sub(needle.len()));
+    (lag as f64 / 8000.0, corr, rms_dbfs(window))
+}
+
+/// A caller who presses 1, leaves `message` and then stays on the line (holding), saying `reply` every
+/// 5 s from 2 s after the message. Returns the caller's phone and when the call was established.
+fn call_and_hold(server: &Server, work: &Path, message: &Path, reply: &Path) -> (Baresip, Instant) {
+    let record_prompt = prompt_secs("record_after_tone") + prompt_secs("beep");
+    let speech_at = KEY_1_AT + record_prompt + LEAD_IN;
+    let pound_at = speech_at + read_wav(message).secs() + TAIL;
+    let mut clips = vec![(speech_at, message)];
+    clips.extend((0..16).map(|i| (pound_at + 2.0 + 5.0 * i as f64, reply)));
+    let microphone = work.join("caller-microphone.wav");
+    compose(&microphone, pound_at + 90.0, &clips);
+    let mut caller = Baresip::start(&work.join("caller"), &microphone, Duration::from_secs(120));
+    caller.command("dial", &server.sip_uri());
+    let Some((established, _)) = caller.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) else {
+        panic!("the caller's call was not established:\n{}", tail(&caller.log(), 40));
+    };
+    sleep_until(established + Duration::from_secs_f64(KEY_1_AT));
+    caller.command("sndcode", "1");
+    sleep_until(established + Duration::from_secs_f64(pound_at));
+    caller.command("sndcode", "#");
+    (caller, established)
+}
+
+#[test]
+fn a_holding_caller_is_bridged_to_the_employee() {
+    let server = paging_server("paging-bridge", 120);
+    let work = server.dir.subdir("peers");
+    let mut checks = Checks::default();
+    // Erin speaks a while after answering: after the announcement and her key press.
+    let erin_speech = speech_wav(&work, "erin-speech", "Hello, this is Erin from maintenance. I am on my way to you now.");
+    let erin_mic = work.join("erin-microphone.wav");
+    compose(&erin_mic, 100.0, &[(announcement_secs() + 2.5, &erin_speech)]);
+    let mut erin = Baresip::start_callee(&work.join("erin"), &erin_mic, Duration::from_secs(120), "erin");
+    let erin_id = add_person(&server, "Erin", "erin@example.test", &erin.uri("erin"));
+    server.oncall(&["policy", "add", "--name", "Front desk", "--person", "erin@example.test", "--wait-secs", "60"]);
+
+    let message = speech_wav(&work, "message", "Water is coming through the ceiling of apartment twelve.");
+    let reply = speech_wav(&work, "reply", "Thank you. Please hurry, the water is rising.");
+    let (mut caller, caller_at) = call_and_hold(&server, &work, &message, &reply);
+    let Some((erin_at, _)) = erin.wait_event("CALL_ESTABLISHED", Duration::from_secs(15)) else {
+        panic!("OnCall did not phone Erin within 15 s of the message; requests: {:#?}", server.requests());
+    };
+    sleep_until(erin_at + Duration::from_secs_f64(announcement_secs() + 0.5));
+    erin.command("sndcode", "1");
+    let bridged = Instant::now();
+    match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "acknowledged") {
+        Ok(row) => {
+            eprintln!("[e2e] request after 1: {row}");
+            checks.check(field(&row, "acknowledged_by") == format!("person:{erin_id}"), || format!("acknowledged_by {:?}", field(&row, "acknowledged_by")));
+            checks.check(!row["answered_at"].is_null(), || "the request has no answered time".into());
+        }
+        Err(rows) => checks.fail(format!("the request was not acknowledged 10 s after Erin pressed 1: {rows:#?}")),
+    }
+    // Talk for 10 s (Erin's sentence starts 2 s after her key press, the caller's every 5 s), then Erin hangs up.
+    sleep_until(bridged + Duration::from_secs(10));
+    erin.command("hangup", "");
+    let closing = prompt_secs("staff_left") + prompt_secs("goodbye");
+    let released = caller.wait_event("CALL_CLOSED", Duration::from_secs_f64(closing + 4.0));
+    checks.check(released.is_some(), || "the caller was not released after Erin hung up".into());
+    caller.quit();
+    erin.quit();
+
+    // Each side heard the other during the bridge.
+    match erin.heard_wav() {
+        None => checks.fail("Erin's baresip wrote no dump of what it heard"),
+        Some(path) => {
+            let (at, corr, level) = find_speech(&read_wav(&path).samples, (bridged - erin_at).as_secs_f64(), 9.0, &reply);
+            eprintln!("[e2e] Erin heard {level:.1} dBFS in the bridge; the caller's words {at:.2} s in, correlation {corr:.3}");
+            checks.check(corr > 0.6, || format!("Erin did not hear the caller through the bridge (best correlation {corr:.2})"));
+        }
+    }
+    match caller.heard_wav() {
+        None => checks.fail("the caller's baresip wrote no dump of what it heard"),
+        Some(path) => {
+            let (at, corr, level) = find_speech(&read_wav(&path).samples, (bridged - caller_at).as_secs_f64(), 9.0, &erin_speech);
+            eprintln!("[e2e] the caller heard {level:.1} dBFS in the bridge; Erin's words {at:.2} s in, correlation {corr:.3}");
+            checks.check(corr > 0.6, || format!("the caller did not hear Erin through the bridge (best correlation {corr:.2})"));
+        }
+    }
+    // The conversation, in stereo: the caller left, Erin right, both with speech.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let conversation = loop {
+        let found = server.recordings().into_iter().find(|p| p.to_string_lossy().ends_with("-conversation.wav"));
+        if found.is_some() || Instant::now() > deadline {
+            break found;
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    match conversation {
+        None => checks.fail(format!("no conversation recording among {:?}", server.recordings())),
+        Some(path) => {
+            let (left, channels) = read_wav_channel(&path, 0);
+            let (right, _) = read_wav_channel(&path, 1);
+            let (_, caller_corr, caller_level) = find_speech(&left.samples, 0.0, left.secs(), &reply);
+            let (_, erin_corr, erin_level) = find_speech(&right.samples, 0.0, right.secs(), &erin_speech);
+            eprintln!(
+                "[e2e] conversation {:.1} s, {channels} channels: caller {caller_level:.1} dBFS (match {caller_corr:.2}), Erin {erin_level:.1} dBFS (match {erin_corr:.2})",
+                left.secs()
+            );
+            checks.check(channels == 2, || format!("the conversation has {channels} channels, expected 2"));
+            checks.check(caller_corr > 0.6, || format!("the left channel is not the caller (correlation {caller_corr:.2})"));
+            checks.check(erin_corr > 0.6, || format!("the right channel is not Erin (correlation {erin_corr:.2})"));
+        }
+    }
+    checks.finish();
+}
+
+#[test]
+fn a_holding_caller_hears_that_nobody_is_available() {
+    let server = paging_server("paging-nobody", 120);
+    let work = server.dir.subdir("peers");
+    let mut checks = Checks::default();
+    let nowhere = format!("sip:ghost@{LOOPBACK}:{}", free_port());
+    add_person(&server, "Ghost", "ghost@example.test", &nowhere);
+    server.oncall(&["policy", "add", "--name", "Short", "--person", "ghost@example.test", "--wait-secs", "30"]);
+    let message = speech_wav(&work, "message", "Hello, is anyone there?");
+    let reply = speech_wav(&work, "reply", "Hello?");
+    let (mut caller, _) = call_and_hold(&server, &work, &message, &reply);
+    let held = Instant::now();
+    // The step's 30 s wait runs out; the caller hears "no one is available" and goodbye.
+    let closing = prompt_secs("everyone_unavailable") + prompt_secs("goodbye");
+    match caller.wait_event("CALL_CLOSED", Duration::from_secs_f64(30.0 + closing + 8.0)) {
+        Some((at, _)) => {
+            let secs = (at - held).as_secs_f64();
+            eprintln!("[e2e] the holding caller was released {secs:.1} s after the message");
+            checks.check(secs > 30.0, || format!("released after {secs:.1} s, before the step's 30 s wait was over"));
+        }
+        None => checks.fail("the holding caller was never released"),
+    }
+    match server.wait_for_request(Duration::from_secs(5), |r| field(r, "status") == "exhausted") {
+        Ok(_) => {}
+        Err(rows) => checks.fail(format!("the request is not exhausted: {rows:#?}")),
+    }
+    checks.check(server.log().contains("caller holding"), || "no \"caller holding\" in the log".into());
+    caller.quit();
+    checks.finish();
+}
+
 /// The announcement the employee hears first (the caller "tester" has no digits to read out).
 fn announcement_secs() -> f64 {
     prompt_secs("new_request") + prompt_secs("from") + prompt_secs("press_1_talk")
@@ -84,7 +259,7 @@ fn announcement_secs() -> f64 {
 
 #[test]
 fn employee_hears_the_message_accepts_and_completes() {
-    let server = paging_server("paging-accept");
+    let server = paging_server("paging-accept", 0);
     let work = server.dir.subdir("peers");
     let mut checks = Checks::default();
     let mut erin = Baresip::start_callee(&work.join("erin"), &silence_wav(&work), Duration::from_secs(90), "erin");
@@ -146,7 +321,7 @@ fn employee_hears_the_message_accepts_and_completes() {
 
 #[test]
 fn decline_escalates_to_the_next_person() {
-    let server = paging_server("paging-decline");
+    let server = paging_server("paging-decline", 0);
     let work = server.dir.subdir("peers");
     let mut checks = Checks::default();
     let silence = silence_wav(&work);
@@ -197,7 +372,7 @@ fn decline_escalates_to_the_next_person() {
 
 #[test]
 fn nobody_answering_exhausts_the_request() {
-    let server = paging_server("paging-exhausted");
+    let server = paging_server("paging-exhausted", 0);
     let work = server.dir.subdir("peers");
     let mut checks = Checks::default();
     // Nothing listens there: the INVITE is never answered.

@@ -20,6 +20,7 @@ pub mod secret;
 pub mod store;
 pub mod timestamp;
 pub mod validation;
+pub mod webhook;
 
 pub use ids::*;
 pub use person::{Channel, ContactPlan, NewPerson, NotificationRule, Person, Role};

@@ -5,6 +5,12 @@
 //! Outputs: play these prompts (replacing what plays), stop playing, start/stop recording, a
 //! message was recorded (open a request), hang up. A key press during a prompt stops it (barge-in).
 //! The flow never touches audio or sockets; the media engine does what the outputs say.
+//!
+//! With a hold configured ([`IvrFlow::with_hold`], when paging is on), a "page on-call" caller is not
+//! released after the message: they hear "please hold" and hold music while the on-call staff is
+//! phoned, until an employee takes the call ([`Input::Bridged`]), nobody could be reached
+//! ([`Input::NobodyAvailable`]), the hold limit passes, or they press # to hang up (the request stays
+//! open either way).
 
 use crate::digit::Digit;
 use crate::menu::{Action, IvrConfig, Menu};
@@ -13,7 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Prompts the flow itself plays, whatever the menu says.
-pub const FIXED_PROMPTS: [&str; 4] = ["record_after_tone", "beep", "thank_you", "request_created"];
+pub const FIXED_PROMPTS: [&str; 8] =
+    ["record_after_tone", "beep", "thank_you", "request_created", "please_hold", "hold_music", "everyone_unavailable", "staff_left"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -21,6 +28,12 @@ pub enum Input {
     PlaybackFinished,
     /// The recording heard the configured length of continuous silence.
     Silence,
+    /// On hold: an employee took the call and the audio now goes between them.
+    Bridged,
+    /// The employee left the bridge.
+    BridgeEnded,
+    /// On hold: the escalation ran out of people.
+    NobodyAvailable,
     Hangup,
 }
 
@@ -41,6 +54,10 @@ pub enum Output {
     StopRecording,
     /// The caller's message is complete (recording stopped): open a request of this kind.
     MessageRecorded(RequestKind),
+    /// The caller waits for an employee: offer them to the bridge.
+    EnterHold,
+    /// The caller no longer waits (gave up, timed out, nobody available): withdraw the offer.
+    LeaveHold,
     Hangup,
 }
 
@@ -54,6 +71,10 @@ enum State {
     /// "Leave your message after the tone" + beep.
     RecordPrompt(RequestKind),
     Recording { kind: RequestKind, deadline: Instant },
+    /// Waiting for an employee, hearing "please hold" then hold music.
+    Holding { deadline: Instant },
+    /// Talking with an employee.
+    Bridged,
     /// Saying thank you / goodbye; hang up when it ends.
     Closing,
     Done,
@@ -68,12 +89,25 @@ pub struct IvrFlow {
     /// Every key pressed, in order, for the call record.
     pub digits: String,
     outputs: VecDeque<Output>,
+    /// How long a paging caller may hold; None: no hold (paging off), goodbye after the message.
+    hold: Option<Duration>,
 }
 
 impl IvrFlow {
     pub fn new(cfg: Arc<IvrConfig>) -> Self {
         let root = cfg.menu.clone();
-        IvrFlow { cfg, stack: vec![root], state: State::NotStarted, retries: 0, digits: String::new(), outputs: VecDeque::new() }
+        IvrFlow { cfg, stack: vec![root], state: State::NotStarted, retries: 0, digits: String::new(), outputs: VecDeque::new(), hold: None }
+    }
+
+    /// "Page on-call" callers hold for an employee for at most `max_hold` after their message.
+    pub fn with_hold(mut self, max_hold: Duration) -> Self {
+        self.hold = Some(max_hold);
+        self
+    }
+
+    /// Whether the caller is waiting for an employee (the session looks for one to bridge to).
+    pub fn is_holding(&self) -> bool {
+        matches!(self.state, State::Holding { .. })
     }
 
     fn menu(&self) -> &Menu {
@@ -129,13 +163,31 @@ impl IvrFlow {
                 let kind = *kind;
                 self.digits.push(d.to_char());
                 if d == Digit::Pound {
-                    self.finish_recording(kind);
+                    self.finish_recording(kind, now);
                 }
             }
             (State::Recording { kind, .. }, Input::Silence) => {
                 let kind = *kind;
-                self.finish_recording(kind);
+                self.finish_recording(kind, now);
             }
+            (State::Holding { .. }, Input::PlaybackFinished) => self.outputs.push_back(Output::Play(vec!["hold_music".into()])),
+            (State::Holding { .. }, Input::Digit(d)) => {
+                self.digits.push(d.to_char());
+                if d == Digit::Pound {
+                    self.outputs.push_back(Output::LeaveHold);
+                    self.close(vec!["request_created".into(), self.cfg.goodbye_prompt.clone()]);
+                }
+            }
+            (State::Holding { .. }, Input::Bridged) => {
+                self.outputs.push_back(Output::StopPlayback);
+                self.state = State::Bridged;
+            }
+            (State::Holding { .. }, Input::NobodyAvailable) => {
+                self.outputs.push_back(Output::LeaveHold);
+                self.close(vec!["everyone_unavailable".into(), self.cfg.goodbye_prompt.clone()]);
+            }
+            (State::Bridged, Input::Digit(d)) => self.digits.push(d.to_char()),
+            (State::Bridged, Input::BridgeEnded) => self.close(vec!["staff_left".into(), self.cfg.goodbye_prompt.clone()]),
             (State::Closing, Input::PlaybackFinished) => {
                 self.outputs.push_back(Output::Hangup);
                 self.state = State::Done;
@@ -188,9 +240,15 @@ impl IvrFlow {
         self.state = State::Recording { kind, deadline: now + Duration::from_secs(self.cfg.max_message_secs) };
     }
 
-    fn finish_recording(&mut self, kind: RequestKind) {
+    fn finish_recording(&mut self, kind: RequestKind, now: Instant) {
         self.outputs.push_back(Output::StopRecording);
         self.outputs.push_back(Output::MessageRecorded(kind));
+        if let (RequestKind::Page, Some(max_hold)) = (kind, self.hold) {
+            self.outputs.push_back(Output::Play(vec!["please_hold".into()]));
+            self.outputs.push_back(Output::EnterHold);
+            self.state = State::Holding { deadline: now + max_hold };
+            return;
+        }
         let closing = match kind {
             RequestKind::Page => vec!["request_created".into(), self.cfg.goodbye_prompt.clone()],
             RequestKind::Message => vec!["thank_you".into(), self.cfg.goodbye_prompt.clone()],
@@ -209,7 +267,7 @@ impl IvrFlow {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
-            State::MenuWait { deadline } | State::Recording { deadline, .. } => Some(deadline),
+            State::MenuWait { deadline } | State::Recording { deadline, .. } | State::Holding { deadline } => Some(deadline),
             _ => None,
         }
     }
@@ -220,7 +278,11 @@ impl IvrFlow {
                 let p = self.cfg.no_input_prompt.clone();
                 self.retry(&p, now);
             }
-            State::Recording { kind, deadline } if now >= deadline => self.finish_recording(kind),
+            State::Recording { kind, deadline } if now >= deadline => self.finish_recording(kind, now),
+            State::Holding { deadline } if now >= deadline => {
+                self.outputs.push_back(Output::LeaveHold);
+                self.close(vec!["request_created".into(), self.cfg.goodbye_prompt.clone()]);
+            }
             _ => {}
         }
     }
@@ -262,6 +324,63 @@ mod tests {
         assert_eq!(drain(&mut f), vec![Output::Hangup]);
         assert_eq!(f.digits, "1#");
         assert!(f.is_done());
+    }
+
+    /// A paging caller with a hold: message, then "please hold" and music until someone takes the call.
+    fn holding(max_hold: Duration) -> (IvrFlow, Instant) {
+        let mut f = IvrFlow::new(Arc::new(IvrConfig::default())).with_hold(max_hold);
+        let t = Instant::now();
+        f.start(t);
+        f.handle(Input::Digit(Digit::D1), t);
+        f.handle(Input::PlaybackFinished, t);
+        drain(&mut f);
+        f.handle(Input::Digit(Digit::Pound), t);
+        assert_eq!(
+            drain(&mut f),
+            vec![
+                Output::StopRecording,
+                Output::MessageRecorded(RequestKind::Page),
+                play(&["please_hold"]),
+                Output::EnterHold
+            ]
+        );
+        assert!(f.is_holding());
+        (f, t)
+    }
+
+    #[test]
+    fn a_held_caller_hears_music_until_bridged_and_is_told_when_the_employee_leaves() {
+        let (mut f, t) = holding(Duration::from_secs(300));
+        f.handle(Input::PlaybackFinished, t);
+        f.handle(Input::PlaybackFinished, t);
+        assert_eq!(drain(&mut f), vec![play(&["hold_music"]), play(&["hold_music"])], "the music loops");
+        f.handle(Input::Bridged, t);
+        assert_eq!(drain(&mut f), vec![Output::StopPlayback]);
+        assert!(!f.is_holding() && f.poll_timeout().is_none(), "no hold limit once talking");
+        f.handle(Input::Digit(Digit::D5), t);
+        assert!(drain(&mut f).is_empty(), "keys while talking do nothing");
+        f.handle(Input::BridgeEnded, t);
+        assert_eq!(drain(&mut f), vec![play(&["staff_left", "goodbye"])]);
+        f.handle(Input::PlaybackFinished, t);
+        assert_eq!(drain(&mut f), vec![Output::Hangup]);
+    }
+
+    #[test]
+    fn a_held_caller_leaves_on_pound_on_the_hold_limit_or_when_nobody_is_available() {
+        let (mut f, t) = holding(Duration::from_secs(300));
+        f.handle(Input::Digit(Digit::Pound), t);
+        assert_eq!(drain(&mut f), vec![Output::LeaveHold, play(&["request_created", "goodbye"])]);
+
+        let (mut f, t) = holding(Duration::from_secs(300));
+        assert_eq!(f.poll_timeout(), Some(t + Duration::from_secs(300)));
+        f.handle_timeout(t + Duration::from_secs(300));
+        assert_eq!(drain(&mut f), vec![Output::LeaveHold, play(&["request_created", "goodbye"])]);
+
+        let (mut f, t) = holding(Duration::from_secs(300));
+        f.handle(Input::NobodyAvailable, t);
+        assert_eq!(drain(&mut f), vec![Output::LeaveHold, play(&["everyone_unavailable", "goodbye"])]);
+        f.handle(Input::PlaybackFinished, t);
+        assert_eq!(drain(&mut f), vec![Output::Hangup]);
     }
 
     #[test]

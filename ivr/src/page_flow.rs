@@ -80,6 +80,12 @@ impl PageFlow {
         }
     }
 
+    /// The caller holds for this page: accepting bridges to them (unless [`PageInput::CallerGone`]).
+    pub fn with_caller_present(mut self) -> Self {
+        self.caller_present = true;
+        self
+    }
+
     /// The announcement: "New request from 5 5 5 1 2 3 4. Press 1 to talk…".
     fn announcement(&self) -> Vec<String> {
         let mut p = vec!["new_request".to_string(), "from".to_string()];
@@ -104,6 +110,11 @@ impl PageFlow {
                     self.outputs.push_back(PageOutput::Declined);
                 }
                 self.state = S::Done;
+            }
+            // Accepted, but the caller left before the bridge was made: fall back to the message.
+            (S::Bridged, I::CallerGone) => {
+                self.caller_present = false;
+                self.accept_without_caller();
             }
             (_, I::CallerGone) => self.caller_present = false,
             (S::Ringing, I::Answered) => {
@@ -162,12 +173,16 @@ impl PageFlow {
             self.outputs.push_back(PageOutput::Bridge);
             self.state = State::Bridged;
         } else {
-            // The caller left: what they said is all there is.
-            self.outputs.push_back(PageOutput::Play(vec!["accepted".into()]));
-            self.outputs.push_back(PageOutput::PlayMessage);
-            self.outputs.push_back(PageOutput::Play(vec!["press_9_done".into()]));
-            self.state = State::AfterAccept { deadline: None };
+            self.accept_without_caller();
         }
+    }
+
+    /// The caller left: what they said is all there is.
+    fn accept_without_caller(&mut self) {
+        self.outputs.push_back(PageOutput::Play(vec!["accepted".into()]));
+        self.outputs.push_back(PageOutput::PlayMessage);
+        self.outputs.push_back(PageOutput::Play(vec!["press_9_done".into()]));
+        self.state = State::AfterAccept { deadline: None };
     }
 
     fn reprompt(&mut self) {
@@ -258,6 +273,19 @@ mod tests {
         f.handle(PageInput::Digit(Digit::D1), t);
         let out = drain(&mut f);
         assert!(out.contains(&PageOutput::Accepted) && !out.contains(&PageOutput::Bridge), "{out:?}");
+    }
+
+    #[test]
+    fn a_caller_gone_when_the_bridge_is_made_means_the_message_instead() {
+        let (mut f, t) = flow(true);
+        drain(&mut f);
+        f.handle(PageInput::Digit(Digit::D1), t);
+        assert_eq!(drain(&mut f), vec![PageOutput::StopPlayback, PageOutput::Accepted, PageOutput::Bridge]);
+        f.handle(PageInput::CallerGone, t);
+        assert_eq!(
+            drain(&mut f),
+            vec![PageOutput::Play(vec!["accepted".into()]), PageOutput::PlayMessage, PageOutput::Play(vec!["press_9_done".into()])]
+        );
     }
 
     #[test]

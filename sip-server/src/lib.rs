@@ -9,6 +9,7 @@ pub mod admission;
 pub mod auth;
 pub mod media;
 pub mod message;
+pub mod registrar;
 pub mod registration;
 pub mod rtp;
 pub mod sdp;

@@ -874,7 +874,9 @@ impl Baresip {
     /// Starts baresip with `audio_source` as its microphone; config files go to `dir`.
     pub fn start(dir: &Path, audio_source: &Path, limit: Duration) -> Baresip {
         // regint=0: no REGISTER, just calls.
-        Baresip::launch(dir, audio_source, limit, |_| format!("<sip:tester@{LOOPBACK}>;regint=0\n"))
+        Baresip::launch(dir, audio_source, limit, |_| {
+            format!("<sip:tester@{LOOPBACK}>;regint=0\n")
+        })
     }
 
     /// A phone that answers every incoming call by itself (an employee's phone), reachable at
@@ -1078,6 +1080,11 @@ impl Wav {
 /// Reads a 16-bit PCM WAV (first channel). Tolerates a header whose sizes were never finalised (a writer that was
 /// killed): the data then runs to the end of the file.
 pub fn read_wav(path: &Path) -> Wav {
+    read_wav_channel(path, 0).0
+}
+
+/// One channel of a 16-bit PCM WAV (0 = left), and how many channels the file has.
+pub fn read_wav_channel(path: &Path, channel: usize) -> (Wav, u16) {
     let bytes = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     assert!(
         bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WAVE",
@@ -1102,11 +1109,12 @@ pub fn read_wav(path: &Path) -> Wav {
                 body + size
             };
             let frame = 2 * channels.max(1) as usize;
+            let at = 2 * channel.min(channels.max(1) as usize - 1);
             let samples = bytes[body..end]
                 .chunks_exact(frame)
-                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .map(|c| i16::from_le_bytes([c[at], c[at + 1]]))
                 .collect::<Vec<_>>();
-            return Wav { rate, samples };
+            return (Wav { rate, samples }, channels);
         }
         pos = body + size + (size & 1);
     }
@@ -1730,7 +1738,10 @@ pub fn prompt_secs(name: &str) -> f64 {
 pub fn torture_messages() -> Vec<(String, Vec<u8>)> {
     let dir = repo_root().join("sip-server/tests/fixtures/rfc4475");
     let mut out = Vec::new();
-    for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).flatten() {
+    for entry in fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+    {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "dat") {
             let mut bytes = fs::read(&path).expect("read torture message");

@@ -16,6 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use oncall_core::webhook::{Format, NewWebhook, Webhook, WebhookEvent, WebhookId};
 use axum::{Json, Router};
 use chrono::NaiveDate;
 use oncall_core::schedule::{self, Override};
@@ -33,6 +34,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/v1/requests/{id}/notes", post(add_note))
         .route("/api/v1/recordings/{id}", get(recording))
         .route("/api/v1/oncall", get(on_call_now))
+        .route("/api/v1/oncall/{schedule}", get(on_call_in_schedule))
         .route("/api/v1/schedules", get(list_schedules))
         .route("/api/v1/schedules/{id}", get(get_schedule))
         .route("/api/v1/schedules/{id}/shifts", get(shifts))
@@ -40,6 +42,10 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/v1/metrics", get(metrics))
         .route("/api/v1/people", get(people))
         .route("/api/v1/policies", get(policies))
+        .route("/api/v1/webhooks", get(list_webhooks).post(create_webhook))
+        .route("/api/v1/webhooks/{id}", get(get_webhook).delete(delete_webhook))
+        .route("/api/v1/webhooks/{id}/enable", post(enable_webhook))
+        .route("/api/v1/webhooks/{id}/disable", post(disable_webhook))
         .with_state(state)
 }
 
@@ -324,4 +330,175 @@ async fn people(State(state): State<AppState>, ApiUser(v): ApiUser) -> ApiResult
 async fn policies(State(state): State<AppState>, ApiUser(v): ApiUser) -> ApiResult<Json<Value>> {
     manager(&v)?;
     Ok(Json(json!({"policies": state.store.list_policies(v.org.id).await?})))
+}
+
+/// A schedule named in a URL: its id, its name (any case) or its name as a slug
+/// (`Maintenance on-call` → `maintenance-on-call`). The oldest schedule wins a tie.
+pub fn find_schedule<'a>(schedules: &'a [oncall_core::Schedule], key: &str) -> Option<&'a oncall_core::Schedule> {
+    let key = key.trim();
+    if let Ok(id) = key.parse::<i64>() {
+        if let Some(s) = schedules.iter().find(|s| s.id.0 == id) {
+            return Some(s);
+        }
+    }
+    let mut sorted: Vec<&oncall_core::Schedule> = schedules.iter().collect();
+    sorted.sort_by_key(|s| s.id);
+    let slug = oncall_core::store::slugify(key);
+    sorted.iter().find(|s| s.name.trim().eq_ignore_ascii_case(key)).or_else(|| sorted.iter().find(|s| !slug.is_empty() && oncall_core::store::slugify(&s.name) == slug)).copied()
+}
+
+/// Who is on call in one schedule now, for PBXs and scripts: the person on call first, then
+/// whoever is on shift in the layers below (the backups, top layer first), each with their
+/// contacts in the person's order and when their shift ends. Disabled people are left out.
+async fn on_call_in_schedule(State(state): State<AppState>, ApiUser(v): ApiUser, Path(key): Path<String>) -> ApiResult<Json<Value>> {
+    let schedules = state.store.list_schedules(v.org.id).await?;
+    let s = find_schedule(&schedules, &key).ok_or(ApiError(WebError::NotFound))?;
+    let people = state.store.list_people(v.org.id).await?;
+    let now = Timestamp::now();
+    Ok(Json(on_call_json(s, &people, now)))
+}
+
+/// The body of `GET /api/v1/oncall/{schedule}` at `now` (pure, so it is tested without a clock).
+pub fn on_call_json(s: &oncall_core::Schedule, people: &[oncall_core::Person], now: Timestamp) -> Value {
+    let mut entries: Vec<(PersonId, &'static str, Option<String>, Option<Timestamp>)> = Vec::new();
+    if let Some(who) = schedule::on_call(s, now) {
+        // The shift ends at the rotation's handoff (or the override's end), or earlier when the
+        // flattened timeline changes hands first (an override or a higher layer cutting in).
+        let timeline_end = schedule::shifts(s, now, now + Millis::hours(24 * 366)).first().filter(|sh| sh.person == who.person && sh.start <= now).map(|sh| sh.end);
+        let (source, layer, source_end) = match who.source {
+            schedule::Source::Override(i) => ("override", None, s.overrides.get(i).map(|o| o.end)),
+            schedule::Source::Layer(i) => {
+                let l = s.layers.get(i);
+                ("rotation", l.map(|l| l.name.clone()), l.and_then(|l| l.shift_at(s.time_zone, now)).map(|sh| sh.end))
+            }
+        };
+        let until = match (timeline_end, source_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        entries.push((who.person, source, layer, until));
+    }
+    for layer in s.layers.iter().rev() {
+        if let Some(shift) = layer.shift_at(s.time_zone, now) {
+            if !entries.iter().any(|e| e.0 == shift.person) {
+                entries.push((shift.person, "backup", Some(layer.name.clone()), Some(shift.end)));
+            }
+        }
+    }
+    let list: Vec<Value> = entries
+        .iter()
+        .filter_map(|(id, source, layer, until)| {
+            let p = people.iter().find(|p| p.id == *id && !p.disabled)?;
+            let contacts: Vec<Value> = p
+                .contacts
+                .iter()
+                .map(|c| match c {
+                    oncall_core::Contact::Phone(e) => json!({"kind": "phone", "address": e.as_str()}),
+                    oncall_core::Contact::Sip(u) => json!({"kind": "sip", "address": u.as_str()}),
+                })
+                .collect();
+            Some(json!({
+                "person": {"id": p.id.0, "name": p.name, "email": p.email},
+                "phone": p.phones().next().map(|e| e.as_str().to_string()),
+                "contacts": contacts,
+                "source": source,
+                "layer": layer,
+                "until": opt_rfc(*until),
+            }))
+        })
+        .enumerate()
+        .map(|(i, mut v)| {
+            v["order"] = json!(i + 1);
+            v
+        })
+        .collect();
+    let until = list.first().and_then(|e| e["until"].as_str().map(str::to_string));
+    json!({
+        "schedule": {"id": s.id.0, "name": s.name, "slug": oncall_core::store::slugify(&s.name), "time_zone": s.time_zone.name()},
+        "now": rfc3339(now),
+        "on_call": list,
+        "until": until,
+    })
+}
+
+fn webhook_json(w: &Webhook) -> Value {
+    json!({
+        "id": w.id.0, "name": w.name, "url": w.url, "format": w.format.as_str(),
+        "events": w.events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+        "enabled": !w.disabled, "created_at": rfc3339(w.created_at),
+    })
+}
+
+async fn list_webhooks(State(state): State<AppState>, ApiUser(v): ApiUser) -> ApiResult<Json<Value>> {
+    manager(&v)?;
+    let mut out = Vec::new();
+    for w in state.store.list_webhooks(v.org.id).await? {
+        let c = state.store.webhook_delivery_counts(v.org.id, w.id).await?;
+        let mut j = webhook_json(&w);
+        j["deliveries"] = json!({"pending": c.pending, "delivered": c.delivered, "failed": c.failed});
+        out.push(j);
+    }
+    Ok(Json(json!({"webhooks": out})))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WebhookBody {
+    name: String,
+    url: String,
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    events: Vec<String>,
+    #[serde(default)]
+    secret: Option<String>,
+}
+
+async fn create_webhook(State(state): State<AppState>, ApiUser(v): ApiUser, Json(b): Json<WebhookBody>) -> ApiResult<(StatusCode, Json<Value>)> {
+    manager(&v)?;
+    let invalid = |field: &str, m: &str| ApiError(WebError::Invalid(oncall_core::ValidationError::new(field, m)));
+    let format = match b.format.as_deref() {
+        None => Format::Json,
+        Some(f) => Format::parse(f).ok_or_else(|| invalid("format", "use json or slack"))?,
+    };
+    let events = b.events.iter().map(|e| WebhookEvent::parse(e).ok_or_else(|| invalid("events", &format!("unknown event {e:?}")))).collect::<Result<Vec<_>, _>>()?;
+    let new = NewWebhook { name: b.name, url: b.url, format, events, secret: b.secret };
+    let (id, secret) = state.store.create_webhook(v.org.id, &new, Timestamp::now()).await?;
+    let mut j = webhook_json(&state.store.webhook(v.org.id, id).await?);
+    j["secret"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(j)))
+}
+
+async fn get_webhook(State(state): State<AppState>, ApiUser(v): ApiUser, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+    manager(&v)?;
+    let w = state.store.webhook(v.org.id, WebhookId(id)).await?;
+    let c = state.store.webhook_delivery_counts(v.org.id, w.id).await?;
+    let attempts = state.store.webhook_attempts(v.org.id, w.id, 50).await?;
+    let mut j = webhook_json(&w);
+    j["deliveries"] = json!({"pending": c.pending, "delivered": c.delivered, "failed": c.failed});
+    j["attempts"] = json!(attempts
+        .iter()
+        .map(|a| json!({"delivery": a.delivery.0, "event": a.event.as_str(), "request_id": a.request.0, "attempt": a.attempt,
+            "at": rfc3339(a.at), "duration_ms": a.duration.0, "status": a.status_code, "error": a.error}))
+        .collect::<Vec<_>>());
+    Ok(Json(j))
+}
+
+async fn set_webhook_enabled(state: &AppState, v: &Viewer, id: i64, enabled: bool) -> ApiResult<Json<Value>> {
+    manager(v)?;
+    state.store.set_webhook_disabled(v.org.id, WebhookId(id), !enabled, Timestamp::now()).await?;
+    Ok(Json(webhook_json(&state.store.webhook(v.org.id, WebhookId(id)).await?)))
+}
+
+async fn enable_webhook(State(state): State<AppState>, ApiUser(v): ApiUser, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+    set_webhook_enabled(&state, &v, id, true).await
+}
+
+async fn disable_webhook(State(state): State<AppState>, ApiUser(v): ApiUser, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+    set_webhook_enabled(&state, &v, id, false).await
+}
+
+async fn delete_webhook(State(state): State<AppState>, ApiUser(v): ApiUser, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+    manager(&v)?;
+    state.store.delete_webhook(v.org.id, WebhookId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -34,6 +34,8 @@ const TEMPLATES: &[(&str, &str)] = embedded!(
     "policy_edit.html",
     "ivr.html",
     "account.html",
+    "webhooks.html",
+    "webhook.html",
 );
 
 pub const STYLE_CSS: &str = include_str!("../static/style.css");

@@ -564,3 +564,195 @@ async fn demo_logins_are_shown_on_the_login_page() {
     let dash = c.get("/").await.text();
     assert!(dash.contains("Maintenance on-call"));
 }
+
+/// Logs `email` in and creates an API token on the Account page; returns `Bearer <token>`.
+async fn api_token(f: &support::Fixture, email: &str) -> String {
+    let mut c = Client::new(app(f));
+    let csrf = c.logged_in(email).await;
+    let page = c.post("/account/tokens", &[("csrf", &csrf), ("name", "pbx")]).await.text();
+    let start = page.find("id=\"new-token\">").unwrap() + "id=\"new-token\">".len();
+    format!("Bearer {}", page[start..].split('<').next().unwrap())
+}
+
+async fn json_of(r: &Resp) -> serde_json::Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("not JSON ({}): {}", r.status, r.text()))
+}
+
+#[tokio::test]
+async fn a_pbx_asks_who_is_on_call_in_one_schedule() {
+    let f = fixture().await;
+    let auth = api_token(&f, EMPLOYEE_A).await;
+    let sched = f.store.list_schedules(f.org_a).await.unwrap()[0].id.0;
+    let mut api = Client::new(app(&f));
+    assert_eq!(api.get("/api/v1/oncall/front-desk").await.status, StatusCode::UNAUTHORIZED);
+    let mut bodies = Vec::new();
+    for key in ["front-desk", "Front%20desk", "FRONT%20DESK", &sched.to_string()] {
+        let r = api.get_with(&format!("/api/v1/oncall/{key}"), "authorization", &auth).await;
+        assert_eq!(r.status, StatusCode::OK, "{key}: {}", r.text());
+        bodies.push(json_of(&r).await);
+    }
+    let v = &bodies[0];
+    assert_eq!(v["schedule"]["id"], sched);
+    assert_eq!(v["schedule"]["slug"], "front-desk");
+    let first = &v["on_call"][0];
+    assert_eq!(first["order"], 1);
+    assert_eq!(first["source"], "rotation");
+    let names = ["Eve Employee", "Oscar Other"];
+    assert!(names.contains(&first["person"]["name"].as_str().unwrap()), "{v}");
+    assert!(first["phone"].as_str().unwrap().starts_with("+44207946000"), "{v}");
+    assert_eq!(first["contacts"][0]["kind"], "phone");
+    assert!(first["until"].as_str().unwrap().ends_with(":00:00.000Z"), "shift end: {v}");
+    assert_eq!(v["until"], first["until"]);
+    assert_eq!(v["on_call"].as_array().unwrap().len(), 1, "one layer, no backups: {v}");
+    for other in &bodies[1..] {
+        assert_eq!(other["on_call"][0]["person"], first["person"]);
+    }
+    // Unknown names and another organization's schedules are simply not found.
+    assert_eq!(api.get_with("/api/v1/oncall/no-such-schedule", "authorization", &auth).await.status, StatusCode::NOT_FOUND);
+    let b_sched = f
+        .store
+        .create_schedule(f.org_b, &oncall_core::schedule::NewSchedule { name: "B only".into(), time_zone: "UTC".into(), layers: vec![] }, oncall_core::Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(api.get_with(&format!("/api/v1/oncall/{}", b_sched.0), "authorization", &auth).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(api.get_with("/api/v1/oncall/b-only", "authorization", &auth).await.status, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn on_call_order_is_override_then_the_layers_from_the_top() {
+    use oncall_core::schedule::{Layer, Override, Rotation, Schedule, ShiftLength};
+    use oncall_core::{OrgId, PersonId, ScheduleId, Timestamp};
+    let person = |id: i64, name: &str, phone: &str| {
+        let new = oncall_core::NewPerson { name: name.into(), phones: vec![phone.into()], sip_uris: vec![format!("sip:{id}@pbx.example")], time_zone: "UTC".into(), ..Default::default() };
+        let v = new.validate().unwrap();
+        oncall_core::Person { id: PersonId(id), org: OrgId(1), name: v.name, email: None, role: v.role, contacts: v.contacts, time_zone: v.time_zone, notification_rules: vec![], disabled: false }
+    };
+    let people = vec![person(1, "Ann", "+12125550101"), person(2, "Bob", "+12125550102"), person(3, "Cat", "+12125550103")];
+    let layer = |name: &str, members: Vec<i64>, unit: ShiftLength| Layer {
+        name: name.into(),
+        rotation: Rotation {
+            members: members.into_iter().map(PersonId).collect(),
+            shift_length: unit,
+            start_date: chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap(),
+            handoff_time: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+        },
+    };
+    let now = Timestamp::from(chrono::DateTime::parse_from_rfc3339("2026-01-05T12:00:00Z").unwrap().to_utc());
+    let mut s = Schedule {
+        id: ScheduleId(7),
+        org: OrgId(1),
+        name: "Maintenance on-call".into(),
+        time_zone: chrono_tz::UTC,
+        layers: vec![layer("Weekly", vec![1], ShiftLength::Weeks(1)), layer("Daytime", vec![2], ShiftLength::Days(1))],
+        overrides: vec![],
+    };
+    let v = oncall_web::api::on_call_json(&s, &people, now);
+    let order: Vec<(&str, &str)> = v["on_call"].as_array().unwrap().iter().map(|e| (e["person"]["name"].as_str().unwrap(), e["source"].as_str().unwrap())).collect();
+    assert_eq!(order, [("Bob", "rotation"), ("Ann", "backup")], "{v}");
+    assert_eq!(v["on_call"][0]["until"], "2026-01-06T09:00:00.000Z");
+    assert_eq!(v["on_call"][1]["until"], "2026-01-12T09:00:00.000Z");
+    assert_eq!(v["on_call"][1]["contacts"][1], serde_json::json!({"kind": "sip", "address": "sip:1@pbx.example"}));
+    // An override puts Cat first; the layers follow as backups.
+    s.overrides.push(Override::new(PersonId(3), now - oncall_core::Millis::hours(1), now + oncall_core::Millis::hours(2)));
+    let v = oncall_web::api::on_call_json(&s, &people, now);
+    let order: Vec<&str> = v["on_call"].as_array().unwrap().iter().map(|e| e["person"]["name"].as_str().unwrap()).collect();
+    assert_eq!(order, ["Cat", "Bob", "Ann"]);
+    assert_eq!(v["until"], "2026-01-05T14:00:00.000Z");
+    assert_eq!(v["schedule"]["slug"], "maintenance-on-call");
+    // Nobody on shift: an empty list, not an error.
+    s.layers.clear();
+    s.overrides.clear();
+    let v = oncall_web::api::on_call_json(&s, &people, now);
+    assert!(v["on_call"].as_array().unwrap().is_empty() && v["until"].is_null());
+}
+
+#[tokio::test]
+async fn managers_add_webhooks_see_the_secret_once_and_read_the_delivery_log() {
+    use oncall_core::store::AttemptOutcome;
+    use oncall_core::webhook::NextStep;
+    use oncall_core::{Millis, Timestamp};
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    let csrf = c.logged_in(MANAGER_A).await;
+    assert!(c.get("/webhooks").await.text().contains("No webhooks"));
+    let bad = c.post("/webhooks", &[("csrf", &csrf), ("name", "Ops"), ("url", "ftp://nope"), ("format", "json")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text().contains("URL: must start with https:"), "{}", bad.text());
+    let r = c.post("/webhooks", &[("csrf", &csrf), ("name", "Ops channel"), ("url", "https://hooks.example.com/x"), ("format", "slack"), ("events", "request.created"), ("events", "request.completed")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let page = r.text();
+    let start = page.find("id=\"new-secret\">").unwrap() + "id=\"new-secret\">".len();
+    let secret = page[start..].split('<').next().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    let hook = f.store.list_webhooks(f.org_a).await.unwrap().remove(0);
+    assert_eq!(hook.secret, secret);
+    assert_eq!(hook.events.len(), 2);
+    let detail = c.get(&format!("/webhooks/{}", hook.id.0)).await.text();
+    assert!(!detail.contains(&secret), "the secret is shown once");
+    assert!(detail.contains("Slack-compatible") && detail.contains("Nothing sent yet"));
+    assert!(c.get("/webhooks").await.text().contains("Ops channel"));
+
+    // A request event, one failed attempt and one delivery: the log shows both.
+    let now = Timestamp::now();
+    let rid = f.store.create_request(f.org_a, &oncall_core::NewRequest { caller: "+442079460777".into(), summary: "Door".into(), call: None }, now).await.unwrap();
+    f.store.enqueue_webhook_deliveries(now, Millis::seconds(30)).await.unwrap();
+    let d = f.store.claim_webhook_deliveries("test", now, Millis::seconds(30), 10).await.unwrap().remove(0);
+    let failed = AttemptOutcome { status_code: Some(503), error: None, duration: Millis(20) };
+    f.store.finish_webhook_attempt(&d, "test", &failed, NextStep::RetryAt(now), now).await.unwrap();
+    let d = f.store.claim_webhook_deliveries("test", now, Millis::seconds(30), 10).await.unwrap().remove(0);
+    let ok = AttemptOutcome { status_code: Some(200), error: None, duration: Millis(20) };
+    f.store.finish_webhook_attempt(&d, "test", &ok, NextStep::Delivered, now).await.unwrap();
+    let detail = c.get(&format!("/webhooks/{}", hook.id.0)).await.text();
+    assert!(detail.contains("request.created") && detail.contains(">503<") && detail.contains(">200<") && detail.contains(&format!("#{}", rid.0)), "{detail}");
+
+    // Employees have no webhook pages.
+    let mut e = Client::new(app(&f));
+    e.logged_in(EMPLOYEE_A).await;
+    assert_eq!(e.get("/webhooks").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(e.get(&format!("/webhooks/{}", hook.id.0)).await.status, StatusCode::FORBIDDEN);
+
+    // Disable, new secret, delete.
+    assert_eq!(c.post(&format!("/webhooks/{}/disable", hook.id.0), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    assert!(f.store.webhook(f.org_a, hook.id).await.unwrap().disabled);
+    let r = c.post(&format!("/webhooks/{}/secret", hook.id.0), &[("csrf", &csrf), ("secret", "")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_ne!(f.store.webhook(f.org_a, hook.id).await.unwrap().secret, secret);
+    assert_eq!(c.post(&format!("/webhooks/{}/secret", hook.id.0), &[("csrf", &csrf), ("secret", "short")]).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(c.post(&format!("/webhooks/{}/delete", hook.id.0), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    assert!(f.store.list_webhooks(f.org_a).await.unwrap().is_empty());
+    // Without the CSRF token nothing happens.
+    assert_eq!(c.post("/webhooks", &[("name", "x"), ("url", "https://x.example")]).await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn webhooks_in_the_api() {
+    let f = fixture().await;
+    let auth = api_token(&f, MANAGER_A).await;
+    let mut api = Client::new(app(&f));
+    let post = |body: &str| Request::post("/api/v1/webhooks").header("authorization", &auth).header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap();
+    let r = api.send(post(r#"{"name": "Script", "url": "http://127.0.0.1:9/hook", "events": ["request.exhausted"]}"#)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let v = json_of(&r).await;
+    assert!(v["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(v["events"], serde_json::json!(["request.exhausted"]));
+    assert_eq!(v["format"], "json");
+    let id = v["id"].as_i64().unwrap();
+    let r = api.send(post(r#"{"name": "Bad", "url": "https://x.example", "events": ["request.nope"]}"#)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(json_of(&r).await["error"]["field"], "events");
+    let list = json_of(&api.get_with("/api/v1/webhooks", "authorization", &auth).await).await;
+    assert_eq!(list["webhooks"][0]["name"], "Script");
+    assert!(list["webhooks"][0].get("secret").is_none(), "never listed again");
+    let r = api.send(Request::post(format!("/api/v1/webhooks/{id}/disable")).header("authorization", &auth).body(Body::empty()).unwrap()).await;
+    assert_eq!(json_of(&r).await["enabled"], false);
+    let one = json_of(&api.get_with(&format!("/api/v1/webhooks/{id}"), "authorization", &auth).await).await;
+    assert_eq!(one["attempts"], serde_json::json!([]));
+    // Employees may not; another organization's manager does not see it.
+    let emp = api_token(&f, EMPLOYEE_A).await;
+    assert_eq!(api.get_with("/api/v1/webhooks", "authorization", &emp).await.status, StatusCode::FORBIDDEN);
+    let b = api_token(&f, MANAGER_B).await;
+    assert_eq!(api.get_with(&format!("/api/v1/webhooks/{id}"), "authorization", &b).await.status, StatusCode::NOT_FOUND);
+    let r = api.send(Request::delete(format!("/api/v1/webhooks/{id}")).header("authorization", &auth).body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(f.store.list_webhooks(f.org_a).await.unwrap().is_empty());
+}

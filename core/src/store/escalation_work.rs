@@ -95,6 +95,18 @@ impl Store {
         lease: Millis,
         limit: i64,
     ) -> Result<Vec<ClaimedWork>> {
+        self.claim_escalations(org, owner, now, lease, limit, "due_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at <= $3)").await
+    }
+
+    /// Leases up to `limit` unfinished escalations nobody holds (never leased, or the lease
+    /// expired: their instance died) plus those `owner` itself held before a restart, due or not:
+    /// the instance then runs them to their next timeout itself.
+    pub async fn claim_orphaned_escalations(&self, org: OrgId, owner: &str, now: Timestamp, lease: Millis, limit: i64) -> Result<Vec<ClaimedWork>> {
+        self.claim_escalations(org, owner, now, lease, limit, "(lease_owner IS NULL OR lease_owner = $1 OR lease_expires_at <= $3)").await
+    }
+
+    /// `condition` narrows the unfinished work of `org` ($1 owner, $3 now).
+    async fn claim_escalations(&self, org: OrgId, owner: &str, now: Timestamp, lease: Millis, limit: i64, condition: &str) -> Result<Vec<ClaimedWork>> {
         let lock = match self.backend() {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -102,8 +114,7 @@ impl Store {
         let sql = format!(
             "UPDATE escalation_work SET lease_owner = $1, lease_expires_at = $2, updated_at = $3 \
              WHERE id IN (SELECT id FROM escalation_work \
-                 WHERE org_id = $4 AND due_at IS NOT NULL AND due_at <= $3 \
-                 AND (lease_expires_at IS NULL OR lease_expires_at <= $3) \
+                 WHERE org_id = $4 AND due_at IS NOT NULL AND {condition} \
                  ORDER BY due_at LIMIT $5{lock}) \
              RETURNING id, request_id, state, due_at, lease_expires_at"
         );
@@ -130,6 +141,51 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Saves the escalation of `engine.request()` as held by `owner` until `now + lease` (a finished
+    /// one is released). False, and nothing written, when another instance holds a live lease on
+    /// it: that instance took over and its state wins.
+    pub async fn hold_escalation(&self, org: OrgId, engine: &Engine, owner: &str, lease: Millis, now: Timestamp) -> Result<bool> {
+        let due = due_at(engine, now);
+        let (lease_owner, expires) = match due {
+            Some(_) => (Some(owner), Some((now + lease).0)),
+            None => (None, None),
+        };
+        let done = sqlx::query(
+            "INSERT INTO escalation_work (org_id, request_id, due_at, state, lease_owner, lease_expires_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+             ON CONFLICT (request_id) DO UPDATE SET due_at = excluded.due_at, state = excluded.state, \
+             updated_at = excluded.updated_at, lease_owner = excluded.lease_owner, lease_expires_at = excluded.lease_expires_at \
+             WHERE escalation_work.lease_owner IS NULL OR escalation_work.lease_owner = $8 \
+             OR escalation_work.lease_expires_at <= $7",
+        )
+        .bind(org.0)
+        .bind(engine.request().0)
+        .bind(due)
+        .bind(to_json(engine)?)
+        .bind(lease_owner)
+        .bind(expires)
+        .bind(now.0)
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Extends every lease `owner` holds on unfinished work to `now + lease` (the heartbeat of a
+    /// live instance). Returns how many were extended.
+    pub async fn renew_escalation_leases(&self, org: OrgId, owner: &str, lease: Millis, now: Timestamp) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE escalation_work SET lease_expires_at = $1 \
+             WHERE org_id = $2 AND lease_owner = $3 AND due_at IS NOT NULL",
+        )
+        .bind((now + lease).0)
+        .bind(org.0)
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Stores the advanced engine and releases the lease. Returns false (and writes nothing)

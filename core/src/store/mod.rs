@@ -25,7 +25,9 @@ mod requests;
 mod rows;
 mod schedules;
 mod sessions;
+mod sip_accounts;
 mod users;
+mod webhooks;
 mod ivr_settings;
 
 pub use calls::{Call, NewCall};
@@ -37,6 +39,8 @@ pub use users::User;
 pub use sessions::{ApiToken, NewSession, Session};
 pub use requests::RequestFilter;
 pub use ivr_settings::IvrSettings;
+pub use sip_accounts::{validate_sip_username, SipAccount, SipBinding};
+pub use webhooks::{AttemptLog, AttemptOutcome, ClaimedDelivery, DeliveryCounts};
 
 use crate::ids::RequestId;
 use crate::request::RequestStatus;

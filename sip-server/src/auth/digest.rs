@@ -13,7 +13,8 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    fn name(self) -> &'static str {
+    /// The `algorithm` parameter's value: `MD5` or `SHA-256`.
+    pub fn name(self) -> &'static str {
         match self {
             Algorithm::Md5 => "MD5",
             Algorithm::Sha256 => "SHA-256",
@@ -28,7 +29,7 @@ impl Algorithm {
         }
     }
 
-    fn hash(self, data: &str) -> String {
+    pub fn hash(self, data: &str) -> String {
         let bytes: Vec<u8> = match self {
             Algorithm::Md5 => Md5::digest(data.as_bytes()).to_vec(),
             Algorithm::Sha256 => Sha256::digest(data.as_bytes()).to_vec(),
@@ -194,14 +195,10 @@ impl Challenge {
     /// Answers this challenge for `method` on `uri`. `cnonce` is the client's random value; `nc` counts
     /// requests made with this nonce (1 for the first).
     pub fn respond(&self, username: &str, password: &str, method: &str, uri: &str, cnonce: &str, nc: u32) -> Credentials {
-        let ha1 = self.algorithm.hash(&format!("{username}:{}:{password}", self.realm));
-        let ha2 = self.algorithm.hash(&format!("{method}:{uri}"));
+        let ha1 = ha1(self.algorithm, username, &self.realm, password);
         let nc = format!("{nc:08x}");
-        let response = if self.qop_auth {
-            self.algorithm.hash(&format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", self.nonce))
-        } else {
-            self.algorithm.hash(&format!("{ha1}:{}:{ha2}", self.nonce))
-        };
+        let qop = self.qop_auth.then_some((nc.as_str(), cnonce));
+        let response = response_from_ha1(self.algorithm, &ha1, &self.nonce, qop, method, uri);
         Credentials {
             username: username.to_string(),
             realm: self.realm.clone(),
@@ -268,6 +265,60 @@ impl Credentials {
     }
 }
 
+/// `H(username:realm:password)`: what a server stores instead of the password (RFC 7616 §3.4.2), one per
+/// algorithm. Only the algorithm's hash of the three joined values; no normalisation of the username.
+pub fn ha1(algorithm: Algorithm, username: &str, realm: &str, password: &str) -> String {
+    algorithm.hash(&format!("{username}:{realm}:{password}"))
+}
+
+/// The `response` value from a stored HA1 (RFC 7616 §3.4.1): with `qop=auth` (`Some((nc, cnonce))`) or
+/// RFC 2069 style without.
+pub fn response_from_ha1(algorithm: Algorithm, ha1: &str, nonce: &str, qop: Option<(&str, &str)>, method: &str, uri: &str) -> String {
+    let ha2 = algorithm.hash(&format!("{method}:{uri}"));
+    match qop {
+        Some((nc, cnonce)) => algorithm.hash(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")),
+        None => algorithm.hash(&format!("{ha1}:{nonce}:{ha2}")),
+    }
+}
+
+/// Equality of two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Credentials {
+    /// Server side with a stored HA1 (the password is never kept): whether `response` is right for
+    /// `method`, for the nonce, realm, algorithm, `uri`, `nc` and `cnonce` these credentials carry.
+    /// The caller checks the nonce itself (that it issued it, that it is fresh) and the realm.
+    pub fn verify_ha1(&self, ha1: &str, method: &str) -> bool {
+        let qop = match (self.qop_auth, &self.nc, &self.cnonce) {
+            (true, Some(nc), Some(c)) => Some((nc.as_str(), c.as_str())),
+            (true, _, _) => return false,
+            (false, _, _) => None,
+        };
+        let expected = response_from_ha1(self.algorithm, &ha1.to_ascii_lowercase(), &self.nonce, qop, method, &self.uri);
+        constant_time_eq(expected.as_bytes(), self.response.to_ascii_lowercase().as_bytes())
+    }
+}
+
+/// HMAC-SHA-256 (RFC 2104) of `data` under `key`; the registrar signs its nonces with it.
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut k = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(k.map(|b| b ^ 0x36));
+    inner.update(data);
+    let mut outer = Sha256::new();
+    outer.update(k.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +347,28 @@ mod tests {
         .unwrap();
         let r = c.respond("Mufasa", "Circle of Life", "GET", "/dir/index.html", "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ", 1);
         assert_eq!(r.response, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
+    }
+
+    #[test]
+    fn server_verifies_with_stored_ha1() {
+        for algorithm in [Algorithm::Md5, Algorithm::Sha256] {
+            let c = Challenge { realm: "oncall".into(), nonce: "n1".into(), opaque: None, algorithm, qop_auth: true, stale: false };
+            let creds = Credentials::parse(&c.respond("alice", "s3cret", "REGISTER", "sip:oncall", "cn", 1).to_header()).unwrap();
+            assert!(creds.verify_ha1(&ha1(algorithm, "alice", "oncall", "s3cret"), "REGISTER"));
+            assert!(!creds.verify_ha1(&ha1(algorithm, "alice", "oncall", "wrong"), "REGISTER"));
+            assert!(!creds.verify_ha1(&ha1(algorithm, "alice", "oncall", "s3cret"), "INVITE"));
+        }
+        // RFC 2069 style (no qop) also verifies.
+        let c = Challenge { realm: "r".into(), nonce: "n".into(), opaque: None, algorithm: Algorithm::Md5, qop_auth: false, stale: false };
+        let creds = c.respond("bob", "pw", "REGISTER", "sip:r", "", 1);
+        assert!(creds.verify_ha1(&ha1(Algorithm::Md5, "bob", "r", "pw"), "REGISTER"));
+    }
+
+    #[test]
+    fn hmac_sha256_rfc4231_case_2() {
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     }
 
     #[test]

@@ -6,6 +6,32 @@ use crate::message::{split_list, Method, Request, Uri};
 /// Methods OnCall knows but does not serve get 405 with this Allow list; unknown ones get 501.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
 
+/// Out-of-dialog requests the user agent hands to the application ([`super::UaEvent::Request`])
+/// instead of answering 405 itself: REGISTER (the registrar) and MESSAGE (text replies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppMethods {
+    pub register: bool,
+    pub message: bool,
+}
+
+impl AppMethods {
+    pub const NONE: AppMethods = AppMethods { register: false, message: false };
+
+    /// The Allow header value for what is served.
+    pub fn allow(self) -> &'static str {
+        match (self.register, self.message) {
+            (false, false) => ALLOW,
+            (true, false) => "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER",
+            (false, true) => "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, MESSAGE",
+            (true, true) => "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER, MESSAGE",
+        }
+    }
+
+    pub fn serves(self, method: &Method) -> bool {
+        matches!(method, Method::Register if self.register) || matches!(method, Method::Message if self.message)
+    }
+}
+
 /// A rejection: status code, and extra headers (Unsupported, Allow, Accept) to add.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -20,6 +46,11 @@ fn reject(status: u16, reason: &str) -> Rejection {
 
 /// Returns the rejection for a request that cannot be processed, or None to go on.
 pub fn check_request(req: &Request) -> Option<Rejection> {
+    check_request_for(req, AppMethods::NONE)
+}
+
+/// [`check_request`] for a user agent that also hands `app`'s methods to the application.
+pub fn check_request_for(req: &Request, app: AppMethods) -> Option<Rejection> {
     let h = &req.headers;
     // §8.1.1: To, From, CSeq, Call-ID and Via are mandatory (RFC 4475 INSUF). Max-Forwards is not
     // demanded so RFC 2543 peers still work (INV2543).
@@ -52,12 +83,12 @@ pub fn check_request(req: &Request) -> Option<Rejection> {
     let known = !matches!(req.method, Method::Other(_));
     if !known {
         let mut r = reject(501, "Not Implemented");
-        r.headers.push(("Allow", ALLOW.to_string()));
+        r.headers.push(("Allow", app.allow().to_string()));
         return Some(r);
     }
-    if !matches!(req.method, Method::Invite | Method::Bye | Method::Options | Method::Info) {
+    if !matches!(req.method, Method::Invite | Method::Bye | Method::Options | Method::Info) && !app.serves(&req.method) {
         let mut r = reject(405, "Method Not Allowed");
-        r.headers.push(("Allow", ALLOW.to_string()));
+        r.headers.push(("Allow", app.allow().to_string()));
         return Some(r);
     }
     // §8.2.3: a body OnCall cannot read gets 415 with what it accepts (INVUT).

@@ -61,6 +61,9 @@ pub enum UaEvent {
     Response { key: TxKey, response: Response },
     /// A request sent with [`UserAgent::send_request`] got no final response (Timer F).
     RequestTimeout { key: TxKey },
+    /// A request the application serves ([`UaConfig::app_methods`]: REGISTER, out-of-dialog MESSAGE),
+    /// on a new server transaction; answer it with [`UserAgent::respond_to`] (retransmissions are absorbed).
+    Request { key: TxKey, request: Request, source: Peer },
     Ended { call: CallRef, reason: EndReason },
 }
 
@@ -75,6 +78,8 @@ pub struct UaConfig {
     /// Sent as User-Agent/Server; None to give scanners no banner.
     pub server_header: Option<String>,
     pub timers: TimerConfig,
+    /// Requests handed to the application as [`UaEvent::Request`] instead of answered 405.
+    pub app_methods: checks::AppMethods,
 }
 
 impl UaConfig {
@@ -88,6 +93,7 @@ impl UaConfig {
             telephone_event_pt: 101,
             server_header: None,
             timers: TimerConfig::default(),
+            app_methods: checks::AppMethods::NONE,
         }
     }
 }
@@ -105,6 +111,8 @@ pub struct UserAgent {
     /// Client transactions outside any call (REGISTER, MESSAGE, OPTIONS) whose result is reported as an event.
     standalone: std::collections::HashSet<TxKey>,
     deadlines: BinaryHeap<Reverse<(Instant, CallRef)>>,
+    /// Sources whose REGISTERs are dropped unanswered until the instant (registrar lockouts).
+    register_blocked: HashMap<std::net::IpAddr, Instant>,
     events: VecDeque<UaEvent>,
     transmits: VecDeque<Transmit>,
     next_call: u64,
@@ -115,6 +123,8 @@ pub struct UserAgent {
 pub struct UaStats {
     pub unparseable: u64,
     pub bad_requests: u64,
+    /// REGISTERs dropped because their source is blocked ([`UserAgent::block_registers_from`]).
+    pub dropped_registers: u64,
 }
 
 pub(crate) fn random_token() -> String {
@@ -132,6 +142,7 @@ impl UserAgent {
             by_bye: HashMap::new(),
             standalone: std::collections::HashSet::new(),
             deadlines: BinaryHeap::new(),
+            register_blocked: HashMap::new(),
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             next_call: 1,
@@ -149,7 +160,11 @@ impl UserAgent {
             Ok(SipMessage::Response(resp)) => self.tx.handle_response(resp, now),
             Ok(SipMessage::Request(mut req)) => {
                 stamp_via(&mut req, source);
-                if let Some(rej) = checks::check_request(&req) {
+                if req.method == Method::Register && self.register_is_blocked(source.addr.ip(), now) {
+                    self.stats.dropped_registers += 1;
+                    return;
+                }
+                if let Some(rej) = checks::check_request_for(&req, self.cfg.app_methods) {
                     if req.method != Method::Ack {
                         self.stats.bad_requests += 1;
                         tracing::info!(method = %req.method, status = rej.status, reason = %rej.reason, "rejecting request");
@@ -253,7 +268,7 @@ impl UserAgent {
         let mut resp = Response::from_request_headers(&req.headers, status, to_tag);
         self.decorate(&mut resp.headers);
         if req.method == Method::Options {
-            resp.headers.push("Allow", checks::ALLOW);
+            resp.headers.push("Allow", self.cfg.app_methods.allow());
             resp.headers.push("Accept", "application/sdp");
         }
         self.tx.respond(key, resp, now);
@@ -301,7 +316,38 @@ impl UserAgent {
                     None => self.respond(&key, &req, 481, None, now),
                 }
             }
+            Method::Register if self.cfg.app_methods.register => self.events.push_back(UaEvent::Request { key, request: req, source }),
+            Method::Message if self.cfg.app_methods.message && to_tag.is_none() => {
+                self.events.push_back(UaEvent::Request { key, request: req, source })
+            }
             _ => self.respond(&key, &req, 405, None, now),
+        }
+    }
+
+    /// Answers a [`UaEvent::Request`]. The response is sent as given: no Server header is added, so a
+    /// registrar's answers carry no banner. Unknown or already answered keys are ignored.
+    pub fn respond_to(&mut self, key: &TxKey, response: Response, now: Instant) {
+        self.tx.respond(key, response, now);
+        self.drain_tx(now);
+    }
+
+    /// Drops REGISTERs from `ip` unanswered (before any transaction exists) until `until`: a
+    /// registrar lockout, so a password-guessing scanner hears nothing and gives up.
+    pub fn block_registers_from(&mut self, ip: std::net::IpAddr, until: Instant, now: Instant) {
+        if self.register_blocked.len() >= 65_536 {
+            self.register_blocked.retain(|_, u| *u > now);
+        }
+        self.register_blocked.insert(ip, until);
+    }
+
+    fn register_is_blocked(&mut self, ip: std::net::IpAddr, now: Instant) -> bool {
+        match self.register_blocked.get(&ip) {
+            Some(u) if now < *u => true,
+            Some(_) => {
+                self.register_blocked.remove(&ip);
+                false
+            }
+            None => false,
         }
     }
 
@@ -357,7 +403,7 @@ impl UserAgent {
             resp.headers.push("Record-Route", rr);
         }
         resp.headers.push("Contact", contact);
-        resp.headers.push("Allow", checks::ALLOW);
+        resp.headers.push("Allow", self.cfg.app_methods.allow());
         resp.headers.push("Content-Type", "application/sdp");
         if let Some(s) = &self.cfg.server_header {
             resp.headers.push("Server", s.clone());

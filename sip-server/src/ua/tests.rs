@@ -227,6 +227,89 @@ fn application_layer_answers_of_rfc4475() {
     }
 }
 
+/// With a registrar behind the user agent (`app_methods.register`), the REGISTER messages of RFC 4475 are
+/// handed over and challenged: §3.3.9 (REGAUT01) says a registrar that authenticates answers 401 with a
+/// scheme it understands; §10.3 authenticates before it looks at the To (UNKSM2) or the Contacts
+/// (CPARAM01/02, REGESCRT). MESSAGE stays 405 while the application does not serve it.
+#[test]
+fn rfc4475_registers_are_challenged_when_a_registrar_serves_them() {
+    use crate::registrar::{AccountKeys, Registrar, RegistrarConfig};
+    let accounts: HashMap<String, AccountKeys> = HashMap::new();
+    for (name, expected) in [
+        ("REGAUT01_V", "401"),
+        ("REGESCRT_V", "401"),
+        ("CPARAM01_V", "401"),
+        ("CPARAM02_V", "401"),
+        ("ESCNULL_V", "401"),
+        ("UNKSM2_V", "401"),
+        ("DBLREQ", "401"),
+        ("REGBADCT_I", "400"),
+        ("MPART01", "405"),
+    ] {
+        let mut cfg = UaConfig::on("127.0.0.1:5060".parse().unwrap());
+        cfg.app_methods.register = true;
+        let mut ua = UserAgent::new(cfg);
+        let now = Instant::now();
+        let mut registrar = Registrar::new(RegistrarConfig::new("oncall"), [1; 32], now);
+        ua.handle_datagram(&torture(name), caller(), now);
+        while let Some(ev) = ua.poll_event() {
+            if let UaEvent::Request { key, request, source } = ev {
+                let resp = registrar.handle_register(&request, source, &accounts, now);
+                ua.respond_to(&key, resp, now);
+            }
+        }
+        let out = sent(&mut ua);
+        assert_eq!(out.len(), 1, "{name}: {out:?}");
+        assert!(out[0].starts_with(&format!("SIP/2.0 {expected}")), "{name}: got {}", out[0]);
+        if expected == "401" {
+            assert!(header(&out[0], "WWW-Authenticate").starts_with("Digest "), "{name}: {}", out[0]);
+        }
+    }
+}
+
+#[test]
+fn register_and_message_are_handed_over_and_blocked_sources_dropped() {
+    let mut cfg = UaConfig::on("127.0.0.1:5060".parse().unwrap());
+    cfg.app_methods = checks::AppMethods { register: true, message: true };
+    let mut ua = UserAgent::new(cfg);
+    let t0 = Instant::now();
+    let register = "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKr1;rport\r\n\
+         From: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: reg-1\r\nCSeq: 1 REGISTER\r\n\
+         Contact: <sip:alice@127.0.0.1:5070>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    ua.handle_datagram(register.as_bytes(), caller(), t0);
+    let Some(UaEvent::Request { key, request, source }) = ua.poll_event() else { panic!("no Request event") };
+    assert_eq!((request.method, source), (Method::Register, caller()));
+    assert!(sent(&mut ua).is_empty(), "the application answers");
+    // A retransmission is absorbed by the transaction, not handed over twice.
+    ua.handle_datagram(register.as_bytes(), caller(), t0);
+    assert!(ua.poll_event().is_none());
+    ua.respond_to(&key, Response::from_request_headers(&request.headers, 200, Some("t")), t0);
+    assert_eq!(first_lines(&sent(&mut ua)), vec!["SIP/2.0 200 OK"]);
+    ua.handle_datagram(register.as_bytes(), caller(), t0);
+    assert_eq!(first_lines(&sent(&mut ua)), vec!["SIP/2.0 200 OK"], "retransmission answered from the transaction");
+
+    let message = "MESSAGE sip:oncall@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKm1\r\n\
+         From: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:oncall@127.0.0.1>\r\nCall-ID: msg-1\r\nCSeq: 1 MESSAGE\r\n\
+         Content-Type: text/plain\r\nMax-Forwards: 70\r\nContent-Length: 3\r\n\r\nACK";
+    ua.handle_datagram(message.as_bytes(), caller(), t0);
+    assert!(matches!(ua.poll_event(), Some(UaEvent::Request { request, .. }) if request.method == Method::Message && request.body == b"ACK"));
+
+    // OPTIONS advertises what is served.
+    let options = register.replace("REGISTER sip", "OPTIONS sip").replace("1 REGISTER", "1 OPTIONS").replace("bKr1", "bKo1");
+    ua.handle_datagram(options.as_bytes(), caller(), t0);
+    let out = sent(&mut ua);
+    assert!(header(&out[0], "Allow").contains("REGISTER, MESSAGE"), "{out:?}");
+
+    // A blocked source's REGISTERs vanish until the block ends.
+    ua.block_registers_from(caller().addr.ip(), t0 + Duration::from_secs(60), t0);
+    let again = register.replace("bKr1", "bKr2").replace("1 REGISTER", "2 REGISTER");
+    ua.handle_datagram(again.as_bytes(), caller(), t0 + Duration::from_secs(1));
+    assert!(ua.poll_event().is_none() && sent(&mut ua).is_empty());
+    assert_eq!(ua.stats.dropped_registers, 1);
+    ua.handle_datagram(again.as_bytes(), caller(), t0 + Duration::from_secs(61));
+    assert!(matches!(ua.poll_event(), Some(UaEvent::Request { .. })));
+}
+
 mod outbound_calls {
     use super::*;
     use crate::ua::outbound::OutboundCall;

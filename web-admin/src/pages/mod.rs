@@ -9,6 +9,7 @@ pub mod policies;
 pub mod reports;
 pub mod requests;
 pub mod schedules;
+pub mod webhooks;
 
 use crate::auth::{session_layer, Viewer};
 use crate::state::AppState;
@@ -57,6 +58,13 @@ pub fn routes(state: AppState) -> Router {
         .route("/ivr", get(ivr::show).post(ivr::save_menu))
         .route("/ivr/greeting", post(ivr::upload_greeting))
         .route("/ivr/greeting.wav", get(ivr::greeting_audio))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/{id}", get(webhooks::show))
+        .route("/webhooks/{id}/disable", post(webhooks::disable))
+        .route("/webhooks/{id}/enable", post(webhooks::enable))
+        .route("/webhooks/{id}/delete", post(webhooks::delete))
+        .route("/webhooks/{id}/secret", post(webhooks::new_secret))
+        .route("/webhooks/{id}/retry", post(webhooks::retry))
         .layer(axum::middleware::from_fn_with_state(state.clone(), session_layer));
     Router::new()
         .route("/login", get(account::login_form).post(account::login))
@@ -101,6 +109,8 @@ pub fn flash_message(key: Option<&str>) -> Option<&'static str> {
         "greeting" => "Greeting uploaded and converted for the phone line.",
         "feed" => "New calendar link created; the old one no longer works.",
         "revoked" => "Token revoked.",
+        "deleted" => "Deleted.",
+        "requeued" => "The failed deliveries are queued again.",
         _ => return None,
     })
 }

@@ -1,0 +1,274 @@
+//! The registrar for employees' own phones, wired to the store: owns the sans-IO
+//! [`oncall_sip::registrar::Registrar`], answers the REGISTERs the call controller hands over, keeps the
+//! accounts fresh from the database (re-read every few seconds, like the IVR settings), writes every
+//! binding change to the database on a background task (so another instance, or this one after a
+//! restart, knows the phones), and publishes what `/metrics` and the paging code read.
+//!
+//! Lockouts: a source the registrar locks out is also blocked at the user agent, so its further
+//! REGISTERs are dropped unanswered until the lockout ends (svcrack then stops, hearing nothing).
+
+use crate::config::RegistrarSection;
+use oncall_core::{PersonId, Store, Timestamp};
+use oncall_sip::auth::digest::Algorithm;
+use oncall_sip::message::{Method, Request, Response};
+use oncall_sip::registrar::{AccountKeys, BindingChange, LockoutConfig, LockoutTarget, Registrar, RegistrarConfig};
+use oncall_sip::transaction::{Peer, Transport, TxKey};
+use oncall_sip::ua::UserAgent;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+const RELOAD_EVERY: Duration = Duration::from_secs(3);
+
+/// One account as the registrar needs it.
+#[derive(Debug, Clone)]
+struct Account {
+    person: PersonId,
+    keys: AccountKeys,
+}
+
+type AccountTable = Arc<RwLock<HashMap<String, Account>>>;
+
+/// A phone registered by a person, for the paging code to ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredDevice {
+    pub username: String,
+    /// The Contact URI the phone registered (the Request-URI of an INVITE to it).
+    pub contact: String,
+    /// Where its REGISTER came from: send the INVITE here (behind NAT the Contact's host is unreachable).
+    pub source: SocketAddr,
+    pub transport: Transport,
+    pub expires_at: Instant,
+}
+
+/// What other tasks read: counters for `/metrics` and the current devices per person. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct RegistrarHandle {
+    inner: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    devices: Mutex<HashMap<PersonId, Vec<RegisteredDevice>>>,
+    bindings: AtomicU64,
+    challenges: AtomicU64,
+    registered: AtomicU64,
+    auth_failures: AtomicU64,
+    source_lockouts: AtomicU64,
+    account_lockouts: AtomicU64,
+    rejected_locked: AtomicU64,
+}
+
+impl RegistrarHandle {
+    /// The person's phones registered now (all of them ring when they are paged).
+    #[allow(dead_code)] // the paging code's entry point ("my registered devices"), wired by issue 6's paging work
+    pub fn registered_devices(&self, person: PersonId) -> Vec<RegisteredDevice> {
+        let now = Instant::now();
+        let devices = self.inner.devices.lock().unwrap_or_else(|p| p.into_inner());
+        devices.get(&person).map(|d| d.iter().filter(|d| d.expires_at > now).cloned().collect()).unwrap_or_default()
+    }
+
+    /// Prometheus text for `/metrics`.
+    pub fn prometheus(&self) -> String {
+        let s = &self.inner;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "# HELP oncall_registrar_bindings Devices registered to OnCall's registrar.\n# TYPE oncall_registrar_bindings gauge\noncall_registrar_bindings {}\n\
+             # TYPE oncall_registrar_challenges_total counter\noncall_registrar_challenges_total {}\n\
+             # TYPE oncall_registrar_registrations_total counter\noncall_registrar_registrations_total {}\n\
+             # HELP oncall_registrar_auth_failures_total Digest answers that did not verify (wrong password or unknown user).\n\
+             # TYPE oncall_registrar_auth_failures_total counter\noncall_registrar_auth_failures_total {}\n\
+             # HELP oncall_registrar_lockouts_total Lockouts started after too many failed digest answers.\n\
+             # TYPE oncall_registrar_lockouts_total counter\noncall_registrar_lockouts_total{{kind=\"source\"}} {}\noncall_registrar_lockouts_total{{kind=\"account\"}} {}\n\
+             # TYPE oncall_registrar_rejected_locked_total counter\noncall_registrar_rejected_locked_total {}\n",
+            g(&s.bindings),
+            g(&s.challenges),
+            g(&s.registered),
+            g(&s.auth_failures),
+            g(&s.source_lockouts),
+            g(&s.account_lockouts),
+            g(&s.rejected_locked),
+        )
+    }
+}
+
+/// A binding change on its way to the database, with wall-clock expiry.
+enum Persist {
+    Set(oncall_core::store::SipBinding),
+    Remove { username: String, contact: String },
+}
+
+pub struct RegistrarService {
+    registrar: Registrar,
+    accounts: AccountTable,
+    handle: RegistrarHandle,
+    persist: mpsc::UnboundedSender<Persist>,
+}
+
+pub fn registrar_config(section: &RegistrarSection) -> RegistrarConfig {
+    let mut cfg = RegistrarConfig::new(section.realm.clone());
+    cfg.min_expires = section.min_expires_secs;
+    cfg.max_expires = section.max_expires_secs;
+    cfg.default_expires = section.default_expires_secs;
+    cfg.max_bindings_per_account = section.max_devices_per_account;
+    // Validated at start-up: each is MD5 or SHA-256.
+    cfg.algorithms = section.algorithms.iter().map(|a| if a.eq_ignore_ascii_case("SHA-256") { Algorithm::Sha256 } else { Algorithm::Md5 }).collect();
+    cfg.lockout = LockoutConfig {
+        source_attempts: section.lockout_source_attempts,
+        account_attempts: section.lockout_account_attempts,
+        window: Duration::from_secs(section.lockout_window_secs),
+        duration: Duration::from_secs(section.lockout_secs),
+    };
+    cfg
+}
+
+impl RegistrarService {
+    /// Loads the accounts and the bindings that have not expired, and starts the reload and persistence tasks.
+    pub async fn start(store: Store, section: &RegistrarSection) -> anyhow::Result<RegistrarService> {
+        let now = Instant::now();
+        let cfg = registrar_config(section);
+        let realm = cfg.realm.clone();
+        let mut registrar = Registrar::new(cfg, rand::random(), now);
+        let accounts: AccountTable = Default::default();
+        load_accounts(&store, &realm, &accounts).await?;
+        let wall = Timestamp::now();
+        let mut restored = 0;
+        for b in store.live_sip_bindings(wall).await? {
+            let Ok(addr) = b.source_addr.parse::<SocketAddr>() else { continue };
+            let transport = if b.transport == "tcp" { Transport::Tcp } else { Transport::Udp };
+            let left = Duration::from_millis((b.expires_at.0 - wall.0).max(0) as u64);
+            // A TCP connection does not survive a restart: the phone's next REGISTER opens a new one.
+            let source = Peer { addr, transport, conn: None };
+            let binding = oncall_sip::registrar::Binding { contact: b.contact, expires_at: now + left, source, call_id: b.call_id, cseq: b.cseq };
+            registrar.restore(&b.username, binding, now);
+            restored += 1;
+        }
+        tracing::info!(realm = %realm, accounts = accounts.read().map(|a| a.len()).unwrap_or(0), restored_bindings = restored, "registrar enabled");
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(persist_task(store.clone(), rx));
+        tokio::spawn(reload_task(store, realm, accounts.clone()));
+        let service = RegistrarService { registrar, accounts, handle: RegistrarHandle::default(), persist: tx };
+        service.publish(now);
+        Ok(service)
+    }
+
+    pub fn handle(&self) -> RegistrarHandle {
+        self.handle.clone()
+    }
+
+    /// Answers a request the user agent handed over ([`oncall_sip::ua::UaEvent::Request`]).
+    pub fn on_request(&mut self, ua: &mut UserAgent, key: TxKey, request: Request, source: Peer, now: Instant) {
+        if request.method != Method::Register {
+            return answer_unserved(ua, &key, &request, now);
+        }
+        self.registrar.handle_timeout(now);
+        let response = {
+            let table = self.accounts.read().unwrap_or_else(|p| p.into_inner());
+            let lookup = |u: &str| table.get(u).map(|a| a.keys.clone());
+            self.registrar.handle_register(&request, source, &lookup, now)
+        };
+        ua.respond_to(&key, response, now);
+        while let Some(lock) = self.registrar.poll_lockout() {
+            if let LockoutTarget::Source(ip) = lock.target {
+                ua.block_registers_from(ip, lock.until, now);
+            }
+        }
+        let wall = Timestamp::now();
+        while let Some(change) = self.registrar.poll_change() {
+            let msg = match change {
+                BindingChange::Set { username, binding } => {
+                    let left = binding.expires_at.saturating_duration_since(now).as_millis() as i64;
+                    Persist::Set(oncall_core::store::SipBinding {
+                        username,
+                        contact: binding.contact,
+                        source_addr: binding.source.addr.to_string(),
+                        transport: if binding.source.transport == Transport::Tcp { "tcp" } else { "udp" }.to_string(),
+                        expires_at: Timestamp(wall.0 + left),
+                        call_id: binding.call_id,
+                        cseq: binding.cseq,
+                    })
+                }
+                BindingChange::Removed { username, contact } => Persist::Remove { username, contact },
+            };
+            let _ = self.persist.send(msg);
+        }
+        self.publish(now);
+    }
+
+    /// Copies counters and the devices per person to the shared handle.
+    fn publish(&self, now: Instant) {
+        let s = &self.handle.inner;
+        let st = self.registrar.stats;
+        s.challenges.store(st.challenges, Ordering::Relaxed);
+        s.registered.store(st.registered, Ordering::Relaxed);
+        s.auth_failures.store(st.auth_failures, Ordering::Relaxed);
+        s.source_lockouts.store(st.source_lockouts, Ordering::Relaxed);
+        s.account_lockouts.store(st.account_lockouts, Ordering::Relaxed);
+        s.rejected_locked.store(st.rejected_locked, Ordering::Relaxed);
+        s.bindings.store(self.registrar.binding_count(now) as u64, Ordering::Relaxed);
+        let table = self.accounts.read().unwrap_or_else(|p| p.into_inner());
+        let mut devices: HashMap<PersonId, Vec<RegisteredDevice>> = HashMap::new();
+        for (username, account) in table.iter() {
+            for b in self.registrar.bindings(username, now) {
+                devices.entry(account.person).or_default().push(RegisteredDevice {
+                    username: username.clone(),
+                    contact: b.contact.clone(),
+                    source: b.source.addr,
+                    transport: b.source.transport,
+                    expires_at: b.expires_at,
+                });
+            }
+        }
+        *s.devices.lock().unwrap_or_else(|p| p.into_inner()) = devices;
+    }
+}
+
+/// 405 for a handed-over request nobody serves (MESSAGE until text replies exist).
+pub fn answer_unserved(ua: &mut UserAgent, key: &TxKey, request: &Request, now: Instant) {
+    let mut resp = Response::from_request_headers(&request.headers, 405, Some(&format!("{:016x}", rand::random::<u64>())));
+    resp.headers.push("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER");
+    ua.respond_to(key, resp, now);
+}
+
+async fn load_accounts(store: &Store, realm: &str, table: &AccountTable) -> anyhow::Result<()> {
+    let rows = store.all_sip_accounts().await?;
+    let mut map = HashMap::new();
+    for a in rows {
+        if a.realm != realm {
+            tracing::warn!(username = %a.username, stored_realm = %a.realm, %realm, "SIP account was set for another realm; set its password again (oncall person sip-account)");
+            continue;
+        }
+        map.insert(a.username, Account { person: a.person, keys: AccountKeys { ha1_md5: a.ha1_md5, ha1_sha256: a.ha1_sha256 } });
+    }
+    *table.write().unwrap_or_else(|p| p.into_inner()) = map;
+    Ok(())
+}
+
+async fn reload_task(store: Store, realm: String, table: AccountTable) {
+    loop {
+        tokio::time::sleep(RELOAD_EVERY).await;
+        if let Err(e) = load_accounts(&store, &realm, &table).await {
+            tracing::warn!(error = %e, "cannot reload SIP accounts; keeping the previous ones");
+        }
+        if let Err(e) = store.purge_expired_sip_bindings(Timestamp::now()).await {
+            tracing::warn!(error = %e, "cannot purge expired SIP bindings");
+        }
+    }
+}
+
+/// Writes binding changes in order; a failed write is logged and the next change goes on (the
+/// in-memory registrar stays right, and the phone's next refresh writes the row again).
+async fn persist_task(store: Store, mut rx: mpsc::UnboundedReceiver<Persist>) {
+    while let Some(msg) = rx.recv().await {
+        let result = match &msg {
+            Persist::Set(b) => store.upsert_sip_binding(b, Timestamp::now()).await,
+            Persist::Remove { username, contact } => store.remove_sip_binding(username, contact).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot store a SIP binding change");
+        }
+    }
+}
