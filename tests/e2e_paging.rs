@@ -15,6 +15,10 @@
 //! - `a_holding_caller_hears_that_nobody_is_available`: with nobody answering, the holding caller hears
 //!   "no one is available" when the escalation is exhausted, and is released.
 //!
+//! - `a_killed_server_carries_the_escalation_on_after_restart`: `kill -9` while the first person's phone rings;
+//!   the restarted server takes its escalation back (lease), moves to the next person when the step's wait is
+//!   over, and that person hears the caller's message.
+//!
 //! People and policies are added with `oncall person add` / `oncall policy add` against the running server's
 //! database: the paging task reads them when a request opens.
 
@@ -249,6 +253,57 @@ fn a_holding_caller_hears_that_nobody_is_available() {
     }
     checks.check(server.log().contains("caller holding"), || "no \"caller holding\" in the log".into());
     caller.quit();
+    checks.finish();
+}
+
+#[test]
+fn a_killed_server_carries_the_escalation_on_after_restart() {
+    let mut server = paging_server("paging-restart", 0);
+    let work = server.dir.subdir("peers");
+    let mut checks = Checks::default();
+    let nowhere = format!("sip:ghost@{LOOPBACK}:{}", free_port());
+    add_person(&server, "Ghost", "ghost@example.test", &nowhere);
+    let mut erin = Baresip::start_callee(&work.join("erin"), &silence_wav(&work), Duration::from_secs(150), "erin");
+    let erin_id = add_person(&server, "Erin", "erin@example.test", &erin.uri("erin"));
+    server.oncall(&["policy", "add", "--name", "Chain", "--person", "ghost@example.test", "--person", "erin@example.test", "--wait-secs", "30"]);
+    let speech = leave_message(&server, &work, "The front door lock is broken and the building is open.");
+    if let Err(rows) = server.wait_for_request(Duration::from_secs(5), |r| field(r, "status") == "notifying") {
+        panic!("the request is not being escalated: {rows:#?}");
+    }
+    let left = Instant::now();
+    thread::sleep(Duration::from_secs(2));
+    server.kill_and_restart();
+    eprintln!("[e2e] server killed and restarted {:.1} s after the message", left.elapsed().as_secs_f64());
+    // Ghost's step (30 s from the message) runs out on the restarted server, which then phones Erin.
+    let Some((erin_at, _)) = erin.wait_event("CALL_ESTABLISHED", Duration::from_secs(45)) else {
+        panic!("the restarted server did not phone Erin; requests: {:#?}\nlog:\n{}", server.requests(), server.log_tail(40));
+    };
+    eprintln!("[e2e] Erin phoned {:.1} s after the message", (erin_at - left).as_secs_f64());
+    // `left` is a few seconds after the request opened (the caller heard the closing prompts first).
+    checks.check((erin_at - left).as_secs_f64() > 20.0, || "Erin was phoned before Ghost's step was over".into());
+    sleep_until(erin_at + Duration::from_secs_f64(announcement_secs() + 0.3));
+    erin.command("sndcode", "1");
+    let key_1 = Instant::now();
+    match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "acknowledged") {
+        Ok(row) => {
+            eprintln!("[e2e] request: {row}");
+            checks.check(field(&row, "acknowledged_by") == format!("person:{erin_id}"), || format!("acknowledged_by {:?}", field(&row, "acknowledged_by")));
+        }
+        Err(rows) => checks.fail(format!("the request was not acknowledged after Erin pressed 1: {rows:#?}")),
+    }
+    // "accepted", then the caller's message, read back from the recording by the restarted server.
+    thread::sleep(Duration::from_secs_f64(prompt_secs("accepted") + read_wav(&speech).secs() + 1.5));
+    erin.command("hangup", "");
+    erin.quit();
+    match erin.heard_wav() {
+        None => checks.fail("Erin's baresip wrote no dump of what it heard"),
+        Some(path) => {
+            let (at, corr, _) = find_speech(&read_wav(&path).samples, (key_1 - erin_at).as_secs_f64(), 8.0, &speech);
+            eprintln!("[e2e] after 1 Erin heard the caller's message {at:.2} s in, correlation {corr:.3}");
+            checks.check(corr > 0.6, || format!("Erin did not hear the caller's message after the restart (correlation {corr:.2})"));
+        }
+    }
+    checks.check(server.log().contains("escalation taken over"), || "no \"escalation taken over\" in the restarted server's log".into());
     checks.finish();
 }
 

@@ -385,19 +385,7 @@ silence_secs = {silence_secs}
             extra_config = options.extra_config,
         );
         fs::write(&config_path, config).expect("write server config");
-
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oncall"));
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .env("RUST_LOG", "info,oncall=debug");
-        // A developer's environment must not override the test's config.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("ONCALL_") {
-                cmd.env_remove(key);
-            }
-        }
-        let process = Spawned::spawn(&mut cmd, &dir.path, "oncall");
+        let process = Server::launch(&config_path, &dir.path);
         let mut server = Server {
             process: Some(process),
             sip_udp,
@@ -411,6 +399,34 @@ silence_secs = {silence_secs}
         };
         server.wait_ready(Duration::from_secs(20));
         server
+    }
+
+    fn launch(config_path: &Path, log_dir: &Path) -> Spawned {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oncall"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config_path)
+            .env("RUST_LOG", "info,oncall=debug");
+        // A developer's environment must not override the test's config.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("ONCALL_") {
+                cmd.env_remove(key);
+            }
+        }
+        Spawned::spawn(&mut cmd, log_dir, "oncall")
+    }
+
+    /// `kill -9` the server (no drain, no flush), keep its log as `oncall-killed.*`, and start it again on the
+    /// same configuration and data; returns once it is ready.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+        for ext in ["stderr", "stdout"] {
+            let _ = fs::rename(self.dir.join(&format!("oncall.{ext}")), self.dir.join(&format!("oncall-killed.{ext}")));
+        }
+        self.process = Some(Server::launch(&self.config_path, &self.dir.path));
+        self.wait_ready(Duration::from_secs(20));
     }
 
     fn wait_ready(&mut self, limit: Duration) {
