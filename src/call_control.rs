@@ -600,6 +600,8 @@ impl Controller {
             PageDecision::Accepted => self.report(ev.key, Outcome::Accepted),
             PageDecision::Declined => self.report(ev.key, Outcome::Declined),
             PageDecision::Completed => self.report(ev.key, Outcome::Completed),
+            PageDecision::EscalateNow => self.report(ev.key, Outcome::EscalateNow),
+            PageDecision::Snooze => self.report(ev.key, Outcome::Snooze),
         }
     }
 }

@@ -181,11 +181,13 @@ pub struct PagingConfig {
     /// How long a "page on-call" caller holds for an employee (music) before being released with
     /// "someone will get back to you"; 0 releases them right after their message (no live bridge).
     pub max_hold_secs: u64,
+    /// Key 7 on a page call: the step is paged again after this long.
+    pub snooze_secs: u64,
 }
 
 impl Default for PagingConfig {
     fn default() -> Self {
-        PagingConfig { enabled: false, key_timeout_secs: 8, max_retries: 2, max_hold_secs: 300 }
+        PagingConfig { enabled: false, key_timeout_secs: 8, max_retries: 2, max_hold_secs: 300, snooze_secs: 900 }
     }
 }
 

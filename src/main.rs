@@ -132,6 +132,11 @@ enum PersonCommand {
         #[arg(long, env = "ONCALL_SIP_PASSWORD")]
         password: String,
     },
+    /// List the phones a person has registered (from the database; expired ones are left out).
+    SipDevices {
+        /// The person's e-mail or id.
+        person: String,
+    },
     /// Add a person to the default organization; prints their id.
     Add {
         #[arg(long)]
@@ -233,6 +238,7 @@ fn main() -> Result<()> {
             Command::Recordings { command } => recordings_command(&cfg, command).await,
             Command::Requests { limit, json } => list_requests(&cfg, limit, json).await,
             Command::Person { command: PersonCommand::SipAccount { person, username, password } } => sip_account_command(&cfg, &person, &username, &password).await,
+            Command::Person { command: PersonCommand::SipDevices { person } } => sip_devices_command(&cfg, &person).await,
             Command::Person { command: PersonCommand::Add { name, email, phone, sip_uri, role, time_zone } } => {
                 let store = open_store(&cfg).await?;
                 let org = store.ensure_default_organization().await?;
@@ -659,19 +665,36 @@ async fn sip_account_command(cfg: &Config, person: &str, username: &str, passwor
     }
     let store = open_store(cfg).await?;
     let org = store.ensure_default_organization().await?;
-    let id = match person.parse::<i64>() {
-        Ok(n) => store.person(org.id, oncall_core::PersonId(n)).await.map(|p| p.id).with_context(|| format!("person {person}"))?,
-        Err(_) => match store.person_by_email(org.id, person).await? {
-            Some(id) => id,
-            None => bail!("person {person:?}: nobody has that e-mail"),
-        },
-    };
+    let id = person_arg(&store, org.id, person).await?;
     let realm = &cfg.registrar.realm;
     let keys = AccountKeys::from_password(username, realm, password);
-    store.set_sip_account(org.id, id, username, realm, &keys.ha1_md5, &keys.ha1_sha256, Timestamp::now()).await?;
+    let account = oncall_core::store::NewSipAccount { username, realm, ha1_md5: &keys.ha1_md5, ha1_sha256: &keys.ha1_sha256 };
+    store.set_sip_account(org.id, id, &account, Timestamp::now()).await?;
     println!("SIP account {username} set for person {} (realm {realm})", id.0);
     if !cfg.registrar.enabled {
         println!("note: [registrar] enabled = false; enable it so phones can register");
+    }
+    Ok(())
+}
+
+/// A person named on the command line by e-mail or id.
+async fn person_arg(store: &Store, org: oncall_core::OrgId, person: &str) -> Result<oncall_core::PersonId> {
+    match person.parse::<i64>() {
+        Ok(n) => Ok(store.person(org, oncall_core::PersonId(n)).await.map(|p| p.id).with_context(|| format!("person {person}"))?),
+        Err(_) => match store.person_by_email(org, person).await? {
+            Some(id) => Ok(id),
+            None => bail!("person {person:?}: nobody has that e-mail"),
+        },
+    }
+}
+
+/// `oncall person sip-devices`: one line per registered phone.
+async fn sip_devices_command(cfg: &Config, person: &str) -> Result<()> {
+    let store = open_store(cfg).await?;
+    let org = store.ensure_default_organization().await?;
+    let id = person_arg(&store, org.id, person).await?;
+    for b in store.sip_bindings_of(org.id, id, Timestamp::now()).await? {
+        println!("{}  {}  {}/{}  until {}", b.username, b.contact, b.source_addr, b.transport, b.expires_at.to_utc().format("%F %T"));
     }
     Ok(())
 }

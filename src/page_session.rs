@@ -32,6 +32,10 @@ pub enum PageDecision {
     Declined,
     /// Pressed 9 after accepting: the request is done.
     Completed,
+    /// Pressed 5: page the next step now.
+    EscalateNow,
+    /// Pressed 7: page me again later.
+    Snooze,
     /// The flow is over: send BYE.
     Hangup,
 }
@@ -177,6 +181,8 @@ impl PageSession {
                 }
                 PageOutput::Accepted => Some(PageDecision::Accepted),
                 PageOutput::Declined => Some(PageDecision::Declined),
+                PageOutput::EscalateNow => Some(PageDecision::EscalateNow),
+                PageOutput::Snooze => Some(PageDecision::Snooze),
                 PageOutput::Completed => {
                     self.unbridge();
                     Some(PageDecision::Completed)
@@ -281,7 +287,7 @@ mod tests {
     /// Prompts of 0.1 s, each a distinct constant so the frames say what plays; the message is 0.3 s of 7.
     fn session() -> (PageSession, tokio::sync::mpsc::UnboundedReceiver<PageSessionEvent>) {
         let mut prompts = PromptLibrary::new();
-        for (i, name) in ["new_request", "from", "press_1_talk", "accepted", "press_9_done", "declined", "goodbye"].iter().enumerate() {
+        for (i, name) in ["new_request", "from", "press_1_talk", "accepted", "press_9_done", "declined", "goodbye", "completed"].iter().enumerate() {
             prompts.insert(*name, vec![100 + i as i16; 800]);
         }
         let key = NotificationKey { request: RequestId(1), stage: 0, person: PersonId(2), channel: Channel::Call };
@@ -321,11 +327,11 @@ mod tests {
         let (heard, t) = run(&mut s, t, 0.5);
         assert_eq!(&heard[..5], &[103; 5], "\"accepted\" first");
         assert_eq!(&heard[5..20], &[7; 15], "then the caller's message");
-        // 9 in the middle of "press 9 when done": goodbye right away, then BYE.
+        // 9 in the middle of "press 9 when done": "marked as done" right away, then BYE.
         press(&mut s, '9', t);
         assert_eq!(decisions(&mut rx), vec![PageDecision::Completed]);
         let (heard, _) = run(&mut s, t, 0.2);
-        assert_eq!(heard[0], 106, "goodbye barges in");
+        assert_eq!(heard[0], 107, "\"completed\" barges in");
         assert_eq!(decisions(&mut rx), vec![PageDecision::Hangup]);
     }
 

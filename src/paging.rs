@@ -55,6 +55,10 @@ pub enum Outcome {
     Declined,
     /// 9 after accepting: done.
     Completed,
+    /// 5: the next step now.
+    EscalateNow,
+    /// 7: page again after `[paging] snooze_secs`.
+    Snooze,
     /// Never answered (busy, rejected, unreachable, cancelled), with why.
     Failed(String),
 }
@@ -94,7 +98,7 @@ struct Active {
     message: Arc<[i16]>,
     /// The stage the controller last heard about, to cancel rings of stages that ended.
     stage: Option<u32>,
-    /// The leg whose employee accepted: it stays up when the others are cancelled.
+    /// The leg whose employee accepted (or snoozed): it stays up when the others are cancelled.
     accepted: Option<NotificationKey>,
 }
 
@@ -194,6 +198,8 @@ impl Paging {
                     Outcome::Accepted => "accepted",
                     Outcome::Declined => "declined",
                     Outcome::Completed => "completed",
+                    Outcome::EscalateNow => "escalated",
+                    Outcome::Snooze => "snoozed",
                     Outcome::Failed(_) => "failed",
                 };
                 if let Err(e) = self.store.set_notification_status(self.org, &key, status, now).await {
@@ -227,6 +233,14 @@ impl Paging {
                     Outcome::Declined => Input::Declined { person },
                     Outcome::Failed(_) => Input::Failed(key),
                     Outcome::Completed => Input::TimePassed,
+                    Outcome::EscalateNow => Input::EscalateNow { person },
+                    Outcome::Snooze => {
+                        // The snoozing employee's own call stays up to hear "snoozed".
+                        a.accepted = Some(key);
+                        let until = now + Millis::seconds(self.config.snooze_secs as i64);
+                        tracing::info!(%request, %person, snooze_secs = self.config.snooze_secs, "snoozed: the step is paged again then");
+                        Input::Snooze { person, until }
+                    }
                 };
                 a.engine.handle(input, now);
                 self.drive(a, active).await;

@@ -68,7 +68,10 @@ impl RegistrarHandle {
     pub fn registered_devices(&self, person: PersonId) -> Vec<RegisteredDevice> {
         let now = Instant::now();
         let devices = self.inner.devices.lock().unwrap_or_else(|p| p.into_inner());
-        devices.get(&person).map(|d| d.iter().filter(|d| d.expires_at > now).cloned().collect()).unwrap_or_default()
+        devices
+            .get(&person)
+            .map(|d| d.iter().filter(|d| d.expires_at > now).cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Prometheus text for `/metrics`.
@@ -115,7 +118,17 @@ pub fn registrar_config(section: &RegistrarSection) -> RegistrarConfig {
     cfg.default_expires = section.default_expires_secs;
     cfg.max_bindings_per_account = section.max_devices_per_account;
     // Validated at start-up: each is MD5 or SHA-256.
-    cfg.algorithms = section.algorithms.iter().map(|a| if a.eq_ignore_ascii_case("SHA-256") { Algorithm::Sha256 } else { Algorithm::Md5 }).collect();
+    cfg.algorithms = section
+        .algorithms
+        .iter()
+        .map(|a| {
+            if a.eq_ignore_ascii_case("SHA-256") {
+                Algorithm::Sha256
+            } else {
+                Algorithm::Md5
+            }
+        })
+        .collect();
     cfg.lockout = LockoutConfig {
         source_attempts: section.lockout_source_attempts,
         account_attempts: section.lockout_account_attempts,
@@ -137,12 +150,28 @@ impl RegistrarService {
         let wall = Timestamp::now();
         let mut restored = 0;
         for b in store.live_sip_bindings(wall).await? {
-            let Ok(addr) = b.source_addr.parse::<SocketAddr>() else { continue };
-            let transport = if b.transport == "tcp" { Transport::Tcp } else { Transport::Udp };
+            let Ok(addr) = b.source_addr.parse::<SocketAddr>() else {
+                continue;
+            };
+            let transport = if b.transport == "tcp" {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            };
             let left = Duration::from_millis((b.expires_at.0 - wall.0).max(0) as u64);
             // A TCP connection does not survive a restart: the phone's next REGISTER opens a new one.
-            let source = Peer { addr, transport, conn: None };
-            let binding = oncall_sip::registrar::Binding { contact: b.contact, expires_at: now + left, source, call_id: b.call_id, cseq: b.cseq };
+            let source = Peer {
+                addr,
+                transport,
+                conn: None,
+            };
+            let binding = oncall_sip::registrar::Binding {
+                contact: b.contact,
+                expires_at: now + left,
+                source,
+                call_id: b.call_id,
+                cseq: b.cseq,
+            };
             registrar.restore(&b.username, binding, now);
             restored += 1;
         }
@@ -150,7 +179,12 @@ impl RegistrarService {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(persist_task(store.clone(), rx));
         tokio::spawn(reload_task(store, realm, accounts.clone()));
-        let service = RegistrarService { registrar, accounts, handle: RegistrarHandle::default(), persist: tx };
+        let service = RegistrarService {
+            registrar,
+            accounts,
+            handle: RegistrarHandle::default(),
+            persist: tx,
+        };
         service.publish(now);
         Ok(service)
     }
@@ -185,7 +219,12 @@ impl RegistrarService {
                         username,
                         contact: binding.contact,
                         source_addr: binding.source.addr.to_string(),
-                        transport: if binding.source.transport == Transport::Tcp { "tcp" } else { "udp" }.to_string(),
+                        transport: if binding.source.transport == Transport::Tcp {
+                            "tcp"
+                        } else {
+                            "udp"
+                        }
+                        .to_string(),
                         expires_at: Timestamp(wall.0 + left),
                         call_id: binding.call_id,
                         cseq: binding.cseq,
@@ -208,7 +247,8 @@ impl RegistrarService {
         s.source_lockouts.store(st.source_lockouts, Ordering::Relaxed);
         s.account_lockouts.store(st.account_lockouts, Ordering::Relaxed);
         s.rejected_locked.store(st.rejected_locked, Ordering::Relaxed);
-        s.bindings.store(self.registrar.binding_count(now) as u64, Ordering::Relaxed);
+        s.bindings
+            .store(self.registrar.binding_count(now) as u64, Ordering::Relaxed);
         let table = self.accounts.read().unwrap_or_else(|p| p.into_inner());
         let mut devices: HashMap<PersonId, Vec<RegisteredDevice>> = HashMap::new();
         for (username, account) in table.iter() {
@@ -228,8 +268,10 @@ impl RegistrarService {
 
 /// 405 for a handed-over request nobody serves (MESSAGE until text replies exist).
 pub fn answer_unserved(ua: &mut UserAgent, key: &TxKey, request: &Request, now: Instant) {
-    let mut resp = Response::from_request_headers(&request.headers, 405, Some(&format!("{:016x}", rand::random::<u64>())));
-    resp.headers.push("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER");
+    let mut resp =
+        Response::from_request_headers(&request.headers, 405, Some(&format!("{:016x}", rand::random::<u64>())));
+    resp.headers
+        .push("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER");
     ua.respond_to(key, resp, now);
 }
 
@@ -241,7 +283,16 @@ async fn load_accounts(store: &Store, realm: &str, table: &AccountTable) -> anyh
             tracing::warn!(username = %a.username, stored_realm = %a.realm, %realm, "SIP account was set for another realm; set its password again (oncall person sip-account)");
             continue;
         }
-        map.insert(a.username, Account { person: a.person, keys: AccountKeys { ha1_md5: a.ha1_md5, ha1_sha256: a.ha1_sha256 } });
+        map.insert(
+            a.username,
+            Account {
+                person: a.person,
+                keys: AccountKeys {
+                    ha1_md5: a.ha1_md5,
+                    ha1_sha256: a.ha1_sha256,
+                },
+            },
+        );
     }
     *table.write().unwrap_or_else(|p| p.into_inner()) = map;
     Ok(())

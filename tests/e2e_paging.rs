@@ -19,6 +19,9 @@
 //!   the restarted server takes its escalation back (lease), moves to the next person when the step's wait is
 //!   over, and that person hears the caller's message.
 //!
+//! - `seven_snoozes_and_five_escalates`: Erin presses 7 and is phoned again after the (shortened) snooze, then
+//!   presses 5 and Frank, the next step, is phoned at once and accepts.
+//!
 //! People and policies are added with `oncall person add` / `oncall policy add` against the running server's
 //! database: the paging task reads them when a request opens.
 
@@ -36,12 +39,15 @@ const TAIL: f64 = 0.8;
 
 
 
+/// The snooze of key 7, shortened.
+const SNOOZE_SECS: u64 = 8;
+
 /// `max_hold_secs` 0: the caller is released after the message (the employee hears it instead of a bridge).
 fn paging_server(name: &str, max_hold_secs: u64) -> Server {
     Server::start(
         name,
         ServerOptions {
-            extra_config: format!("[paging]\nenabled = true\nkey_timeout_secs = 8\nmax_retries = 1\nmax_hold_secs = {max_hold_secs}\n"),
+            extra_config: format!("[paging]\nenabled = true\nkey_timeout_secs = 8\nmax_retries = 1\nmax_hold_secs = {max_hold_secs}\nsnooze_secs = {SNOOZE_SECS}\n"),
             ..ServerOptions::default()
         },
     )
@@ -304,6 +310,63 @@ fn a_killed_server_carries_the_escalation_on_after_restart() {
         }
     }
     checks.check(server.log().contains("escalation taken over"), || "no \"escalation taken over\" in the restarted server's log".into());
+    checks.finish();
+}
+
+#[test]
+fn seven_snoozes_and_five_escalates() {
+    let server = paging_server("paging-keys", 0);
+    let work = server.dir.subdir("peers");
+    let mut checks = Checks::default();
+    let silence = silence_wav(&work);
+    let mut erin = Baresip::start_callee(&work.join("erin"), &silence, Duration::from_secs(120), "erin");
+    let mut frank = Baresip::start_callee(&work.join("frank"), &silence, Duration::from_secs(120), "frank");
+    let erin_id = add_person(&server, "Erin", "erin@example.test", &erin.uri("erin"));
+    let frank_id = add_person(&server, "Frank", "frank@example.test", &frank.uri("frank"));
+    server.oncall(&["policy", "add", "--name", "Chain", "--person", "erin@example.test", "--person", "frank@example.test", "--wait-secs", "60"]);
+    leave_message(&server, &work, "The heating is off on the third floor.");
+    let Some((erin_at, _)) = erin.wait_event("CALL_ESTABLISHED", Duration::from_secs(15)) else {
+        panic!("OnCall did not phone Erin; requests: {:#?}", server.requests());
+    };
+    sleep_until(erin_at + Duration::from_secs_f64(announcement_secs() + 0.3));
+    erin.command("sndcode", "7");
+    let snoozed = Instant::now();
+    let closed = erin.wait_event("CALL_CLOSED", Duration::from_secs_f64(prompt_secs("snoozed") + 4.0));
+    checks.check(closed.is_some(), || "OnCall did not hang up on Erin after \"snoozed\"".into());
+    match erin.wait_event("CALL_ESTABLISHED", Duration::from_secs(SNOOZE_SECS + 10)) {
+        Some((again_at, _)) => {
+            let after = (again_at - snoozed).as_secs_f64();
+            eprintln!("[e2e] Erin phoned again {after:.1} s after pressing 7 (snooze {SNOOZE_SECS} s)");
+            checks.check(after >= SNOOZE_SECS as f64 - 0.5, || format!("Erin was phoned again after {after:.1} s, before the snooze was over"));
+            sleep_until(again_at + Duration::from_secs_f64(announcement_secs() + 0.3));
+            erin.command("sndcode", "5");
+            let escalated = Instant::now();
+            match frank.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) {
+                Some((frank_at, _)) => {
+                    eprintln!("[e2e] Frank phoned {:.1} s after Erin pressed 5", (frank_at - escalated).as_secs_f64());
+                    sleep_until(frank_at + Duration::from_secs_f64(announcement_secs() + 0.3));
+                    frank.command("sndcode", "1");
+                    match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "acknowledged") {
+                        Ok(row) => {
+                            let statuses: Vec<(i64, String)> = row["notifications"]
+                                .as_array()
+                                .map(|a| a.iter().map(|n| (n["person"].as_i64().unwrap_or(0), field(n, "status").to_string())).collect())
+                                .unwrap_or_default();
+                            eprintln!("[e2e] notifications {statuses:?}");
+                            let expected = vec![(erin_id, "snoozed".to_string()), (erin_id, "escalated".to_string()), (frank_id, "accepted".to_string())];
+                            checks.check(statuses == expected, || format!("notifications {statuses:?}, expected {expected:?}"));
+                        }
+                        Err(rows) => checks.fail(format!("the request was not acknowledged after Frank pressed 1: {rows:#?}")),
+                    }
+                    frank.command("hangup", "");
+                }
+                None => checks.fail("Frank was not phoned within 10 s of Erin pressing 5"),
+            }
+        }
+        None => checks.fail(format!("Erin was not phoned again within {} s of snoozing", SNOOZE_SECS + 10)),
+    }
+    erin.quit();
+    frank.quit();
     checks.finish();
 }
 

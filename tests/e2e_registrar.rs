@@ -29,14 +29,37 @@ lockout_secs = 300
 ";
 
 fn server(name: &str, extra: &str) -> Server {
-    Server::start(name, ServerOptions { extra_config: format!("{REGISTRAR}{extra}"), ..ServerOptions::default() })
+    Server::start(
+        name,
+        ServerOptions {
+            extra_config: format!("{REGISTRAR}{extra}"),
+            ..ServerOptions::default()
+        },
+    )
 }
 
 /// Adds a person and their SIP account through the CLI, then waits for the registrar's account reload.
 fn add_account(server: &Server, name: &str, username: &str, password: &str) {
     let email = format!("{username}@example.com");
-    server.oncall(&["person", "add", "--name", name, "--email", &email, "--phone", "+441632960001"]);
-    let out = server.oncall(&["person", "sip-account", &email, "--username", username, "--password", password]);
+    server.oncall(&[
+        "person",
+        "add",
+        "--name",
+        name,
+        "--email",
+        &email,
+        "--phone",
+        "+441632960001",
+    ]);
+    let out = server.oncall(&[
+        "person",
+        "sip-account",
+        &email,
+        "--username",
+        username,
+        "--password",
+        password,
+    ]);
     assert!(out.contains(&format!("SIP account {username} set")), "{out}");
 }
 
@@ -50,7 +73,11 @@ fn metric(server: &Server, name: &str) -> f64 {
     let (status, body) = http_get(server.http, "/metrics").expect("GET /metrics");
     assert_eq!(status, 200);
     body.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
         .unwrap_or_else(|| panic!("{name} not on /metrics:\n{body}"))
 }
 
@@ -77,7 +104,10 @@ fn baresip_register(server: &Server, label: &str, username: &str, password: &str
     );
     fs::write(dir.join("config"), config).unwrap();
     // `;transport=udp`: without it baresip 1.0 looks the host up (NAPTR/SRV) and fails with "Function not implemented".
-    let account = format!("<sip:{username}@{};transport=udp>;auth_pass={password};regint=60\n", server.sip_udp);
+    let account = format!(
+        "<sip:{username}@{};transport=udp>;auth_pass={password};regint=60\n",
+        server.sip_udp
+    );
     fs::write(dir.join("accounts"), account).unwrap();
     let mut cmd = Command::new("baresip");
     cmd.arg("-f").arg(&dir).arg("-t").arg(secs.to_string());
@@ -95,9 +125,18 @@ fn baresip_registers_with_the_right_password_and_not_with_a_wrong_one() {
     let mut checks = Checks::default();
 
     let phone = baresip_register(&server, "baresip-erin", "erin", "correct-horse-1", 6);
-    let bindings = wait_metric(&server, "oncall_registrar_bindings", Duration::from_secs(10), |v| v >= 1.0);
-    checks.check(bindings == 1.0, || format!("erin's phone did not register: bindings {bindings}\n{}", server.log_tail(30)));
-    checks.check(server.log().contains("device registered"), || "no 'device registered' log line".into());
+    let bindings = wait_metric(&server, "oncall_registrar_bindings", Duration::from_secs(10), |v| {
+        v >= 1.0
+    });
+    checks.check(bindings == 1.0, || {
+        format!(
+            "erin's phone did not register: bindings {bindings}\n{}",
+            server.log_tail(30)
+        )
+    });
+    checks.check(server.log().contains("device registered"), || {
+        "no 'device registered' log line".into()
+    });
     // The binding is in the database too (another instance, or this one restarted, would know the phone);
     // the write is asynchronous, so poll briefly.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -109,21 +148,34 @@ fn baresip_registers_with_the_right_password_and_not_with_a_wrong_one() {
         thread::sleep(Duration::from_millis(200));
     };
     eprintln!("[e2e] oncall person sip-devices erin@example.com:\n{devices}");
-    checks.check(devices.starts_with("erin  sip:erin") && devices.contains("/udp"), || format!("binding not in the database: {devices:?}"));
+    checks.check(
+        devices.starts_with("erin  sip:erin") && devices.contains("/udp"),
+        || format!("binding not in the database: {devices:?}"),
+    );
     let finished = phone.wait_for(Duration::from_secs(15));
     eprintln!("[e2e] baresip (right password):\n{}", tail(&finished.stdout, 8));
-    checks.check(finished.stdout.contains("200 OK"), || format!("baresip did not print 200 OK:\n{}", finished.stdout));
+    checks.check(finished.stdout.contains("200 OK"), || {
+        format!("baresip did not print 200 OK:\n{}", finished.stdout)
+    });
 
     let failures_before = metric(&server, "oncall_registrar_auth_failures_total");
     let phone = baresip_register(&server, "baresip-frank", "frank", "not-franks-password", 4);
     let finished = phone.wait_for(Duration::from_secs(15));
     eprintln!("[e2e] baresip (wrong password):\n{}", tail(&finished.stdout, 8));
     let failures = metric(&server, "oncall_registrar_auth_failures_total");
-    checks.check(failures > failures_before, || format!("the wrong password was not counted as a failure ({failures_before} → {failures})"));
+    checks.check(failures > failures_before, || {
+        format!("the wrong password was not counted as a failure ({failures_before} → {failures})")
+    });
     // Erin's baresip unregistered when it quit (Expires 0); frank's never registered.
-    checks.check(server.log().contains("device unregistered username=erin"), || "erin's phone did not unregister on quit".into());
-    checks.check(metric(&server, "oncall_registrar_bindings") == 0.0, || "a binding is left (a wrong password registered?)".into());
-    checks.check(!server.log().contains("device registered username=frank"), || "frank registered with a wrong password".into());
+    checks.check(server.log().contains("device unregistered username=erin"), || {
+        "erin's phone did not unregister on quit".into()
+    });
+    checks.check(metric(&server, "oncall_registrar_bindings") == 0.0, || {
+        "a binding is left (a wrong password registered?)".into()
+    });
+    checks.check(!server.log().contains("device registered username=frank"), || {
+        "frank registered with a wrong password".into()
+    });
     checks.finish();
 }
 
@@ -156,40 +208,85 @@ fn svwar_cannot_tell_accounts_apart_and_svcrack_is_locked_out() {
     // svwar: a dictionary of two real usernames and three made-up ones.
     let users = server.dir.join("users.txt");
     fs::write(&users, "erin\nnobody1\ngrace\nnobody2\nadmin\n").unwrap();
-    let out = scanner(&server, "svwar", "svwar-register", &["-m", "REGISTER", "-d", users.to_str().unwrap()]);
+    let out = scanner(
+        &server,
+        "svwar",
+        "svwar-register",
+        &["-m", "REGISTER", "-d", users.to_str().unwrap()],
+    );
     let text = format!("{}\n{}", out.stdout, out.stderr);
     eprintln!("[e2e] svwar -m REGISTER:\n{}", tail(&text, 12));
-    let reported: Vec<&str> = ["erin", "grace", "nobody1", "nobody2", "admin"].into_iter().filter(|u| text.lines().any(|l| l.starts_with('|') && l.contains(&format!(" {u} ")))).collect();
-    checks.check(reported.is_empty() || reported.len() == 5, || format!("svwar told usernames apart: reported {reported:?}\n{text}"));
+    let reported: Vec<&str> = ["erin", "grace", "nobody1", "nobody2", "admin"]
+        .into_iter()
+        .filter(|u| {
+            text.lines()
+                .any(|l| l.starts_with('|') && l.contains(&format!(" {u} ")))
+        })
+        .collect();
+    checks.check(reported.is_empty() || reported.len() == 5, || {
+        format!("svwar told usernames apart: reported {reported:?}\n{text}")
+    });
 
     // svcrack positive control: with the password second in the list (one failure, under every limit), it finds it.
     let short = server.dir.join("short.txt");
     fs::write(&short, "wrong-guess-0\ngrace-pass-3\n").unwrap();
-    let out = scanner(&server, "svcrack", "svcrack-control", &["-u", "grace", "-d", short.to_str().unwrap()]);
+    let out = scanner(
+        &server,
+        "svcrack",
+        "svcrack-control",
+        &["-u", "grace", "-d", short.to_str().unwrap()],
+    );
     let text = format!("{}\n{}", out.stdout, out.stderr);
     eprintln!("[e2e] svcrack (control):\n{}", tail(&text, 8));
-    checks.check(text.contains("grace-pass-3"), || format!("svcrack did not find grace's password without a lockout (control):\n{text}"));
+    checks.check(text.contains("grace-pass-3"), || {
+        format!("svcrack did not find grace's password without a lockout (control):\n{text}")
+    });
 
     // The attack: the right password comes after the account's lockout threshold (3 failures).
     let words = server.dir.join("words.txt");
     fs::write(&words, "123456\npassword\nerin\nqwerty\nletmein\ncorrect-horse-1\n").unwrap();
-    let out = scanner(&server, "svcrack", "svcrack-erin", &["-u", "erin", "-d", words.to_str().unwrap()]);
+    let out = scanner(
+        &server,
+        "svcrack",
+        "svcrack-erin",
+        &["-u", "erin", "-d", words.to_str().unwrap()],
+    );
     let text = format!("{}\n{}", out.stdout, out.stderr);
     eprintln!("[e2e] svcrack (erin):\n{}", tail(&text, 8));
-    checks.check(!text.contains("correct-horse-1"), || format!("svcrack found erin's password despite the lockout:\n{text}"));
+    checks.check(!text.contains("correct-horse-1"), || {
+        format!("svcrack found erin's password despite the lockout:\n{text}")
+    });
     let account_lockouts = metric(&server, "oncall_registrar_lockouts_total{kind=\"account\"}");
-    checks.check(account_lockouts >= 1.0, || format!("no account lockout on /metrics ({account_lockouts})"));
-    checks.check(server.log().contains("account locked out"), || "no account lockout in the log".into());
+    checks.check(account_lockouts >= 1.0, || {
+        format!("no account lockout on /metrics ({account_lockouts})")
+    });
+    checks.check(server.log().contains("account locked out"), || {
+        "no account lockout in the log".into()
+    });
 
     // Keep guessing from the same source at another (made-up) account: the source is locked out, and
     // then hears nothing, so svcrack stops on its own.
-    let out = scanner(&server, "svcrack", "svcrack-nobody", &["-u", "nobody1", "-d", words.to_str().unwrap()]);
+    let out = scanner(
+        &server,
+        "svcrack",
+        "svcrack-nobody",
+        &["-u", "nobody1", "-d", words.to_str().unwrap()],
+    );
     let text = format!("{}\n{}", out.stdout, out.stderr);
     eprintln!("[e2e] svcrack (nobody1):\n{}", tail(&text, 8));
     let source_lockouts = metric(&server, "oncall_registrar_lockouts_total{kind=\"source\"}");
-    checks.check(source_lockouts >= 1.0, || format!("no source lockout on /metrics ({source_lockouts})\n{}", server.log_tail(20)));
-    checks.check(server.log().contains("source locked out"), || "no source lockout in the log".into());
+    checks.check(source_lockouts >= 1.0, || {
+        format!(
+            "no source lockout on /metrics ({source_lockouts})\n{}",
+            server.log_tail(20)
+        )
+    });
+    checks.check(server.log().contains("source locked out"), || {
+        "no source lockout in the log".into()
+    });
     // Only the control run registered (grace, with the password it found).
-    checks.check(metric(&server, "oncall_registrar_bindings") == 1.0, || "the attack registered something".into());
+    checks.check(metric(&server, "oncall_registrar_bindings") == 1.0, || {
+        "the attack registered something".into()
+    });
     checks.finish();
 }

@@ -3,8 +3,9 @@
 //! "New request from <caller, digit by digit>. Press 1 to talk to the caller, 2 to hear the message,
 //! 3 to decline." Then: 1 → accept and bridge to the caller (if still on the line; else play the message);
 //! 2 → play the recorded message, then "press 1 to accept"; 3 → decline (the escalation moves on);
+//! 5 → escalate to the next step now; 7 → snooze (page again later); * → repeat the announcement;
 //! no key → repeat up to the retry limit, then treat as no answer. After accepting, 9 marks the request
-//! done. The flow decides; the call controller carries the decisions out (bridge, play, SIP, store).
+//! done. Every choice is confirmed aloud ("Acknowledged.", "Declined.", "Escalating.", "Snoozed."). The flow decides; the call controller carries the decisions out (bridge, play, SIP, store).
 
 use crate::digit::Digit;
 use std::collections::VecDeque;
@@ -37,6 +38,10 @@ pub enum PageOutput {
     Bridge,
     /// The employee marked the request done (key 9).
     Completed,
+    /// The employee wants the next step paged now (key 5).
+    EscalateNow,
+    /// The employee wants to be paged again later (key 7).
+    Snooze,
     Hangup,
 }
 
@@ -136,9 +141,11 @@ impl PageFlow {
                         self.outputs.push_back(PageOutput::PlayMessage);
                         self.state = S::Message { deadline: None };
                     }
-                    Digit::D3 => {
-                        self.outputs.push_back(PageOutput::Declined);
-                        self.close("declined");
+                    Digit::D3 | Digit::D5 | Digit::D7 => self.pass_on(d),
+                    // Star repeats the announcement without using up a retry.
+                    Digit::Star => {
+                        self.outputs.push_back(PageOutput::Play(self.announcement()));
+                        self.state = S::Announce { deadline: None };
                     }
                     _ => self.reprompt(),
                 }
@@ -147,20 +154,19 @@ impl PageFlow {
                 self.outputs.push_back(PageOutput::StopPlayback);
                 self.accept();
             }
-            (S::Message { .. }, I::Digit(Digit::D3)) => {
+            (S::Message { .. }, I::Digit(d @ (Digit::D3 | Digit::D5 | Digit::D7))) => {
                 self.outputs.push_back(PageOutput::StopPlayback);
-                self.outputs.push_back(PageOutput::Declined);
-                self.close("declined");
+                self.pass_on(d);
             }
             (S::Bridged, I::BridgeEnded) => {
                 self.outputs.push_back(PageOutput::Play(vec!["press_9_done".into()]));
                 self.state = S::AfterAccept { deadline: None };
             }
             (S::Bridged | S::AfterAccept { .. }, I::Digit(Digit::D9)) => {
-                // 9 barges in like any key: stop what plays, then say goodbye.
+                // 9 barges in like any key: stop what plays, then confirm.
                 self.outputs.push_back(PageOutput::StopPlayback);
                 self.outputs.push_back(PageOutput::Completed);
-                self.close("goodbye");
+                self.close("completed");
             }
             _ => {}
         }
@@ -183,6 +189,17 @@ impl PageFlow {
         self.outputs.push_back(PageOutput::PlayMessage);
         self.outputs.push_back(PageOutput::Play(vec!["press_9_done".into()]));
         self.state = State::AfterAccept { deadline: None };
+    }
+
+    /// 3 declines, 5 escalates now, 7 snoozes: the request goes on without this employee for now.
+    fn pass_on(&mut self, d: Digit) {
+        let (output, prompt) = match d {
+            Digit::D5 => (PageOutput::EscalateNow, "escalating"),
+            Digit::D7 => (PageOutput::Snooze, "snoozed"),
+            _ => (PageOutput::Declined, "declined"),
+        };
+        self.outputs.push_back(output);
+        self.close(prompt);
     }
 
     fn reprompt(&mut self) {
@@ -286,6 +303,27 @@ mod tests {
             drain(&mut f),
             vec![PageOutput::Play(vec!["accepted".into()]), PageOutput::PlayMessage, PageOutput::Play(vec!["press_9_done".into()])]
         );
+    }
+
+    #[test]
+    fn five_escalates_seven_snoozes_and_star_repeats() {
+        let (mut f, t) = flow(true);
+        let first = drain(&mut f);
+        f.handle(PageInput::Digit(Digit::Star), t);
+        let again = drain(&mut f);
+        assert_eq!(again[1..], first[..], "the same announcement again");
+        f.handle(PageInput::Digit(Digit::D5), t);
+        assert_eq!(drain(&mut f), vec![PageOutput::StopPlayback, PageOutput::EscalateNow, PageOutput::Play(vec!["escalating".into()])]);
+
+        let (mut f, t) = flow(true);
+        drain(&mut f);
+        f.handle(PageInput::Digit(Digit::D2), t);
+        f.handle(PageInput::PlaybackFinished, t);
+        drain(&mut f);
+        f.handle(PageInput::Digit(Digit::D7), t);
+        assert_eq!(drain(&mut f), vec![PageOutput::StopPlayback, PageOutput::Snooze, PageOutput::Play(vec!["snoozed".into()])]);
+        f.handle(PageInput::PlaybackFinished, t);
+        assert_eq!(drain(&mut f), vec![PageOutput::Hangup]);
     }
 
     #[test]

@@ -72,7 +72,12 @@ impl RegistrarConfig {
             nonce_lifetime: Duration::from_secs(300),
             max_bindings_per_account: 10,
             algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
-            lockout: LockoutConfig { source_attempts: 10, account_attempts: 5, window: Duration::from_secs(300), duration: Duration::from_secs(900) },
+            lockout: LockoutConfig {
+                source_attempts: 10,
+                account_attempts: 5,
+                window: Duration::from_secs(300),
+                duration: Duration::from_secs(900),
+            },
         }
     }
 }
@@ -225,7 +230,9 @@ impl Registrar {
             .get_all("Authorization")
             .filter_map(|v| Credentials::parse(v).ok())
             .find(|c| c.realm == self.cfg.realm);
-        let Some(creds) = creds else { return self.challenge(req, false, now) };
+        let Some(creds) = creds else {
+            return self.challenge(req, false, now);
+        };
         if self.by_account.locked(&creds.username, now) {
             self.stats.rejected_locked += 1;
             return self.answer(req, 403);
@@ -242,7 +249,9 @@ impl Registrar {
         let keys = accounts.keys(&creds.username);
         // An unknown user is checked against a key nobody has, so both cases do the same work.
         let decoy = digest::ha1(creds.algorithm, &creds.username, &self.cfg.realm, &hex(&self.secret));
-        let ha1 = keys.as_ref().map_or(decoy.as_str(), |k| k.for_algorithm(creds.algorithm));
+        let ha1 = keys
+            .as_ref()
+            .map_or(decoy.as_str(), |k| k.for_algorithm(creds.algorithm));
         let verified = creds.verify_ha1(ha1, "REGISTER") && keys.is_some();
         if !verified {
             self.stats.auth_failures += 1;
@@ -275,7 +284,10 @@ impl Registrar {
             }
             let removed: Vec<Binding> = self.bindings.remove(username).unwrap_or_default();
             for b in removed {
-                self.changes.push_back(BindingChange::Removed { username: username.to_string(), contact: b.contact });
+                self.changes.push_back(BindingChange::Removed {
+                    username: username.to_string(),
+                    contact: b.contact,
+                });
             }
             tracing::info!(%username, source = %source.addr, "all devices unregistered");
             return self.ok(req, username, now);
@@ -283,11 +295,18 @@ impl Registrar {
         // Parse and check everything before changing anything.
         let mut wanted: Vec<(String, u32)> = Vec::new();
         for c in contacts.iter().filter(|c| !c.is_empty()) {
-            let Ok(na) = NameAddr::parse(c) else { return self.bad_request(req, "unparseable Contact") };
+            let Ok(na) = NameAddr::parse(c) else {
+                return self.bad_request(req, "unparseable Contact");
+            };
             if !matches!(na.uri, Uri::Sip(_)) {
                 return self.bad_request(req, "Contact must be a sip: or sips: URI");
             }
-            let expires = na.param("expires").flatten().and_then(|v| v.trim().parse::<u64>().ok()).or(header_expires).unwrap_or(self.cfg.default_expires as u64);
+            let expires = na
+                .param("expires")
+                .flatten()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .or(header_expires)
+                .unwrap_or(self.cfg.default_expires as u64);
             if expires != 0 && expires < self.cfg.min_expires as u64 {
                 let mut resp = self.answer(req, 423);
                 resp.headers.push("Min-Expires", self.cfg.min_expires.to_string());
@@ -304,7 +323,10 @@ impl Registrar {
                 }
             }
         }
-        let after = current.iter().filter(|b| b.expires_at > now && !wanted.iter().any(|(c, _)| same_contact(&b.contact, c))).count()
+        let after = current
+            .iter()
+            .filter(|b| b.expires_at > now && !wanted.iter().any(|(c, _)| same_contact(&b.contact, c)))
+            .count()
             + wanted.iter().filter(|(_, e)| *e > 0).count();
         if after > self.cfg.max_bindings_per_account {
             tracing::info!(%username, devices = after, "REGISTER would exceed max_bindings_per_account; 403");
@@ -315,12 +337,24 @@ impl Registrar {
             list.retain(|b| !same_contact(&b.contact, &contact));
             if expires == 0 {
                 tracing::info!(%username, %contact, "device unregistered");
-                self.changes.push_back(BindingChange::Removed { username: username.to_string(), contact });
+                self.changes.push_back(BindingChange::Removed {
+                    username: username.to_string(),
+                    contact,
+                });
                 continue;
             }
-            let binding = Binding { contact, expires_at: now + Duration::from_secs(expires as u64), source, call_id: call_id.clone(), cseq };
+            let binding = Binding {
+                contact,
+                expires_at: now + Duration::from_secs(expires as u64),
+                source,
+                call_id: call_id.clone(),
+                cseq,
+            };
             tracing::info!(%username, contact = %binding.contact, source = %source.addr, expires_secs = expires, "device registered");
-            self.changes.push_back(BindingChange::Set { username: username.to_string(), binding: binding.clone() });
+            self.changes.push_back(BindingChange::Set {
+                username: username.to_string(),
+                binding: binding.clone(),
+            });
             list.push(binding);
         }
         if list.is_empty() {
@@ -360,7 +394,14 @@ impl Registrar {
         let nonce = self.nonce(now);
         let mut resp = self.answer(req, 401);
         for &algorithm in &self.cfg.algorithms {
-            let c = Challenge { realm: self.cfg.realm.clone(), nonce: nonce.clone(), opaque: None, algorithm, qop_auth: true, stale };
+            let c = Challenge {
+                realm: self.cfg.realm.clone(),
+                nonce: nonce.clone(),
+                opaque: None,
+                algorithm,
+                qop_auth: true,
+                stale,
+            };
             resp.headers.push("WWW-Authenticate", c.to_header());
         }
         resp
@@ -381,8 +422,13 @@ impl Registrar {
         if nonce.len() != NONCE_LEN || !nonce.is_ascii() {
             return NonceCheck::Invalid;
         }
-        let Ok(t) = u64::from_str_radix(&nonce[..16], 16) else { return NonceCheck::Invalid };
-        if !digest::constant_time_eq(self.nonce_mac(t).as_bytes(), nonce[16..].to_ascii_lowercase().as_bytes()) {
+        let Ok(t) = u64::from_str_radix(&nonce[..16], 16) else {
+            return NonceCheck::Invalid;
+        };
+        if !digest::constant_time_eq(
+            self.nonce_mac(t).as_bytes(),
+            nonce[16..].to_ascii_lowercase().as_bytes(),
+        ) {
             return NonceCheck::Invalid;
         }
         let age = now.saturating_duration_since(self.epoch).as_secs().checked_sub(t);
@@ -400,13 +446,22 @@ impl Registrar {
         if let Some(until) = self.by_source.fail(ip, l.source_attempts, l.window, l.duration, now) {
             self.stats.source_lockouts += 1;
             tracing::warn!(source = %ip, failures = l.source_attempts, lockout_secs = l.duration.as_secs(), "registrar: source locked out after failed digest answers");
-            self.lockouts.push_back(Lockout { target: LockoutTarget::Source(ip), until });
+            self.lockouts.push_back(Lockout {
+                target: LockoutTarget::Source(ip),
+                until,
+            });
             locked = true;
         }
-        if let Some(until) = self.by_account.fail(username.to_string(), l.account_attempts, l.window, l.duration, now) {
+        if let Some(until) = self
+            .by_account
+            .fail(username.to_string(), l.account_attempts, l.window, l.duration, now)
+        {
             self.stats.account_lockouts += 1;
             tracing::warn!(%username, source = %ip, failures = l.account_attempts, lockout_secs = l.duration.as_secs(), "registrar: account locked out after failed digest answers");
-            self.lockouts.push_back(Lockout { target: LockoutTarget::Account(username.to_string()), until });
+            self.lockouts.push_back(Lockout {
+                target: LockoutTarget::Account(username.to_string()),
+                until,
+            });
             locked = true;
         }
         locked
@@ -414,7 +469,10 @@ impl Registrar {
 
     /// The account's devices that have not expired at `now`.
     pub fn bindings(&self, username: &str, now: Instant) -> Vec<&Binding> {
-        self.bindings.get(username).map(|l| l.iter().filter(|b| b.expires_at > now).collect()).unwrap_or_default()
+        self.bindings
+            .get(username)
+            .map(|l| l.iter().filter(|b| b.expires_at > now).collect())
+            .unwrap_or_default()
     }
 
     /// Unexpired bindings of all accounts.
@@ -457,7 +515,10 @@ impl Registrar {
                 let live = b.expires_at > now;
                 if !live {
                     tracing::info!(%username, contact = %b.contact, "device registration expired");
-                    self.changes.push_back(BindingChange::Removed { username: username.clone(), contact: b.contact.clone() });
+                    self.changes.push_back(BindingChange::Removed {
+                        username: username.clone(),
+                        contact: b.contact.clone(),
+                    });
                 }
                 live
             });
@@ -474,7 +535,10 @@ impl Registrar {
 fn same_contact(a: &str, b: &str) -> bool {
     match (Uri::parse(a), Uri::parse(b)) {
         (Ok(Uri::Sip(x)), Ok(Uri::Sip(y))) => {
-            x.secure == y.secure && x.user.as_deref().map(unescape) == y.user.as_deref().map(unescape) && x.host.eq_ignore_ascii_case(&y.host) && x.port == y.port
+            x.secure == y.secure
+                && x.user.as_deref().map(unescape) == y.user.as_deref().map(unescape)
+                && x.host.eq_ignore_ascii_case(&y.host)
+                && x.port == y.port
         }
         _ => a == b,
     }
@@ -521,17 +585,30 @@ impl<K: Hash + Eq + Clone> Failures<K> {
             self.purge(window, now);
             if self.map.len() >= MAX_TRACKED {
                 // Still full of live entries: forget one that is not locked out.
-                if let Some(k) = self.map.iter().find(|(_, e)| e.locked_until.is_none()).map(|(k, _)| k.clone()) {
+                if let Some(k) = self
+                    .map
+                    .iter()
+                    .find(|(_, e)| e.locked_until.is_none())
+                    .map(|(k, _)| k.clone())
+                {
                     self.map.remove(&k);
                 }
             }
         }
-        let e = self.map.entry(key).or_insert(FailureEntry { window_start: now, count: 0, locked_until: None });
+        let e = self.map.entry(key).or_insert(FailureEntry {
+            window_start: now,
+            count: 0,
+            locked_until: None,
+        });
         if e.locked_until.is_some_and(|u| now < u) {
             return None;
         }
         if e.locked_until.is_some() || now.saturating_duration_since(e.window_start) > window {
-            *e = FailureEntry { window_start: now, count: 0, locked_until: None };
+            *e = FailureEntry {
+                window_start: now,
+                count: 0,
+                locked_until: None,
+            };
         }
         e.count += 1;
         if e.count >= limit {
@@ -552,7 +629,9 @@ impl<K: Hash + Eq + Clone> Failures<K> {
 
 /// The user part of a REGISTER's To URI, unescaped: the account it is for (or None).
 pub fn aor_user(headers: &Headers) -> Option<String> {
-    headers.to().and_then(|t| t.uri.as_sip().and_then(|u| u.user.as_deref().map(unescape)))
+    headers
+        .to()
+        .and_then(|t| t.uri.as_sip().and_then(|u| u.user.as_deref().map(unescape)))
 }
 
 #[cfg(test)]

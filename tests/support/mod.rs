@@ -423,7 +423,10 @@ silence_secs = {silence_secs}
             p.kill();
         }
         for ext in ["stderr", "stdout"] {
-            let _ = fs::rename(self.dir.join(&format!("oncall.{ext}")), self.dir.join(&format!("oncall-killed.{ext}")));
+            let _ = fs::rename(
+                self.dir.join(&format!("oncall.{ext}")),
+                self.dir.join(&format!("oncall-killed.{ext}")),
+            );
         }
         self.process = Some(Server::launch(&self.config_path, &self.dir.path));
         self.wait_ready(Duration::from_secs(20));

@@ -68,6 +68,11 @@ pub enum Input {
     Declined { person: PersonId },
     /// Someone (perhaps from the web admin) acknowledged the request.
     Acknowledged { by: Actor },
+    /// A paged person asked to move on to the next step now (key 5, text `E`).
+    EscalateNow { person: PersonId },
+    /// A paged person asked to be paged again at `until` (key 7, text `S`): the current step's
+    /// notifications stop and the same step starts over then.
+    Snooze { person: PersonId, until: Timestamp },
     /// Nothing happened but time passed; process whatever is due at `now`.
     TimePassed,
 }
@@ -91,6 +96,8 @@ pub enum Phase {
     Step { step: usize, round: u32, stage: u32, started: Timestamp, deadline: Timestamp },
     /// Notifying the managers.
     LastResort { stage: u32, started: Timestamp, deadline: Timestamp },
+    /// Someone snoozed the request: step `step` of pass `round` starts over at `until`.
+    Snoozed { step: usize, round: u32, until: Timestamp },
     Answered { person: PersonId, at: Timestamp },
     Acknowledged { by: Actor, at: Timestamp },
     Exhausted { at: Timestamp },
@@ -197,8 +204,24 @@ impl Engine {
                     self.finish(Phase::Answered { person, at: now });
                 }
             }
+            Input::EscalateNow { .. } => {
+                if let Some((_, deadline)) = self.phase.running_stage() {
+                    self.next_stage(now.min(deadline));
+                }
+            }
+            Input::Snooze { until, .. } => {
+                let (step, round) = match self.phase {
+                    Phase::Step { step, round, .. } => (step, round),
+                    // Snoozing the managers' stage runs the last step's pass again, then the managers.
+                    Phase::LastResort { .. } => (self.policy.steps.len().saturating_sub(1), self.policy.repeat),
+                    _ => return self.advance(now),
+                };
+                self.attempts.clear();
+                self.commands.push_back(Command::CancelPending { request: self.request });
+                self.phase = Phase::Snoozed { step, round, until: until.max(now) };
+            }
             Input::Acknowledged { by } => match self.phase {
-                Phase::NotStarted | Phase::Step { .. } | Phase::LastResort { .. } => {
+                Phase::NotStarted | Phase::Step { .. } | Phase::LastResort { .. } | Phase::Snoozed { .. } => {
                     self.finish(Phase::Acknowledged { by, at: now })
                 }
                 // Answered then acknowledged: notifications were already cancelled.
@@ -224,6 +247,9 @@ impl Engine {
 
     /// When to call `handle(Input::TimePassed, t)` next; `None` when nothing is scheduled.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
+        if let Phase::Snoozed { until, .. } = self.phase {
+            return Some(until);
+        }
         let (_, deadline) = self.phase.running_stage()?;
         let next_due = self
             .attempts
@@ -266,6 +292,12 @@ impl Engine {
         // Bounded: each iteration either returns or starts a new stage, and there are at most
         // (steps × (repeat + 1) + 1) stages before exhaustion.
         loop {
+            if let Phase::Snoozed { step, round, until } = self.phase {
+                if until > now {
+                    return;
+                }
+                self.start_stage(step, round, until);
+            }
             let Some((stage, deadline)) = self.phase.running_stage() else { return };
             // Send what is due, in due order (the order of the person's rules breaks ties).
             let mut due: Vec<usize> = (0..self.attempts.len())

@@ -39,7 +39,7 @@ pub use users::User;
 pub use sessions::{ApiToken, NewSession, Session};
 pub use requests::RequestFilter;
 pub use ivr_settings::IvrSettings;
-pub use sip_accounts::{validate_sip_username, SipAccount, SipBinding};
+pub use sip_accounts::{validate_sip_username, NewSipAccount, SipAccount, SipBinding};
 pub use webhooks::{AttemptLog, AttemptOutcome, ClaimedDelivery, DeliveryCounts};
 
 use crate::ids::RequestId;

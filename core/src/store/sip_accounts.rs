@@ -37,6 +37,15 @@ pub struct SipBinding {
     pub cseq: u32,
 }
 
+/// What `set_sip_account` stores: the keys are lower-case hex `H(username:realm:password)` per algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewSipAccount<'a> {
+    pub username: &'a str,
+    pub realm: &'a str,
+    pub ha1_md5: &'a str,
+    pub ha1_sha256: &'a str,
+}
+
 const ACCOUNT_COLUMNS: &str = "id, org_id, person_id, username, realm, ha1_md5, ha1_sha256, created_at";
 
 fn account(r: &sqlx::any::AnyRow) -> Result<SipAccount> {
@@ -66,11 +75,18 @@ fn binding(r: &sqlx::any::AnyRow) -> Result<SipBinding> {
 
 /// A SIP username: what phones put before the `@`, so letters, digits and `-_.!~*'()+` only.
 pub fn validate_sip_username(username: &str) -> Result<(), ValidationError> {
-    let ok = !username.is_empty() && username.len() <= 64 && username.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()+".contains(&b));
+    let ok = !username.is_empty()
+        && username.len() <= 64
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()+".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(ValidationError::new("username", "1 to 64 letters, digits or - _ . ! ~ * ' ( ) +"))
+        Err(ValidationError::new(
+            "username",
+            "1 to 64 letters, digits or - _ . ! ~ * ' ( ) +",
+        ))
     }
 }
 
@@ -88,11 +104,26 @@ fn validate_keys(ha1_md5: &str, ha1_sha256: &str) -> Result<(), ValidationError>
 impl Store {
     /// Creates the person's account `username`, or replaces its keys when the person already has it.
     /// A username taken by someone else is a Conflict.
-    pub async fn set_sip_account(&self, org: OrgId, person: PersonId, username: &str, realm: &str, ha1_md5: &str, ha1_sha256: &str, now: Timestamp) -> Result<i64> {
+    pub async fn set_sip_account(
+        &self,
+        org: OrgId,
+        person: PersonId,
+        account: &NewSipAccount<'_>,
+        now: Timestamp,
+    ) -> Result<i64> {
+        let NewSipAccount {
+            username,
+            realm,
+            ha1_md5,
+            ha1_sha256,
+        } = *account;
         validate_sip_username(username)?;
         validate_keys(ha1_md5, ha1_sha256)?;
         let (md5, sha) = (ha1_md5.to_ascii_lowercase(), ha1_sha256.to_ascii_lowercase());
-        let existing = sqlx::query("SELECT id, org_id, person_id FROM sip_accounts WHERE username = $1").bind(username).fetch_optional(self.pool()).await?;
+        let existing = sqlx::query("SELECT id, org_id, person_id FROM sip_accounts WHERE username = $1")
+            .bind(username)
+            .fetch_optional(self.pool())
+            .await?;
         if let Some(r) = existing {
             if i64_(&r, "org_id")? != org.0 || i64_(&r, "person_id")? != person.0 {
                 return Err(StoreError::Conflict(format!("SIP username {username}")));
@@ -128,17 +159,21 @@ impl Store {
 
     /// Every account of every organization (usernames are unique installation-wide), by username.
     pub async fn all_sip_accounts(&self) -> Result<Vec<SipAccount>> {
-        let rows = sqlx::query(&format!("SELECT {ACCOUNT_COLUMNS} FROM sip_accounts ORDER BY username")).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(&format!("SELECT {ACCOUNT_COLUMNS} FROM sip_accounts ORDER BY username"))
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(account).collect()
     }
 
     /// One person's accounts.
     pub async fn sip_accounts_of(&self, org: OrgId, person: PersonId) -> Result<Vec<SipAccount>> {
-        let rows = sqlx::query(&format!("SELECT {ACCOUNT_COLUMNS} FROM sip_accounts WHERE org_id = $1 AND person_id = $2 ORDER BY username"))
-            .bind(org.0)
-            .bind(person.0)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM sip_accounts WHERE org_id = $1 AND person_id = $2 ORDER BY username"
+        ))
+        .bind(org.0)
+        .bind(person.0)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(account).collect()
     }
 
@@ -150,7 +185,11 @@ impl Store {
             .bind(username)
             .execute(&mut *tx)
             .await?;
-        let done = sqlx::query("DELETE FROM sip_accounts WHERE org_id = $1 AND username = $2").bind(org.0).bind(username).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM sip_accounts WHERE org_id = $1 AND username = $2")
+            .bind(org.0)
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
         one_row(&done, username)?;
         tx.commit().await?;
         Ok(())
@@ -158,7 +197,11 @@ impl Store {
 
     /// Records a device's registration (added or refreshed), keyed by (account, contact).
     pub async fn upsert_sip_binding(&self, b: &SipBinding, now: Timestamp) -> Result<()> {
-        let Some(r) = sqlx::query("SELECT id FROM sip_accounts WHERE username = $1").bind(&b.username).fetch_optional(self.pool()).await? else {
+        let Some(r) = sqlx::query("SELECT id FROM sip_accounts WHERE username = $1")
+            .bind(&b.username)
+            .fetch_optional(self.pool())
+            .await?
+        else {
             return Err(StoreError::NotFound(format!("SIP account {}", b.username)));
         };
         let account = i64_(&r, "id")?;
@@ -234,7 +277,10 @@ impl Store {
 
     /// Deletes bindings that expired before `now`; returns how many.
     pub async fn purge_expired_sip_bindings(&self, now: Timestamp) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM sip_bindings WHERE expires_at <= $1").bind(now.0).execute(self.pool()).await?;
+        let done = sqlx::query("DELETE FROM sip_bindings WHERE expires_at <= $1")
+            .bind(now.0)
+            .execute(self.pool())
+            .await?;
         Ok(done.rows_affected())
     }
 }
@@ -253,7 +299,13 @@ mod tests {
     }
 
     async fn person(s: &Store, org: OrgId, name: &str) -> PersonId {
-        let p = NewPerson { name: name.into(), role: Some(Role::Employee), time_zone: "UTC".into(), phones: vec!["+44 20 7946 0001".into()], ..NewPerson::default() };
+        let p = NewPerson {
+            name: name.into(),
+            role: Some(Role::Employee),
+            time_zone: "UTC".into(),
+            phones: vec!["+44 20 7946 0001".into()],
+            ..NewPerson::default()
+        };
         s.add_person(org, &p, NOW).await.unwrap()
     }
 
@@ -277,27 +329,140 @@ mod tests {
             let other = s.create_organization("Other", "other", "UTC", NOW).await.unwrap();
             let ann = person(s, org, "Ann").await;
             let bob = person(s, org, "Bob").await;
-            let id = s.set_sip_account(org, ann, "ann", "oncall", MD5, &sha(), NOW).await.unwrap();
+            let id = s
+                .set_sip_account(
+                    org,
+                    ann,
+                    &NewSipAccount {
+                        username: "ann",
+                        realm: "oncall",
+                        ha1_md5: MD5,
+                        ha1_sha256: &sha(),
+                    },
+                    NOW,
+                )
+                .await
+                .unwrap();
             // Same person again: keys replaced, same row.
             let upper = MD5.to_uppercase();
-            assert_eq!(s.set_sip_account(org, ann, "ann", "oncall", &upper, &sha(), NOW).await.unwrap(), id);
-            assert!(matches!(s.set_sip_account(org, bob, "ann", "oncall", MD5, &sha(), NOW).await, Err(StoreError::Conflict(_))), "{}", db.label);
-            assert!(matches!(s.set_sip_account(org, bob, "bad user", "oncall", MD5, &sha(), NOW).await, Err(StoreError::Invalid(_))));
-            assert!(matches!(s.set_sip_account(org, bob, "bob", "oncall", "xyz", &sha(), NOW).await, Err(StoreError::Invalid(_))));
+            assert_eq!(
+                s.set_sip_account(
+                    org,
+                    ann,
+                    &NewSipAccount {
+                        username: "ann",
+                        realm: "oncall",
+                        ha1_md5: &upper,
+                        ha1_sha256: &sha()
+                    },
+                    NOW
+                )
+                .await
+                .unwrap(),
+                id
+            );
+            assert!(
+                matches!(
+                    s.set_sip_account(
+                        org,
+                        bob,
+                        &NewSipAccount {
+                            username: "ann",
+                            realm: "oncall",
+                            ha1_md5: MD5,
+                            ha1_sha256: &sha()
+                        },
+                        NOW
+                    )
+                    .await,
+                    Err(StoreError::Conflict(_))
+                ),
+                "{}",
+                db.label
+            );
+            assert!(matches!(
+                s.set_sip_account(
+                    org,
+                    bob,
+                    &NewSipAccount {
+                        username: "bad user",
+                        realm: "oncall",
+                        ha1_md5: MD5,
+                        ha1_sha256: &sha()
+                    },
+                    NOW
+                )
+                .await,
+                Err(StoreError::Invalid(_))
+            ));
+            assert!(matches!(
+                s.set_sip_account(
+                    org,
+                    bob,
+                    &NewSipAccount {
+                        username: "bob",
+                        realm: "oncall",
+                        ha1_md5: "xyz",
+                        ha1_sha256: &sha()
+                    },
+                    NOW
+                )
+                .await,
+                Err(StoreError::Invalid(_))
+            ));
             // A person of another organization cannot be the owner.
-            assert!(s.set_sip_account(other, ann, "ann2", "oncall", MD5, &sha(), NOW).await.is_err());
-            s.set_sip_account(org, bob, "bob", "oncall", MD5, &sha(), NOW).await.unwrap();
+            assert!(s
+                .set_sip_account(
+                    other,
+                    ann,
+                    &NewSipAccount {
+                        username: "ann2",
+                        realm: "oncall",
+                        ha1_md5: MD5,
+                        ha1_sha256: &sha()
+                    },
+                    NOW
+                )
+                .await
+                .is_err());
+            s.set_sip_account(
+                org,
+                bob,
+                &NewSipAccount {
+                    username: "bob",
+                    realm: "oncall",
+                    ha1_md5: MD5,
+                    ha1_sha256: &sha(),
+                },
+                NOW,
+            )
+            .await
+            .unwrap();
             let all = s.all_sip_accounts().await.unwrap();
-            assert_eq!(all.iter().map(|a| a.username.as_str()).collect::<Vec<_>>(), vec!["ann", "bob"]);
+            assert_eq!(
+                all.iter().map(|a| a.username.as_str()).collect::<Vec<_>>(),
+                vec!["ann", "bob"]
+            );
             assert_eq!(all[0].ha1_md5, MD5, "stored lower-case");
             assert_eq!(s.sip_accounts_of(org, ann).await.unwrap().len(), 1);
 
             let later = Timestamp(NOW.0 + 3_600_000);
-            s.upsert_sip_binding(&device("ann", "sip:ann@192.0.2.10", later, 1), NOW).await.unwrap();
-            s.upsert_sip_binding(&device("ann", "sip:ann@192.0.2.10", later, 2), NOW).await.unwrap();
-            s.upsert_sip_binding(&device("ann", "sip:ann@192.0.2.11", Timestamp(NOW.0 + 1000), 1), NOW).await.unwrap();
-            s.upsert_sip_binding(&device("bob", "sip:bob@192.0.2.12", later, 1), NOW).await.unwrap();
-            assert!(matches!(s.upsert_sip_binding(&device("nobody", "sip:x@y", later, 1), NOW).await, Err(StoreError::NotFound(_))));
+            s.upsert_sip_binding(&device("ann", "sip:ann@192.0.2.10", later, 1), NOW)
+                .await
+                .unwrap();
+            s.upsert_sip_binding(&device("ann", "sip:ann@192.0.2.10", later, 2), NOW)
+                .await
+                .unwrap();
+            s.upsert_sip_binding(&device("ann", "sip:ann@192.0.2.11", Timestamp(NOW.0 + 1000), 1), NOW)
+                .await
+                .unwrap();
+            s.upsert_sip_binding(&device("bob", "sip:bob@192.0.2.12", later, 1), NOW)
+                .await
+                .unwrap();
+            assert!(matches!(
+                s.upsert_sip_binding(&device("nobody", "sip:x@y", later, 1), NOW).await,
+                Err(StoreError::NotFound(_))
+            ));
             let anns = s.sip_bindings_of(org, ann, NOW).await.unwrap();
             assert_eq!(anns.len(), 2, "{}", db.label);
             assert_eq!(anns[0].cseq, 2);
@@ -310,7 +475,10 @@ mod tests {
             assert!(s.sip_bindings_of(org, ann, NOW).await.unwrap().is_empty());
             s.delete_sip_account(org, "bob").await.unwrap();
             assert!(s.live_sip_bindings(NOW).await.unwrap().is_empty());
-            assert!(matches!(s.delete_sip_account(other, "ann").await, Err(StoreError::NotFound(_))));
+            assert!(matches!(
+                s.delete_sip_account(other, "ann").await,
+                Err(StoreError::NotFound(_))
+            ));
         })
         .await;
     }

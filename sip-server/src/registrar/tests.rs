@@ -8,24 +8,46 @@ use crate::transaction::Transport;
 const REALM: &str = "oncall";
 
 fn peer(ip: &str, port: u16) -> Peer {
-    Peer { addr: format!("{ip}:{port}").parse().unwrap(), transport: Transport::Udp, conn: None }
+    Peer {
+        addr: format!("{ip}:{port}").parse().unwrap(),
+        transport: Transport::Udp,
+        conn: None,
+    }
 }
 
 fn accounts() -> HashMap<String, AccountKeys> {
     let mut m = HashMap::new();
-    m.insert("alice".to_string(), AccountKeys::from_password("alice", REALM, "correct horse"));
-    m.insert("bob".to_string(), AccountKeys::from_password("bob", REALM, "battery staple"));
+    m.insert(
+        "alice".to_string(),
+        AccountKeys::from_password("alice", REALM, "correct horse"),
+    );
+    m.insert(
+        "bob".to_string(),
+        AccountKeys::from_password("bob", REALM, "battery staple"),
+    );
     m
 }
 
 fn registrar(now: Instant) -> Registrar {
     let mut cfg = RegistrarConfig::new(REALM);
-    cfg.lockout = LockoutConfig { source_attempts: 6, account_attempts: 3, window: Duration::from_secs(60), duration: Duration::from_secs(600) };
+    cfg.lockout = LockoutConfig {
+        source_attempts: 6,
+        account_attempts: 3,
+        window: Duration::from_secs(60),
+        duration: Duration::from_secs(600),
+    };
     Registrar::new(cfg, [7u8; 32], now)
 }
 
 /// A REGISTER for `user` with `contacts` (full header values), an optional Expires and Authorization.
-fn register(user: &str, call_id: &str, cseq: u32, contacts: &[&str], expires: Option<u32>, auth: Option<&str>) -> Request {
+fn register(
+    user: &str,
+    call_id: &str,
+    cseq: u32,
+    contacts: &[&str],
+    expires: Option<u32>,
+    auth: Option<&str>,
+) -> Request {
     let mut text = format!(
         "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{cseq}{call_id}\r\n\
          From: <sip:{user}@127.0.0.1>;tag=f1\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nMax-Forwards: 70\r\n"
@@ -47,38 +69,80 @@ fn register(user: &str, call_id: &str, cseq: u32, contacts: &[&str], expires: Op
 }
 
 fn challenges(resp: &Response) -> Vec<Challenge> {
-    resp.headers.get_all("WWW-Authenticate").map(|v| Challenge::parse(v).unwrap()).collect()
+    resp.headers
+        .get_all("WWW-Authenticate")
+        .map(|v| Challenge::parse(v).unwrap())
+        .collect()
 }
 
 /// Answers the first challenge of `resp` with `algorithm`.
 fn answer(resp: &Response, username: &str, password: &str, algorithm: Algorithm) -> String {
-    let c = challenges(resp).into_iter().find(|c| c.algorithm == algorithm).expect("challenge for the algorithm");
-    c.respond(username, password, "REGISTER", "sip:127.0.0.1", "cnonce1", 1).to_header()
+    let c = challenges(resp)
+        .into_iter()
+        .find(|c| c.algorithm == algorithm)
+        .expect("challenge for the algorithm");
+    c.respond(username, password, "REGISTER", "sip:127.0.0.1", "cnonce1", 1)
+        .to_header()
 }
 
 /// The whole exchange: unauthenticated REGISTER, 401, authenticated REGISTER; returns the last answer.
-fn login(r: &mut Registrar, from: Peer, user: &str, password: &str, contacts: &[&str], expires: Option<u32>, cseq: u32, now: Instant) -> Response {
-    let first = r.handle_register(&register(user, "cid-1", cseq, contacts, expires, None), from, &accounts(), now);
+#[allow(clippy::too_many_arguments)]
+fn login(
+    r: &mut Registrar,
+    from: Peer,
+    user: &str,
+    password: &str,
+    contacts: &[&str],
+    expires: Option<u32>,
+    cseq: u32,
+    now: Instant,
+) -> Response {
+    let first = r.handle_register(
+        &register(user, "cid-1", cseq, contacts, expires, None),
+        from,
+        &accounts(),
+        now,
+    );
     assert_eq!(first.status, 401);
     let auth = answer(&first, user, password, Algorithm::Md5);
-    r.handle_register(&register(user, "cid-1", cseq + 1, contacts, expires, Some(&auth)), from, &accounts(), now)
+    r.handle_register(
+        &register(user, "cid-1", cseq + 1, contacts, expires, Some(&auth)),
+        from,
+        &accounts(),
+        now,
+    )
 }
 
 fn contact_values(resp: &Response) -> Vec<String> {
-    resp.headers.list_values("Contact").into_iter().map(str::to_string).collect()
+    resp.headers
+        .list_values("Contact")
+        .into_iter()
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
 fn first_register_is_challenged_with_md5_and_sha256() {
     let t0 = Instant::now();
     let mut r = registrar(t0);
-    let resp = r.handle_register(&register("alice", "c", 1, &["<sip:alice@10.0.0.5:5062>"], None, None), peer("10.0.0.5", 5062), &accounts(), t0);
+    let resp = r.handle_register(
+        &register("alice", "c", 1, &["<sip:alice@10.0.0.5:5062>"], None, None),
+        peer("10.0.0.5", 5062),
+        &accounts(),
+        t0,
+    );
     assert_eq!(resp.status, 401);
     let cs = challenges(&resp);
-    assert_eq!(cs.iter().map(|c| c.algorithm).collect::<Vec<_>>(), vec![Algorithm::Md5, Algorithm::Sha256]);
+    assert_eq!(
+        cs.iter().map(|c| c.algorithm).collect::<Vec<_>>(),
+        vec![Algorithm::Md5, Algorithm::Sha256]
+    );
     assert!(cs.iter().all(|c| c.qop_auth && c.realm == REALM && !c.stale));
     assert!(resp.headers.to().unwrap().tag().is_some(), "the UAS adds a To tag");
-    assert!(resp.headers.get("Server").is_none() && resp.headers.get("User-Agent").is_none(), "no banner");
+    assert!(
+        resp.headers.get("Server").is_none() && resp.headers.get("User-Agent").is_none(),
+        "no banner"
+    );
     assert!(r.bindings("alice", t0).is_empty());
 }
 
@@ -87,15 +151,41 @@ fn register_with_md5_and_with_sha256_then_several_devices() {
     let t0 = Instant::now();
     let mut r = registrar(t0);
     let desk = peer("10.0.0.5", 5062);
-    let resp = login(&mut r, desk, "alice", "correct horse", &["<sip:alice@10.0.0.5:5062>"], Some(600), 1, t0);
+    let resp = login(
+        &mut r,
+        desk,
+        "alice",
+        "correct horse",
+        &["<sip:alice@10.0.0.5:5062>"],
+        Some(600),
+        1,
+        t0,
+    );
     assert_eq!(resp.status, 200);
     assert_eq!(contact_values(&resp), vec!["<sip:alice@10.0.0.5:5062>;expires=600"]);
 
     // A second device, answering the SHA-256 challenge.
     let laptop = peer("10.0.0.9", 5060);
-    let first = r.handle_register(&register("alice", "cid-2", 1, &["<sip:alice@10.0.0.9>;expires=120"], None, None), laptop, &accounts(), t0);
+    let first = r.handle_register(
+        &register("alice", "cid-2", 1, &["<sip:alice@10.0.0.9>;expires=120"], None, None),
+        laptop,
+        &accounts(),
+        t0,
+    );
     let auth = answer(&first, "alice", "correct horse", Algorithm::Sha256);
-    let resp = r.handle_register(&register("alice", "cid-2", 2, &["<sip:alice@10.0.0.9>;expires=120"], None, Some(&auth)), laptop, &accounts(), t0);
+    let resp = r.handle_register(
+        &register(
+            "alice",
+            "cid-2",
+            2,
+            &["<sip:alice@10.0.0.9>;expires=120"],
+            None,
+            Some(&auth),
+        ),
+        laptop,
+        &accounts(),
+        t0,
+    );
     assert_eq!(resp.status, 200);
     assert_eq!(contact_values(&resp).len(), 2);
     let devices = r.bindings("alice", t0);
@@ -104,13 +194,21 @@ fn register_with_md5_and_with_sha256_then_several_devices() {
     assert_eq!(r.binding_count(t0), 2);
     let changes: Vec<_> = std::iter::from_fn(|| r.poll_change()).collect();
     assert_eq!(changes.len(), 2);
-    assert!(matches!(&changes[0], BindingChange::Set { username, binding } if username == "alice" && binding.contact == "sip:alice@10.0.0.5:5062"));
+    assert!(
+        matches!(&changes[0], BindingChange::Set { username, binding } if username == "alice" && binding.contact == "sip:alice@10.0.0.5:5062")
+    );
 
     // The laptop's binding expires first; the desk phone's later.
     assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(120)));
     r.handle_timeout(t0 + Duration::from_secs(121));
     assert_eq!(r.bindings("alice", t0 + Duration::from_secs(121)).len(), 1);
-    assert_eq!(r.poll_change(), Some(BindingChange::Removed { username: "alice".into(), contact: "sip:alice@10.0.0.9".into() }));
+    assert_eq!(
+        r.poll_change(),
+        Some(BindingChange::Removed {
+            username: "alice".into(),
+            contact: "sip:alice@10.0.0.9".into()
+        })
+    );
 }
 
 #[test]
@@ -118,18 +216,56 @@ fn refresh_replaces_and_expires_zero_removes_one_contact() {
     let t0 = Instant::now();
     let mut r = registrar(t0);
     let from = peer("10.0.0.5", 5062);
-    let resp = login(&mut r, from, "alice", "correct horse", &["<sip:alice@10.0.0.5:5062>", "<sip:alice@10.0.0.5:5064>"], Some(300), 1, t0);
+    let resp = login(
+        &mut r,
+        from,
+        "alice",
+        "correct horse",
+        &["<sip:alice@10.0.0.5:5062>", "<sip:alice@10.0.0.5:5064>"],
+        Some(300),
+        1,
+        t0,
+    );
     assert_eq!(resp.status, 200);
     assert_eq!(r.bindings("alice", t0).len(), 2);
     // Refresh with the same nonce (nc 2) later: same binding, new expiry; the host compares case-insensitively.
     let t1 = t0 + Duration::from_secs(100);
-    let first = r.handle_register(&register("alice", "cid-1", 5, &["<sip:alice@10.0.0.5:5062>"], Some(0), None), from, &accounts(), t1);
+    let first = r.handle_register(
+        &register("alice", "cid-1", 5, &["<sip:alice@10.0.0.5:5062>"], Some(0), None),
+        from,
+        &accounts(),
+        t1,
+    );
     let auth = answer(&first, "alice", "correct horse", Algorithm::Md5);
-    let resp = r.handle_register(&register("alice", "cid-1", 6, &["<sip:alice@10.0.0.5:5062>"], Some(0), Some(&auth)), from, &accounts(), t1);
+    let resp = r.handle_register(
+        &register(
+            "alice",
+            "cid-1",
+            6,
+            &["<sip:alice@10.0.0.5:5062>"],
+            Some(0),
+            Some(&auth),
+        ),
+        from,
+        &accounts(),
+        t1,
+    );
     assert_eq!(resp.status, 200);
     assert_eq!(contact_values(&resp), vec!["<sip:alice@10.0.0.5:5064>;expires=200"]);
     // An older CSeq on the same Call-ID must not undo it (§10.3 step 7).
-    let resp = r.handle_register(&register("alice", "cid-1", 2, &["<sip:alice@10.0.0.5:5064>"], Some(3600), Some(&auth)), from, &accounts(), t1);
+    let resp = r.handle_register(
+        &register(
+            "alice",
+            "cid-1",
+            2,
+            &["<sip:alice@10.0.0.5:5064>"],
+            Some(3600),
+            Some(&auth),
+        ),
+        from,
+        &accounts(),
+        t1,
+    );
     assert_eq!(resp.status, 500);
 }
 
@@ -138,17 +274,43 @@ fn star_with_expires_zero_removes_all_and_needs_expires_zero() {
     let t0 = Instant::now();
     let mut r = registrar(t0);
     let from = peer("10.0.0.5", 5062);
-    login(&mut r, from, "bob", "battery staple", &["<sip:bob@10.0.0.5:5062>", "<sip:bob@10.0.0.6>"], None, 1, t0);
+    login(
+        &mut r,
+        from,
+        "bob",
+        "battery staple",
+        &["<sip:bob@10.0.0.5:5062>", "<sip:bob@10.0.0.6>"],
+        None,
+        1,
+        t0,
+    );
     assert_eq!(r.bindings("bob", t0).len(), 2);
-    let first = r.handle_register(&register("bob", "cid-9", 1, &["*"], Some(3600), None), from, &accounts(), t0);
+    let first = r.handle_register(
+        &register("bob", "cid-9", 1, &["*"], Some(3600), None),
+        from,
+        &accounts(),
+        t0,
+    );
     let auth = answer(&first, "bob", "battery staple", Algorithm::Md5);
-    let bad = r.handle_register(&register("bob", "cid-9", 2, &["*"], Some(3600), Some(&auth)), from, &accounts(), t0);
+    let bad = r.handle_register(
+        &register("bob", "cid-9", 2, &["*"], Some(3600), Some(&auth)),
+        from,
+        &accounts(),
+        t0,
+    );
     assert_eq!(bad.status, 400);
-    let ok = r.handle_register(&register("bob", "cid-9", 3, &["*"], Some(0), Some(&auth)), from, &accounts(), t0);
+    let ok = r.handle_register(
+        &register("bob", "cid-9", 3, &["*"], Some(0), Some(&auth)),
+        from,
+        &accounts(),
+        t0,
+    );
     assert_eq!(ok.status, 200);
     assert!(contact_values(&ok).is_empty());
     assert!(r.bindings("bob", t0).is_empty());
-    let removed = std::iter::from_fn(|| r.poll_change()).filter(|c| matches!(c, BindingChange::Removed { .. })).count();
+    let removed = std::iter::from_fn(|| r.poll_change())
+        .filter(|c| matches!(c, BindingChange::Removed { .. }))
+        .count();
     assert_eq!(removed, 2);
 }
 
@@ -157,15 +319,46 @@ fn expiry_limits_423_and_cap() {
     let t0 = Instant::now();
     let mut r = registrar(t0);
     let from = peer("10.0.0.5", 5062);
-    let resp = login(&mut r, from, "alice", "correct horse", &["<sip:alice@10.0.0.5>;expires=30"], None, 1, t0);
+    let resp = login(
+        &mut r,
+        from,
+        "alice",
+        "correct horse",
+        &["<sip:alice@10.0.0.5>;expires=30"],
+        None,
+        1,
+        t0,
+    );
     assert_eq!(resp.status, 423);
     assert_eq!(resp.headers.get("Min-Expires"), Some("60"));
     assert!(r.bindings("alice", t0).is_empty());
-    let resp = login(&mut r, from, "alice", "correct horse", &["<sip:alice@10.0.0.5>"], Some(86_400), 10, t0);
+    let resp = login(
+        &mut r,
+        from,
+        "alice",
+        "correct horse",
+        &["<sip:alice@10.0.0.5>"],
+        Some(86_400),
+        10,
+        t0,
+    );
     assert_eq!(resp.status, 200);
-    assert_eq!(contact_values(&resp), vec!["<sip:alice@10.0.0.5>;expires=3600"], "capped at max_expires");
+    assert_eq!(
+        contact_values(&resp),
+        vec!["<sip:alice@10.0.0.5>;expires=3600"],
+        "capped at max_expires"
+    );
     // No Contact: a fetch of the current bindings.
-    let resp = login(&mut r, from, "alice", "correct horse", &[], None, 20, t0 + Duration::from_secs(10));
+    let resp = login(
+        &mut r,
+        from,
+        "alice",
+        "correct horse",
+        &[],
+        None,
+        20,
+        t0 + Duration::from_secs(10),
+    );
     assert_eq!(contact_values(&resp), vec!["<sip:alice@10.0.0.5>;expires=3590"]);
 }
 
@@ -174,9 +367,19 @@ fn another_users_aor_is_forbidden_even_with_a_valid_password() {
     let t0 = Instant::now();
     let mut r = registrar(t0);
     let from = peer("10.0.0.5", 5062);
-    let first = r.handle_register(&register("bob", "c", 1, &["<sip:evil@10.0.0.66>"], None, None), from, &accounts(), t0);
+    let first = r.handle_register(
+        &register("bob", "c", 1, &["<sip:evil@10.0.0.66>"], None, None),
+        from,
+        &accounts(),
+        t0,
+    );
     let auth = answer(&first, "alice", "correct horse", Algorithm::Md5);
-    let resp = r.handle_register(&register("bob", "c", 2, &["<sip:evil@10.0.0.66>"], None, Some(&auth)), from, &accounts(), t0);
+    let resp = r.handle_register(
+        &register("bob", "c", 2, &["<sip:evil@10.0.0.66>"], None, Some(&auth)),
+        from,
+        &accounts(),
+        t0,
+    );
     assert_eq!(resp.status, 403);
     assert!(r.bindings("bob", t0).is_empty());
 }
@@ -186,19 +389,46 @@ fn stale_and_forged_nonces_are_rechallenged_without_counting_a_failure() {
     let t0 = Instant::now();
     let mut r = registrar(t0);
     let from = peer("10.0.0.5", 5062);
-    let first = r.handle_register(&register("alice", "c", 1, &["<sip:alice@10.0.0.5>"], None, None), from, &accounts(), t0);
+    let first = r.handle_register(
+        &register("alice", "c", 1, &["<sip:alice@10.0.0.5>"], None, None),
+        from,
+        &accounts(),
+        t0,
+    );
     let auth = answer(&first, "alice", "correct horse", Algorithm::Md5);
     let late = t0 + Duration::from_secs(301);
-    let resp = r.handle_register(&register("alice", "c", 2, &["<sip:alice@10.0.0.5>"], None, Some(&auth)), from, &accounts(), late);
+    let resp = r.handle_register(
+        &register("alice", "c", 2, &["<sip:alice@10.0.0.5>"], None, Some(&auth)),
+        from,
+        &accounts(),
+        late,
+    );
     assert_eq!(resp.status, 401);
     assert!(challenges(&resp).iter().all(|c| c.stale));
     // A nonce this registrar never issued.
     let forged = auth.replace(&challenges(&first)[0].nonce, &"0".repeat(48));
-    let resp = r.handle_register(&register("alice", "c", 3, &["<sip:alice@10.0.0.5>"], None, Some(&forged)), from, &accounts(), t0);
+    let resp = r.handle_register(
+        &register("alice", "c", 3, &["<sip:alice@10.0.0.5>"], None, Some(&forged)),
+        from,
+        &accounts(),
+        t0,
+    );
     assert_eq!(resp.status, 401);
     assert!(challenges(&resp).iter().all(|c| !c.stale));
     // An Authorization with an unknown scheme (RFC 4475 REGAUT01) is just challenged.
-    let resp = r.handle_register(&register("alice", "c", 4, &[], None, Some("NoOneKnowsThisScheme opaque-data=here")), from, &accounts(), t0);
+    let resp = r.handle_register(
+        &register(
+            "alice",
+            "c",
+            4,
+            &[],
+            None,
+            Some("NoOneKnowsThisScheme opaque-data=here"),
+        ),
+        from,
+        &accounts(),
+        t0,
+    );
     assert_eq!(resp.status, 401);
     assert_eq!(r.stats.auth_failures, 0);
 }
@@ -212,7 +442,13 @@ fn shape(resp: &Response) -> String {
                 let c = Challenge::parse(&h.value).unwrap();
                 format!("{:?} {} {} {}", c.algorithm, c.realm, c.qop_auth, c.stale)
             }
-            "To" => h.value.split(";tag=").next().unwrap_or("").replace("alice", "U").replace("mallory", "U"),
+            "To" => h
+                .value
+                .split(";tag=")
+                .next()
+                .unwrap_or("")
+                .replace("alice", "U")
+                .replace("mallory", "U"),
             "From" | "Via" | "Call-ID" | "CSeq" => continue,
             _ => h.value.clone(),
         };
@@ -228,9 +464,19 @@ fn known_and_unknown_usernames_get_the_same_answers() {
     let (a, b) = (peer("10.0.0.5", 5062), peer("10.0.0.6", 5062));
     let mut seen = Vec::new();
     for (user, from) in [("alice", a), ("mallory", b)] {
-        let first = r.handle_register(&register(user, "c", 1, &["<sip:x@10.0.0.5>"], None, None), from, &accounts(), t0);
+        let first = r.handle_register(
+            &register(user, "c", 1, &["<sip:x@10.0.0.5>"], None, None),
+            from,
+            &accounts(),
+            t0,
+        );
         let auth = answer(&first, user, "wrong", Algorithm::Md5);
-        let second = r.handle_register(&register(user, "c", 2, &["<sip:x@10.0.0.5>"], None, Some(&auth)), from, &accounts(), t0);
+        let second = r.handle_register(
+            &register(user, "c", 2, &["<sip:x@10.0.0.5>"], None, Some(&auth)),
+            from,
+            &accounts(),
+            t0,
+        );
         seen.push((shape(&first), shape(&second)));
     }
     assert_eq!(seen[0], seen[1]);
@@ -247,21 +493,67 @@ fn account_lockout_after_failures_then_403_even_with_the_right_password_until_it
         let from = peer(ip, 5060);
         let first = r.handle_register(&register("alice", "c", 1, &[], None, None), from, &accounts(), t0);
         let auth = answer(&first, "alice", &format!("guess{i}"), Algorithm::Md5);
-        statuses.push(r.handle_register(&register("alice", "c", 2, &[], None, Some(&auth)), from, &accounts(), t0).status);
+        statuses.push(
+            r.handle_register(
+                &register("alice", "c", 2, &[], None, Some(&auth)),
+                from,
+                &accounts(),
+                t0,
+            )
+            .status,
+        );
     }
     assert_eq!(statuses, vec![401, 401, 403]);
     assert_eq!(r.stats.account_lockouts, 1);
-    assert_eq!(r.poll_lockout().map(|l| l.target), Some(LockoutTarget::Account("alice".into())));
+    assert_eq!(
+        r.poll_lockout().map(|l| l.target),
+        Some(LockoutTarget::Account("alice".into()))
+    );
     // The right password from a fourth source: still 403 during the lockout.
     let from = peer("10.0.1.4", 5060);
     let t1 = t0 + Duration::from_secs(599);
-    let resp = login(&mut r, from, "alice", "correct horse", &["<sip:alice@10.0.1.4>"], None, 1, t1);
+    let resp = login(
+        &mut r,
+        from,
+        "alice",
+        "correct horse",
+        &["<sip:alice@10.0.1.4>"],
+        None,
+        1,
+        t1,
+    );
     assert_eq!(resp.status, 403);
     // Bob is not affected.
-    assert_eq!(login(&mut r, from, "bob", "battery staple", &["<sip:bob@10.0.1.4>"], None, 1, t1).status, 200);
+    assert_eq!(
+        login(
+            &mut r,
+            from,
+            "bob",
+            "battery staple",
+            &["<sip:bob@10.0.1.4>"],
+            None,
+            1,
+            t1
+        )
+        .status,
+        200
+    );
     // After the lockout the right password works again.
     let t2 = t0 + Duration::from_secs(601);
-    assert_eq!(login(&mut r, from, "alice", "correct horse", &["<sip:alice@10.0.1.4>"], None, 5, t2).status, 200);
+    assert_eq!(
+        login(
+            &mut r,
+            from,
+            "alice",
+            "correct horse",
+            &["<sip:alice@10.0.1.4>"],
+            None,
+            5,
+            t2
+        )
+        .status,
+        200
+    );
 }
 
 #[test]
@@ -275,7 +567,15 @@ fn source_lockout_covers_every_username_and_unknown_ones_count_the_same() {
         let user = ["mallory", "bob", "trudy"][i as usize % 3];
         let first = r.handle_register(&register(user, "c", 1, &[], None, None), from, &accounts(), t0);
         let auth = answer(&first, user, &format!("guess{i}"), Algorithm::Md5);
-        statuses.push(r.handle_register(&register(user, "c", 2, &[], None, Some(&auth)), from, &accounts(), t0 + Duration::from_secs(i)).status);
+        statuses.push(
+            r.handle_register(
+                &register(user, "c", 2, &[], None, Some(&auth)),
+                from,
+                &accounts(),
+                t0 + Duration::from_secs(i),
+            )
+            .status,
+        );
     }
     assert_eq!(statuses, vec![401, 401, 401, 401, 401, 403]);
     assert_eq!((r.stats.source_lockouts, r.stats.account_lockouts), (1, 0));
@@ -283,13 +583,34 @@ fn source_lockout_covers_every_username_and_unknown_ones_count_the_same() {
     let lock = r.poll_lockout().unwrap();
     assert_eq!(lock.target, LockoutTarget::Source(from.addr.ip()));
     // Everything from that source gets 403, even the right password for another account.
-    let resp = r.handle_register(&register("alice", "c", 1, &[], None, None), from, &accounts(), t0 + Duration::from_secs(10));
+    let resp = r.handle_register(
+        &register("alice", "c", 1, &[], None, None),
+        from,
+        &accounts(),
+        t0 + Duration::from_secs(10),
+    );
     assert_eq!(resp.status, 403);
     assert_eq!(r.stats.rejected_locked, 1);
     // Another source is fine.
-    assert_eq!(login(&mut r, peer("192.0.2.8", 5060), "alice", "correct horse", &[], None, 1, t0 + Duration::from_secs(10)).status, 200);
+    assert_eq!(
+        login(
+            &mut r,
+            peer("192.0.2.8", 5060),
+            "alice",
+            "correct horse",
+            &[],
+            None,
+            1,
+            t0 + Duration::from_secs(10)
+        )
+        .status,
+        200
+    );
     // The lockout ends.
-    assert_eq!(login(&mut r, from, "alice", "correct horse", &[], None, 1, lock.until).status, 200);
+    assert_eq!(
+        login(&mut r, from, "alice", "correct horse", &[], None, 1, lock.until).status,
+        200
+    );
 }
 
 #[test]
@@ -301,7 +622,16 @@ fn failures_outside_the_window_do_not_add_up() {
         let now = t0 + Duration::from_secs(61 * i);
         let first = r.handle_register(&register("alice", "c", 1, &[], None, None), from, &accounts(), now);
         let auth = answer(&first, "alice", "nope", Algorithm::Md5);
-        assert_eq!(r.handle_register(&register("alice", "c", 2, &[], None, Some(&auth)), from, &accounts(), now).status, 401);
+        assert_eq!(
+            r.handle_register(
+                &register("alice", "c", 2, &[], None, Some(&auth)),
+                from,
+                &accounts(),
+                now
+            )
+            .status,
+            401
+        );
         r.handle_timeout(now);
     }
     assert_eq!(r.stats.source_lockouts + r.stats.account_lockouts, 0);
@@ -312,15 +642,53 @@ fn too_many_devices_and_restore() {
     let t0 = Instant::now();
     let mut r = registrar(t0);
     for i in 0..10 {
-        r.restore("alice", Binding { contact: format!("sip:alice@10.0.0.{i}"), expires_at: t0 + Duration::from_secs(100), source: peer("10.0.0.1", 5060), call_id: "x".into(), cseq: 1 }, t0);
+        r.restore(
+            "alice",
+            Binding {
+                contact: format!("sip:alice@10.0.0.{i}"),
+                expires_at: t0 + Duration::from_secs(100),
+                source: peer("10.0.0.1", 5060),
+                call_id: "x".into(),
+                cseq: 1,
+            },
+            t0,
+        );
     }
-    r.restore("alice", Binding { contact: "sip:alice@10.9.9.9".into(), expires_at: t0, source: peer("10.0.0.1", 5060), call_id: "x".into(), cseq: 1 }, t0);
+    r.restore(
+        "alice",
+        Binding {
+            contact: "sip:alice@10.9.9.9".into(),
+            expires_at: t0,
+            source: peer("10.0.0.1", 5060),
+            call_id: "x".into(),
+            cseq: 1,
+        },
+        t0,
+    );
     assert_eq!(r.bindings("alice", t0).len(), 10);
     assert!(r.poll_change().is_none(), "restoring queues nothing");
-    let resp = login(&mut r, peer("10.0.0.1", 5060), "alice", "correct horse", &["<sip:alice@10.0.0.99>"], None, 1, t0);
+    let resp = login(
+        &mut r,
+        peer("10.0.0.1", 5060),
+        "alice",
+        "correct horse",
+        &["<sip:alice@10.0.0.99>"],
+        None,
+        1,
+        t0,
+    );
     assert_eq!(resp.status, 403);
     // Refreshing one of the ten is fine.
-    let resp = login(&mut r, peer("10.0.0.1", 5060), "alice", "correct horse", &["<sip:alice@10.0.0.3>"], None, 1, t0);
+    let resp = login(
+        &mut r,
+        peer("10.0.0.1", 5060),
+        "alice",
+        "correct horse",
+        &["<sip:alice@10.0.0.3>"],
+        None,
+        1,
+        t0,
+    );
     assert_eq!(resp.status, 200);
 }
 
@@ -332,11 +700,28 @@ fn md5_only_challenges_and_refuses_sha256_answers() {
     let mut r = Registrar::new(cfg, [7u8; 32], t0);
     let from = peer("10.0.0.5", 5062);
     let first = r.handle_register(&register("alice", "c", 1, &[], None, None), from, &accounts(), t0);
-    assert_eq!(challenges(&first).iter().map(|c| c.algorithm).collect::<Vec<_>>(), vec![Algorithm::Md5]);
+    assert_eq!(
+        challenges(&first).iter().map(|c| c.algorithm).collect::<Vec<_>>(),
+        vec![Algorithm::Md5]
+    );
     // An answer with an algorithm that was not offered is just challenged again.
-    let c = Challenge { algorithm: Algorithm::Sha256, ..challenges(&first)[0].clone() };
-    let auth = c.respond("alice", "correct horse", "REGISTER", "sip:127.0.0.1", "cn", 1).to_header();
-    assert_eq!(r.handle_register(&register("alice", "c", 2, &[], None, Some(&auth)), from, &accounts(), t0).status, 401);
+    let c = Challenge {
+        algorithm: Algorithm::Sha256,
+        ..challenges(&first)[0].clone()
+    };
+    let auth = c
+        .respond("alice", "correct horse", "REGISTER", "sip:127.0.0.1", "cn", 1)
+        .to_header();
+    assert_eq!(
+        r.handle_register(
+            &register("alice", "c", 2, &[], None, Some(&auth)),
+            from,
+            &accounts(),
+            t0
+        )
+        .status,
+        401
+    );
     assert_eq!(r.stats.auth_failures, 0);
 }
 
@@ -345,6 +730,32 @@ fn bad_contacts_get_400() {
     let t0 = Instant::now();
     let mut r = registrar(t0);
     let from = peer("10.0.0.5", 5062);
-    assert_eq!(login(&mut r, from, "alice", "correct horse", &["<tel:+15551234>"], None, 1, t0).status, 400);
-    assert_eq!(login(&mut r, from, "alice", "correct horse", &["*", "<sip:alice@10.0.0.5>"], Some(0), 3, t0).status, 400);
+    assert_eq!(
+        login(
+            &mut r,
+            from,
+            "alice",
+            "correct horse",
+            &["<tel:+15551234>"],
+            None,
+            1,
+            t0
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        login(
+            &mut r,
+            from,
+            "alice",
+            "correct horse",
+            &["*", "<sip:alice@10.0.0.5>"],
+            Some(0),
+            3,
+            t0
+        )
+        .status,
+        400
+    );
 }

@@ -240,3 +240,37 @@ fn acknowledged_after_answered_has_no_second_cancel() {
     assert!(drain(&mut e).is_empty());
     assert_eq!(e.phase(), Phase::Acknowledged { by: Actor::Person(ANN), at: min(2) });
 }
+
+#[test]
+fn escalate_now_moves_to_the_next_step_at_once() {
+    let mut e = two_step_engine(0);
+    e.handle(Input::RequestCreated, T0);
+    drain(&mut e);
+    e.handle(Input::Delivered(key(0, ANN)), min(1));
+    e.handle(Input::EscalateNow { person: ANN }, min(2));
+    assert_eq!(drain(&mut e), vec![notify(1, BOB, Channel::Call)]);
+    assert_eq!(e.poll_timeout(), Some(min(7)), "Bob's step gets its full wait");
+}
+
+#[test]
+fn snooze_stops_the_step_and_pages_it_again_later() {
+    let mut e = two_step_engine(0);
+    e.handle(Input::RequestCreated, T0);
+    drain(&mut e);
+    e.handle(Input::Snooze { person: ANN, until: min(15) }, min(1));
+    assert_eq!(drain(&mut e), vec![Command::CancelPending { request: REQ }]);
+    assert_eq!(e.poll_timeout(), Some(min(15)));
+    assert!(!e.phase().is_finished());
+    assert!(run_until(&mut e, min(14)).is_empty(), "nothing while snoozed");
+    let again = run_until(&mut e, min(15));
+    assert_eq!(again, vec![(min(15), notify(1, ANN, Channel::Call))], "Ann is paged again, as a new stage");
+    assert_eq!(e.poll_timeout(), Some(min(20)));
+    // Survives a restart while snoozed, and an acknowledgement ends it.
+    e.handle(Input::Snooze { person: ANN, until: min(30) }, min(16));
+    drain(&mut e);
+    let mut e: Engine = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+    assert_eq!(e.poll_timeout(), Some(min(30)));
+    e.handle(Input::Acknowledged { by: Actor::Person(ANN) }, min(20));
+    assert!(e.phase().is_finished());
+    assert_eq!(e.poll_timeout(), None);
+}
