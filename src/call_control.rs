@@ -553,9 +553,23 @@ impl Controller {
                 }
             }
             UaEvent::Answered { media, .. } => {
+                let key = legs.get(&call)?.key;
+                if legs.iter().any(|(other, l)| *other != call && l.key == key && l.answered) {
+                    // Another phone of the same page answered first: this one is hung up at once.
+                    tracing::info!(call = call.0, request = %key.request, person = %key.person, "answered after another phone took the page; hanging up");
+                    self.ua.hangup(call, Instant::now());
+                    return None;
+                }
                 let leg = legs.get_mut(&call)?;
                 leg.answered = true;
-                let key = leg.key;
+                // Several phones of one person ring for one page: the first to answer takes it.
+                for (other, l) in legs.iter() {
+                    if *other != call && l.key == key && !l.answered {
+                        tracing::info!(call = other.0, request = %key.request, person = %key.person, target = %l.target, "another phone answered: cancelling this one");
+                        self.ua.cancel(*other, Instant::now());
+                    }
+                }
+                let leg = legs.get_mut(&call)?;
                 tracing::info!(call = call.0, request = %key.request, person = %key.person, "page call answered");
                 self.report(key, Outcome::Answered);
                 let (Some(media), Some((rtp, rtcp))) = (media, leg.sockets.take()) else {
@@ -583,7 +597,8 @@ impl Controller {
                 if leg.media_started {
                     // The session's `finish` reports a decline if the employee had not accepted.
                     self.engine.send(call, MediaCommand::Remove(call));
-                } else if !leg.answered {
+                } else if !leg.answered && !legs.values().any(|l| l.key == leg.key) {
+                    // Failed only when no other phone of this page is still ringing or answered.
                     self.report(leg.key, Outcome::Failed(format!("{reason:?}")));
                 }
                 self.ports.release(leg.port);

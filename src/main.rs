@@ -502,6 +502,8 @@ async fn serve(cfg: Config) -> Result<()> {
     let engine = MediaEngine::start(threads);
     let counters = Arc::new(CallCounters::default());
     let (log_tx, log_rx) = tokio::sync::mpsc::unbounded_channel();
+    let registrar = if cfg.registrar.enabled { Some(registrar_service::RegistrarService::start(store.clone(), &cfg.registrar).await.context("starting the registrar ([registrar])")?) } else { None };
+    let registrar_handle = registrar.as_ref().map(|r| r.handle());
     // Paging (issue 6): the call log hands "page on-call" requests to the paging task, which asks the
     // controller to phone people; the controller reports what became of each call back to it.
     let (command_tx, command_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -518,6 +520,7 @@ async fn serve(cfg: Config) -> Result<()> {
             hold: hold.clone(),
             owner: cfg.instance.id(),
             recordings_root: recordings_dir.clone(),
+            registrar: registrar_handle.clone(),
         };
         tokio::spawn(paging.run(rx));
         let link = call_control::PagingLink {
@@ -537,8 +540,6 @@ async fn serve(cfg: Config) -> Result<()> {
 
     let trunk_board: TrunkBoard = Default::default();
     let trunks = build_trunks(&cfg, &ua, trunk_board.clone());
-    let registrar = if cfg.registrar.enabled { Some(registrar_service::RegistrarService::start(store.clone(), &cfg.registrar).await.context("starting the registrar ([registrar])")?) } else { None };
-    let registrar_handle = registrar.as_ref().map(|r| r.handle());
     let controller = Controller {
         ua,
         sender: bound.sender.clone(),

@@ -23,6 +23,7 @@
 
 use crate::config::{PagingConfig, TrunkConfig};
 use crate::hold_room::HoldRoom;
+use crate::registrar_service::RegistrarHandle;
 use oncall_sip::ua::CallRef;
 use oncall_core::escalation::{Command, Engine, Input, NotificationKey, Phase};
 use oncall_core::{Actor, Channel, Contact, Millis, OrgId, RequestId, Store, Timestamp};
@@ -116,6 +117,8 @@ pub struct Paging {
     pub owner: String,
     /// Where message recordings are, to replay them in resumed escalations.
     pub recordings_root: PathBuf,
+    /// The phones people registered with OnCall (registrar on): they all ring for a page.
+    pub registrar: Option<RegistrarHandle>,
 }
 
 /// How long an escalation stays ours without a heartbeat: after a crash, another instance (or
@@ -357,7 +360,27 @@ impl Paging {
         if person.disabled {
             return Err("person is disabled".into());
         }
-        let contact = person.contacts.first().ok_or("no phone number or SIP URI")?;
+        // Phones the person registered with OnCall ring together, and cost nothing per call; the first
+        // to answer takes the page and the controller cancels the others.
+        let devices = self.registrar.as_ref().map(|r| r.registered_devices(key.person)).unwrap_or_default();
+        if !devices.is_empty() {
+            for d in &devices {
+                tracing::info!(request = %key.request, person = %key.person, name = %person.name, stage = key.stage, contact = %d.contact, source = %d.source, "paging a registered phone");
+                let order = PageOrder {
+                    key,
+                    target: d.contact.clone(),
+                    via: Peer { addr: d.source, transport: d.transport, conn: None },
+                    credentials: None,
+                    from_uri: self.local_uri.clone(),
+                    caller: a.caller.clone(),
+                    message: a.message.clone(),
+                    caller_call: a.caller_call,
+                };
+                self.controller.send(ControllerCommand::Page(order)).map_err(|_| "the call controller has stopped".to_string())?;
+            }
+            return Ok(());
+        }
+        let contact = person.contacts.first().ok_or("no phone number, SIP URI or registered phone")?;
         let (target, via, credentials, from_uri) = match contact {
             Contact::Sip(uri) => {
                 let addr = resolve_sip_uri(uri.as_str()).await?;

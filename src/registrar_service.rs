@@ -64,7 +64,6 @@ struct Shared {
 
 impl RegistrarHandle {
     /// The person's phones registered now (all of them ring when they are paged).
-    #[allow(dead_code)] // the paging code's entry point ("my registered devices"), wired by issue 6's paging work
     pub fn registered_devices(&self, person: PersonId) -> Vec<RegisteredDevice> {
         let now = Instant::now();
         let devices = self.inner.devices.lock().unwrap_or_else(|p| p.into_inner());

@@ -7,7 +7,8 @@
 //! is started again on the same config and data directory, and then:
 //!
 //! * each of the eight WAVs is a valid 16-bit PCM RIFF file (RIFF and data sizes match the file), holds at least
-//!   every whole frame that was on disk at the kill, and is not silent; the start-up repair logged the ones it fixed;
+//!   every whole frame that was on disk at the kill, and is not silent; the start-up repair logged the ones it fixed
+//!   (the kill leaves the headers right, see below, so one header is zeroed before the restart to make sure);
 //! * all twelve calls have their rows; the four finished ones still have their recording and their request;
 //! * `oncall recordings verify` is clean and counts twelve recordings (the eight cut short are registered by the
 //!   start-up recovery, without a request);
@@ -192,6 +193,21 @@ fn sigkill_while_recording_loses_nothing() {
             .map(|w| (w.declared_data_len, w.audio_on_disk()))
             .collect::<Vec<_>>()
     );
+
+    // The recorder's buffer (1 s of mono audio) is written out together with the header at each checkpoint, so the
+    // kill normally leaves every header right and loses only the unwritten last second. A header left behind the
+    // audio (a writer killed before its first checkpoint leaves zero sizes) is made here on one file, so the
+    // start-up repair is checked on a real recording as well.
+    let zeroed = &files[0];
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = fs::OpenOptions::new().write(true).open(zeroed).expect("open WAV");
+        f.seek(SeekFrom::Start(4)).unwrap();
+        f.write_all(&0u32.to_le_bytes()).unwrap();
+        f.seek(SeekFrom::Start(before[0].data_start - 4)).unwrap();
+        f.write_all(&0u32.to_le_bytes()).unwrap();
+    }
+    let stale = stale + usize::from(before[0].consistent());
 
     // Start again on the same config and data directory.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_oncall"));
