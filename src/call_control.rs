@@ -66,6 +66,8 @@ pub struct Controller {
     pub paging: Option<PagingLink>,
     /// Set when `[registrar] enabled`: answers the REGISTERs the user agent hands over.
     pub registrar: Option<crate::registrar_service::RegistrarService>,
+    /// Text messages by SIP MESSAGE: sent for paging, and replies received (`[texts]`).
+    pub texts: crate::texts::SipTexts,
 }
 
 pub struct PagingLink {
@@ -422,14 +424,20 @@ impl Controller {
             }
             // Outbound calls are paging legs, handled in `on_leg_event`.
             UaEvent::Progress { .. } | UaEvent::Answered { .. } => {}
-            // Standalone requests are trunk REGISTERs.
+            // Standalone requests are trunk REGISTERs and text MESSAGEs.
             UaEvent::Response { key, response } => {
-                if !self.trunks.on_result(&key, Some(&response), now) {
+                if !self.trunks.on_result(&key, Some(&response), now) && !self.texts.on_result(&mut self.ua, &key, Some(&response), now) {
                     tracing::debug!(status = response.status, "response to an unknown standalone request");
                 }
             }
             UaEvent::RequestTimeout { key } => {
-                self.trunks.on_result(&key, None, now);
+                if !self.trunks.on_result(&key, None, now) {
+                    self.texts.on_result(&mut self.ua, &key, None, now);
+                }
+            }
+            // Out-of-dialog MESSAGE (only handed over when `[texts] enabled`): a text reply.
+            UaEvent::Request { key, request, source } if request.method == oncall_sip::message::Method::Message => {
+                self.texts.on_request(&mut self.ua, key, request, source, now)
             }
             UaEvent::Request { key, request, source } => match self.registrar.as_mut() {
                 Some(r) => r.on_request(&mut self.ua, key, request, source, now),
@@ -493,6 +501,10 @@ impl Controller {
     fn on_command(&mut self, cmd: ControllerCommand, legs: &mut HashMap<CallRef, Leg>, now: Instant) {
         match cmd {
             ControllerCommand::Page(order) => self.place_leg(order, legs, now),
+            ControllerCommand::SendText { key, target, via, from_uri, body, credentials } => {
+                let text = crate::texts::OutgoingText { key, target, via, from_uri, body, credentials };
+                self.texts.send(&mut self.ua, text, now)
+            }
             ControllerCommand::CancelRequest { request, keep } => {
                 for (call, leg) in legs.iter() {
                     if leg.key.request == request && Some(leg.key) != keep {

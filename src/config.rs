@@ -22,6 +22,78 @@ pub struct Config {
     pub instance: InstanceConfig,
     pub webhooks: WebhooksConfig,
     pub registrar: RegistrarSection,
+    /// `[texts]`: text-message notifications and replies (issue 6 item 6).
+    pub texts: TextsConfig,
+}
+
+/// `[texts]`: how `text` notifications are sent (an HTTP SMS gateway, Twilio-compatible by default,
+/// or SIP MESSAGE) and how replies come back (`POST /api/v1/texts/inbound`, or SIP MESSAGE).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TextsConfig {
+    /// Off: a `text` notification fails at once (the escalation moves on) and replies are refused.
+    pub enabled: bool,
+    /// `"http"`: the SMS gateway at `url` (people's SIP URIs still get SIP MESSAGE); `"sip"`: SIP
+    /// MESSAGE, phone numbers through the first `[[trunks]]` entry, SIP URIs directly.
+    pub transport: String,
+    /// The gateway's endpoint, e.g. `https://api.twilio.com/2010-04-01/Accounts/<sid>/Messages.json`.
+    pub url: String,
+    /// HTTP basic auth user (Twilio: the account SID); empty sends no Authorization.
+    pub account: String,
+    /// HTTP basic auth password (Twilio: the auth token).
+    pub token: String,
+    /// The sender: a number the gateway lets us send from (`{from}`), or the From URI of SIP MESSAGEs.
+    pub from: String,
+    /// `"form"` (application/x-www-form-urlencoded) or `"json"`: how placeholders are escaped.
+    pub body_format: String,
+    /// The request body with `{to}`, `{from}` and `{body}`; empty: `To={to}&From={from}&Body={body}`
+    /// (form) or `{"to":"{to}","from":"{from}","body":"{body}"}` (json).
+    pub body_template: String,
+    /// How long the gateway or the SIP peer has to accept a text.
+    pub timeout_secs: u64,
+    /// Shared secret of the inbound webhook (`?token=` or `X-OnCall-Token`); empty refuses every reply.
+    pub inbound_token: String,
+}
+
+impl Default for TextsConfig {
+    fn default() -> Self {
+        TextsConfig {
+            enabled: false,
+            transport: "http".into(),
+            url: String::new(),
+            account: String::new(),
+            token: String::new(),
+            from: String::new(),
+            body_format: "form".into(),
+            body_template: String::new(),
+            timeout_secs: 10,
+            inbound_token: String::new(),
+        }
+    }
+}
+
+impl TextsConfig {
+    fn validate(&self) -> Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        match self.transport.as_str() {
+            "http" => {
+                if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+                    bail!("texts.url ({:?}) must start with http:// or https:// when texts.transport = \"http\"", self.url);
+                }
+            }
+            "sip" => {}
+            other => bail!("texts.transport ({other:?}) must be \"http\" or \"sip\""),
+        }
+        if !matches!(self.body_format.as_str(), "form" | "json") {
+            bail!("texts.body_format ({:?}) must be \"form\" or \"json\"", self.body_format);
+        }
+        if self.timeout_secs == 0 || self.timeout_secs > 120 {
+            bail!("texts.timeout_secs ({}) must be between 1 and 120", self.timeout_secs);
+        }
+        Ok(())
+    }
 }
 
 /// `[registrar]`: OnCall as a SIP registrar for employees' own phones (issue 6 item 2; accounts are
@@ -245,11 +317,14 @@ impl Default for SipConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
+    /// The site's address as people reach it (e.g. `https://oncall.example.com`), for links in texts;
+    /// unset: built from `listen`.
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "127.0.0.1:8080".parse().expect("literal address") }
+        HttpConfig { listen: "127.0.0.1:8080".parse().expect("literal address"), public_url: None }
     }
 }
 
@@ -469,6 +544,12 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         self.webhooks.validate()?;
         self.registrar.validate()?;
+        self.texts.validate()?;
+        if let Some(url) = self.http.public_url.as_deref().filter(|u| !u.is_empty()) {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("http.public_url ({url:?}) must start with http:// or https://");
+            }
+        }
         if self.paging.key_timeout_secs == 0 || self.paging.key_timeout_secs > 120 {
             bail!("paging.key_timeout_secs ({}) must be between 1 and 120", self.paging.key_timeout_secs);
         }

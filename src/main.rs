@@ -11,6 +11,7 @@ mod hold_room;
 mod paging;
 mod playback;
 mod registrar_service;
+mod texts;
 mod webhooks;
 
 use anyhow::{bail, Context, Result};
@@ -154,6 +155,9 @@ enum PersonCommand {
         role: String,
         #[arg(long, default_value = "UTC")]
         time_zone: String,
+        /// Notify by text message at once (needs --phone; [texts]) instead of by call.
+        #[arg(long)]
+        text: bool,
     },
 }
 
@@ -239,10 +243,11 @@ fn main() -> Result<()> {
             Command::Requests { limit, json } => list_requests(&cfg, limit, json).await,
             Command::Person { command: PersonCommand::SipAccount { person, username, password } } => sip_account_command(&cfg, &person, &username, &password).await,
             Command::Person { command: PersonCommand::SipDevices { person } } => sip_devices_command(&cfg, &person).await,
-            Command::Person { command: PersonCommand::Add { name, email, phone, sip_uri, role, time_zone } } => {
+            Command::Person { command: PersonCommand::Add { name, email, phone, sip_uri, role, time_zone, text } } => {
                 let store = open_store(&cfg).await?;
                 let org = store.ensure_default_organization().await?;
-                let new = oncall_core::NewPerson { name, email, role: Some(parse_role(&role)?), phones: phone, sip_uris: sip_uri, time_zone, notification_rules: Vec::new() };
+                let rules = if text { vec![oncall_core::NotificationRule::new(oncall_core::Channel::Text, oncall_core::Millis(0))] } else { Vec::new() };
+                let new = oncall_core::NewPerson { name, email, role: Some(parse_role(&role)?), phones: phone, sip_uris: sip_uri, time_zone, notification_rules: rules };
                 let id = store.add_person(org.id, &new, Timestamp::now()).await?;
                 println!("{}", id.0);
                 Ok(())
@@ -496,7 +501,7 @@ async fn serve(cfg: Config) -> Result<()> {
         telephone_event_pt: 101,
         server_header: (!cfg.sip.server_header.is_empty()).then(|| cfg.sip.server_header.clone()),
         timers: TimerConfig::default(),
-        app_methods: oncall_sip::ua::checks::AppMethods { register: cfg.registrar.enabled, message: false },
+        app_methods: oncall_sip::ua::checks::AppMethods { register: cfg.registrar.enabled, message: cfg.texts.enabled },
     });
     let threads = if cfg.sip.media_threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { cfg.sip.media_threads };
     let engine = MediaEngine::start(threads);
@@ -507,8 +512,27 @@ async fn serve(cfg: Config) -> Result<()> {
     // Paging (issue 6): the call log hands "page on-call" requests to the paging task, which asks the
     // controller to phone people; the controller reports what became of each call back to it.
     let (command_tx, command_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (paging_events_tx, paging_events_rx) = tokio::sync::mpsc::unbounded_channel();
+    // Text messages (issue 6 item 6): sent for paging, replies by webhook or SIP MESSAGE.
+    let texts = cfg.texts.enabled.then(|| {
+        let link_base = cfg.http.public_url.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| format!("http://{}", cfg.http.listen));
+        let client = webhooks::http_client().map_err(|e| tracing::error!(error = %e, "texts: cannot build the HTTP client")).ok();
+        tracing::info!(transport = %cfg.texts.transport, "texts enabled");
+        Arc::new(texts::Texts {
+            config: cfg.texts.clone(),
+            store: store.clone(),
+            org: org.id,
+            link_base,
+            trunks: cfg.trunks.clone(),
+            local_uri: format!("sip:oncall@{}", ua.advertised(oncall_sip::transaction::Transport::Udp)),
+            controller: command_tx.clone(),
+            paging: cfg.paging.enabled.then(|| paging_events_tx.clone()),
+            client,
+        })
+    });
+    let sip_texts = texts::SipTexts::new(texts.clone(), cfg.paging.enabled.then(|| paging_events_tx.clone()));
     let (paging_tx, paging_link) = if cfg.paging.enabled {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = (paging_events_tx, paging_events_rx);
         let hold = hold_room::HoldRoom::default();
         let paging = paging::Paging {
             store: store.clone(),
@@ -521,6 +545,7 @@ async fn serve(cfg: Config) -> Result<()> {
             owner: cfg.instance.id(),
             recordings_root: recordings_dir.clone(),
             registrar: registrar_handle.clone(),
+            texts: texts.clone(),
         };
         tokio::spawn(paging.run(rx));
         let link = call_control::PagingLink {
@@ -561,6 +586,7 @@ async fn serve(cfg: Config) -> Result<()> {
         trunks,
         paging: paging_link,
         registrar,
+        texts: sip_texts,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let controller_hold = controller.paging.as_ref().map(|p| p.hold.clone());
@@ -574,7 +600,10 @@ async fn serve(cfg: Config) -> Result<()> {
     let mut web = oncall_web::WebConfig::new(cfg.storage.data_dir.clone());
     web.default_ivr = cfg.ivr.clone();
     let recordings = Arc::new(oncall_web::LocalRecordings::new(cfg.storage.recordings_dir()));
-    let app = oncall_web::app(status.clone(), store.clone(), web, recordings);
+    let mut app = oncall_web::app(status.clone(), store.clone(), web, recordings);
+    if let Some(t) = &texts {
+        app = app.merge(oncall_web::text_inbound::routes(Arc::new(texts::WebInbound(t.clone())), &cfg.texts.inbound_token));
+    }
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await {
             tracing::error!(error = %e, "HTTP server stopped");

@@ -19,7 +19,9 @@
 //! - A caller still holding (`caller_call`) is bridged to the employee who presses 1 (see
 //!   `hold_room.rs`); when the escalation is exhausted a holding caller is told nobody is available.
 //!
-//! Not done here: text messages (a `Text` notification fails at once, so the engine moves on).
+//! - `Notify` by text → `texts.rs` sends it (SMS gateway or SIP MESSAGE, [`ControllerCommand::SendText`]);
+//!   its outcome comes back as a `CallResult` (`Ringing` = delivered). Replies come back as
+//!   [`PagingEvent::TextReply`] (the store was already changed by `texts.rs`).
 
 use crate::config::{PagingConfig, TrunkConfig};
 use crate::hold_room::HoldRoom;
@@ -42,6 +44,8 @@ pub enum PagingEvent {
     RequestOpened { request: RequestId, caller: String, recording: PathBuf, caller_call: Option<CallRef> },
     /// What became of one paging call.
     CallResult { key: NotificationKey, outcome: Outcome },
+    /// A person replied to a text (`texts.rs` already acknowledged/completed it in the store).
+    TextReply { request: RequestId, person: oncall_core::PersonId, action: oncall_core::text_reply::ReplyAction },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +94,9 @@ pub enum ControllerCommand {
     CancelRequest { request: RequestId, keep: Option<NotificationKey> },
     /// CANCEL the legs of `request` still ringing from stages before `stage` (their stage ended).
     CancelStale { request: RequestId, stage: u32 },
+    /// Send a SIP MESSAGE (RFC 3428) to `target` via `via`; with a `key`, its outcome is reported as a
+    /// `CallResult` (`Ringing` = delivered, `Failed`); without, it is an answer to a reply.
+    SendText { key: Option<NotificationKey>, target: String, via: Peer, from_uri: String, body: String, credentials: Option<(String, String)> },
 }
 
 struct Active {
@@ -119,6 +126,8 @@ pub struct Paging {
     pub recordings_root: PathBuf,
     /// The phones people registered with OnCall (registrar on): they all ring for a page.
     pub registrar: Option<RegistrarHandle>,
+    /// Sends `text` notifications (`[texts]`); `None` fails them.
+    pub texts: Option<Arc<crate::texts::Texts>>,
 }
 
 /// How long an escalation stays ours without a heartbeat: after a crash, another instance (or
@@ -196,6 +205,7 @@ impl Paging {
                 let request = key.request;
                 tracing::info!(%request, %person, stage = key.stage, ?outcome, "page call result");
                 let status = match &outcome {
+                    Outcome::Ringing if key.channel == Channel::Text => "delivered",
                     Outcome::Ringing => "ringing",
                     Outcome::Answered => "answered",
                     Outcome::Accepted => "accepted",
@@ -245,6 +255,20 @@ impl Paging {
                         Input::Snooze { person, until }
                     }
                 };
+                a.engine.handle(input, now);
+                self.drive(a, active).await;
+            }
+            PagingEvent::TextReply { request, person, action } => {
+                use oncall_core::text_reply::ReplyAction;
+                let Some(mut a) = active.remove(&request) else { return };
+                let input = match action {
+                    ReplyAction::Acknowledge => Input::Acknowledged { by: Actor::Person(person) },
+                    // Completed in the store; the engine only needs to notice it is over.
+                    ReplyAction::Complete => Input::Acknowledged { by: Actor::Person(person) },
+                    ReplyAction::EscalateNow => Input::EscalateNow { person },
+                    ReplyAction::Snooze => Input::Snooze { person, until: now + Millis::seconds(self.config.snooze_secs as i64) },
+                };
+                tracing::info!(%request, %person, action = action.as_str(), "text reply applied to the escalation");
                 a.engine.handle(input, now);
                 self.drive(a, active).await;
             }
@@ -345,6 +369,9 @@ impl Paging {
 
     /// Records the notification and orders the call; `Err` with why when it cannot be placed.
     async fn notify(&self, a: &Active, key: NotificationKey, now: Timestamp) -> Result<(), String> {
+        if key.channel == Channel::Text {
+            return self.notify_text(a, key, now).await;
+        }
         if key.channel != Channel::Call {
             return Err(format!("channel {} is not supported yet", key.channel));
         }
@@ -405,6 +432,23 @@ impl Paging {
     }
 }
 
+impl Paging {
+    /// A `text` notification: recorded like a call's (never twice per stage), then sent by `texts.rs`.
+    async fn notify_text(&self, a: &Active, key: NotificationKey, now: Timestamp) -> Result<(), String> {
+        let texts = self.texts.as_ref().ok_or("texts are off ([texts] enabled = false)")?;
+        match self.store.record_notification(self.org, &key, now).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => return Err(format!("cannot record the notification: {e}")),
+        }
+        let person = self.store.person(self.org, key.person).await.map_err(|e| format!("cannot load the person: {e}"))?;
+        if person.disabled {
+            return Err("person is disabled".into());
+        }
+        texts.send_notification(key, &person, &a.caller).await
+    }
+}
+
 /// The caller's message as 8 kHz mono, decoded off the media threads and off the paging loop's
 /// executor thread; empty (paging goes on without it) when it cannot be read.
 async fn load_message(request: RequestId, path: PathBuf) -> Arc<[i16]> {
@@ -423,7 +467,7 @@ async fn load_message(request: RequestId, path: PathBuf) -> Arc<[i16]> {
 }
 
 /// The UDP address a `sip:user@host[:port][;params]` URI is reached at (port 5060 by default).
-async fn resolve_sip_uri(uri: &str) -> Result<SocketAddr, String> {
+pub(crate) async fn resolve_sip_uri(uri: &str) -> Result<SocketAddr, String> {
     let rest = uri.strip_prefix("sip:").or_else(|| uri.strip_prefix("sips:")).ok_or_else(|| format!("{uri:?} is not a SIP URI"))?;
     let rest = rest.split([';', '?', '>']).next().unwrap_or("");
     let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);

@@ -25,7 +25,7 @@ use oncall_core::{Millis, Store, Timestamp};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>;
+pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>;
 
 /// Deliveries leased per pass; a full batch makes the next pass start at once.
 const BATCH: i64 = 32;
@@ -195,7 +195,7 @@ async fn post(
 }
 
 /// "client error (Connect): tcp connect error: Connection refused (os error 111)".
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -211,7 +211,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// HTTP and HTTPS (the system's root certificates; without any, HTTPS fails per attempt with a
 /// clear error and HTTP still works).
-fn http_client() -> Result<HttpClient, String> {
+pub(crate) fn http_client() -> Result<HttpClient, String> {
     let provider = rustls::crypto::ring::default_provider();
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = match builder.with_provider_and_native_roots(provider.clone()) {

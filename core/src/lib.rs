@@ -18,6 +18,7 @@ pub mod request;
 pub mod schedule;
 pub mod secret;
 pub mod store;
+pub mod text_reply;
 pub mod timestamp;
 pub mod validation;
 pub mod webhook;

@@ -1780,3 +1780,52 @@ pub fn torture_messages() -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// A minimal HTTP/1.1 POST over a plain TcpStream with extra `headers`: (status, body). None when nothing answers.
+pub fn http_post(addr: SocketAddr, path: &str, content_type: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// A caller (baresip) dials OnCall, presses 1 ("page on-call") 2 s after the answer, says `text` after the
+/// record prompt and beep, presses # and is hung up on (or hangs up). Returns the speech WAV.
+pub fn leave_page_message(server: &Server, work: &Path, text: &str) -> PathBuf {
+    const KEY_1_AT: f64 = 2.0;
+    const LEAD_IN: f64 = 0.7;
+    const TAIL: f64 = 0.8;
+    let speech = speech_wav(work, "speech", text);
+    let speech_secs = read_wav(&speech).secs();
+    let record_prompt = prompt_secs("record_after_tone") + prompt_secs("beep");
+    let speech_at = KEY_1_AT + record_prompt + LEAD_IN;
+    let microphone = work.join("caller-microphone.wav");
+    tool(work, "sox", &[&speech.display().to_string(), &microphone.display().to_string(), "pad", &format!("{speech_at:.3}"), "40"]);
+    let mut caller = Baresip::start(&work.join("caller"), &microphone, Duration::from_secs(60));
+    caller.command("dial", &server.sip_uri());
+    let Some((established, _)) = caller.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) else {
+        panic!("the caller's call was not established:\n{}", tail(&caller.log(), 40));
+    };
+    sleep_until(established + Duration::from_secs_f64(KEY_1_AT));
+    caller.command("sndcode", "1");
+    thread::sleep(Duration::from_secs_f64(record_prompt + LEAD_IN + speech_secs + TAIL));
+    caller.command("sndcode", "#");
+    let closing = prompt_secs("request_created") + prompt_secs("goodbye");
+    if caller.wait_event("CALL_CLOSED", Duration::from_secs_f64(closing + 4.0)).is_none() {
+        caller.command("hangup", "");
+    }
+    caller.quit();
+    speech
+}

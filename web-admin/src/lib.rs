@@ -25,6 +25,7 @@ pub mod rate_limit;
 pub mod recording_source;
 pub mod state;
 pub mod templates;
+pub mod text_inbound;
 pub mod views;
 
 use axum::extract::State;

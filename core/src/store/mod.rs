@@ -26,6 +26,7 @@ mod rows;
 mod schedules;
 mod sessions;
 mod sip_accounts;
+mod text_lookup;
 mod users;
 mod webhooks;
 mod ivr_settings;

@@ -1,0 +1,729 @@
+//! Text messages (issue 6 item 6): `text` notifications out, and the employees' replies in.
+//!
+//! Out: the paging task hands a `text` notification to [`Texts::send_notification`], which writes
+//! the body ([`notification_body`]) and sends it either through an HTTP SMS gateway (one POST, a
+//! Twilio-compatible form by default, any form or JSON body through `[texts] body_template`) or as a
+//! SIP MESSAGE (RFC 3428) that the call controller sends ([`ControllerCommand::SendText`], carried
+//! out by [`SipTexts`]): phone numbers through the first `[[trunks]]` entry, SIP URIs directly. A 2xx
+//! is "delivered"; anything else, or no answer in `[texts] timeout_secs`, fails the notification and
+//! the escalation moves on.
+//!
+//! In: a reply arrives on the web admin's `POST /api/v1/texts/inbound` (Twilio-style `From` and
+//! `Body`, a shared secret) or as an out-of-dialog SIP MESSAGE. [`Texts::handle_reply`] parses it
+//! (`oncall_core::text_reply`), finds the sender among the people, picks the request, applies it
+//! through the store (acknowledge/complete) and tells the paging task ([`PagingEvent::TextReply`]);
+//! the returned sentence is the answer sent back to the sender.
+//!
+//! Not done: delivery receipts (a gateway's 2xx is taken as delivered), MESSAGE over TCP, answering
+//! a SIP MESSAGE challenge more than once, and texts longer than one SIP datagram.
+
+use crate::config::{TextsConfig, TrunkConfig};
+use crate::paging::{ControllerCommand, Outcome, PagingEvent};
+use crate::webhooks::{error_chain, HttpClient};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use oncall_core::escalation::NotificationKey;
+use oncall_core::text_reply::{self, Pick, ReplyAction};
+use oncall_core::{Actor, Contact, OrgId, Person, RequestId, Store, Timestamp};
+use oncall_sip::auth::digest::Challenge;
+use oncall_sip::message::{Headers, Method, Request, Response};
+use oncall_sip::transaction::{Peer, Transport, TxKey};
+use oncall_sip::ua::UserAgent;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// The text of a `text` notification.
+pub fn notification_body(request: RequestId, caller: &str, link: &str) -> String {
+    let caller = if caller.is_empty() { "an unknown caller" } else { caller };
+    format!(
+        "OnCall: new request #{} from {caller}. Reply 1 or ACK to take it, DONE when done. {link}",
+        request.0
+    )
+}
+
+/// The link to a request's page under the site's base URL.
+pub fn request_link(base: &str, request: RequestId) -> String {
+    format!("{}/requests/{}", base.trim_end_matches('/'), request.0)
+}
+
+/// Percent-encoding for `application/x-www-form-urlencoded` values (space as `+`).
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3 / 2);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A JSON string's contents (without the quotes).
+fn json_escape(s: &str) -> String {
+    let quoted = serde_json::to_string(s).unwrap_or_default();
+    quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or("").to_string()
+}
+
+/// The gateway request body: `template` with `{to}`, `{from}` and `{body}` replaced, each value
+/// escaped for `format` ("form" or "json"). The values are replaced in one pass, so a `{from}` in
+/// the message text stays text.
+pub fn render_template(template: &str, format: &str, to: &str, from: &str, body: &str) -> String {
+    let esc = |v: &str| {
+        if format == "json" {
+            json_escape(v)
+        } else {
+            form_encode(v)
+        }
+    };
+    let mut out = String::with_capacity(template.len() + body.len() * 2);
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let (value, len) = if tail.starts_with("{to}") {
+            (Some(esc(to)), 4)
+        } else if tail.starts_with("{from}") {
+            (Some(esc(from)), 6)
+        } else if tail.starts_with("{body}") {
+            (Some(esc(body)), 6)
+        } else {
+            (None, 1)
+        };
+        match value {
+            Some(v) => out.push_str(&v),
+            None => out.push('{'),
+        }
+        rest = &tail[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn default_template(format: &str) -> &'static str {
+    if format == "json" {
+        r#"{"to":"{to}","from":"{from}","body":"{body}"}"#
+    } else {
+        "To={to}&From={from}&Body={body}"
+    }
+}
+
+/// Standard base64 (RFC 4648 §4), for the basic auth header.
+fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Texts for one instance: shared by the paging task (sending), the web admin (replies by HTTP) and
+/// the call controller (replies by SIP MESSAGE).
+pub struct Texts {
+    pub config: TextsConfig,
+    pub store: Store,
+    pub org: OrgId,
+    /// Links in texts point under this (`[http] public_url`, else built from `[http] listen`).
+    pub link_base: String,
+    pub trunks: Vec<TrunkConfig>,
+    /// Our SIP URI: the From of SIP MESSAGEs sent directly to SIP URIs (when `[texts] from` is empty).
+    pub local_uri: String,
+    pub controller: mpsc::UnboundedSender<ControllerCommand>,
+    /// The paging task (when `[paging] enabled`): told of deliveries and replies.
+    pub paging: Option<mpsc::UnboundedSender<PagingEvent>>,
+    pub client: Option<HttpClient>,
+}
+
+impl Texts {
+    /// Sends a notification's text to `person`: `Ok` once it is on its way (the outcome is reported
+    /// to the paging task later), `Err` with why when it cannot be sent at all.
+    pub async fn send_notification(&self, key: NotificationKey, person: &Person, caller: &str) -> Result<(), String> {
+        if !self.config.enabled {
+            return Err("texts are off ([texts] enabled = false)".into());
+        }
+        let body = notification_body(key.request, caller, &request_link(&self.link_base, key.request));
+        let phone = person.contacts.iter().find_map(|c| match c {
+            Contact::Phone(p) => Some(p.as_str().to_string()),
+            Contact::Sip(_) => None,
+        });
+        let sip = person.contacts.iter().find_map(|c| match c {
+            Contact::Sip(u) => Some(u.as_str().to_string()),
+            Contact::Phone(_) => None,
+        });
+        match (self.config.transport.as_str(), phone, sip) {
+            ("http", Some(number), _) => {
+                let client = self.client.clone().ok_or("no HTTP client")?;
+                let (config, paging) = (self.config.clone(), self.paging.clone());
+                tracing::info!(request = %key.request, person = %key.person, to = %number, "sending a text through the SMS gateway");
+                tokio::spawn(async move {
+                    let outcome = match post_to_gateway(&client, &config, &number, &body).await {
+                        Ok(()) => Outcome::Ringing,
+                        Err(e) => Outcome::Failed(e),
+                    };
+                    tracing::info!(request = %key.request, person = %key.person, ?outcome, "text through the SMS gateway");
+                    if let Some(p) = paging {
+                        let _ = p.send(PagingEvent::CallResult { key, outcome });
+                    }
+                });
+                Ok(())
+            }
+            (_, _, Some(uri)) => {
+                let via = crate::paging::resolve_sip_uri(&uri).await?;
+                let from_uri = if self.config.from.starts_with("sip:") {
+                    self.config.from.clone()
+                } else {
+                    self.local_uri.clone()
+                };
+                tracing::info!(request = %key.request, person = %key.person, target = %uri, "sending a text as SIP MESSAGE");
+                let cmd = ControllerCommand::SendText {
+                    key: Some(key),
+                    target: uri,
+                    via: Peer {
+                        addr: via,
+                        transport: Transport::Udp,
+                        conn: None,
+                    },
+                    from_uri,
+                    body,
+                    credentials: None,
+                };
+                self.controller
+                    .send(cmd)
+                    .map_err(|_| "the call controller has stopped".to_string())
+            }
+            ("sip", Some(number), None) => {
+                let trunk = self
+                    .trunks
+                    .first()
+                    .ok_or("a phone number needs a [[trunks]] entry to text through")?;
+                let addr = trunk
+                    .registrar_addr()
+                    .map_err(|e| format!("trunk {}: {e}", trunk.name))?;
+                let domain = trunk
+                    .aor()
+                    .rsplit_once('@')
+                    .map(|(_, d)| d.to_string())
+                    .unwrap_or_default();
+                let from_uri = match (&trunk.caller_id, self.config.from.as_str()) {
+                    (_, f) if f.starts_with("sip:") => f.to_string(),
+                    (_, f) if !f.is_empty() => format!("sip:{f}@{domain}"),
+                    (Some(id), _) if id.starts_with("sip:") => id.clone(),
+                    (Some(id), _) => format!("sip:{id}@{domain}"),
+                    (None, _) => trunk.aor(),
+                };
+                let credentials =
+                    (!trunk.username.is_empty()).then(|| (trunk.username.clone(), trunk.password.clone()));
+                let target = format!("sip:{number}@{domain}");
+                tracing::info!(request = %key.request, person = %key.person, %target, trunk = %trunk.name, "sending a text as SIP MESSAGE through the trunk");
+                let cmd = ControllerCommand::SendText {
+                    key: Some(key),
+                    target,
+                    via: Peer {
+                        addr,
+                        transport: Transport::Udp,
+                        conn: None,
+                    },
+                    from_uri,
+                    body,
+                    credentials,
+                };
+                self.controller
+                    .send(cmd)
+                    .map_err(|_| "the call controller has stopped".to_string())
+            }
+            _ => Err("no phone number or SIP URI to text".into()),
+        }
+    }
+
+    /// Handles a reply from `sender` (a phone number or a SIP From); returns the answer to send back,
+    /// `None` when the sender is nobody we know (a SIP answer to them could be reflected at a victim).
+    pub async fn handle_reply(&self, sender: &str, text: &str) -> Option<String> {
+        let person = match self.store.person_by_text_sender(self.org, sender).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                tracing::warn!(%sender, "text reply from an unknown sender");
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "text reply: cannot look the sender up");
+                return Some("OnCall: try again later.".into());
+            }
+        };
+        Some(self.apply_reply(&person, text).await)
+    }
+
+    async fn apply_reply(&self, person: &Person, text: &str) -> String {
+        let reply = match text_reply::parse(text) {
+            Ok(r) => r,
+            Err(_) => return text_reply::HELP.to_string(),
+        };
+        let open = match self.store.open_requests_notified_to(self.org, person.id).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "text reply: cannot list open requests");
+                return "OnCall: try again later.".into();
+            }
+        };
+        let request = match text_reply::pick_request(&reply, &open) {
+            Pick::One(r) => r,
+            Pick::None => return "OnCall: no open request of yours matches.".into(),
+            Pick::Ambiguous(list) => return text_reply::ask_which(&list),
+        };
+        let now = Timestamp::now();
+        let me = Actor::Person(person.id);
+        tracing::info!(%request, person = %person.id, action = reply.action.as_str(), "text reply");
+        let answer = match reply.action {
+            ReplyAction::Acknowledge => match self.store.acknowledge(self.org, request, me, now).await {
+                Ok(()) => format!("OnCall: request #{} is yours.", request.0),
+                Err(e) => {
+                    tracing::info!(%request, error = %e, "text acknowledge refused");
+                    return format!(
+                        "OnCall: request #{} cannot be acknowledged (already taken?).",
+                        request.0
+                    );
+                }
+            },
+            ReplyAction::Complete => {
+                // A request not yet acknowledged is taken on the way (acknowledged, then completed).
+                let _ = self.store.acknowledge(self.org, request, me, now).await;
+                match self.store.complete(self.org, request, me, now).await {
+                    Ok(()) => format!("OnCall: request #{} is done. Thank you.", request.0),
+                    Err(e) => {
+                        tracing::info!(%request, error = %e, "text complete refused");
+                        return format!("OnCall: request #{} cannot be completed.", request.0);
+                    }
+                }
+            }
+            ReplyAction::EscalateNow => format!("OnCall: request #{} goes to the next step.", request.0),
+            ReplyAction::Snooze => format!("OnCall: request #{} snoozed.", request.0),
+        };
+        if let Some(p) = &self.paging {
+            let _ = p.send(PagingEvent::TextReply {
+                request,
+                person: person.id,
+                action: reply.action,
+            });
+        }
+        answer
+    }
+}
+
+/// One POST to the SMS gateway; `Ok` on a 2xx.
+async fn post_to_gateway(client: &HttpClient, config: &TextsConfig, to: &str, body: &str) -> Result<(), String> {
+    let template = if config.body_template.is_empty() {
+        default_template(&config.body_format)
+    } else {
+        config.body_template.as_str()
+    };
+    let payload = render_template(template, &config.body_format, to, &config.from, body);
+    let content_type = if config.body_format == "json" {
+        "application/json"
+    } else {
+        "application/x-www-form-urlencoded"
+    };
+    let mut req = hyper::Request::post(config.url.as_str())
+        .header(hyper::header::CONTENT_TYPE, content_type)
+        .header(hyper::header::USER_AGENT, concat!("OnCall/", env!("CARGO_PKG_VERSION")));
+    if !config.account.is_empty() {
+        let auth = base64(format!("{}:{}", config.account, config.token).as_bytes());
+        req = req.header(hyper::header::AUTHORIZATION, format!("Basic {auth}"));
+    }
+    let req = req
+        .body(Full::new(Bytes::from(payload)))
+        .map_err(|e| format!("bad request: {e}"))?;
+    let send = async {
+        let resp = client.request(req).await.map_err(|e| error_chain(&e))?;
+        let status = resp.status().as_u16();
+        let _ = resp.into_body().collect().await;
+        Ok::<u16, String>(status)
+    };
+    match tokio::time::timeout(Duration::from_secs(config.timeout_secs), send).await {
+        Ok(Ok(s)) if (200..300).contains(&s) => Ok(()),
+        Ok(Ok(s)) => Err(format!("the SMS gateway answered {s}")),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(format!(
+            "the SMS gateway did not answer within {} s",
+            config.timeout_secs
+        )),
+    }
+}
+
+/// The web admin's view of texts: the inbound webhook's handler.
+pub struct WebInbound(pub Arc<Texts>);
+
+impl oncall_web::text_inbound::TextInbound for WebInbound {
+    fn reply(&self, from: String, body: String) -> Pin<Box<dyn Future<Output = String> + Send + '_>> {
+        Box::pin(async move {
+            self.0
+                .handle_reply(&from, &body)
+                .await
+                .unwrap_or_else(|| "OnCall: this number is not known.".into())
+        })
+    }
+}
+
+/// One SIP MESSAGE to send: the fields of [`ControllerCommand::SendText`].
+pub struct OutgoingText {
+    pub key: Option<NotificationKey>,
+    pub target: String,
+    pub via: Peer,
+    pub from_uri: String,
+    pub body: String,
+    pub credentials: Option<(String, String)>,
+}
+
+/// A SIP MESSAGE in flight.
+struct PendingText {
+    key: Option<NotificationKey>,
+    request: Request,
+    to: Peer,
+    credentials: Option<(String, String)>,
+    /// A challenge was answered already: the next 401/407 fails.
+    authenticated: bool,
+}
+
+/// SIP MESSAGE inside the call controller: sends [`ControllerCommand::SendText`] (answering one
+/// digest challenge), reports the result to paging, and takes inbound MESSAGEs (replies).
+#[derive(Default)]
+pub struct SipTexts {
+    pending: HashMap<TxKey, PendingText>,
+    /// Set when `[texts] enabled`: replies are handled; else inbound MESSAGE gets 405.
+    pub texts: Option<Arc<Texts>>,
+    pub paging: Option<mpsc::UnboundedSender<PagingEvent>>,
+}
+
+impl SipTexts {
+    pub fn new(texts: Option<Arc<Texts>>, paging: Option<mpsc::UnboundedSender<PagingEvent>>) -> SipTexts {
+        SipTexts {
+            pending: HashMap::new(),
+            texts,
+            paging,
+        }
+    }
+
+    /// Sends one MESSAGE (RFC 3428 §4: text/plain, out of any dialog).
+    pub fn send(&mut self, ua: &mut UserAgent, text: OutgoingText, now: Instant) {
+        let OutgoingText {
+            key,
+            target,
+            via,
+            from_uri,
+            body,
+            credentials,
+        } = text;
+        let mut headers = Headers::default();
+        headers.push("Max-Forwards", "70");
+        headers.push("From", format!("<{from_uri}>;tag={:016x}", rand::random::<u64>()));
+        headers.push("To", format!("<{target}>"));
+        headers.push("Call-ID", format!("{:016x}@oncall", rand::random::<u64>()));
+        headers.push("CSeq", "1 MESSAGE");
+        headers.push("Content-Type", "text/plain;charset=UTF-8");
+        let request = Request {
+            method: Method::Message,
+            uri: target,
+            headers,
+            body: body.into_bytes(),
+        };
+        self.transmit(
+            ua,
+            PendingText {
+                key,
+                request,
+                to: via,
+                credentials,
+                authenticated: false,
+            },
+            now,
+        );
+    }
+
+    fn transmit(&mut self, ua: &mut UserAgent, p: PendingText, now: Instant) {
+        let mut request = p.request.clone();
+        request.headers.0.insert(
+            0,
+            oncall_sip::message::Header {
+                name: "Via".into(),
+                value: ua.new_via(p.to.transport),
+            },
+        );
+        match ua.send_request(request, p.to, now) {
+            Some(tx) => {
+                self.pending.insert(tx, p);
+            }
+            None => self.report(p.key, Outcome::Failed("cannot send the MESSAGE".into())),
+        }
+    }
+
+    fn report(&self, key: Option<NotificationKey>, outcome: Outcome) {
+        let Some(key) = key else { return };
+        tracing::info!(request = %key.request, person = %key.person, ?outcome, "text by SIP MESSAGE");
+        if let Some(p) = &self.paging {
+            let _ = p.send(PagingEvent::CallResult { key, outcome });
+        }
+    }
+
+    /// A final response or a timeout of a standalone request; false when it is not one of ours.
+    pub fn on_result(&mut self, ua: &mut UserAgent, tx: &TxKey, response: Option<&Response>, now: Instant) -> bool {
+        let Some(mut p) = self.pending.remove(tx) else {
+            return false;
+        };
+        let Some(r) = response else {
+            self.report(p.key, Outcome::Failed("no answer to the MESSAGE".into()));
+            return true;
+        };
+        match r.status {
+            200..=299 => self.report(p.key, Outcome::Ringing),
+            401 | 407 if !p.authenticated && p.credentials.is_some() => {
+                let (header, answer) = if r.status == 407 {
+                    ("Proxy-Authenticate", "Proxy-Authorization")
+                } else {
+                    ("WWW-Authenticate", "Authorization")
+                };
+                let Some(challenge) = r.headers.get_all(header).find_map(|v| Challenge::parse(v).ok()) else {
+                    self.report(
+                        p.key,
+                        Outcome::Failed(format!("{} without a usable challenge", r.status)),
+                    );
+                    return true;
+                };
+                let (user, pass) = p.credentials.clone().unwrap_or_default();
+                let creds = challenge.respond(
+                    &user,
+                    &pass,
+                    "MESSAGE",
+                    &p.request.uri,
+                    &format!("{:016x}", rand::random::<u64>()),
+                    1,
+                );
+                p.request.headers.set(answer, creds.to_header());
+                p.request.headers.set("CSeq", "2 MESSAGE");
+                p.authenticated = true;
+                self.transmit(ua, p, now);
+            }
+            s => self.report(p.key, Outcome::Failed(format!("the MESSAGE was answered {s}"))),
+        }
+        true
+    }
+
+    /// An out-of-dialog MESSAGE: 200 at once (RFC 3428 §7), then the reply is handled and answered
+    /// with a MESSAGE back to the sender.
+    pub fn on_request(&mut self, ua: &mut UserAgent, key: TxKey, request: Request, source: Peer, now: Instant) {
+        let Some(texts) = self.texts.clone() else {
+            return crate::registrar_service::answer_unserved(ua, &key, &request, now);
+        };
+        let resp =
+            Response::from_request_headers(&request.headers, 200, Some(&format!("{:016x}", rand::random::<u64>())));
+        ua.respond_to(&key, resp, now);
+        let Some(from) = request.headers.from() else { return };
+        let sender = from.uri.to_string();
+        let text = String::from_utf8_lossy(&request.body).into_owned();
+        tracing::info!(%sender, source = %source.addr, "text reply by SIP MESSAGE");
+        tokio::spawn(async move {
+            let Some(answer) = texts.handle_reply(&sender, &text).await else {
+                return;
+            };
+            let from_uri = if texts.config.from.starts_with("sip:") {
+                texts.config.from.clone()
+            } else {
+                texts.local_uri.clone()
+            };
+            let _ = texts.controller.send(ControllerCommand::SendText {
+                key: None,
+                target: sender,
+                via: source,
+                from_uri,
+                body: answer,
+                credentials: None,
+            });
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_notification_carries_id_caller_and_link() {
+        let body = notification_body(
+            RequestId(12),
+            "+15551234",
+            &request_link("https://oncall.example.com/", RequestId(12)),
+        );
+        assert_eq!(body, "OnCall: new request #12 from +15551234. Reply 1 or ACK to take it, DONE when done. https://oncall.example.com/requests/12");
+    }
+
+    #[test]
+    fn the_default_template_is_a_twilio_form() {
+        let t = default_template("form");
+        assert_eq!(
+            render_template(t, "form", "+15551234", "+15550000", "new #12 & more {from}"),
+            "To=%2B15551234&From=%2B15550000&Body=new+%2312+%26+more+%7Bfrom%7D"
+        );
+    }
+
+    #[test]
+    fn json_templates_escape_quotes() {
+        let t = default_template("json");
+        let out = render_template(t, "json", "+1555", "me", "say \"hi\"\n");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["body"], "say \"hi\"\n");
+        assert_eq!(v["to"], "+1555");
+        assert_eq!(render_template("{x} {to}", "form", "a b", "", ""), "{x} a+b");
+    }
+
+    #[test]
+    fn the_texts_section_is_validated() {
+        let ok: crate::config::Config =
+            toml::from_str("[texts]\nenabled = true\nurl = \"https://gw.example/send\"\n").unwrap();
+        ok.validate().unwrap();
+        assert_eq!(ok.texts.body_format, "form");
+        let off: crate::config::Config = toml::from_str("[texts]\nurl = \"nonsense\"\n").unwrap();
+        off.validate().unwrap();
+        for bad in [
+            "url = \"gw.example\"",
+            "transport = \"smtp\"\nurl = \"http://x\"",
+            "body_format = \"xml\"\nurl = \"http://x\"",
+            "timeout_secs = 0\nurl = \"http://x\"",
+        ] {
+            let cfg: crate::config::Config = toml::from_str(&format!("[texts]\nenabled = true\n{bad}\n")).unwrap();
+            let e = cfg.validate().unwrap_err().to_string();
+            assert!(e.starts_with("texts."), "{bad}: {e}");
+        }
+        let cfg: crate::config::Config = toml::from_str("[http]\npublic_url = \"oncall.lan\"\n").unwrap();
+        assert!(cfg.validate().unwrap_err().to_string().starts_with("http.public_url"));
+    }
+
+    /// The MESSAGE the user agent put on the wire last.
+    fn sent_message(ua: &mut UserAgent) -> Request {
+        let mut last = None;
+        while let Some(t) = ua.poll_transmit() {
+            last = Some(t);
+        }
+        match oncall_sip::message::parse_datagram(&last.expect("a transmit").data) {
+            Ok(oncall_sip::message::SipMessage::Request(r)) => r,
+            other => panic!("not a request: {other:?}"),
+        }
+    }
+
+    /// Feeds `response` (to `request`) back into the user agent and hands the result to `texts`.
+    fn answer(
+        ua: &mut UserAgent,
+        texts: &mut SipTexts,
+        request: &Request,
+        status: u16,
+        extra: &[(&str, &str)],
+        now: Instant,
+    ) {
+        let mut response = Response::from_request_headers(&request.headers, status, Some("far"));
+        for (name, value) in extra {
+            response.headers.push(*name, *value);
+        }
+        let peer = Peer {
+            addr: "127.0.0.1:5080".parse().unwrap(),
+            transport: Transport::Udp,
+            conn: None,
+        };
+        ua.handle_datagram(&response.to_bytes(), peer, now);
+        while let Some(ev) = ua.poll_event() {
+            if let oncall_sip::ua::UaEvent::Response { key, response } = ev {
+                assert!(texts.on_result(ua, &key, Some(&response), now));
+            }
+        }
+    }
+
+    #[test]
+    fn a_sip_message_answers_one_challenge_and_reports_delivery() {
+        use oncall_core::escalation::NotificationKey;
+        use oncall_core::{Channel, PersonId};
+        let now = Instant::now();
+        let mut ua = UserAgent::new(oncall_sip::ua::UaConfig::on("127.0.0.1:5060".parse().unwrap()));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut texts = SipTexts::new(None, Some(tx));
+        let key = NotificationKey {
+            request: RequestId(7),
+            stage: 0,
+            person: PersonId(3),
+            channel: Channel::Text,
+        };
+        let via = Peer {
+            addr: "127.0.0.1:5080".parse().unwrap(),
+            transport: Transport::Udp,
+            conn: None,
+        };
+        let creds = Some(("oncall".to_string(), "secret".to_string()));
+        let text = OutgoingText {
+            key: Some(key),
+            target: "sip:+15551234567@sip.example".into(),
+            via,
+            from_uri: "sip:+15550001111@sip.example".into(),
+            body: "hello #7".into(),
+            credentials: creds,
+        };
+        texts.send(&mut ua, text, now);
+        let first = sent_message(&mut ua);
+        assert_eq!(first.method, Method::Message);
+        assert_eq!(first.body, b"hello #7");
+        assert_eq!(first.headers.get("Content-Type"), Some("text/plain;charset=UTF-8"));
+
+        let challenge = "Digest realm=\"sip.example\", nonce=\"abc\", qop=\"auth\", algorithm=MD5";
+        answer(
+            &mut ua,
+            &mut texts,
+            &first,
+            407,
+            &[("Proxy-Authenticate", challenge)],
+            now,
+        );
+        let second = sent_message(&mut ua);
+        let auth = second
+            .headers
+            .get("Proxy-Authorization")
+            .expect("credentials on the second MESSAGE");
+        let parsed = oncall_sip::auth::digest::Credentials::parse(auth).unwrap();
+        assert_eq!(
+            (parsed.username.as_str(), parsed.uri.as_str()),
+            ("oncall", "sip:+15551234567@sip.example")
+        );
+        assert_eq!(second.headers.get("CSeq"), Some("2 MESSAGE"));
+        assert!(rx.try_recv().is_err(), "nothing is reported before the final answer");
+
+        answer(&mut ua, &mut texts, &second, 202, &[], now);
+        match rx.try_recv() {
+            Ok(PagingEvent::CallResult {
+                key: k,
+                outcome: Outcome::Ringing,
+            }) => assert_eq!(k, key),
+            other => panic!("expected a delivery, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn base64_matches_rfc_4648() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! Text messages (issue 6 item 6) through an HTTP SMS gateway: a caller (baresip) leaves a "page on-call"
+//! message; the only person of the policy is notified by text, which OnCall POSTs to a gateway played by
+//! this test (a plain HTTP server on loopback, Twilio-compatible form, basic auth); the test then posts the
+//! person's reply `ACK <id>` to `POST /api/v1/texts/inbound`, and the request becomes acknowledged by them.
+//! A post with a wrong token gets 403 and changes nothing; a reply from an unknown number is refused.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+use support::*;
+
+/// One request the fake gateway received.
+struct GatewayPost {
+    path: String,
+    headers: HashMap<String, String>,
+    form: HashMap<String, String>,
+}
+
+fn form_decode(s: &str) -> String {
+    let bytes = s.replace('+', " ").into_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An SMS gateway on loopback answering 201 to every POST; each request goes down the channel.
+fn start_gateway() -> (SocketAddr, mpsc::Receiver<GatewayPost>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the gateway");
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let mut headers = HashMap::new();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                }
+            }
+            let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let body = String::from_utf8_lossy(&body).into_owned();
+            let form = body
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (form_decode(k), form_decode(v)))
+                .collect();
+            let answer = "{\"sid\":\"SM1\",\"status\":\"queued\"}";
+            let _ = write!(stream, "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}", answer.len());
+            if tx.send(GatewayPost { path, headers, form }).is_err() {
+                break;
+            }
+        }
+    });
+    (addr, rx)
+}
+
+const ERIN_PHONE: &str = "+15551234567";
+const INBOUND_TOKEN: &str = "hook-secret-42";
+
+#[test]
+fn a_text_through_the_gateway_and_an_ack_reply() {
+    let (gateway, posts) = start_gateway();
+    let server = Server::start(
+        "texts-gateway",
+        ServerOptions {
+            extra_config: format!(
+                "[paging]\nenabled = true\nmax_hold_secs = 0\n\n[texts]\nenabled = true\ntransport = \"http\"\n\
+                 url = \"http://{gateway}/2010-04-01/Accounts/AC123/Messages.json\"\naccount = \"AC123\"\ntoken = \"tok\"\n\
+                 from = \"+15550001111\"\ninbound_token = \"{INBOUND_TOKEN}\"\n"
+            ),
+            ..ServerOptions::default()
+        },
+    );
+    let work = server.dir.subdir("peers");
+    let mut checks = Checks::default();
+    let out = server.oncall(&[
+        "person",
+        "add",
+        "--name",
+        "Erin",
+        "--email",
+        "erin@example.test",
+        "--phone",
+        ERIN_PHONE,
+        "--text",
+    ]);
+    let erin_id: i64 = out
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("`oncall person add` printed {out:?}"));
+    server.oncall(&[
+        "policy",
+        "add",
+        "--name",
+        "Front desk",
+        "--person",
+        "erin@example.test",
+        "--wait-secs",
+        "60",
+    ]);
+
+    leave_page_message(&server, &work, "The heating in the lobby has stopped working.");
+    let request = match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "notifying") {
+        Ok(r) => r,
+        Err(rows) => panic!("the request is not being escalated: {rows:#?}\n{}", server.log_tail(40)),
+    };
+    let id = request["id"].as_i64().expect("request id");
+    let caller = field(&request, "caller").to_string();
+    let caller_user = caller
+        .split("sip:")
+        .nth(1)
+        .and_then(|r| r.split(['@', ';', '>']).next())
+        .unwrap_or(&caller)
+        .to_string();
+    eprintln!("[e2e] request #{id} from {caller}");
+
+    let post = match posts.recv_timeout(Duration::from_secs(10)) {
+        Ok(p) => p,
+        Err(_) => panic!(
+            "the gateway got no text within 10 s; requests: {:#?}\n{}",
+            server.requests(),
+            server.log_tail(40)
+        ),
+    };
+    let body = post.form.get("Body").cloned().unwrap_or_default();
+    eprintln!(
+        "[e2e] gateway got {} To={:?} Body={body:?}",
+        post.path,
+        post.form.get("To")
+    );
+    checks.check(post.path == "/2010-04-01/Accounts/AC123/Messages.json", || {
+        format!("posted to {}", post.path)
+    });
+    checks.check(post.form.get("To").map(String::as_str) == Some(ERIN_PHONE), || {
+        format!("To = {:?}", post.form.get("To"))
+    });
+    checks.check(
+        post.form.get("From").map(String::as_str) == Some("+15550001111"),
+        || format!("From = {:?}", post.form.get("From")),
+    );
+    checks.check(body.contains(&format!("#{id}")), || {
+        format!("the text does not name request #{id}: {body:?}")
+    });
+    checks.check(body.contains(&caller_user), || {
+        format!("the text does not name the caller {caller_user:?}: {body:?}")
+    });
+    checks.check(body.contains(&format!("/requests/{id}")), || {
+        format!("the text has no link to the request: {body:?}")
+    });
+    // AC123:tok in base64.
+    checks.check(
+        post.headers.get("authorization").map(String::as_str) == Some("Basic QUMxMjM6dG9r"),
+        || format!("Authorization = {:?}", post.headers.get("authorization")),
+    );
+
+    // A wrong token changes nothing; an unknown number is told so.
+    let form = format!("From=%2B15551234567&Body=ACK+{id}");
+    let wrong = http_post(
+        server.http,
+        "/api/v1/texts/inbound?token=nope",
+        "application/x-www-form-urlencoded",
+        &[],
+        &form,
+    );
+    checks.check(wrong.as_ref().map(|r| r.0) == Some(403), || {
+        format!("a wrong token got {wrong:?}")
+    });
+    let stranger = http_post(
+        server.http,
+        &format!("/api/v1/texts/inbound?token={INBOUND_TOKEN}"),
+        "application/x-www-form-urlencoded",
+        &[],
+        &format!("From=%2B15559990000&Body=ACK+{id}"),
+    );
+    checks.check(
+        stranger
+            .as_ref()
+            .is_some_and(|(s, b)| *s == 200 && b.contains("not known")),
+        || format!("an unknown number got {stranger:?}"),
+    );
+    checks.check(
+        server
+            .requests()
+            .iter()
+            .any(|r| r["id"].as_i64() == Some(id) && field(r, "status") == "notifying"),
+        || "the request changed before the real reply".into(),
+    );
+
+    // Erin's reply, with the token in a header this time.
+    let reply = http_post(
+        server.http,
+        "/api/v1/texts/inbound",
+        "application/x-www-form-urlencoded",
+        &[("X-OnCall-Token", INBOUND_TOKEN)],
+        &form,
+    );
+    eprintln!("[e2e] reply answered {reply:?}");
+    checks.check(
+        reply
+            .as_ref()
+            .is_some_and(|(s, b)| *s == 200 && b.contains("<Message>") && b.contains("is yours")),
+        || format!("the reply got {reply:?}"),
+    );
+    match server.wait_for_request(Duration::from_secs(5), |r| {
+        r["id"].as_i64() == Some(id) && field(r, "status") == "acknowledged"
+    }) {
+        Ok(row) => checks.check(field(&row, "acknowledged_by") == format!("person:{erin_id}"), || {
+            format!("acknowledged_by {:?}", field(&row, "acknowledged_by"))
+        }),
+        Err(rows) => checks.fail(format!(
+            "the request was not acknowledged after Erin's reply: {rows:#?}"
+        )),
+    }
+    // Then DONE completes it.
+    let done = http_post(
+        server.http,
+        &format!("/api/v1/texts/inbound?token={INBOUND_TOKEN}"),
+        "application/x-www-form-urlencoded",
+        &[],
+        "From=%2B15551234567&Body=done",
+    );
+    checks.check(
+        done.as_ref().is_some_and(|(s, b)| *s == 200 && b.contains("is done")),
+        || format!("DONE got {done:?}"),
+    );
+    if let Err(rows) = server.wait_for_request(Duration::from_secs(5), |r| {
+        r["id"].as_i64() == Some(id) && field(r, "status") == "completed"
+    }) {
+        checks.fail(format!("the request was not completed after DONE: {rows:#?}"));
+    }
+    checks.finish();
+}
+
+/// A SIP message's start line, headers (names as written) and body.
+fn split_sip(raw: &str) -> (String, Vec<(String, String)>, String) {
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
+    let mut lines = head.split("\r\n");
+    let start = lines.next().unwrap_or("").to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    (start, headers, body.to_string())
+}
+
+/// Waits for a MESSAGE on `sock` whose Call-ID is not `skip` (retransmissions of one already seen),
+/// answering every MESSAGE 200 (headers echoed); returns its Call-ID, Content-Type and body.
+fn receive_message(sock: &std::net::UdpSocket, limit: Duration, skip: &str) -> Option<(String, String, String)> {
+    let deadline = std::time::Instant::now() + limit;
+    let mut buf = [0u8; 8192];
+    while std::time::Instant::now() < deadline {
+        let Ok((n, from)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let raw = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let (start, headers, body) = split_sip(&raw);
+        if !start.starts_with("MESSAGE ") {
+            continue;
+        }
+        let mut resp = String::from("SIP/2.0 200 OK\r\n");
+        for (k, v) in &headers {
+            if ["via", "from", "call-id", "cseq"].contains(&k.to_ascii_lowercase().as_str()) {
+                resp.push_str(&format!("{k}: {v}\r\n"));
+            } else if k.eq_ignore_ascii_case("to") {
+                resp.push_str(&format!("{k}: {v};tag=callee1\r\n"));
+            }
+        }
+        resp.push_str("Content-Length: 0\r\n\r\n");
+        let _ = sock.send_to(resp.as_bytes(), from);
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        if header("call-id") == skip {
+            continue;
+        }
+        return Some((header("call-id"), header("content-type"), body));
+    }
+    None
+}
+
+#[test]
+fn a_text_by_sip_message_and_a_reply_by_sip_message() {
+    let server = Server::start(
+        "texts-sip",
+        ServerOptions {
+            extra_config:
+                "[paging]\nenabled = true\nmax_hold_secs = 0\n\n[texts]\nenabled = true\ntransport = \"sip\"\n".into(),
+            ..ServerOptions::default()
+        },
+    );
+    let work = server.dir.subdir("peers");
+    let mut checks = Checks::default();
+    // Erin's phone: a UDP socket on loopback speaking just enough SIP.
+    let phone = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind the phone");
+    phone.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let port = phone.local_addr().unwrap().port();
+    let uri = format!("sip:erin@127.0.0.1:{port}");
+    let out = server.oncall(&[
+        "person",
+        "add",
+        "--name",
+        "Erin",
+        "--email",
+        "erin@example.test",
+        "--phone",
+        ERIN_PHONE,
+        "--sip-uri",
+        &uri,
+        "--text",
+    ]);
+    let erin_id: i64 = out
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("`oncall person add` printed {out:?}"));
+    server.oncall(&[
+        "policy",
+        "add",
+        "--name",
+        "Front desk",
+        "--person",
+        "erin@example.test",
+        "--wait-secs",
+        "60",
+    ]);
+
+    leave_page_message(&server, &work, "The elevator is stuck between two floors.");
+    let request = match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "notifying") {
+        Ok(r) => r,
+        Err(rows) => panic!("the request is not being escalated: {rows:#?}\n{}", server.log_tail(40)),
+    };
+    let id = request["id"].as_i64().expect("request id");
+    let Some((call_id, content_type, body)) = receive_message(&phone, Duration::from_secs(10), "") else {
+        panic!("no MESSAGE reached Erin's phone within 10 s\n{}", server.log_tail(40));
+    };
+    eprintln!("[e2e] Erin's phone got MESSAGE ({content_type}): {body:?}");
+    checks.check(content_type.starts_with("text/plain"), || {
+        format!("Content-Type {content_type:?}")
+    });
+    checks.check(
+        body.contains(&format!("#{id}")) && body.contains(&format!("/requests/{id}")),
+        || format!("the text does not name request #{id}: {body:?}"),
+    );
+    // The notification is delivered (the 200 was heard).
+    let delivered = server.wait_for_request(Duration::from_secs(5), |r| {
+        r["id"].as_i64() == Some(id)
+            && r["notifications"]
+                .as_array()
+                .is_some_and(|n| n.iter().any(|n| field(n, "status") == "delivered"))
+    });
+    checks.check(delivered.is_ok(), || {
+        format!("the text notification is not marked delivered: {delivered:?}")
+    });
+
+    // Erin replies "ack <id>" by MESSAGE.
+    let text = format!("ack {id}");
+    let message = format!(
+        "MESSAGE {sip} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-reply-{id};rport\r\nMax-Forwards: 70\r\n\
+         From: <{uri}>;tag=erin1\r\nTo: <{sip}>\r\nCall-ID: reply-{id}@127.0.0.1\r\nCSeq: 1 MESSAGE\r\n\
+         Content-Type: text/plain\r\nContent-Length: {len}\r\n\r\n{text}",
+        sip = server.sip_uri(),
+        len = text.len()
+    );
+    phone
+        .send_to(message.as_bytes(), server.sip_udp)
+        .expect("send the reply");
+    match server.wait_for_request(Duration::from_secs(5), |r| {
+        r["id"].as_i64() == Some(id) && field(r, "status") == "acknowledged"
+    }) {
+        Ok(row) => checks.check(field(&row, "acknowledged_by") == format!("person:{erin_id}"), || {
+            format!("acknowledged_by {:?}", field(&row, "acknowledged_by"))
+        }),
+        Err(rows) => checks.fail(format!(
+            "the request was not acknowledged after Erin's MESSAGE: {rows:#?}\n{}",
+            server.log_tail(30)
+        )),
+    }
+    // OnCall answers the reply with a MESSAGE of its own.
+    match receive_message(&phone, Duration::from_secs(5), &call_id) {
+        Some((_, _, answer)) => checks.check(answer.contains("is yours"), || {
+            format!("the answer to the reply was {answer:?}")
+        }),
+        None => checks.fail("no MESSAGE answered Erin's reply"),
+    }
+    checks.finish();
+}
