@@ -65,7 +65,7 @@ impl WavSizes {
     fn consistent(&self) -> bool {
         u64::from(self.riff_size) == self.file_len - 8
             && u64::from(self.declared_data_len) == self.file_len - self.data_start
-            && self.declared_data_len % 2 == 0
+            && self.declared_data_len.is_multiple_of(2)
     }
 
     /// Audio bytes on disk after the header.
@@ -88,7 +88,7 @@ fn server_pid(config: &Path) -> u32 {
             .split(|&b| b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.iter().any(|a| a == "serve") && args.iter().any(|a| *a == want) {
+        if args.iter().any(|a| a == "serve") && args.contains(&want) {
             return pid;
         }
     }
@@ -164,7 +164,7 @@ fn sigkill_while_recording_loses_nothing() {
         files.len() == 8
             && files
                 .iter()
-                .all(|p| fs::metadata(p).map_or(false, |m| m.len() > 44 + 3 * 16000))
+                .all(|p| fs::metadata(p).is_ok_and(|m| m.len() > 44 + 3 * 16000))
     });
     // Half-way between two header checkpoints (once a second), so the headers are behind the audio.
     thread::sleep(Duration::from_millis(500));
@@ -271,6 +271,12 @@ fn sigkill_while_recording_loses_nothing() {
     checks.check(rows_of(&calls_after, CUT_CALLER).len() == 8, || {
         "rows of the cut calls lost in the restart".into()
     });
+    let cut_after = rows_of(&calls_after, CUT_CALLER);
+    eprintln!(
+        "[e2e] after the restart the cut calls' rows have ended_at {:?} and recording_path {:?}",
+        cut_after.iter().map(|c| field(c, "ended_at")).collect::<Vec<_>>(),
+        cut_after.iter().map(|c| field(c, "recording_path")).collect::<Vec<_>>()
+    );
     let finished_after = rows_of(&calls_after, FINISHED_CALLER);
     checks.check(
         finished_after

@@ -36,6 +36,8 @@ fn short_soak_keeps_every_call_and_recording() {
         .args(["--calls", "20", "--seconds", "55", "--interval", "5"])
         .arg("--binary")
         .arg(env!("CARGO_BIN_EXE_oncall"))
+        .arg("--work-dir")
+        .arg(dir.join("work"))
         .arg("--csv")
         .arg(dir.join("soak.csv"))
         .arg("--svg")
@@ -50,6 +52,7 @@ fn short_soak_keeps_every_call_and_recording() {
     let run = run_for(&mut cmd, Duration::from_secs(150), &dir.path, "soak");
     assert!(run.success(), "bench/soak.py failed: {}", run.describe());
     let out = &run.stdout;
+    eprintln!("[e2e] bench/soak.py summary:\n{}", tail(out, 14));
     assert!(out.contains("PASSED"), "no PASSED line:\n{out}");
 
     let calls = summary_numbers(out, "calls placed / ok / fail");
