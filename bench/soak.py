@@ -28,6 +28,7 @@ Binds only 127.0.0.1.
 """
 import argparse, csv, os, re, shutil, signal, sqlite3, struct, subprocess, sys, tempfile, time
 
+sys.dont_write_bytecode = True  # importing run.py must not leave bench/__pycache__ behind
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as bench  # noqa: E402  (bench/run.py: free_port, start_oncall, proc_rss_kib, metrics, sipp_final_stats)
 
@@ -302,7 +303,11 @@ def run(args):
     duration = args.seconds if args.seconds else args.minutes * 60.0
     warmup = args.warmup if args.warmup is not None else min(300.0, max(30.0, duration / 5))
     binary = ensure_binary(args)
-    tmp = tempfile.mkdtemp(prefix="oncall-soak-")
+    if args.work_dir:
+        tmp = os.path.abspath(args.work_dir)
+        os.makedirs(tmp, exist_ok=True)
+    else:
+        tmp = tempfile.mkdtemp(prefix="oncall-soak-")
     oncall, sip_port, http = start_server(tmp, binary, args)
     pid = oncall.pid
     db = os.path.join(tmp, "data", "oncall.db")
@@ -432,7 +437,9 @@ def run(args):
     if args.keep:
         print(f"(work dir: {tmp})")
     else:
-        shutil.rmtree(tmp, ignore_errors=True)
+        # The recordings and the database are the bulk (GBs after a long run); logs and samples stay.
+        shutil.rmtree(os.path.join(tmp, "data"), ignore_errors=True)
+        print(f"(work dir: {tmp}; its recordings and database were removed, --keep keeps them)")
     return 0
 
 
@@ -450,5 +457,6 @@ if __name__ == "__main__":
     ap.add_argument("--svg", help="where to write the plot (default: the work dir)")
     ap.add_argument("--max-rss-slope", type=float, default=None, help="fail above this many KiB/min")
     ap.add_argument("--max-fd-slope", type=float, default=None, help="fail above this many fds/min")
-    ap.add_argument("--keep", action="store_true", help="keep the work dir (recordings, database, logs)")
+    ap.add_argument("--work-dir", help="config, database, recordings and logs go here (default: a new temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the recordings and the database of a passing run")
     sys.exit(run(ap.parse_args()))
