@@ -32,13 +32,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 use support::*;
 
-/// When the caller presses 1 ("page on-call"), seconds after the call is established.
-const KEY_1_AT: f64 = 2.0;
-const LEAD_IN: f64 = 0.7;
-const TAIL: f64 = 0.8;
-
-
-
 /// The snooze of key 7, shortened.
 const SNOOZE_SECS: u64 = 8;
 
@@ -66,32 +59,6 @@ fn silence_wav(dir: &Path) -> PathBuf {
 fn add_person(server: &Server, name: &str, email: &str, uri: &str) -> i64 {
     let out = server.oncall(&["person", "add", "--name", name, "--email", email, "--sip-uri", uri]);
     out.trim().parse().unwrap_or_else(|_| panic!("`oncall person add` printed {out:?}, not an id"))
-}
-
-/// A caller dials OnCall, presses 1, says `text`, presses #, and is hung up on. Returns the speech WAV.
-fn leave_message(server: &Server, work: &Path, text: &str) -> PathBuf {
-    let speech = speech_wav(work, "speech", text);
-    let speech_secs = read_wav(&speech).secs();
-    let record_prompt = prompt_secs("record_after_tone") + prompt_secs("beep");
-    let speech_at = KEY_1_AT + record_prompt + LEAD_IN;
-    let microphone = work.join("caller-microphone.wav");
-    tool(work, "sox", &[&speech.display().to_string(), &microphone.display().to_string(), "pad", &format!("{speech_at:.3}"), "40"]);
-    let mut caller = Baresip::start(&work.join("caller"), &microphone, Duration::from_secs(60));
-    caller.command("dial", &server.sip_uri());
-    let Some((established, _)) = caller.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) else {
-        panic!("the caller's call was not established:\n{}", tail(&caller.log(), 40));
-    };
-    sleep_until(established + Duration::from_secs_f64(KEY_1_AT));
-    caller.command("sndcode", "1");
-    thread::sleep(Duration::from_secs_f64(record_prompt + LEAD_IN + speech_secs + TAIL));
-    caller.command("sndcode", "#");
-    let closing = prompt_secs("request_created") + prompt_secs("goodbye");
-    if caller.wait_event("CALL_CLOSED", Duration::from_secs_f64(closing + 4.0)).is_none() {
-        caller.command("hangup", "");
-    }
-    caller.quit();
-    eprintln!("[e2e] caller left a {speech_secs:.1} s message");
-    speech
 }
 
 /// A microphone of `total` seconds with each clip placed at its start time (seconds), 8 kHz mono.
@@ -272,7 +239,7 @@ fn a_killed_server_carries_the_escalation_on_after_restart() {
     let mut erin = Baresip::start_callee(&work.join("erin"), &silence_wav(&work), Duration::from_secs(150), "erin");
     let erin_id = add_person(&server, "Erin", "erin@example.test", &erin.uri("erin"));
     server.oncall(&["policy", "add", "--name", "Chain", "--person", "ghost@example.test", "--person", "erin@example.test", "--wait-secs", "30"]);
-    let speech = leave_message(&server, &work, "The front door lock is broken and the building is open.");
+    let speech = leave_page_message(&server, &work, "The front door lock is broken and the building is open.");
     if let Err(rows) = server.wait_for_request(Duration::from_secs(5), |r| field(r, "status") == "notifying") {
         panic!("the request is not being escalated: {rows:#?}");
     }
@@ -324,7 +291,7 @@ fn seven_snoozes_and_five_escalates() {
     let erin_id = add_person(&server, "Erin", "erin@example.test", &erin.uri("erin"));
     let frank_id = add_person(&server, "Frank", "frank@example.test", &frank.uri("frank"));
     server.oncall(&["policy", "add", "--name", "Chain", "--person", "erin@example.test", "--person", "frank@example.test", "--wait-secs", "60"]);
-    leave_message(&server, &work, "The heating is off on the third floor.");
+    leave_page_message(&server, &work, "The heating is off on the third floor.");
     let Some((erin_at, _)) = erin.wait_event("CALL_ESTABLISHED", Duration::from_secs(15)) else {
         panic!("OnCall did not phone Erin; requests: {:#?}", server.requests());
     };
@@ -384,7 +351,7 @@ fn employee_hears_the_message_accepts_and_completes() {
     let erin_id = add_person(&server, "Erin", "erin@example.test", &erin.uri("erin"));
     server.oncall(&["policy", "add", "--name", "Front desk", "--person", "erin@example.test", "--wait-secs", "60"]);
 
-    let speech = leave_message(&server, &work, "The boiler in building B has stopped. There is no hot water.");
+    let speech = leave_page_message(&server, &work, "The boiler in building B has stopped. There is no hot water.");
     let Some((established, _)) = erin.wait_event("CALL_ESTABLISHED", Duration::from_secs(15)) else {
         panic!("OnCall did not phone Erin within 15 s of the message; requests: {:#?}", server.requests());
     };
@@ -449,7 +416,7 @@ fn decline_escalates_to_the_next_person() {
     let frank_id = add_person(&server, "Frank", "frank@example.test", &frank.uri("frank"));
     server.oncall(&["policy", "add", "--name", "Chain", "--person", "erin@example.test", "--person", "frank@example.test", "--wait-secs", "60"]);
 
-    leave_message(&server, &work, "The lift is stuck between floors two and three.");
+    leave_page_message(&server, &work, "The lift is stuck between floors two and three.");
     let Some((erin_at, _)) = erin.wait_event("CALL_ESTABLISHED", Duration::from_secs(15)) else {
         panic!("OnCall did not phone Erin; requests: {:#?}", server.requests());
     };
@@ -497,7 +464,7 @@ fn nobody_answering_exhausts_the_request() {
     let nowhere = format!("sip:ghost@{LOOPBACK}:{}", free_port());
     add_person(&server, "Ghost", "ghost@example.test", &nowhere);
     server.oncall(&["policy", "add", "--name", "Short", "--person", "ghost@example.test", "--wait-secs", "30"]);
-    leave_message(&server, &work, "Hello, is anyone there?");
+    leave_page_message(&server, &work, "Hello, is anyone there?");
     let left = Instant::now();
     // 30 s is the shortest step wait a policy may have.
     match server.wait_for_request(Duration::from_secs(45), |r| field(r, "status") == "exhausted") {

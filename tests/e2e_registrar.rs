@@ -179,21 +179,8 @@ fn baresip_registers_with_the_right_password_and_not_with_a_wrong_one() {
     checks.finish();
 }
 
-/// Runs a SIPVicious tool against the server's UDP port from loopback, with a free local port.
 fn scanner(server: &Server, tool: &str, label: &str, args: &[&str]) -> Finished {
-    require_tool(tool);
-    let mut cmd = Command::new(tool);
-    cmd.arg("-p")
-        .arg(server.sip_udp.port().to_string())
-        .arg("-b")
-        .arg(LOOPBACK)
-        .arg("-P")
-        .arg(free_port().to_string())
-        .args(args)
-        .arg(LOOPBACK);
-    let out = run_for(&mut cmd, Duration::from_secs(60), &server.dir.path, label);
-    assert!(!out.timed_out(), "{tool} did not finish: {}", out.describe());
-    out
+    sipvicious(server, tool, label, args, Duration::from_secs(60))
 }
 
 #[test]

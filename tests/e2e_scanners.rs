@@ -13,25 +13,11 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 use support::*;
 
-/// Runs a SIPVicious tool against the server's UDP port with a free local port on loopback.
 fn scanner(server: &Server, tool: &str, label: &str, args: &[&str]) -> Finished {
-    require_tool(tool);
-    let mut cmd = Command::new(tool);
-    cmd.arg("-p")
-        .arg(server.sip_udp.port().to_string())
-        .arg("-b")
-        .arg(LOOPBACK)
-        .arg("-P")
-        .arg(free_port().to_string())
-        .args(args)
-        .arg(LOOPBACK);
-    let out = run_for(&mut cmd, Duration::from_secs(25), &server.dir.path, label);
-    assert!(!out.timed_out(), "{tool} did not finish: {}", out.describe());
-    out
+    sipvicious(server, tool, label, args, Duration::from_secs(25))
 }
 
 #[test]

@@ -86,6 +86,22 @@ fn start_gateway() -> (SocketAddr, mpsc::Receiver<GatewayPost>) {
 const ERIN_PHONE: &str = "+15551234567";
 const INBOUND_TOKEN: &str = "hook-secret-42";
 
+/// Adds Erin (phone `ERIN_PHONE` plus `contact_args`, notified by text) and a policy paging her, then a
+/// caller leaves `message` with "page on-call". Returns Erin's id and the request once it is escalating.
+fn page_erin_by_text(server: &Server, work: &std::path::Path, contact_args: &[&str], message: &str) -> (i64, serde_json::Value) {
+    let mut args = vec!["person", "add", "--name", "Erin", "--email", "erin@example.test", "--phone", ERIN_PHONE];
+    args.extend_from_slice(contact_args);
+    args.push("--text");
+    let out = server.oncall(&args);
+    let erin_id: i64 = out.trim().parse().unwrap_or_else(|_| panic!("`oncall person add` printed {out:?}"));
+    server.oncall(&["policy", "add", "--name", "Front desk", "--person", "erin@example.test", "--wait-secs", "60"]);
+    leave_page_message(server, work, message);
+    match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "notifying") {
+        Ok(r) => (erin_id, r),
+        Err(rows) => panic!("the request is not being escalated: {rows:#?}\n{}", server.log_tail(40)),
+    }
+}
+
 #[test]
 fn a_text_through_the_gateway_and_an_ack_reply() {
     let (gateway, posts) = start_gateway();
@@ -102,37 +118,7 @@ fn a_text_through_the_gateway_and_an_ack_reply() {
     );
     let work = server.dir.subdir("peers");
     let mut checks = Checks::default();
-    let out = server.oncall(&[
-        "person",
-        "add",
-        "--name",
-        "Erin",
-        "--email",
-        "erin@example.test",
-        "--phone",
-        ERIN_PHONE,
-        "--text",
-    ]);
-    let erin_id: i64 = out
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("`oncall person add` printed {out:?}"));
-    server.oncall(&[
-        "policy",
-        "add",
-        "--name",
-        "Front desk",
-        "--person",
-        "erin@example.test",
-        "--wait-secs",
-        "60",
-    ]);
-
-    leave_page_message(&server, &work, "The heating in the lobby has stopped working.");
-    let request = match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "notifying") {
-        Ok(r) => r,
-        Err(rows) => panic!("the request is not being escalated: {rows:#?}\n{}", server.log_tail(40)),
-    };
+    let (erin_id, request) = page_erin_by_text(&server, &work, &[], "The heating in the lobby has stopped working.");
     let id = request["id"].as_i64().expect("request id");
     let caller = field(&request, "caller").to_string();
     let caller_user = caller
@@ -328,39 +314,7 @@ fn a_text_by_sip_message_and_a_reply_by_sip_message() {
     phone.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let port = phone.local_addr().unwrap().port();
     let uri = format!("sip:erin@127.0.0.1:{port}");
-    let out = server.oncall(&[
-        "person",
-        "add",
-        "--name",
-        "Erin",
-        "--email",
-        "erin@example.test",
-        "--phone",
-        ERIN_PHONE,
-        "--sip-uri",
-        &uri,
-        "--text",
-    ]);
-    let erin_id: i64 = out
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("`oncall person add` printed {out:?}"));
-    server.oncall(&[
-        "policy",
-        "add",
-        "--name",
-        "Front desk",
-        "--person",
-        "erin@example.test",
-        "--wait-secs",
-        "60",
-    ]);
-
-    leave_page_message(&server, &work, "The elevator is stuck between two floors.");
-    let request = match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "notifying") {
-        Ok(r) => r,
-        Err(rows) => panic!("the request is not being escalated: {rows:#?}\n{}", server.log_tail(40)),
-    };
+    let (erin_id, request) = page_erin_by_text(&server, &work, &["--sip-uri", &uri], "The elevator is stuck between two floors.");
     let id = request["id"].as_i64().expect("request id");
     let Some((call_id, content_type, body)) = receive_message(&phone, Duration::from_secs(10), "") else {
         panic!("no MESSAGE reached Erin's phone within 10 s\n{}", server.log_tail(40));

@@ -1801,12 +1801,33 @@ pub fn http_post(addr: SocketAddr, path: &str, content_type: &str, headers: &[(&
     Some((status, body))
 }
 
-/// A caller (baresip) dials OnCall, presses 1 ("page on-call") 2 s after the answer, says `text` after the
-/// record prompt and beep, presses # and is hung up on (or hangs up). Returns the speech WAV.
+/// Runs a SIPVicious tool (`svmap`, `svwar`, `svcrack`, …) against the server's UDP port from loopback, with
+/// a free local port; fails the test when it does not finish within `limit`.
+pub fn sipvicious(server: &Server, tool: &str, label: &str, args: &[&str], limit: Duration) -> Finished {
+    require_tool(tool);
+    let mut cmd = Command::new(tool);
+    cmd.arg("-p")
+        .arg(server.sip_udp.port().to_string())
+        .arg("-b")
+        .arg(LOOPBACK)
+        .arg("-P")
+        .arg(free_port().to_string())
+        .args(args)
+        .arg(LOOPBACK);
+    let out = run_for(&mut cmd, limit, &server.dir.path, label);
+    assert!(!out.timed_out(), "{tool} did not finish: {}", out.describe());
+    out
+}
+
+/// When a paging caller presses 1 ("page on-call"), seconds after the call is established.
+pub const KEY_1_AT: f64 = 2.0;
+/// Silence between the record beep and the caller's speech, and after it before #.
+pub const LEAD_IN: f64 = 0.7;
+pub const TAIL: f64 = 0.8;
+
+/// A caller (baresip) dials OnCall, presses 1 ("page on-call") [`KEY_1_AT`] s after the answer, says `text`
+/// after the record prompt and beep, presses # and is hung up on (or hangs up). Returns the speech WAV.
 pub fn leave_page_message(server: &Server, work: &Path, text: &str) -> PathBuf {
-    const KEY_1_AT: f64 = 2.0;
-    const LEAD_IN: f64 = 0.7;
-    const TAIL: f64 = 0.8;
     let speech = speech_wav(work, "speech", text);
     let speech_secs = read_wav(&speech).secs();
     let record_prompt = prompt_secs("record_after_tone") + prompt_secs("beep");
@@ -1827,5 +1848,6 @@ pub fn leave_page_message(server: &Server, work: &Path, text: &str) -> PathBuf {
         caller.command("hangup", "");
     }
     caller.quit();
+    eprintln!("[e2e] caller left a {speech_secs:.1} s message");
     speech
 }
