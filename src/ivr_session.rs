@@ -40,7 +40,6 @@ pub struct IvrSession {
     /// A stopped recording waiting for the flow to say what it was for.
     stopped: Option<WavRecorder>,
     closer: std::sync::mpsc::Sender<CloseJob>,
-    last_checkpoint: Instant,
     recording_path: PathBuf,
     tx: UnboundedSender<SessionEvent>,
     started: bool,
@@ -79,7 +78,6 @@ impl IvrSession {
             recorder: None,
             stopped: None,
             closer,
-            last_checkpoint: Instant::now(),
             recording_path,
             tx,
             started: false,
@@ -93,11 +91,11 @@ impl IvrSession {
             tracing::info!(call = self.call.0, digit = %d, "key pressed");
         }
         self.flow.handle(input, now);
-        self.pump(now);
+        self.pump();
     }
 
     /// Carries out what the flow asked for.
-    fn pump(&mut self, now: Instant) {
+    fn pump(&mut self) {
         while let Some(out) = self.flow.poll_output() {
             match out {
                 Output::Play(names) => {
@@ -111,7 +109,7 @@ impl IvrSession {
                     }));
                 }
                 Output::StopPlayback => self.playback.stop(),
-                Output::StartRecording => self.start_recording(now),
+                Output::StartRecording => self.start_recording(),
                 Output::StopRecording => self.stop_recording(),
                 Output::MessageRecorded(kind) => {
                     if let Some(rec) = self.stopped.take() {
@@ -132,7 +130,7 @@ impl IvrSession {
         }
     }
 
-    fn start_recording(&mut self, now: Instant) {
+    fn start_recording(&mut self) {
         if let Some(dir) = self.recording_path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
@@ -141,7 +139,6 @@ impl IvrSession {
                 tracing::info!(call = self.call.0, path = %self.recording_path.display(), "recording started");
                 self.recorder = Some(r);
                 self.silence.reset();
-                self.last_checkpoint = now;
             }
             Err(e) => tracing::error!(call = self.call.0, error = %e, "cannot create recording"),
         }
@@ -199,10 +196,7 @@ impl MediaApp for IvrSession {
             if let Err(e) = rec.write(pcm) {
                 tracing::error!(call = self.call.0, error = %e, "recording write failed");
             }
-            if now.duration_since(self.last_checkpoint) >= Duration::from_secs(1) {
-                let _ = rec.checkpoint();
-                self.last_checkpoint = now;
-            }
+            let _ = rec.checkpoint_if_due();
             if self.silence_enabled && self.silence.feed(pcm) && self.silence.heard_sound() {
                 self.input(Input::Silence, now);
             }
@@ -219,11 +213,11 @@ impl MediaApp for IvrSession {
         if !self.started {
             self.started = true;
             self.flow.start(now);
-            self.pump(now);
+            self.pump();
         }
         if self.flow.poll_timeout().is_some_and(|t| now >= t) {
             self.flow.handle_timeout(now);
-            self.pump(now);
+            self.pump();
         }
         if self.hold.is_some() {
             self.watch_hold(now);
@@ -251,7 +245,7 @@ impl MediaApp for IvrSession {
     fn finish(&mut self, now: Instant) {
         self.leave_hold();
         self.flow.handle(Input::Hangup, now);
-        self.pump(now);
+        self.pump();
         self.stop_recording();
         if let Some(rec) = self.stopped.take() {
             let _ = self.closer.send(CloseJob::Recording { call: self.call, kind: RequestKind::Message, rec });

@@ -77,7 +77,6 @@ struct Bridge {
     /// The employee's latest frame, paired with the caller's in the stereo recording.
     heard: [i16; SAMPLES_PER_FRAME],
     stereo: [i16; 2 * SAMPLES_PER_FRAME],
-    last_checkpoint: Instant,
 }
 
 impl PageSession {
@@ -116,7 +115,7 @@ impl PageSession {
     }
 
     /// Joins the caller; false when they are gone (or someone else has them).
-    fn bridge(&mut self, now: Instant) -> bool {
+    fn bridge(&mut self) -> bool {
         let Some(c) = &mut self.caller else { return false };
         let Some(link) = c.room.connect(c.call) else { return false };
         if let Some(dir) = c.recording_path.parent() {
@@ -130,7 +129,7 @@ impl PageSession {
             }
         };
         tracing::info!(call = self.call.0, request = %self.key.request, person = %self.key.person, caller_call = c.call.0, "employee bridged to the caller");
-        c.bridge = Some(Bridge { link, recorder, heard: [0; SAMPLES_PER_FRAME], stereo: [0; 2 * SAMPLES_PER_FRAME], last_checkpoint: now });
+        c.bridge = Some(Bridge { link, recorder, heard: [0; SAMPLES_PER_FRAME], stereo: [0; 2 * SAMPLES_PER_FRAME] });
         true
     }
 
@@ -192,7 +191,7 @@ impl PageSession {
                     Some(PageDecision::Hangup)
                 }
                 PageOutput::Bridge => {
-                    if !self.bridge(now) {
+                    if !self.bridge() {
                         tracing::info!(call = self.call.0, request = %self.key.request, "the caller is no longer holding; playing the message");
                         self.flow.handle(PageInput::CallerGone, now);
                     }
@@ -246,9 +245,8 @@ impl MediaApp for PageSession {
                     if let Err(e) = rec.write(&b.stereo) {
                         tracing::error!(error = %e, "conversation recording write failed");
                         b.recorder = None;
-                    } else if now.duration_since(b.last_checkpoint) >= Duration::from_secs(1) {
-                        let _ = rec.checkpoint();
-                        b.last_checkpoint = now;
+                    } else {
+                        let _ = rec.checkpoint_if_due();
                     }
                 }
                 // A lost packet leaves silence, not a repeat of the last frame.

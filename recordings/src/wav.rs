@@ -62,6 +62,8 @@ pub struct WavRecorder {
     channels: u16,
     sample_rate: u32,
     frames: u64,
+    /// `frames` at the last checkpoint.
+    checkpointed: u64,
     meter: LevelMeter,
 }
 
@@ -93,7 +95,7 @@ impl WavRecorder {
         let spec =
             hound::WavSpec { channels, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
         let writer = hound::WavWriter::new(BufWriter::with_capacity(BUFFER_BYTES, file), spec)?;
-        Ok(WavRecorder { writer, sync_handle, path, channels, sample_rate, frames: 0, meter: LevelMeter::new() })
+        Ok(WavRecorder { writer, sync_handle, path, channels, sample_rate, frames: 0, checkpointed: 0, meter: LevelMeter::new() })
     }
 
     /// Appends interleaved samples (whole frames only).
@@ -118,6 +120,16 @@ impl WavRecorder {
     /// protects against power loss rather than a crash, and [`WavRecorder::finish`] does it once at the end.
     pub fn checkpoint(&mut self) -> Result<(), RecorderError> {
         self.writer.flush()?;
+        self.checkpointed = self.frames;
+        Ok(())
+    }
+
+    /// Checkpoints when a second of audio or more was written since the last checkpoint: a recorder fed
+    /// frame by frame calls this after each write and loses at most a second to a crash.
+    pub fn checkpoint_if_due(&mut self) -> Result<(), RecorderError> {
+        if self.frames - self.checkpointed >= u64::from(self.sample_rate) {
+            self.checkpoint()?;
+        }
         Ok(())
     }
 
@@ -225,6 +237,24 @@ mod tests {
         assert_eq!(samples.len() as u32, new_data_len / 2);
         assert_eq!(&samples[..8000], &audio[..]);
         assert_eq!(&samples[8000..], &ramp(40000)[..samples.len() - 8000]);
+    }
+
+    #[test]
+    fn checkpoint_if_due_checkpoints_each_second_of_audio() {
+        let dir = TestDir::new("wav-checkpoint-due");
+        let path = dir.path().join("due.wav");
+        let mut rec = WavRecorder::create(&path, 2, 8000).unwrap();
+        // 49 writes of 160 stereo frames: 7840 frames, under a second.
+        for frame in ramp(2 * 7840).chunks(320) {
+            rec.write(frame).unwrap();
+            rec.checkpoint_if_due().unwrap();
+        }
+        assert_eq!(rec.checkpointed, 0, "0.98 s: not due yet");
+        rec.write(&ramp(320)).unwrap();
+        rec.checkpoint_if_due().unwrap();
+        assert_eq!(rec.checkpointed, 8000, "a second of stereo frames");
+        std::mem::forget(rec);
+        assert_eq!(read(&path).1.len(), 2 * 8000, "the header on disk describes the checkpoint");
     }
 
     #[test]
