@@ -142,6 +142,8 @@ impl Paging {
         let mut active: HashMap<RequestId, Active> = HashMap::new();
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first beat (at once) also takes back what this instance held before a restart.
+        let mut restarting = true;
         loop {
             let next = active.values().filter_map(|a| a.engine.poll_timeout()).min();
             let sleep = async {
@@ -155,7 +157,10 @@ impl Paging {
                     let Some(ev) = ev else { break };
                     self.on_event(ev, &mut active).await;
                 }
-                _ = heartbeat.tick() => self.heartbeat(&mut active).await,
+                _ = heartbeat.tick() => {
+                    self.heartbeat(&mut active, restarting).await;
+                    restarting = false;
+                }
                 _ = sleep => {
                     let now = Timestamp::now();
                     let due: Vec<RequestId> = active.iter().filter(|(_, a)| a.engine.poll_timeout().is_some_and(|t| t <= now)).map(|(id, _)| *id).collect();
@@ -332,13 +337,14 @@ impl Paging {
     }
 
     /// Renews the leases of the escalations this instance runs, and takes over those nobody runs
-    /// (their instance died, or this one restarted): each resumes where it was saved.
-    async fn heartbeat(&self, active: &mut HashMap<RequestId, Active>) {
+    /// (their instance died, or, when `restarting`, this one before it restarted): each resumes
+    /// where it was saved.
+    async fn heartbeat(&self, active: &mut HashMap<RequestId, Active>, restarting: bool) {
         let now = Timestamp::now();
         if let Err(e) = self.store.renew_escalation_leases(self.org, &self.owner, LEASE, now).await {
             tracing::warn!(error = %e, "cannot renew escalation leases");
         }
-        let claimed = match self.store.claim_orphaned_escalations(self.org, &self.owner, now, LEASE, 100).await {
+        let claimed = match self.store.claim_orphaned_escalations(self.org, &self.owner, now, LEASE, 100, restarting).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot look for orphaned escalations");

@@ -99,10 +99,24 @@ impl Store {
     }
 
     /// Leases up to `limit` unfinished escalations nobody holds (never leased, or the lease
-    /// expired: their instance died) plus those `owner` itself held before a restart, due or not:
-    /// the instance then runs them to their next timeout itself.
-    pub async fn claim_orphaned_escalations(&self, org: OrgId, owner: &str, now: Timestamp, lease: Millis, limit: i64) -> Result<Vec<ClaimedWork>> {
-        self.claim_escalations(org, owner, now, lease, limit, "(lease_owner IS NULL OR lease_owner = $1 OR lease_expires_at <= $3)").await
+    /// expired: their instance died), due or not: the instance then runs them to their next
+    /// timeout itself. With `include_own` (at start-up) also those `owner` held before a restart,
+    /// whose leases have not expired yet; a running instance leaves them out, it drives them already.
+    pub async fn claim_orphaned_escalations(
+        &self,
+        org: OrgId,
+        owner: &str,
+        now: Timestamp,
+        lease: Millis,
+        limit: i64,
+        include_own: bool,
+    ) -> Result<Vec<ClaimedWork>> {
+        let condition = if include_own {
+            "(lease_owner IS NULL OR lease_owner = $1 OR lease_expires_at <= $3)"
+        } else {
+            "(lease_owner IS NULL OR lease_expires_at <= $3)"
+        };
+        self.claim_escalations(org, owner, now, lease, limit, condition).await
     }
 
     /// `condition` narrows the unfinished work of `org` ($1 owner, $3 now).

@@ -411,15 +411,16 @@ async fn held_escalations_survive_their_instance() {
         let lease = Millis::seconds(30);
         assert!(s.hold_escalation(a, &engine, "i1", lease, NOW).await.unwrap());
         // Held and alive: nobody else gets it, due or not, and its holder's saves go through.
-        assert!(s.claim_orphaned_escalations(a, "i2", NOW + Millis::seconds(10), lease, 10).await.unwrap().is_empty());
+        assert!(s.claim_orphaned_escalations(a, "i2", NOW + Millis::seconds(10), lease, 10, false).await.unwrap().is_empty());
         assert_eq!(s.renew_escalation_leases(a, "i1", lease, NOW + Millis::seconds(20)).await.unwrap(), 1);
-        assert!(s.claim_orphaned_escalations(a, "i2", NOW + Millis::seconds(40), lease, 10).await.unwrap().is_empty(), "renewed until 50 s");
+        assert!(s.claim_orphaned_escalations(a, "i2", NOW + Millis::seconds(40), lease, 10, false).await.unwrap().is_empty(), "renewed until 50 s");
         // A restarted i1 takes its own work back at once, before it is due.
-        let mine = s.claim_orphaned_escalations(a, "i1", NOW + Millis::seconds(41), lease, 10).await.unwrap();
+        assert!(s.claim_orphaned_escalations(a, "i1", NOW + Millis::seconds(41), lease, 10, false).await.unwrap().is_empty(), "running: not reclaimed");
+        let mine = s.claim_orphaned_escalations(a, "i1", NOW + Millis::seconds(41), lease, 10, true).await.unwrap();
         assert_eq!((mine.len(), mine[0].request), (1, req));
         // i1 dies: after the lease, i2 takes the not-yet-due work over and i1's late save is refused.
         let later = NOW + Millis::seconds(72);
-        let taken = s.claim_orphaned_escalations(a, "i2", later, lease, 10).await.unwrap();
+        let taken = s.claim_orphaned_escalations(a, "i2", later, lease, 10, false).await.unwrap();
         assert_eq!(taken.len(), 1, "{}", db.label);
         assert!(!s.hold_escalation(a, &engine, "i1", lease, later).await.unwrap(), "the new holder's state wins");
         assert!(s.hold_escalation(a, &taken[0].engine, "i2", lease, later).await.unwrap());
