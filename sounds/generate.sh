@@ -54,6 +54,24 @@ speak no_input          "We did not receive your selection."
 speak request_created   "Your request has been received. Someone will get back to you shortly."
 speak everyone_unavailable "We are sorry, no one is available right now. Your request has been recorded and will be handled as soon as possible."
 
+echo "After hours (business hours, issue 7):"
+speak closed_now            "Our office is closed right now."
+speak call_back_after       "We will call you back after"
+speak after_hours_emergency "If this is an emergency, press 1 now. Otherwise, stay on the line to leave a message."
+
+echo "Clock times (\"eight thirty A M\", with the digits below):"
+teens=(ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen)
+for i in "${!teens[@]}"; do
+    speak "number_$((10 + i))" "${teens[$i]}"
+done
+speak number_20 "twenty"
+speak number_30 "thirty"
+speak number_40 "forty"
+speak number_50 "fifty"
+speak oh "oh"
+speak am "A M"
+speak pm "P M"
+
 echo "Digits:"
 words=(zero one two three four five six seven eight nine)
 for d in "${!words[@]}"; do

@@ -68,6 +68,10 @@ pub struct Controller {
     pub registrar: Option<crate::registrar_service::RegistrarService>,
     /// Text messages by SIP MESSAGE: sent for paging, and replies received (`[texts]`).
     pub texts: crate::texts::SipTexts,
+    /// The organization's business hours: after hours, `normal` IVR options defer their page.
+    pub hours: crate::business_hours_source::HoursSource,
+    /// Set when `[redirect] enabled`: answers INVITEs to `oncall-<schedule>@` (see `redirect.rs`).
+    pub redirect: Option<crate::redirect::Redirector>,
 }
 
 pub struct PagingLink {
@@ -373,11 +377,23 @@ impl Controller {
 
     fn on_event(&mut self, ev: UaEvent, calls: &mut HashMap<CallRef, CallState>, sessions: &Sessions, now: Instant) {
         match ev {
-            UaEvent::IncomingCall { call, call_id, from, to, offer, source, .. } => {
+            UaEvent::IncomingCall { call, call_id, from, to, offer, source, request_uri } => {
                 self.counters.calls_received.fetch_add(1, Ordering::Relaxed);
                 let span = tracing::info_span!("call", call_id = %call_id);
                 let _e = span.enter();
-                if !self.trunks.source_allowed(source.addr.ip()) {
+                // `oncall-<schedule>@`: a 302 to the on-call people (or 403/404/480), before the trunks'
+                // source filter, which the redirect's own trusted sources extend.
+                // A `-bridge` call comes from a source the redirect trusts: the IVR takes it.
+                let bridged = match self.redirect.as_ref().and_then(|r| r.decide(&request_uri, source.addr, Timestamp::now())) {
+                    Some(crate::redirect::Decision::Redirect { contacts, .. }) => return self.ua.redirect(call, 302, &contacts, now),
+                    Some(crate::redirect::Decision::Reject(status)) => return self.ua.reject(call, status, now),
+                    Some(crate::redirect::Decision::Bridge { schedule }) => {
+                        tracing::info!(%schedule, source = %source.addr, "bridge: an IVR call about the schedule");
+                        true
+                    }
+                    None => false,
+                };
+                if !bridged && !self.trunks.source_allowed(source.addr.ip()) {
                     tracing::warn!(source = %source.addr, %from, "INVITE from an address no trunk allows; 403");
                     self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
                     self.ua.reject(call, 403, now);
@@ -478,6 +494,9 @@ impl Controller {
         let mut app = IvrSession::new(call, ivr, prompts, media.telephone_event.is_none(), path, sessions.events.clone(), sessions.closer.clone());
         if let Some(p) = self.paging.as_ref().filter(|p| !p.max_hold.is_zero()) {
             app = app.with_hold(p.hold.clone(), p.max_hold);
+        }
+        if let Some((hour, minute)) = self.hours.closed_until(Timestamp::now()) {
+            app = app.after_hours(hour, minute);
         }
         self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app) })));
     }

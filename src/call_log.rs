@@ -27,18 +27,31 @@ struct Row {
     recording: Option<(String, i64)>,
 }
 
+/// What the call row says a recording is for.
+fn kind_name(kind: RequestKind) -> &'static str {
+    match kind {
+        RequestKind::Page => "page",
+        RequestKind::Message => "message",
+        RequestKind::PageWhenOpen => "page_when_open",
+    }
+}
+
+/// `instance` is this instance's `[instance] id`: its calls are tagged with it, and the calls a crash left open
+/// under it are closed first (see [`recover_cut_calls`]).
 pub async fn run(
     store: Store,
     org: OrgId,
+    instance: String,
     recordings_root: PathBuf,
     mut rx: mpsc::UnboundedReceiver<CallLogEvent>,
     paging: Option<mpsc::UnboundedSender<PagingEvent>>,
 ) {
+    recover_cut_calls(&store, org, &instance, &recordings_root, paging.as_ref()).await;
     let mut rows: HashMap<CallRef, Row> = HashMap::new();
     while let Some(ev) = rx.recv().await {
         let result = match ev {
             CallLogEvent::Received { call, call_id, caller, called, at } => {
-                let new = NewCall { org, call_id, caller, called, received_at: at };
+                let new = NewCall { org, call_id, caller, called, received_at: at, instance: instance.clone() };
                 store.insert_call(&new).await.map(|id| {
                     rows.insert(call, Row { id, recording: None });
                 })
@@ -49,6 +62,10 @@ pub async fn run(
             },
             CallLogEvent::EndedEarly { call, at } => match rows.remove(&call) {
                 Some(r) => store.call_ended(org, r.id, at, "", None, None).await,
+                None => Ok(()),
+            },
+            CallLogEvent::Session(SessionEvent::RecordingStarted { call, kind, path }) => match rows.get(&call) {
+                Some(r) => store.call_recording_started(org, r.id, &path.to_string_lossy(), kind_name(kind)).await,
                 None => Ok(()),
             },
             CallLogEvent::Session(SessionEvent::MessageRecorded { call, kind, info }) => {
@@ -70,9 +87,7 @@ pub async fn run(
                 };
                 let rec = NewRecording {
                     request,
-                    kind: match kind {
-                        RequestKind::Page | RequestKind::Message => "message".into(),
-                    },
+                    kind: "message".into(),
                     storage_key: key,
                     duration_ms: info.duration_ms as i64,
                     peak: info.peak as f64,
@@ -81,7 +96,7 @@ pub async fn run(
                 };
                 let added = store.add_recording(org, &rec).await.map(drop);
                 // Paged only once the message is stored: the employee hears it.
-                if let (Some(paging), Some(request), RequestKind::Page) = (&paging, request, kind) {
+                if let (Some(paging), Some(request), RequestKind::Page | RequestKind::PageWhenOpen) = (&paging, request, kind) {
                     let _ = paging.send(PagingEvent::RequestOpened { request, caller, recording: info.path.clone(), caller_call: Some(call) });
                 }
                 added
@@ -112,4 +127,85 @@ pub async fn run(
             tracing::error!(error = %e, "call log write failed");
         }
     }
+}
+
+/// Start-up after a crash: the calls this instance was carrying when it died never ended. Each gets its end (the
+/// last write to its recording, else when it came in); one whose caller had started a message gets the request that
+/// message was for, with the recording attached (the uploader repaired the WAV and registered it, request-less,
+/// before this runs), and a "page on-call" one is paged like any other. A caller cut mid-message loses nothing
+/// that reached the disk.
+async fn recover_cut_calls(
+    store: &Store,
+    org: OrgId,
+    instance: &str,
+    recordings_root: &std::path::Path,
+    paging: Option<&mpsc::UnboundedSender<PagingEvent>>,
+) {
+    let calls = match store.open_calls_of(org, instance).await {
+        Ok(c) => c,
+        Err(e) => return tracing::error!(error = %e, "cannot look for calls cut by a crash"),
+    };
+    for call in calls {
+        if let Err(e) = recover_cut_call(store, org, &call, recordings_root, paging).await {
+            tracing::error!(call_row = call.id.0, error = %e, "cannot recover a call cut by a crash");
+        }
+    }
+}
+
+async fn recover_cut_call(
+    store: &Store,
+    org: OrgId,
+    call: &oncall_core::store::Call,
+    recordings_root: &std::path::Path,
+    paging: Option<&mpsc::UnboundedSender<PagingEvent>>,
+) -> oncall_core::store::Result<()> {
+    let Some(path) = call.recording_path.as_deref().map(PathBuf::from) else {
+        tracing::warn!(call_row = call.id.0, caller = %call.caller, "closing a call cut by a crash (no message recorded)");
+        return store.call_ended(org, call.id, call.received_at, &call.digits, None, None).await;
+    };
+    let measured = {
+        let p = path.clone();
+        tokio::task::spawn_blocking(move || oncall_recordings::uploader::measure_wav(&p)).await.ok().and_then(Result::ok)
+    };
+    let Some((duration_ms, peak, rms, modified)) = measured else {
+        tracing::error!(call_row = call.id.0, path = %path.display(), "closing a call cut by a crash: its recording is unreadable");
+        return store.call_ended(org, call.id, call.received_at, &call.digits, None, None).await;
+    };
+    let key = path.strip_prefix(recordings_root).unwrap_or(&path).to_string_lossy().into_owned();
+    let request = match store.request_for_call(org, call.id).await? {
+        Some(r) => r,
+        None => {
+            let r = store.create_request_for_call(org, call.id, &call.caller, modified).await?;
+            store
+                .append_event(org, r, oncall_core::Actor::System, "note", "the call was cut by a restart of OnCall; the message is kept as far as it was recorded", modified)
+                .await?;
+            // The uploader registered the file without a request; without that row (its registration failed), add one.
+            let rows = store.recordings_by_storage_key(&key).await?;
+            match rows.iter().find(|r| r.org == org && r.request.is_none()) {
+                Some(row) => store.attach_recording(org, row.id, r, modified).await?,
+                None if rows.iter().any(|r| r.org == org) => {}
+                None => {
+                    let rec = NewRecording {
+                        request: Some(r),
+                        kind: "message".into(),
+                        storage_key: key.clone(),
+                        duration_ms: duration_ms as i64,
+                        peak: f64::from(peak),
+                        rms: f64::from(rms),
+                        created_at: modified,
+                    };
+                    store.add_recording(org, &rec).await?;
+                }
+            }
+            tracing::warn!(call_row = call.id.0, request = %r, duration_ms, "opened the request of a message cut by a crash");
+            if let (Some(paging), Some("page" | "page_when_open")) = (paging, call.recording_kind.as_deref()) {
+                let _ = paging.send(PagingEvent::RequestOpened { request: r, caller: call.caller.clone(), recording: path.clone(), caller_call: None });
+            }
+            r
+        }
+    };
+    tracing::info!(call_row = call.id.0, %request, "closed a call cut by a crash");
+    store
+        .call_ended(org, call.id, modified.max(call.received_at), &call.digits, Some(&path.to_string_lossy()), Some(duration_ms as i64))
+        .await
 }

@@ -24,6 +24,95 @@ pub struct Config {
     pub registrar: RegistrarSection,
     /// `[texts]`: text-message notifications and replies (issue 6 item 6).
     pub texts: TextsConfig,
+    /// `[redirect]`: `oncall-<schedule>@` answered with a 302 to the on-call people (issue 7 item 4).
+    pub redirect: RedirectConfig,
+    /// `[business_hours]`: opening times seeding the organization's business hours (issue 7 item 1).
+    pub business_hours: BusinessHoursConfig,
+}
+
+/// `[business_hours]`: weekly opening times in `time_zone` and closed dates. Written to the database at
+/// start-up only when the organization has none stored yet: after that the web page (Business hours) is
+/// what counts, and this section is ignored (a note is logged). No day set: no business hours from the
+/// config (always open unless set on the web).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusinessHoursConfig {
+    /// IANA zone the hours are in; empty: the organization's zone.
+    pub time_zone: String,
+    /// `"08:00-18:00"`, several as `"08:00-12:00, 13:00-17:00"`, or `"closed"` / absent.
+    pub monday: Option<String>,
+    pub tuesday: Option<String>,
+    pub wednesday: Option<String>,
+    pub thursday: Option<String>,
+    pub friday: Option<String>,
+    pub saturday: Option<String>,
+    pub sunday: Option<String>,
+    /// Holidays and closures, `YYYY-MM-DD`, in the business hours' zone.
+    pub closed: Vec<String>,
+}
+
+impl BusinessHoursConfig {
+    fn days(&self) -> [Option<&str>; 7] {
+        [&self.monday, &self.tuesday, &self.wednesday, &self.thursday, &self.friday, &self.saturday, &self.sunday].map(|d| d.as_deref())
+    }
+
+    /// Whether the section sets any hours at all.
+    pub fn is_set(&self) -> bool {
+        self.days().iter().any(Option::is_some)
+    }
+
+    /// The hours, with `org_zone` when `time_zone` is empty; `Ok(None)` when no day is set. Errors name the
+    /// key (`business_hours.monday: ...`).
+    pub fn hours(&self, org_zone: &str) -> Result<Option<oncall_core::BusinessHours>> {
+        if !self.is_set() {
+            if !self.closed.is_empty() || !self.time_zone.is_empty() {
+                bail!("business_hours: set the opening hours of at least one day (monday = \"08:00-18:00\")");
+            }
+            return Ok(None);
+        }
+        let zone = if self.time_zone.trim().is_empty() { org_zone } else { self.time_zone.as_str() };
+        let days = self.days().map(|d| d.unwrap_or(""));
+        oncall_core::BusinessHours::parse(zone, days, &self.closed).map(Some).map_err(|e| anyhow::anyhow!("business_hours.{e}"))
+    }
+}
+
+/// `[redirect]`: an INVITE to `oncall-<schedule>@` is answered `302 Moved Temporarily` with the
+/// on-call people's phones as Contacts (see `src/redirect.rs`, `docs/pbx.md`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedirectConfig {
+    /// On by default; off, `oncall-...` users are ordinary calls to the IVR.
+    pub enabled: bool,
+    /// Addresses or CIDR ranges (besides every `[[trunks]]` entry's `allowed_sources`, and phones
+    /// registered with OnCall) that may ask for a redirect; anyone else gets 403, since a 302 lists
+    /// employees' numbers.
+    pub allowed_sources: Vec<String>,
+    /// At most this many Contacts in one 302 (q-values step down by 1/this from 1.0).
+    pub max_contacts: usize,
+}
+
+impl Default for RedirectConfig {
+    fn default() -> Self {
+        RedirectConfig { enabled: true, allowed_sources: Vec::new(), max_contacts: 10 }
+    }
+}
+
+impl RedirectConfig {
+    pub fn sources(&self) -> Vec<SourceNet> {
+        self.allowed_sources.iter().filter_map(|s| SourceNet::parse(s)).collect()
+    }
+
+    fn validate(&self) -> Result<()> {
+        for src in &self.allowed_sources {
+            if SourceNet::parse(src).is_none() {
+                bail!("redirect.allowed_sources: {src:?} is not an IP address or CIDR range");
+            }
+        }
+        if !(1..=20).contains(&self.max_contacts) {
+            bail!("redirect.max_contacts ({}) must be between 1 and 20", self.max_contacts);
+        }
+        Ok(())
+    }
 }
 
 /// `[texts]`: how `text` notifications are sent (an HTTP SMS gateway, Twilio-compatible by default,
@@ -545,6 +634,8 @@ impl Config {
         self.webhooks.validate()?;
         self.registrar.validate()?;
         self.texts.validate()?;
+        self.redirect.validate()?;
+        self.business_hours.hours("UTC")?;
         if let Some(url) = self.http.public_url.as_deref().filter(|u| !u.is_empty()) {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 bail!("http.public_url ({url:?}) must start with http:// or https://");
@@ -684,6 +775,26 @@ allowed_sources = ["10.0.0.0/8", "192.0.2.7"]
         let mut bad = cfg;
         bad.trunks[0].transport = "sctp".into();
         assert!(bad.validate().unwrap_err().to_string().contains("trunks[0]"));
+    }
+
+    #[test]
+    fn business_hours_parse_and_errors_name_the_key() {
+        let t: toml::Table = "[business_hours]\ntime_zone = \"Europe/Paris\"\nmonday = \"08:00-18:00\"\nsaturday = \"closed\"\nclosed = [\"2026-12-25\"]\n".parse().unwrap();
+        let cfg = Config::deserialize(toml::Value::Table(t)).unwrap();
+        cfg.validate().unwrap();
+        let hours = cfg.business_hours.hours("UTC").unwrap().unwrap();
+        assert_eq!(hours.time_zone.name(), "Europe/Paris");
+        assert_eq!(hours.closures.len(), 1);
+        assert!(Config::default().business_hours.hours("UTC").unwrap().is_none(), "absent: always open");
+        let mut bad = cfg.clone();
+        bad.business_hours.tuesday = Some("9-5".into());
+        assert!(bad.validate().unwrap_err().to_string().contains("business_hours.tuesday"));
+        let mut bad = cfg.clone();
+        bad.business_hours.closed = vec!["25/12/2026".into()];
+        assert!(bad.validate().unwrap_err().to_string().contains("business_hours.closed[0]"));
+        let mut bad = cfg;
+        bad.business_hours.time_zone = "Nowhere/Town".into();
+        assert!(bad.validate().unwrap_err().to_string().contains("business_hours.time_zone"));
     }
 
     #[test]

@@ -21,6 +21,8 @@ use tokio::sync::mpsc::UnboundedSender;
 pub enum SessionEvent {
     /// The IVR is done with the caller: send BYE.
     Hangup(CallRef),
+    /// The caller started leaving a message there (saved at once: a crash must not orphan the file).
+    RecordingStarted { call: CallRef, kind: RequestKind, path: PathBuf },
     MessageRecorded { call: CallRef, kind: RequestKind, info: RecordingInfo },
     /// The stereo recording of a bridged conversation (caller left, employee right) is on disk.
     ConversationRecorded { request: oncall_core::RequestId, info: RecordingInfo },
@@ -54,6 +56,12 @@ impl IvrSession {
     pub fn with_hold(mut self, room: HoldRoom, max_hold: Duration) -> Self {
         self.flow = self.flow.with_hold(max_hold);
         self.hold = Some(room);
+        self
+    }
+
+    /// The organization is closed and opens again at `hour:minute` local time: `normal` options defer.
+    pub fn after_hours(mut self, hour: u32, minute: u32) -> Self {
+        self.flow = self.flow.after_hours(hour, minute);
         self
     }
 
@@ -138,6 +146,8 @@ impl IvrSession {
             Ok(r) => {
                 tracing::info!(call = self.call.0, path = %self.recording_path.display(), "recording started");
                 self.recorder = Some(r);
+                let kind = self.flow.recording_kind().unwrap_or(RequestKind::Message);
+                let _ = self.tx.send(SessionEvent::RecordingStarted { call: self.call, kind, path: self.recording_path.clone() });
                 self.silence.reset();
             }
             Err(e) => tracing::error!(call = self.call.0, error = %e, "cannot create recording"),
@@ -204,9 +214,17 @@ impl MediaApp for IvrSession {
     }
 
     fn on_telephone_event(&mut self, payload: &[u8], timestamp: u32, marker: bool, now: Instant) {
+        // Bridged: the caller's keys reach the employee's phone too (RFC 4733 relay).
+        if let Some(link) = &self.link {
+            link.send_event(payload, timestamp, marker);
+        }
         if let Some(d) = self.keys.on_telephone_event(payload, timestamp, marker) {
             self.input(Input::Digit(d), now);
         }
+    }
+
+    fn next_telephone_event(&mut self, rtp_timestamp: u32) -> Option<oncall_sip::media::bridge::TelephoneEvent> {
+        self.link.as_mut()?.recv_event(rtp_timestamp)
     }
 
     fn next_frame(&mut self, out: &mut [i16], now: Instant) -> bool {

@@ -1,6 +1,7 @@
 //! `oncall`: the one binary. It only wires the crates together: config, store, SIP transports,
 //! user agent, media engine, IVR sessions, and the HTTP endpoints.
 
+mod business_hours_source;
 mod call_control;
 mod call_log;
 mod config;
@@ -10,6 +11,7 @@ mod page_session;
 mod hold_room;
 mod paging;
 mod playback;
+mod redirect;
 mod registrar_service;
 mod texts;
 mod webhooks;
@@ -85,6 +87,11 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Add on-call schedules (maintenance; the web admin does the same).
+    Schedule {
+        #[command(subcommand)]
+        command: ScheduleCommand,
+    },
     /// Manage web users.
     User {
         #[command(subcommand)]
@@ -158,6 +165,26 @@ enum PersonCommand {
         /// Notify by text message at once (needs --phone; [texts]) instead of by call.
         #[arg(long)]
         text: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScheduleCommand {
+    /// Add a schedule whose rotation starts today at 00:00 (its time zone) with the first --person, then the
+    /// next every --shift-days; --backup people form a second, lower layer (the backups); prints its id.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// A rotation member by e-mail, in order (repeatable).
+        #[arg(long = "person", required = true)]
+        people: Vec<String>,
+        /// A member of the backup layer by e-mail, in order (repeatable).
+        #[arg(long = "backup")]
+        backups: Vec<String>,
+        #[arg(long, default_value_t = 7)]
+        shift_days: u32,
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
     },
 }
 
@@ -252,6 +279,30 @@ fn main() -> Result<()> {
                 println!("{}", id.0);
                 Ok(())
             }
+            Command::Schedule { command: ScheduleCommand::Add { name, people, backups, shift_days, time_zone } } => {
+                use oncall_core::schedule::{Layer, NewSchedule, Rotation, ShiftLength};
+                let store = open_store(&cfg).await?;
+                let org = store.ensure_default_organization().await?;
+                let tz = oncall_core::validation::parse_time_zone("--time-zone", &time_zone)?;
+                let today = chrono::Utc::now().with_timezone(&tz).date_naive();
+                let mut layers = Vec::new();
+                // Bottom layer first: the backups, then the rotation on top of them.
+                for (layer, emails) in [("Backup", &backups), ("Primary", &people)] {
+                    if emails.is_empty() {
+                        continue;
+                    }
+                    let mut members = Vec::new();
+                    for email in emails {
+                        let Some(id) = store.person_by_email(org.id, email).await? else { bail!("{email}: nobody has that e-mail") };
+                        members.push(id);
+                    }
+                    let rotation = Rotation { members, shift_length: ShiftLength::Days(shift_days), start_date: today, handoff_time: chrono::NaiveTime::MIN };
+                    layers.push(Layer { name: layer.into(), rotation });
+                }
+                let id = store.create_schedule(org.id, &NewSchedule { name, time_zone, layers }, Timestamp::now()).await?;
+                println!("{}", id.0);
+                Ok(())
+            }
             Command::Policy { command: PolicyCommand::Add { name, people, wait_secs, repeat } } => {
                 use oncall_core::escalation::{NewPolicy, Step, Target};
                 let store = open_store(&cfg).await?;
@@ -286,12 +337,14 @@ async fn list_requests(cfg: &Config, limit: i64, json: bool) -> Result<()> {
     let mut rows = Vec::new();
     for r in &requests {
         let notifications = store.notifications_for_request(org.id, r.id).await?;
+        let recordings = store.recordings_for_request(org.id, r.id).await?;
         let st = r.state;
         rows.push(serde_json::json!({
             "id": r.id.0, "caller": r.caller, "status": st.status().as_str(), "received_at": rfc(Some(r.received_at)),
             "answered_at": rfc(st.answered().map(|s| s.at)), "answered_by": st.answered().map(|s| actor(s.by)),
             "acknowledged_at": rfc(st.acknowledged().map(|s| s.at)), "acknowledged_by": st.acknowledged().map(|s| actor(s.by)),
             "completed_at": rfc(st.completed().map(|s| s.at)),
+            "recordings": recordings.iter().map(|rec| &rec.storage_key).collect::<Vec<_>>(),
             "notifications": notifications.iter().map(|n| serde_json::json!({
                 "stage": n.key.stage, "person": n.key.person.0, "channel": n.key.channel.as_str(), "status": n.status,
             })).collect::<Vec<_>>(),
@@ -390,6 +443,8 @@ struct Status {
     registrar: Option<registrar_service::RegistrarHandle>,
     /// Callers holding for (or talking with) an employee; None with paging off.
     hold: Option<hold_room::HoldRoom>,
+    /// `oncall-<schedule>@` answers; None with `[redirect] enabled = false`.
+    redirects: Option<Arc<redirect::RedirectCounters>>,
 }
 
 impl Status {
@@ -425,6 +480,7 @@ impl oncall_web::StatusSource for Status {
             format!("# HELP oncall_callers_holding Callers holding for, or talking with, the on-call staff.\n# TYPE oncall_callers_holding gauge\noncall_callers_holding {}\n", h.len())
         });
         self.counters_text() + &self.trunk_metrics() + &holding + &self.registrar.as_ref().map_or(String::new(), |r| r.prometheus())
+            + &self.redirects.as_ref().map_or(String::new(), |r| r.prometheus())
     }
 }
 
@@ -482,6 +538,10 @@ async fn serve(cfg: Config) -> Result<()> {
 
     let ivr_source = ivr_source::IvrSource::new(cfg.ivr.clone(), prompts.clone());
     ivr_source.spawn_reload(store.clone(), org.id, &cfg, prompts);
+    // Business hours (issue 7): `[business_hours]` seeds the organization's once; the web page edits them after.
+    let hours = business_hours_source::HoursSource::start(store.clone(), org.id, org.time_zone.name(), &cfg.business_hours)
+        .await
+        .context("business hours ([business_hours])")?;
 
     let (in_tx, in_rx) = tokio::sync::mpsc::channel(8192);
     let limits = TransportLimits {
@@ -561,10 +621,13 @@ async fn serve(cfg: Config) -> Result<()> {
         drop(command_tx);
         (None, None)
     };
-    let log_task = tokio::spawn(call_log::run(store.clone(), org.id, recordings_dir.clone(), log_rx, paging_tx));
+    let log_task = tokio::spawn(call_log::run(store.clone(), org.id, cfg.instance.id(), recordings_dir.clone(), log_rx, paging_tx));
 
     let trunk_board: TrunkBoard = Default::default();
     let trunks = build_trunks(&cfg, &ua, trunk_board.clone());
+    // Issue 7 item 4: `oncall-<schedule>@` answered with a 302 to the on-call people's phones.
+    let redirector = redirect::Redirector::start(&cfg, store.clone(), org.id, registrar_handle.clone());
+    let redirect_counters = redirector.as_ref().map(|r| r.counters.clone());
     let controller = Controller {
         ua,
         sender: bound.sender.clone(),
@@ -587,6 +650,8 @@ async fn serve(cfg: Config) -> Result<()> {
         paging: paging_link,
         registrar,
         texts: sip_texts,
+        redirect: redirector,
+        hours,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let controller_hold = controller.paging.as_ref().map(|p| p.hold.clone());
@@ -594,7 +659,7 @@ async fn serve(cfg: Config) -> Result<()> {
     // Webhooks (issue 7): sent from the database's delivery queue, safe to run on every instance.
     let webhook_task = cfg.webhooks.enabled.then(|| tokio::spawn(webhooks::Sender { store: store.clone(), config: cfg.webhooks.clone() }.run(stop_tx.subscribe())));
 
-    let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine, trunks: trunk_board, registrar: registrar_handle, hold: controller_hold });
+    let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine, trunks: trunk_board, registrar: registrar_handle, hold: controller_hold, redirects: redirect_counters });
     let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.context("binding http.listen")?;
     let http_addr = listener.local_addr()?;
     let mut web = oncall_web::WebConfig::new(cfg.storage.data_dir.clone());

@@ -6,13 +6,14 @@
 //! When the caller still holds ([`PageSession::with_caller`]) and the employee presses 1, the session
 //! connects to them through the [`HoldRoom`] and relays audio both ways, recording the conversation
 //! as a stereo WAV (caller left, employee right). If the caller left meanwhile, the employee hears the
-//! recorded message instead. Key presses during the bridge are the employee's (9 = done), not relayed.
+//! recorded message instead. Keys pressed during the bridge (RFC 4733 telephone-events) are relayed to
+//! the caller (see `oncall_sip::media::bridge`) and still count for the employee (9 = done).
 
 use crate::hold_room::HoldRoom;
 use crate::ivr_session::CloseJob;
 use crate::playback::{KeyInput, Playback};
 use oncall_recordings::WavRecorder;
-use oncall_sip::media::bridge::{interleave, BridgeLink};
+use oncall_sip::media::bridge::{interleave, BridgeLink, TelephoneEvent};
 use oncall_sip::rtp::SAMPLES_PER_FRAME;
 use std::path::PathBuf;
 use oncall_core::escalation::NotificationKey;
@@ -218,9 +219,16 @@ impl MediaApp for PageSession {
     }
 
     fn on_telephone_event(&mut self, payload: &[u8], timestamp: u32, marker: bool, now: Instant) {
+        if let Some(b) = self.bridged() {
+            b.link.send_event(payload, timestamp, marker);
+        }
         if let Some(d) = self.keys.on_telephone_event(payload, timestamp, marker) {
             self.input(PageInput::Digit(d), now);
         }
+    }
+
+    fn next_telephone_event(&mut self, rtp_timestamp: u32) -> Option<TelephoneEvent> {
+        self.bridged()?.link.recv_event(rtp_timestamp)
     }
 
     fn next_frame(&mut self, out: &mut [i16], now: Instant) -> bool {
@@ -347,6 +355,36 @@ mod tests {
         let (_, t) = run(&mut s, Instant::now(), 0.1);
         s.finish(t);
         assert_eq!(decisions(&mut rx), vec![PageDecision::Declined]);
+    }
+
+    /// Bridged to a holding caller: the employee's telephone-events reach the caller's end re-stamped for
+    /// the caller's leg, and the caller's reach the employee's leg (the engine then sends them).
+    #[test]
+    fn keys_cross_the_bridge_both_ways() {
+        let (s, _rx) = session();
+        let room = HoldRoom::default();
+        let caller = CallRef(3);
+        room.enter(caller);
+        let dir = std::env::temp_dir().join(format!("oncall-page-session-dtmf-{}", std::process::id()));
+        let (closer, _jobs) = std::sync::mpsc::channel();
+        let mut s = s.with_caller(room.clone(), caller, dir.join("conversation.wav"), closer);
+        let (_, t) = run(&mut s, Instant::now(), 0.1);
+        press(&mut s, '1', t);
+        let crate::hold_room::HoldNews::Bridged(mut caller_end) = room.poll(caller) else { panic!("not bridged") };
+        // The employee presses 4 (event 4, two packets of one event at their timestamp 7000).
+        s.on_telephone_event(&[4, 10, 0, 160], 7000, true, t);
+        s.on_telephone_event(&[4, 0x80 | 10, 1, 64], 7000, false, t);
+        let first = caller_end.recv_event(123_456).expect("relayed to the caller");
+        assert_eq!((first.payload, first.timestamp, first.marker), ([4, 10, 0, 160], 123_456, true));
+        let end = caller_end.recv_event(123_616).unwrap();
+        assert_eq!((end.payload, end.timestamp, end.marker), ([4, 0x80 | 10, 1, 64], 123_456, false));
+        // The caller presses 2: the employee's leg gets it on its own clock.
+        caller_end.send_event(&[2, 10, 0, 160], 555, true);
+        let got = s.next_telephone_event(9_000).expect("relayed to the employee");
+        assert_eq!((got.payload[0], got.timestamp, got.marker), (2, 9_000, true));
+        assert!(s.next_telephone_event(9_160).is_none());
+        s.finish(t);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -22,13 +22,20 @@
 //! - `Notify` by text → `texts.rs` sends it (SMS gateway or SIP MESSAGE, [`ControllerCommand::SendText`]);
 //!   its outcome comes back as a `CallResult` (`Ringing` = delivered). Replies come back as
 //!   [`PagingEvent::TextReply`] (the store was already changed by `texts.rs`).
+//!
+//! - Business hours (issue 7 item 2): a request whose call chose a `normal` option after hours (the call row's
+//!   recording kind is `page_when_open`) is not paged when opened: its `page_at` is set to the next opening
+//!   ("deferred until …" in its log). Every heartbeat (and at start-up) the due ones are claimed from the
+//!   store, once across all instances, and their escalation starts then; one acknowledged or completed on
+//!   the web before then stays unpaged.
 
 use crate::config::{PagingConfig, TrunkConfig};
 use crate::hold_room::HoldRoom;
 use crate::registrar_service::RegistrarHandle;
 use oncall_sip::ua::CallRef;
 use oncall_core::escalation::{Command, Engine, Input, NotificationKey, Phase};
-use oncall_core::{Actor, Channel, Contact, Millis, OrgId, RequestId, Store, Timestamp};
+use oncall_core::business_hours::when_to_page;
+use oncall_core::{Actor, Channel, Contact, Millis, OrgId, PageWhen, RequestId, Store, Timestamp, Urgency};
 use oncall_sip::transaction::{Peer, Transport};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -159,6 +166,7 @@ impl Paging {
                 }
                 _ = heartbeat.tick() => {
                     self.heartbeat(&mut active, restarting).await;
+                    self.page_due_deferred(Timestamp::now(), &mut active).await;
                     restarting = false;
                 }
                 _ = sleep => {
@@ -179,105 +187,192 @@ impl Paging {
         let now = Timestamp::now();
         match ev {
             PagingEvent::RequestOpened { request, caller, recording, caller_call } => {
-                if active.contains_key(&request) {
+                if active.contains_key(&request) || self.defer_if_after_hours(request, now).await {
                     return;
                 }
-                let policy = match self.store.list_policies(self.org).await {
-                    Ok(list) => list.into_iter().find(|p| !p.disabled && !p.steps.is_empty()),
-                    Err(e) => {
-                        tracing::error!(%request, error = %e, "cannot list escalation policies; request not paged");
-                        return;
-                    }
-                };
-                let Some(policy) = policy else {
-                    tracing::warn!(%request, "no enabled escalation policy: request not paged");
-                    return;
-                };
-                let message = load_message(request, recording).await;
-                let engine = match self.store.begin_escalation(self.org, request, policy.id, now).await {
-                    Ok(e) => e,
-                    Err(e) => {
-                        tracing::error!(%request, error = %e, "cannot start the escalation");
-                        return;
-                    }
-                };
-                tracing::info!(%request, policy = %policy.name, message_secs = message.len() as f64 / 8000.0, "escalation started");
-                let a = Active { engine, caller: announce_caller(&caller), caller_call, message, stage: None, accepted: None };
-                self.drive(a, active).await;
+                self.start_escalation(request, &caller, Some(recording), caller_call, now, active).await;
             }
-            PagingEvent::CallResult { key, outcome } => {
-                let person = key.person;
-                let request = key.request;
-                tracing::info!(%request, %person, stage = key.stage, ?outcome, "page call result");
-                let status = match &outcome {
-                    Outcome::Ringing if key.channel == Channel::Text => "delivered",
-                    Outcome::Ringing => "ringing",
-                    Outcome::Answered => "answered",
-                    Outcome::Accepted => "accepted",
-                    Outcome::Declined => "declined",
-                    Outcome::Completed => "completed",
-                    Outcome::EscalateNow => "escalated",
-                    Outcome::Snooze => "snoozed",
-                    Outcome::Failed(_) => "failed",
-                };
-                if let Err(e) = self.store.set_notification_status(self.org, &key, status, now).await {
-                    tracing::warn!(%request, error = %e, "cannot update the notification status");
-                }
-                // Store transitions first: they hold even when the escalation has already finished.
-                match &outcome {
-                    Outcome::Accepted => {
-                        // notifying → answered → acknowledged. From exhausted only the acknowledgement applies.
-                        if let Err(e) = self.store.mark_answered(self.org, request, person, now).await {
-                            tracing::debug!(%request, error = %e, "not marked answered");
-                        }
-                        match self.store.acknowledge(self.org, request, Actor::Person(person), now).await {
-                            Ok(()) => tracing::info!(%request, %person, "request acknowledged by the employee"),
-                            Err(e) => tracing::warn!(%request, %person, error = %e, "cannot acknowledge (someone else took it?)"),
-                        }
-                    }
-                    Outcome::Completed => match self.store.complete(self.org, request, Actor::Person(person), now).await {
-                        Ok(()) => tracing::info!(%request, %person, "request completed by the employee"),
-                        Err(e) => tracing::warn!(%request, error = %e, "cannot complete the request"),
-                    },
-                    _ => {}
-                }
-                let Some(mut a) = active.remove(&request) else { return };
-                let input = match outcome {
-                    Outcome::Ringing | Outcome::Answered => Input::Delivered(key),
-                    Outcome::Accepted => {
-                        a.accepted = Some(key);
-                        Input::Answered { person }
-                    }
-                    Outcome::Declined => Input::Declined { person },
-                    Outcome::Failed(_) => Input::Failed(key),
-                    Outcome::Completed => Input::TimePassed,
-                    Outcome::EscalateNow => Input::EscalateNow { person },
-                    Outcome::Snooze => {
-                        // The snoozing employee's own call stays up to hear "snoozed".
-                        a.accepted = Some(key);
-                        let until = now + Millis::seconds(self.config.snooze_secs as i64);
-                        tracing::info!(%request, %person, snooze_secs = self.config.snooze_secs, "snoozed: the step is paged again then");
-                        Input::Snooze { person, until }
-                    }
-                };
-                a.engine.handle(input, now);
-                self.drive(a, active).await;
+            PagingEvent::CallResult { key, outcome } => self.on_call_result(key, outcome, now, active).await,
+            PagingEvent::TextReply { request, person, action } => self.on_text_reply(request, person, action, now, active).await,
+        }
+    }
+
+    /// The request's call chose a `normal` option after hours (see the module docs).
+    async fn is_normal_urgency(&self, request: RequestId) -> bool {
+        let Ok(Some(call)) = self.store.request(self.org, request).await.map(|r| r.call) else { return false };
+        matches!(self.store.call(self.org, call).await, Ok(c) if c.recording_kind.as_deref() == Some("page_when_open"))
+    }
+
+    /// Defers a normal request while the organization is closed; true when it must not be paged now. When
+    /// in doubt (the store fails) it pages now rather than lose the request.
+    async fn defer_if_after_hours(&self, request: RequestId, now: Timestamp) -> bool {
+        if !self.is_normal_urgency(request).await {
+            return false;
+        }
+        let hours = match self.store.business_hours(self.org).await {
+            Ok(h) => h.map(|s| s.hours),
+            Err(e) => {
+                tracing::error!(%request, error = %e, "cannot read business hours; paging now");
+                return false;
             }
-            PagingEvent::TextReply { request, person, action } => {
-                use oncall_core::text_reply::ReplyAction;
-                let Some(mut a) = active.remove(&request) else { return };
-                let input = match action {
-                    ReplyAction::Acknowledge => Input::Acknowledged { by: Actor::Person(person) },
-                    // Completed in the store; the engine only needs to notice it is over.
-                    ReplyAction::Complete => Input::Acknowledged { by: Actor::Person(person) },
-                    ReplyAction::EscalateNow => Input::EscalateNow { person },
-                    ReplyAction::Snooze => Input::Snooze { person, until: now + Millis::seconds(self.config.snooze_secs as i64) },
-                };
-                tracing::info!(%request, %person, action = action.as_str(), "text reply applied to the escalation");
-                a.engine.handle(input, now);
-                self.drive(a, active).await;
+        };
+        let (PageWhen::At(at), Some(hours)) = (when_to_page(Urgency::Normal, hours.as_ref(), now), hours.as_ref()) else { return false };
+        let detail = format!("deferred until {} {} (normal urgency, after business hours)", hours.local(at).format("%Y-%m-%d %H:%M"), hours.time_zone);
+        match self.store.defer_request(self.org, request, at, &detail, now).await {
+            Ok(true) => {
+                tracing::info!(%request, page_at = %at, "after hours: the request pages when business hours start");
+                true
+            }
+            Ok(false) => {
+                tracing::info!(%request, "after hours: the request was already taken; not paged");
+                true
+            }
+            Err(e) => {
+                tracing::error!(%request, error = %e, "cannot defer the request; paging now");
+                false
             }
         }
+    }
+
+    /// Starts the escalation of the deferred requests due at `now` (claimed once across instances).
+    async fn page_due_deferred(&self, now: Timestamp, active: &mut HashMap<RequestId, Active>) {
+        let due = match self.store.claim_due_deferred(self.org, now).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for deferred requests");
+                return;
+            }
+        };
+        for request in due {
+            if active.contains_key(&request) {
+                continue;
+            }
+            let caller = self.store.request(self.org, request).await.map(|r| r.caller).unwrap_or_default();
+            let recording = match self.store.recordings_for_request(self.org, request).await {
+                Ok(list) => list.into_iter().find(|r| r.kind == "message").map(|r| self.recordings_root.join(r.storage_key)),
+                Err(_) => None,
+            };
+            tracing::info!(%request, "business hours started: paging the deferred request");
+            self.start_escalation(request, &caller, recording, None, now, active).await;
+        }
+    }
+
+    /// Begins the escalation of `request` with the first enabled policy and carries out its first commands.
+    async fn start_escalation(
+        &self,
+        request: RequestId,
+        caller: &str,
+        recording: Option<PathBuf>,
+        caller_call: Option<CallRef>,
+        now: Timestamp,
+        active: &mut HashMap<RequestId, Active>,
+    ) {
+        let policy = match self.store.list_policies(self.org).await {
+            Ok(list) => list.into_iter().find(|p| !p.disabled && !p.steps.is_empty()),
+            Err(e) => {
+                tracing::error!(%request, error = %e, "cannot list escalation policies; request not paged");
+                return;
+            }
+        };
+        let Some(policy) = policy else {
+            tracing::warn!(%request, "no enabled escalation policy: request not paged");
+            return;
+        };
+        let message = match recording {
+            Some(path) => load_message(request, path).await,
+            None => Arc::from(Vec::new()),
+        };
+        let engine = match self.store.begin_escalation(self.org, request, policy.id, now).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(%request, error = %e, "cannot start the escalation");
+                return;
+            }
+        };
+        tracing::info!(%request, policy = %policy.name, message_secs = message.len() as f64 / 8000.0, "escalation started");
+        let a = Active { engine, caller: announce_caller(caller), caller_call, message, stage: None, accepted: None };
+        self.drive(a, active).await;
+    }
+
+    async fn on_call_result(&self, key: NotificationKey, outcome: Outcome, now: Timestamp, active: &mut HashMap<RequestId, Active>) {
+        let person = key.person;
+        let request = key.request;
+        tracing::info!(%request, %person, stage = key.stage, ?outcome, "page call result");
+        let status = match &outcome {
+            Outcome::Ringing if key.channel == Channel::Text => "delivered",
+            Outcome::Ringing => "ringing",
+            Outcome::Answered => "answered",
+            Outcome::Accepted => "accepted",
+            Outcome::Declined => "declined",
+            Outcome::Completed => "completed",
+            Outcome::EscalateNow => "escalated",
+            Outcome::Snooze => "snoozed",
+            Outcome::Failed(_) => "failed",
+        };
+        if let Err(e) = self.store.set_notification_status(self.org, &key, status, now).await {
+            tracing::warn!(%request, error = %e, "cannot update the notification status");
+        }
+        // Store transitions first: they hold even when the escalation has already finished.
+        match &outcome {
+            Outcome::Accepted => {
+                // notifying → answered → acknowledged. From exhausted only the acknowledgement applies.
+                if let Err(e) = self.store.mark_answered(self.org, request, person, now).await {
+                    tracing::debug!(%request, error = %e, "not marked answered");
+                }
+                match self.store.acknowledge(self.org, request, Actor::Person(person), now).await {
+                    Ok(()) => tracing::info!(%request, %person, "request acknowledged by the employee"),
+                    Err(e) => tracing::warn!(%request, %person, error = %e, "cannot acknowledge (someone else took it?)"),
+                }
+            }
+            Outcome::Completed => match self.store.complete(self.org, request, Actor::Person(person), now).await {
+                Ok(()) => tracing::info!(%request, %person, "request completed by the employee"),
+                Err(e) => tracing::warn!(%request, error = %e, "cannot complete the request"),
+            },
+            _ => {}
+        }
+        let Some(mut a) = active.remove(&request) else { return };
+        let input = match outcome {
+            Outcome::Ringing | Outcome::Answered => Input::Delivered(key),
+            Outcome::Accepted => {
+                a.accepted = Some(key);
+                Input::Answered { person }
+            }
+            Outcome::Declined => Input::Declined { person },
+            Outcome::Failed(_) => Input::Failed(key),
+            Outcome::Completed => Input::TimePassed,
+            Outcome::EscalateNow => Input::EscalateNow { person },
+            Outcome::Snooze => {
+                // The snoozing employee's own call stays up to hear "snoozed".
+                a.accepted = Some(key);
+                let until = now + Millis::seconds(self.config.snooze_secs as i64);
+                tracing::info!(%request, %person, snooze_secs = self.config.snooze_secs, "snoozed: the step is paged again then");
+                Input::Snooze { person, until }
+            }
+        };
+        a.engine.handle(input, now);
+        self.drive(a, active).await;
+    }
+
+    async fn on_text_reply(
+        &self,
+        request: RequestId,
+        person: oncall_core::PersonId,
+        action: oncall_core::text_reply::ReplyAction,
+        now: Timestamp,
+        active: &mut HashMap<RequestId, Active>,
+    ) {
+        use oncall_core::text_reply::ReplyAction;
+        let Some(mut a) = active.remove(&request) else { return };
+        let input = match action {
+            ReplyAction::Acknowledge => Input::Acknowledged { by: Actor::Person(person) },
+            // Completed in the store; the engine only needs to notice it is over.
+            ReplyAction::Complete => Input::Acknowledged { by: Actor::Person(person) },
+            ReplyAction::EscalateNow => Input::EscalateNow { person },
+            ReplyAction::Snooze => Input::Snooze { person, until: now + Millis::seconds(self.config.snooze_secs as i64) },
+        };
+        tracing::info!(%request, %person, action = action.as_str(), "text reply applied to the escalation");
+        a.engine.handle(input, now);
+        self.drive(a, active).await;
     }
 
     /// Carries out the engine's commands, tells the controller about a stage change, saves the
@@ -508,6 +603,82 @@ mod tests {
         assert_eq!(announce_caller("\"Bob\" <sip:+15551234@10.0.0.1:5060>;tag=x"), "+15551234");
         assert_eq!(announce_caller("tel:+15551234"), "+15551234");
         assert_eq!(announce_caller("+15551234"), "+15551234");
+    }
+
+    /// A normal request opened at 02:00 in Paris is deferred to 08:00 and pages then; an urgent one at 02:00
+    /// pages at once; one acknowledged on the web before opening is never paged. Time is passed in.
+    #[tokio::test]
+    async fn a_normal_request_after_hours_pages_at_opening_time() {
+        use chrono::TimeZone;
+        use oncall_core::escalation::{NewPolicy, Step, Target};
+        use oncall_core::store::NewCall;
+        use oncall_core::{BusinessHours, NewPerson};
+        let tz = oncall_core::validation::parse_time_zone("tz", "Europe/Paris").unwrap();
+        let paris = |d: u32, h: u32, m: u32| -> Timestamp { tz.with_ymd_and_hms(2026, 3, d, h, m, 0).unwrap().to_utc().into() };
+        // Tuesday 2026-03-31, after the spring-forward of the 29th.
+        let night = paris(31, 2, 0);
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let org = store.create_organization("Acme", "acme", "Europe/Paris", night).await.unwrap();
+        let week = "08:00-18:00";
+        let hours = BusinessHours::parse("Europe/Paris", [week, week, week, week, week, "", ""], &[] as &[&str]).unwrap();
+        store.set_business_hours(org, &hours, &Default::default(), night).await.unwrap();
+        let erin = NewPerson { name: "Erin".into(), sip_uris: vec!["sip:erin@127.0.0.1:5999".into()], time_zone: "Europe/Paris".into(), ..NewPerson::default() };
+        let erin = store.add_person(org, &erin, night).await.unwrap();
+        let step = Step { targets: vec![Target::Person(erin)], wait: Millis::minutes(5) };
+        store.create_policy(org, &NewPolicy { name: "Main".into(), steps: vec![step], repeat: 0 }, night).await.unwrap();
+        let open_request = |kind: &'static str| {
+            let store = store.clone();
+            async move {
+                let new = NewCall { org, call_id: format!("c-{kind}-{}", rand::random::<u32>()), caller: "sip:+33100000000@example.net".into(), called: "sip:oncall@example.net".into(), received_at: night, instance: "test".into() };
+                let call = store.insert_call(&new).await.unwrap();
+                store.call_recording_started(org, call, "/nowhere.wav", kind).await.unwrap();
+                store.create_request_for_call(org, call, &new.caller, night).await.unwrap()
+            }
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let paging = Paging {
+            store: store.clone(),
+            org,
+            config: PagingConfig::default(),
+            trunks: vec![],
+            local_uri: "sip:oncall@127.0.0.1".into(),
+            controller: tx,
+            hold: HoldRoom::default(),
+            owner: "test".into(),
+            recordings_root: PathBuf::from("/nowhere"),
+            registrar: None,
+            texts: None,
+        };
+        let mut active = HashMap::new();
+
+        let urgent = open_request("page").await;
+        assert!(!paging.defer_if_after_hours(urgent, night).await, "urgent pages at any hour");
+        let normal = open_request("page_when_open").await;
+        assert!(paging.defer_if_after_hours(normal, night).await, "normal waits at 02:00");
+        assert_eq!(store.deferred_until(org, normal).await.unwrap(), Some(paris(31, 8, 0)));
+        let log = store.request_events(org, normal).await.unwrap();
+        assert!(log.iter().any(|e| e.detail.starts_with("deferred until 2026-03-31 08:00 Europe/Paris")), "{log:?}");
+        let handled = open_request("page_when_open").await;
+        assert!(paging.defer_if_after_hours(handled, night).await);
+        store.acknowledge(org, handled, Actor::System, paris(31, 7, 0)).await.unwrap();
+
+        paging.page_due_deferred(paris(31, 7, 59), &mut active).await;
+        assert!(rx.try_recv().is_err() && active.is_empty(), "nothing before opening");
+        paging.page_due_deferred(paris(31, 8, 0), &mut active).await;
+        match rx.try_recv() {
+            Ok(ControllerCommand::Page(order)) => {
+                assert_eq!((order.key.request, order.key.person), (normal, erin));
+                assert_eq!(order.target, "sip:erin@127.0.0.1:5999");
+            }
+            other => panic!("expected a page at 08:00, got {other:?}"),
+        }
+        assert!(rx.try_recv().is_err(), "the acknowledged request is not paged");
+        assert_eq!(store.request(org, normal).await.unwrap().state.status(), oncall_core::RequestStatus::Notifying);
+        paging.page_due_deferred(paris(31, 8, 1), &mut active).await;
+        assert!(rx.try_recv().is_err(), "paged once");
+        // During business hours a normal request is not deferred.
+        let daytime = open_request("page_when_open").await;
+        assert!(!paging.defer_if_after_hours(daytime, paris(31, 10, 0)).await);
     }
 
     #[tokio::test]

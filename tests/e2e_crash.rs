@@ -10,8 +10,9 @@
 //!   every whole frame that was on disk at the kill, and is not silent; the start-up repair logged the ones it fixed
 //!   (the kill leaves the headers right, see below, so one header is zeroed before the restart to make sure);
 //! * all twelve calls have their rows; the four finished ones still have their recording and their request;
-//! * `oncall recordings verify` is clean and counts twelve recordings (the eight cut short are registered by the
-//!   start-up recovery, without a request);
+//! * the eight cut calls are closed by the start-up recovery, each with its recording, and each has a request
+//!   holding that recording (the message as far as it got: the caller's request is not lost);
+//! * `oncall recordings verify` is clean and counts twelve recordings;
 //! * the server answers a new call (SIPp `uac_call.xml`).
 
 mod support;
@@ -261,6 +262,11 @@ fn sigkill_while_recording_loses_nothing() {
         format!("{stale} stale headers but the start-up repair logged {repaired}")
     });
 
+    // The start-up recovery runs beside the health check: wait for its eight requests (and the calls it closes first).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while server.requests().len() < 12 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(300));
+    }
     let calls_after = server.calls();
     checks.check(calls_after.len() == 12, || {
         format!("{} call rows, expected 12: {calls_after:#?}", calls_after.len())
@@ -286,15 +292,39 @@ fn sigkill_while_recording_loses_nothing() {
             == 4,
         || format!("finished calls lost their recording: {finished_after:#?}"),
     );
-    // The same requests (their status may move on: the escalation engine runs again after the restart).
+    checks.check(
+        cut_after.iter().all(|c| !field(c, "ended_at").is_empty() && !field(c, "recording_path").is_empty()),
+        || format!("cut calls left open or without their recording: {cut_after:#?}"),
+    );
+    // The same four requests (their status may move on: the escalation engine runs again after the restart), and
+    // one more per cut call, each holding that call's recording.
     let key = |r: &serde_json::Value| (r["id"].clone(), r["caller"].clone(), r["received_at"].clone());
     let requests_after = server.requests();
+    let (cut_requests, kept): (Vec<_>, Vec<_>) =
+        requests_after.iter().partition(|r| r["caller"].as_str().is_some_and(|c| c.contains(CUT_CALLER)));
     checks.check(
         requests_before.len() == 4
-            && requests_after.iter().map(key).collect::<Vec<_>>()
-                == requests_before.iter().map(key).collect::<Vec<_>>(),
+            && kept.iter().map(|r| key(r)).collect::<Vec<_>>() == requests_before.iter().map(key).collect::<Vec<_>>(),
         || format!("requests changed: before {requests_before:#?}\nafter {requests_after:#?}"),
     );
+    let mut cut_keys: Vec<String> = cut_requests
+        .iter()
+        .flat_map(|r| r["recordings"].as_array().cloned().unwrap_or_default())
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
+    cut_keys.sort();
+    let mut cut_files: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+        .collect();
+    cut_files.sort();
+    checks.check(
+        cut_requests.len() == 8
+            && cut_keys.len() == 8
+            && cut_keys.iter().zip(&cut_files).all(|(k, f)| k.ends_with(f.as_str())),
+        || format!("the cut calls' requests: {cut_requests:#?}\nexpected one per file {cut_files:?}"),
+    );
+    eprintln!("[e2e] after the restart: {} requests for the 8 cut calls, holding {} recordings", cut_requests.len(), cut_keys.len());
     let verify = server.oncall(&["recordings", "verify"]);
     checks.check(
         verify.contains("12 recordings checked") && verify.contains("0 missing"),

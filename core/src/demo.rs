@@ -157,7 +157,7 @@ async fn seed_history(store: &Store, org: OrgId, schedule: &schedule::Schedule, 
         let at = now - Millis(ago);
         let caller = CALLERS[i % CALLERS.len()];
         let call = store
-            .insert_call(&NewCall { org, call_id: format!("demo-{i}@oncall.invalid"), caller: caller.into(), called: DEMO_LINE.into(), received_at: at })
+            .insert_call(&NewCall { org, call_id: format!("demo-{i}@oncall.invalid"), caller: caller.into(), called: DEMO_LINE.into(), received_at: at, instance: String::new() })
             .await?;
         let answered_call = at + Millis::seconds(1);
         store.call_answered(org, call, answered_call).await?;

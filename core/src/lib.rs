@@ -7,6 +7,7 @@
 //!
 //! Time is always passed in (`Timestamp`); nothing below the store reads the clock.
 
+pub mod business_hours;
 pub mod demo;
 pub mod escalation;
 pub mod ids;
@@ -26,6 +27,7 @@ pub mod webhook;
 pub use ids::*;
 pub use person::{Channel, ContactPlan, NewPerson, NotificationRule, Person, Role};
 pub use phone::{Contact, SipUri, E164};
+pub use business_hours::{BusinessHours, PageWhen, Urgency};
 pub use escalation::{Command, Engine, Input, NotificationKey};
 pub use request::{Actor, NewRequest, Request, RequestState, RequestStatus};
 pub use schedule::{on_call, shifts, Schedule};

@@ -11,16 +11,35 @@
 //! phoned, until an employee takes the call ([`Input::Bridged`]), nobody could be reached
 //! ([`Input::NobodyAvailable`]), the hold limit passes, or they press # to hang up (the request stays
 //! open either way).
+//!
+//! After hours ([`IvrFlow::after_hours`], set by the binary from the organization's business hours when
+//! the call starts), a caller choosing a `normal` "page on-call" option hears "our office is closed, we will
+//! call you back after eight A M", leaves a message, and is released: the request is
+//! [`RequestKind::PageWhenOpen`] and pages when business hours start. With `after_hours_emergency` on, they
+//! are first offered "if this is an emergency, press 1": pressing 1 makes it an urgent page (held as usual);
+//! any other key or no key within the menu timeout leaves the message for the morning. Urgent options ignore
+//! business hours.
 
 use crate::digit::Digit;
-use crate::menu::{Action, IvrConfig, Menu};
+use crate::menu::{Action, IvrConfig, Menu, Urgency};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Prompts the flow itself plays, whatever the menu says.
-pub const FIXED_PROMPTS: [&str; 8] =
-    ["record_after_tone", "beep", "thank_you", "request_created", "please_hold", "hold_music", "everyone_unavailable", "staff_left"];
+pub const FIXED_PROMPTS: [&str; 11] = [
+    "record_after_tone",
+    "beep",
+    "thank_you",
+    "request_created",
+    "please_hold",
+    "hold_music",
+    "everyone_unavailable",
+    "staff_left",
+    "closed_now",
+    "call_back_after",
+    "after_hours_emergency",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -41,6 +60,9 @@ pub enum Input {
 pub enum RequestKind {
     /// "page on-call": the paging flow will notify whoever is on call.
     Page,
+    /// "page on-call" with `normal` urgency after hours: the request opens now and pages when business hours
+    /// start (the caller was told when).
+    PageWhenOpen,
     /// A message only.
     Message,
 }
@@ -68,6 +90,10 @@ enum State {
     MenuPrompt,
     /// Prompt done, waiting for a key until the deadline.
     MenuWait { deadline: Instant },
+    /// After hours, "closed … call you back after … if this is an emergency, press 1"; keys barge in.
+    AfterHoursPrompt,
+    /// Waiting for 1 (emergency) until the deadline, then the message is left for the morning.
+    AfterHoursWait { deadline: Instant },
     /// "Leave your message after the tone" + beep.
     RecordPrompt(RequestKind),
     Recording { kind: RequestKind, deadline: Instant },
@@ -91,12 +117,14 @@ pub struct IvrFlow {
     outputs: VecDeque<Output>,
     /// How long a paging caller may hold; None: no hold (paging off), goodbye after the message.
     hold: Option<Duration>,
+    /// Closed now: the local hour and minute business hours start again. None: open (or no business hours).
+    reopens: Option<(u32, u32)>,
 }
 
 impl IvrFlow {
     pub fn new(cfg: Arc<IvrConfig>) -> Self {
         let root = cfg.menu.clone();
-        IvrFlow { cfg, stack: vec![root], state: State::NotStarted, retries: 0, digits: String::new(), outputs: VecDeque::new(), hold: None }
+        IvrFlow { cfg, stack: vec![root], state: State::NotStarted, retries: 0, digits: String::new(), outputs: VecDeque::new(), hold: None, reopens: None }
     }
 
     /// "Page on-call" callers hold for an employee for at most `max_hold` after their message.
@@ -105,9 +133,24 @@ impl IvrFlow {
         self
     }
 
+    /// The organization is closed now and opens again at `hour:minute` local time (24-hour clock): `normal`
+    /// options defer their page to then.
+    pub fn after_hours(mut self, hour: u32, minute: u32) -> Self {
+        self.reopens = Some((hour, minute));
+        self
+    }
+
     /// Whether the caller is waiting for an employee (the session looks for one to bridge to).
     pub fn is_holding(&self) -> bool {
         matches!(self.state, State::Holding { .. })
+    }
+
+    /// What the message being recorded is for, while one is (saved with the call, for crash recovery).
+    pub fn recording_kind(&self) -> Option<RequestKind> {
+        match self.state {
+            State::Recording { kind, .. } => Some(kind),
+            _ => None,
+        }
     }
 
     fn menu(&self) -> &Menu {
@@ -147,6 +190,18 @@ impl IvrFlow {
             }
             (State::MenuPrompt, Input::PlaybackFinished) => {
                 self.state = State::MenuWait { deadline: now + self.cfg.timeout() };
+            }
+            (State::AfterHoursPrompt, Input::Digit(d)) => {
+                self.digits.push(d.to_char());
+                self.outputs.push_back(Output::StopPlayback);
+                self.on_emergency_key(d);
+            }
+            (State::AfterHoursWait { .. }, Input::Digit(d)) => {
+                self.digits.push(d.to_char());
+                self.on_emergency_key(d);
+            }
+            (State::AfterHoursPrompt, Input::PlaybackFinished) => {
+                self.state = State::AfterHoursWait { deadline: now + self.cfg.timeout() };
             }
             (State::RecordPrompt(kind), Input::Digit(d)) => {
                 // A key during "leave your message" skips to the tone-less recording.
@@ -201,7 +256,8 @@ impl IvrFlow {
         let action = self.menu().options.iter().find(|o| o.digit == d).map(|o| o.action.clone());
         match action {
             None => self.retry(&self.cfg.invalid_prompt.clone(), now),
-            Some(Action::PageOnCall) => self.ask_for_message(RequestKind::Page),
+            Some(Action::PageOnCall { urgency: Urgency::Normal }) if self.reopens.is_some() => self.after_hours_notice(),
+            Some(Action::PageOnCall { .. }) => self.ask_for_message(RequestKind::Page),
             Some(Action::RecordMessage) => self.ask_for_message(RequestKind::Message),
             Some(Action::Repeat) => self.play_menu(vec![]),
             Some(Action::Play { prompt }) => self.play_menu(vec![prompt]),
@@ -230,6 +286,37 @@ impl IvrFlow {
         }
     }
 
+    /// "We will call you back after <time>".
+    fn call_back_prompts(&self) -> Vec<String> {
+        let mut prompts = vec!["call_back_after".to_string()];
+        if let Some((h, m)) = self.reopens {
+            prompts.extend(crate::spoken_time::clock(h, m));
+        }
+        prompts
+    }
+
+    /// A normal page after hours: say when it will be handled, then offer the emergency key or go straight to
+    /// the message.
+    fn after_hours_notice(&mut self) {
+        let mut prompts = vec!["closed_now".to_string()];
+        prompts.extend(self.call_back_prompts());
+        if self.cfg.after_hours_emergency {
+            prompts.push("after_hours_emergency".into());
+            self.outputs.push_back(Output::Play(prompts));
+            self.state = State::AfterHoursPrompt;
+        } else {
+            prompts.extend(["record_after_tone".to_string(), "beep".to_string()]);
+            self.outputs.push_back(Output::Play(prompts));
+            self.state = State::RecordPrompt(RequestKind::PageWhenOpen);
+        }
+    }
+
+    /// 1 after the emergency offer: an urgent page now; any other key: the message waits for the opening.
+    fn on_emergency_key(&mut self, d: Digit) {
+        let kind = if d == Digit::D1 { RequestKind::Page } else { RequestKind::PageWhenOpen };
+        self.ask_for_message(kind);
+    }
+
     fn ask_for_message(&mut self, kind: RequestKind) {
         self.outputs.push_back(Output::Play(vec!["record_after_tone".into(), "beep".into()]));
         self.state = State::RecordPrompt(kind);
@@ -252,6 +339,12 @@ impl IvrFlow {
         let closing = match kind {
             RequestKind::Page => vec!["request_created".into(), self.cfg.goodbye_prompt.clone()],
             RequestKind::Message => vec!["thank_you".into(), self.cfg.goodbye_prompt.clone()],
+            RequestKind::PageWhenOpen => {
+                let mut p = vec!["thank_you".to_string()];
+                p.extend(self.call_back_prompts());
+                p.push(self.cfg.goodbye_prompt.clone());
+                p
+            }
         };
         self.close(closing);
     }
@@ -267,7 +360,10 @@ impl IvrFlow {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
-            State::MenuWait { deadline } | State::Recording { deadline, .. } | State::Holding { deadline } => Some(deadline),
+            State::MenuWait { deadline }
+            | State::AfterHoursWait { deadline }
+            | State::Recording { deadline, .. }
+            | State::Holding { deadline } => Some(deadline),
             _ => None,
         }
     }
@@ -278,6 +374,7 @@ impl IvrFlow {
                 let p = self.cfg.no_input_prompt.clone();
                 self.retry(&p, now);
             }
+            State::AfterHoursWait { deadline } if now >= deadline => self.ask_for_message(RequestKind::PageWhenOpen),
             State::Recording { kind, deadline } if now >= deadline => self.finish_recording(kind, now),
             State::Holding { deadline } if now >= deadline => {
                 self.outputs.push_back(Output::LeaveHold);
@@ -291,6 +388,7 @@ impl IvrFlow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::menu::MenuOption;
 
     fn flow() -> (IvrFlow, Instant) {
         let mut f = IvrFlow::new(Arc::new(IvrConfig::default()));
@@ -461,6 +559,133 @@ mod tests {
         .unwrap();
         assert_eq!(m.options[1].action, Action::Play { prompt: "hours".into() });
         assert!(matches!(&m.options[2].action, Action::SubMenu { menu } if menu.options[0].action == Action::Hangup));
+    }
+
+    /// Key 1 is an urgent page, key 3 a normal one; closed until 08:00 when `closed`.
+    fn business_flow(emergency: bool, closed: bool) -> (IvrFlow, Instant) {
+        let mut cfg = IvrConfig::default();
+        cfg.after_hours_emergency = emergency;
+        cfg.menu.options.push(MenuOption { digit: Digit::D3, action: Action::PageOnCall { urgency: Urgency::Normal } });
+        let mut f = IvrFlow::new(Arc::new(cfg)).with_hold(Duration::from_secs(300));
+        if closed {
+            f = f.after_hours(8, 0);
+        }
+        let t = Instant::now();
+        f.start(t);
+        drain(&mut f);
+        (f, t)
+    }
+
+    /// Records a message from the record prompt on and returns what the flow said at the end.
+    fn leave_message(f: &mut IvrFlow, t: Instant) -> Vec<Output> {
+        f.handle(Input::PlaybackFinished, t);
+        assert_eq!(drain(f), vec![Output::StartRecording]);
+        f.handle(Input::Digit(Digit::Pound), t + Duration::from_secs(10));
+        drain(f)
+    }
+
+    #[test]
+    fn a_normal_option_during_business_hours_pages_like_an_urgent_one() {
+        let (mut f, t) = business_flow(true, false);
+        f.handle(Input::Digit(Digit::D3), t);
+        assert_eq!(drain(&mut f), vec![Output::StopPlayback, play(&["record_after_tone", "beep"])]);
+        let end = leave_message(&mut f, t);
+        assert_eq!(end[1], Output::MessageRecorded(RequestKind::Page));
+        assert!(f.is_holding());
+    }
+
+    #[test]
+    fn after_hours_an_urgent_option_still_pages_at_once() {
+        let (mut f, t) = business_flow(true, true);
+        f.handle(Input::Digit(Digit::D1), t);
+        assert_eq!(drain(&mut f), vec![Output::StopPlayback, play(&["record_after_tone", "beep"])]);
+        assert_eq!(leave_message(&mut f, t)[1], Output::MessageRecorded(RequestKind::Page));
+        assert!(f.is_holding());
+    }
+
+    #[test]
+    fn after_hours_a_normal_option_says_when_it_will_be_handled_and_releases_the_caller() {
+        let (mut f, t) = business_flow(false, true);
+        f.handle(Input::Digit(Digit::D3), t);
+        assert_eq!(
+            drain(&mut f),
+            vec![Output::StopPlayback, play(&["closed_now", "call_back_after", "digit_8", "am", "record_after_tone", "beep"])]
+        );
+        let end = leave_message(&mut f, t);
+        assert_eq!(
+            end,
+            vec![
+                Output::StopRecording,
+                Output::MessageRecorded(RequestKind::PageWhenOpen),
+                play(&["thank_you", "call_back_after", "digit_8", "am", "goodbye"])
+            ]
+        );
+        assert!(!f.is_holding(), "nobody is paged now: no hold");
+        f.handle(Input::PlaybackFinished, t);
+        assert_eq!(drain(&mut f), vec![Output::Hangup]);
+    }
+
+    #[test]
+    fn after_hours_pressing_1_for_an_emergency_makes_the_page_urgent() {
+        let (mut f, t) = business_flow(true, true);
+        f.handle(Input::Digit(Digit::D3), t);
+        let offer = play(&["closed_now", "call_back_after", "digit_8", "am", "after_hours_emergency"]);
+        assert_eq!(drain(&mut f), vec![Output::StopPlayback, offer]);
+        f.handle(Input::Digit(Digit::D1), t); // barges into the offer
+        assert_eq!(drain(&mut f), vec![Output::StopPlayback, play(&["record_after_tone", "beep"])]);
+        assert_eq!(leave_message(&mut f, t)[1], Output::MessageRecorded(RequestKind::Page));
+        assert!(f.is_holding());
+        assert_eq!(f.digits, "31#");
+    }
+
+    #[test]
+    fn after_hours_no_key_after_the_emergency_offer_leaves_the_message_for_the_morning() {
+        let (mut f, t) = business_flow(true, true);
+        f.handle(Input::Digit(Digit::D3), t);
+        drain(&mut f);
+        f.handle(Input::PlaybackFinished, t + Duration::from_secs(9));
+        let deadline = f.poll_timeout().expect("waiting for the emergency key");
+        assert_eq!(deadline, t + Duration::from_secs(9) + Duration::from_secs(5), "the menu timeout");
+        f.handle_timeout(deadline - Duration::from_millis(1));
+        assert!(drain(&mut f).is_empty(), "not yet");
+        f.handle_timeout(deadline);
+        assert_eq!(drain(&mut f), vec![play(&["record_after_tone", "beep"])]);
+        assert_eq!(leave_message(&mut f, deadline)[1], Output::MessageRecorded(RequestKind::PageWhenOpen));
+
+        // Any other key is "not an emergency" too, and a hang-up mid-message keeps the deferred kind.
+        let (mut f, t) = business_flow(true, true);
+        f.handle(Input::Digit(Digit::D3), t);
+        f.handle(Input::PlaybackFinished, t);
+        f.handle(Input::Digit(Digit::D2), t);
+        f.handle(Input::PlaybackFinished, t);
+        drain(&mut f);
+        f.handle(Input::Hangup, t);
+        assert_eq!(drain(&mut f), vec![Output::StopRecording, Output::MessageRecorded(RequestKind::PageWhenOpen)]);
+    }
+
+    #[test]
+    fn page_options_default_to_urgent_and_accept_normal() {
+        let m: Menu = toml::from_str(
+            r#"
+            prompt = "menu"
+            [[options]]
+            digit = "1"
+            action = "page_on_call"
+            [[options]]
+            digit = "2"
+            action = "page_on_call"
+            urgency = "normal"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(m.options[0].action, Action::PageOnCall { urgency: Urgency::Urgent });
+        assert_eq!(m.options[1].action, Action::PageOnCall { urgency: Urgency::Normal });
+        assert!(toml::from_str::<Menu>("prompt = \"m\"\n[[options]]\ndigit = \"1\"\naction = \"page_on_call\"\nurgency = \"soon\"").is_err());
+        let cfg: IvrConfig = toml::from_str("after_hours_emergency = true").unwrap();
+        assert!(cfg.after_hours_emergency);
+        for p in ["closed_now", "call_back_after", "after_hours_emergency", "am", "number_12"] {
+            assert!(cfg.prompt_names().contains(&p), "{p}");
+        }
     }
 
     #[test]

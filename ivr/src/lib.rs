@@ -8,7 +8,8 @@ pub mod flow;
 pub mod menu;
 pub mod page_flow;
 pub mod silence;
+pub mod spoken_time;
 
 pub use digit::Digit;
 pub use flow::{Input, IvrFlow, Output, RequestKind};
-pub use menu::IvrConfig;
+pub use menu::{IvrConfig, Urgency};

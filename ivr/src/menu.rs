@@ -1,5 +1,9 @@
 //! The IVR menu definition: what the caller hears and what each key does. Loaded from the
 //! `[ivr]` section of the config (later edited on the web). Prompts are names of files in `sounds/`.
+//!
+//! A "page on-call" option carries an [`Urgency`] (issue 7 item 2): `urgent` (the default, so older configs
+//! keep paging at once) pages at any hour; `normal` pages during business hours and, after hours, records the
+//! message and tells the caller when they will be called back (see `flow.rs`).
 
 use crate::digit::Digit;
 use serde::{Deserialize, Serialize};
@@ -29,6 +33,10 @@ pub struct IvrConfig {
     /// Continuous silence that ends a message, in seconds (0 disables).
     #[serde(default = "defaults::silence_secs")]
     pub silence_secs: u64,
+    /// After hours, a caller who chose a `normal` option hears "if this is an emergency, press 1", and
+    /// pressing it makes the request urgent (it pages at once).
+    #[serde(default)]
+    pub after_hours_emergency: bool,
     #[serde(default = "defaults::menu")]
     pub menu: Menu,
 }
@@ -51,8 +59,12 @@ pub struct MenuOption {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
-    /// Record a message and open a request; the paging flow starts from it.
-    PageOnCall,
+    /// Record a message and open a request; the paging flow starts from it (for `normal` urgency, after
+    /// hours, only when business hours start).
+    PageOnCall {
+        #[serde(default)]
+        urgency: Urgency,
+    },
     /// Record a message and open a request without paging.
     RecordMessage,
     /// Play a prompt, then return to this menu.
@@ -65,6 +77,17 @@ pub enum Action {
     Hangup,
 }
 
+/// How urgent the requests of a "page on-call" option are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Urgency {
+    /// Page the escalation policy at once, at any hour.
+    #[default]
+    Urgent,
+    /// Page during business hours; after hours, record the message and page when business hours start.
+    Normal,
+}
+
 impl IvrConfig {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
@@ -74,6 +97,7 @@ impl IvrConfig {
     pub fn prompt_names(&self) -> Vec<&str> {
         let mut names = vec![self.greeting.as_str(), &self.invalid_prompt, &self.no_input_prompt, &self.goodbye_prompt];
         names.extend(crate::flow::FIXED_PROMPTS);
+        names.extend(crate::spoken_time::PROMPTS);
         fn walk<'a>(m: &'a Menu, out: &mut Vec<&'a str>) {
             out.push(&m.prompt);
             for o in &m.options {
@@ -100,6 +124,7 @@ impl Default for IvrConfig {
             goodbye_prompt: defaults::goodbye_prompt(),
             max_message_secs: defaults::max_message_secs(),
             silence_secs: defaults::silence_secs(),
+            after_hours_emergency: false,
             menu: defaults::menu(),
         }
     }
@@ -136,7 +161,7 @@ mod defaults {
         Menu {
             prompt: "menu".into(),
             options: vec![
-                MenuOption { digit: Digit::D1, action: Action::PageOnCall },
+                MenuOption { digit: Digit::D1, action: Action::PageOnCall { urgency: Urgency::Urgent } },
                 MenuOption { digit: Digit::D2, action: Action::RecordMessage },
                 MenuOption { digit: Digit::Star, action: Action::Repeat },
             ],

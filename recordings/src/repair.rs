@@ -56,8 +56,10 @@ pub fn repair_wav(path: impl AsRef<Path>) -> Result<RepairOutcome, RepairError> 
 
     let available = file_len - layout.data_start;
     let declared = u64::from(layout.declared_data_len);
-    // The declared data fits, and whatever follows it is a well-formed sequence of chunks ending exactly at EOF.
-    let declared_is_consistent = declared <= available
+    // The declared data is whole frames, fits, and whatever follows it is a well-formed sequence of chunks ending
+    // exactly at EOF.
+    let declared_is_consistent = declared % layout.block_align == 0
+        && declared <= available
         && chunks_end_exactly_at(&mut file, layout.data_start + declared + (declared & 1), file_len)?;
 
     if declared_is_consistent && u64::from(layout.riff_size) == file_len - 8 {
@@ -168,6 +170,17 @@ fn read_layout(file: &mut File, file_len: u64) -> Result<Layout, RepairError> {
                 if !(format_tag == 1 || format_tag == 0xfffe) || bits != 16 || channels == 0 {
                     return Err(RepairError::Unsupported(format!(
                         "format tag {format_tag:#06x}, {channels} channels, {bits} bits (need 16-bit PCM)"
+                    )));
+                }
+                // A header whose block size disagrees with its channels is not one a recorder wrote; "repairing"
+                // its sizes would leave a file no player opens (found by `tests/wav_repair_props.rs`).
+                let (rate, byte_rate, declared_align) = (read_u32_le(&fmt[4..8]), read_u32_le(&fmt[8..12]), read_u16_le(&fmt[12..14]));
+                if u64::from(declared_align) != u64::from(channels) * 2
+                    || u64::from(byte_rate) != u64::from(rate) * u64::from(declared_align)
+                {
+                    return Err(RepairError::Unsupported(format!(
+                        "inconsistent fmt chunk: block align {declared_align} and {byte_rate} bytes/s for {channels} \
+                         channels of 16 bits at {rate} Hz"
                     )));
                 }
                 block_align = Some(u64::from(channels) * 2);

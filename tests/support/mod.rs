@@ -1557,6 +1557,11 @@ request_route {{
 "#,
             modules = Self::MODULES,
         );
+        Kamailio::launch(dir, addr, config_path, &config)
+    }
+
+    /// Writes `config` to `config_path` and runs kamailio on it, listening at `addr`; returns once it answers.
+    fn launch(dir: &Path, addr: SocketAddr, config_path: PathBuf, config: &str) -> Kamailio {
         fs::write(&config_path, config).expect("write kamailio config");
         let mut cmd = Command::new("timeout");
         cmd.args([
@@ -1850,4 +1855,165 @@ pub fn leave_page_message(server: &Server, work: &Path, text: &str) -> PathBuf {
     caller.quit();
     eprintln!("[e2e] caller left a {speech_secs:.1} s message");
     speech
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Phones registered somewhere (OnCall's registrar, or Kamailio as a trunk)
+
+impl Baresip {
+    /// A baresip whose `accounts` file is `account(sip_port)` (e.g. a line with `regint` and `auth_pass`, so it
+    /// registers), driven over `ctrl_tcp` like the others.
+    pub fn start_with_account(dir: &Path, audio_source: &Path, limit: Duration, account: impl FnOnce(u16) -> String) -> Baresip {
+        Baresip::launch(dir, audio_source, limit, account)
+    }
+
+    /// Every event and response that arrives within `limit`, with arrival times (for a test that needs the order
+    /// of several, or to see what a baresip said).
+    pub fn drain_events(&mut self, limit: Duration) -> Vec<(Instant, Value)> {
+        let deadline = Instant::now() + limit;
+        let mut out = Vec::new();
+        while let Ok(ev) = self.events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            out.push(ev);
+        }
+        out
+    }
+}
+
+/// `secs` seconds of digital silence as an 8 kHz mono WAV in `dir` (a phone's microphone: baresip hangs up when
+/// its source ends).
+pub fn silence_wav_secs(dir: &Path, secs: u32) -> PathBuf {
+    let path = dir.join(format!("silence-{secs}.wav"));
+    if !path.exists() {
+        tool(dir, "sox", &["-n", "-r", "8000", "-c", "1", "-b", "16", &path.display().to_string(), "trim", "0", &secs.to_string()]);
+    }
+    path
+}
+
+/// Header `name` (case-insensitive, long form only) of a raw SIP message.
+pub fn sip_header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
+    raw.lines()
+        .take_while(|l| !l.trim().is_empty())
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+}
+
+/// A response to the raw request `req`: its Via, From, Call-ID and CSeq copied, a tag added to To when it has
+/// none, `extra` header lines (each ending in CRLF) and no body.
+pub fn sip_response(req: &str, status: &str, tag: &str, extra: &str) -> String {
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for line in req.lines().take_while(|l| !l.trim().is_empty()).skip(1) {
+        let Some((k, _)) = line.split_once(':') else { continue };
+        let k = k.trim().to_ascii_lowercase();
+        if matches!(k.as_str(), "via" | "v" | "from" | "f" | "call-id" | "i" | "cseq") {
+            out.push_str(line.trim_end());
+            out.push_str("\r\n");
+        } else if k == "to" || k == "t" {
+            out.push_str(line.trim_end());
+            if !line.contains(";tag=") {
+                out.push_str(&format!(";tag={tag}"));
+            }
+            out.push_str("\r\n");
+        }
+    }
+    format!("{out}{extra}Content-Length: 0\r\n\r\n")
+}
+
+impl Kamailio {
+    /// Kamailio 5.6 as a small carrier trunk: a registrar (the trunk user `user` with digest auth, any other
+    /// user, e.g. a phone, without) and a proxy that challenges every INVITE and MESSAGE with 407
+    /// (`proxy_challenge`, MD5, `qop=auth`) unless it carries `user`'s credentials, then delivers it to the
+    /// phone registered under the Request-URI's user (a leading `+` dropped; `lookup("location")`). No
+    /// Record-Route: in-dialog requests go straight between the ends (or are relayed to their Request-URI).
+    /// The script logs `TEST <kind> t=...` lines read by [`Kamailio::events`]: `REGISTER`, `CHALLENGE`,
+    /// `ACCEPTED` (REGISTERs), `<METHOD>-CHALLENGED`, `<METHOD>-AUTHORIZED`, `<METHOD>-RELAYED`,
+    /// `<METHOD>-NOTFOUND` and `REPLY-<status>` (responses relayed back, with `cseq=`).
+    pub fn start_trunk(dir: &Path, user: &str, password: &str) -> Kamailio {
+        require_tool("kamailio");
+        let addr: SocketAddr = format!("{LOOPBACK}:{}", free_port()).parse().unwrap();
+        let config_path = dir.join("kamailio-trunk.cfg");
+        let config = format!(
+            r#"#!KAMAILIO
+# written by tests/support/mod.rs: a trunk (registrar + authenticating proxy), no database
+debug=2
+log_stderror=yes
+children=1
+auto_aliases=no
+listen=udp:{addr}
+mpath="{modules}/"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "maxfwd.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "auth.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "pv.so"
+modparam("registrar", "min_expires", 10)
+modparam("registrar", "max_expires", 3600)
+modparam("auth", "algorithm", "MD5")
+
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (is_method("CANCEL")) {{
+        if (t_check_trans()) {{ t_relay(); }}
+        exit;
+    }}
+    if (has_totag()) {{
+        # In-dialog (no Record-Route, so only when an end sends it here): on to the Request-URI.
+        xlog("L_NOTICE", "TEST $rm-INDIALOG t=$TV(Sn) cseq=$cs\n");
+        t_relay();
+        exit;
+    }}
+    if (is_method("REGISTER")) {{
+        xlog("L_NOTICE", "TEST REGISTER t=$TV(Sn) cseq=$cs expires=$hdr(Expires) user=$tU\n");
+        if ($tU == "{user}") {{
+            pv_www_authenticate("$td", "{password}", "0");
+            $var(rc) = $rc;
+            if ($var(rc) < 0 || $au != "{user}") {{
+                xlog("L_NOTICE", "TEST CHALLENGE t=$TV(Sn) cseq=$cs expires=$hdr(Expires) user=$au rc=$var(rc)\n");
+                www_challenge("$td", "1");
+                exit;
+            }}
+        }}
+        if (!save("location")) {{ sl_reply_error(); exit; }}
+        xlog("L_NOTICE", "TEST ACCEPTED t=$TV(Sn) cseq=$cs expires=$hdr(Expires) user=$tU\n");
+        exit;
+    }}
+    if (is_method("INVITE|MESSAGE")) {{
+        pv_proxy_authenticate("$fd", "{password}", "0");
+        $var(rc) = $rc;
+        if ($var(rc) < 0 || $au != "{user}") {{
+            xlog("L_NOTICE", "TEST $rm-CHALLENGED t=$TV(Sn) cseq=$cs user=$au rc=$var(rc)\n");
+            proxy_challenge("$fd", "1");
+            exit;
+        }}
+        xlog("L_NOTICE", "TEST $rm-AUTHORIZED t=$TV(Sn) cseq=$cs user=$au\n");
+        consume_credentials();
+        if ($(rU{{s.substr,0,1}}) == "+") {{ $rU = $(rU{{s.strip,1}}); }}
+        if (!lookup("location")) {{
+            xlog("L_NOTICE", "TEST $rm-NOTFOUND t=$TV(Sn) cseq=$cs user=$rU\n");
+            sl_send_reply("404", "Not Found");
+            exit;
+        }}
+        xlog("L_NOTICE", "TEST $rm-RELAYED t=$TV(Sn) cseq=$cs user=$rU\n");
+        t_on_reply("LOG_REPLY");
+        if (!t_relay()) {{ sl_reply_error(); }}
+        exit;
+    }}
+    sl_send_reply("404", "Not Here");
+}}
+
+onreply_route[LOG_REPLY] {{
+    xlog("L_NOTICE", "TEST REPLY-$rs t=$TV(Sn) cseq=$cs\n");
+}}
+"#,
+            modules = Self::MODULES,
+        );
+        Kamailio::launch(dir, addr, config_path, &config)
+    }
 }

@@ -335,16 +335,7 @@ async fn policies(State(state): State<AppState>, ApiUser(v): ApiUser) -> ApiResu
 /// A schedule named in a URL: its id, its name (any case) or its name as a slug
 /// (`Maintenance on-call` → `maintenance-on-call`). The oldest schedule wins a tie.
 pub fn find_schedule<'a>(schedules: &'a [oncall_core::Schedule], key: &str) -> Option<&'a oncall_core::Schedule> {
-    let key = key.trim();
-    if let Ok(id) = key.parse::<i64>() {
-        if let Some(s) = schedules.iter().find(|s| s.id.0 == id) {
-            return Some(s);
-        }
-    }
-    let mut sorted: Vec<&oncall_core::Schedule> = schedules.iter().collect();
-    sorted.sort_by_key(|s| s.id);
-    let slug = oncall_core::store::slugify(key);
-    sorted.iter().find(|s| s.name.trim().eq_ignore_ascii_case(key)).or_else(|| sorted.iter().find(|s| !slug.is_empty() && oncall_core::store::slugify(&s.name) == slug)).copied()
+    schedule::on_call_order::find(schedules, key)
 }
 
 /// Who is on call in one schedule now, for PBXs and scripts: the person on call first, then
@@ -360,35 +351,11 @@ async fn on_call_in_schedule(State(state): State<AppState>, ApiUser(v): ApiUser,
 
 /// The body of `GET /api/v1/oncall/{schedule}` at `now` (pure, so it is tested without a clock).
 pub fn on_call_json(s: &oncall_core::Schedule, people: &[oncall_core::Person], now: Timestamp) -> Value {
-    let mut entries: Vec<(PersonId, &'static str, Option<String>, Option<Timestamp>)> = Vec::new();
-    if let Some(who) = schedule::on_call(s, now) {
-        // The shift ends at the rotation's handoff (or the override's end), or earlier when the
-        // flattened timeline changes hands first (an override or a higher layer cutting in).
-        let timeline_end = schedule::shifts(s, now, now + Millis::hours(24 * 366)).first().filter(|sh| sh.person == who.person && sh.start <= now).map(|sh| sh.end);
-        let (source, layer, source_end) = match who.source {
-            schedule::Source::Override(i) => ("override", None, s.overrides.get(i).map(|o| o.end)),
-            schedule::Source::Layer(i) => {
-                let l = s.layers.get(i);
-                ("rotation", l.map(|l| l.name.clone()), l.and_then(|l| l.shift_at(s.time_zone, now)).map(|sh| sh.end))
-            }
-        };
-        let until = match (timeline_end, source_end) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        entries.push((who.person, source, layer, until));
-    }
-    for layer in s.layers.iter().rev() {
-        if let Some(shift) = layer.shift_at(s.time_zone, now) {
-            if !entries.iter().any(|e| e.0 == shift.person) {
-                entries.push((shift.person, "backup", Some(layer.name.clone()), Some(shift.end)));
-            }
-        }
-    }
+    let entries = schedule::on_call_order(s, now);
     let list: Vec<Value> = entries
         .iter()
-        .filter_map(|(id, source, layer, until)| {
-            let p = people.iter().find(|p| p.id == *id && !p.disabled)?;
+        .filter_map(|e| {
+            let p = people.iter().find(|p| p.id == e.person && !p.disabled)?;
             let contacts: Vec<Value> = p
                 .contacts
                 .iter()
@@ -401,9 +368,9 @@ pub fn on_call_json(s: &oncall_core::Schedule, people: &[oncall_core::Person], n
                 "person": {"id": p.id.0, "name": p.name, "email": p.email},
                 "phone": p.phones().next().map(|e| e.as_str().to_string()),
                 "contacts": contacts,
-                "source": source,
-                "layer": layer,
-                "until": opt_rfc(*until),
+                "source": e.role.as_str(),
+                "layer": e.role.layer(),
+                "until": opt_rfc(e.until),
             }))
         })
         .enumerate()

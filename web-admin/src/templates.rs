@@ -36,6 +36,7 @@ const TEMPLATES: &[(&str, &str)] = embedded!(
     "account.html",
     "webhooks.html",
     "webhook.html",
+    "business_hours.html",
 );
 
 pub const STYLE_CSS: &str = include_str!("../static/style.css");

@@ -756,3 +756,62 @@ async fn webhooks_in_the_api() {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert!(f.store.list_webhooks(f.org_a).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn managers_set_business_hours_with_clear_errors_and_deferred_requests_show_when_they_page() {
+    use oncall_core::{Millis, Timestamp};
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    let csrf = c.logged_in(MANAGER_A).await;
+    let page = c.get("/business-hours").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("Always open") && page.text().contains("Europe&#x2F;London"), "the org's zone is proposed");
+
+    let week = "08:00-18:00";
+    let mut form = vec![("csrf", csrf.as_str()), ("time_zone", "Europe/Paris"), ("monday", week), ("tuesday", "08:00-12:00, 13:00-17:00"), ("wednesday", week), ("thursday", week), ("friday", week), ("saturday", ""), ("sunday", "closed"), ("closures", "2026-12-25 Christmas\n2026-01-01")];
+    // Clear errors naming the box; nothing is saved and the form keeps what was typed.
+    for (key, bad, says) in [("tuesday", "9-5", "Tuesday: \"9-5\""), ("time_zone", "Paris", "Time zone: unknown time zone"), ("closures", "25/12/2026 Christmas", "Closed days, line 1: ")] {
+        let mut f2 = form.clone();
+        f2.iter_mut().find(|(k, _)| *k == key).unwrap().1 = bad;
+        let r = c.post("/business-hours", &f2).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{key}");
+        assert!(r.text().contains(&says.replace('"', "&quot;")), "{key}: {}", r.text());
+        assert!(r.text().contains(&bad.replace('/', "&#x2F;")), "the typed value stays");
+    }
+    let mut empty = form.clone();
+    for (k, v) in empty.iter_mut() {
+        if !["csrf", "time_zone", "closures"].contains(k) {
+            *v = "";
+        }
+    }
+    let r = c.post("/business-hours", &empty).await;
+    assert!(r.status == StatusCode::BAD_REQUEST && r.text().contains("Opening hours: open at least one period a week"), "{}", r.text());
+    assert!(f.store.business_hours(f.org_a).await.unwrap().is_none());
+
+    let r = c.post("/business-hours", &form).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/business-hours?flash=saved".to_string()));
+    let stored = f.store.business_hours(f.org_a).await.unwrap().unwrap();
+    assert_eq!(stored.hours.time_zone.name(), "Europe/Paris");
+    assert_eq!(stored.closure_labels.len(), 2);
+    let page = c.get("/business-hours").await.text();
+    assert!(page.contains("08:00-12:00, 13:00-17:00") && page.contains("2026-12-25 Christmas") && page.contains("Saved."), "{page}");
+    assert!(page.contains("Open now") || page.contains("Closed now"));
+
+    // A deferred request shows when it pages, and the log says why.
+    let at = Timestamp::now() + Millis::hours(5);
+    assert!(f.store.defer_request(f.org_a, f.unassigned_a, at, "deferred until 08:00 Europe/Paris", Timestamp::now()).await.unwrap());
+    let detail = c.get(&format!("/requests/{}", f.unassigned_a.0)).await.text();
+    assert!(detail.contains("id=\"pages-at\"") && detail.contains("After hours: deferred until 08:00"), "{detail}");
+
+    // Employees cannot see or change business hours.
+    let mut e = Client::new(app(&f));
+    let ecsrf = e.logged_in(EMPLOYEE_A).await;
+    assert_eq!(e.get("/business-hours").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(e.post("/business-hours", &[("csrf", ecsrf.as_str()), ("remove", "1")]).await.status, StatusCode::FORBIDDEN);
+
+    // Removing them: always open again.
+    form.truncate(1);
+    form.push(("remove", "1"));
+    assert_eq!(c.post("/business-hours", &form).await.status, StatusCode::SEE_OTHER);
+    assert!(f.store.business_hours(f.org_a).await.unwrap().is_none());
+}

@@ -7,10 +7,12 @@
 //! Loading and storing schedules is the store's business (`store::schedules`).
 
 pub mod layer;
+pub mod on_call_order;
 pub mod override_;
 pub mod rotation;
 
 pub use layer::Layer;
+pub use on_call_order::{on_call_order, OrderEntry, Role as OrderRole};
 pub use override_::Override;
 pub use rotation::{resolve_local, Rotation, RotationShift, ShiftLength};
 

@@ -21,6 +21,8 @@ pub struct NewCall {
     /// To: / Request-URI as received.
     pub called: String,
     pub received_at: Timestamp,
+    /// The `[instance] id` carrying the call: after a crash it closes the calls it left open.
+    pub instance: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +38,8 @@ pub struct Call {
     pub digits: String,
     pub recording_path: Option<String>,
     pub recording_duration_ms: Option<i64>,
+    /// What the recording is for ("page" or "message"), set when it starts.
+    pub recording_kind: Option<String>,
 }
 
 /// Header values can be long, but not this long; longer is garbage or an attack.
@@ -53,14 +57,16 @@ impl Store {
         check_len("call_id", &call.call_id)?;
         check_len("caller", &call.caller)?;
         check_len("called", &call.called)?;
+        check_len("instance", &call.instance)?;
         let row = sqlx::query(
-            "INSERT INTO calls (org_id, call_id, caller, called, received_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO calls (org_id, call_id, caller, called, received_at, instance) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(call.org.0)
         .bind(&call.call_id)
         .bind(&call.caller)
         .bind(&call.called)
         .bind(call.received_at.0)
+        .bind(&call.instance)
         .fetch_one(self.pool())
         .await?;
         Ok(CallRowId(i64_(&row, "id")?))
@@ -134,6 +140,43 @@ impl Store {
         rows.iter().map(|r| call_from_row(org, r)).collect()
     }
 
+    /// The caller started leaving a message: where it goes and what it is for are saved at once, so that a
+    /// crash before the call ends still leads from the call to its recording (see [`Store::open_calls_of`]).
+    pub async fn call_recording_started(&self, org: OrgId, id: CallRowId, recording_path: &str, kind: &str) -> Result<()> {
+        check_len("recording_path", recording_path)?;
+        check_len("recording_kind", kind)?;
+        let done = sqlx::query("UPDATE calls SET recording_path = $1, recording_kind = $2 WHERE org_id = $3 AND id = $4")
+            .bind(recording_path)
+            .bind(kind)
+            .bind(org.0)
+            .bind(id.0)
+            .execute(self.pool())
+            .await?;
+        one_row(&done, id)
+    }
+
+    /// Calls `instance` took that never ended: at its start-up, the calls a crash cut.
+    pub async fn open_calls_of(&self, org: OrgId, instance: &str) -> Result<Vec<Call>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE org_id = $1 AND instance = $2 AND ended_at IS NULL ORDER BY id"
+        ))
+        .bind(org.0)
+        .bind(instance)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| call_from_row(org, r)).collect()
+    }
+
+    /// The request a call opened, if any.
+    pub async fn request_for_call(&self, org: OrgId, call: CallRowId) -> Result<Option<RequestId>> {
+        let row = sqlx::query("SELECT id FROM requests WHERE org_id = $1 AND call_row_id = $2 ORDER BY id LIMIT 1")
+            .bind(org.0)
+            .bind(call.0)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| i64_(&r, "id").map(RequestId)).transpose()
+    }
+
     /// Opens a request for a call (the caller chose "page on-call" or left a message).
     pub async fn create_request_for_call(&self, org: OrgId, call: CallRowId, caller: &str, at: Timestamp) -> Result<RequestId> {
         let new = NewRequest { caller: caller.to_string(), summary: format!("Phone call from {caller}"), call: Some(call) };
@@ -142,7 +185,7 @@ impl Store {
 }
 
 const CALL_COLUMNS: &str =
-    "id, call_id, caller, called, received_at, answered_at, ended_at, digits, recording_path, recording_duration_ms";
+    "id, call_id, caller, called, received_at, answered_at, ended_at, digits, recording_path, recording_duration_ms, recording_kind";
 
 fn call_from_row(org: OrgId, r: &sqlx::any::AnyRow) -> Result<Call> {
     Ok(Call {
@@ -157,5 +200,6 @@ fn call_from_row(org: OrgId, r: &sqlx::any::AnyRow) -> Result<Call> {
         digits: string(r, "digits")?,
         recording_path: opt_string(r, "recording_path")?,
         recording_duration_ms: opt_i64(r, "recording_duration_ms")?,
+        recording_kind: opt_string(r, "recording_kind")?,
     })
 }

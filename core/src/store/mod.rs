@@ -13,6 +13,7 @@
 //! One file per concern: `orgs`, `people`, `schedules`, `policies`, `requests`, `calls`,
 //! `escalation_work`, `users`, `metrics`.
 
+mod business_hours;
 mod calls;
 mod escalation_work;
 mod metrics;
@@ -31,6 +32,7 @@ mod users;
 mod webhooks;
 mod ivr_settings;
 
+pub use business_hours::StoredBusinessHours;
 pub use calls::{Call, NewCall};
 pub use escalation_work::{ClaimedWork, NotificationRecord};
 pub use orgs::{slugify, validate_slug, Organization, DEFAULT_ORG_NAME};

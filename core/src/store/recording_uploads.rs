@@ -112,6 +112,25 @@ impl Store {
         }
     }
 
+    /// Gives a recording registered without a request (a crash cut its call) to the request opened for it since.
+    /// Only a request-less row moves: a recording never changes request.
+    pub async fn attach_recording(&self, org: OrgId, id: RecordingId, request: RequestId, at: Timestamp) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query("UPDATE recordings SET request_id = $1 WHERE org_id = $2 AND id = $3 AND request_id IS NULL RETURNING kind")
+            .bind(request.0)
+            .bind(org.0)
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = done else {
+            return Err(StoreError::NotFound(format!("{id} without a request")));
+        };
+        let kind = string(&row, "kind")?;
+        insert_event(&mut tx, org, request, at, Actor::System, super::requests::event_kind::RECORDING, &format!("{kind} {id}")).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Records that the archive holds a verified copy.
     pub async fn mark_uploaded(&self, org: OrgId, id: RecordingId, upload: &UploadRecord) -> Result<()> {
         if upload.object_key.trim().is_empty() {

@@ -49,6 +49,8 @@ pub mod event_kind {
     pub const NOTE: &str = "note";
     pub const RECORDING: &str = "recording";
     pub const NOTIFICATION: &str = "notification";
+    /// A normal request opened after hours waits for the opening (detail: "deferred until …").
+    pub const DEFERRED: &str = "deferred";
 }
 
 fn stamp(row: &AnyRow, at: &str, by: &str) -> Result<Option<Stamp>> {

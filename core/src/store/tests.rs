@@ -309,13 +309,52 @@ async fn concurrent_acknowledgements_yield_exactly_one() {
 }
 
 #[tokio::test]
+async fn calls_cut_by_a_crash_lead_to_their_recording() {
+    on_each_backend(|db: TestDb| async move {
+        let s = &db.store;
+        let a = s.ensure_default_organization().await.unwrap().id;
+        let new = |call_id: &str, instance: &str| NewCall {
+            org: a,
+            call_id: call_id.into(),
+            caller: "+442079460999".into(),
+            called: "100".into(),
+            received_at: NOW,
+            instance: instance.into(),
+        };
+        let cut = s.insert_call(&new("cut@pbx", "i1")).await.unwrap();
+        let ended = s.insert_call(&new("ended@pbx", "i1")).await.unwrap();
+        let other = s.insert_call(&new("other@pbx", "i2")).await.unwrap();
+        s.call_recording_started(a, cut, "/spool/default/cut.wav", "page").await.unwrap();
+        s.call_ended(a, ended, NOW + Millis(1000), "2", None, None).await.unwrap();
+        // Only i1's calls that never ended: i2's live call is not i1's to close.
+        let open = s.open_calls_of(a, "i1").await.unwrap();
+        assert_eq!(open.iter().map(|c| c.id).collect::<Vec<_>>(), vec![cut]);
+        assert_eq!((open[0].recording_path.as_deref(), open[0].recording_kind.as_deref()), (Some("/spool/default/cut.wav"), Some("page")));
+        assert_eq!(s.open_calls_of(a, "i2").await.unwrap()[0].id, other);
+
+        // The recording registered request-less by the uploader moves to the request opened for the call, once.
+        assert_eq!(s.request_for_call(a, cut).await.unwrap(), None);
+        let rec = s
+            .add_recording(a, &NewRecording { request: None, kind: "message".into(), storage_key: "default/cut.wav".into(), duration_ms: 3000, peak: 0.5, rms: 0.1, created_at: NOW })
+            .await
+            .unwrap();
+        let req = s.create_request_for_call(a, cut, "+442079460999", NOW + Millis(2000)).await.unwrap();
+        assert_eq!(s.request_for_call(a, cut).await.unwrap(), Some(req));
+        s.attach_recording(a, rec, req, NOW + Millis(2000)).await.unwrap();
+        assert_eq!(s.recordings_for_request(a, req).await.unwrap().len(), 1);
+        assert!(matches!(s.attach_recording(a, rec, req, NOW).await, Err(StoreError::NotFound(_))), "already attached");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn calls() {
     on_each_backend(|db: TestDb| async move {
         let s = &db.store;
         let a = s.ensure_default_organization().await.unwrap().id;
         let b = org(s, "b").await;
         let id = s
-            .insert_call(&NewCall { org: a, call_id: "abc@pbx".into(), caller: "+442079460999".into(), called: "+442079460100".into(), received_at: NOW })
+            .insert_call(&NewCall { org: a, call_id: "abc@pbx".into(), caller: "+442079460999".into(), called: "+442079460100".into(), received_at: NOW, instance: "i1".into() })
             .await
             .unwrap();
         s.call_answered(a, id, NOW + Millis(500)).await.unwrap();

@@ -223,6 +223,18 @@ fn receive(call: &mut Call, batch: &mut RecvBatch, buf: &mut [u8], pcm: &mut [i1
     n
 }
 
+/// Keys relayed from a bridged call (RFC 4733), ahead of this tick's audio frame; dropped when this call
+/// negotiated no telephone-event or sends nothing (held, no address yet).
+fn send_telephone_events(call: &mut Call, packet: &mut [u8; 12 + SAMPLES_PER_FRAME]) {
+    while let Some(ev) = call.app.next_telephone_event(call.sender.timestamp()) {
+        let (Some(pt), Some(remote)) = (call.media.telephone_event, call.remote.filter(|_| call.media.direction.we_send())) else { continue };
+        let header = call.sender.next_other(pt, ev.timestamp, ev.marker, ev.payload.len());
+        let off = header.write(packet);
+        packet[off..off + 4].copy_from_slice(&ev.payload);
+        let _ = call.rtp.send_to(&packet[..off + 4], remote);
+    }
+}
+
 /// The code of silence (linear 0) in each law.
 fn silence_byte(codec: Codec) -> u8 {
     match codec {
@@ -233,6 +245,7 @@ fn silence_byte(codec: Codec) -> u8 {
 
 fn send(call: &mut Call, pcm: &mut [i16; SAMPLES_PER_FRAME], packet: &mut [u8; 12 + SAMPLES_PER_FRAME], now: Instant, hist: &mut Histogram) -> bool {
     let wants = call.app.next_frame(pcm, now);
+    send_telephone_events(call, packet);
     let Some(remote) = call.remote.filter(|_| call.media.direction.we_send()) else {
         call.sender.skip_frame();
         return false;

@@ -36,4 +36,10 @@ pub trait MediaApp: Send {
     fn on_signal(&mut self, signal: Signal, now: Instant);
     /// The call left the engine: flush and close whatever the app holds.
     fn finish(&mut self, now: Instant);
+    /// A telephone-event to send on this call now (keys relayed from a bridged call), stamped for this
+    /// stream, whose next RTP timestamp is `rtp_timestamp`. Asked every tick until it says `None`; the
+    /// engine sends it with the call's telephone-event payload type, or drops it when none was negotiated.
+    fn next_telephone_event(&mut self, _rtp_timestamp: u32) -> Option<bridge::TelephoneEvent> {
+        None
+    }
 }

@@ -31,6 +31,16 @@ impl RtpSender {
         h
     }
 
+    /// Header for a packet that is not the next audio frame (an RFC 4733 telephone-event, whose timestamp
+    /// is its event's start): takes the next sequence number, leaves the audio timestamp alone.
+    pub fn next_other(&mut self, payload_type: u8, timestamp: u32, marker: bool, payload_len: usize) -> RtpHeader {
+        let h = RtpHeader { marker, payload_type, sequence: self.sequence, timestamp, ssrc: self.ssrc };
+        self.sequence = self.sequence.wrapping_add(1);
+        self.packets_sent += 1;
+        self.octets_sent += payload_len as u64;
+        h
+    }
+
     /// A frame time passes with nothing sent (hold, silence suppression): the timestamp still advances
     /// and the next packet starts a talkspurt.
     pub fn skip_frame(&mut self) {

@@ -10,6 +10,7 @@
 pub mod checks;
 mod dialog;
 pub mod outbound;
+pub mod redirect;
 #[cfg(test)]
 mod tests;
 

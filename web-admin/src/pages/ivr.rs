@@ -52,7 +52,8 @@ pub async fn current(state: &AppState, org: oncall_core::OrgId) -> WebResult<(Iv
 
 fn action_name(a: &Action) -> &'static str {
     match a {
-        Action::PageOnCall => "page_on_call",
+        Action::PageOnCall { urgency: oncall_ivr::Urgency::Urgent } => "page_on_call",
+        Action::PageOnCall { urgency: oncall_ivr::Urgency::Normal } => "page_on_call_normal",
         Action::RecordMessage => "record_message",
         Action::Play { .. } => "play",
         Action::SubMenu { .. } => "sub_menu",
@@ -126,7 +127,8 @@ fn parse(pairs: &[(String, String)], base_cfg: &IvrConfig) -> Result<IvrConfig, 
             return Err(format!("Option {n}: key {digit} is used twice."));
         }
         let action = match action {
-            "page_on_call" => Action::PageOnCall,
+            "page_on_call" => Action::PageOnCall { urgency: oncall_ivr::Urgency::Urgent },
+            "page_on_call_normal" => Action::PageOnCall { urgency: oncall_ivr::Urgency::Normal },
             "record_message" => Action::RecordMessage,
             "repeat" => Action::Repeat,
             "hangup" => Action::Hangup,

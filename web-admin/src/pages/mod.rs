@@ -2,6 +2,7 @@
 //! files and the private calendar feeds sits behind [`crate::auth::session_layer`].
 
 pub mod account;
+pub mod business_hours;
 pub mod dashboard;
 pub mod ivr;
 pub mod people;
@@ -56,6 +57,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/policies/{id}/disable", post(policies::disable))
         .route("/policies/{id}/enable", post(policies::enable))
         .route("/ivr", get(ivr::show).post(ivr::save_menu))
+        .route("/business-hours", get(business_hours::show).post(business_hours::save))
         .route("/ivr/greeting", post(ivr::upload_greeting))
         .route("/ivr/greeting.wav", get(ivr::greeting_audio))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))

@@ -172,6 +172,7 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>,
                 event_kind::NOTE => ("note", format!("{who}: {}", e.detail)),
                 event_kind::RECORDING => ("recording", "Message recorded".to_string()),
                 event_kind::NOTIFICATION => ("notification", e.detail.clone()),
+                event_kind::DEFERRED => ("deferred", format!("After hours: {}", e.detail)),
                 "summary" => ("summary", format!("Caller said: {}", e.detail)),
                 other => ("other", format!("{other}: {}", e.detail)),
             };
@@ -193,6 +194,8 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>,
     ctx.insert("said", &said);
     ctx.insert("timeline", &timeline);
     ctx.insert("recordings", &recs);
+    // A normal request opened after hours: when it will page unless someone takes it first.
+    ctx.insert("pages_at", &state.store.deferred_until(org, req.id).await?.map(|t| views::time(t, tz)));
     ctx.insert("can_acknowledge", &RequestStatus::Acknowledged.allowed_from().contains(&status));
     ctx.insert("can_complete", &RequestStatus::Completed.allowed_from().contains(&status));
     ctx.insert("answered", &req.state.answered().map(|s| format!("{} after {}", dir.actor(s.by, &users), views::duration(s.at - req.received_at))));

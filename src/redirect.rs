@@ -1,0 +1,370 @@
+//! The SIP redirect target (issue 7 item 4): an INVITE to `oncall-<schedule>@` is answered
+//! `302 Moved Temporarily` with the on-call people's phones as Contacts, best first (q = 1.0, then
+//! lower), so any PBX can forward its after-hours line to OnCall without OnCall carrying the media.
+//! `oncall-<schedule>-bridge@` is an ordinary call to the IVR instead (OnCall carries it).
+//!
+//! The order is the schedule's (`oncall_core::schedule::on_call_order`: whoever is on call, then
+//! the backups of lower layers); for each person, their phones registered with OnCall first, then
+//! their contacts in their own order (a SIP URI as is, a phone number as `sip:<e164>@<host>` where
+//! the host is the first `[[trunks]]` entry's domain, else the asking PBX itself). Disabled people
+//! are left out. Unknown schedule → 404, nobody on call → 480.
+//!
+//! Only trusted sources get an answer beyond 403 — a trunk's `allowed_sources`,
+//! `[redirect] allowed_sources`, or a phone registered with OnCall (its REGISTER was
+//! authenticated) — because a 302 lists employees' numbers, and a 404/403 difference would let a
+//! scanner probe schedule names. Schedules and people come from a snapshot re-read every few
+//! seconds (no database query per INVITE, so a flood of INVITEs costs nothing). A redirect opens
+//! no request and writes no call-log row; it is logged and counted on `/metrics`.
+//!
+//! Not done: the `-bridge` variant does not page "via that schedule" — paging has no per-request
+//! policy or schedule yet (it uses the first enabled escalation policy); the call just runs the IVR.
+
+use crate::config::{Config, SourceNet};
+use crate::registrar_service::RegistrarHandle;
+use oncall_core::schedule::{self, on_call_order, Schedule};
+use oncall_core::{Contact, OrgId, Person, PersonId, Store, Timestamp};
+use oncall_sip::message::uri::{unescape, Uri};
+use oncall_sip::ua::redirect::{QValue, RedirectContact};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+const RELOAD_EVERY: Duration = Duration::from_secs(3);
+/// The Request-URI user prefix (matched in any case).
+const PREFIX: &str = "oncall-";
+const BRIDGE_SUFFIX: &str = "-bridge";
+
+/// The schedule key of a Request-URI whose user is `oncall-<key>` (any case, %-escapes decoded);
+/// `None` for any other Request-URI.
+pub fn target_key(request_uri: &str) -> Option<String> {
+    let Ok(Uri::Sip(uri)) = Uri::parse(request_uri) else { return None };
+    let user = unescape(uri.user.as_deref()?);
+    let head = user.get(..PREFIX.len())?;
+    if !head.eq_ignore_ascii_case(PREFIX) {
+        return None;
+    }
+    let key = &user[PREFIX.len()..];
+    (!key.trim().is_empty()).then(|| key.to_string())
+}
+
+/// What `oncall-<key>` names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// `oncall-<schedule>`: answer with a redirect.
+    Redirect(&'a Schedule),
+    /// `oncall-<schedule>-bridge`: an IVR call about that schedule.
+    Bridge(&'a Schedule),
+    Unknown,
+}
+
+/// A schedule whose own slug ends in `-bridge` stays a redirect target: the whole key is tried first.
+pub fn resolve<'a>(schedules: &'a [Schedule], key: &str) -> Target<'a> {
+    if let Some(s) = schedule::on_call_order::find(schedules, key) {
+        return Target::Redirect(s);
+    }
+    let stem = key.len().checked_sub(BRIDGE_SUFFIX.len()).and_then(|n| key.get(..n).filter(|_| key[n..].eq_ignore_ascii_case(BRIDGE_SUFFIX)));
+    match stem.and_then(|stem| schedule::on_call_order::find(schedules, stem)) {
+        Some(s) => Target::Bridge(s),
+        None => Target::Unknown,
+    }
+}
+
+/// The Contacts of the 302: for each person in `order` (skipping unknown and disabled people), their
+/// registered phones, then their own contacts; duplicates once; at most `max`; q from 1.0 down in
+/// steps of 1/`max`, so every Contact has its own rank and the PBX tries them one after the other.
+pub fn redirect_contacts(order: &[PersonId], people: &[Person], devices: impl Fn(PersonId) -> Vec<String>, phone_host: &str, max: usize) -> Vec<RedirectContact> {
+    let mut uris: Vec<String> = Vec::new();
+    for id in order {
+        let Some(p) = people.iter().find(|p| p.id == *id && !p.disabled) else { continue };
+        let own = p.contacts.iter().map(|c| match c {
+            Contact::Sip(u) => u.as_str().to_string(),
+            Contact::Phone(e) => format!("sip:{}@{phone_host}", e.as_str()),
+        });
+        for uri in devices(p.id).into_iter().chain(own) {
+            if !uris.contains(&uri) {
+                uris.push(uri);
+            }
+        }
+    }
+    let max = max.max(1);
+    let step = 1000 / max as u16;
+    uris.into_iter()
+        .take(max)
+        .enumerate()
+        .map(|(i, uri)| RedirectContact { uri, q: QValue::from_thousandths(1000 - step * i as u16) })
+        .collect()
+}
+
+/// What to answer an `oncall-...` INVITE.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// 302 with these Contacts.
+    Redirect { schedule: String, contacts: Vec<RedirectContact> },
+    /// An IVR call about this schedule.
+    Bridge { schedule: String },
+    /// 403 (untrusted source), 404 (no such schedule), 480 (nobody on call).
+    Reject(u16),
+}
+
+/// Counted on `/metrics` as `oncall_redirects_total{result=...}`.
+#[derive(Default)]
+pub struct RedirectCounters {
+    redirected: AtomicU64,
+    bridged: AtomicU64,
+    forbidden: AtomicU64,
+    not_found: AtomicU64,
+    nobody: AtomicU64,
+}
+
+impl RedirectCounters {
+    fn count(&self, d: &Decision) {
+        let c = match d {
+            Decision::Redirect { .. } => &self.redirected,
+            Decision::Bridge { .. } => &self.bridged,
+            Decision::Reject(403) => &self.forbidden,
+            Decision::Reject(404) => &self.not_found,
+            Decision::Reject(_) => &self.nobody,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn prometheus(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "# HELP oncall_redirects_total INVITEs to oncall-<schedule>@ by outcome (redirected = 302, bridged = IVR call).\n\
+             # TYPE oncall_redirects_total counter\n\
+             oncall_redirects_total{{result=\"redirected\"}} {}\noncall_redirects_total{{result=\"bridged\"}} {}\n\
+             oncall_redirects_total{{result=\"forbidden\"}} {}\noncall_redirects_total{{result=\"not_found\"}} {}\n\
+             oncall_redirects_total{{result=\"nobody_on_call\"}} {}\n",
+            g(&self.redirected),
+            g(&self.bridged),
+            g(&self.forbidden),
+            g(&self.not_found),
+            g(&self.nobody),
+        )
+    }
+}
+
+#[derive(Default)]
+struct Snapshot {
+    schedules: Vec<Schedule>,
+    people: Vec<Person>,
+}
+
+/// Decides the answers; owned by the call controller, its snapshot kept fresh by a background task.
+pub struct Redirector {
+    snapshot: Arc<RwLock<Snapshot>>,
+    registrar: Option<RegistrarHandle>,
+    trusted: Vec<SourceNet>,
+    /// The host of `sip:<e164>@host` Contacts; `None`: the asking PBX's address.
+    phone_host: Option<String>,
+    max_contacts: usize,
+    pub counters: Arc<RedirectCounters>,
+}
+
+impl Redirector {
+    /// `None` with `[redirect] enabled = false`. Starts the snapshot's reload task.
+    pub fn start(cfg: &Config, store: Store, org: OrgId, registrar: Option<RegistrarHandle>) -> Option<Redirector> {
+        if !cfg.redirect.enabled {
+            return None;
+        }
+        let mut trusted = cfg.redirect.sources();
+        trusted.extend(cfg.trunks.iter().flat_map(|t| t.sources()));
+        let phone_host = cfg.trunks.first().and_then(|t| t.domain.clone().filter(|d| !d.is_empty()).or_else(|| t.registrar_parts().ok().map(|(h, p, _)| if p == 5060 { h } else { format!("{h}:{p}") })));
+        let snapshot: Arc<RwLock<Snapshot>> = Arc::default();
+        let shared = snapshot.clone();
+        tokio::spawn(async move {
+            loop {
+                match (store.list_schedules(org).await, store.list_people(org).await) {
+                    (Ok(schedules), Ok(people)) => *shared.write().unwrap_or_else(|p| p.into_inner()) = Snapshot { schedules, people },
+                    (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "redirect: cannot read schedules and people; keeping the previous ones"),
+                }
+                tokio::time::sleep(RELOAD_EVERY).await;
+            }
+        });
+        tracing::info!(trusted_sources = trusted.len(), phone_host = phone_host.as_deref().unwrap_or("(the asking PBX)"), "redirect target oncall-<schedule>@ enabled");
+        Some(Redirector { snapshot, registrar, trusted, phone_host, max_contacts: cfg.redirect.max_contacts, counters: Arc::default() })
+    }
+
+    /// The answer to an INVITE for `request_uri` from `source`; `None` when it is not an `oncall-` target.
+    pub fn decide(&self, request_uri: &str, source: SocketAddr, now: Timestamp) -> Option<Decision> {
+        let key = target_key(request_uri)?;
+        let snap = self.snapshot.read().unwrap_or_else(|p| p.into_inner());
+        let decision = if !self.trusted(source, &snap.people) {
+            tracing::warn!(%source, %key, "redirect asked by an untrusted source; 403");
+            Decision::Reject(403)
+        } else {
+            match resolve(&snap.schedules, &key) {
+                Target::Unknown => {
+                    tracing::info!(%source, %key, "redirect: no such schedule; 404");
+                    Decision::Reject(404)
+                }
+                Target::Bridge(s) => Decision::Bridge { schedule: s.name.clone() },
+                Target::Redirect(s) => {
+                    let order: Vec<PersonId> = on_call_order(s, now).into_iter().map(|e| e.person).collect();
+                    let host = self.phone_host.clone().unwrap_or_else(|| if source.port() == 5060 { source.ip().to_string() } else { source.to_string() });
+                    let devices = |p| self.registrar.as_ref().map(|r| r.registered_devices(p).into_iter().map(|d| d.contact).collect()).unwrap_or_default();
+                    let contacts = redirect_contacts(&order, &snap.people, devices, &host, self.max_contacts);
+                    if contacts.is_empty() {
+                        tracing::info!(%source, schedule = %s.name, people = order.len(), "redirect: nobody on call with a reachable contact; 480");
+                        Decision::Reject(480)
+                    } else {
+                        let list: Vec<String> = contacts.iter().map(|c| c.header_value()).collect();
+                        tracing::info!(%source, schedule = %s.name, contacts = %list.join(", "), "redirecting to the on-call people");
+                        Decision::Redirect { schedule: s.name.clone(), contacts }
+                    }
+                }
+            }
+        };
+        self.counters.count(&decision);
+        Some(decision)
+    }
+
+    /// A configured source net, or the address a phone registered with OnCall sends from.
+    fn trusted(&self, source: SocketAddr, people: &[Person]) -> bool {
+        if self.trusted.iter().any(|n| n.contains(source.ip())) {
+            return true;
+        }
+        let Some(r) = &self.registrar else { return false };
+        people.iter().any(|p| r.registered_devices(p.id).iter().any(|d| d.source == source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oncall_core::schedule::{Layer, Rotation, ShiftLength};
+    use oncall_core::{E164, ScheduleId, SipUri};
+
+    #[test]
+    fn the_schedule_key_comes_from_an_oncall_user_in_any_case() {
+        assert_eq!(target_key("sip:oncall-maintenance@10.0.0.5").as_deref(), Some("maintenance"));
+        assert_eq!(target_key("sip:OnCall-Maintenance-Bridge@10.0.0.5:5060;transport=udp").as_deref(), Some("Maintenance-Bridge"));
+        assert_eq!(target_key("sip:oncall%2Dnight@h").as_deref(), Some("night"));
+        assert_eq!(target_key("sip:oncall-3@h").as_deref(), Some("3"));
+        assert_eq!(target_key("sip:oncall-@h"), None);
+        assert_eq!(target_key("sip:100@h"), None);
+        assert_eq!(target_key("sip:oncall@h"), None);
+        assert_eq!(target_key("sip:h"), None);
+        assert_eq!(target_key("tel:+441632960001"), None);
+        assert_eq!(target_key("garbage"), None);
+    }
+
+    fn schedule(id: i64, name: &str, members: &[i64]) -> Schedule {
+        let layer = Layer {
+            name: "primary".into(),
+            rotation: Rotation {
+                members: members.iter().map(|&m| PersonId(m)).collect(),
+                shift_length: ShiftLength::Days(1),
+                start_date: chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+                handoff_time: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            },
+        };
+        Schedule { id: ScheduleId(id), org: OrgId(1), name: name.into(), time_zone: oncall_core::validation::parse_time_zone("tz", "UTC").unwrap(), layers: vec![layer], overrides: vec![] }
+    }
+
+    #[test]
+    fn bridge_suffix_names_the_schedule_before_it_unless_a_schedule_has_the_whole_name() {
+        let list = vec![schedule(1, "Maintenance", &[1]), schedule(2, "Network bridge", &[1])];
+        assert_eq!(resolve(&list, "maintenance"), Target::Redirect(&list[0]));
+        assert_eq!(resolve(&list, "MAINTENANCE-BRIDGE"), Target::Bridge(&list[0]));
+        assert_eq!(resolve(&list, "network-bridge"), Target::Redirect(&list[1]));
+        assert_eq!(resolve(&list, "network-bridge-bridge"), Target::Bridge(&list[1]));
+        assert_eq!(resolve(&list, "2"), Target::Redirect(&list[1]));
+        assert_eq!(resolve(&list, "payroll"), Target::Unknown);
+        assert_eq!(resolve(&list, "-bridge"), Target::Unknown);
+    }
+
+    fn person(id: i64, contacts: Vec<Contact>, disabled: bool) -> Person {
+        Person {
+            id: PersonId(id),
+            org: OrgId(1),
+            name: format!("p{id}"),
+            email: None,
+            role: oncall_core::Role::Employee,
+            contacts,
+            time_zone: oncall_core::validation::parse_time_zone("tz", "UTC").unwrap(),
+            notification_rules: vec![],
+            disabled,
+        }
+    }
+
+    fn phone(s: &str) -> Contact {
+        Contact::Phone(s.parse::<E164>().unwrap())
+    }
+
+    #[test]
+    fn contacts_follow_the_escalation_order_devices_first_with_falling_q_values() {
+        let people = vec![
+            person(1, vec![phone("+441632960001"), Contact::Sip("sip:erin@pbx.example.com".parse::<SipUri>().unwrap())], false),
+            person(2, vec![phone("+441632960002")], false),
+            person(3, vec![phone("+441632960003")], true),
+        ];
+        let devices = |p: PersonId| if p.0 == 2 { vec!["sip:frank@192.0.2.9:5062;transport=udp".to_string()] } else { vec![] };
+        let order = [PersonId(2), PersonId(3), PersonId(1), PersonId(99)];
+        let got: Vec<String> = redirect_contacts(&order, &people, devices, "trunk.example.net", 10).iter().map(|c| c.header_value()).collect();
+        assert_eq!(
+            got,
+            vec![
+                "<sip:frank@192.0.2.9:5062;transport=udp>;q=1.0",
+                "<sip:+441632960002@trunk.example.net>;q=0.9",
+                "<sip:+441632960001@trunk.example.net>;q=0.8",
+                "<sip:erin@pbx.example.com>;q=0.7",
+            ]
+        );
+    }
+
+    fn redirector(schedules: Vec<Schedule>, people: Vec<Person>) -> Redirector {
+        Redirector {
+            snapshot: Arc::new(RwLock::new(Snapshot { schedules, people })),
+            registrar: None,
+            trusted: vec![SourceNet::parse("10.0.0.0/8").unwrap()],
+            phone_host: None,
+            max_contacts: 10,
+            counters: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn decisions_for_trusted_and_untrusted_sources() {
+        let r = redirector(
+            vec![schedule(1, "Night", &[1]), schedule(2, "Weekend", &[2])],
+            vec![person(1, vec![phone("+441632960001")], false), person(2, vec![phone("+441632960002")], true)],
+        );
+        let pbx: SocketAddr = "10.1.2.3:5060".parse().unwrap();
+        let now = Timestamp::now();
+        match r.decide("sip:oncall-night@oncall.example", pbx, now) {
+            // No trunk domain: the number goes back to the asking PBX.
+            Some(Decision::Redirect { schedule, contacts }) => {
+                assert_eq!(schedule, "Night");
+                assert_eq!(contacts, vec![RedirectContact { uri: "sip:+441632960001@10.1.2.3".into(), q: QValue::MAX }]);
+            }
+            other => panic!("expected a redirect, got {other:?}"),
+        }
+        assert_eq!(r.decide("sip:oncall-night@h", "192.0.2.66:5060".parse().unwrap(), now), Some(Decision::Reject(403)));
+        assert_eq!(r.decide("sip:oncall-payroll@h", "192.0.2.66:5060".parse().unwrap(), now), Some(Decision::Reject(403)));
+        assert_eq!(r.decide("sip:oncall-payroll@h", pbx, now), Some(Decision::Reject(404)));
+        // Weekend's only person is disabled: nobody to send the call to.
+        assert_eq!(r.decide("sip:oncall-weekend@h", pbx, now), Some(Decision::Reject(480)));
+        assert_eq!(r.decide("sip:oncall-night-bridge@h", pbx, now), Some(Decision::Bridge { schedule: "Night".into() }));
+        assert_eq!(r.decide("sip:100@h", pbx, now), None);
+        let metrics = r.counters.prometheus();
+        for line in ["{result=\"redirected\"} 1", "{result=\"forbidden\"} 2", "{result=\"not_found\"} 1", "{result=\"nobody_on_call\"} 1", "{result=\"bridged\"} 1"] {
+            assert!(metrics.contains(line), "{line} not in\n{metrics}");
+        }
+    }
+
+    #[test]
+    fn at_most_max_contacts_each_once_and_q_never_reaches_zero() {
+        let people: Vec<Person> = (1..=30).map(|i| person(i, vec![phone(&format!("+4416329600{i:02}")), phone("+441632960099")], false)).collect();
+        let order: Vec<PersonId> = people.iter().map(|p| p.id).collect();
+        let got = redirect_contacts(&order, &people, |_| vec![], "h", 20);
+        assert_eq!(got.len(), 20);
+        assert_eq!(got.iter().filter(|c| c.uri.contains("+441632960099")).count(), 1);
+        assert_eq!(got.first().unwrap().q.to_string(), "1.0");
+        assert_eq!(got.last().unwrap().q.to_string(), "0.05");
+        assert!(got.windows(2).all(|w| w[0].q > w[1].q));
+        assert!(redirect_contacts(&[], &people, |_| vec![], "h", 10).is_empty());
+    }
+}

@@ -1,0 +1,204 @@
+//! Paging phones that registered with OnCall itself, and escalation past a busy phone (issue 6), with real peers
+//! on loopback:
+//!
+//! - `both_registered_phones_ring_and_the_loser_gets_cancel`: Erin has two phones (baresips) registered to
+//!   OnCall's registrar under her SIP account. A caller leaves a "page on-call" message; both phones ring
+//!   together (their INVITEs arrive within a second of each other), the first answers by itself and Erin
+//!   presses 1, the request is acknowledged by her, and the other phone's ring ends with a CANCEL.
+//! - `a_busy_first_person_escalates_to_the_next_at_once`: the first person's phone answers 486 Busy Here; the
+//!   second person's phone rings right after (not when the step's 30 s wait is over) and they accept.
+
+mod support;
+
+use serde_json::Value;
+use std::net::UdpSocket;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+use support::*;
+
+const REGISTRAR: &str = "[registrar]
+enabled = true
+realm = \"oncall-test\"
+algorithms = [\"MD5\"]
+min_expires_secs = 30
+";
+
+fn paging_server(name: &str, registrar: bool) -> Server {
+    let registrar = if registrar { REGISTRAR } else { "" };
+    Server::start(
+        name,
+        ServerOptions {
+            extra_config: format!("[paging]\nenabled = true\nkey_timeout_secs = 8\nmax_retries = 1\nmax_hold_secs = 0\n\n{registrar}"),
+            ..ServerOptions::default()
+        },
+    )
+}
+
+/// How long the employee's announcement plays before a key press counts for sure.
+fn announcement_secs() -> f64 {
+    prompt_secs("new_request") + prompt_secs("from") + prompt_secs("press_1_talk")
+}
+
+fn add_person(server: &Server, args: &[&str]) -> i64 {
+    let mut all = vec!["person", "add"];
+    all.extend_from_slice(args);
+    let out = server.oncall(&all);
+    out.trim().parse().unwrap_or_else(|_| panic!("`oncall person add` printed {out:?}, not an id"))
+}
+
+/// Waits for the request to be acknowledged; checks by whom.
+fn check_acknowledged_by(server: &Server, checks: &mut Checks, person: i64, who: &str) {
+    match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "acknowledged") {
+        Ok(row) => {
+            eprintln!("[e2e] request after {who} pressed 1: {row}");
+            checks.check(field(&row, "acknowledged_by") == format!("person:{person}"), || {
+                format!("acknowledged_by {:?}, expected {who}", field(&row, "acknowledged_by"))
+            });
+        }
+        Err(rows) => checks.fail(format!("the request was not acknowledged 10 s after {who} pressed 1: {rows:#?}")),
+    }
+}
+
+#[test]
+fn both_registered_phones_ring_and_the_loser_gets_cancel() {
+    let server = paging_server("paging-devices", true);
+    let work = server.dir.subdir("peers");
+    let mut checks = Checks::default();
+    let erin_id = add_person(&server, &["--name", "Erin", "--email", "erin@example.test", "--phone", "+441632960001"]);
+    let out = server.oncall(&["person", "sip-account", "erin@example.test", "--username", "erin", "--password", "desk-phone-7"]);
+    assert!(out.contains("SIP account erin set"), "{out}");
+    server.oncall(&["policy", "add", "--name", "Front desk", "--person", "erin@example.test", "--wait-secs", "60"]);
+    // The registrar re-reads the accounts every 3 s.
+    thread::sleep(Duration::from_millis(3500));
+
+    // Two phones on one account: the desk phone answers by itself, the mobile only rings.
+    // `;transport=udp`: without it baresip 1.0 looks the host up (NAPTR/SRV) and fails.
+    let mic = silence_wav_secs(&work, 90);
+    let account = |answer: &str| {
+        let sip = server.sip_udp;
+        let answer = answer.to_string();
+        move |_port: u16| format!("<sip:erin@{sip};transport=udp>;auth_pass=desk-phone-7;regint=60{answer}\n")
+    };
+    let mut desk = Baresip::start_with_account(&work.join("desk"), &mic, Duration::from_secs(90), account(";answermode=auto"));
+    let mut mobile = Baresip::start_with_account(&work.join("mobile"), &mic, Duration::from_secs(90), account(""));
+    for (name, phone) in [("desk", &mut desk), ("mobile", &mut mobile)] {
+        if phone.wait_event("REGISTER_OK", Duration::from_secs(10)).is_none() {
+            panic!("Erin's {name} phone did not register:\n{}\n{}", tail(&phone.log(), 30), server.log_tail(30));
+        }
+    }
+    let devices = server.oncall(&["person", "sip-devices", "erin@example.test"]);
+    eprintln!("[e2e] oncall person sip-devices erin@example.test:\n{devices}");
+
+    leave_page_message(&server, &work, "The heating in the server room has failed.");
+    let desk_ring = desk.wait_event("CALL_INCOMING", Duration::from_secs(15));
+    let mobile_ring = mobile.wait_event("CALL_INCOMING", Duration::from_secs(15));
+    let (Some((desk_at, _)), Some((mobile_at, _))) = (&desk_ring, &mobile_ring) else {
+        panic!(
+            "both phones should ring: desk {desk_ring:?}, mobile {mobile_ring:?}\n{}",
+            server.log_tail(40)
+        );
+    };
+    let apart = if desk_at > mobile_at { *desk_at - *mobile_at } else { *mobile_at - *desk_at };
+    eprintln!("[e2e] both phones rang {:.1} ms apart", apart.as_secs_f64() * 1000.0);
+    checks.check(apart < Duration::from_secs(1), || format!("the phones rang {apart:?} apart, not together"));
+
+    let Some((answered_at, _)) = desk.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) else {
+        panic!("the desk phone did not answer:\n{}", server.log_tail(40));
+    };
+    // The mobile's ring ends by CANCEL once the desk phone answered.
+    match mobile.wait_event("CALL_CLOSED", Duration::from_secs(5)) {
+        Some((closed_at, ev)) => {
+            let after = closed_at.saturating_duration_since(answered_at);
+            eprintln!(
+                "[e2e] the mobile stopped ringing {:.1} ms after the desk phone answered: {}",
+                after.as_secs_f64() * 1000.0,
+                field(&ev, "param")
+            );
+            checks.check(after < Duration::from_secs(2), || format!("the mobile rang on for {after:?} after the answer"));
+        }
+        None => checks.fail("the mobile phone's ring was never ended"),
+    }
+    let log = server.log();
+    checks.check(log.contains("another phone answered: cancelling this one"), || "no CANCEL of the other phone in the log".into());
+    checks.check(log.matches("paging a registered phone").count() == 2, || {
+        format!("expected 2 \"paging a registered phone\" lines, got {}", log.matches("paging a registered phone").count())
+    });
+    checks.check(mobile.wait_event("CALL_ESTABLISHED", Duration::from_millis(200)).is_none(), || "the mobile got a call established".into());
+
+    sleep_until(answered_at + Duration::from_secs_f64(announcement_secs() + 0.5));
+    desk.command("sndcode", "1");
+    check_acknowledged_by(&server, &mut checks, erin_id, "Erin (desk phone)");
+    desk.command("hangup", "");
+    desk.quit();
+    mobile.quit();
+    checks.finish();
+}
+
+/// A phone that answers every INVITE with 486 Busy Here (and its retransmissions with the same), on a loopback
+/// UDP port; returns its URI and when it first said 486.
+fn busy_phone(limit: Duration) -> (String, Arc<Mutex<Option<Instant>>>) {
+    let sock = UdpSocket::bind((LOOPBACK, 0)).expect("bind the busy phone");
+    sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let uri = format!("sip:ghost@{}", sock.local_addr().unwrap());
+    let busy_at = Arc::new(Mutex::new(None));
+    let at = busy_at.clone();
+    thread::spawn(move || {
+        let deadline = Instant::now() + limit;
+        let mut buf = [0u8; 8192];
+        while Instant::now() < deadline {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            if req.starts_with("INVITE ") {
+                let _ = sock.send_to(sip_response(&req, "486 Busy Here", "busy1", "").as_bytes(), from);
+                at.lock().unwrap().get_or_insert_with(Instant::now);
+            }
+        }
+    });
+    (uri, busy_at)
+}
+
+#[test]
+fn a_busy_first_person_escalates_to_the_next_at_once() {
+    let server = paging_server("paging-busy", false);
+    let work = server.dir.subdir("peers");
+    let mut checks = Checks::default();
+    let (ghost_uri, busy_at) = busy_phone(Duration::from_secs(60));
+    add_person(&server, &["--name", "Ghost", "--email", "ghost@example.test", "--sip-uri", &ghost_uri]);
+    let mut frank = Baresip::start_callee(&work.join("frank"), &silence_wav_secs(&work, 90), Duration::from_secs(90), "frank");
+    let frank_id = add_person(&server, &["--name", "Frank", "--email", "frank@example.test", "--sip-uri", &frank.uri("frank")]);
+    server.oncall(&["policy", "add", "--name", "Chain", "--person", "ghost@example.test", "--person", "frank@example.test", "--wait-secs", "30"]);
+
+    leave_page_message(&server, &work, "The car park barrier is stuck closed.");
+    for (t, e) in frank.drain_events(Duration::from_secs(8)) { eprintln!("[dbg] {:?} {e}", t.elapsed()); }
+    let Some((frank_ring, _)) = frank.wait_event("CALL_INCOMING", Duration::from_secs(20)) else {
+        panic!("Frank's phone never rang; requests: {:#?}\n{}", server.requests(), server.log_tail(40));
+    };
+    match *busy_at.lock().unwrap() {
+        Some(busy) => {
+            let after = frank_ring.saturating_duration_since(busy);
+            eprintln!("[e2e] Frank's phone rang {:.1} ms after Ghost's 486 (the step waits 30 s)", after.as_secs_f64() * 1000.0);
+            checks.check(after < Duration::from_secs(2), || format!("the next step began {after:?} after the 486"));
+        }
+        None => checks.fail("Ghost's phone never got an INVITE (no 486 sent)"),
+    }
+    let Some((frank_at, _)) = frank.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) else {
+        panic!("Frank's phone did not answer:\n{}", server.log_tail(40));
+    };
+    sleep_until(frank_at + Duration::from_secs_f64(announcement_secs() + 0.5));
+    frank.command("sndcode", "1");
+    check_acknowledged_by(&server, &mut checks, frank_id, "Frank");
+    // Ghost's notification failed, Frank's was answered.
+    let requests = server.requests();
+    let notifications: Vec<(String, String)> = requests
+        .first()
+        .and_then(|r| r["notifications"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|n: &Value| (n["person"].to_string(), field(n, "status").to_string()))
+        .collect();
+    eprintln!("[e2e] notifications: {notifications:?}");
+    frank.command("hangup", "");
+    frank.quit();
+    checks.finish();
+}
