@@ -78,6 +78,10 @@ pub async fn run(
                 let request = match request {
                     Ok(r) => {
                         tracing::info!(call = call.0, request = %r, kind = ?kind, "request opened");
+                        let detail = format!("call taken by instance {instance}");
+                        if let Err(e) = store.append_event(org, r, oncall_core::Actor::System, "instance", &detail, at).await {
+                            tracing::warn!(request = %r, error = %e, "cannot write the instance to the request's log");
+                        }
                         Some(r)
                     }
                     Err(e) => {

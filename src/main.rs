@@ -445,6 +445,8 @@ struct Status {
     hold: Option<hold_room::HoldRoom>,
     /// `oncall-<schedule>@` answers; None with `[redirect] enabled = false`.
     redirects: Option<Arc<redirect::RedirectCounters>>,
+    /// `[instance] id`, labelled on `oncall_instance_info` so each instance's series can be told apart.
+    instance: String,
 }
 
 impl Status {
@@ -479,7 +481,12 @@ impl oncall_web::StatusSource for Status {
         let holding = self.hold.as_ref().map_or(String::new(), |h| {
             format!("# HELP oncall_callers_holding Callers holding for, or talking with, the on-call staff.\n# TYPE oncall_callers_holding gauge\noncall_callers_holding {}\n", h.len())
         });
-        self.counters_text() + &self.trunk_metrics() + &holding + &self.registrar.as_ref().map_or(String::new(), |r| r.prometheus())
+        let info = format!(
+            "# HELP oncall_instance_info This instance's [instance] id and version.\n# TYPE oncall_instance_info gauge\noncall_instance_info{{instance=\"{}\",version=\"{}\"}} 1\n",
+            self.instance.replace('\\', "\\\\").replace('"', "\\\""),
+            env!("CARGO_PKG_VERSION")
+        );
+        info + &self.counters_text() + &self.trunk_metrics() + &holding + &self.registrar.as_ref().map_or(String::new(), |r| r.prometheus())
             + &self.redirects.as_ref().map_or(String::new(), |r| r.prometheus())
     }
 }
@@ -659,7 +666,7 @@ async fn serve(cfg: Config) -> Result<()> {
     // Webhooks (issue 7): sent from the database's delivery queue, safe to run on every instance.
     let webhook_task = cfg.webhooks.enabled.then(|| tokio::spawn(webhooks::Sender { store: store.clone(), config: cfg.webhooks.clone() }.run(stop_tx.subscribe())));
 
-    let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine, trunks: trunk_board, registrar: registrar_handle, hold: controller_hold, redirects: redirect_counters });
+    let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine, trunks: trunk_board, registrar: registrar_handle, hold: controller_hold, redirects: redirect_counters, instance: cfg.instance.id() });
     let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.context("binding http.listen")?;
     let http_addr = listener.local_addr()?;
     let mut web = oncall_web::WebConfig::new(cfg.storage.data_dir.clone());

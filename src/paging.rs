@@ -289,6 +289,7 @@ impl Paging {
                 return;
             }
         };
+        self.log_instance(request, "escalation run by instance", now).await;
         tracing::info!(%request, policy = %policy.name, message_secs = message.len() as f64 / 8000.0, "escalation started");
         let a = Active { engine, caller: announce_caller(caller), caller_call, message, stage: None, accepted: None };
         self.drive(a, active).await;
@@ -461,10 +462,19 @@ impl Paging {
                 None => Arc::from(Vec::new()),
             };
             tracing::info!(%request, owner = %self.owner, phase = ?work.engine.phase(), "escalation taken over");
+            self.log_instance(request, "escalation taken over by instance", now).await;
             let mut engine = work.engine;
             engine.handle(Input::TimePassed, Timestamp::now());
             let a = Active { engine, caller: announce_caller(&caller), caller_call: None, message, stage: None, accepted: None };
             self.drive(a, active).await;
+        }
+    }
+
+    /// Writes which instance drives the request into its event log (several instances share the database).
+    async fn log_instance(&self, request: RequestId, what: &str, now: Timestamp) {
+        let detail = format!("{what} {}", self.owner);
+        if let Err(e) = self.store.append_event(self.org, request, Actor::System, "instance", &detail, now).await {
+            tracing::warn!(%request, error = %e, "cannot write the instance to the request's log");
         }
     }
 

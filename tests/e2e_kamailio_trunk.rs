@@ -106,8 +106,8 @@ fn a_page_call_through_the_trunk_is_challenged_then_reaches_the_phone() {
     checks.finish();
 }
 
-/// A minimal phone: a UDP socket that registers at `registrar` as `user` (no auth) and answers every MESSAGE
-/// with 200; returns the first MESSAGE's body and when it arrived.
+/// Registers the UDP socket `sock` (a minimal phone) at `registrar` as `user`, without credentials (the trunk
+/// script asks none of phones); panics unless it gets 200.
 fn register_raw(sock: &UdpSocket, registrar: std::net::SocketAddr, user: &str) {
     let local = sock.local_addr().unwrap();
     let register = format!(
@@ -144,22 +144,32 @@ fn a_text_through_the_trunk_is_challenged_then_delivered() {
     server.oncall(&["person", "add", "--name", "Dana", "--email", "dana@example.test", "--phone", NUMBER, "--text"]);
     server.oncall(&["policy", "add", "--name", "Front desk", "--person", "dana@example.test", "--wait-secs", "60"]);
 
-    leave_page_message(&server, &work, "The lift is out of order.");
-    let opened = Instant::now();
-    let mut buf = [0u8; 8192];
-    let mut got = None;
-    while got.is_none() && opened.elapsed() < Duration::from_secs(15) {
-        let Ok((n, from)) = phone.recv_from(&mut buf) else { continue };
-        let text = String::from_utf8_lossy(&buf[..n]).to_string();
-        if text.starts_with("MESSAGE ") {
-            phone.send_to(sip_response(&text, "200 OK", "dana1", "").as_bytes(), from).expect("answer MESSAGE");
-            let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-            got = Some((Instant::now(), from, body));
+    // The phone answers every MESSAGE 200 from its own thread (the text goes out while the caller still
+    // hears the goodbye) and keeps the first one with its wall-clock arrival (kamailio logs wall clock).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = phone.try_clone().expect("clone the phone socket");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while Instant::now() < deadline {
+            let Ok((n, from)) = reader.recv_from(&mut buf) else { continue };
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if text.starts_with("MESSAGE ") {
+                let _ = reader.send_to(sip_response(&text, "200 OK", "dana1", "").as_bytes(), from);
+                let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+                let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+                let _ = tx.send((at, from, body));
+            }
         }
-    }
-    let Some((_, from, body)) = got else {
+    });
+    leave_page_message(&server, &work, "The lift is out of order.");
+    let Ok((at, from, body)) = rx.recv_timeout(Duration::from_secs(15)) else {
         panic!("no MESSAGE reached the phone; kamailio: {:?}\n{}", kam.events(), server.log_tail(40));
     };
+    let repeats = std::iter::from_fn(|| rx.try_recv().ok()).count();
+    if let Some(c) = kam.events().iter().find(|e| e.kind == "MESSAGE-CHALLENGED") {
+        eprintln!("[e2e] MESSAGE → 407 → MESSAGE with credentials → at the phone: {:.1} ms ({repeats} retransmissions seen)", (at - c.at) * 1000.0);
+    }
     eprintln!("[e2e] the phone got a MESSAGE from {from}: {body:?}");
     checks.check(from == kam.addr, || format!("the MESSAGE came from {from}, not through kamailio {}", kam.addr));
     checks.check(body.contains("/requests/"), || format!("the text names no request: {body:?}"));
