@@ -11,7 +11,7 @@ jitter p50/p99). Nothing here asserts a threshold: it prints numbers.
 
 It uses target/release/oncall (run `cargo build --release` first) and binds only 127.0.0.1.
 """
-import argparse, csv, os, re, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
+import argparse, csv, os, re, shlex, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -70,6 +70,8 @@ sounds_dir = "{ROOT}/sounds"
 [ivr]
 max_message_secs = 3600
 silence_secs = 0
+[paging]
+enabled = false  # the benchmarks measure the IVR: callers are released after their message, nobody is phoned
 [log]
 level = "warn"
 """)
@@ -77,8 +79,11 @@ level = "warn"
     if not os.path.exists(binary):
         sys.exit(f"{binary} not found: run `cargo build --release` first")
     log = open(os.path.join(tmp, "oncall.log"), "w")
-    p = subprocess.Popen([binary, "--config", cfg, "serve"], stdout=log, stderr=log)
-    for _ in range(100):
+    wrap = shlex.split(getattr(args, "wrap", None) or "")
+    p = subprocess.Popen(wrap + [binary, "--config", cfg, "serve"], stdout=log, stderr=log)
+    if wrap:
+        p = Wrapped(p, binary)
+    for _ in range(600 if wrap else 100):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=1)
             return p, sip, f"127.0.0.1:{http}"
@@ -86,6 +91,74 @@ level = "warn"
             time.sleep(0.1)
     p.kill()
     sys.exit("oncall did not become healthy; see " + log.name)
+
+
+class Wrapped:
+    """OnCall started under a wrapper command (--wrap, e.g. `heaptrack -o /tmp/h`): `pid` and signals are the
+    server's own (the wrapper's descendant running the binary), poll() and the exit code are the wrapper's, and
+    wait() gives the wrapper the time it needs after the server has exited (heaptrack writes its file)."""
+
+    def __init__(self, proc, binary):
+        self.proc, self.args = proc, proc.args
+        exe = os.path.realpath(binary)
+        for _ in range(600):
+            self.pid = self._descendant_running(exe)
+            if self.pid or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        if not self.pid:
+            proc.kill()
+            sys.exit(f"no process running {exe} under {shlex.join(proc.args[:-4])}")
+
+    def _descendant_running(self, exe):
+        parent = {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    pass
+        for pid in parent:
+            q = pid
+            while q in parent and q != self.proc.pid and q > 1:
+                q = parent[q]
+            try:
+                if q == self.proc.pid and os.path.realpath(f"/proc/{pid}/exe") == exe:
+                    return pid
+            except OSError:
+                pass
+        return None
+
+    def _server_alive(self):
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    @property
+    def returncode(self):
+        return self.proc.returncode
+
+    def poll(self):
+        return self.proc.poll()
+
+    def send_signal(self, sig):
+        if self._server_alive():
+            os.kill(self.pid, sig)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+        self.proc.kill()
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.time() + timeout
+        while self._server_alive():
+            if deadline is not None and time.time() > deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(0.1)
+        return self.proc.wait()
 
 
 def sipp_final_stats(path):
@@ -176,4 +249,5 @@ if __name__ == "__main__":
     ap.add_argument("--total", type=int, default=0, help="total calls (SIPp -m)")
     ap.add_argument("--limit", type=int, default=5000, help="setup: concurrent-call limit (SIPp -l)")
     ap.add_argument("--timeout", type=float, default=300, help="stop after this many seconds")
+    ap.add_argument("--wrap", help="run OnCall under this command, e.g. \"heaptrack -o /tmp/oncall-heap\"")
     run(ap.parse_args())

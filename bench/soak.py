@@ -459,4 +459,6 @@ if __name__ == "__main__":
     ap.add_argument("--max-fd-slope", type=float, default=None, help="fail above this many fds/min")
     ap.add_argument("--work-dir", help="config, database, recordings and logs go here (default: a new temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the recordings and the database of a passing run")
+    ap.add_argument("--wrap", help="run OnCall under this command, e.g. \"heaptrack -o /tmp/oncall-heap\" "
+                    "(RSS, descriptors and SIGTERM go to the server itself)")
     sys.exit(run(ap.parse_args()))

@@ -41,10 +41,14 @@ impl HoursSource {
         let stored = store.business_hours(org).await?;
         match (stored.is_some(), cfg.hours(org_zone)?) {
             (false, Some(hours)) => {
-                store.set_business_hours(org, &hours, &Default::default(), Timestamp::now()).await?;
+                store
+                    .set_business_hours(org, &hours, &Default::default(), Timestamp::now())
+                    .await?;
                 tracing::info!(time_zone = %hours.time_zone, "business hours from [business_hours] saved for the organization");
             }
-            (true, Some(_)) => tracing::info!("business hours already set (on the web): [business_hours] in the config is ignored"),
+            (true, Some(_)) => {
+                tracing::info!("business hours already set (on the web): [business_hours] in the config is ignored")
+            }
             _ => {}
         }
         let this = HoursSource::default();

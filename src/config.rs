@@ -333,7 +333,8 @@ impl InstanceConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PagingConfig {
-    /// Off by default: requests are opened and stored, but nobody is phoned.
+    /// On by default: a "page on-call" request phones (or texts) whoever is on call. Off: requests are opened
+    /// and stored, nobody is phoned, and callers are released after their message.
     pub enabled: bool,
     /// How long the employee has to press a key after each announcement.
     pub key_timeout_secs: u64,
@@ -348,7 +349,7 @@ pub struct PagingConfig {
 
 impl Default for PagingConfig {
     fn default() -> Self {
-        PagingConfig { enabled: false, key_timeout_secs: 8, max_retries: 2, max_hold_secs: 300, snooze_secs: 900 }
+        PagingConfig { enabled: true, key_timeout_secs: 8, max_retries: 2, max_hold_secs: 300, snooze_secs: 900 }
     }
 }
 
@@ -795,6 +796,21 @@ allowed_sources = ["10.0.0.0/8", "192.0.2.7"]
         let mut bad = cfg;
         bad.business_hours.time_zone = "Nowhere/Town".into();
         assert!(bad.validate().unwrap_err().to_string().contains("business_hours.time_zone"));
+    }
+
+    #[test]
+    fn redirect_section_parses_and_errors_name_the_key() {
+        let t: toml::Table = "[redirect]\nallowed_sources = [\"192.0.2.20\", \"10.0.0.0/8\"]\nmax_contacts = 5\n".parse().unwrap();
+        let cfg = Config::deserialize(toml::Value::Table(t)).unwrap();
+        cfg.validate().unwrap();
+        assert!(cfg.redirect.enabled);
+        assert_eq!(cfg.redirect.sources().len(), 2);
+        let mut bad = cfg.clone();
+        bad.redirect.allowed_sources.push("pbx.example".into());
+        assert!(bad.validate().unwrap_err().to_string().contains("redirect.allowed_sources"));
+        let mut bad = cfg;
+        bad.redirect.max_contacts = 0;
+        assert!(bad.validate().unwrap_err().to_string().contains("redirect.max_contacts"));
     }
 
     #[test]

@@ -599,6 +599,12 @@ async fn serve(cfg: Config) -> Result<()> {
     });
     let sip_texts = texts::SipTexts::new(texts.clone(), cfg.paging.enabled.then(|| paging_events_tx.clone()));
     let (paging_tx, paging_link) = if cfg.paging.enabled {
+        if cfg.trunks.is_empty() && !cfg.registrar.enabled && !cfg.texts.enabled {
+            tracing::warn!(
+                "paging is on but there is no [[trunks]] entry, [registrar] or [texts]: only people whose contact is a SIP URI \
+                 can be phoned; the others' notifications fail and the escalation moves on (see docs/configuration.md)"
+            );
+        }
         let (tx, rx) = (paging_events_tx, paging_events_rx);
         let hold = hold_room::HoldRoom::default();
         let paging = paging::Paging {

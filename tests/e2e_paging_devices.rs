@@ -7,6 +7,8 @@
 //!   presses 1, the request is acknowledged by her, and the other phone's ring ends with a CANCEL.
 //! - `a_busy_first_person_escalates_to_the_next_at_once`: the first person's phone answers 486 Busy Here; the
 //!   second person's phone rings right after (not when the step's 30 s wait is over) and they accept.
+//! - `keys_cross_the_bridge_both_ways`: a holding caller is bridged to Erin; a key Erin presses (RFC 4733)
+//!   reaches the caller's phone, and one the caller presses reaches Erin's (baresip's CALL_DTMF_START).
 
 mod support;
 
@@ -24,12 +26,13 @@ algorithms = [\"MD5\"]
 min_expires_secs = 30
 ";
 
-fn paging_server(name: &str, registrar: bool) -> Server {
+/// `max_hold_secs` 0: the caller is released after the message.
+fn paging_server(name: &str, registrar: bool, max_hold_secs: u64) -> Server {
     let registrar = if registrar { REGISTRAR } else { "" };
     Server::start(
         name,
         ServerOptions {
-            extra_config: format!("[paging]\nenabled = true\nkey_timeout_secs = 8\nmax_retries = 1\nmax_hold_secs = 0\n\n{registrar}"),
+            extra_config: format!("[paging]\nenabled = true\nkey_timeout_secs = 8\nmax_retries = 1\nmax_hold_secs = {max_hold_secs}\n\n{registrar}"),
             ..ServerOptions::default()
         },
     )
@@ -62,7 +65,7 @@ fn check_acknowledged_by(server: &Server, checks: &mut Checks, person: i64, who:
 
 #[test]
 fn both_registered_phones_ring_and_the_loser_gets_cancel() {
-    let server = paging_server("paging-devices", true);
+    let server = paging_server("paging-devices", true, 0);
     let work = server.dir.subdir("peers");
     let mut checks = Checks::default();
     let erin_id = add_person(&server, &["--name", "Erin", "--email", "erin@example.test", "--phone", "+441632960001"]);
@@ -82,38 +85,42 @@ fn both_registered_phones_ring_and_the_loser_gets_cancel() {
     };
     let mut desk = Baresip::start_with_account(&work.join("desk"), &mic, Duration::from_secs(90), account(";answermode=auto"));
     let mut mobile = Baresip::start_with_account(&work.join("mobile"), &mic, Duration::from_secs(90), account(""));
-    for (name, phone) in [("desk", &mut desk), ("mobile", &mut mobile)] {
-        if phone.wait_event("REGISTER_OK", Duration::from_secs(10)).is_none() {
-            panic!("Erin's {name} phone did not register:\n{}\n{}", tail(&phone.log(), 30), server.log_tail(30));
+    // (baresip's REGISTER_OK may come before its control connection is up: read OnCall's log instead.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.log().matches("device registered username=erin").count() < 2 {
+        if Instant::now() > deadline {
+            panic!("Erin's phones did not both register:\n{}\n{}\n{}", tail(&desk.log(), 20), tail(&mobile.log(), 20), server.log_tail(30));
         }
+        thread::sleep(Duration::from_millis(100));
     }
     let devices = server.oncall(&["person", "sip-devices", "erin@example.test"]);
     eprintln!("[e2e] oncall person sip-devices erin@example.test:\n{devices}");
 
     leave_page_message(&server, &work, "The heating in the server room has failed.");
-    let desk_ring = desk.wait_event("CALL_INCOMING", Duration::from_secs(15));
+    // The desk phone answers the INVITE at once (baresip's auto-answer sends no CALL_INCOMING event): its
+    // call established is when its INVITE arrived; the mobile reports CALL_INCOMING and rings.
+    let desk_ring = desk.wait_event("CALL_ESTABLISHED", Duration::from_secs(15));
     let mobile_ring = mobile.wait_event("CALL_INCOMING", Duration::from_secs(15));
-    let (Some((desk_at, _)), Some((mobile_at, _))) = (&desk_ring, &mobile_ring) else {
+    let (Some((answered_at, _)), Some((mobile_at, _))) = (&desk_ring, &mobile_ring) else {
         panic!(
             "both phones should ring: desk {desk_ring:?}, mobile {mobile_ring:?}\n{}",
             server.log_tail(40)
         );
     };
-    let apart = if desk_at > mobile_at { *desk_at - *mobile_at } else { *mobile_at - *desk_at };
-    eprintln!("[e2e] both phones rang {:.1} ms apart", apart.as_secs_f64() * 1000.0);
+    let answered_at = *answered_at;
+    let apart = if answered_at > *mobile_at { answered_at - *mobile_at } else { *mobile_at - answered_at };
+    eprintln!("[e2e] both phones got the page {:.1} ms apart", apart.as_secs_f64() * 1000.0);
     checks.check(apart < Duration::from_secs(1), || format!("the phones rang {apart:?} apart, not together"));
-
-    let Some((answered_at, _)) = desk.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) else {
-        panic!("the desk phone did not answer:\n{}", server.log_tail(40));
-    };
     // The mobile's ring ends by CANCEL once the desk phone answered.
     match mobile.wait_event("CALL_CLOSED", Duration::from_secs(5)) {
         Some((closed_at, ev)) => {
+            // Signed: the mobile's CANCEL can beat the desk phone's own event to the test.
             let after = closed_at.saturating_duration_since(answered_at);
+            let signed_ms = if closed_at >= answered_at { after.as_secs_f64() } else { -(answered_at - closed_at).as_secs_f64() } * 1000.0;
             eprintln!(
-                "[e2e] the mobile stopped ringing {:.1} ms after the desk phone answered: {}",
-                after.as_secs_f64() * 1000.0,
-                field(&ev, "param")
+                "[e2e] the mobile stopped ringing {signed_ms:+.1} ms from the desk phone's answer ({}), {:.1} ms after it started ringing",
+                field(&ev, "param"),
+                closed_at.saturating_duration_since(*mobile_at).as_secs_f64() * 1000.0
             );
             checks.check(after < Duration::from_secs(2), || format!("the mobile rang on for {after:?} after the answer"));
         }
@@ -160,7 +167,7 @@ fn busy_phone(limit: Duration) -> (String, Arc<Mutex<Option<Instant>>>) {
 
 #[test]
 fn a_busy_first_person_escalates_to_the_next_at_once() {
-    let server = paging_server("paging-busy", false);
+    let server = paging_server("paging-busy", false, 0);
     let work = server.dir.subdir("peers");
     let mut checks = Checks::default();
     let (ghost_uri, busy_at) = busy_phone(Duration::from_secs(60));
@@ -170,10 +177,11 @@ fn a_busy_first_person_escalates_to_the_next_at_once() {
     server.oncall(&["policy", "add", "--name", "Chain", "--person", "ghost@example.test", "--person", "frank@example.test", "--wait-secs", "30"]);
 
     leave_page_message(&server, &work, "The car park barrier is stuck closed.");
-    for (t, e) in frank.drain_events(Duration::from_secs(8)) { eprintln!("[dbg] {:?} {e}", t.elapsed()); }
-    let Some((frank_ring, _)) = frank.wait_event("CALL_INCOMING", Duration::from_secs(20)) else {
+    // Frank's phone answers by itself as the INVITE arrives (auto-answer: no CALL_INCOMING event).
+    let Some((frank_at, _)) = frank.wait_event("CALL_ESTABLISHED", Duration::from_secs(20)) else {
         panic!("Frank's phone never rang; requests: {:#?}\n{}", server.requests(), server.log_tail(40));
     };
+    let frank_ring = frank_at;
     match *busy_at.lock().unwrap() {
         Some(busy) => {
             let after = frank_ring.saturating_duration_since(busy);
@@ -182,9 +190,6 @@ fn a_busy_first_person_escalates_to_the_next_at_once() {
         }
         None => checks.fail("Ghost's phone never got an INVITE (no 486 sent)"),
     }
-    let Some((frank_at, _)) = frank.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) else {
-        panic!("Frank's phone did not answer:\n{}", server.log_tail(40));
-    };
     sleep_until(frank_at + Duration::from_secs_f64(announcement_secs() + 0.5));
     frank.command("sndcode", "1");
     check_acknowledged_by(&server, &mut checks, frank_id, "Frank");
@@ -198,7 +203,73 @@ fn a_busy_first_person_escalates_to_the_next_at_once() {
         .map(|n: &Value| (n["person"].to_string(), field(n, "status").to_string()))
         .collect();
     eprintln!("[e2e] notifications: {notifications:?}");
+    checks.check(
+        notifications == vec![("1".to_string(), "failed".to_string()), ("2".to_string(), "accepted".to_string())],
+        || format!("expected Ghost's notification failed and Frank's accepted: {notifications:?}"),
+    );
     frank.command("hangup", "");
     frank.quit();
+    checks.finish();
+}
+
+#[test]
+fn keys_cross_the_bridge_both_ways() {
+    let server = paging_server("paging-dtmf-relay", false, 120);
+    let work = server.dir.subdir("peers");
+    let mut checks = Checks::default();
+    let mut erin = Baresip::start_callee(&work.join("erin"), &silence_wav_secs(&work, 90), Duration::from_secs(90), "erin");
+    let erin_id = add_person(&server, &["--name", "Erin", "--email", "erin@example.test", "--sip-uri", &erin.uri("erin")]);
+    server.oncall(&["policy", "add", "--name", "Front desk", "--person", "erin@example.test", "--wait-secs", "60"]);
+
+    // The caller: 1 ("page on-call"), the message after the record prompt, #, then holds (silence).
+    let speech = speech_wav(&work, "speech", "Someone is stuck in the lift.");
+    let record_prompt = prompt_secs("record_after_tone") + prompt_secs("beep");
+    let speech_at = KEY_1_AT + record_prompt + LEAD_IN;
+    let pound_at = speech_at + read_wav(&speech).secs() + TAIL;
+    let microphone = work.join("caller-microphone.wav");
+    tool(&work, "sox", &[&speech.display().to_string(), &microphone.display().to_string(), "pad", &format!("{speech_at:.3}"), "80"]);
+    let mut caller = Baresip::start(&work.join("caller"), &microphone, Duration::from_secs(90));
+    caller.command("dial", &server.sip_uri());
+    let Some((established, _)) = caller.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) else {
+        panic!("the caller's call was not established:\n{}", tail(&caller.log(), 40));
+    };
+    sleep_until(established + Duration::from_secs_f64(KEY_1_AT));
+    caller.command("sndcode", "1");
+    sleep_until(established + Duration::from_secs_f64(pound_at));
+    caller.command("sndcode", "#");
+
+    let Some((erin_at, _)) = erin.wait_event("CALL_ESTABLISHED", Duration::from_secs(15)) else {
+        panic!("OnCall did not phone Erin; requests: {:#?}\n{}", server.requests(), server.log_tail(40));
+    };
+    sleep_until(erin_at + Duration::from_secs_f64(announcement_secs() + 0.5));
+    erin.command("sndcode", "1");
+    check_acknowledged_by(&server, &mut checks, erin_id, "Erin");
+    checks.check(server.log().contains("employee bridged to the caller"), || "Erin was not bridged to the caller".into());
+    thread::sleep(Duration::from_millis(500));
+
+    // Erin presses 4: the caller's phone hears the key as a telephone-event.
+    erin.command("sndcode", "4");
+    let pressed = Instant::now();
+    match caller.wait_event("CALL_DTMF_START", Duration::from_secs(3)) {
+        Some((at, ev)) => {
+            eprintln!("[e2e] Erin's 4 reached the caller after {:.1} ms as {:?}", (at - pressed).as_secs_f64() * 1000.0, field(&ev, "param"));
+            checks.check(field(&ev, "param") == "4", || format!("the caller got key {:?}, not 4", field(&ev, "param")));
+        }
+        None => checks.fail("Erin's key 4 never reached the caller"),
+    }
+    // The caller presses 6: Erin's phone gets it.
+    caller.command("sndcode", "6");
+    let pressed = Instant::now();
+    match erin.wait_event("CALL_DTMF_START", Duration::from_secs(3)) {
+        Some((at, ev)) => {
+            eprintln!("[e2e] the caller's 6 reached Erin after {:.1} ms as {:?}", (at - pressed).as_secs_f64() * 1000.0, field(&ev, "param"));
+            checks.check(field(&ev, "param") == "6", || format!("Erin got key {:?}, not 6", field(&ev, "param")));
+        }
+        None => checks.fail("the caller's key 6 never reached Erin"),
+    }
+    erin.command("hangup", "");
+    let _ = caller.wait_event("CALL_CLOSED", Duration::from_secs_f64(prompt_secs("staff_left") + prompt_secs("goodbye") + 4.0));
+    caller.quit();
+    erin.quit();
     checks.finish();
 }

@@ -30,7 +30,15 @@ const DAY_MINUTES: u16 = 24 * 60;
 const LOOKAHEAD_DAYS: i64 = 372;
 
 /// The weekdays in the order the week is stored and shown, Monday first (ISO 8601).
-pub const WEEKDAYS: [Weekday; 7] = [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+pub const WEEKDAYS: [Weekday; 7] = [
+    Weekday::Mon,
+    Weekday::Tue,
+    Weekday::Wed,
+    Weekday::Thu,
+    Weekday::Fri,
+    Weekday::Sat,
+    Weekday::Sun,
+];
 
 /// The lowercase English name of a weekday, as used in config keys and the stored JSON (`monday`).
 pub fn weekday_name(day: Weekday) -> &'static str {
@@ -73,7 +81,14 @@ impl OpenInterval {
 
 impl fmt::Display for OpenInterval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:02}:{:02}-{:02}:{:02}", self.start / 60, self.start % 60, self.end / 60, self.end % 60)
+        write!(
+            f,
+            "{:02}:{:02}-{:02}:{:02}",
+            self.start / 60,
+            self.start % 60,
+            self.end / 60,
+            self.end % 60
+        )
     }
 }
 
@@ -103,8 +118,12 @@ pub fn parse_day(field: &str, text: &str) -> Result<Vec<OpenInterval>, Validatio
             .split_once('-')
             .ok_or_else(|| ValidationError::new(field, format!("{part:?}: use HH:MM-HH:MM, like 08:00-18:00")))?;
         let (start, end) = (parse_clock(field, a)?, parse_clock(field, b)?);
-        let interval = OpenInterval::new(start, end)
-            .ok_or_else(|| ValidationError::new(field, format!("{part:?}: the end must be after the start (intervals do not cross midnight)")))?;
+        let interval = OpenInterval::new(start, end).ok_or_else(|| {
+            ValidationError::new(
+                field,
+                format!("{part:?}: the end must be after the start (intervals do not cross midnight)"),
+            )
+        })?;
         out.push(interval);
     }
     out.sort();
@@ -124,8 +143,12 @@ pub fn format_day(intervals: &[OpenInterval]) -> String {
 
 /// A closure date, `YYYY-MM-DD`.
 pub fn parse_date(field: &str, text: &str) -> Result<NaiveDate, ValidationError> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .map_err(|_| ValidationError::new(field, format!("{:?} is not a date: use YYYY-MM-DD, like 2026-12-25", text.trim())))
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
+        ValidationError::new(
+            field,
+            format!("{:?} is not a date: use YYYY-MM-DD, like 2026-12-25", text.trim()),
+        )
+    })
 }
 
 /// An organization's opening times.
@@ -141,24 +164,42 @@ pub struct BusinessHours {
 impl BusinessHours {
     /// Validates the week: each day sorted and non-overlapping, and open at least once a week (a week with
     /// no hours would defer normal requests forever).
-    pub fn new(time_zone: Tz, weekly: [Vec<OpenInterval>; 7], closures: BTreeSet<NaiveDate>) -> Result<BusinessHours, ValidationError> {
+    pub fn new(
+        time_zone: Tz,
+        weekly: [Vec<OpenInterval>; 7],
+        closures: BTreeSet<NaiveDate>,
+    ) -> Result<BusinessHours, ValidationError> {
         let mut weekly = weekly;
         for (day, intervals) in WEEKDAYS.iter().zip(weekly.iter_mut()) {
             intervals.sort();
             if let Some(w) = intervals.windows(2).find(|w| w[1].start < w[0].end) {
-                return Err(ValidationError::new(weekday_name(*day), format!("{} and {} overlap", w[0], w[1])));
+                return Err(ValidationError::new(
+                    weekday_name(*day),
+                    format!("{} and {} overlap", w[0], w[1]),
+                ));
             }
         }
         if weekly.iter().all(Vec::is_empty) {
-            return Err(ValidationError::new("weekly", "open at least one period a week (or remove the business hours: always open)"));
+            return Err(ValidationError::new(
+                "weekly",
+                "open at least one period a week (or remove the business hours: always open)",
+            ));
         }
-        Ok(BusinessHours { time_zone, weekly, closures })
+        Ok(BusinessHours {
+            time_zone,
+            weekly,
+            closures,
+        })
     }
 
     /// Parses the text form used by the config file and the web form: one `08:00-18:00`-style string per
     /// weekday (Monday first) and `YYYY-MM-DD` closure dates. Errors name the day (`monday`) or
     /// `closed[i]`.
-    pub fn parse(time_zone: &str, days: [&str; 7], closed: &[impl AsRef<str>]) -> Result<BusinessHours, ValidationError> {
+    pub fn parse(
+        time_zone: &str,
+        days: [&str; 7],
+        closed: &[impl AsRef<str>],
+    ) -> Result<BusinessHours, ValidationError> {
         let tz = crate::validation::parse_time_zone("time_zone", time_zone)?;
         let mut weekly: [Vec<OpenInterval>; 7] = Default::default();
         for (i, text) in days.iter().enumerate() {
@@ -206,7 +247,9 @@ impl BusinessHours {
                 continue;
             }
             for interval in self.day(date.weekday()) {
-                let Some(opens) = self.resolve_local(date, interval.start) else { continue };
+                let Some(opens) = self.resolve_local(date, interval.start) else {
+                    continue;
+                };
                 // Ignore an interval that opened earlier today, or one that the clocks skip entirely.
                 if opens >= at && self.is_open(opens) {
                     return Some(opens);

@@ -8,9 +8,32 @@
 
 /// Every prompt [`clock`] may use beyond the digits, for the start-up check that the files exist.
 pub const PROMPTS: [&str; 26] = [
-    "digit_1", "digit_2", "digit_3", "digit_4", "digit_5", "digit_6", "digit_7", "digit_8", "digit_9", "number_10", "number_11",
-    "number_12", "number_13", "number_14", "number_15", "number_16", "number_17", "number_18", "number_19", "number_20",
-    "number_30", "number_40", "number_50", "oh", "am", "pm",
+    "digit_1",
+    "digit_2",
+    "digit_3",
+    "digit_4",
+    "digit_5",
+    "digit_6",
+    "digit_7",
+    "digit_8",
+    "digit_9",
+    "number_10",
+    "number_11",
+    "number_12",
+    "number_13",
+    "number_14",
+    "number_15",
+    "number_16",
+    "number_17",
+    "number_18",
+    "number_19",
+    "number_20",
+    "number_30",
+    "number_40",
+    "number_50",
+    "oh",
+    "am",
+    "pm",
 ];
 
 /// 1 to 59 as words: one prompt below 20 or for a round ten, else the ten then the digit ("forty five").

@@ -382,7 +382,13 @@ silence_secs = {silence_secs}
             max_retries = options.max_retries,
             max_message_secs = options.max_message_secs,
             silence_secs = options.silence_secs,
-            extra_config = options.extra_config,
+            // Paging is on by default; a test that does not configure it gets the IVR alone (callers released
+            // after their message, nobody phoned), which is what the tests written before paging expect.
+            extra_config = if options.extra_config.contains("[paging]") {
+                options.extra_config.clone()
+            } else {
+                format!("{}\n[paging]\nenabled = false\n", options.extra_config)
+            },
         );
         fs::write(&config_path, config).expect("write server config");
         let process = Server::launch(&config_path, &dir.path);

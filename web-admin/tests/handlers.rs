@@ -809,6 +809,17 @@ async fn managers_set_business_hours_with_clear_errors_and_deferred_requests_sho
     assert_eq!(e.get("/business-hours").await.status, StatusCode::FORBIDDEN);
     assert_eq!(e.post("/business-hours", &[("csrf", ecsrf.as_str()), ("remove", "1")]).await.status, StatusCode::FORBIDDEN);
 
+    // The phone menu marks an option normal and turns on the emergency offer.
+    let r = c
+        .post("/ivr", &[("csrf", &csrf), ("menu_prompt", "menu"), ("timeout_secs", "7"), ("max_retries", "2"), ("max_message_secs", "60"), ("silence_secs", "4"), ("after_hours_emergency", "1"), ("digit", "1"), ("action", "page_on_call"), ("prompt", ""), ("sub", ""), ("digit", "2"), ("action", "page_on_call_normal"), ("prompt", ""), ("sub", "")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let saved = oncall_web::ivr_json::from_json(&f.store.ivr_settings(f.org_a).await.unwrap().unwrap().menu_json).unwrap();
+    assert!(saved.after_hours_emergency);
+    assert_eq!(saved.menu.options[1].action, oncall_ivr::menu::Action::PageOnCall { urgency: oncall_ivr::Urgency::Normal });
+    let ivr = c.get("/ivr").await.text();
+    assert!(ivr.contains(r#"value="page_on_call_normal" selected"#) && ivr.contains(r#"value="1" checked"#), "{ivr}");
+
     // Removing them: always open again.
     form.truncate(1);
     form.push(("remove", "1"));

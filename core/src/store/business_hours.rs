@@ -30,12 +30,16 @@ pub struct StoredBusinessHours {
 }
 
 fn weekly_json(hours: &BusinessHours) -> String {
-    let map: BTreeMap<&str, String> = WEEKDAYS.iter().map(|d| (weekday_name(*d), format_day(hours.day(*d)))).collect();
+    let map: BTreeMap<&str, String> = WEEKDAYS
+        .iter()
+        .map(|d| (weekday_name(*d), format_day(hours.day(*d))))
+        .collect();
     serde_json::to_string(&map).unwrap_or_default()
 }
 
 fn weekly_from_json(json: &str) -> Result<[Vec<OpenInterval>; 7]> {
-    let map: BTreeMap<String, String> = serde_json::from_str(json).map_err(|e| corrupt("business_hours.weekly", e.to_string()))?;
+    let map: BTreeMap<String, String> =
+        serde_json::from_str(json).map_err(|e| corrupt("business_hours.weekly", e.to_string()))?;
     let mut weekly: [Vec<OpenInterval>; 7] = Default::default();
     for (i, day) in WEEKDAYS.iter().enumerate() {
         let name = weekday_name(*day);
@@ -56,7 +60,9 @@ impl Store {
             return Ok(None);
         };
         let tz_name = string(&row, "time_zone")?;
-        let tz = tz_name.parse().map_err(|_| corrupt("business_hours.time_zone", &tz_name))?;
+        let tz = tz_name
+            .parse()
+            .map_err(|_| corrupt("business_hours.time_zone", &tz_name))?;
         let weekly = weekly_from_json(&string(&row, "weekly")?)?;
         let rows = sqlx::query("SELECT day, label FROM business_closures WHERE org_id = $1 ORDER BY day")
             .bind(org.0)
@@ -69,15 +75,28 @@ impl Store {
             closure_labels.insert(date, string(r, "label")?);
         }
         let closures: BTreeSet<NaiveDate> = closure_labels.keys().copied().collect();
-        let hours = BusinessHours::new(tz, weekly, closures).map_err(|e| corrupt("business_hours.weekly", e.to_string()))?;
-        Ok(Some(StoredBusinessHours { hours, closure_labels, updated_at: ts(&row, "updated_at")? }))
+        let hours =
+            BusinessHours::new(tz, weekly, closures).map_err(|e| corrupt("business_hours.weekly", e.to_string()))?;
+        Ok(Some(StoredBusinessHours {
+            hours,
+            closure_labels,
+            updated_at: ts(&row, "updated_at")?,
+        }))
     }
 
     /// Replaces the organization's business hours and closures (labels for dates not in `hours.closures`
     /// are ignored; missing labels are empty).
-    pub async fn set_business_hours(&self, org: OrgId, hours: &BusinessHours, labels: &BTreeMap<NaiveDate, String>, now: Timestamp) -> Result<()> {
+    pub async fn set_business_hours(
+        &self,
+        org: OrgId,
+        hours: &BusinessHours,
+        labels: &BTreeMap<NaiveDate, String>,
+        now: Timestamp,
+    ) -> Result<()> {
         if let Some((day, _)) = labels.iter().find(|(_, l)| l.len() > 200) {
-            return Err(crate::ValidationError::new(format!("closures.{day}"), "label must be at most 200 characters").into());
+            return Err(
+                crate::ValidationError::new(format!("closures.{day}"), "label must be at most 200 characters").into(),
+            );
         }
         let mut tx = self.pool().begin().await?;
         sqlx::query(
@@ -90,7 +109,10 @@ impl Store {
         .bind(now.0)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM business_closures WHERE org_id = $1").bind(org.0).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM business_closures WHERE org_id = $1")
+            .bind(org.0)
+            .execute(&mut *tx)
+            .await?;
         for day in &hours.closures {
             sqlx::query("INSERT INTO business_closures (org_id, day, label) VALUES ($1, $2, $3)")
                 .bind(org.0)
@@ -106,22 +128,36 @@ impl Store {
     /// Removes the business hours: the organization is always open again.
     pub async fn clear_business_hours(&self, org: OrgId) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM business_closures WHERE org_id = $1").bind(org.0).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM business_hours WHERE org_id = $1").bind(org.0).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM business_closures WHERE org_id = $1")
+            .bind(org.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM business_hours WHERE org_id = $1")
+            .bind(org.0)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Defers a `received` request's paging until `page_at` and logs `detail` ("deferred until …") as a
     /// `deferred` event. `false` when the request is no longer `received` (someone took it already).
-    pub async fn defer_request(&self, org: OrgId, id: RequestId, page_at: Timestamp, detail: &str, now: Timestamp) -> Result<bool> {
+    pub async fn defer_request(
+        &self,
+        org: OrgId,
+        id: RequestId,
+        page_at: Timestamp,
+        detail: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
         let mut tx = self.pool().begin().await?;
-        let done = sqlx::query("UPDATE requests SET page_at = $1 WHERE org_id = $2 AND id = $3 AND status = 'received'")
-            .bind(page_at.0)
-            .bind(org.0)
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE requests SET page_at = $1 WHERE org_id = $2 AND id = $3 AND status = 'received'")
+                .bind(page_at.0)
+                .bind(org.0)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() == 0 {
             tx.rollback().await?;
             return Ok(false);
@@ -156,7 +192,10 @@ impl Store {
         .bind(now.0)
         .fetch_all(self.pool())
         .await?;
-        let mut claimed = rows.iter().map(|r| Ok((i64_(r, "received_at")?, RequestId(i64_(r, "id")?)))).collect::<Result<Vec<_>>>()?;
+        let mut claimed = rows
+            .iter()
+            .map(|r| Ok((i64_(r, "received_at")?, RequestId(i64_(r, "id")?))))
+            .collect::<Result<Vec<_>>>()?;
         claimed.sort();
         Ok(claimed.into_iter().map(|(_, id)| id).collect())
     }
@@ -172,7 +211,12 @@ mod tests {
 
     fn hours() -> BusinessHours {
         let w = "08:00-12:00, 13:00-18:00";
-        BusinessHours::parse("Europe/Paris", [w, w, w, w, w, "09:00-12:00", ""], &["2026-12-25", "2026-01-01"]).unwrap()
+        BusinessHours::parse(
+            "Europe/Paris",
+            [w, w, w, w, w, "09:00-12:00", ""],
+            &["2026-12-25", "2026-01-01"],
+        )
+        .unwrap()
     }
 
     #[tokio::test]
@@ -186,11 +230,21 @@ mod tests {
             let got = s.business_hours(org).await.unwrap().unwrap();
             assert_eq!(got.hours, hours(), "{}", db.label);
             assert_eq!(got.closure_labels.len(), 2);
-            assert_eq!(got.closure_labels[&NaiveDate::from_ymd_opt(2026, 12, 25).unwrap()], "Christmas");
+            assert_eq!(
+                got.closure_labels[&NaiveDate::from_ymd_opt(2026, 12, 25).unwrap()],
+                "Christmas"
+            );
             assert_eq!(got.updated_at, NOW);
             // Saving again replaces everything.
-            let fewer = BusinessHours::parse("America/New_York", ["09:00-17:00", "", "", "", "", "", ""], &[] as &[&str]).unwrap();
-            s.set_business_hours(org, &fewer, &BTreeMap::new(), NOW + crate::Millis(1)).await.unwrap();
+            let fewer = BusinessHours::parse(
+                "America/New_York",
+                ["09:00-17:00", "", "", "", "", "", ""],
+                &[] as &[&str],
+            )
+            .unwrap();
+            s.set_business_hours(org, &fewer, &BTreeMap::new(), NOW + crate::Millis(1))
+                .await
+                .unwrap();
             let got = s.business_hours(org).await.unwrap().unwrap();
             assert_eq!(got.hours, fewer);
             assert!(got.closure_labels.is_empty());
@@ -208,19 +262,40 @@ mod tests {
         on_each_backend(|db| async move {
             let s = db.store;
             let org = s.create_organization("A", "a", "UTC", NOW).await.unwrap();
-            let new = NewRequest { caller: "+15550001".into(), summary: String::new(), call: None };
+            let new = NewRequest {
+                caller: "+15550001".into(),
+                summary: String::new(),
+                call: None,
+            };
             let a = s.create_request(org, &new, NOW).await.unwrap();
             let b = s.create_request(org, &new, NOW).await.unwrap();
             let later = NOW + crate::Millis::hours(6);
-            assert!(s.defer_request(org, a, later, "deferred until 08:00", NOW).await.unwrap());
-            assert!(s.defer_request(org, b, later, "deferred until 08:00", NOW).await.unwrap());
+            assert!(s
+                .defer_request(org, a, later, "deferred until 08:00", NOW)
+                .await
+                .unwrap());
+            assert!(s
+                .defer_request(org, b, later, "deferred until 08:00", NOW)
+                .await
+                .unwrap());
             assert_eq!(s.deferred_until(org, a).await.unwrap(), Some(later));
             let events = s.request_events(org, a).await.unwrap();
-            assert_eq!((events[1].kind.as_str(), events[1].detail.as_str()), (event_kind::DEFERRED, "deferred until 08:00"));
+            assert_eq!(
+                (events[1].kind.as_str(), events[1].detail.as_str()),
+                (event_kind::DEFERRED, "deferred until 08:00")
+            );
             // b is acknowledged on the web before opening time: it is not paged.
-            s.acknowledge(org, b, Actor::System, NOW + crate::Millis::hours(1)).await.unwrap();
+            s.acknowledge(org, b, Actor::System, NOW + crate::Millis::hours(1))
+                .await
+                .unwrap();
             assert_eq!(s.deferred_until(org, b).await.unwrap(), None);
-            assert!(s.claim_due_deferred(org, later - crate::Millis(1)).await.unwrap().is_empty(), "not due yet");
+            assert!(
+                s.claim_due_deferred(org, later - crate::Millis(1))
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "not due yet"
+            );
             // A second instance on the same database races for it: exactly one gets it.
             let second = Store::connect(&db.url).await.unwrap();
             let (x, y) = tokio::join!(s.claim_due_deferred(org, later), second.claim_due_deferred(org, later));

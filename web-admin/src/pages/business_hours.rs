@@ -29,29 +29,56 @@ struct FormView {
 fn view_of(hours: &BusinessHours, labels: &BTreeMap<NaiveDate, String>) -> FormView {
     FormView {
         time_zone: hours.time_zone.name().to_string(),
-        days: WEEKDAYS.iter().map(|d| (weekday_name(*d).to_string(), format_day(hours.day(*d)))).collect(),
+        days: WEEKDAYS
+            .iter()
+            .map(|d| (weekday_name(*d).to_string(), format_day(hours.day(*d))))
+            .collect(),
         closures: hours
             .closures
             .iter()
-            .map(|d| format!("{} {}", d.format("%Y-%m-%d"), labels.get(d).map(String::as_str).unwrap_or("")).trim_end().to_string())
+            .map(|d| {
+                format!(
+                    "{} {}",
+                    d.format("%Y-%m-%d"),
+                    labels.get(d).map(String::as_str).unwrap_or("")
+                )
+                .trim_end()
+                .to_string()
+            })
             .collect::<Vec<_>>()
             .join("\n"),
     }
 }
 
-async fn page(state: &AppState, v: &Viewer, form: Option<FormView>, flash: Option<&str>, error: Option<String>, status: StatusCode) -> WebResult<Response> {
+async fn page(
+    state: &AppState,
+    v: &Viewer,
+    form: Option<FormView>,
+    flash: Option<&str>,
+    error: Option<String>,
+    status: StatusCode,
+) -> WebResult<Response> {
     let stored = state.store.business_hours(v.org.id).await?;
     let now = Timestamp::now();
     let summary = stored.as_ref().map(|s| {
         let open = s.hours.is_open(now);
-        let next = if open { None } else { s.hours.next_opening(now).map(|t| s.hours.local(t).format("%a %-d %b %Y, %H:%M").to_string()) };
+        let next = if open {
+            None
+        } else {
+            s.hours
+                .next_opening(now)
+                .map(|t| s.hours.local(t).format("%a %-d %b %Y, %H:%M").to_string())
+        };
         json!({"open": open, "next_opening": next})
     });
     let form = form.unwrap_or_else(|| match &stored {
         Some(s) => view_of(&s.hours, &s.closure_labels),
         None => FormView {
             time_zone: v.org.time_zone.name().to_string(),
-            days: WEEKDAYS.iter().map(|d| (weekday_name(*d).to_string(), String::new())).collect(),
+            days: WEEKDAYS
+                .iter()
+                .map(|d| (weekday_name(*d).to_string(), String::new()))
+                .collect(),
             closures: String::new(),
         },
     });
@@ -81,16 +108,31 @@ pub async fn show(State(state): State<AppState>, Manager(v): Manager, Query(f): 
 /// Reads the form: the week through the same parser as the config file, closures as `YYYY-MM-DD label`
 /// lines. Errors are sentences naming the box.
 fn parse_form(pairs: &[(String, String)]) -> (FormView, Result<(BusinessHours, BTreeMap<NaiveDate, String>), String>) {
-    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
     let form = FormView {
         time_zone: get("time_zone"),
-        days: WEEKDAYS.iter().map(|d| (weekday_name(*d).to_string(), get(weekday_name(*d)))).collect(),
+        days: WEEKDAYS
+            .iter()
+            .map(|d| (weekday_name(*d).to_string(), get(weekday_name(*d))))
+            .collect(),
         closures: get("closures"),
     };
     let parsed = (|| {
         let mut dates = Vec::new();
         let mut labels = BTreeMap::new();
-        for (i, line) in form.closures.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
+        for (i, line) in form
+            .closures
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .enumerate()
+        {
             let (date, label) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
             let day = parse_date("closed", date).map_err(|e| format!("Closed days, line {}: {}.", i + 1, e.message))?;
             labels.insert(day, label.trim().to_string());
@@ -116,7 +158,11 @@ fn parse_form(pairs: &[(String, String)]) -> (FormView, Result<(BusinessHours, B
     (form, parsed)
 }
 
-pub async fn save(State(state): State<AppState>, Manager(v): Manager, Form(pairs): Form<Vec<(String, String)>>) -> WebResult<Response> {
+pub async fn save(
+    State(state): State<AppState>,
+    Manager(v): Manager,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> WebResult<Response> {
     if pairs.iter().any(|(k, _)| k == "remove") {
         state.store.clear_business_hours(v.org.id).await?;
         return Ok(see_other("/business-hours?flash=deleted").into_response());
@@ -126,9 +172,23 @@ pub async fn save(State(state): State<AppState>, Manager(v): Manager, Form(pairs
         Ok(p) => p,
         Err(msg) => return page(&state, &v, Some(form), None, Some(msg), StatusCode::BAD_REQUEST).await,
     };
-    match state.store.set_business_hours(v.org.id, &hours, &labels, Timestamp::now()).await {
+    match state
+        .store
+        .set_business_hours(v.org.id, &hours, &labels, Timestamp::now())
+        .await
+    {
         Ok(()) => Ok(see_other("/business-hours?flash=saved").into_response()),
-        Err(StoreError::Invalid(e)) => page(&state, &v, Some(form), None, Some(format!("{}: {}.", e.field, e.message)), StatusCode::BAD_REQUEST).await,
+        Err(StoreError::Invalid(e)) => {
+            page(
+                &state,
+                &v,
+                Some(form),
+                None,
+                Some(format!("{}: {}.", e.field, e.message)),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+        }
         Err(e) => Err(e.into()),
     }
 }

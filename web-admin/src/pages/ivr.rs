@@ -108,6 +108,7 @@ fn parse(pairs: &[(String, String)], base_cfg: &IvrConfig) -> Result<IvrConfig, 
     let mut cfg = base_cfg.clone();
     cfg.timeout_secs = num("timeout_secs", "Seconds to wait for a key", 1, 60)?;
     cfg.max_retries = num("max_retries", "Retries", 0, 10)? as u32;
+    cfg.after_hours_emergency = pairs.iter().any(|(k, v)| k == "after_hours_emergency" && v == "1");
     cfg.max_message_secs = num("max_message_secs", "Longest message", 5, 600)?;
     cfg.silence_secs = num("silence_secs", "Silence that ends a message", 0, 60)?;
     let prompt = get("menu_prompt");
