@@ -61,6 +61,8 @@ pub struct PageSession {
     tx: UnboundedSender<PageSessionEvent>,
     started: bool,
     caller: Option<CallerLink>,
+    /// The RTP timestamp of the last telephone-event heard: the key that bridges is not relayed.
+    last_event: Option<u32>,
 }
 
 /// The caller who holds for this page, and what bridging to them needs.
@@ -104,6 +106,7 @@ impl PageSession {
             tx,
             started: false,
             caller: None,
+            last_event: None,
         }
     }
 
@@ -118,7 +121,9 @@ impl PageSession {
     /// Joins the caller; false when they are gone (or someone else has them).
     fn bridge(&mut self) -> bool {
         let Some(c) = &mut self.caller else { return false };
-        let Some(link) = c.room.connect(c.call) else { return false };
+        let Some(mut link) = c.room.connect(c.call) else { return false };
+        // The rest of the key press that got us here (its end packets) is not the caller's to hear.
+        link.ignore_event(self.last_event);
         if let Some(dir) = c.recording_path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
@@ -222,6 +227,7 @@ impl MediaApp for PageSession {
         if let Some(b) = self.bridged() {
             b.link.send_event(payload, timestamp, marker);
         }
+        self.last_event = Some(timestamp);
         if let Some(d) = self.keys.on_telephone_event(payload, timestamp, marker) {
             self.input(PageInput::Digit(d), now);
         }
@@ -369,8 +375,12 @@ mod tests {
         let (closer, _jobs) = std::sync::mpsc::channel();
         let mut s = s.with_caller(room.clone(), caller, dir.join("conversation.wav"), closer);
         let (_, t) = run(&mut s, Instant::now(), 0.1);
-        press(&mut s, '1', t);
+        // 1 by telephone-event (event 1 at timestamp 3000): it bridges; its end packets stay here.
+        s.on_telephone_event(&[1, 10, 0, 160], 3000, true, t);
+        s.on_telephone_event(&[1, 0x80 | 10, 1, 64], 3000, false, t);
+        s.on_telephone_event(&[1, 0x80 | 10, 1, 64], 3000, false, t);
         let crate::hold_room::HoldNews::Bridged(mut caller_end) = room.poll(caller) else { panic!("not bridged") };
+        assert_eq!(caller_end.recv_event(0), None, "the 1 that bridged is not relayed");
         // The employee presses 4 (event 4, two packets of one event at their timestamp 7000).
         s.on_telephone_event(&[4, 10, 0, 160], 7000, true, t);
         s.on_telephone_event(&[4, 0x80 | 10, 1, 64], 7000, false, t);

@@ -7,7 +7,8 @@
 //! the backups of lower layers); for each person, their phones registered with OnCall first, then
 //! their contacts in their own order (a SIP URI as is, a phone number as `sip:<e164>@<host>` where
 //! the host is the first `[[trunks]]` entry's domain, else the asking PBX itself). Disabled people
-//! are left out. Unknown schedule → 404, nobody on call → 480.
+//! are left out. Unknown schedule → 404, nobody on call → 480. A registering trunk's own username
+//! (`oncall-4471`, say) is never taken for a schedule: the provider's calls to it stay ordinary calls.
 //!
 //! Only trusted sources get an answer beyond 403 — a trunk's `allowed_sources`,
 //! `[redirect] allowed_sources`, or a phone registered with OnCall (its REGISTER was
@@ -35,11 +36,18 @@ const RELOAD_EVERY: Duration = Duration::from_secs(3);
 const PREFIX: &str = "oncall-";
 const BRIDGE_SUFFIX: &str = "-bridge";
 
+/// The user part of a SIP Request-URI, %-escapes decoded.
+fn request_user(request_uri: &str) -> Option<String> {
+    let Ok(Uri::Sip(uri)) = Uri::parse(request_uri) else {
+        return None;
+    };
+    Some(unescape(uri.user.as_deref()?))
+}
+
 /// The schedule key of a Request-URI whose user is `oncall-<key>` (any case, %-escapes decoded);
 /// `None` for any other Request-URI.
 pub fn target_key(request_uri: &str) -> Option<String> {
-    let Ok(Uri::Sip(uri)) = Uri::parse(request_uri) else { return None };
-    let user = unescape(uri.user.as_deref()?);
+    let user = request_user(request_uri)?;
     let head = user.get(..PREFIX.len())?;
     if !head.eq_ignore_ascii_case(PREFIX) {
         return None;
@@ -63,7 +71,10 @@ pub fn resolve<'a>(schedules: &'a [Schedule], key: &str) -> Target<'a> {
     if let Some(s) = schedule::on_call_order::find(schedules, key) {
         return Target::Redirect(s);
     }
-    let stem = key.len().checked_sub(BRIDGE_SUFFIX.len()).and_then(|n| key.get(..n).filter(|_| key[n..].eq_ignore_ascii_case(BRIDGE_SUFFIX)));
+    let stem = key
+        .len()
+        .checked_sub(BRIDGE_SUFFIX.len())
+        .and_then(|n| key.get(..n).filter(|_| key[n..].eq_ignore_ascii_case(BRIDGE_SUFFIX)));
     match stem.and_then(|stem| schedule::on_call_order::find(schedules, stem)) {
         Some(s) => Target::Bridge(s),
         None => Target::Unknown,
@@ -73,10 +84,18 @@ pub fn resolve<'a>(schedules: &'a [Schedule], key: &str) -> Target<'a> {
 /// The Contacts of the 302: for each person in `order` (skipping unknown and disabled people), their
 /// registered phones, then their own contacts; duplicates once; at most `max`; q from 1.0 down in
 /// steps of 1/`max`, so every Contact has its own rank and the PBX tries them one after the other.
-pub fn redirect_contacts(order: &[PersonId], people: &[Person], devices: impl Fn(PersonId) -> Vec<String>, phone_host: &str, max: usize) -> Vec<RedirectContact> {
+pub fn redirect_contacts(
+    order: &[PersonId],
+    people: &[Person],
+    devices: impl Fn(PersonId) -> Vec<String>,
+    phone_host: &str,
+    max: usize,
+) -> Vec<RedirectContact> {
     let mut uris: Vec<String> = Vec::new();
     for id in order {
-        let Some(p) = people.iter().find(|p| p.id == *id && !p.disabled) else { continue };
+        let Some(p) = people.iter().find(|p| p.id == *id && !p.disabled) else {
+            continue;
+        };
         let own = p.contacts.iter().map(|c| match c {
             Contact::Sip(u) => u.as_str().to_string(),
             Contact::Phone(e) => format!("sip:{}@{phone_host}", e.as_str()),
@@ -92,7 +111,10 @@ pub fn redirect_contacts(order: &[PersonId], people: &[Person], devices: impl Fn
     uris.into_iter()
         .take(max)
         .enumerate()
-        .map(|(i, uri)| RedirectContact { uri, q: QValue::from_thousandths(1000 - step * i as u16) })
+        .map(|(i, uri)| RedirectContact {
+            uri,
+            q: QValue::from_thousandths(1000 - step * i as u16),
+        })
         .collect()
 }
 
@@ -100,7 +122,10 @@ pub fn redirect_contacts(order: &[PersonId], people: &[Person], devices: impl Fn
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
     /// 302 with these Contacts.
-    Redirect { schedule: String, contacts: Vec<RedirectContact> },
+    Redirect {
+        schedule: String,
+        contacts: Vec<RedirectContact>,
+    },
     /// An IVR call about this schedule.
     Bridge { schedule: String },
     /// 403 (untrusted source), 404 (no such schedule), 480 (nobody on call).
@@ -157,6 +182,9 @@ pub struct Redirector {
     snapshot: Arc<RwLock<Snapshot>>,
     registrar: Option<RegistrarHandle>,
     trusted: Vec<SourceNet>,
+    /// Registering trunks' usernames (lowercase): calls from a provider arrive for `sip:<username>@…`, which
+    /// stays an ordinary call even when the username starts with `oncall-`.
+    trunk_users: Vec<String>,
     /// The host of `sip:<e164>@host` Contacts; `None`: the asking PBX's address.
     phone_host: Option<String>,
     max_contacts: usize,
@@ -171,24 +199,55 @@ impl Redirector {
         }
         let mut trusted = cfg.redirect.sources();
         trusted.extend(cfg.trunks.iter().flat_map(|t| t.sources()));
-        let phone_host = cfg.trunks.first().and_then(|t| t.domain.clone().filter(|d| !d.is_empty()).or_else(|| t.registrar_parts().ok().map(|(h, p, _)| if p == 5060 { h } else { format!("{h}:{p}") })));
+        let phone_host = cfg.trunks.first().and_then(|t| {
+            t.domain.clone().filter(|d| !d.is_empty()).or_else(|| {
+                t.registrar_parts()
+                    .ok()
+                    .map(|(h, p, _)| if p == 5060 { h } else { format!("{h}:{p}") })
+            })
+        });
         let snapshot: Arc<RwLock<Snapshot>> = Arc::default();
         let shared = snapshot.clone();
         tokio::spawn(async move {
             loop {
                 match (store.list_schedules(org).await, store.list_people(org).await) {
-                    (Ok(schedules), Ok(people)) => *shared.write().unwrap_or_else(|p| p.into_inner()) = Snapshot { schedules, people },
-                    (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "redirect: cannot read schedules and people; keeping the previous ones"),
+                    (Ok(schedules), Ok(people)) => {
+                        *shared.write().unwrap_or_else(|p| p.into_inner()) = Snapshot { schedules, people }
+                    }
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::warn!(error = %e, "redirect: cannot read schedules and people; keeping the previous ones")
+                    }
                 }
                 tokio::time::sleep(RELOAD_EVERY).await;
             }
         });
-        tracing::info!(trusted_sources = trusted.len(), phone_host = phone_host.as_deref().unwrap_or("(the asking PBX)"), "redirect target oncall-<schedule>@ enabled");
-        Some(Redirector { snapshot, registrar, trusted, phone_host, max_contacts: cfg.redirect.max_contacts, counters: Arc::default() })
+        tracing::info!(
+            trusted_sources = trusted.len(),
+            phone_host = phone_host.as_deref().unwrap_or("(the asking PBX)"),
+            "redirect target oncall-<schedule>@ enabled"
+        );
+        let trunk_users = cfg
+            .trunks
+            .iter()
+            .filter(|t| !t.username.is_empty())
+            .map(|t| t.username.to_ascii_lowercase())
+            .collect();
+        Some(Redirector {
+            snapshot,
+            registrar,
+            trusted,
+            trunk_users,
+            phone_host,
+            max_contacts: cfg.redirect.max_contacts,
+            counters: Arc::default(),
+        })
     }
 
     /// The answer to an INVITE for `request_uri` from `source`; `None` when it is not an `oncall-` target.
     pub fn decide(&self, request_uri: &str, source: SocketAddr, now: Timestamp) -> Option<Decision> {
+        if request_user(request_uri).is_some_and(|u| self.trunk_users.contains(&u.to_ascii_lowercase())) {
+            return None;
+        }
         let key = target_key(request_uri)?;
         let snap = self.snapshot.read().unwrap_or_else(|p| p.into_inner());
         let decision = if !self.trusted(source, &snap.people) {
@@ -200,11 +259,24 @@ impl Redirector {
                     tracing::info!(%source, %key, "redirect: no such schedule; 404");
                     Decision::Reject(404)
                 }
-                Target::Bridge(s) => Decision::Bridge { schedule: s.name.clone() },
+                Target::Bridge(s) => Decision::Bridge {
+                    schedule: s.name.clone(),
+                },
                 Target::Redirect(s) => {
                     let order: Vec<PersonId> = on_call_order(s, now).into_iter().map(|e| e.person).collect();
-                    let host = self.phone_host.clone().unwrap_or_else(|| if source.port() == 5060 { source.ip().to_string() } else { source.to_string() });
-                    let devices = |p| self.registrar.as_ref().map(|r| r.registered_devices(p).into_iter().map(|d| d.contact).collect()).unwrap_or_default();
+                    let host = self.phone_host.clone().unwrap_or_else(|| {
+                        if source.port() == 5060 {
+                            source.ip().to_string()
+                        } else {
+                            source.to_string()
+                        }
+                    });
+                    let devices = |p| {
+                        self.registrar
+                            .as_ref()
+                            .map(|r| r.registered_devices(p).into_iter().map(|d| d.contact).collect())
+                            .unwrap_or_default()
+                    };
                     let contacts = redirect_contacts(&order, &snap.people, devices, &host, self.max_contacts);
                     if contacts.is_empty() {
                         tracing::info!(%source, schedule = %s.name, people = order.len(), "redirect: nobody on call with a reachable contact; 480");
@@ -212,7 +284,10 @@ impl Redirector {
                     } else {
                         let list: Vec<String> = contacts.iter().map(|c| c.header_value()).collect();
                         tracing::info!(%source, schedule = %s.name, contacts = %list.join(", "), "redirecting to the on-call people");
-                        Decision::Redirect { schedule: s.name.clone(), contacts }
+                        Decision::Redirect {
+                            schedule: s.name.clone(),
+                            contacts,
+                        }
                     }
                 }
             }
@@ -227,7 +302,9 @@ impl Redirector {
             return true;
         }
         let Some(r) = &self.registrar else { return false };
-        people.iter().any(|p| r.registered_devices(p.id).iter().any(|d| d.source == source))
+        people
+            .iter()
+            .any(|p| r.registered_devices(p.id).iter().any(|d| d.source == source))
     }
 }
 
@@ -235,12 +312,18 @@ impl Redirector {
 mod tests {
     use super::*;
     use oncall_core::schedule::{Layer, Rotation, ShiftLength};
-    use oncall_core::{E164, ScheduleId, SipUri};
+    use oncall_core::{ScheduleId, SipUri, E164};
 
     #[test]
     fn the_schedule_key_comes_from_an_oncall_user_in_any_case() {
-        assert_eq!(target_key("sip:oncall-maintenance@10.0.0.5").as_deref(), Some("maintenance"));
-        assert_eq!(target_key("sip:OnCall-Maintenance-Bridge@10.0.0.5:5060;transport=udp").as_deref(), Some("Maintenance-Bridge"));
+        assert_eq!(
+            target_key("sip:oncall-maintenance@10.0.0.5").as_deref(),
+            Some("maintenance")
+        );
+        assert_eq!(
+            target_key("sip:OnCall-Maintenance-Bridge@10.0.0.5:5060;transport=udp").as_deref(),
+            Some("Maintenance-Bridge")
+        );
         assert_eq!(target_key("sip:oncall%2Dnight@h").as_deref(), Some("night"));
         assert_eq!(target_key("sip:oncall-3@h").as_deref(), Some("3"));
         assert_eq!(target_key("sip:oncall-@h"), None);
@@ -261,7 +344,14 @@ mod tests {
                 handoff_time: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
             },
         };
-        Schedule { id: ScheduleId(id), org: OrgId(1), name: name.into(), time_zone: oncall_core::validation::parse_time_zone("tz", "UTC").unwrap(), layers: vec![layer], overrides: vec![] }
+        Schedule {
+            id: ScheduleId(id),
+            org: OrgId(1),
+            name: name.into(),
+            time_zone: oncall_core::validation::parse_time_zone("tz", "UTC").unwrap(),
+            layers: vec![layer],
+            overrides: vec![],
+        }
     }
 
     #[test]
@@ -297,13 +387,29 @@ mod tests {
     #[test]
     fn contacts_follow_the_escalation_order_devices_first_with_falling_q_values() {
         let people = vec![
-            person(1, vec![phone("+441632960001"), Contact::Sip("sip:erin@pbx.example.com".parse::<SipUri>().unwrap())], false),
+            person(
+                1,
+                vec![
+                    phone("+441632960001"),
+                    Contact::Sip("sip:erin@pbx.example.com".parse::<SipUri>().unwrap()),
+                ],
+                false,
+            ),
             person(2, vec![phone("+441632960002")], false),
             person(3, vec![phone("+441632960003")], true),
         ];
-        let devices = |p: PersonId| if p.0 == 2 { vec!["sip:frank@192.0.2.9:5062;transport=udp".to_string()] } else { vec![] };
+        let devices = |p: PersonId| {
+            if p.0 == 2 {
+                vec!["sip:frank@192.0.2.9:5062;transport=udp".to_string()]
+            } else {
+                vec![]
+            }
+        };
         let order = [PersonId(2), PersonId(3), PersonId(1), PersonId(99)];
-        let got: Vec<String> = redirect_contacts(&order, &people, devices, "trunk.example.net", 10).iter().map(|c| c.header_value()).collect();
+        let got: Vec<String> = redirect_contacts(&order, &people, devices, "trunk.example.net", 10)
+            .iter()
+            .map(|c| c.header_value())
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -320,6 +426,7 @@ mod tests {
             snapshot: Arc::new(RwLock::new(Snapshot { schedules, people })),
             registrar: None,
             trusted: vec![SourceNet::parse("10.0.0.0/8").unwrap()],
+            trunk_users: vec!["oncall-4471".into()],
             phone_host: None,
             max_contacts: 10,
             counters: Arc::default(),
@@ -330,7 +437,10 @@ mod tests {
     fn decisions_for_trusted_and_untrusted_sources() {
         let r = redirector(
             vec![schedule(1, "Night", &[1]), schedule(2, "Weekend", &[2])],
-            vec![person(1, vec![phone("+441632960001")], false), person(2, vec![phone("+441632960002")], true)],
+            vec![
+                person(1, vec![phone("+441632960001")], false),
+                person(2, vec![phone("+441632960002")], true),
+            ],
         );
         let pbx: SocketAddr = "10.1.2.3:5060".parse().unwrap();
         let now = Timestamp::now();
@@ -338,26 +448,62 @@ mod tests {
             // No trunk domain: the number goes back to the asking PBX.
             Some(Decision::Redirect { schedule, contacts }) => {
                 assert_eq!(schedule, "Night");
-                assert_eq!(contacts, vec![RedirectContact { uri: "sip:+441632960001@10.1.2.3".into(), q: QValue::MAX }]);
+                assert_eq!(
+                    contacts,
+                    vec![RedirectContact {
+                        uri: "sip:+441632960001@10.1.2.3".into(),
+                        q: QValue::MAX
+                    }]
+                );
             }
             other => panic!("expected a redirect, got {other:?}"),
         }
-        assert_eq!(r.decide("sip:oncall-night@h", "192.0.2.66:5060".parse().unwrap(), now), Some(Decision::Reject(403)));
-        assert_eq!(r.decide("sip:oncall-payroll@h", "192.0.2.66:5060".parse().unwrap(), now), Some(Decision::Reject(403)));
+        assert_eq!(
+            r.decide("sip:oncall-night@h", "192.0.2.66:5060".parse().unwrap(), now),
+            Some(Decision::Reject(403))
+        );
+        assert_eq!(
+            r.decide("sip:oncall-payroll@h", "192.0.2.66:5060".parse().unwrap(), now),
+            Some(Decision::Reject(403))
+        );
         assert_eq!(r.decide("sip:oncall-payroll@h", pbx, now), Some(Decision::Reject(404)));
         // Weekend's only person is disabled: nobody to send the call to.
         assert_eq!(r.decide("sip:oncall-weekend@h", pbx, now), Some(Decision::Reject(480)));
-        assert_eq!(r.decide("sip:oncall-night-bridge@h", pbx, now), Some(Decision::Bridge { schedule: "Night".into() }));
+        assert_eq!(
+            r.decide("sip:oncall-night-bridge@h", pbx, now),
+            Some(Decision::Bridge {
+                schedule: "Night".into()
+            })
+        );
         assert_eq!(r.decide("sip:100@h", pbx, now), None);
+        // A provider delivering a call to the trunk's own username is an ordinary call.
+        assert_eq!(
+            r.decide("sip:OnCall-4471@h", "192.0.2.66:5060".parse().unwrap(), now),
+            None
+        );
         let metrics = r.counters.prometheus();
-        for line in ["{result=\"redirected\"} 1", "{result=\"forbidden\"} 2", "{result=\"not_found\"} 1", "{result=\"nobody_on_call\"} 1", "{result=\"bridged\"} 1"] {
+        for line in [
+            "{result=\"redirected\"} 1",
+            "{result=\"forbidden\"} 2",
+            "{result=\"not_found\"} 1",
+            "{result=\"nobody_on_call\"} 1",
+            "{result=\"bridged\"} 1",
+        ] {
             assert!(metrics.contains(line), "{line} not in\n{metrics}");
         }
     }
 
     #[test]
     fn at_most_max_contacts_each_once_and_q_never_reaches_zero() {
-        let people: Vec<Person> = (1..=30).map(|i| person(i, vec![phone(&format!("+4416329600{i:02}")), phone("+441632960099")], false)).collect();
+        let people: Vec<Person> = (1..=30)
+            .map(|i| {
+                person(
+                    i,
+                    vec![phone(&format!("+4416329600{i:02}")), phone("+441632960099")],
+                    false,
+                )
+            })
+            .collect();
         let order: Vec<PersonId> = people.iter().map(|p| p.id).collect();
         let got = redirect_contacts(&order, &people, |_| vec![], "h", 20);
         assert_eq!(got.len(), 20);

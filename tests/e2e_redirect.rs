@@ -35,7 +35,13 @@ fn server() -> Server {
 /// The value of one sample line of `/metrics`, 0 when absent.
 fn metric(server: &Server, name: &str) -> f64 {
     let (_, body) = http_get(server.http, "/metrics").expect("GET /metrics");
-    body.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+    body.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|r| r.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
 }
 
 /// The first received final response of a SIPp run (status line and raw message).
@@ -43,7 +49,14 @@ fn final_response(run: &SippRun) -> Option<String> {
     run.messages
         .split("message received")
         .skip(1)
-        .map(|chunk| chunk.lines().skip_while(|l| !l.starts_with("SIP/2.0")).take_while(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("\r\n"))
+        .map(|chunk| {
+            chunk
+                .lines()
+                .skip_while(|l| !l.starts_with("SIP/2.0"))
+                .take_while(|l| !l.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join("\r\n")
+        })
         .find(|m| m.starts_with("SIP/2.0") && !m.starts_with("SIP/2.0 1"))
 }
 
@@ -53,11 +66,46 @@ fn a_caller_is_redirected_to_the_registered_phone_of_whoever_is_on_call() {
     let server = server();
     let work = server.dir.subdir("peers");
     let mut checks = Checks::default();
-    server.oncall(&["person", "add", "--name", "Erin", "--email", "erin@example.test", "--phone", "+441632960001"]);
-    server.oncall(&["person", "add", "--name", "Frank", "--email", "frank@example.test", "--phone", "+441632960002"]);
-    let out = server.oncall(&["person", "sip-account", "erin@example.test", "--username", "erin", "--password", PASSWORD]);
+    server.oncall(&[
+        "person",
+        "add",
+        "--name",
+        "Erin",
+        "--email",
+        "erin@example.test",
+        "--phone",
+        "+441632960001",
+    ]);
+    server.oncall(&[
+        "person",
+        "add",
+        "--name",
+        "Frank",
+        "--email",
+        "frank@example.test",
+        "--phone",
+        "+441632960002",
+    ]);
+    let out = server.oncall(&[
+        "person",
+        "sip-account",
+        "erin@example.test",
+        "--username",
+        "erin",
+        "--password",
+        PASSWORD,
+    ]);
     assert!(out.contains("SIP account erin set"), "{out}");
-    server.oncall(&["schedule", "add", "--name", "Night", "--person", "erin@example.test", "--backup", "frank@example.test"]);
+    server.oncall(&[
+        "schedule",
+        "add",
+        "--name",
+        "Night",
+        "--person",
+        "erin@example.test",
+        "--backup",
+        "frank@example.test",
+    ]);
     // The registrar's accounts and the redirect's schedules are re-read every 3 s.
     thread::sleep(Duration::from_millis(3500));
 
@@ -71,7 +119,11 @@ fn a_caller_is_redirected_to_the_registered_phone_of_whoever_is_on_call() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !server.log().contains("device registered username=erin") {
         if Instant::now() >= deadline {
-            panic!("Erin's phone did not register:\n{}\n{}", tail(&erin.log(), 30), server.log_tail(30));
+            panic!(
+                "Erin's phone did not register:\n{}\n{}",
+                tail(&erin.log(), 30),
+                server.log_tail(30)
+            );
         }
         thread::sleep(Duration::from_millis(100));
     }
@@ -89,49 +141,110 @@ fn a_caller_is_redirected_to_the_registered_phone_of_whoever_is_on_call() {
             server.log_tail(20)
         )),
     }
-    checks.check(caller.log().contains("oncall-night"), || format!("the caller did not dial oncall-night:\n{}", tail(&caller.log(), 20)));
+    checks.check(caller.log().contains("oncall-night"), || {
+        format!("the caller did not dial oncall-night:\n{}", tail(&caller.log(), 20))
+    });
     // The caller gives up: the ring ends (CANCEL from the caller to Erin's phone, not through OnCall).
     caller.command("hangup", "");
-    checks.check(erin.wait_event("CALL_CLOSED", Duration::from_secs(5)).is_some(), || "Erin's phone rang on after the caller hung up".into());
+    checks.check(erin.wait_event("CALL_CLOSED", Duration::from_secs(5)).is_some(), || {
+        "Erin's phone rang on after the caller hung up".into()
+    });
     caller.quit();
 
     // A PBX (SIPp) asks the same: the 302's Contacts, in order, with falling q-values; its ACK is absorbed.
-    let run = Sipp::new(&server, "uac_redirect.xml", "pbx").arg("-s").arg("oncall-night").limit(Duration::from_secs(8)).run();
-    checks.check(run.success(), || format!("the PBX's scenario failed:\n{}", run.describe()));
+    let run = Sipp::new(&server, "uac_redirect.xml", "pbx")
+        .arg("-s")
+        .arg("oncall-night")
+        .limit(Duration::from_secs(8))
+        .run();
+    checks.check(run.success(), || {
+        format!("the PBX's scenario failed:\n{}", run.describe())
+    });
     let answer = final_response(&run).unwrap_or_default();
     eprintln!("[e2e] answer to INVITE oncall-night:\n{answer}");
-    checks.check(answer.starts_with("SIP/2.0 302 Moved Temporarily"), || format!("expected a 302, got:\n{}", run.describe()));
+    checks.check(answer.starts_with("SIP/2.0 302 Moved Temporarily"), || {
+        format!("expected a 302, got:\n{}", run.describe())
+    });
     let contacts: Vec<&str> = answer.lines().filter_map(|l| l.strip_prefix("Contact: ")).collect();
     let q = |c: &str| c.rsplit_once(";q=").map(|(_, q)| q.to_string()).unwrap_or_default();
-    checks.check(contacts.len() == 3, || format!("expected 3 Contacts (Erin's phone, Erin's number, Frank's number), got {contacts:?}"));
-    checks.check(contacts.first().is_some_and(|c| c.starts_with("<sip:erin") && c.contains(&format!("127.0.0.1:{}", erin.sip_port))), || {
-        format!("the first Contact should be Erin's registered phone (port {}): {contacts:?}", erin.sip_port)
+    checks.check(contacts.len() == 3, || {
+        format!("expected 3 Contacts (Erin's phone, Erin's number, Frank's number), got {contacts:?}")
     });
-    checks.check(contacts.get(1).is_some_and(|c| c.starts_with("<sip:+441632960001@192.0.2.10>")), || format!("the second Contact should be Erin's number at the trunk: {contacts:?}"));
-    checks.check(contacts.get(2).is_some_and(|c| c.starts_with("<sip:+441632960002@192.0.2.10>")), || format!("the third Contact should be Frank's number: {contacts:?}"));
+    checks.check(
+        contacts
+            .first()
+            .is_some_and(|c| c.starts_with("<sip:erin") && c.contains(&format!("127.0.0.1:{}", erin.sip_port))),
+        || {
+            format!(
+                "the first Contact should be Erin's registered phone (port {}): {contacts:?}",
+                erin.sip_port
+            )
+        },
+    );
+    checks.check(
+        contacts
+            .get(1)
+            .is_some_and(|c| c.starts_with("<sip:+441632960001@192.0.2.10>")),
+        || format!("the second Contact should be Erin's number at the trunk: {contacts:?}"),
+    );
+    checks.check(
+        contacts
+            .get(2)
+            .is_some_and(|c| c.starts_with("<sip:+441632960002@192.0.2.10>")),
+        || format!("the third Contact should be Frank's number: {contacts:?}"),
+    );
     let qs: Vec<String> = contacts.iter().map(|c| q(c)).collect();
-    checks.check(qs == ["1.0", "0.9", "0.8"], || format!("q-values {qs:?}, expected 1.0, 0.9, 0.8"));
-    checks.check(run.received_statuses().iter().filter(|s| s.starts_with("302")).count() == 1, || {
-        format!("the 302 was retransmitted (ACK not matched?): {:?}", run.received_statuses())
+    checks.check(qs == ["1.0", "0.9", "0.8"], || {
+        format!("q-values {qs:?}, expected 1.0, 0.9, 0.8")
     });
+    checks.check(
+        run.received_statuses().iter().filter(|s| s.starts_with("302")).count() == 1,
+        || {
+            format!(
+                "the 302 was retransmitted (ACK not matched?): {:?}",
+                run.received_statuses()
+            )
+        },
+    );
 
     // Not an allowed source: 403, whatever the schedule (a scanner learns nothing, not even which schedules exist).
-    let run = Sipp::new(&server, "uac_redirect.xml", "scanner").arg("-s").arg("oncall-night").from_ip("127.0.0.2").limit(Duration::from_secs(8)).run();
+    let run = Sipp::new(&server, "uac_redirect.xml", "scanner")
+        .arg("-s")
+        .arg("oncall-night")
+        .from_ip("127.0.0.2")
+        .limit(Duration::from_secs(8))
+        .run();
     let answer = final_response(&run).unwrap_or_default();
-    checks.check(answer.starts_with("SIP/2.0 403"), || format!("expected 403 for an untrusted source, got:\n{}", run.describe()));
-    checks.check(!answer.contains("Contact:") && !answer.contains("+44"), || format!("the 403 leaks contacts:\n{answer}"));
+    checks.check(answer.starts_with("SIP/2.0 403"), || {
+        format!("expected 403 for an untrusted source, got:\n{}", run.describe())
+    });
+    checks.check(!answer.contains("Contact:") && !answer.contains("+44"), || {
+        format!("the 403 leaks contacts:\n{answer}")
+    });
     // No such schedule: 404.
-    let run = Sipp::new(&server, "uac_redirect.xml", "unknown").arg("-s").arg("oncall-payroll").limit(Duration::from_secs(8)).run();
+    let run = Sipp::new(&server, "uac_redirect.xml", "unknown")
+        .arg("-s")
+        .arg("oncall-payroll")
+        .limit(Duration::from_secs(8))
+        .run();
     let answer = final_response(&run).unwrap_or_default();
-    checks.check(answer.starts_with("SIP/2.0 404"), || format!("expected 404 for an unknown schedule, got:\n{}", run.describe()));
+    checks.check(answer.starts_with("SIP/2.0 404"), || {
+        format!("expected 404 for an unknown schedule, got:\n{}", run.describe())
+    });
 
     for (result, want) in [("redirected", 2.0), ("forbidden", 1.0), ("not_found", 1.0)] {
         let v = metric(&server, &format!("oncall_redirects_total{{result=\"{result}\"}}"));
-        checks.check(v == want, || format!("oncall_redirects_total{{result=\"{result}\"}} = {v}, expected {want}"));
+        checks.check(v == want, || {
+            format!("oncall_redirects_total{{result=\"{result}\"}} = {v}, expected {want}")
+        });
     }
-    checks.check(server.log().contains("redirecting to the on-call people"), || "no 'redirecting' log line".into());
+    checks.check(server.log().contains("redirecting to the on-call people"), || {
+        "no 'redirecting' log line".into()
+    });
     // A redirect is not a call: no row in the call log.
-    checks.check(server.calls().is_empty(), || format!("redirects were logged as calls: {:?}", server.calls()));
+    checks.check(server.calls().is_empty(), || {
+        format!("redirects were logged as calls: {:?}", server.calls())
+    });
     erin.quit();
     eprintln!("[e2e] redirect test took {:.1} s", started.elapsed().as_secs_f64());
     checks.finish();

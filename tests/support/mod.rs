@@ -2023,3 +2023,13 @@ onreply_route[LOG_REPLY] {{
         Kamailio::launch(dir, addr, config_path, &config)
     }
 }
+
+impl Server {
+    /// `kill -9` the server and leave it down (its log stays in place); [`Server::kill_and_restart`] brings it
+    /// back on the same configuration and data. For a cluster test's "one instance died".
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+    }
+}

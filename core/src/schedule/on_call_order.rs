@@ -65,19 +65,32 @@ pub fn on_call_order(schedule: &Schedule, now: Timestamp) -> Vec<OrderEntry> {
             Source::Layer(i) => {
                 let l = schedule.layers.get(i);
                 let name = l.map(|l| l.name.clone()).unwrap_or_default();
-                (Role::Rotation { layer: name }, l.and_then(|l| l.shift_at(schedule.time_zone, now)).map(|sh| sh.end))
+                (
+                    Role::Rotation { layer: name },
+                    l.and_then(|l| l.shift_at(schedule.time_zone, now)).map(|sh| sh.end),
+                )
             }
         };
         let until = match (timeline_end, source_end) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        out.push(OrderEntry { person: who.person, role, until });
+        out.push(OrderEntry {
+            person: who.person,
+            role,
+            until,
+        });
     }
     for layer in schedule.layers.iter().rev() {
         if let Some(shift) = layer.shift_at(schedule.time_zone, now) {
             if !out.iter().any(|e| e.person == shift.person) {
-                out.push(OrderEntry { person: shift.person, role: Role::Backup { layer: layer.name.clone() }, until: Some(shift.end) });
+                out.push(OrderEntry {
+                    person: shift.person,
+                    role: Role::Backup {
+                        layer: layer.name.clone(),
+                    },
+                    until: Some(shift.end),
+                });
             }
         }
     }
@@ -99,7 +112,11 @@ pub fn find<'a>(schedules: &'a [Schedule], key: &str) -> Option<&'a Schedule> {
     sorted
         .iter()
         .find(|s| s.name.trim().eq_ignore_ascii_case(key))
-        .or_else(|| sorted.iter().find(|s| !slug.is_empty() && crate::store::slugify(&s.name) == slug))
+        .or_else(|| {
+            sorted
+                .iter()
+                .find(|s| !slug.is_empty() && crate::store::slugify(&s.name) == slug)
+        })
         .copied()
 }
 
@@ -112,7 +129,14 @@ mod tests {
     use chrono_tz::Europe::London;
 
     fn at(d: u32, h: u32) -> Timestamp {
-        resolve_local(London, NaiveDate::from_ymd_opt(2024, 1, d).unwrap().and_hms_opt(h, 0, 0).unwrap()).unwrap()
+        resolve_local(
+            London,
+            NaiveDate::from_ymd_opt(2024, 1, d)
+                .unwrap()
+                .and_hms_opt(h, 0, 0)
+                .unwrap(),
+        )
+        .unwrap()
     }
 
     fn layer(name: &str, members: &[i64]) -> Layer {
@@ -128,12 +152,28 @@ mod tests {
     }
 
     fn schedule(id: i64, name: &str, layers: Vec<Layer>, overrides: Vec<Override>) -> Schedule {
-        Schedule { id: ScheduleId(id), org: OrgId(1), name: name.into(), time_zone: London, layers, overrides }
+        Schedule {
+            id: ScheduleId(id),
+            org: OrgId(1),
+            name: name.into(),
+            time_zone: London,
+            layers,
+            overrides,
+        }
     }
 
     #[test]
     fn on_call_first_then_backups_from_the_top_layer_down_each_once() {
-        let s = schedule(1, "Main", vec![layer("secondary", &[3, 4]), layer("middle", &[1]), layer("primary", &[1, 2])], vec![]);
+        let s = schedule(
+            1,
+            "Main",
+            vec![
+                layer("secondary", &[3, 4]),
+                layer("middle", &[1]),
+                layer("primary", &[1, 2]),
+            ],
+            vec![],
+        );
         // Jan 2, 12:00: primary has 2, middle 1, secondary 4.
         let order = on_call_order(&s, at(2, 12));
         let people: Vec<(i64, &str)> = order.iter().map(|e| (e.person.0, e.role.as_str())).collect();
@@ -150,14 +190,24 @@ mod tests {
         let o = Override::new(PersonId(7), at(2, 10), at(2, 14));
         let s = schedule(1, "Main", vec![layer("primary", &[1, 2])], vec![o]);
         let order = on_call_order(&s, at(2, 12));
-        assert_eq!(order[0], OrderEntry { person: PersonId(7), role: Role::Override, until: Some(at(2, 14)) });
+        assert_eq!(
+            order[0],
+            OrderEntry {
+                person: PersonId(7),
+                role: Role::Override,
+                until: Some(at(2, 14))
+            }
+        );
         assert_eq!(order[1].person, PersonId(2));
         assert!(on_call_order(&schedule(2, "Empty", vec![], vec![]), at(2, 12)).is_empty());
     }
 
     #[test]
     fn schedules_are_found_by_id_name_or_slug_in_any_case() {
-        let list = vec![schedule(5, "Maintenance on-call", vec![], vec![]), schedule(3, "Network", vec![], vec![])];
+        let list = vec![
+            schedule(5, "Maintenance on-call", vec![], vec![]),
+            schedule(3, "Network", vec![], vec![]),
+        ];
         assert_eq!(find(&list, "5").map(|s| s.id.0), Some(5));
         assert_eq!(find(&list, "maintenance-on-call").map(|s| s.id.0), Some(5));
         assert_eq!(find(&list, "MAINTENANCE-On-Call").map(|s| s.id.0), Some(5));

@@ -6,7 +6,7 @@
 //!
 //! A "normal" request opened after hours is deferred: `requests.page_at` holds the instant it should page.
 //! [`Store::claim_due_deferred`] hands each due request to exactly one caller (one conditional `UPDATE`
-//! that clears `page_at`; PostgreSQL re-checks the condition for a concurrent second instance, SQLite
+//! that moves `page_at` a lease ahead, so a claimer that dies before starting the escalation is covered; PostgreSQL re-checks the condition for a concurrent second instance, SQLite
 //! serializes writers), and only while the request is still `received`: one acknowledged or completed on the
 //! web before its time is never paged.
 
@@ -181,15 +181,18 @@ impl Store {
     }
 
     /// Takes the deferred requests due at `now` (still `received`): each is returned to exactly one caller,
-    /// which starts its escalation. Oldest deadline first.
+    /// which starts its escalation. Oldest deadline first. The claim is a lease, not a removal: `page_at`
+    /// moves [`DEFERRED_CLAIM_LEASE`] ahead, so a request whose claimer died before its escalation started
+    /// (the request is still `received`; starting it makes it `notifying`) is due again then, on any instance.
     pub async fn claim_due_deferred(&self, org: OrgId, now: Timestamp) -> Result<Vec<RequestId>> {
         let rows = sqlx::query(
-            "UPDATE requests SET page_at = NULL \
+            "UPDATE requests SET page_at = $3 \
              WHERE org_id = $1 AND page_at IS NOT NULL AND page_at <= $2 AND status = 'received' \
              RETURNING id, received_at",
         )
         .bind(org.0)
         .bind(now.0)
+        .bind((now + DEFERRED_CLAIM_LEASE).0)
         .fetch_all(self.pool())
         .await?;
         let mut claimed = rows
@@ -200,6 +203,9 @@ impl Store {
         Ok(claimed.into_iter().map(|(_, id)| id).collect())
     }
 }
+
+/// How long a claimed deferred request waits for its escalation to start before it is due again.
+pub const DEFERRED_CLAIM_LEASE: crate::Millis = crate::Millis(5 * 60 * 1000);
 
 #[cfg(test)]
 mod tests {
@@ -304,6 +310,13 @@ mod tests {
             assert_eq!(all, vec![a], "{}", db.label);
             assert!(s.claim_due_deferred(org, later).await.unwrap().is_empty());
             assert_eq!(s.request(org, a).await.unwrap().state.status(), RequestStatus::Received);
+            // Its claimer died before starting the escalation (still `received`): due again after the lease.
+            let retry = later + DEFERRED_CLAIM_LEASE;
+            assert!(s.claim_due_deferred(org, retry - crate::Millis(1)).await.unwrap().is_empty());
+            assert_eq!(s.claim_due_deferred(org, retry).await.unwrap(), vec![a]);
+            // Once its escalation starts (`notifying`) it is never claimed again.
+            s.start_notifying(org, a, retry).await.unwrap();
+            assert!(s.claim_due_deferred(org, retry + DEFERRED_CLAIM_LEASE).await.unwrap().is_empty());
             // Deferring something no longer received does nothing.
             assert!(!s.defer_request(org, b, later, "x", NOW).await.unwrap());
         })

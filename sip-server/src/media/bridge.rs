@@ -73,6 +73,8 @@ pub struct BridgeLink {
     shared: Arc<Mutex<Mailbox>>,
     is_a: bool,
     retimer: EventRetimer,
+    /// The source timestamp of an event not to relay (the key press that made the bridge).
+    ignored_event: Option<u32>,
 }
 
 impl BridgeLink {
@@ -80,15 +82,24 @@ impl BridgeLink {
     pub fn pair() -> (BridgeLink, BridgeLink) {
         let shared = Arc::new(Mutex::new(Mailbox::default()));
         (
-            BridgeLink { shared: shared.clone(), is_a: true, retimer: EventRetimer::default() },
-            BridgeLink { shared, is_a: false, retimer: EventRetimer::default() },
+            BridgeLink { shared: shared.clone(), is_a: true, retimer: EventRetimer::default(), ignored_event: None },
+            BridgeLink { shared, is_a: false, retimer: EventRetimer::default(), ignored_event: None },
         )
+    }
+
+    /// The rest of the event with source timestamp `timestamp` (its updates and end packets) stays on this
+    /// leg: it is the key press that made the bridge (an employee's 1), which the other leg must not hear.
+    pub fn ignore_event(&mut self, timestamp: Option<u32>) {
+        self.ignored_event = timestamp;
     }
 
     /// Hands a telephone-event packet this leg received (`payload` as it came, its RTP timestamp and
     /// marker) to the other leg. Anything but a 4-byte payload (RFC 4733 §2.3) is ignored.
     pub fn send_event(&self, payload: &[u8], timestamp: u32, marker: bool) {
         let Ok(payload) = <[u8; 4]>::try_from(payload.get(..4).unwrap_or(&[])) else { return };
+        if self.ignored_event == Some(timestamp) {
+            return;
+        }
         let is_a = self.is_a;
         self.with(|m| {
             if m.closed {
@@ -232,6 +243,16 @@ mod tests {
         // The next key (a new source timestamp) starts a new event on A's clock.
         b.send_event(&packet(false, 160), 9000, false);
         assert_eq!(a.recv_event(52_000).map(|e| (e.timestamp, e.marker)), Some((52_000, true)));
+    }
+
+    #[test]
+    fn the_key_that_made_the_bridge_is_not_relayed() {
+        let (mut a, mut b) = BridgeLink::pair();
+        b.ignore_event(Some(4000));
+        b.send_event(&[1, 0x80 | 10, 3, 32], 4000, false);
+        assert_eq!(a.recv_event(0), None);
+        b.send_event(&[4, 10, 0, 160], 4800, true);
+        assert_eq!(a.recv_event(0).map(|e| e.payload[0]), Some(4));
     }
 
     #[test]

@@ -101,7 +101,11 @@ mod tests {
         use crate::transaction::{Peer, Transport};
         use crate::ua::{UaConfig, UaEvent};
         let mut ua = UserAgent::new(UaConfig::on("127.0.0.1:5060".parse().unwrap()));
-        let pbx = Peer { addr: "127.0.0.1:5070".parse().unwrap(), transport: Transport::Udp, conn: None };
+        let pbx = Peer {
+            addr: "127.0.0.1:5070".parse().unwrap(),
+            transport: Transport::Udp,
+            conn: None,
+        };
         let t0 = Instant::now();
         let head = "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKr1\r\nFrom: <sip:pbx@127.0.0.1>;tag=p1\r\n";
         let invite = format!(
@@ -109,19 +113,40 @@ mod tests {
              Call-ID: r1\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@127.0.0.1:5070>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         );
         ua.handle_datagram(invite.as_bytes(), pbx, t0);
-        let Some(UaEvent::IncomingCall { call, request_uri, .. }) = ua.poll_event() else { panic!("no IncomingCall") };
+        let Some(UaEvent::IncomingCall { call, request_uri, .. }) = ua.poll_event() else {
+            panic!("no IncomingCall")
+        };
         assert_eq!(request_uri, "sip:oncall-night@127.0.0.1");
         let contacts = [
-            RedirectContact { uri: "sip:erin@127.0.0.1:5062;transport=udp".into(), q: QValue::MAX },
-            RedirectContact { uri: "sip:+441632960001@trunk.example.net".into(), q: QValue::from_thousandths(900) },
+            RedirectContact {
+                uri: "sip:erin@127.0.0.1:5062;transport=udp".into(),
+                q: QValue::MAX,
+            },
+            RedirectContact {
+                uri: "sip:+441632960001@trunk.example.net".into(),
+                q: QValue::from_thousandths(900),
+            },
         ];
         ua.redirect(call, 302, &contacts, t0);
-        let out: Vec<String> = std::iter::from_fn(|| ua.poll_transmit()).map(|t| String::from_utf8_lossy(&t.data).into_owned()).collect();
+        let out: Vec<String> = std::iter::from_fn(|| ua.poll_transmit())
+            .map(|t| String::from_utf8_lossy(&t.data).into_owned())
+            .collect();
         let resp = out.iter().find(|m| m.starts_with("SIP/2.0 302")).expect("a 302");
         assert!(resp.starts_with("SIP/2.0 302 Moved Temporarily\r\n"), "{resp}");
         let got: Vec<&str> = resp.lines().filter_map(|l| l.strip_prefix("Contact: ")).collect();
-        assert_eq!(got, vec!["<sip:erin@127.0.0.1:5062;transport=udp>;q=1.0", "<sip:+441632960001@trunk.example.net>;q=0.9"]);
-        let to_tag = resp.lines().find_map(|l| l.strip_prefix("To: ")).and_then(|t| t.split(";tag=").nth(1)).expect("a To tag").to_string();
+        assert_eq!(
+            got,
+            vec![
+                "<sip:erin@127.0.0.1:5062;transport=udp>;q=1.0",
+                "<sip:+441632960001@trunk.example.net>;q=0.9"
+            ]
+        );
+        let to_tag = resp
+            .lines()
+            .find_map(|l| l.strip_prefix("To: "))
+            .and_then(|t| t.split(";tag=").nth(1))
+            .expect("a To tag")
+            .to_string();
         assert!(matches!(ua.poll_event(), Some(UaEvent::Ended { call: c, reason: EndReason::Rejected }) if c == call));
         // The ACK for the 302 (same branch, §17.1.1.3) is absorbed: no event, nothing sent.
         let ack = format!(
@@ -138,7 +163,10 @@ mod tests {
 
     #[test]
     fn contact_values_keep_uri_parameters_inside_the_brackets() {
-        let c = RedirectContact { uri: "sip:erin@127.0.0.1:5062;transport=udp".into(), q: QValue::from_thousandths(900) };
+        let c = RedirectContact {
+            uri: "sip:erin@127.0.0.1:5062;transport=udp".into(),
+            q: QValue::from_thousandths(900),
+        };
         assert_eq!(c.header_value(), "<sip:erin@127.0.0.1:5062;transport=udp>;q=0.9");
     }
 }
