@@ -8,7 +8,8 @@
 //!   Erin's registered phone (q=1.0), Erin's number at the trunk's host (q=0.9), Frank's number (q=0.8); its ACK
 //!   is absorbed (the 302 is sent once).
 //! - From 127.0.0.2 (not an allowed source) the INVITE gets 403 with no Contact; `oncall-payroll` gets 404.
-//! - `oncall_redirects_total` counts them on `/metrics`, and no redirect shows in the call log.
+//! - No redirect shows in the call log. `oncall-night-bridge` is answered by the IVR and logged as a call.
+//! - `oncall_redirects_total` counts all of them on `/metrics`.
 
 mod support;
 
@@ -232,7 +233,25 @@ fn a_caller_is_redirected_to_the_registered_phone_of_whoever_is_on_call() {
         format!("expected 404 for an unknown schedule, got:\n{}", run.describe())
     });
 
-    for (result, want) in [("redirected", 2.0), ("forbidden", 1.0), ("not_found", 1.0)] {
+    // A redirect is not a call: no row in the call log.
+    checks.check(server.calls().is_empty(), || {
+        format!("redirects were logged as calls: {:?}", server.calls())
+    });
+
+    // `oncall-night-bridge`: OnCall answers with its IVR (an ordinary call, logged as one).
+    let mut bridged = Baresip::start(&work.join("bridge-caller"), &mic, Duration::from_secs(20));
+    bridged.command("dial", &format!("sip:oncall-night-bridge@{}", server.sip_udp));
+    checks.check(bridged.wait_event("CALL_ESTABLISHED", Duration::from_secs(8)).is_some(), || {
+        format!("OnCall did not answer oncall-night-bridge:\n{}", server.log_tail(20))
+    });
+    bridged.command("hangup", "");
+    bridged.quit();
+    match server.wait_for_call(Duration::from_secs(10), |r| field(r, "called").contains("oncall-night-bridge")) {
+        Ok(_) => {}
+        Err(rows) => checks.fail(format!("the bridge call is not in the call log: {rows:?}")),
+    }
+
+    for (result, want) in [("redirected", 2.0), ("forbidden", 1.0), ("not_found", 1.0), ("bridged", 1.0)] {
         let v = metric(&server, &format!("oncall_redirects_total{{result=\"{result}\"}}"));
         checks.check(v == want, || {
             format!("oncall_redirects_total{{result=\"{result}\"}} = {v}, expected {want}")
@@ -240,10 +259,6 @@ fn a_caller_is_redirected_to_the_registered_phone_of_whoever_is_on_call() {
     }
     checks.check(server.log().contains("redirecting to the on-call people"), || {
         "no 'redirecting' log line".into()
-    });
-    // A redirect is not a call: no row in the call log.
-    checks.check(server.calls().is_empty(), || {
-        format!("redirects were logged as calls: {:?}", server.calls())
     });
     erin.quit();
     eprintln!("[e2e] redirect test took {:.1} s", started.elapsed().as_secs_f64());
