@@ -257,7 +257,9 @@ impl Paging {
         }
     }
 
-    /// Begins the escalation of `request` with the first enabled policy and carries out its first commands.
+    /// Begins the escalation of `request` and carries out its first commands. The policy is the first
+    /// enabled one, or, for a call dialled as `oncall-<schedule>-bridge`, the one that pages that
+    /// schedule soonest (`redirect::choose_policy`; the choice goes to the request's log).
     async fn start_escalation(
         &self,
         request: RequestId,
@@ -267,16 +269,49 @@ impl Paging {
         now: Timestamp,
         active: &mut HashMap<RequestId, Active>,
     ) {
-        let policy = match self.store.list_policies(self.org).await {
-            Ok(list) => list.into_iter().find(|p| !p.disabled && !p.steps.is_empty()),
+        let policies = match self.store.list_policies(self.org).await {
+            Ok(list) => list,
             Err(e) => {
                 tracing::error!(%request, error = %e, "cannot list escalation policies; request not paged");
                 return;
             }
         };
-        let Some(policy) = policy else {
+        // The number the call was dialled to (requests from the web or API have no call: "").
+        let called = match self.store.request(self.org, request).await.map(|r| r.call) {
+            Ok(Some(call)) => self.store.call(self.org, call).await.map(|c| c.called),
+            Ok(None) => Ok(String::new()),
+            Err(e) => Err(e),
+        };
+        let called = called.unwrap_or_else(|e| {
+            tracing::warn!(%request, error = %e, "cannot read the request's call; paging with the first enabled policy");
+            String::new()
+        });
+        use crate::redirect::{choose_policy, target_key, PolicyChoice};
+        // Schedules are only read for `oncall-...` numbers.
+        let key = target_key(&called);
+        let schedules = match key {
+            Some(_) => self.store.list_schedules(self.org).await.unwrap_or_else(|e| {
+                tracing::warn!(%request, error = %e, "cannot list schedules; paging with the first enabled policy");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        let choice = choose_policy(&called, &schedules, &policies);
+        let Some(policy) = choice.policy() else {
             tracing::warn!(%request, "no enabled escalation policy: request not paged");
             return;
+        };
+        let dialled = key.map(|k| format!("oncall-{k}")).unwrap_or_default();
+        let event = match choice {
+            PolicyChoice::Schedule { schedule, .. } => {
+                tracing::info!(%request, policy = %policy.name, schedule = %schedule.name, %dialled, "bridge call: paging with the policy that pages its schedule");
+                Some(format!("paged with policy {} (dialled {dialled})", policy.name))
+            }
+            PolicyChoice::Fallback { schedule, .. } => {
+                tracing::warn!(%request, policy = %policy.name, schedule = %schedule.name, %dialled, "bridge call: no enabled policy pages its schedule; paging with the first enabled policy");
+                Some(format!("paged with policy {} (dialled {dialled}, but no enabled policy pages schedule {})", policy.name, schedule.name))
+            }
+            PolicyChoice::Default(_) | PolicyChoice::Nothing => None,
         };
         let message = match recording {
             Some(path) => load_message(request, path).await,
@@ -289,6 +324,11 @@ impl Paging {
                 return;
             }
         };
+        if let Some(detail) = event {
+            if let Err(e) = self.store.append_event(self.org, request, Actor::System, "policy", &detail, now).await {
+                tracing::warn!(%request, error = %e, "cannot log the escalation policy");
+            }
+        }
         self.log_instance(request, "escalation run by instance", now).await;
         tracing::info!(%request, policy = %policy.name, message_secs = message.len() as f64 / 8000.0, "escalation started");
         let a = Active { engine, caller: announce_caller(caller), caller_call, message, stage: None, accepted: None };
@@ -689,6 +729,100 @@ mod tests {
         // During business hours a normal request is not deferred.
         let daytime = open_request("page_when_open").await;
         assert!(!paging.defer_if_after_hours(daytime, paris(31, 10, 0)).await);
+    }
+
+    /// A request whose call was dialled as `oncall-night-bridge` pages Night's on-call person through the policy
+    /// that pages Night, and says so in its log; `oncall-weekend-bridge`, with no policy paging Weekend, falls back
+    /// to the first enabled policy with a warning in the log; an ordinary number uses the first enabled policy.
+    #[tokio::test]
+    async fn a_bridge_call_pages_with_its_schedules_policy() {
+        use oncall_core::escalation::{NewPolicy, Step, Target};
+        use oncall_core::schedule::{Layer, NewSchedule, Rotation, ShiftLength};
+        use oncall_core::store::NewCall;
+        use oncall_core::NewPerson;
+        let now = Timestamp::now();
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let org = store.create_organization("Acme", "acme", "UTC", now).await.unwrap();
+        let person = |name: &str, port: u16| NewPerson { name: name.into(), sip_uris: vec![format!("sip:{name}@127.0.0.1:{port}")], time_zone: "UTC".into(), ..NewPerson::default() };
+        let erin = store.add_person(org, &person("erin", 5998), now).await.unwrap();
+        let frank = store.add_person(org, &person("frank", 5999), now).await.unwrap();
+        let schedule = |name: &str, who| NewSchedule {
+            name: name.into(),
+            time_zone: "UTC".into(),
+            layers: vec![Layer {
+                name: "primary".into(),
+                rotation: Rotation {
+                    members: vec![who],
+                    shift_length: ShiftLength::Days(1),
+                    start_date: chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+                    handoff_time: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+                },
+            }],
+        };
+        let night = store.create_schedule(org, &schedule("Night", frank), now).await.unwrap();
+        store.create_schedule(org, &schedule("Weekend", erin), now).await.unwrap();
+        let step = |t| vec![Step { targets: vec![t], wait: Millis::minutes(5) }];
+        store.create_policy(org, &NewPolicy { name: "Main".into(), steps: step(Target::Person(erin)), repeat: 0 }, now).await.unwrap();
+        store.create_policy(org, &NewPolicy { name: "Night desk".into(), steps: step(Target::Schedule(night)), repeat: 0 }, now).await.unwrap();
+        let open_request = |called: &'static str| {
+            let store = store.clone();
+            async move {
+                let new = NewCall { org, call_id: format!("c-{}", rand::random::<u32>()), caller: "sip:+33100000000@example.net".into(), called: called.into(), received_at: now, instance: "test".into() };
+                let call = store.insert_call(&new).await.unwrap();
+                store.call_recording_started(org, call, "/nowhere.wav", "page").await.unwrap();
+                store.create_request_for_call(org, call, &new.caller, now).await.unwrap()
+            }
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let paging = Paging {
+            store: store.clone(),
+            org,
+            config: PagingConfig::default(),
+            trunks: vec![],
+            local_uri: "sip:oncall@127.0.0.1".into(),
+            controller: tx,
+            hold: HoldRoom::default(),
+            owner: "test".into(),
+            recordings_root: PathBuf::from("/nowhere"),
+            registrar: None,
+            texts: None,
+        };
+        let mut active = HashMap::new();
+        let mut paged = |request| {
+            let mut people = vec![];
+            while let Ok(cmd) = rx.try_recv() {
+                if let ControllerCommand::Page(order) = cmd {
+                    assert_eq!(order.key.request, request);
+                    people.push(order.key.person);
+                }
+            }
+            people
+        };
+        let policy_log = |request| {
+            let store = store.clone();
+            async move {
+                let log = store.request_events(org, request).await.unwrap();
+                log.into_iter().filter(|e| e.kind == "policy").map(|e| e.detail).collect::<Vec<_>>()
+            }
+        };
+
+        let bridged = open_request("sip:OnCall-Night-Bridge@127.0.0.1:5060").await;
+        paging.start_escalation(bridged, "+33100000000", None, None, now, &mut active).await;
+        assert_eq!(paged(bridged), vec![frank], "Night's on-call person, through Night desk");
+        assert_eq!(policy_log(bridged).await, vec!["paged with policy Night desk (dialled oncall-Night-Bridge)"]);
+
+        let fallback = open_request("sip:oncall-weekend-bridge@127.0.0.1").await;
+        paging.start_escalation(fallback, "+33100000000", None, None, now, &mut active).await;
+        assert_eq!(paged(fallback), vec![erin], "no policy pages Weekend: Main");
+        assert_eq!(
+            policy_log(fallback).await,
+            vec!["paged with policy Main (dialled oncall-weekend-bridge, but no enabled policy pages schedule Weekend)"]
+        );
+
+        let ordinary = open_request("sip:100@127.0.0.1").await;
+        paging.start_escalation(ordinary, "+33100000000", None, None, now, &mut active).await;
+        assert_eq!(paged(ordinary), vec![erin]);
+        assert!(policy_log(ordinary).await.is_empty());
     }
 
     #[tokio::test]

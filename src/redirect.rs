@@ -17,11 +17,14 @@
 //! seconds (no database query per INVITE, so a flood of INVITEs costs nothing). A redirect opens
 //! no request and writes no call-log row; it is logged and counted on `/metrics`.
 //!
-//! Not done: the `-bridge` variant does not page "via that schedule" — paging has no per-request
-//! policy or schedule yet (it uses the first enabled escalation policy); the call just runs the IVR.
+//! A request opened by a `-bridge` call is paged with the escalation policy that pages that schedule
+//! soonest ([`choose_policy`], read from the call's logged `called` URI by `paging.rs`). When no
+//! enabled policy pages it, the organization's first enabled policy runs, with a warning: an
+//! escalation always runs under a stored policy (its durable state names it), so none is made up here.
 
 use crate::config::{Config, SourceNet};
 use crate::registrar_service::RegistrarHandle;
+use oncall_core::escalation::EscalationPolicy;
 use oncall_core::schedule::{self, on_call_order, Schedule};
 use oncall_core::{Contact, OrgId, Person, PersonId, Store, Timestamp};
 use oncall_sip::message::uri::{unescape, Uri};
@@ -78,6 +81,75 @@ pub fn resolve<'a>(schedules: &'a [Schedule], key: &str) -> Target<'a> {
     match stem.and_then(|stem| schedule::on_call_order::find(schedules, stem)) {
         Some(s) => Target::Bridge(s),
         None => Target::Unknown,
+    }
+}
+
+/// The schedule a call dialled as `oncall-<schedule>-bridge` is about; `None` for any other number
+/// (`oncall-<schedule>` included: it is answered with a redirect, never paged).
+pub fn bridge_schedule<'a>(schedules: &'a [Schedule], called_uri: &str) -> Option<&'a Schedule> {
+    match resolve(schedules, &target_key(called_uri)?) {
+        Target::Bridge(s) => Some(s),
+        Target::Redirect(_) | Target::Unknown => None,
+    }
+}
+
+/// Which escalation policy pages a request, and why.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PolicyChoice<'a> {
+    /// Not a bridge call: the organization's first enabled policy, as for every call.
+    Default(&'a EscalationPolicy),
+    /// Dialled as `oncall-<schedule>-bridge`: the enabled policy that pages the schedule soonest.
+    Schedule {
+        policy: &'a EscalationPolicy,
+        schedule: &'a Schedule,
+    },
+    /// Dialled as `oncall-<schedule>-bridge`, but no enabled policy pages that schedule: the first
+    /// enabled policy after all (a request that pages someone beats one that pages nobody).
+    Fallback {
+        policy: &'a EscalationPolicy,
+        schedule: &'a Schedule,
+    },
+    /// No enabled policy with a step: nobody can be paged.
+    Nothing,
+}
+
+impl<'a> PolicyChoice<'a> {
+    pub fn policy(&self) -> Option<&'a EscalationPolicy> {
+        match *self {
+            PolicyChoice::Default(p)
+            | PolicyChoice::Schedule { policy: p, .. }
+            | PolicyChoice::Fallback { policy: p, .. } => Some(p),
+            PolicyChoice::Nothing => None,
+        }
+    }
+}
+
+/// The policy for a request whose call was dialled to `called_uri` (the call log's `called`).
+/// For `oncall-<schedule>-bridge`: among the enabled policies that page the schedule, the one
+/// whose earliest such step comes first (a policy paging it at step 1 beats the default policy
+/// paging it as a last resort at step 3); ties go to the first in `policies` (by id).
+pub fn choose_policy<'a>(
+    called_uri: &str,
+    schedules: &'a [Schedule],
+    policies: &'a [EscalationPolicy],
+) -> PolicyChoice<'a> {
+    let usable = policies.iter().filter(|p| p.can_start());
+    let Some(first) = usable.clone().next() else {
+        return PolicyChoice::Nothing;
+    };
+    let Some(schedule) = bridge_schedule(schedules, called_uri) else {
+        return PolicyChoice::Default(first);
+    };
+    // `min_by_key` keeps the first of equal keys.
+    match usable
+        .filter_map(|p| p.first_step_paging(schedule.id).map(|i| (i, p)))
+        .min_by_key(|(i, _)| *i)
+    {
+        Some((_, policy)) => PolicyChoice::Schedule { policy, schedule },
+        None => PolicyChoice::Fallback {
+            policy: first,
+            schedule,
+        },
     }
 }
 
@@ -364,6 +436,86 @@ mod tests {
         assert_eq!(resolve(&list, "2"), Target::Redirect(&list[1]));
         assert_eq!(resolve(&list, "payroll"), Target::Unknown);
         assert_eq!(resolve(&list, "-bridge"), Target::Unknown);
+    }
+
+    fn policy(id: i64, name: &str, steps: &[&[oncall_core::escalation::Target]], disabled: bool) -> EscalationPolicy {
+        use oncall_core::escalation::Step;
+        EscalationPolicy {
+            id: oncall_core::PolicyId(id),
+            org: OrgId(1),
+            name: name.into(),
+            steps: steps
+                .iter()
+                .map(|t| Step {
+                    targets: t.to_vec(),
+                    wait: oncall_core::Millis::minutes(5),
+                })
+                .collect(),
+            repeat: 0,
+            disabled,
+        }
+    }
+
+    #[test]
+    fn a_bridge_call_pages_with_the_policy_that_pages_its_schedule_soonest() {
+        use oncall_core::escalation::Target::{Person as P, Schedule as S};
+        let schedules = vec![
+            schedule(1, "Night", &[1]),
+            schedule(2, "Weekend", &[2]),
+            schedule(3, "Managers", &[3]),
+        ];
+        let night = ScheduleId(1);
+        let policies = vec![
+            policy(1, "Broken", &[], false),
+            // The default: Night first, Managers as a last resort.
+            policy(2, "Main", &[&[S(night)], &[S(ScheduleId(3))]], false),
+            policy(3, "Old weekend", &[&[S(ScheduleId(2))]], true),
+            policy(4, "Managers first", &[&[P(PersonId(9)), S(ScheduleId(3))]], false),
+            policy(5, "Managers too", &[&[S(ScheduleId(3))]], false),
+        ];
+        let name = |c: &PolicyChoice| c.policy().map(|p| p.name.clone());
+        // Ordinary numbers, and a plain `oncall-<schedule>` (a redirect), page with the first enabled policy.
+        for called in [
+            "sip:100@oncall.example",
+            "sip:oncall-night@oncall.example",
+            "sip:oncall-payroll-bridge@h",
+            "",
+        ] {
+            assert_eq!(
+                choose_policy(called, &schedules, &policies),
+                PolicyChoice::Default(&policies[1]),
+                "{called}"
+            );
+        }
+        assert_eq!(
+            choose_policy("sip:OnCall-Night-Bridge@10.0.0.5;transport=udp", &schedules, &policies),
+            PolicyChoice::Schedule {
+                policy: &policies[1],
+                schedule: &schedules[0]
+            }
+        );
+        // Main pages Managers at step 2; "Managers first" at step 1 and before "Managers too" (by id).
+        let c = choose_policy("sip:oncall-managers-bridge@h", &schedules, &policies);
+        assert_eq!(name(&c).as_deref(), Some("Managers first"));
+        assert!(matches!(c, PolicyChoice::Schedule { schedule, .. } if schedule.name == "Managers"));
+        // The schedule's id works as in the redirect; its only policy is disabled: the default, flagged.
+        assert_eq!(
+            choose_policy("sip:oncall-2-bridge@h", &schedules, &policies),
+            PolicyChoice::Fallback {
+                policy: &policies[1],
+                schedule: &schedules[1]
+            }
+        );
+        // Nothing enabled with a step: nobody to page, bridge or not.
+        let off = vec![
+            policy(1, "Broken", &[], false),
+            policy(3, "Old weekend", &[&[S(ScheduleId(2))]], true),
+        ];
+        assert_eq!(
+            choose_policy("sip:oncall-weekend-bridge@h", &schedules, &off),
+            PolicyChoice::Nothing
+        );
+        assert_eq!(choose_policy("sip:100@h", &schedules, &off), PolicyChoice::Nothing);
     }
 
     fn person(id: i64, contacts: Vec<Contact>, disabled: bool) -> Person {

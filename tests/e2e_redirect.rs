@@ -8,24 +8,31 @@
 //!   Erin's registered phone (q=1.0), Erin's number at the trunk's host (q=0.9), Frank's number (q=0.8); its ACK
 //!   is absorbed (the 302 is sent once).
 //! - From 127.0.0.2 (not an allowed source) the INVITE gets 403 with no Contact; `oncall-payroll` gets 404.
-//! - No redirect shows in the call log. `oncall-night-bridge` is answered by the IVR and logged as a call.
+//! - No redirect shows in the call log. `oncall-night-bridge` is answered by the IVR and logged as a call; the
+//!   caller pages on-call (1, then # right after the beep) and the request is paged with "Night desk", the
+//!   policy that pages Night (added on the web admin, as a manager would), not with "Front desk", the first
+//!   enabled policy (Frank only): Erin's registered phone rings.
 //! - `oncall_redirects_total` counts all of them on `/metrics`.
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 use support::*;
 
 const PASSWORD: &str = "night-desk-4";
+const MANAGER_PASSWORD: &str = "manager-desk-7";
 
 fn server() -> Server {
     // A PBX-mode trunk: calls (and redirect questions) only from 127.0.0.1; numbers go to its host.
-    // baresip 1.0 abandons a 401 that offers any algorithm besides MD5.
+    // baresip 1.0 abandons a 401 that offers any algorithm besides MD5. Paging on: the bridge call pages.
     Server::start(
         "redirect",
         ServerOptions {
             extra_config: "[registrar]\nenabled = true\nrealm = \"oncall-test\"\nalgorithms = [\"MD5\"]\n\n\
+                 [paging]\nenabled = true\n\n\
                  [[trunks]]\nname = \"pbx\"\nregister = false\nregistrar = \"192.0.2.10\"\nallowed_sources = [\"127.0.0.1\"]\n"
                 .into(),
             ..ServerOptions::default()
@@ -43,6 +50,86 @@ fn metric(server: &Server, name: &str) -> f64 {
                 .and_then(|v| v.trim().parse().ok())
         })
         .unwrap_or(0.0)
+}
+
+/// One HTTP/1.1 exchange with the web admin: (status, head, body).
+fn http_exchange(addr: SocketAddr, request: &str) -> Option<(u16, String, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(request.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head.to_string(), body.to_string()))
+}
+
+/// The value of cookie `name` set by a response head.
+fn set_cookie(head: &str, name: &str) -> Option<String> {
+    head.lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .find_map(|l| {
+            l.split_once(':')?
+                .1
+                .trim()
+                .strip_prefix(&format!("{name}="))?
+                .split(';')
+                .next()
+                .map(str::to_string)
+        })
+        .filter(|v| !v.is_empty())
+}
+
+/// POSTs a form (already URL-encoded) with `cookie`.
+fn post_form(addr: SocketAddr, path: &str, cookie: &str, body: &str) -> Option<(u16, String, String)> {
+    http_exchange(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// Adds policy `name`, one step paging whoever is on call in schedule `schedule_id`, on the web admin as manager
+/// `email` (log in, take the form's CSRF token, post the form).
+fn add_schedule_policy_on_the_web(server: &Server, email: &str, password: &str, name: &str, schedule_id: &str) {
+    let addr = server.http;
+    let get = |path: &str, cookie: &str| {
+        http_exchange(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"),
+        )
+        .unwrap_or_else(|| panic!("GET {path}"))
+    };
+    let (_, head, _) = get("/login", "x=y");
+    let csrf = set_cookie(&head, "oncall_login_csrf").unwrap_or_else(|| panic!("no CSRF cookie from /login:\n{head}"));
+    let body = format!(
+        "email={}&password={password}&csrf={csrf}&next=%2Fpolicies",
+        email.replace('@', "%40")
+    );
+    let (status, head, _) =
+        post_form(addr, "/login", &format!("oncall_login_csrf={csrf}"), &body).expect("POST /login");
+    assert_eq!(status, 303, "login answered {status}:\n{head}");
+    let session = set_cookie(&head, "oncall_session").unwrap_or_else(|| panic!("no session cookie:\n{head}"));
+    let cookie = format!("oncall_session={session}");
+    let (status, _, page) = get("/policies/new", &cookie);
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("GET /policies/new ({status}) has no CSRF field:\n{page}"));
+    let body = format!(
+        "csrf={csrf}&name={}&repeat=0&steps%5B0%5D.target=schedule%3A{schedule_id}&steps%5B0%5D.wait=1",
+        name.replace(' ', "+")
+    );
+    let (status, head, page) = post_form(addr, "/policies/new", &cookie, &body).expect("POST /policies/new");
+    assert!(
+        status == 303 && head.contains("flash=created"),
+        "the policy was not created ({status}):\n{head}\n{page}"
+    );
 }
 
 /// The first received final response of a SIPp run (status line and raw message).
@@ -97,7 +184,7 @@ fn a_caller_is_redirected_to_the_registered_phone_of_whoever_is_on_call() {
         PASSWORD,
     ]);
     assert!(out.contains("SIP account erin set"), "{out}");
-    server.oncall(&[
+    let night = server.oncall(&[
         "schedule",
         "add",
         "--name",
@@ -107,13 +194,41 @@ fn a_caller_is_redirected_to_the_registered_phone_of_whoever_is_on_call() {
         "--backup",
         "frank@example.test",
     ]);
+    // The first enabled policy pages Frank only; "Night desk" pages whoever is on call in Night (Erin).
+    server.oncall(&[
+        "policy",
+        "add",
+        "--name",
+        "Front desk",
+        "--person",
+        "frank@example.test",
+    ]);
+    server.oncall(&[
+        "user",
+        "add",
+        "--name",
+        "Dana",
+        "--email",
+        "dana@example.test",
+        "--role",
+        "manager",
+        "--password",
+        MANAGER_PASSWORD,
+    ]);
+    add_schedule_policy_on_the_web(
+        &server,
+        "dana@example.test",
+        MANAGER_PASSWORD,
+        "Night desk",
+        night.trim(),
+    );
     // The registrar's accounts and the redirect's schedules are re-read every 3 s.
     thread::sleep(Duration::from_millis(3500));
 
     // Erin's phone registers and only rings (no auto-answer). `;transport=udp`: baresip 1.0 would look the host up.
-    let mic = silence_wav_secs(&work, 40);
+    let mic = silence_wav_secs(&work, 60);
     let sip = server.sip_udp;
-    let mut erin = Baresip::start_with_account(&work.join("erin"), &mic, Duration::from_secs(40), move |_| {
+    let mut erin = Baresip::start_with_account(&work.join("erin"), &mic, Duration::from_secs(60), move |_| {
         format!("<sip:erin@{sip};transport=udp>;auth_pass={PASSWORD};regint=60\n")
     });
     // Polled on the server (baresip may register before its control socket is connected, so REGISTER_OK can be missed).
@@ -238,20 +353,63 @@ fn a_caller_is_redirected_to_the_registered_phone_of_whoever_is_on_call() {
         format!("redirects were logged as calls: {:?}", server.calls())
     });
 
-    // `oncall-night-bridge`: OnCall answers with its IVR (an ordinary call, logged as one).
-    let mut bridged = Baresip::start(&work.join("bridge-caller"), &mic, Duration::from_secs(20));
+    // `oncall-night-bridge`: OnCall answers with its IVR (an ordinary call, logged as one). The caller pages
+    // on-call (1, # just after the beep): the request is paged with Night desk, so Erin's phone rings.
+    let mut bridged = Baresip::start(&work.join("bridge-caller"), &mic, Duration::from_secs(30));
     bridged.command("dial", &format!("sip:oncall-night-bridge@{}", server.sip_udp));
-    checks.check(bridged.wait_event("CALL_ESTABLISHED", Duration::from_secs(8)).is_some(), || {
-        format!("OnCall did not answer oncall-night-bridge:\n{}", server.log_tail(20))
-    });
+    match bridged.wait_event("CALL_ESTABLISHED", Duration::from_secs(8)) {
+        Some((established, _)) => {
+            sleep_until(established + Duration::from_secs_f64(KEY_1_AT));
+            bridged.command("sndcode", "1");
+            thread::sleep(Duration::from_secs_f64(
+                prompt_secs("record_after_tone") + prompt_secs("beep") + 1.0,
+            ));
+            bridged.command("sndcode", "#");
+            checks.check(
+                erin.wait_event("CALL_INCOMING", Duration::from_secs(10)).is_some(),
+                || {
+                    format!(
+                        "Erin's phone was not paged for the oncall-night-bridge request:\n{}",
+                        server.log_tail(30)
+                    )
+                },
+            );
+        }
+        None => checks.fail(format!(
+            "OnCall did not answer oncall-night-bridge:\n{}",
+            server.log_tail(20)
+        )),
+    }
     bridged.command("hangup", "");
     bridged.quit();
-    match server.wait_for_call(Duration::from_secs(10), |r| field(r, "called").contains("oncall-night-bridge")) {
-        Ok(_) => {}
+    // The To the PBX sent is logged as the call's `called`: paging reads the schedule from it.
+    match server.wait_for_call(Duration::from_secs(10), |r| {
+        field(r, "called").contains("oncall-night-bridge")
+    }) {
+        Ok(row) => checks.check(field(&row, "called").starts_with("sip:oncall-night-bridge@"), || {
+            format!("called is {:?}", field(&row, "called"))
+        }),
         Err(rows) => checks.fail(format!("the bridge call is not in the call log: {rows:?}")),
     }
+    let log = server.log();
+    checks.check(
+        log.lines().any(|l| {
+            l.contains("bridge call: paging with the policy that pages its schedule") && l.contains("Night desk")
+        }),
+        || {
+            format!(
+                "no 'paging with the policy that pages its schedule' line for Night desk:\n{}",
+                server.log_tail(30)
+            )
+        },
+    );
 
-    for (result, want) in [("redirected", 2.0), ("forbidden", 1.0), ("not_found", 1.0), ("bridged", 1.0)] {
+    for (result, want) in [
+        ("redirected", 2.0),
+        ("forbidden", 1.0),
+        ("not_found", 1.0),
+        ("bridged", 1.0),
+    ] {
         let v = metric(&server, &format!("oncall_redirects_total{{result=\"{result}\"}}"));
         checks.check(v == want, || {
             format!("oncall_redirects_total{{result=\"{result}\"}} = {v}, expected {want}")

@@ -39,6 +39,18 @@ pub struct EscalationPolicy {
     pub disabled: bool,
 }
 
+impl EscalationPolicy {
+    /// Whether a new escalation may run under this policy: enabled, with at least one step.
+    pub fn can_start(&self) -> bool {
+        !self.disabled && !self.steps.is_empty()
+    }
+
+    /// The index of the first step that notifies whoever `schedule` has on call, if any.
+    pub fn first_step_paging(&self, schedule: ScheduleId) -> Option<usize> {
+        self.steps.iter().position(|s| s.targets.contains(&Target::Schedule(schedule)))
+    }
+}
+
 /// Input for a new policy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewPolicy {
@@ -91,5 +103,30 @@ mod tests {
         assert_eq!(p.validate().unwrap_err().field, "repeat");
         p.repeat = 2;
         assert!(p.validate().is_ok());
+    }
+
+    #[test]
+    fn the_first_step_paging_a_schedule() {
+        let step = |targets: Vec<Target>| Step { targets, wait: Millis::minutes(5) };
+        let mut p = EscalationPolicy {
+            id: PolicyId(1),
+            org: OrgId(1),
+            name: "Main".into(),
+            steps: vec![
+                step(vec![Target::Person(PersonId(7))]),
+                step(vec![Target::Person(PersonId(8)), Target::Schedule(ScheduleId(3))]),
+            ],
+            repeat: 0,
+            disabled: false,
+        };
+        assert_eq!(p.first_step_paging(ScheduleId(3)), Some(1));
+        // A person whose id happens to equal the schedule's is not the schedule.
+        assert_eq!(p.first_step_paging(ScheduleId(7)), None);
+        assert!(p.can_start());
+        p.disabled = true;
+        assert!(!p.can_start());
+        p.disabled = false;
+        p.steps.clear();
+        assert!(!p.can_start());
     }
 }
