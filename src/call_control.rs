@@ -414,7 +414,10 @@ impl Controller {
                 };
                 let port = sockets.0.local_addr().map(|a| a.port()).unwrap_or(0);
                 tracing::info!(%from, %to, source = %source.addr, rtp_port = port, "incoming call");
-                let _ = self.log.send(CallLogEvent::Received { call, call_id: call_id.clone(), caller: from, called: to, at: Timestamp::now() });
+                // A bridge call is logged with the Request-URI its routing used (a proxy may rewrite it but not To),
+                // so paging picks the same schedule's policy.
+                let called = if bridged { request_uri.to_string() } else { to };
+                let _ = self.log.send(CallLogEvent::Received { call, call_id: call_id.clone(), caller: from, called, at: Timestamp::now() });
                 let answer_at = (!self.answer_after.is_zero()).then(|| now + self.answer_after);
                 calls.insert(call, CallState { sockets: Some(sockets), port, offer, media_started: false, answer_at, call_id });
                 if answer_at.is_some() {
