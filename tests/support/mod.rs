@@ -15,7 +15,9 @@
 //! `e2e_silent_caller` (RTP pacing, timeouts, retries, goodbye, BYE), `e2e_torture_wire` (RFC 4475 over UDP and
 //! TCP), `e2e_scanners` (svmap, svwar), `e2e_flood` (per-source call rate limit under a SIPp flood; figures in
 //! docs/reliability.md), `e2e_paging` (baresip employees: accept, decline → next person, no answer →
-//! exhausted). Run one with `cargo test --test e2e_dtmf`;
+//! exhausted), `e2e_paging_devices` (phones registered to OnCall ring together, 486 → next step, keys across
+//! the bridge), `e2e_kamailio_trunk` (page call and text through Kamailio with 407). Run one with
+//! `cargo test --test e2e_dtmf`;
 //! SIPp scenarios are in `tests/scenarios/`, and on failure the kept working directory holds every peer's logs
 //! (SIPp's `messages.log` is a full SIP trace).
 //!

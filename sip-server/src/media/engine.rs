@@ -278,3 +278,76 @@ fn send(call: &mut Call, pcm: &mut [i16; SAMPLES_PER_FRAME], packet: &mut [u8; 1
     }
     ok
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::bridge::TelephoneEvent;
+    use crate::sdp::Direction;
+
+    /// An app that sends silence and, on the first tick, one relayed telephone-event stamped with the
+    /// stream's timestamp at that tick.
+    struct RelayOnce(bool);
+
+    impl MediaApp for RelayOnce {
+        fn on_audio(&mut self, _pcm: &[i16], _now: Instant) {}
+        fn on_telephone_event(&mut self, _payload: &[u8], _timestamp: u32, _marker: bool, _now: Instant) {}
+        fn next_frame(&mut self, out: &mut [i16], _now: Instant) -> bool {
+            out.fill(0);
+            true
+        }
+        fn on_signal(&mut self, _signal: Signal, _now: Instant) {}
+        fn finish(&mut self, _now: Instant) {}
+        fn next_telephone_event(&mut self, rtp_timestamp: u32) -> Option<TelephoneEvent> {
+            std::mem::replace(&mut self.0, false).then_some(TelephoneEvent { payload: [4, 10, 0, 160], timestamp: rtp_timestamp, marker: true })
+        }
+    }
+
+    /// One tick of a call whose peer negotiated `telephone_event`; returns what the peer received.
+    fn tick(telephone_event: Option<u8>) -> Vec<Vec<u8>> {
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        let media = Negotiated { codec: Codec::Pcmu, telephone_event, remote: Some(peer.local_addr().unwrap()), direction: Direction::SendRecv };
+        let spec = MediaCallSpec {
+            call: CallRef(1),
+            rtp: UdpSocket::bind("127.0.0.1:0").unwrap(),
+            rtcp: UdpSocket::bind("127.0.0.1:0").unwrap(),
+            media,
+            app: Box::new(RelayOnce(true)),
+        };
+        let mut calls = HashMap::new();
+        apply(MediaCommand::Add(Box::new(spec)), &mut calls, &EngineStats::default());
+        let call = calls.get_mut(&CallRef(1)).unwrap();
+        let (mut pcm, mut packet, mut hist) = ([0i16; SAMPLES_PER_FRAME], [0u8; 12 + SAMPLES_PER_FRAME], Histogram::default());
+        assert!(send(call, &mut pcm, &mut packet, Instant::now(), &mut hist));
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok((n, _)) = peer.recv_from(&mut buf) {
+            got.push(buf[..n].to_vec());
+            // Without telephone-event, wait out the read timeout: nothing but the frame may come.
+            if got.len() == 2 {
+                break;
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn a_relayed_telephone_event_goes_out_with_the_legs_payload_type_before_the_frame() {
+        let got = tick(Some(96));
+        assert_eq!(got.len(), 2);
+        let (event, audio) = (RtpPacket::parse(&got[0]).unwrap(), RtpPacket::parse(&got[1]).unwrap());
+        assert_eq!((event.header.payload_type, event.header.marker, event.payload), (96, true, &[4, 10, 0, 160][..]));
+        assert_eq!(audio.header.payload_type, 0);
+        assert_eq!(audio.header.sequence, event.header.sequence.wrapping_add(1), "one sequence for both");
+        assert_eq!(audio.header.timestamp, event.header.timestamp, "the event starts at this tick's timestamp");
+        assert_eq!(audio.header.ssrc, event.header.ssrc);
+    }
+
+    #[test]
+    fn without_telephone_event_the_relayed_key_is_dropped() {
+        let got = tick(None);
+        assert_eq!(got.len(), 1);
+        assert_eq!(RtpPacket::parse(&got[0]).unwrap().header.payload_type, 0);
+    }
+}
