@@ -167,15 +167,21 @@ async fn recover_cut_call(
         tracing::warn!(call_row = call.id.0, caller = %call.caller, "closing a call cut by a crash (no message recorded)");
         return store.call_ended(org, call.id, call.received_at, &call.digits, None, None).await;
     };
+    let key = path.strip_prefix(recordings_root).unwrap_or(&path).to_string_lossy().into_owned();
     let measured = {
         let p = path.clone();
         tokio::task::spawn_blocking(move || oncall_recordings::uploader::measure_wav(&p)).await.ok().and_then(Result::ok)
+    };
+    // With S3 the uploader may already have archived the repaired file and removed the spool copy: its row
+    // (registered at start-up) has the measurements.
+    let measured = match measured {
+        Some((d, peak, rms, modified)) => Some((d as i64, f64::from(peak), f64::from(rms), modified)),
+        None => store.recordings_by_storage_key(&key).await?.into_iter().find(|r| r.org == org).map(|r| (r.duration_ms, r.peak, r.rms, r.created_at)),
     };
     let Some((duration_ms, peak, rms, modified)) = measured else {
         tracing::error!(call_row = call.id.0, path = %path.display(), "closing a call cut by a crash: its recording is unreadable");
         return store.call_ended(org, call.id, call.received_at, &call.digits, None, None).await;
     };
-    let key = path.strip_prefix(recordings_root).unwrap_or(&path).to_string_lossy().into_owned();
     let request = match store.request_for_call(org, call.id).await? {
         Some(r) => r,
         None => {
@@ -193,9 +199,9 @@ async fn recover_cut_call(
                         request: Some(r),
                         kind: "message".into(),
                         storage_key: key.clone(),
-                        duration_ms: duration_ms as i64,
-                        peak: f64::from(peak),
-                        rms: f64::from(rms),
+                        duration_ms,
+                        peak,
+                        rms,
                         created_at: modified,
                     };
                     store.add_recording(org, &rec).await?;
@@ -210,6 +216,6 @@ async fn recover_cut_call(
     };
     tracing::info!(call_row = call.id.0, %request, "closed a call cut by a crash");
     store
-        .call_ended(org, call.id, modified.max(call.received_at), &call.digits, Some(&path.to_string_lossy()), Some(duration_ms as i64))
+        .call_ended(org, call.id, modified.max(call.received_at), &call.digits, Some(&path.to_string_lossy()), Some(duration_ms))
         .await
 }

@@ -11,6 +11,7 @@ mod page_session;
 mod hold_room;
 mod paging;
 mod playback;
+mod recording_access;
 mod redirect;
 mod registrar_service;
 mod texts;
@@ -617,6 +618,7 @@ async fn serve(cfg: Config) -> Result<()> {
             hold: hold.clone(),
             owner: cfg.instance.id(),
             recordings_root: recordings_dir.clone(),
+            archive: archive.clone(),
             registrar: registrar_handle.clone(),
             texts: texts.clone(),
         };
@@ -677,7 +679,9 @@ async fn serve(cfg: Config) -> Result<()> {
     let http_addr = listener.local_addr()?;
     let mut web = oncall_web::WebConfig::new(cfg.storage.data_dir.clone());
     web.default_ivr = cfg.ivr.clone();
-    let recordings = Arc::new(oncall_web::LocalRecordings::new(cfg.storage.recordings_dir()));
+    // Playback and downloads read the spool while the file is there, else the archive (S3 with
+    // `keep_spool = false` deletes the spool copy once uploaded; in a cluster it may be on another instance).
+    let recordings = Arc::new(recording_access::SpoolThenArchive::new(&cfg.storage.recordings_dir(), archive.clone()));
     let mut app = oncall_web::app(status.clone(), store.clone(), web, recordings);
     if let Some(t) = &texts {
         app = app.merge(oncall_web::text_inbound::routes(Arc::new(texts::WebInbound(t.clone())), &cfg.texts.inbound_token));

@@ -131,6 +131,9 @@ pub struct Paging {
     pub owner: String,
     /// Where message recordings are, to replay them in resumed escalations.
     pub recordings_root: PathBuf,
+    /// The recordings archive: a message whose spool copy is gone (uploaded to S3 and deleted, or
+    /// recorded by another instance) is read from here.
+    pub archive: Arc<dyn oncall_recordings::storage::RecordingStore>,
     /// The phones people registered with OnCall (registrar on): they all ring for a page.
     pub registrar: Option<RegistrarHandle>,
     /// Sends `text` notifications (`[texts]`); `None` fails them.
@@ -314,7 +317,7 @@ impl Paging {
             PolicyChoice::Default(_) | PolicyChoice::Nothing => None,
         };
         let message = match recording {
-            Some(path) => load_message(request, path).await,
+            Some(path) => load_message(request, path, &self.recordings_root, &*self.archive).await,
             None => Arc::from(Vec::new()),
         };
         let engine = match self.store.begin_escalation(self.org, request, policy.id, now).await {
@@ -498,7 +501,7 @@ impl Paging {
                 Err(_) => None,
             };
             let message = match message_path {
-                Some(path) => load_message(request, path).await,
+                Some(path) => load_message(request, path, &self.recordings_root, &*self.archive).await,
                 None => Arc::from(Vec::new()),
             };
             tracing::info!(%request, owner = %self.owner, phase = ?work.engine.phase(), "escalation taken over");
@@ -601,10 +604,26 @@ impl Paging {
 }
 
 /// The caller's message as 8 kHz mono, decoded off the media threads and off the paging loop's
-/// executor thread; empty (paging goes on without it) when it cannot be read.
-async fn load_message(request: RequestId, path: PathBuf) -> Arc<[i16]> {
+/// executor thread; empty (paging goes on without it) when it cannot be read. From `path` in the
+/// spool while it is there, else from the archive under its key (`path` relative to `spool_root`).
+pub(crate) async fn load_message(request: RequestId, path: PathBuf, spool_root: &std::path::Path, archive: &dyn oncall_recordings::storage::RecordingStore) -> Arc<[i16]> {
     let p = path.clone();
-    match tokio::task::spawn_blocking(move || oncall_recordings::decode_to_8k_mono(&p)).await {
+    let decoded = if tokio::fs::try_exists(&path).await.unwrap_or(true) {
+        tokio::task::spawn_blocking(move || oncall_recordings::decode_to_8k_mono(&p)).await
+    } else {
+        let key = path.strip_prefix(spool_root).unwrap_or(&path).to_string_lossy().into_owned();
+        let bytes = match crate::recording_access::fetch_archived(archive, &key, None).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(%request, key, error = %e, "message neither in the spool nor in the archive; paging without it");
+                return Arc::from(Vec::new());
+            }
+        };
+        tracing::info!(%request, key, bytes = bytes.len(), "message read from the archive (no spool copy)");
+        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_string);
+        tokio::task::spawn_blocking(move || oncall_recordings::decode_bytes_to_8k_mono(&bytes, ext.as_deref())).await
+    };
+    match decoded {
         Ok(Ok(samples)) => samples.into(),
         Ok(Err(e)) => {
             tracing::warn!(%request, path = %path.display(), error = %e, "cannot decode the message; paging without it");
@@ -696,6 +715,7 @@ mod tests {
             hold: HoldRoom::default(),
             owner: "test".into(),
             recordings_root: PathBuf::from("/nowhere"),
+            archive: Arc::new(oncall_recordings::storage::LocalStore::new("/nowhere")),
             registrar: None,
             texts: None,
         };
@@ -784,6 +804,7 @@ mod tests {
             hold: HoldRoom::default(),
             owner: "test".into(),
             recordings_root: PathBuf::from("/nowhere"),
+            archive: Arc::new(oncall_recordings::storage::LocalStore::new("/nowhere")),
             registrar: None,
             texts: None,
         };
