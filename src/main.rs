@@ -7,6 +7,7 @@ mod call_log;
 mod config;
 mod ivr_session;
 mod ivr_source;
+mod log_format;
 mod page_session;
 mod hold_room;
 mod paging;
@@ -226,10 +227,13 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let cfg = Config::load(cli.config.as_deref())?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
+        .fmt_fields(log_format::fields())
+        .event_format(log_format::WithInstance::new(&cfg.instance.id, ansi))
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
