@@ -1,7 +1,8 @@
 //! Where recordings are read from, and HTTP Range (RFC 9110 §14) over them.
 //!
-//! [`RecordingSource`] is the seam for the storage backends (a local folder today; S3 through
-//! the recordings crate later): it answers "how big is this key" and "give me these bytes".
+//! [`RecordingSource`] is the seam for the storage backends (a local folder here; the server
+//! plugs in the spool-then-archive source of `src/recording_access.rs`, which reads S3 once the
+//! spool copy is gone): it answers "how big is this key" and "give me these bytes".
 //! The handler does the HTTP part: one `bytes=a-b` / `a-` / `-n` range answers 206 with
 //! `Content-Range`, an unsatisfiable one 416, none 200. Multi-range requests get the whole
 //! file (allowed by the RFC), since browsers' audio elements never send them.

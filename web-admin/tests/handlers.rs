@@ -826,3 +826,41 @@ async fn managers_set_business_hours_with_clear_errors_and_deferred_requests_sho
     assert_eq!(c.post("/business-hours", &form).await.status, StatusCode::SEE_OTHER);
     assert!(f.store.business_hours(f.org_a).await.unwrap().is_none());
 }
+
+/// A second OnCall instance: its own `Store` (own pool) on the fixture's database file, its own app.
+async fn second_instance(f: &support::Fixture) -> Router {
+    struct Up;
+    impl oncall_web::StatusSource for Up {
+        fn healthy(&self) -> bool {
+            true
+        }
+        fn prometheus(&self) -> String {
+            String::new()
+        }
+    }
+    let store = oncall_core::Store::connect(&format!("sqlite://{}", f.dir.path().join("oncall.db").display())).await.unwrap();
+    let cfg = oncall_web::WebConfig::new(f.data_dir.clone());
+    oncall_web::app(std::sync::Arc::new(Up), store, cfg, std::sync::Arc::new(oncall_web::LocalRecordings::new(f.recordings_dir.clone())))
+}
+
+#[tokio::test]
+async fn instances_on_one_database_share_the_login_limit() {
+    let f = fixture().await;
+    let mut a = Client::new(app(&f));
+    for _ in 0..5 {
+        assert_eq!(a.login(EMPLOYEE_A, "not the password").await.status, StatusCode::UNAUTHORIZED);
+    }
+    let on_a = a.login(EMPLOYEE_A, PASSWORD).await;
+    assert_eq!(on_a.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Behind a load balancer the guesser's next try lands on instance B, which keeps nothing in memory
+    // from A: the failures are in the database, so B refuses it exactly as A does.
+    let mut b = Client::new(second_instance(&f).await);
+    let on_b = b.login(EMPLOYEE_A, PASSWORD).await;
+    assert_eq!(on_b.status, StatusCode::TOO_MANY_REQUESTS, "even the right password waits: {}", on_b.text());
+    let message = |r: &Resp| r.text().lines().find(|l| l.contains("Too many failed attempts")).map(str::trim).map(String::from);
+    assert_eq!(message(&on_b), message(&on_a));
+    assert!(message(&on_b).unwrap().contains("Try again in 15 minutes"), "{:?}", message(&on_b));
+    // Other accounts log in on B as usual.
+    assert_eq!(b.login(MANAGER_A, PASSWORD).await.status, StatusCode::SEE_OTHER);
+}

@@ -13,7 +13,6 @@ use axum::Form;
 use oncall_core::{secret, Millis, Timestamp};
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::time::Instant;
 use tera::Context;
 
 #[derive(Debug, Deserialize)]
@@ -72,18 +71,18 @@ pub async fn login(State(state): State<AppState>, req: Request) -> WebResult<Res
     if cookie_token.is_empty() || !secret::constant_time_eq(&cookie_token, &form.csrf) {
         return login_page(&state, &headers, &form.email, &next, Some("The login form expired. Please try again."), StatusCode::BAD_REQUEST).await;
     }
-    let now = Instant::now();
-    if let Some(wait) = state.login_limiter.check(&form.email, ip.as_deref(), now) {
-        let mins = wait.as_secs().div_ceil(60).max(1);
+    let now = Timestamp::now();
+    if let Some(wait) = state.login_limiter.check(&form.email, ip.as_deref(), now).await? {
+        let mins = u64::try_from(wait.0).unwrap_or(0).div_ceil(60_000).max(1);
         let msg = format!("Too many failed attempts. Try again in {mins} minute{}.", if mins == 1 { "" } else { "s" });
         return login_page(&state, &headers, &form.email, &next, Some(&msg), StatusCode::TOO_MANY_REQUESTS).await;
     }
     let Some(user) = state.store.verify_password(&form.email, &form.password).await? else {
-        state.login_limiter.record_failure(&form.email, ip.as_deref(), now);
+        state.login_limiter.record_failure(&form.email, ip.as_deref(), now).await?;
         tracing::info!(email = %form.email.trim(), ip = ?ip, "failed login");
         return login_page(&state, &headers, &form.email, &next, Some("Wrong e-mail or password."), StatusCode::UNAUTHORIZED).await;
     };
-    state.login_limiter.record_success(&form.email);
+    state.login_limiter.record_success(&form.email).await?;
     let ttl = Millis::hours(state.config.session_hours.max(1));
     let created = state.store.create_session(&user, Timestamp::now(), ttl).await?;
     let secure = is_tls(&headers, state.config.force_secure_cookies);
