@@ -22,6 +22,12 @@
 //! "page on-call" call, rings the first person's mobile through the trunk (it never answers) and is killed; b
 //! takes the escalation over when its lease expired and rings the second person through the trunk; the first
 //! person was rung once in all.
+//!
+//! `a_burst_of_escalations_left_by_a_dead_instance_is_notified_once` (~65 s, in parallel with the others): a third
+//! instance c opens ten escalations at once that notify by text through an SMS gateway played by the test (each
+//! instance has its own URL there, so the gateway knows who sent what), texts the first person of each and is
+//! killed; a and b, whose heartbeats coincide, race for the ten expired leases and text the second person: each
+//! (request, person) text reaches the gateway exactly once.
 
 mod support;
 
@@ -621,5 +627,259 @@ fn an_escalation_left_by_a_dead_instance_is_taken_over_by_another() {
     checks.check(events.contains("escalation taken over by instance b"), || format!("no \"escalation taken over by instance b\": {events:?}"));
     checks.check(ghost.rings() == 1, || format!("the first person was rung {} times (once expected)", ghost.rings()));
     drop(caller);
+    checks.finish();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// A burst of escalations left by a dead instance, raced for by two others, counted at an SMS gateway
+
+/// One text the fake gateway received: when, from which instance (the last path segment before
+/// `/Messages.json`: each instance is given its own URL), to whom, and the body.
+#[derive(Clone, Debug)]
+struct GatewayText {
+    at: Instant,
+    instance: String,
+    to: String,
+    body: String,
+}
+
+/// `application/x-www-form-urlencoded` value decoding (`+` is a space, `%XX` a byte).
+fn form_value(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A Twilio-like SMS gateway on loopback answering 201 to every POST and keeping every text it was given
+/// (one thread per connection, so instances sending at once are not serialised by the test).
+struct SmsGateway {
+    addr: SocketAddr,
+    texts: std::sync::Arc<std::sync::Mutex<Vec<GatewayText>>>,
+}
+
+impl SmsGateway {
+    fn start() -> SmsGateway {
+        let listener = std::net::TcpListener::bind((LOOPBACK, 0)).expect("bind the SMS gateway");
+        let addr = listener.local_addr().unwrap();
+        let texts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = texts.clone();
+        // Detached: it ends with the test binary.
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let kept = kept.clone();
+                thread::spawn(move || {
+                    if let Some(text) = SmsGateway::serve(stream) {
+                        kept.lock().unwrap().push(text);
+                    }
+                });
+            }
+        });
+        SmsGateway { addr, texts }
+    }
+
+    /// Reads one HTTP request, answers 201 with a Twilio-style JSON body, returns the text it carried.
+    fn serve(mut stream: TcpStream) -> Option<GatewayText> {
+        use std::io::BufRead;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let mut reader = std::io::BufReader::new(stream.try_clone().ok()?);
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let path = line.split_whitespace().nth(1)?.to_string();
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.trim().eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).ok()?;
+        let at = Instant::now();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        let form: std::collections::HashMap<String, String> =
+            body.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (form_value(k), form_value(v))).collect();
+        let answer = "{\"sid\":\"SM1\",\"status\":\"queued\"}";
+        let _ = write!(stream, "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}", answer.len());
+        let instance = path.trim_end_matches("/Messages.json").rsplit('/').next().unwrap_or("").to_string();
+        Some(GatewayText { at, instance, to: form.get("To").cloned().unwrap_or_default(), body: form.get("Body").cloned().unwrap_or_default() })
+    }
+
+    fn texts(&self) -> Vec<GatewayText> {
+        self.texts.lock().unwrap().clone()
+    }
+
+    /// `[texts]` for one instance: the gateway's URL with the instance's id in its path.
+    fn config(&self, instance: &str) -> String {
+        format!(
+            "[texts]\nenabled = true\ntransport = \"http\"\nurl = \"http://{}/2010-04-01/Accounts/AC123/{instance}/Messages.json\"\n\
+             account = \"AC123\"\ntoken = \"tok\"\nfrom = \"+15550001111\"\n",
+            self.addr
+        )
+    }
+
+    /// Polls until `pred` holds for the texts received so far; the texts either way.
+    fn wait_until(&self, limit: Duration, pred: impl Fn(&[GatewayText]) -> bool) -> Result<Vec<GatewayText>, Vec<GatewayText>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let texts = self.texts();
+            if pred(&texts) {
+                return Ok(texts);
+            }
+            if Instant::now() >= deadline {
+                return Err(texts);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The request number in a notification's body ("OnCall: new request #12 from …").
+fn request_in(body: &str) -> Option<i64> {
+    body.split("request #").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+const FIRST_PHONE: &str = "+15550004444";
+const SECOND_PHONE: &str = "+15550005555";
+const BURST: usize = 10;
+
+/// Issue 10: "two instances process the same burst of due steps concurrently: each notification happens once".
+/// Instance c takes ten "page on-call" calls at once; the policy texts the first person (step 1), then after 30 s
+/// (the shortest wait a policy allows) the second (step 2), through an SMS gateway played by the test. c is killed
+/// with `kill -9` once the ten first texts went out, its ten escalations still leased to it. a and b, running all
+/// along on the same database with the same gateway and restarted together so that their heartbeats coincide,
+/// find the leases expired at the same moment and race to claim them (one `UPDATE … FOR UPDATE SKIP LOCKED`);
+/// every escalation goes on on exactly one of them, which texts the second person. Counted at the gateway: each
+/// (request, person) text exactly once (twenty in all, none twice), the first ones from c, the second ones from a
+/// or b. Printed: how the ten were split between a and b and how long after the kill they were taken over (~65 s).
+#[test]
+fn a_burst_of_escalations_left_by_a_dead_instance_is_notified_once() {
+    let Some(database_url) = fresh_database() else {
+        eprintln!("[e2e] SKIPPED e2e_cluster: ONCALL_TEST_POSTGRES_URL is not set (run under scripts/with-postgres.sh; CI does)");
+        return;
+    };
+    let t0 = Instant::now();
+    let gateway = SmsGateway::start();
+    let paging = "[paging]\nenabled = true\nmax_hold_secs = 0\n\n";
+    let mut a = start_instance("burst-a", "a", &database_url, None, &format!("{paging}{}", gateway.config("a")));
+    let mut b = start_instance("burst-b", "b", &database_url, None, &format!("{paging}{}", gateway.config("b")));
+    // Restarted together, a and b beat (every 10 s from their start) within milliseconds of each other: the first
+    // beats after c's leases expired look for orphaned escalations at the same time, a real race for the claim.
+    thread::scope(|s| {
+        s.spawn(|| a.kill_and_restart());
+        s.spawn(|| b.kill_and_restart());
+    });
+    let mut c = start_instance("burst-c", "c", &database_url, None, &format!("{paging}{}", gateway.config("c")));
+    let mut checks = Checks::default();
+    a.oncall(&["person", "add", "--name", "Fay", "--email", "fay@example.test", "--phone", FIRST_PHONE, "--text"]);
+    a.oncall(&["person", "add", "--name", "Gus", "--email", "gus@example.test", "--phone", SECOND_PHONE, "--text"]);
+    a.oncall(&["policy", "add", "--name", "Texts", "--person", "fay@example.test", "--person", "gus@example.test", "--wait-secs", "30"]);
+    eprintln!("[e2e] {:.1} s: a, b and c up on {database_url}; gateway {}", t0.elapsed().as_secs_f64(), gateway.addr);
+
+    // Ten callers page on-call through c, all at once.
+    let callers = Sipp::new(&c, "uac_message_via_proxy.xml", "burst").load(10, BURST as u32, BURST as u32).limit(Duration::from_secs(40)).spawn();
+    let first = gateway.wait_until(Duration::from_secs(40), |t| t.iter().filter(|t| t.to == FIRST_PHONE).count() >= BURST);
+    let first = match first {
+        Ok(texts) => texts,
+        Err(texts) => panic!("c did not text the first person for {BURST} requests: {texts:?}\nc's log:\n{}", c.log_tail(40)),
+    };
+    // The callers hear c's goodbye after their message is stored (and their request paged): let them finish.
+    let run = callers.wait();
+    let (ok, failed) = sipp_totals(&run);
+    checks.check(failed == 0, || format!("{failed} of the {BURST} callers failed: {}", run.describe()));
+    let killed_at = Instant::now();
+    let killed_wall_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    c.kill();
+    // `first` holds at least BURST texts (the wait above succeeded): max and min exist.
+    eprintln!(
+        "[e2e] {:.1} s: {ok} callers paged through c, which texted the first person for {} requests ({:.1} s from the first \
+         text to the last), then was killed",
+        t0.elapsed().as_secs_f64(),
+        first.len(),
+        (first.iter().map(|t| t.at).max().unwrap() - first.iter().map(|t| t.at).min().unwrap()).as_secs_f64(),
+    );
+    let leased = psql(&database_url, "SELECT coalesce(lease_owner, '-') || '=' || count(*) FROM escalation_work GROUP BY lease_owner ORDER BY lease_owner");
+    eprintln!("[e2e] escalation leases when c died: {}", leased.replace('\n', ", "));
+    checks.check(leased == format!("c={BURST}"), || format!("the {BURST} escalations should all be leased to c when it dies: {leased:?}"));
+
+    // a and b take them over when the leases (30 s, renewed every 10 s) expire, and text the second person.
+    let second = gateway.wait_until(Duration::from_secs(50), |t| t.iter().filter(|t| t.to == SECOND_PHONE).count() >= BURST);
+    let last_second = match &second {
+        Ok(texts) => texts.iter().filter(|t| t.to == SECOND_PHONE).map(|t| t.at).max(),
+        Err(_) => None,
+    };
+    // A duplicate would come right after the first copy: listen a little longer.
+    thread::sleep(Duration::from_secs(2));
+    let texts = gateway.texts();
+    let mut per_key: std::collections::BTreeMap<(i64, String), Vec<&GatewayText>> = std::collections::BTreeMap::new();
+    for t in &texts {
+        per_key.entry((request_in(&t.body).unwrap_or(-1), t.to.clone())).or_default().push(t);
+    }
+    let requests: Vec<i64> = psql(&database_url, "SELECT id FROM requests ORDER BY id").lines().filter_map(|l| l.parse().ok()).collect();
+    let duplicates: Vec<String> = per_key.iter().filter(|(_, v)| v.len() > 1).map(|((r, to), v)| format!("#{r} {to} x{}", v.len())).collect();
+    let missing: Vec<String> = requests
+        .iter()
+        .flat_map(|r| [FIRST_PHONE, SECOND_PHONE].map(|to| (*r, to.to_string())))
+        .filter(|k| !per_key.contains_key(k))
+        .map(|(r, to)| format!("#{r} {to}"))
+        .collect();
+    let senders = |to: &str| {
+        let mut by: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        for t in texts.iter().filter(|t| t.to == to) {
+            *by.entry(t.instance.clone()).or_default() += 1;
+        }
+        by
+    };
+    let (step1_by, step2_by) = (senders(FIRST_PHONE), senders(SECOND_PHONE));
+    let taken = psql(&database_url, "SELECT detail || '=' || count(*) FROM request_events WHERE detail LIKE 'escalation taken over%' GROUP BY detail ORDER BY detail");
+    let taken_at: Vec<f64> = psql(&database_url, "SELECT at FROM request_events WHERE detail LIKE 'escalation taken over%' ORDER BY at")
+        .lines()
+        .filter_map(|l| l.parse::<i64>().ok())
+        .map(|at| (at - killed_wall_ms) as f64 / 1000.0)
+        .collect();
+    eprintln!(
+        "[e2e] {:.1} s: {} texts at the gateway for {} requests ({} duplicates, {} missing); step 1 sent by {step1_by:?}, step 2 by {step2_by:?}",
+        t0.elapsed().as_secs_f64(),
+        texts.len(),
+        requests.len(),
+        duplicates.len(),
+        missing.len()
+    );
+    eprintln!(
+        "[e2e] takeovers: {}; {:.1}–{:.1} s after the kill (lease 30 s, heartbeat 10 s); last step-2 text {} after the kill",
+        taken.replace('\n', ", "),
+        taken_at.first().copied().unwrap_or(f64::NAN),
+        taken_at.last().copied().unwrap_or(f64::NAN),
+        last_second.map_or("never".to_string(), |t| format!("{:.1} s", (t - killed_at).as_secs_f64()))
+    );
+    checks.check(requests.len() == BURST, || format!("{} requests were opened, {BURST} expected", requests.len()));
+    checks.check(duplicates.is_empty(), || format!("texts sent more than once: {duplicates:?}"));
+    checks.check(missing.is_empty(), || format!("texts never sent: {missing:?}\na's log:\n{}\nb's log:\n{}", a.log_tail(20), b.log_tail(20)));
+    checks.check(texts.len() == 2 * BURST, || format!("{} texts at the gateway, {} expected: {texts:?}", texts.len(), 2 * BURST));
+    checks.check(step1_by.keys().all(|i| i == "c"), || format!("the first texts should all come from c: {step1_by:?}"));
+    checks.check(step2_by.keys().all(|i| i == "a" || i == "b"), || format!("the second texts should come from a or b: {step2_by:?}"));
+    let taken_count: usize = taken.lines().filter_map(|l| l.rsplit('=').next()?.parse::<usize>().ok()).sum();
+    checks.check(taken_count == BURST, || format!("each escalation should be taken over exactly once: {taken:?}"));
+    let sent_counts = psql(&database_url, "SELECT count(*) || '/' || count(DISTINCT (request_id, stage, person_id)) FROM notifications");
+    checks.check(sent_counts == format!("{0}/{0}", 2 * BURST), || format!("the ledger holds (rows/distinct) {sent_counts}, {} expected", 2 * BURST));
     checks.finish();
 }
