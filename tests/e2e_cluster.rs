@@ -883,3 +883,54 @@ fn a_burst_of_escalations_left_by_a_dead_instance_is_notified_once() {
     checks.check(sent_counts == format!("{0}/{0}", 2 * BURST), || format!("the ledger holds (rows/distinct) {sent_counts}, {} expected", 2 * BURST));
     checks.finish();
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// An employee's phone registering through Kamailio
+
+/// A baresip registers with OnCall's registrar through Kamailio in front of two instances, with a short interval
+/// so it refreshes during the test. Each instance only accepts the digest nonces it issued, so the balancer must
+/// send a phone's authenticated REGISTER (and its refreshes) where its challenge came from: docs/deploy/kamailio.cfg
+/// hashes REGISTERs by Call-ID. (With round robin the answer always reached the other instance, which challenged
+/// again, and the phone never registered.) The binding lands in the shared database.
+#[test]
+fn a_phone_registers_through_kamailio_with_two_instances() {
+    let Some(database_url) = fresh_database() else {
+        eprintln!("[e2e] SKIPPED e2e_cluster: ONCALL_TEST_POSTGRES_URL is not set (run under scripts/with-postgres.sh; CI does)");
+        return;
+    };
+    let dir = TestDir::new("cluster-register");
+    let registrar = "[registrar]\nenabled = true\nrealm = \"oncall-test\"\nalgorithms = [\"MD5\"]\nmin_expires_secs = 5\n";
+    let a = start_instance("cluster-reg-a", "a", &database_url, None, registrar);
+    let b = start_instance("cluster-reg-b", "b", &database_url, None, registrar);
+    let kam = Balancer::start(&dir.path, &[&a, &b]);
+    a.oncall(&["person", "add", "--name", "Erin", "--email", "erin@example.test", "--phone", "+15550003333"]);
+    let out = a.oncall(&["person", "sip-account", "erin@example.test", "--username", "erin", "--password", "desk-phone-7"]);
+    assert!(out.contains("SIP account erin set"), "{out}");
+    // Both instances re-read the accounts every 3 s.
+    thread::sleep(Duration::from_secs(4));
+
+    let work = dir.subdir("phone");
+    let mic = silence_wav_secs(&work, 60);
+    let proxy = kam.addr;
+    let started = Instant::now();
+    let _phone = Baresip::start_with_account(&work, &mic, Duration::from_secs(60), move |_port| {
+        format!("<sip:erin@{proxy};transport=udp>;auth_pass=desk-phone-7;regint=6\n")
+    });
+    // The first registration and at least one refresh.
+    let registered = |s: &Server| s.log().matches("device registered username=erin").count();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while registered(&a) + registered(&b) < 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(200));
+    }
+    let (on_a, on_b) = (registered(&a), registered(&b));
+    let secs = started.elapsed().as_secs_f64();
+    let bindings = psql(&database_url, "SELECT count(*) FROM sip_bindings");
+    let dispatched = kam.count("REGISTER to");
+    eprintln!("[e2e] through kamailio: {} registrations in {secs:.1} s (a={on_a}, b={on_b}), {dispatched} REGISTERs dispatched, {bindings} binding(s) in the database", on_a + on_b);
+    let mut checks = Checks::default();
+    checks.check(on_a + on_b >= 2, || format!("the phone did not register and refresh through kamailio: a={on_a} b={on_b}; balancer: {:?}", kam.events()));
+    checks.check(bindings != "0", || "no binding in the shared database".into());
+    // A challenge and its answer per registration: no ping-pong between instances.
+    checks.check(dispatched <= 2 * (on_a + on_b) + 2, || format!("{dispatched} REGISTERs for {} registrations: {:?}", on_a + on_b, kam.events()));
+    checks.finish();
+}
