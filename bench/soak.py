@@ -22,7 +22,11 @@ failed (or a slope is above --max-rss-slope / --max-fd-slope when those are give
   bench/soak.py --calls 200 --minutes 30 --csv docs/soak-samples.csv --svg docs/soak-rss.svg
   bench/soak.py --calls 20 --seconds 60 --interval 5 --binary target/debug/oncall     # the test suite's version
 
-Server start-up, /proc readers and SIPp's statistics file come from bench/run.py. Without --binary it uses
+  bench/soak.py --calls 200 --minutes 20 --wrap "heaptrack -o /var/tmp/oncall-heap"   # heap profile of the run
+
+--wrap runs the server under another command (heaptrack, `env MALLOC_ARENA_MAX=2`, ...); RSS, descriptors and
+SIGTERM then go to the server process itself, not to the wrapper. Server start-up, /proc readers and SIPp's
+statistics file come from bench/run.py. Without --binary it uses
 $CARGO_TARGET_DIR/release/oncall (or target/release/oncall) and builds it first when missing (or with --build).
 Binds only 127.0.0.1.
 """
