@@ -891,7 +891,8 @@ fn a_burst_of_escalations_left_by_a_dead_instance_is_notified_once() {
 /// so it refreshes during the test. Each instance only accepts the digest nonces it issued, so the balancer must
 /// send a phone's authenticated REGISTER (and its refreshes) where its challenge came from: docs/deploy/kamailio.cfg
 /// hashes REGISTERs by Call-ID. (With round robin the answer always reached the other instance, which challenged
-/// again, and the phone never registered.) The binding lands in the shared database.
+/// again, and the phone never registered.) The binding lands in the shared database. Then a baresip caller dials the
+/// IVR through Kamailio and hangs up: the call is answered and its row ended.
 #[test]
 fn a_phone_registers_through_kamailio_with_two_instances() {
     let Some(database_url) = fresh_database() else {
@@ -932,5 +933,27 @@ fn a_phone_registers_through_kamailio_with_two_instances() {
     checks.check(bindings != "0", || "no binding in the shared database".into());
     // A challenge and its answer per registration: no ping-pong between instances.
     checks.check(dispatched <= 2 * (on_a + on_b) + 2, || format!("{dispatched} REGISTERs for {} registrations: {:?}", on_a + on_b, kam.events()));
+
+    // A baresip caller through Kamailio: answered by an instance's IVR, and its BYE finds the way back
+    // (record-routed) so the call ends on both sides.
+    let mut caller = Baresip::start(&dir.subdir("caller"), &mic, Duration::from_secs(40));
+    caller.command("dial", &format!("sip:100@{proxy};transport=udp"));
+    let established = caller.wait_event("CALL_ESTABLISHED", Duration::from_secs(10));
+    checks.check(established.is_some(), || format!("baresip's call through kamailio was not answered: {}", tail(&caller.log(), 30)));
+    thread::sleep(Duration::from_secs(2));
+    caller.command("hangup", "");
+    let closed = caller.wait_event("CALL_CLOSED", Duration::from_secs(5));
+    checks.check(closed.is_some(), || "the caller's hang-up did not close the call".into());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut ended = String::new();
+    while Instant::now() < deadline {
+        ended = psql(&database_url, "SELECT instance || ':' || (ended_at IS NOT NULL) FROM calls ORDER BY id LIMIT 1");
+        if ended.ends_with("true") {
+            break;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("[e2e] a baresip call through kamailio: answered {}, row {ended:?}", established.is_some());
+    checks.check(ended.ends_with("true"), || format!("the call row through kamailio did not end: {ended:?}"));
     checks.finish();
 }
