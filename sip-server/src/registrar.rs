@@ -9,8 +9,16 @@
 //! Authentication: every REGISTER is challenged (401 with an MD5 and a SHA-256 challenge, `qop=auth`)
 //! before anything else is looked at, and a wrong password and an unknown username fail in exactly
 //! the same way (a fresh 401), so a scanner (SIPVicious `svwar`) cannot tell which accounts exist.
-//! Nonces are stateless: the issue time and an HMAC-SHA-256 of it under a per-process secret, so any
-//! nonce can be checked without a table; an old one gets `stale=true` (RFC 7616 §3.3).
+//! Nonces are the issue time and an HMAC-SHA-256 of it and the client's IP address under a
+//! per-process secret, so any nonce can be checked without a table and only from the address it was
+//! issued to; an old one gets `stale=true` (RFC 7616 §3.3). Replays (issue 15 item 5: a captured
+//! REGISTER sent again from another port with a new Call-ID and Contact) are refused by a small table
+//! of used nonces (`nonce_uses.rs`): the `nc` must grow on each use, and a nonce answered without qop
+//! is single-use. A refused replay is re-challenged with `stale=true` and counts no failure, so a
+//! phone that re-sends its last answer in a new transaction just answers the new nonce.
+//!
+//! [`Registrar::authenticate`] is that one challenge/verify path for any request (REGISTER, and the
+//! MESSAGE text replies the binary accepts only from authenticated devices).
 //!
 //! Lockout against password guessing (`svcrack`): failed digest answers are counted per source IP and
 //! per username (existing or not, so a lockout reveals nothing either) within a window; past the
@@ -19,13 +27,13 @@
 //! can also drop the source's further REGISTERs at the user agent (silence, which makes `svcrack`
 //! give up) and count lockouts on `/metrics`.
 //!
-//! Not done: `nc` replay tracking (a nonce may be replayed within its lifetime, which only repeats the
-//! same registration), the Request-URI domain check (any domain is this registrar's), `q` values
+//! Not done: the Request-URI domain check (any domain is this registrar's), `q` values
 //! (every device of a person rings), Path/GRUU/outbound (RFC 3327, 5627, 5626).
 
 use crate::auth::digest::{self, Algorithm, Challenge, Credentials};
 use crate::message::{uri::unescape, Headers, NameAddr, Request, Response, Uri};
 use crate::transaction::Peer;
+use nonce_uses::{NonceUse, NonceUses};
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -170,28 +178,36 @@ pub struct RegistrarStats {
     pub account_lockouts: u64,
     /// REGISTERs answered 403 because their source or account was locked out.
     pub rejected_locked: u64,
+    /// Verified answers refused because their nonce was already used with that `nc` (replays).
+    pub replays: u64,
 }
 
 /// How many sources or usernames are tracked for lockouts at most; beyond it the oldest idle ones go.
 const MAX_TRACKED: usize = 65_536;
-/// Nonce: 16 hex digits of issue time (seconds since the registrar started) and 32 of the HMAC.
-const NONCE_LEN: usize = 48;
+/// Nonce: 16 hex digits of issue time (seconds since the registrar started), 8 of a serial number
+/// (two challenges in one second to one address differ, so answering one never replays the other)
+/// and 32 of the HMAC.
+const NONCE_LEN: usize = 56;
 
 pub struct Registrar {
     cfg: RegistrarConfig,
     secret: [u8; 32],
     /// Time zero of nonces.
     epoch: Instant,
+    /// Serial number of the next nonce.
+    next_nonce: u32,
     bindings: HashMap<String, Vec<Binding>>,
     by_source: Failures<IpAddr>,
     by_account: Failures<String>,
+    nonce_uses: NonceUses,
     changes: VecDeque<BindingChange>,
     lockouts: VecDeque<Lockout>,
     pub stats: RegistrarStats,
 }
 
 enum NonceCheck {
-    Fresh,
+    /// Issued at this many seconds after the epoch.
+    Fresh(u64),
     Stale,
     Invalid,
 }
@@ -204,9 +220,11 @@ impl Registrar {
             cfg,
             secret,
             epoch: now,
+            next_nonce: 0,
             bindings: HashMap::new(),
             by_source: Failures::default(),
             by_account: Failures::default(),
+            nonce_uses: NonceUses::new(MAX_TRACKED),
             changes: VecDeque::new(),
             lockouts: VecDeque::new(),
             stats: RegistrarStats::default(),
@@ -219,32 +237,57 @@ impl Registrar {
 
     /// Answers one REGISTER from `source` (its top Via already stamped by the user agent).
     pub fn handle_register(&mut self, req: &Request, source: Peer, accounts: &impl Accounts, now: Instant) -> Response {
+        // §10.3 step 3: authenticate first, before the AOR or the contacts are looked at.
+        let username = match self.authenticate(req, source, accounts, now) {
+            Ok(u) => u,
+            Err(resp) => return resp,
+        };
+        // §10.3 step 4: the authenticated user may only change their own address-of-record.
+        let aor_user = aor_user(&req.headers);
+        if aor_user.as_deref() != Some(username.as_str()) {
+            tracing::info!(source = %source.addr, %username, aor = ?aor_user, "REGISTER for another user's address-of-record; 403");
+            return self.answer(req, 403);
+        }
+        self.update_bindings(req, &username, source, now)
+    }
+
+    /// The digest check of any request from `source` for its own method: `Ok(username)` when its
+    /// `Authorization` answers, with the account's key, a fresh nonce this registrar issued to that
+    /// IP address and not yet used with that `nc`; otherwise the response to send (a 401 challenge,
+    /// or 403 while the source or account is locked out). Failed answers count toward the lockouts
+    /// whatever the method, so MESSAGE is no side door for password guessing.
+    pub fn authenticate(
+        &mut self,
+        req: &Request,
+        source: Peer,
+        accounts: &impl Accounts,
+        now: Instant,
+    ) -> Result<String, Response> {
         let ip = source.addr.ip();
         if self.by_source.locked(&ip, now) {
             self.stats.rejected_locked += 1;
-            return self.answer(req, 403);
+            return Err(self.answer(req, 403));
         }
-        // §10.3 step 3: authenticate first, before the AOR or the contacts are looked at.
         let creds = req
             .headers
             .get_all("Authorization")
             .filter_map(|v| Credentials::parse(v).ok())
             .find(|c| c.realm == self.cfg.realm);
         let Some(creds) = creds else {
-            return self.challenge(req, false, now);
+            return Err(self.challenge(req, source, false, now));
         };
         if self.by_account.locked(&creds.username, now) {
             self.stats.rejected_locked += 1;
-            return self.answer(req, 403);
+            return Err(self.answer(req, 403));
         }
-        match self.check_nonce(&creds.nonce, now) {
-            NonceCheck::Fresh => {}
+        let issued = match self.check_nonce(&creds.nonce, ip, now) {
+            NonceCheck::Fresh(t) => t,
             // Not a guess at the password: no failure is counted, the device just asks again.
-            NonceCheck::Stale => return self.challenge(req, true, now),
-            NonceCheck::Invalid => return self.challenge(req, false, now),
-        }
+            NonceCheck::Stale => return Err(self.challenge(req, source, true, now)),
+            NonceCheck::Invalid => return Err(self.challenge(req, source, false, now)),
+        };
         if !self.cfg.algorithms.contains(&creds.algorithm) {
-            return self.challenge(req, false, now);
+            return Err(self.challenge(req, source, false, now));
         }
         let keys = accounts.keys(&creds.username);
         // An unknown user is checked against a key nobody has, so both cases do the same work.
@@ -252,23 +295,35 @@ impl Registrar {
         let ha1 = keys
             .as_ref()
             .map_or(decoy.as_str(), |k| k.for_algorithm(creds.algorithm));
-        let verified = creds.verify_ha1(ha1, "REGISTER") && keys.is_some();
+        let method = req.method.as_str();
+        let verified = creds.verify_ha1(ha1, method) && keys.is_some();
         if !verified {
             self.stats.auth_failures += 1;
-            tracing::info!(source = %source.addr, username = %creds.username, "REGISTER: digest answer did not verify");
+            tracing::info!(source = %source.addr, username = %creds.username, %method, "digest answer did not verify");
             if self.record_failure(ip, &creds.username, now) {
-                return self.answer(req, 403);
+                return Err(self.answer(req, 403));
             }
-            return self.challenge(req, false, now);
+            return Err(self.challenge(req, source, false, now));
+        }
+        // Only now, with the answer verified, is the nonce's use recorded: strangers cannot fill the table.
+        // An `nc` that is not hex cannot grow, so it counts as a replay (the digest covers it verbatim).
+        let nc = match creds.nc.as_deref().map(|n| u32::from_str_radix(n, 16)) {
+            None => None,
+            Some(Ok(n)) => Some(n),
+            Some(Err(_)) => Some(0),
+        };
+        let nc = if creds.qop_auth { nc } else { None };
+        let seen = match nc {
+            Some(0) => NonceUse::Replayed,
+            _ => self.nonce_uses.record(&creds.nonce, issued, nc),
+        };
+        if seen != NonceUse::Accepted {
+            self.stats.replays += 1;
+            tracing::info!(source = %source.addr, username = %creds.username, %method, nc = ?creds.nc, ?seen, "digest answer on a nonce already used (replay or resend); challenged again");
+            return Err(self.challenge(req, source, true, now));
         }
         self.by_account.clear(&creds.username);
-        // §10.3 step 4: the authenticated user may only change their own address-of-record.
-        let aor_user = aor_user(&req.headers);
-        if aor_user.as_deref() != Some(creds.username.as_str()) {
-            tracing::info!(source = %source.addr, username = %creds.username, aor = ?aor_user, "REGISTER for another user's address-of-record; 403");
-            return self.answer(req, 403);
-        }
-        self.update_bindings(req, &creds.username, source, now)
+        Ok(creds.username)
     }
 
     /// §10.3 steps 6-8: applies the Contact list (all or nothing) and answers with the bindings.
@@ -389,9 +444,9 @@ impl Registrar {
 
     /// 401 with an MD5 and a SHA-256 challenge on one fresh nonce. MD5 comes first: many deployed phones
     /// (and `svcrack`) read only the first; RFC 8760 clients pick SHA-256 from the list.
-    fn challenge(&mut self, req: &Request, stale: bool, now: Instant) -> Response {
+    fn challenge(&mut self, req: &Request, source: Peer, stale: bool, now: Instant) -> Response {
         self.stats.challenges += 1;
-        let nonce = self.nonce(now);
+        let nonce = self.nonce(source.addr.ip(), now);
         let mut resp = self.answer(req, 401);
         for &algorithm in &self.cfg.algorithms {
             let c = Challenge {
@@ -407,18 +462,28 @@ impl Registrar {
         resp
     }
 
-    fn nonce(&self, now: Instant) -> String {
+    fn nonce(&mut self, ip: IpAddr, now: Instant) -> String {
         let t = now.saturating_duration_since(self.epoch).as_secs();
-        format!("{t:016x}{}", self.nonce_mac(t))
+        let serial = self.next_nonce;
+        self.next_nonce = self.next_nonce.wrapping_add(1);
+        let head = format!("{t:016x}{serial:08x}");
+        let mac = self.nonce_mac(&head, ip);
+        format!("{head}{mac}")
     }
 
-    fn nonce_mac(&self, t: u64) -> String {
-        let mut data = t.to_be_bytes().to_vec();
+    /// The MAC covers the client's IP address (not the port, which NAT may change between the
+    /// challenge and the answer), so a nonce is only good from where it was sent.
+    fn nonce_mac(&self, head: &str, ip: IpAddr) -> String {
+        let mut data = head.as_bytes().to_vec();
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => data.extend_from_slice(&v4.octets()),
+            IpAddr::V6(v6) => data.extend_from_slice(&v6.octets()),
+        }
         data.extend_from_slice(self.cfg.realm.as_bytes());
         hex(&digest::hmac_sha256(&self.secret, &data)[..16])
     }
 
-    fn check_nonce(&self, nonce: &str, now: Instant) -> NonceCheck {
+    fn check_nonce(&self, nonce: &str, ip: IpAddr, now: Instant) -> NonceCheck {
         if nonce.len() != NONCE_LEN || !nonce.is_ascii() {
             return NonceCheck::Invalid;
         }
@@ -426,8 +491,8 @@ impl Registrar {
             return NonceCheck::Invalid;
         };
         if !digest::constant_time_eq(
-            self.nonce_mac(t).as_bytes(),
-            nonce[16..].to_ascii_lowercase().as_bytes(),
+            self.nonce_mac(&nonce[..24].to_ascii_lowercase(), ip).as_bytes(),
+            nonce[24..].to_ascii_lowercase().as_bytes(),
         ) {
             return NonceCheck::Invalid;
         }
@@ -435,7 +500,7 @@ impl Registrar {
         match age {
             None => NonceCheck::Invalid,
             Some(a) if a > self.cfg.nonce_lifetime.as_secs() => NonceCheck::Stale,
-            Some(_) => NonceCheck::Fresh,
+            Some(_) => NonceCheck::Fresh(t),
         }
     }
 
@@ -527,6 +592,9 @@ impl Registrar {
         let window = self.cfg.lockout.window;
         self.by_source.purge(window, now);
         self.by_account.purge(window, now);
+        let secs = now.saturating_duration_since(self.epoch).as_secs();
+        self.nonce_uses
+            .purge(secs.saturating_sub(self.cfg.nonce_lifetime.as_secs()));
     }
 }
 
@@ -634,5 +702,6 @@ pub fn aor_user(headers: &Headers) -> Option<String> {
         .and_then(|t| t.uri.as_sip().and_then(|u| u.user.as_deref().map(unescape)))
 }
 
+mod nonce_uses;
 #[cfg(test)]
 mod tests;

@@ -77,11 +77,16 @@ fn challenges(resp: &Response) -> Vec<Challenge> {
 
 /// Answers the first challenge of `resp` with `algorithm`.
 fn answer(resp: &Response, username: &str, password: &str, algorithm: Algorithm) -> String {
+    answer_nc(resp, username, password, algorithm, 1)
+}
+
+/// The same, as the `nc`-th request on that nonce.
+fn answer_nc(resp: &Response, username: &str, password: &str, algorithm: Algorithm, nc: u32) -> String {
     let c = challenges(resp)
         .into_iter()
         .find(|c| c.algorithm == algorithm)
         .expect("challenge for the algorithm");
-    c.respond(username, password, "REGISTER", "sip:127.0.0.1", "cnonce1", 1)
+    c.respond(username, password, "REGISTER", "sip:127.0.0.1", "cnonce1", nc)
         .to_header()
 }
 
@@ -252,7 +257,8 @@ fn refresh_replaces_and_expires_zero_removes_one_contact() {
     );
     assert_eq!(resp.status, 200);
     assert_eq!(contact_values(&resp), vec!["<sip:alice@10.0.0.5:5064>;expires=200"]);
-    // An older CSeq on the same Call-ID must not undo it (§10.3 step 7).
+    // An older CSeq on the same Call-ID must not undo it (§10.3 step 7), even on a good nonce count.
+    let auth = answer_nc(&first, "alice", "correct horse", Algorithm::Md5, 2);
     let resp = r.handle_register(
         &register(
             "alice",
@@ -299,6 +305,7 @@ fn star_with_expires_zero_removes_all_and_needs_expires_zero() {
         t0,
     );
     assert_eq!(bad.status, 400);
+    let auth = answer_nc(&first, "bob", "battery staple", Algorithm::Md5, 2);
     let ok = r.handle_register(
         &register("bob", "cid-9", 3, &["*"], Some(0), Some(&auth)),
         from,
@@ -758,4 +765,159 @@ fn bad_contacts_get_400() {
         .status,
         400
     );
+}
+
+#[test]
+fn a_captured_register_replayed_from_another_port_with_a_new_call_id_and_contact_is_refused() {
+    // Issue 15 item 5: the attacker has one authenticated REGISTER of alice's off the wire.
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let phone = peer("10.0.0.5", 5062);
+    let first = r.handle_register(
+        &register("alice", "cid-a", 1, &["<sip:alice@10.0.0.5:5062>"], None, None),
+        phone,
+        &accounts(),
+        t0,
+    );
+    let auth = answer(&first, "alice", "correct horse", Algorithm::Md5);
+    let captured = register("alice", "cid-a", 2, &["<sip:alice@10.0.0.5:5062>"], None, Some(&auth));
+    assert_eq!(r.handle_register(&captured, phone, &accounts(), t0).status, 200);
+    let _ = std::iter::from_fn(|| r.poll_change()).count();
+
+    // Replayed a second later from another port of the same address (same NAT), new Call-ID and Contact.
+    let t1 = t0 + Duration::from_secs(1);
+    let replay = register(
+        "alice",
+        "evil-call",
+        1,
+        &["<sip:alice@10.0.0.5:40000>"],
+        None,
+        Some(&auth),
+    );
+    let resp = r.handle_register(&replay, peer("10.0.0.5", 40000), &accounts(), t1);
+    assert_eq!(resp.status, 401);
+    assert!(
+        challenges(&resp).iter().all(|c| c.stale),
+        "a replay is re-challenged as stale"
+    );
+    // And from another address: the nonce was issued to 10.0.0.5 only.
+    let resp = r.handle_register(&replay, peer("203.0.113.9", 5060), &accounts(), t1);
+    assert_eq!(resp.status, 401);
+    let devices: Vec<&str> = r.bindings("alice", t1).iter().map(|b| b.contact.as_str()).collect();
+    assert_eq!(
+        devices,
+        vec!["sip:alice@10.0.0.5:5062"],
+        "no binding was added for the attacker"
+    );
+    assert_eq!(r.poll_change(), None);
+    assert_eq!(r.stats.replays, 1);
+    assert_eq!(r.stats.auth_failures, 0, "a replay is not a password guess");
+}
+
+#[test]
+fn nonce_counts_must_grow_and_a_nonce_answered_without_qop_is_single_use() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let phone = peer("10.0.0.5", 5062);
+    let contact = ["<sip:alice@10.0.0.5:5062>"];
+    let first = r.handle_register(&register("alice", "c", 1, &contact, None, None), phone, &accounts(), t0);
+    let send = |r: &mut Registrar, cseq: u32, auth: &str| {
+        r.handle_register(
+            &register("alice", "c", cseq, &contact, None, Some(auth)),
+            phone,
+            &accounts(),
+            t0,
+        )
+        .status
+    };
+    let nc = |n| answer_nc(&first, "alice", "correct horse", Algorithm::Md5, n);
+    assert_eq!(send(&mut r, 2, &nc(1)), 200);
+    assert_eq!(send(&mut r, 3, &nc(3)), 200, "counts may skip (a lost request)");
+    assert_eq!(send(&mut r, 4, &nc(3)), 401);
+    assert_eq!(send(&mut r, 5, &nc(2)), 401);
+    assert_eq!(send(&mut r, 6, &nc(4)), 200);
+
+    // RFC 2069 style (the client ignores qop): no nc, so the nonce may carry one request only.
+    let again = r.handle_register(&register("alice", "d", 1, &contact, None, None), phone, &accounts(), t0);
+    let mut c = challenges(&again).remove(0);
+    c.qop_auth = false;
+    let plain = c
+        .respond("alice", "correct horse", "REGISTER", "sip:127.0.0.1", "", 1)
+        .to_header();
+    assert!(!plain.contains("nc="));
+    assert_eq!(
+        r.handle_register(
+            &register("alice", "d", 2, &contact, None, Some(&plain)),
+            phone,
+            &accounts(),
+            t0
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        r.handle_register(
+            &register("alice", "d", 3, &contact, None, Some(&plain)),
+            phone,
+            &accounts(),
+            t0
+        )
+        .status,
+        401
+    );
+    assert_eq!(r.stats.auth_failures, 0);
+}
+
+#[test]
+fn a_phone_resending_its_answer_in_a_burst_is_rechallenged_not_locked_out() {
+    // Issue 18: a phone that fires the same authenticated REGISTER several times in new transactions
+    // (new branch and CSeq, same Authorization) must still register, and never be locked out.
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let phone = peer("10.0.0.5", 5062);
+    let contact = ["<sip:alice@10.0.0.5:5062>"];
+    let first = r.handle_register(&register("alice", "c", 1, &contact, None, None), phone, &accounts(), t0);
+    let auth = answer(&first, "alice", "correct horse", Algorithm::Md5);
+    let mut last = None;
+    for cseq in 2..22 {
+        let resp = r.handle_register(
+            &register("alice", "c", cseq, &contact, None, Some(&auth)),
+            phone,
+            &accounts(),
+            t0,
+        );
+        assert_eq!(resp.status, if cseq == 2 { 200 } else { 401 }, "CSeq {cseq}");
+        last = Some(resp);
+    }
+    assert!(!r.source_locked(phone.addr.ip(), t0));
+    assert_eq!(r.stats.auth_failures, 0);
+    // The phone answers the last (stale) challenge like any other and is registered.
+    let auth = answer(&last.unwrap(), "alice", "correct horse", Algorithm::Md5);
+    let resp = r.handle_register(
+        &register("alice", "c", 30, &contact, None, Some(&auth)),
+        phone,
+        &accounts(),
+        t0,
+    );
+    assert_eq!(resp.status, 200);
+}
+
+#[test]
+fn used_nonces_are_forgotten_once_stale_on_the_virtual_clock() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let phone = peer("10.0.0.5", 5062);
+    assert_eq!(
+        login(&mut r, phone, "alice", "correct horse", &[], None, 1, t0).status,
+        200
+    );
+    assert_eq!(
+        login(&mut r, phone, "bob", "battery staple", &[], None, 1, t0).status,
+        200
+    );
+    assert_eq!(r.nonce_uses.len(), 2);
+    r.handle_timeout(t0 + Duration::from_secs(200));
+    assert_eq!(r.nonce_uses.len(), 2, "still fresh");
+    r.handle_timeout(t0 + Duration::from_secs(301));
+    assert_eq!(r.nonce_uses.len(), 0);
 }
