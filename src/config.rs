@@ -426,7 +426,8 @@ pub struct StorageConfig {
     pub database_url: Option<String>,
     /// Default: `<data_dir>/recordings`.
     pub recordings_dir: Option<PathBuf>,
-    pub sounds_dir: PathBuf,
+    /// Prompt files that replace or add to the prompts built into the binary (by file stem); unset: built-in only.
+    pub sounds_dir: Option<PathBuf>,
     /// Where finished recordings are archived: "local" (the recordings folder itself) or "s3".
     pub backend: oncall_recordings::storage::Backend,
     /// Keep the local spool copy after a verified upload.
@@ -445,7 +446,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("data"),
             database_url: None,
             recordings_dir: None,
-            sounds_dir: PathBuf::from("sounds"),
+            sounds_dir: None,
             backend: Default::default(),
             keep_spool: false,
             retention_days: None,

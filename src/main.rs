@@ -527,6 +527,23 @@ impl Status {
     }
 }
 
+/// The built-in prompts, overridden by `[storage] sounds_dir` when set; every prompt the menu names must exist.
+fn load_prompts(cfg: &Config) -> Result<PromptLibrary> {
+    let mut prompts = PromptLibrary::embedded().context("decoding the built-in prompts")?;
+    if let Some(dir) = &cfg.storage.sounds_dir {
+        let custom = PromptLibrary::load_dir(dir).with_context(|| format!("loading prompts from storage.sounds_dir {}", dir.display()))?;
+        let added = custom.len();
+        let replaced = prompts.overlay(custom);
+        tracing::info!(dir = %dir.display(), replaced, added = added - replaced, "prompts from storage.sounds_dir");
+    }
+    for name in cfg.ivr.prompt_names() {
+        if prompts.get(name).is_none() {
+            bail!("ivr: prompt {name:?} is neither built in nor an audio file in storage.sounds_dir");
+        }
+    }
+    Ok(prompts)
+}
+
 async fn serve(cfg: Config) -> Result<()> {
     raise_fd_limit();
     let store = open_store(&cfg).await?;
@@ -541,12 +558,7 @@ async fn serve(cfg: Config) -> Result<()> {
     ucfg.keep_spool = settings.keep_spool;
     ucfg.retention = settings.retention();
     let uploader = oncall_recordings::uploader::start(store.clone(), archive.clone(), ucfg).await.context("starting the recordings uploader")?;
-    let prompts = PromptLibrary::load_dir(&cfg.storage.sounds_dir).with_context(|| format!("loading prompts from storage.sounds_dir {}", cfg.storage.sounds_dir.display()))?;
-    for name in cfg.ivr.prompt_names() {
-        if prompts.get(name).is_none() {
-            bail!("ivr: prompt {name:?} has no audio file in {}", cfg.storage.sounds_dir.display());
-        }
-    }
+    let prompts = load_prompts(&cfg)?;
 
     let ivr_source = ivr_source::IvrSource::new(cfg.ivr.clone(), prompts.clone());
     ivr_source.spawn_reload(store.clone(), org.id, &cfg, prompts);

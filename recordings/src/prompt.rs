@@ -4,6 +4,8 @@
 //! [`decode_to_8k_mono`] decodes, mixes all channels down to mono by averaging, and resamples with
 //! [`crate::resample`]. [`PromptLibrary`] loads a directory of such files once at start-up and hands out
 //! `Arc<[i16]>` clips by name (the file stem: `menu.wav` is `"menu"`), so every call can play them without copying.
+//! [`PromptLibrary::embedded`] holds the product's own prompts, built into the binary from `sounds/` (see
+//! `build.rs`); a configured directory only overrides or adds to them ([`PromptLibrary::overlay`]).
 //!
 //! Not here: text-to-speech, streaming playback, and encoding to G.711 (the media path does that per frame).
 
@@ -171,6 +173,27 @@ impl PromptLibrary {
         Ok(library)
     }
 
+    /// The prompts built into the binary (`sounds/*.wav` when it was compiled), decoded.
+    pub fn embedded() -> Result<PromptLibrary, PromptError> {
+        let mut library = PromptLibrary::new();
+        for (name, wav) in EMBEDDED_PROMPTS {
+            let samples = decode_bytes_to_8k_mono(wav, Some("wav"))
+                .map_err(|source| PromptError::Decode { path: PathBuf::from(format!("(built in) {name}.wav")), source })?;
+            library.insert(*name, samples);
+        }
+        Ok(library)
+    }
+
+    /// Puts every prompt of `other` in place of (or beside) this library's prompt of the same name; returns how
+    /// many it replaced.
+    pub fn overlay(&mut self, other: PromptLibrary) -> usize {
+        let mut replaced = 0;
+        for (name, samples) in other.prompts {
+            replaced += usize::from(self.prompts.insert(name, samples).is_some());
+        }
+        replaced
+    }
+
     /// The prompt called `name` (8 kHz mono samples).
     pub fn get(&self, name: &str) -> Option<Arc<[i16]>> {
         self.prompts.get(name).cloned()
@@ -195,10 +218,28 @@ impl PromptLibrary {
     }
 }
 
+// `EMBEDDED_PROMPTS`: (name, WAV bytes) for every file of `sounds/`, written by build.rs.
+include!(concat!(env!("OUT_DIR"), "/embedded_prompts.rs"));
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_dir::TestDir;
+
+    #[test]
+    fn the_built_in_prompts_decode_and_a_directory_overrides_them() {
+        let mut library = PromptLibrary::embedded().expect("built-in prompts decode");
+        assert_eq!(library.len(), EMBEDDED_PROMPTS.len());
+        for name in ["greeting", "menu", "goodbye", "record_after_tone", "new_request", "digit_0"] {
+            assert!(library.get(name).is_some_and(|p| !p.is_empty()), "built-in prompt {name}");
+        }
+        let mut custom = PromptLibrary::new();
+        custom.insert("greeting", vec![1i16; 80]);
+        custom.insert("extra", vec![2i16; 80]);
+        assert_eq!(library.overlay(custom), 1, "only the greeting existed before");
+        assert_eq!(&*library.get("greeting").unwrap(), &[1i16; 80][..]);
+        assert!(library.get("extra").is_some());
+    }
     use std::process::Command;
 
     fn sox_available() -> bool {

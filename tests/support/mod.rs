@@ -366,7 +366,6 @@ listen = "{http}"
 
 [storage]
 data_dir = "{data_dir}"
-sounds_dir = "{sounds_dir}"
 
 [ivr]
 timeout_secs = {timeout_secs}
@@ -379,7 +378,6 @@ silence_secs = {silence_secs}
             answer_after_ms = options.answer_after_ms,
             extra_sip = options.extra_sip,
             data_dir = data_dir.display(),
-            sounds_dir = sounds_dir().display(),
             timeout_secs = options.timeout_secs,
             max_retries = options.max_retries,
             max_message_secs = options.max_message_secs,
