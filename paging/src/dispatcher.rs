@@ -1,0 +1,642 @@
+//! The paging dispatcher: every escalation this instance runs, and every decision between what
+//! happened to a page (a call's or a text's outcome, a text reply, time passing) and what to do
+//! next, as a sans-IO state machine over the domain's escalation [`Engine`].
+//!
+//! The thin task around it feeds [`Input`]s with the current time (`handle(input, now)`), drains
+//! [`Order`]s (`poll_order()`) and carries them out against the store, the call side and the text
+//! senders, feeding back what they return (an escalation begun, a person looked up, a lease lost),
+//! and calls `handle_timeout(now)` at `poll_timeout()`. It never reads a clock, awaits or does I/O,
+//! so a 30-minute escalation, a lease takeover or a deferral to Monday morning is tested in
+//! microseconds.
+//!
+//! Decisions (each one today's behaviour of `src/paging.rs`, moved here unchanged):
+//! - A request opened: a normal-urgency one while the organization is closed is deferred to the
+//!   next opening ("deferred until …" in its log); anything else begins its escalation now, and so
+//!   does a deferred one whose opening came, or one whose deferral could not be stored.
+//! - The engine's `Notify`: the notification is recorded (never twice per stage) and the person
+//!   looked up; a call goes to every phone they registered with OnCall, or else to their first
+//!   contact; a text goes to the text senders; a disabled person, one with no contact, or texts
+//!   turned off fail the notification at once, and so does any failure to carry it out.
+//! - An outcome: the notification's status is written; an acceptance marks the request answered
+//!   and acknowledged by that person, a completion completes it; then the engine hears it (ringing
+//!   and answered are deliveries, a 486 or no answer a failure, which moves on at once when
+//!   nobody else is left in the stage).
+//! - The engine's `CancelPending` ends the request's other calls (keeping the one of whoever
+//!   accepted or snoozed); `Exhausted` marks the request exhausted, ends every call and releases
+//!   the caller holding for a bridge; a new stage ends the previous stages' rings.
+//! - After every change the escalation is saved under this instance's lease; a lost lease (another
+//!   instance took over) drops it here. Every [`HEARTBEAT`] (the first at once) leases are renewed,
+//!   orphaned escalations (and at start-up this instance's own) are claimed and resumed where they
+//!   were saved, and due deferred requests are claimed.
+//!
+//! It deliberately does not know SIP (no URIs, peers, trunks, credentials or DNS: a page names the
+//! person's [`Contact`] or an opaque [`DeviceRef`], which the calls side dials), the store (it orders
+//! reads and writes and is told their results), the caller's recorded message and how it is read
+//! out, text bodies and gateways, or which policy a request runs under (the wrapper chooses it when
+//! it begins the escalation).
+
+use oncall_core::business_hours::when_to_page;
+use oncall_core::escalation::{Command, Engine, Input as EngineInput, NotificationKey, Phase};
+use oncall_core::text_reply::ReplyAction;
+use oncall_core::{BusinessHours, Channel, Contact, Millis, PageWhen, PersonId, RequestId, Timestamp, Urgency};
+use std::collections::{BTreeMap, VecDeque};
+
+/// How long an escalation stays ours without a heartbeat: after a crash, another instance (or
+/// this one restarted) carries it on after at most this long.
+pub const LEASE: Millis = Millis(30_000);
+/// How often leases are renewed and orphaned escalations and due deferred requests looked for.
+pub const HEARTBEAT: Millis = Millis(10_000);
+
+/// The caller's call while they hold for a bridge to the employee (the calls side's handle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallerRef(pub u64);
+
+/// A phone the person registered with OnCall (the calls side's handle to its contact and source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeviceRef(pub u64);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// This instance's id: the owner of the leases it holds, written into the requests' logs.
+    pub owner: String,
+    /// How long a snooze (key 7, text `S`) lasts (`[paging] snooze_secs`).
+    pub snooze: Millis,
+    /// Whether text notifications can be sent (`[texts] enabled`).
+    pub texts: bool,
+}
+
+/// What became of one notification (today's `paging::Outcome`; for a text, `Ringing` is "delivered").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// 180/183: the phone rings (a text: delivered).
+    Ringing,
+    /// The employee picked up; the announcement plays.
+    Answered,
+    /// The employee pressed 1: they take the request.
+    Accepted,
+    /// 3, no key before the retries ran out, or a hang-up before accepting.
+    Declined,
+    /// 9 after accepting: done.
+    Completed,
+    /// 5: the next step now.
+    EscalateNow,
+    /// 7: page again after the snooze.
+    Snooze,
+    /// Never answered (486 busy, 603, unreachable, cancelled) or the text failed, with why.
+    Failed(String),
+}
+
+/// The status a notification's row gets (the store's `notifications.status` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationStatus {
+    Delivered,
+    Ringing,
+    Answered,
+    Accepted,
+    Declined,
+    Completed,
+    Escalated,
+    Snoozed,
+    Failed,
+}
+
+impl NotificationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationStatus::Delivered => "delivered",
+            NotificationStatus::Ringing => "ringing",
+            NotificationStatus::Answered => "answered",
+            NotificationStatus::Accepted => "accepted",
+            NotificationStatus::Declined => "declined",
+            NotificationStatus::Completed => "completed",
+            NotificationStatus::Escalated => "escalated",
+            NotificationStatus::Snoozed => "snoozed",
+            NotificationStatus::Failed => "failed",
+        }
+    }
+}
+
+/// How a page reaches the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageBy {
+    /// A phone they registered with OnCall.
+    Device(DeviceRef),
+    /// Their first contact: a SIP URI called directly, or a number through the first trunk.
+    Contact(Contact),
+}
+
+/// The kind of a request log entry the dispatcher writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Which policy a bridge call pages with.
+    Policy,
+    /// Which instance runs the escalation.
+    Instance,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Policy => "policy",
+            EventKind::Instance => "instance",
+        }
+    }
+}
+
+/// Something that happened, reported to the dispatcher.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// The call log opened a "page on-call" request. `normal` when its call chose a normal-urgency
+    /// option (a `page_when_open` recording); `hours` the organization's business hours (`None`
+    /// when it has none, or they cannot be read: it pages now rather than lose the request).
+    RequestOpened {
+        request: RequestId,
+        caller_call: Option<CallerRef>,
+        normal: bool,
+        hours: Option<BusinessHours>,
+    },
+    /// [`Order::Defer`] could not be written: page now.
+    DeferFailed {
+        request: RequestId,
+        caller_call: Option<CallerRef>,
+    },
+    /// Deferred requests whose opening came, claimed by [`Order::ClaimDueDeferred`].
+    DeferredDue { requests: Vec<RequestId> },
+    /// [`Order::Begin`] began the escalation (the engine has started), with the policy choice to
+    /// write into the request's log when it is worth saying (a bridge call's schedule).
+    EscalationBegun {
+        engine: Box<Engine>,
+        caller_call: Option<CallerRef>,
+        policy_note: Option<String>,
+    },
+    /// An escalation claimed by [`Order::ClaimOrphans`]: its owner's lease had expired.
+    TakenOver { engine: Box<Engine> },
+    /// [`Order::Notify`] recorded the notification and looked the person up.
+    PersonFound {
+        key: NotificationKey,
+        disabled: bool,
+        devices: Vec<DeviceRef>,
+        contacts: Vec<Contact>,
+    },
+    /// A notification could not be carried out (store error, unresolvable contact, no trunk, the
+    /// text gateway refused it), with why.
+    NotifyFailed { key: NotificationKey, reason: String },
+    /// What became of a notification (from the calls side or the text senders).
+    Outcome { key: NotificationKey, outcome: Outcome },
+    /// A person replied to a text (the store was already changed by the reply handler).
+    TextReply {
+        request: RequestId,
+        person: PersonId,
+        action: ReplyAction,
+    },
+    /// [`Order::Save`] found another instance holding the lease: it took the escalation over.
+    LeaseLost { request: RequestId },
+}
+
+/// Something the wrapper must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Order {
+    /// Defer the request to `at` in the store with this log detail; feed `DeferFailed` on error.
+    Defer {
+        request: RequestId,
+        at: Timestamp,
+        detail: String,
+        caller_call: Option<CallerRef>,
+    },
+    /// Choose the request's policy, load its message and begin its escalation in the store; feed
+    /// `EscalationBegun` (nothing when it cannot start: no enabled policy, store error).
+    Begin {
+        request: RequestId,
+        caller_call: Option<CallerRef>,
+    },
+    /// Record the notification (the store's unique key: not when already recorded for this stage)
+    /// and look the person up; feed `PersonFound` when recorded, `NotifyFailed` on error.
+    Notify { key: NotificationKey },
+    /// Page the person by call.
+    Page {
+        key: NotificationKey,
+        by: PageBy,
+        caller_call: Option<CallerRef>,
+    },
+    /// Send the text notification; its outcome comes back as `Outcome` (`Ringing` = delivered).
+    SendText { key: NotificationKey },
+    /// End every call of `request` (CANCEL ringing, BYE answered) except those of `keep`.
+    EndCalls {
+        request: RequestId,
+        keep: Option<NotificationKey>,
+    },
+    /// CANCEL the calls of `request` still ringing from stages before `stage`.
+    EndStage { request: RequestId, stage: u32 },
+    /// Tell the caller holding for a bridge that nobody is available.
+    ReleaseCaller { caller: CallerRef },
+    /// Write a notification's status.
+    SetStatus {
+        key: NotificationKey,
+        status: NotificationStatus,
+    },
+    /// notifying → answered, by `person` (may fail harmlessly: the acknowledgement follows).
+    MarkAnswered { request: RequestId, person: PersonId },
+    /// The request is acknowledged by `person`.
+    Acknowledge { request: RequestId, person: PersonId },
+    /// The request is completed by `person`.
+    Complete { request: RequestId, person: PersonId },
+    /// Nobody took the request.
+    MarkExhausted { request: RequestId },
+    /// Append to the request's log.
+    WriteEvent {
+        request: RequestId,
+        kind: EventKind,
+        detail: String,
+    },
+    /// Save the escalation under this instance's lease ([`LEASE`]); feed `LeaseLost` when another
+    /// instance holds it.
+    Save { engine: Box<Engine> },
+    /// Renew the leases of every escalation this instance holds.
+    RenewLeases,
+    /// Claim orphaned escalations (and, at start-up, this instance's own); feed `TakenOver` for each.
+    ClaimOrphans { include_own: bool },
+    /// Claim the deferred requests due now; feed `DeferredDue`.
+    ClaimDueDeferred,
+    /// The escalation is over here (finished, or another instance has it): drop what is kept for
+    /// it (its caller's name, its message).
+    Forget { request: RequestId },
+}
+
+/// One escalation this instance runs.
+#[derive(Debug)]
+struct Active {
+    engine: Engine,
+    caller_call: Option<CallerRef>,
+    /// The stage the calls side last heard about, to end the rings of stages that ended.
+    stage: Option<u32>,
+    /// The notification whose employee accepted (or snoozed): its call stays up when the others end.
+    accepted: Option<NotificationKey>,
+}
+
+pub struct Dispatcher {
+    settings: Settings,
+    // A BTreeMap: requests due at the same instant are driven in id order (deterministic runs).
+    active: BTreeMap<RequestId, Active>,
+    next_heartbeat: Timestamp,
+    /// The first heartbeat also takes back what this instance held before a restart.
+    restarting: bool,
+    orders: VecDeque<Order>,
+}
+
+impl Dispatcher {
+    /// A dispatcher starting at `now`: its first heartbeat is due at once.
+    pub fn new(settings: Settings, now: Timestamp) -> Dispatcher {
+        Dispatcher {
+            settings,
+            active: BTreeMap::new(),
+            next_heartbeat: now,
+            restarting: true,
+            orders: VecDeque::new(),
+        }
+    }
+
+    /// Whether this instance runs the escalation of `request`.
+    pub fn is_running(&self, request: RequestId) -> bool {
+        self.active.contains_key(&request)
+    }
+
+    /// The escalation of `request`, while this instance runs it.
+    pub fn engine(&self, request: RequestId) -> Option<&Engine> {
+        self.active.get(&request).map(|a| &a.engine)
+    }
+
+    /// Feeds one input at time `now`.
+    pub fn handle(&mut self, input: Input, now: Timestamp) {
+        match input {
+            Input::RequestOpened {
+                request,
+                caller_call,
+                normal,
+                hours,
+            } => {
+                if self.active.contains_key(&request) {
+                    return;
+                }
+                if normal {
+                    if let (PageWhen::At(at), Some(hours)) =
+                        (when_to_page(Urgency::Normal, hours.as_ref(), now), &hours)
+                    {
+                        let detail = format!(
+                            "deferred until {} {} (normal urgency, after business hours)",
+                            hours.local(at).format("%Y-%m-%d %H:%M"),
+                            hours.time_zone
+                        );
+                        return self.orders.push_back(Order::Defer {
+                            request,
+                            at,
+                            detail,
+                            caller_call,
+                        });
+                    }
+                }
+                self.orders.push_back(Order::Begin { request, caller_call });
+            }
+            Input::DeferFailed { request, caller_call } => {
+                if !self.active.contains_key(&request) {
+                    self.orders.push_back(Order::Begin { request, caller_call });
+                }
+            }
+            Input::DeferredDue { requests } => {
+                for request in requests {
+                    if !self.active.contains_key(&request) {
+                        // Its caller is long gone: nobody holds for a bridge.
+                        self.orders.push_back(Order::Begin {
+                            request,
+                            caller_call: None,
+                        });
+                    }
+                }
+            }
+            Input::EscalationBegun {
+                engine,
+                caller_call,
+                policy_note,
+            } => {
+                let request = engine.request();
+                if let Some(detail) = policy_note {
+                    self.orders.push_back(Order::WriteEvent {
+                        request,
+                        kind: EventKind::Policy,
+                        detail,
+                    });
+                }
+                self.log_instance(request, "escalation run by instance");
+                self.drive(
+                    Active {
+                        engine: *engine,
+                        caller_call,
+                        stage: None,
+                        accepted: None,
+                    },
+                    now,
+                );
+            }
+            Input::TakenOver { engine } => {
+                let request = engine.request();
+                if self.active.contains_key(&request) {
+                    return;
+                }
+                self.log_instance(request, "escalation taken over by instance");
+                let mut engine = *engine;
+                // Whatever fell due while nobody ran it happens now, as if it had been awake.
+                engine.handle(EngineInput::TimePassed, now);
+                self.drive(
+                    Active {
+                        engine,
+                        caller_call: None,
+                        stage: None,
+                        accepted: None,
+                    },
+                    now,
+                );
+            }
+            Input::PersonFound {
+                key,
+                disabled,
+                devices,
+                contacts,
+            } => self.on_person(key, disabled, devices, contacts, now),
+            Input::NotifyFailed { key, reason: _ } => self.fail(key, now),
+            Input::Outcome { key, outcome } => self.on_outcome(key, outcome, now),
+            Input::TextReply {
+                request,
+                person,
+                action,
+            } => {
+                let Some(mut a) = self.active.remove(&request) else {
+                    return;
+                };
+                let input = match action {
+                    ReplyAction::Acknowledge => EngineInput::Acknowledged {
+                        by: oncall_core::Actor::Person(person),
+                    },
+                    // Completed in the store; the engine only needs to notice it is over.
+                    ReplyAction::Complete => EngineInput::Acknowledged {
+                        by: oncall_core::Actor::Person(person),
+                    },
+                    ReplyAction::EscalateNow => EngineInput::EscalateNow { person },
+                    ReplyAction::Snooze => EngineInput::Snooze {
+                        person,
+                        until: now + self.settings.snooze,
+                    },
+                };
+                a.engine.handle(input, now);
+                self.drive(a, now);
+            }
+            Input::LeaseLost { request } => {
+                if self.active.remove(&request).is_some() {
+                    self.orders.push_back(Order::Forget { request });
+                }
+            }
+        }
+    }
+
+    /// The next order to carry out, in order.
+    pub fn poll_order(&mut self) -> Option<Order> {
+        self.orders.pop_front()
+    }
+
+    /// When to call `handle_timeout` next: the next heartbeat or the soonest escalation timer.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let engines = self.active.values().filter_map(|a| a.engine.poll_timeout()).min();
+        Some(engines.map_or(self.next_heartbeat, |t| t.min(self.next_heartbeat)))
+    }
+
+    /// Does what is due at `now`: the heartbeat, then the escalations whose timer came.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        if now >= self.next_heartbeat {
+            self.orders.push_back(Order::RenewLeases);
+            self.orders.push_back(Order::ClaimOrphans {
+                include_own: self.restarting,
+            });
+            self.orders.push_back(Order::ClaimDueDeferred);
+            self.restarting = false;
+            // A late beat delays the next one (rather than bunching them up).
+            self.next_heartbeat = now + HEARTBEAT;
+        }
+        let due: Vec<RequestId> = self
+            .active
+            .iter()
+            .filter(|(_, a)| a.engine.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for request in due {
+            if let Some(mut a) = self.active.remove(&request) {
+                a.engine.handle(EngineInput::TimePassed, now);
+                self.drive(a, now);
+            }
+        }
+    }
+
+    fn log_instance(&mut self, request: RequestId, what: &str) {
+        let detail = format!("{what} {}", self.settings.owner);
+        self.orders.push_back(Order::WriteEvent {
+            request,
+            kind: EventKind::Instance,
+            detail,
+        });
+    }
+
+    /// Carries out the engine's commands, tells the calls side about a stage change, saves the
+    /// engine, and keeps it while it may still issue commands.
+    fn drive(&mut self, mut a: Active, now: Timestamp) {
+        let request = a.engine.request();
+        while let Some(cmd) = a.engine.poll_command() {
+            match cmd {
+                Command::Notify(key) => {
+                    if key.channel == Channel::Text && !self.settings.texts {
+                        // "texts are off ([texts] enabled = false)": failed at once, before recording.
+                        self.orders.push_back(Order::SetStatus {
+                            key,
+                            status: NotificationStatus::Failed,
+                        });
+                        a.engine.handle(EngineInput::Failed(key), now);
+                    } else {
+                        self.orders.push_back(Order::Notify { key });
+                    }
+                }
+                Command::CancelPending { request } => {
+                    self.orders.push_back(Order::EndCalls {
+                        request,
+                        keep: a.accepted,
+                    });
+                }
+                Command::Exhausted { request } => {
+                    self.orders.push_back(Order::MarkExhausted { request });
+                    self.orders.push_back(Order::EndCalls { request, keep: None });
+                    if let Some(caller) = a.caller_call {
+                        self.orders.push_back(Order::ReleaseCaller { caller });
+                    }
+                }
+            }
+        }
+        let stage = match a.engine.phase() {
+            Phase::Step { stage, .. } | Phase::LastResort { stage, .. } => Some(stage),
+            _ => None,
+        };
+        if let (Some(old), Some(new)) = (a.stage, stage) {
+            if new != old {
+                self.orders.push_back(Order::EndStage { request, stage: new });
+            }
+        }
+        a.stage = stage.or(a.stage);
+        self.orders.push_back(Order::Save {
+            engine: Box::new(a.engine.clone()),
+        });
+        if a.engine.phase().is_finished() {
+            self.orders.push_back(Order::Forget { request });
+        } else {
+            self.active.insert(request, a);
+        }
+    }
+
+    fn on_person(
+        &mut self,
+        key: NotificationKey,
+        disabled: bool,
+        devices: Vec<DeviceRef>,
+        contacts: Vec<Contact>,
+        now: Timestamp,
+    ) {
+        let Some(caller_call) = self.active.get(&key.request).map(|a| a.caller_call) else {
+            return;
+        };
+        if disabled {
+            // "person is disabled"
+            return self.fail(key, now);
+        }
+        match key.channel {
+            Channel::Text => self.orders.push_back(Order::SendText { key }),
+            Channel::Call if !devices.is_empty() => {
+                // Phones the person registered with OnCall ring together; the first to answer takes it.
+                for device in devices {
+                    self.orders.push_back(Order::Page {
+                        key,
+                        by: PageBy::Device(device),
+                        caller_call,
+                    });
+                }
+            }
+            Channel::Call => match contacts.into_iter().next() {
+                Some(contact) => self.orders.push_back(Order::Page {
+                    key,
+                    by: PageBy::Contact(contact),
+                    caller_call,
+                }),
+                // "no phone number, SIP URI or registered phone"
+                None => self.fail(key, now),
+            },
+        }
+    }
+
+    /// A notification that could not be carried out: marked failed, and the engine told.
+    fn fail(&mut self, key: NotificationKey, now: Timestamp) {
+        self.orders.push_back(Order::SetStatus {
+            key,
+            status: NotificationStatus::Failed,
+        });
+        let Some(mut a) = self.active.remove(&key.request) else {
+            return;
+        };
+        a.engine.handle(EngineInput::Failed(key), now);
+        self.drive(a, now);
+    }
+
+    fn on_outcome(&mut self, key: NotificationKey, outcome: Outcome, now: Timestamp) {
+        let (request, person) = (key.request, key.person);
+        let status = match &outcome {
+            Outcome::Ringing if key.channel == Channel::Text => NotificationStatus::Delivered,
+            Outcome::Ringing => NotificationStatus::Ringing,
+            Outcome::Answered => NotificationStatus::Answered,
+            Outcome::Accepted => NotificationStatus::Accepted,
+            Outcome::Declined => NotificationStatus::Declined,
+            Outcome::Completed => NotificationStatus::Completed,
+            Outcome::EscalateNow => NotificationStatus::Escalated,
+            Outcome::Snooze => NotificationStatus::Snoozed,
+            Outcome::Failed(_) => NotificationStatus::Failed,
+        };
+        self.orders.push_back(Order::SetStatus { key, status });
+        // Store transitions first: they hold even when the escalation has already finished.
+        match &outcome {
+            Outcome::Accepted => {
+                // notifying → answered → acknowledged. From exhausted only the acknowledgement applies.
+                self.orders.push_back(Order::MarkAnswered { request, person });
+                self.orders.push_back(Order::Acknowledge { request, person });
+            }
+            Outcome::Completed => self.orders.push_back(Order::Complete { request, person }),
+            _ => {}
+        }
+        let Some(mut a) = self.active.remove(&request) else {
+            return;
+        };
+        let input = match outcome {
+            Outcome::Ringing | Outcome::Answered => EngineInput::Delivered(key),
+            Outcome::Accepted => {
+                a.accepted = Some(key);
+                EngineInput::Answered { person }
+            }
+            Outcome::Declined => EngineInput::Declined { person },
+            Outcome::Failed(_) => EngineInput::Failed(key),
+            Outcome::Completed => EngineInput::TimePassed,
+            Outcome::EscalateNow => EngineInput::EscalateNow { person },
+            Outcome::Snooze => {
+                // The snoozing employee's own call stays up to hear "snoozed".
+                a.accepted = Some(key);
+                EngineInput::Snooze {
+                    person,
+                    until: now + self.settings.snooze,
+                }
+            }
+        };
+        a.engine.handle(input, now);
+        self.drive(a, now);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,789 @@
+//! Dispatcher tests on a virtual clock: every decision in microseconds, no store, no sockets.
+
+use super::*;
+use oncall_core::escalation::{Directory, EscalationPolicy, Step, Target};
+use oncall_core::{ContactPlan, NotificationRule, OrgId, PolicyId, SipUri};
+
+const REQ: RequestId = RequestId(42);
+const ANN: PersonId = PersonId(1);
+const BOB: PersonId = PersonId(2);
+const MGR: PersonId = PersonId(9);
+const CALLER: CallerRef = CallerRef(7);
+/// Tuesday 2026-03-31 00:00 UTC (02:00 in Paris).
+const T0: Timestamp = Timestamp(1_774_915_200_000);
+
+fn at(seconds: i64) -> Timestamp {
+    T0 + Millis::seconds(seconds)
+}
+
+fn settings() -> Settings {
+    Settings {
+        owner: "a".into(),
+        snooze: Millis::minutes(10),
+        texts: true,
+    }
+}
+
+fn plan(person: PersonId, channel: Channel) -> ContactPlan {
+    ContactPlan {
+        person,
+        rules: vec![NotificationRule::new(channel, Millis(0))],
+    }
+}
+
+/// Ann (by `channel`), then Bob, five minutes each, then the manager (both by call).
+fn engine(channel: Channel) -> Engine {
+    let step = |p| Step {
+        targets: vec![Target::Person(p)],
+        wait: Millis::minutes(5),
+    };
+    let policy = EscalationPolicy {
+        id: PolicyId(1),
+        org: OrgId(1),
+        name: "Main".into(),
+        steps: vec![step(ANN), step(BOB)],
+        repeat: 0,
+        disabled: false,
+    };
+    let directory = Directory {
+        schedules: vec![],
+        people: vec![plan(ANN, channel), plan(BOB, Channel::Call), plan(MGR, Channel::Call)],
+        managers: vec![MGR],
+    };
+    let mut e = Engine::new(REQ, policy, directory);
+    // As `Store::begin_escalation` does.
+    e.handle(EngineInput::RequestCreated, T0);
+    e
+}
+
+fn key(stage: u32, person: PersonId) -> NotificationKey {
+    NotificationKey {
+        request: REQ,
+        stage,
+        person,
+        channel: Channel::Call,
+    }
+}
+
+fn orders(d: &mut Dispatcher) -> Vec<Order> {
+    std::iter::from_fn(|| d.poll_order()).collect()
+}
+
+/// The orders that act on the escalation: no saves, statuses, log entries or heartbeat chores.
+fn actions(d: &mut Dispatcher) -> Vec<Order> {
+    orders(d)
+        .into_iter()
+        .filter(|o| {
+            !matches!(
+                o,
+                Order::Save { .. }
+                    | Order::SetStatus { .. }
+                    | Order::WriteEvent { .. }
+                    | Order::RenewLeases
+                    | Order::ClaimOrphans { .. }
+                    | Order::ClaimDueDeferred
+            )
+        })
+        .collect()
+}
+
+/// A dispatcher past its first heartbeat, running the escalation of `engine` for a holding caller.
+fn running(engine: Engine) -> Dispatcher {
+    let mut d = Dispatcher::new(settings(), T0);
+    d.handle_timeout(T0);
+    orders(&mut d);
+    d.handle(
+        Input::EscalationBegun {
+            engine: Box::new(engine),
+            caller_call: Some(CALLER),
+            policy_note: None,
+        },
+        T0,
+    );
+    d
+}
+
+fn saved_phase(orders: &[Order]) -> Option<Phase> {
+    orders.iter().rev().find_map(|o| match o {
+        Order::Save { engine } => Some(engine.phase()),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_first_heartbeat_is_at_once_and_takes_back_our_own_then_every_10_s() {
+    let mut d = Dispatcher::new(settings(), T0);
+    assert_eq!(d.poll_timeout(), Some(T0));
+    d.handle_timeout(T0);
+    assert_eq!(
+        orders(&mut d),
+        vec![
+            Order::RenewLeases,
+            Order::ClaimOrphans { include_own: true },
+            Order::ClaimDueDeferred
+        ]
+    );
+    assert_eq!(d.poll_timeout(), Some(at(10)));
+    d.handle_timeout(at(9));
+    assert!(orders(&mut d).is_empty());
+    d.handle_timeout(at(12));
+    assert_eq!(
+        orders(&mut d),
+        vec![
+            Order::RenewLeases,
+            Order::ClaimOrphans { include_own: false },
+            Order::ClaimDueDeferred
+        ]
+    );
+    assert_eq!(d.poll_timeout(), Some(at(22)), "a late beat delays the next one");
+}
+
+#[test]
+fn a_begun_escalation_notes_its_instance_and_policy_then_notifies_and_saves() {
+    let mut d = Dispatcher::new(settings(), T0);
+    let note = Some("paged with policy Night desk (dialled oncall-night-bridge)".to_string());
+    d.handle(
+        Input::EscalationBegun {
+            engine: Box::new(engine(Channel::Call)),
+            caller_call: None,
+            policy_note: note.clone(),
+        },
+        T0,
+    );
+    let out = orders(&mut d);
+    assert_eq!(
+        out[0],
+        Order::WriteEvent {
+            request: REQ,
+            kind: EventKind::Policy,
+            detail: note.unwrap()
+        }
+    );
+    assert_eq!(
+        out[1],
+        Order::WriteEvent {
+            request: REQ,
+            kind: EventKind::Instance,
+            detail: "escalation run by instance a".into()
+        }
+    );
+    assert_eq!(out[2], Order::Notify { key: key(0, ANN) });
+    assert!(matches!(saved_phase(&out), Some(Phase::Step { stage: 0, .. })));
+    assert!(d.is_running(REQ));
+}
+
+#[test]
+fn a_person_is_paged_on_every_registered_phone_or_else_by_their_first_contact() {
+    let mut d = running(engine(Channel::Call));
+    orders(&mut d);
+    let devices = vec![DeviceRef(1), DeviceRef(2)];
+    d.handle(
+        Input::PersonFound {
+            key: key(0, ANN),
+            disabled: false,
+            devices,
+            contacts: vec![],
+        },
+        at(1),
+    );
+    assert_eq!(
+        orders(&mut d),
+        vec![
+            Order::Page {
+                key: key(0, ANN),
+                by: PageBy::Device(DeviceRef(1)),
+                caller_call: Some(CALLER)
+            },
+            Order::Page {
+                key: key(0, ANN),
+                by: PageBy::Device(DeviceRef(2)),
+                caller_call: Some(CALLER)
+            },
+        ]
+    );
+    let uri = Contact::Sip("sip:ann@192.0.2.5".parse::<SipUri>().unwrap());
+    let phone = Contact::Phone("+15551230000".parse::<oncall_core::E164>().unwrap());
+    d.handle(
+        Input::PersonFound {
+            key: key(0, ANN),
+            disabled: false,
+            devices: vec![],
+            contacts: vec![uri.clone(), phone],
+        },
+        at(1),
+    );
+    assert_eq!(
+        orders(&mut d),
+        vec![Order::Page {
+            key: key(0, ANN),
+            by: PageBy::Contact(uri),
+            caller_call: Some(CALLER)
+        }]
+    );
+}
+
+#[test]
+fn a_486_escalates_at_once() {
+    let mut d = running(engine(Channel::Call));
+    orders(&mut d);
+    d.handle(
+        Input::Outcome {
+            key: key(0, ANN),
+            outcome: Outcome::Ringing,
+        },
+        at(1),
+    );
+    assert_eq!(
+        orders(&mut d)[0],
+        Order::SetStatus {
+            key: key(0, ANN),
+            status: NotificationStatus::Ringing
+        }
+    );
+    d.handle(
+        Input::Outcome {
+            key: key(0, ANN),
+            outcome: Outcome::Failed("Failed(486)".into()),
+        },
+        at(3),
+    );
+    let out = orders(&mut d);
+    assert_eq!(
+        out[0],
+        Order::SetStatus {
+            key: key(0, ANN),
+            status: NotificationStatus::Failed
+        }
+    );
+    assert_eq!(
+        out[1],
+        Order::Notify { key: key(1, BOB) },
+        "Bob at once, not after Ann's five minutes"
+    );
+    assert_eq!(out[2], Order::EndStage { request: REQ, stage: 1 });
+    assert!(matches!(saved_phase(&out), Some(Phase::Step { stage: 1, started, .. }) if started == at(3)));
+}
+
+#[test]
+fn a_step_nobody_answers_times_out_to_the_next_and_ends_its_rings() {
+    let mut d = running(engine(Channel::Call));
+    orders(&mut d);
+    d.handle(
+        Input::Outcome {
+            key: key(0, ANN),
+            outcome: Outcome::Ringing,
+        },
+        at(1),
+    );
+    orders(&mut d);
+    assert_eq!(
+        d.poll_timeout(),
+        Some(at(10)),
+        "the heartbeat comes before the step's end"
+    );
+    d.handle_timeout(at(10));
+    orders(&mut d);
+    assert_eq!(d.engine(REQ).and_then(|e| e.poll_timeout()), Some(at(300)));
+    d.handle_timeout(at(299));
+    assert!(
+        actions(&mut d).iter().all(|o| !matches!(o, Order::Notify { .. })),
+        "not yet"
+    );
+    d.handle_timeout(at(300));
+    assert_eq!(
+        actions(&mut d),
+        vec![
+            Order::Notify { key: key(1, BOB) },
+            Order::EndStage { request: REQ, stage: 1 }
+        ]
+    );
+}
+
+#[test]
+fn an_acceptance_takes_the_request_ends_the_other_calls_and_finishes() {
+    let mut d = running(engine(Channel::Call));
+    orders(&mut d);
+    d.handle(
+        Input::Outcome {
+            key: key(0, ANN),
+            outcome: Outcome::Answered,
+        },
+        at(5),
+    );
+    d.handle(
+        Input::Outcome {
+            key: key(0, ANN),
+            outcome: Outcome::Accepted,
+        },
+        at(20),
+    );
+    let out = orders(&mut d);
+    assert_eq!(
+        out.iter()
+            .filter(|o| !matches!(o, Order::Save { .. } | Order::SetStatus { .. }))
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![
+            Order::MarkAnswered {
+                request: REQ,
+                person: ANN
+            },
+            Order::Acknowledge {
+                request: REQ,
+                person: ANN
+            },
+            Order::EndCalls {
+                request: REQ,
+                keep: Some(key(0, ANN))
+            },
+            Order::Forget { request: REQ },
+        ]
+    );
+    assert!(matches!(saved_phase(&out), Some(Phase::Answered { person: ANN, .. })));
+    assert!(!d.is_running(REQ));
+    // The employee presses 9 later: the store completes it though the escalation is over.
+    d.handle(
+        Input::Outcome {
+            key: key(0, ANN),
+            outcome: Outcome::Completed,
+        },
+        at(60),
+    );
+    assert_eq!(
+        orders(&mut d),
+        vec![
+            Order::SetStatus {
+                key: key(0, ANN),
+                status: NotificationStatus::Completed
+            },
+            Order::Complete {
+                request: REQ,
+                person: ANN
+            },
+        ]
+    );
+}
+
+#[test]
+fn an_exhausted_escalation_ends_every_call_and_releases_the_holding_caller() {
+    let mut d = running(engine(Channel::Call));
+    orders(&mut d);
+    d.handle(
+        Input::Outcome {
+            key: key(0, ANN),
+            outcome: Outcome::Declined,
+        },
+        at(10),
+    );
+    d.handle(
+        Input::Outcome {
+            key: key(1, BOB),
+            outcome: Outcome::Declined,
+        },
+        at(20),
+    );
+    assert_eq!(
+        actions(&mut d),
+        vec![
+            Order::Notify { key: key(1, BOB) },
+            Order::EndStage { request: REQ, stage: 1 },
+            Order::Notify { key: key(2, MGR) },
+            Order::EndStage { request: REQ, stage: 2 },
+        ]
+    );
+    d.handle(
+        Input::Outcome {
+            key: key(2, MGR),
+            outcome: Outcome::Failed("Unreachable".into()),
+        },
+        at(52),
+    );
+    assert_eq!(
+        actions(&mut d),
+        vec![
+            Order::MarkExhausted { request: REQ },
+            Order::EndCalls {
+                request: REQ,
+                keep: None
+            },
+            Order::ReleaseCaller { caller: CALLER },
+            Order::Forget { request: REQ },
+        ]
+    );
+}
+
+#[test]
+fn an_escalation_left_by_a_dead_instance_is_taken_over_and_catches_up() {
+    // Instance a saved it at T0 (Ann's stage) and died; this one, b, claims it six minutes later.
+    let mut d = Dispatcher::new(
+        Settings {
+            owner: "b".into(),
+            ..settings()
+        },
+        at(360),
+    );
+    d.handle_timeout(at(360));
+    assert_eq!(orders(&mut d)[1], Order::ClaimOrphans { include_own: true });
+    // Saved after its commands were carried out.
+    let mut saved = engine(Channel::Call);
+    while saved.poll_command().is_some() {}
+    d.handle(
+        Input::TakenOver {
+            engine: Box::new(saved),
+        },
+        at(360),
+    );
+    let out = orders(&mut d);
+    assert_eq!(
+        out[0],
+        Order::WriteEvent {
+            request: REQ,
+            kind: EventKind::Instance,
+            detail: "escalation taken over by instance b".into()
+        }
+    );
+    assert_eq!(
+        out[1],
+        Order::Notify { key: key(1, BOB) },
+        "Ann's step ended while nobody ran it"
+    );
+    assert!(matches!(saved_phase(&out), Some(Phase::Step { stage: 1, started, .. }) if started == at(300)));
+    // Claimed again (a second heartbeat's race): already ours, nothing happens.
+    d.handle(
+        Input::TakenOver {
+            engine: Box::new(engine(Channel::Call)),
+        },
+        at(370),
+    );
+    assert!(orders(&mut d).is_empty());
+}
+
+#[test]
+fn a_lost_lease_leaves_the_escalation_to_the_other_instance() {
+    let mut d = running(engine(Channel::Call));
+    orders(&mut d);
+    d.handle(Input::LeaseLost { request: REQ }, at(1));
+    assert_eq!(orders(&mut d), vec![Order::Forget { request: REQ }]);
+    assert!(!d.is_running(REQ));
+    d.handle_timeout(at(300));
+    assert!(
+        actions(&mut d).iter().all(|o| !matches!(o, Order::Notify { .. })),
+        "no page from here any more"
+    );
+    d.handle(
+        Input::Outcome {
+            key: key(0, ANN),
+            outcome: Outcome::Declined,
+        },
+        at(301),
+    );
+    assert_eq!(
+        orders(&mut d),
+        vec![Order::SetStatus {
+            key: key(0, ANN),
+            status: NotificationStatus::Declined
+        }]
+    );
+}
+
+fn paris_hours() -> BusinessHours {
+    let week = "08:00-18:00";
+    BusinessHours::parse("Europe/Paris", [week, week, week, week, week, "", ""], &[] as &[&str]).unwrap()
+}
+
+#[test]
+fn a_normal_request_after_hours_is_deferred_to_the_opening_and_pages_when_claimed() {
+    let mut d = Dispatcher::new(settings(), T0);
+    // 02:00 in Paris: closed until 08:00 (06:00 UTC).
+    d.handle(
+        Input::RequestOpened {
+            request: REQ,
+            caller_call: Some(CALLER),
+            normal: true,
+            hours: Some(paris_hours()),
+        },
+        T0,
+    );
+    assert_eq!(
+        orders(&mut d),
+        vec![Order::Defer {
+            request: REQ,
+            at: at(6 * 3600),
+            detail: "deferred until 2026-03-31 08:00 Europe/Paris (normal urgency, after business hours)".into(),
+            caller_call: Some(CALLER),
+        }]
+    );
+    let urgent = RequestId(43);
+    d.handle(
+        Input::RequestOpened {
+            request: urgent,
+            caller_call: None,
+            normal: false,
+            hours: Some(paris_hours()),
+        },
+        T0,
+    );
+    let daytime = RequestId(44);
+    d.handle(
+        Input::RequestOpened {
+            request: daytime,
+            caller_call: None,
+            normal: true,
+            hours: Some(paris_hours()),
+        },
+        at(8 * 3600),
+    );
+    let no_hours = RequestId(45);
+    d.handle(
+        Input::RequestOpened {
+            request: no_hours,
+            caller_call: None,
+            normal: true,
+            hours: None,
+        },
+        T0,
+    );
+    assert_eq!(
+        orders(&mut d),
+        vec![
+            Order::Begin {
+                request: urgent,
+                caller_call: None
+            },
+            Order::Begin {
+                request: daytime,
+                caller_call: None
+            },
+            Order::Begin {
+                request: no_hours,
+                caller_call: None
+            },
+        ],
+        "urgent pages at any hour, normal during business hours, and always without business hours"
+    );
+    // At the opening the heartbeat claims it; its caller is gone by then.
+    d.handle(Input::DeferredDue { requests: vec![REQ] }, at(6 * 3600));
+    assert_eq!(
+        orders(&mut d),
+        vec![Order::Begin {
+            request: REQ,
+            caller_call: None
+        }]
+    );
+}
+
+#[test]
+fn a_deferral_that_cannot_be_stored_pages_now() {
+    let mut d = Dispatcher::new(settings(), T0);
+    d.handle(
+        Input::DeferFailed {
+            request: REQ,
+            caller_call: Some(CALLER),
+        },
+        T0,
+    );
+    assert_eq!(
+        orders(&mut d),
+        vec![Order::Begin {
+            request: REQ,
+            caller_call: Some(CALLER)
+        }]
+    );
+}
+
+#[test]
+fn a_request_already_running_is_neither_begun_nor_deferred_again() {
+    let mut d = running(engine(Channel::Call));
+    orders(&mut d);
+    d.handle(
+        Input::RequestOpened {
+            request: REQ,
+            caller_call: None,
+            normal: true,
+            hours: Some(paris_hours()),
+        },
+        T0,
+    );
+    d.handle(Input::DeferredDue { requests: vec![REQ] }, T0);
+    assert!(orders(&mut d).is_empty());
+}
+
+#[test]
+fn a_text_reply_acknowledges_the_request_and_ends_its_calls() {
+    let mut d = running(engine(Channel::Text));
+    let text = NotificationKey {
+        channel: Channel::Text,
+        ..key(0, ANN)
+    };
+    assert!(orders(&mut d).contains(&Order::Notify { key: text }));
+    d.handle(
+        Input::PersonFound {
+            key: text,
+            disabled: false,
+            devices: vec![],
+            contacts: vec![],
+        },
+        at(1),
+    );
+    assert_eq!(orders(&mut d), vec![Order::SendText { key: text }]);
+    d.handle(
+        Input::Outcome {
+            key: text,
+            outcome: Outcome::Ringing,
+        },
+        at(2),
+    );
+    assert_eq!(
+        orders(&mut d)[0],
+        Order::SetStatus {
+            key: text,
+            status: NotificationStatus::Delivered
+        }
+    );
+    d.handle(
+        Input::TextReply {
+            request: REQ,
+            person: ANN,
+            action: ReplyAction::Acknowledge,
+        },
+        at(60),
+    );
+    let out = orders(&mut d);
+    assert!(
+        out.contains(&Order::EndCalls {
+            request: REQ,
+            keep: None
+        }) && out.contains(&Order::Forget { request: REQ })
+    );
+    assert!(matches!(saved_phase(&out), Some(Phase::Acknowledged { at: t, .. }) if t == at(60)));
+}
+
+#[test]
+fn a_snooze_keeps_the_snoozers_call_and_pages_the_step_again_later() {
+    let mut d = running(engine(Channel::Call));
+    orders(&mut d);
+    d.handle(
+        Input::Outcome {
+            key: key(0, ANN),
+            outcome: Outcome::Snooze,
+        },
+        at(30),
+    );
+    assert_eq!(
+        actions(&mut d),
+        vec![Order::EndCalls {
+            request: REQ,
+            keep: Some(key(0, ANN))
+        }]
+    );
+    d.handle_timeout(at(30 + 599));
+    assert!(actions(&mut d).is_empty(), "still snoozed");
+    d.handle_timeout(at(30 + 600));
+    assert_eq!(
+        actions(&mut d),
+        vec![
+            Order::Notify { key: key(1, ANN) },
+            Order::EndStage { request: REQ, stage: 1 }
+        ],
+        "the same step again, as a new stage"
+    );
+}
+
+#[test]
+fn texts_turned_off_a_disabled_person_or_no_contact_fail_the_notification_at_once() {
+    let mut d = Dispatcher::new(
+        Settings {
+            texts: false,
+            ..settings()
+        },
+        T0,
+    );
+    d.handle(
+        Input::EscalationBegun {
+            engine: Box::new(engine(Channel::Text)),
+            caller_call: None,
+            policy_note: None,
+        },
+        T0,
+    );
+    let text = NotificationKey {
+        channel: Channel::Text,
+        ..key(0, ANN)
+    };
+    let out = orders(&mut d);
+    assert!(!out.contains(&Order::Notify { key: text }));
+    assert!(out.contains(&Order::SetStatus {
+        key: text,
+        status: NotificationStatus::Failed
+    }));
+    assert!(
+        out.contains(&Order::Notify { key: key(1, BOB) }),
+        "Ann's only way failed: Bob at once"
+    );
+
+    d.handle(
+        Input::PersonFound {
+            key: key(1, BOB),
+            disabled: true,
+            devices: vec![DeviceRef(1)],
+            contacts: vec![],
+        },
+        at(1),
+    );
+    let out = orders(&mut d);
+    assert_eq!(
+        out[0],
+        Order::SetStatus {
+            key: key(1, BOB),
+            status: NotificationStatus::Failed
+        }
+    );
+    assert!(
+        out.contains(&Order::Notify { key: key(2, MGR) }),
+        "a disabled person is not paged"
+    );
+
+    d.handle(
+        Input::PersonFound {
+            key: key(2, MGR),
+            disabled: false,
+            devices: vec![],
+            contacts: vec![],
+        },
+        at(2),
+    );
+    assert_eq!(
+        actions(&mut d),
+        vec![
+            Order::MarkExhausted { request: REQ },
+            Order::EndCalls {
+                request: REQ,
+                keep: None
+            },
+            Order::Forget { request: REQ }
+        ],
+        "nobody to call the manager on"
+    );
+}
+
+#[test]
+fn a_notification_that_cannot_be_carried_out_fails_and_moves_on() {
+    let mut d = running(engine(Channel::Call));
+    orders(&mut d);
+    d.handle(
+        Input::NotifyFailed {
+            key: key(0, ANN),
+            reason: "cannot resolve pbx.invalid".into(),
+        },
+        at(1),
+    );
+    let out = orders(&mut d);
+    assert_eq!(
+        out[0],
+        Order::SetStatus {
+            key: key(0, ANN),
+            status: NotificationStatus::Failed
+        }
+    );
+    assert_eq!(out[1], Order::Notify { key: key(1, BOB) });
+}
