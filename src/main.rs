@@ -365,7 +365,7 @@ async fn list_requests(cfg: &Config, limit: i64, json: bool) -> Result<()> {
     Ok(())
 }
 
-const DEMO_LOGINS: &str = "demo logins (password oncall-demo): manager dana@demo-apartments.example, \
+const DEMO_LOGINS: &str = "demo logins (password oncall-demo-2026): manager dana@demo-apartments.example, \
                            employee maria@demo-apartments.example";
 
 async fn recordings_command(cfg: &Config, command: RecordingsCommand) -> Result<()> {

@@ -20,7 +20,7 @@ pub const DEMO_SLUG: &str = "demo-apartments";
 /// web admin shows them while the demo organization exists.
 pub const DEMO_MANAGER_EMAIL: &str = "dana@demo-apartments.example";
 pub const DEMO_EMPLOYEE_EMAIL: &str = "maria@demo-apartments.example";
-pub const DEMO_PASSWORD: &str = "oncall-demo";
+pub const DEMO_PASSWORD: &str = "oncall-demo-2026";
 const DEMO_TZ: &str = "America/New_York";
 /// The number the demo building's residents call.
 const DEMO_LINE: &str = "+12125550100";

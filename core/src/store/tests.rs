@@ -481,12 +481,12 @@ async fn users_and_passwords() {
         assert!(s.verify_password("nobody@example.com", "hunter2hunter2").await.unwrap().is_none());
         s.set_password("ann@example.com", "new password!").await.unwrap();
         assert!(s.verify_password("Ann@Example.com", "new password!").await.unwrap().is_some());
-        assert!(matches!(s.add_user(a, "Ann", "ann@example.com", Role::Employee, "whatever123").await, Err(StoreError::Conflict(_))));
+        assert!(matches!(s.add_user(a, "Ann", "ann@example.com", Role::Employee, "ann-second-try").await, Err(StoreError::Conflict(_))));
         match s.add_user(a, "Bo", "bo@example.com", Role::Employee, "short").await {
             Err(StoreError::Invalid(e)) => assert_eq!(e.field, "password"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(s.set_password("nobody@example.com", "whatever123").await, Err(StoreError::NotFound(_))));
+        assert!(matches!(s.set_password("nobody@example.com", "ann-second-try").await, Err(StoreError::NotFound(_))));
     })
     .await;
 }

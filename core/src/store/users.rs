@@ -45,8 +45,10 @@ pub(super) fn user_from_row(row: &AnyRow) -> Result<User> {
 impl From<PasswordError> for StoreError {
     fn from(e: PasswordError) -> StoreError {
         match e {
-            PasswordError::TooShort | PasswordError::TooLong => {
-                StoreError::Invalid(ValidationError::new("password", e.to_string()))
+            PasswordError::TooShort | PasswordError::TooLong | PasswordError::Common => {
+                // The field is named already: "must be at least 12 characters", not "password: must…".
+                let message = e.to_string();
+                StoreError::Invalid(ValidationError::new("password", message.trim_start_matches("password: ")))
             }
             PasswordError::Hash(m) => StoreError::Password(m),
         }
