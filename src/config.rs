@@ -28,6 +28,31 @@ pub struct Config {
     pub redirect: RedirectConfig,
     /// `[business_hours]`: opening times seeding the organization's business hours (issue 7 item 1).
     pub business_hours: BusinessHoursConfig,
+    /// `[dial_plan]`: which numbers may be called or texted through a trunk (issue #15 item 4).
+    pub dial_plan: DialPlanConfig,
+}
+
+/// `[dial_plan]`: E.164 prefixes allowed and denied for calls and texts through a trunk; the longest
+/// matching prefix decides (`oncall_core::dial_plan`). `denied_prefixes` adds to the built-in list of
+/// premium, shared-cost and satellite ranges; allowing one of those exactly lets it back in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialPlanConfig {
+    /// `["+"]`: every country. `["+1", "+44"]`: North America and the UK only.
+    pub allowed_prefixes: Vec<String>,
+    pub denied_prefixes: Vec<String>,
+}
+
+impl Default for DialPlanConfig {
+    fn default() -> Self {
+        DialPlanConfig { allowed_prefixes: vec!["+".into()], denied_prefixes: Vec::new() }
+    }
+}
+
+impl DialPlanConfig {
+    pub fn plan(&self) -> Result<oncall_core::dial_plan::DialPlan, oncall_core::dial_plan::DialPlanError> {
+        oncall_core::dial_plan::DialPlan::new(&self.allowed_prefixes, &self.denied_prefixes)
+    }
 }
 
 /// `[business_hours]`: weekly opening times in `time_zone` and closed dates. Written to the database at
@@ -345,11 +370,14 @@ pub struct PagingConfig {
     pub max_hold_secs: u64,
     /// Key 7 on a page call: the step is paged again after this long.
     pub snooze_secs: u64,
+    /// Requests paged per organization in any hour with trunk calls and texts (issue #15 item 4); beyond it a
+    /// request still opens and rings registered phones and SIP URIs, but costs nothing. 0: no cap.
+    pub max_pages_per_hour: u32,
 }
 
 impl Default for PagingConfig {
     fn default() -> Self {
-        PagingConfig { enabled: true, key_timeout_secs: 8, max_retries: 2, max_hold_secs: 300, snooze_secs: 900 }
+        PagingConfig { enabled: true, key_timeout_secs: 8, max_retries: 2, max_hold_secs: 300, snooze_secs: 900, max_pages_per_hour: 60 }
     }
 }
 
@@ -637,6 +665,7 @@ impl Config {
         self.registrar.validate()?;
         self.texts.validate()?;
         self.redirect.validate()?;
+        self.dial_plan.plan().map_err(|e| anyhow::anyhow!("{e}"))?;
         self.business_hours.hours("UTC")?;
         if let Some(url) = self.http.public_url.as_deref().filter(|u| !u.is_empty()) {
             if !(url.starts_with("http://") || url.starts_with("https://")) {

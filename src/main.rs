@@ -402,7 +402,9 @@ async fn recordings_command(cfg: &Config, command: RecordingsCommand) -> Result<
 async fn open_store(cfg: &Config) -> Result<Store> {
     std::fs::create_dir_all(&cfg.storage.data_dir).with_context(|| format!("creating storage.data_dir {}", cfg.storage.data_dir.display()))?;
     let url = cfg.storage.database_url();
-    Store::connect(&url).await.with_context(|| format!("opening database {url}"))
+    let store = Store::connect(&url).await.with_context(|| format!("opening database {url}"))?;
+    // Every contact saved through this store (web, API, CLI, seeds) is checked against the dial plan.
+    Ok(store.with_dial_plan(cfg.dial_plan.plan()?))
 }
 
 async fn list_calls(cfg: &Config, limit: i64, json: bool) -> Result<()> {

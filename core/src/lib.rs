@@ -9,9 +9,11 @@
 
 pub mod business_hours;
 pub mod demo;
+pub mod dial_plan;
 pub mod escalation;
 pub mod ids;
 pub mod metrics;
+pub mod page_cap;
 pub mod password;
 pub mod person;
 pub mod phone;

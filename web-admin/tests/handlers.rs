@@ -864,3 +864,29 @@ async fn instances_on_one_database_share_the_login_limit() {
     // Other accounts log in on B as usual.
     assert_eq!(b.login(MANAGER_A, PASSWORD).await.status, StatusCode::SEE_OTHER);
 }
+
+/// Issue #15 item 4: a manager's `+882…` contact was dialled with the trunk's credentials. Saving one through the
+/// form is now refused, naming the rule, and nothing is written; editing someone to that number too.
+#[tokio::test]
+async fn a_premium_or_satellite_number_cannot_be_saved_as_a_contact() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    let csrf = c.logged_in(MANAGER_A).await;
+    let form = |phone: &'static str| vec![("name", "Irsf Fraud"), ("email", "irsf@a.example"), ("role", "manager"), ("time_zone", "Europe/London"), ("phones", phone), ("rule_channel", "call"), ("rule_delay", "0")];
+    let mut bad = form("+882 1234 5678");
+    bad.push(("csrf", &csrf));
+    let r = c.post("/people/new", &bad).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.text().contains("+88212345678") && r.text().contains("International Networks") && r.text().contains("[dial_plan] allowed_prefixes"), "{}", r.text());
+    assert!(!f.store.list_people(f.org_a).await.unwrap().iter().any(|p| p.name == "Irsf Fraud"), "nothing was saved");
+    let mut ok = form("+44 20 7946 0199");
+    ok.push(("csrf", &csrf));
+    assert_eq!(c.post("/people/new", &ok).await.status, StatusCode::SEE_OTHER);
+    let id = f.store.list_people(f.org_a).await.unwrap().into_iter().find(|p| p.name == "Irsf Fraud").unwrap().id;
+    let mut edit = form("+1 900 555 0100");
+    edit.push(("csrf", &csrf));
+    let r = c.post(&format!("/people/{}/edit", id.0), &edit).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.text().contains("NANP premium rate"), "{}", r.text());
+    assert_eq!(f.store.person(f.org_a, id).await.unwrap().phones().next().unwrap().as_str(), "+442079460199", "the old number stays");
+}

@@ -114,6 +114,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Numbers a saved contact may have (issue #15 item 4); the built-in plan unless the server sets one.
+    dial_plan: std::sync::Arc<crate::dial_plan::DialPlan>,
 }
 
 impl Store {
@@ -146,11 +148,21 @@ impl Store {
             .connect_with(options)
             .await?;
         migrations::migrator(backend).run(&pool).await?;
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, dial_plan: Default::default() })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The store with `plan` as the dial plan every saved phone number is checked against.
+    pub fn with_dial_plan(mut self, plan: crate::dial_plan::DialPlan) -> Store {
+        self.dial_plan = std::sync::Arc::new(plan);
+        self
+    }
+
+    pub fn dial_plan(&self) -> &crate::dial_plan::DialPlan {
+        &self.dial_plan
     }
 
     /// Closes the pool (waits for connections to be returned).

@@ -20,9 +20,25 @@ pub struct Team {
 }
 
 impl Store {
+    /// Phone numbers the dial plan refuses are not saved (issue #15 item 4: a `+882` contact would be
+    /// dialled with the trunk's credentials); the error names the field and the rule.
+    fn check_dial_plan(&self, contacts: &[Contact]) -> Result<()> {
+        let phones = contacts.iter().filter_map(|c| match c {
+            Contact::Phone(p) => Some(p),
+            Contact::Sip(_) => None,
+        });
+        for (i, phone) in phones.enumerate() {
+            if let Err(refusal) = self.dial_plan().check(phone) {
+                return Err(ValidationError::new(format!("phones[{i}]"), refusal.to_string()).into());
+            }
+        }
+        Ok(())
+    }
+
     /// Validates and stores a person with contacts and rules, all or nothing.
     pub async fn add_person(&self, org: OrgId, new: &NewPerson, now: Timestamp) -> Result<PersonId> {
         let p = new.validate()?;
+        self.check_dial_plan(&p.contacts)?;
         let mut tx = self.pool().begin().await?;
         let row = sqlx::query(
             "INSERT INTO people (org_id, name, email, role, time_zone, created_at) \
@@ -126,6 +142,7 @@ impl Store {
     /// nothing. A linked login keeps its own e-mail.
     pub async fn update_person(&self, org: OrgId, id: PersonId, new: &NewPerson) -> Result<()> {
         let p = new.validate()?;
+        self.check_dial_plan(&p.contacts)?;
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query("UPDATE people SET name = $1, email = $2, role = $3, time_zone = $4 WHERE org_id = $5 AND id = $6")
             .bind(&p.name)
