@@ -701,12 +701,10 @@ impl CallBook {
         if d.finished {
             return;
         }
-        let forced = now >= d.stop_at;
-        if (idle && !d.trunks_pending) || forced {
+        let done = idle && !d.trunks_pending;
+        if done || now >= d.stop_at {
             d.finished = true;
-            self.out.push_back(Output::Finished {
-                forced: forced && !(idle && !d.trunks_pending),
-            });
+            self.out.push_back(Output::Finished { forced: !done });
         }
     }
 }

@@ -141,12 +141,12 @@ fn the_first_heartbeat_is_at_once_and_takes_back_our_own_then_every_10_s() {
 #[test]
 fn a_begun_escalation_notes_its_instance_and_policy_then_notifies_and_saves() {
     let mut d = Dispatcher::new(settings(), T0);
-    let note = Some("paged with policy Night desk (dialled oncall-night-bridge)".to_string());
+    let note = "paged with policy Night desk (dialled oncall-night-bridge)".to_string();
     d.handle(
         Input::EscalationBegun {
             engine: Box::new(engine(Channel::Call)),
             caller_call: None,
-            policy_note: note.clone(),
+            policy_note: Some(note.clone()),
         },
         T0,
     );
@@ -156,7 +156,7 @@ fn a_begun_escalation_notes_its_instance_and_policy_then_notifies_and_saves() {
         Order::WriteEvent {
             request: REQ,
             kind: EventKind::Policy,
-            detail: note.unwrap()
+            detail: note
         }
     );
     assert_eq!(
