@@ -639,6 +639,7 @@ async fn serve(cfg: Config) -> Result<()> {
             archive: archive.clone(),
             registrar: registrar_handle.clone(),
             texts: texts.clone(),
+            page_cap: Default::default(),
         };
         tokio::spawn(paging.run(rx));
         let link = call_control::PagingLink {

@@ -28,6 +28,13 @@
 //!   ("deferred until …" in its log). Every heartbeat (and at start-up) the due ones are claimed from the
 //!   store, once across all instances, and their escalation starts then; one acknowledged or completed on
 //!   the web before then stays unpaged.
+//!
+//! - Toll fraud (issue #15 item 4): a phone number is called or texted through the trunk only when the dial
+//!   plan allows it (checked again here, not only when the contact was saved: a contact saved before the rule,
+//!   or written to the database by hand, is skipped with a `dial_plan` event in the request's log and a
+//!   warning; the person's next contact is used, or the notification fails and the escalation moves on). A
+//!   request beyond `[paging] max_pages_per_hour` (`oncall_core::page_cap`) still runs its escalation, but
+//!   only to registered phones and SIP URIs: it places no trunk call and sends no text (`page_cap` event).
 
 use crate::config::{PagingConfig, TrunkConfig};
 use crate::hold_room::HoldRoom;
@@ -115,7 +122,13 @@ struct Active {
     stage: Option<u32>,
     /// The leg whose employee accepted (or snoozed): it stays up when the others are cancelled.
     accepted: Option<NotificationKey>,
+    /// Trunk calls and texts allowed (false: the request came beyond `[paging] max_pages_per_hour`).
+    trunk: bool,
 }
+
+/// Request event kinds written here for issue #15 item 4.
+const EVENT_DIAL_PLAN: &str = "dial_plan";
+const EVENT_PAGE_CAP: &str = "page_cap";
 
 pub struct Paging {
     pub store: Store,
@@ -138,6 +151,8 @@ pub struct Paging {
     pub registrar: Option<RegistrarHandle>,
     /// Sends `text` notifications (`[texts]`); `None` fails them.
     pub texts: Option<Arc<crate::texts::Texts>>,
+    /// The requests this instance paged through the trunk in the last hour (`[paging] max_pages_per_hour`).
+    pub page_cap: std::sync::Mutex<oncall_core::page_cap::PageCap>,
 }
 
 /// How long an escalation stays ours without a heartbeat: after a crash, another instance (or
@@ -333,8 +348,9 @@ impl Paging {
             }
         }
         self.log_instance(request, "escalation run by instance", now).await;
+        let trunk = self.admit_page(request, now).await;
         tracing::info!(%request, policy = %policy.name, message_secs = message.len() as f64 / 8000.0, "escalation started");
-        let a = Active { engine, caller: announce_caller(caller), caller_call, message, stage: None, accepted: None };
+        let a = Active { engine, caller: announce_caller(caller), caller_call, message, stage: None, accepted: None, trunk };
         self.drive(a, active).await;
     }
 
@@ -508,7 +524,9 @@ impl Paging {
             self.log_instance(request, "escalation taken over by instance", now).await;
             let mut engine = work.engine;
             engine.handle(Input::TimePassed, Timestamp::now());
-            let a = Active { engine, caller: announce_caller(&caller), caller_call: None, message, stage: None, accepted: None };
+            // A request capped by the instance that started it stays capped (its log says so).
+            let capped = self.store.request_events(self.org, request).await.map(|log| log.iter().any(|e| e.kind == EVENT_PAGE_CAP)).unwrap_or(false);
+            let a = Active { engine, caller: announce_caller(&caller), caller_call: None, message, stage: None, accepted: None, trunk: !capped };
             self.drive(a, active).await;
         }
     }
@@ -561,7 +579,8 @@ impl Paging {
             }
             return Ok(());
         }
-        let contact = person.contacts.first().ok_or("no phone number, SIP URI or registered phone")?;
+        let contacts = self.dialable(a, key, &person.contacts, now).await;
+        let contact = contacts.first().ok_or("no phone number, SIP URI or registered phone (that the dial plan and the page cap allow)")?;
         let (target, via, credentials, from_uri) = match contact {
             Contact::Sip(uri) => {
                 let addr = resolve_sip_uri(uri.as_str()).await?;
@@ -595,11 +614,54 @@ impl Paging {
             Ok(false) => return Ok(()),
             Err(e) => return Err(format!("cannot record the notification: {e}")),
         }
-        let person = self.store.person(self.org, key.person).await.map_err(|e| format!("cannot load the person: {e}"))?;
+        let mut person = self.store.person(self.org, key.person).await.map_err(|e| format!("cannot load the person: {e}"))?;
         if person.disabled {
             return Err("person is disabled".into());
         }
+        // Texts to a number the dial plan refuses, or beyond the page cap, are not sent (a SIP URI still is).
+        person.contacts = self.dialable(a, key, &person.contacts, now).await;
         texts.send_notification(key, &person, &a.caller).await
+    }
+
+    /// Counts a request starting to page against `[paging] max_pages_per_hour`; false (logged in the request
+    /// and as a warning) when it is beyond the cap and must not use the trunk.
+    async fn admit_page(&self, request: RequestId, now: Timestamp) -> bool {
+        use oncall_core::page_cap::CapVerdict;
+        let verdict = self.page_cap.lock().map(|mut cap| cap.admit(self.config.max_pages_per_hour, now)).unwrap_or(CapVerdict::Page);
+        let CapVerdict::Capped { max } = verdict else { return true };
+        tracing::warn!(%request, max_pages_per_hour = max, "page cap reached: this request places no trunk call and sends no text");
+        let detail = format!("{max} requests already paged in the last hour ([paging] max_pages_per_hour): no trunk calls or texts for this request; registered phones and SIP URIs are still paged");
+        if let Err(e) = self.store.append_event(self.org, request, Actor::System, EVENT_PAGE_CAP, &detail, now).await {
+            tracing::warn!(%request, error = %e, "cannot log the page cap");
+        }
+        false
+    }
+
+    /// The contacts a notification may use: phone numbers only when the request may use the trunk and the dial
+    /// plan allows them (each one skipped is logged in the request); SIP URIs always.
+    async fn dialable(&self, a: &Active, key: NotificationKey, contacts: &[Contact], now: Timestamp) -> Vec<Contact> {
+        let mut kept = Vec::with_capacity(contacts.len());
+        for c in contacts {
+            let Contact::Phone(number) = c else {
+                kept.push(c.clone());
+                continue;
+            };
+            let refusal = match self.store.dial_plan().check(number) {
+                Err(r) => r.to_string(),
+                // The page cap has already been logged once for the whole request.
+                Ok(()) if !a.trunk => continue,
+                Ok(()) => {
+                    kept.push(c.clone());
+                    continue;
+                }
+            };
+            tracing::warn!(request = %key.request, person = %key.person, stage = key.stage, %refusal, "not dialled: the dial plan refuses the number");
+            let detail = format!("{} not {} to person {}: {refusal}", number, if key.channel == Channel::Text { "texted" } else { "called" }, key.person);
+            if let Err(e) = self.store.append_event(self.org, key.request, Actor::System, EVENT_DIAL_PLAN, &detail, now).await {
+                tracing::warn!(request = %key.request, error = %e, "cannot log the dial plan refusal");
+            }
+        }
+        kept
     }
 }
 
@@ -718,6 +780,7 @@ mod tests {
             archive: Arc::new(oncall_recordings::storage::LocalStore::new("/nowhere")),
             registrar: None,
             texts: None,
+            page_cap: Default::default(),
         };
         let mut active = HashMap::new();
 
@@ -807,6 +870,7 @@ mod tests {
             archive: Arc::new(oncall_recordings::storage::LocalStore::new("/nowhere")),
             registrar: None,
             texts: None,
+            page_cap: Default::default(),
         };
         let mut active = HashMap::new();
         let mut paged = |request| {
@@ -844,6 +908,73 @@ mod tests {
         paging.start_escalation(ordinary, "+33100000000", None, None, now, &mut active).await;
         assert_eq!(paged(ordinary), vec![erin]);
         assert!(policy_log(ordinary).await.is_empty());
+    }
+
+    /// Issue #15 item 4, at dial time: a manager's `+882…` number saved before the dial plan existed (here: by a
+    /// store whose plan allowed it) is not called through the trunk; the request's log says why and the escalation
+    /// moves on to the next step at once. A request beyond `[paging] max_pages_per_hour` places no trunk call at
+    /// all (logged), but the person's SIP URI still rings. Time is passed in; the "controller" is a channel.
+    #[tokio::test]
+    async fn denied_numbers_and_requests_beyond_the_cap_never_reach_the_trunk() {
+        use oncall_core::dial_plan::DialPlan;
+        use oncall_core::escalation::{NewPolicy, Step, Target};
+        use oncall_core::NewPerson;
+        let now = Timestamp(1_800_000_000_000);
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let org = store.create_organization("Acme", "acme", "UTC", now).await.unwrap();
+        let legacy = store.clone().with_dial_plan(DialPlan::new(&["+", "+882"], &[] as &[&str]).unwrap());
+        let mallory = NewPerson { name: "Mallory".into(), phones: vec!["+882 1234 5678".into()], time_zone: "UTC".into(), ..NewPerson::default() };
+        let mallory = legacy.add_person(org, &mallory, now).await.unwrap();
+        let erin = NewPerson { name: "Erin".into(), phones: vec!["+44 20 7946 0100".into()], sip_uris: vec!["sip:erin@127.0.0.1:5998".into()], time_zone: "UTC".into(), ..NewPerson::default() };
+        let erin = store.add_person(org, &erin, now).await.unwrap();
+        let step = |who| Step { targets: vec![Target::Person(who)], wait: Millis::minutes(5) };
+        store.create_policy(org, &NewPolicy { name: "Main".into(), steps: vec![step(mallory), step(erin)], repeat: 0 }, now).await.unwrap();
+        let trunk = TrunkConfig { name: "carrier".into(), registrar: "127.0.0.1:5999".into(), username: "acme".into(), password: "secret".into(), ..TrunkConfig::default() };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let paging = Paging {
+            store: store.clone(),
+            org,
+            config: PagingConfig { max_pages_per_hour: 1, ..PagingConfig::default() },
+            trunks: vec![trunk],
+            local_uri: "sip:oncall@127.0.0.1".into(),
+            controller: tx,
+            hold: HoldRoom::default(),
+            owner: "test".into(),
+            recordings_root: PathBuf::from("/nowhere"),
+            archive: Arc::new(oncall_recordings::storage::LocalStore::new("/nowhere")),
+            registrar: None,
+            texts: None,
+            page_cap: Default::default(),
+        };
+        let mut active = HashMap::new();
+        let mut orders = || {
+            let mut out = vec![];
+            while let Ok(cmd) = rx.try_recv() {
+                if let ControllerCommand::Page(order) = cmd {
+                    out.push((order.key.person, order.target, order.credentials.is_some()));
+                }
+            }
+            out
+        };
+        let events = |request, kind: &'static str| {
+            let store = store.clone();
+            async move { store.request_events(org, request).await.unwrap().into_iter().filter(|e| e.kind == kind).map(|e| e.detail).collect::<Vec<_>>() }
+        };
+
+        let first = store.create_request(org, &oncall_core::NewRequest { caller: "+15550100".into(), summary: "leak".into(), call: None }, now).await.unwrap();
+        paging.start_escalation(first, "+15550100", None, None, now, &mut active).await;
+        assert_eq!(orders(), vec![(erin, "sip:+442079460100@127.0.0.1:5999".to_string(), true)], "Mallory's +882 is skipped, Erin is called through the trunk");
+        let log = events(first, "dial_plan").await;
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert!(log[0].contains("+88212345678 not called") && log[0].contains("International Networks"), "{log:?}");
+
+        // The cap of 1 is used: the next request pages Erin's SIP URI only.
+        let second = store.create_request(org, &oncall_core::NewRequest { caller: "+15550101".into(), summary: "leak".into(), call: None }, now + Millis(1000)).await.unwrap();
+        paging.start_escalation(second, "+15550101", None, None, now + Millis(1000), &mut active).await;
+        assert_eq!(orders(), vec![(erin, "sip:erin@127.0.0.1:5998".to_string(), false)], "no trunk call beyond the cap");
+        let capped = events(second, "page_cap").await;
+        assert!(capped.len() == 1 && capped[0].contains("[paging] max_pages_per_hour"), "{capped:?}");
+        assert_eq!(store.request(org, second).await.unwrap().state.status(), oncall_core::RequestStatus::Notifying, "the request is open and paging");
     }
 
     #[tokio::test]

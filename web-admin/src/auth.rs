@@ -104,12 +104,47 @@ pub fn set_cookie(name: &str, value: &str, max_age_secs: i64, secure: bool) -> H
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
 }
 
-/// Only local paths may be a redirect target after login (no open redirect).
+/// Only a path on this site may be a redirect target after login (no open redirect, issue 15
+/// item 3). Anything else becomes `/`.
+///
+/// Browsers are lenient where a prefix check is not: they drop tabs and newlines anywhere in a
+/// URL (so `/\t/evil.example` is `//evil.example`, another host), read `\` as `/`, and resolve
+/// dot segments (`/.//evil` is `//evil`). So the candidate is refused outright if it holds any
+/// control character, whitespace or backslash (raw or percent-encoded), then resolved the way a
+/// browser would against a placeholder origin; only if it stays on that origin is its
+/// *normalised* path, query and fragment returned, and even then never one that begins with
+/// `//` (which a browser would read as another host).
 pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
-        _ => "/".to_string(),
+    next.and_then(same_origin_path).unwrap_or_else(|| "/".to_string())
+}
+
+fn same_origin_path(n: &str) -> Option<String> {
+    const BASE: &str = "http://oncall.invalid/";
+    if !n.starts_with('/') || n.starts_with("//") {
+        return None;
     }
+    // Raw: browsers strip or reinterpret these. Percent-decoded: a proxy or a later decode
+    // step might, so an encoded `%09` or `%5C` is refused as well (an encoded space is fine).
+    let dangerous = |c: char| c.is_control() || c == '\\';
+    let decoded = percent_encoding::percent_decode_str(n).decode_utf8_lossy();
+    if n.chars().any(|c| dangerous(c) || c.is_whitespace()) || decoded.chars().any(dangerous) || decoded.starts_with("//") {
+        return None;
+    }
+    let base = url::Url::parse(BASE).ok()?;
+    let resolved = base.join(n).ok()?;
+    if resolved.origin() != base.origin() {
+        return None;
+    }
+    let mut out = resolved.path().to_string();
+    if let Some(q) = resolved.query() {
+        out.push('?');
+        out.push_str(q);
+    }
+    if let Some(f) = resolved.fragment() {
+        out.push('#');
+        out.push_str(f);
+    }
+    (out.starts_with('/') && !out.starts_with("//")).then_some(out)
 }
 
 /// The session layer: resolves the cookie to a [`Viewer`] (or sends the browser to the login
@@ -189,12 +224,63 @@ mod tests {
         assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("abc"));
         assert_eq!(cookie(&h, "zz"), None);
         assert_eq!(safe_next(Some("/requests?x=1")), "/requests?x=1");
-        for bad in ["//evil.example", "https://evil.example", "/\\evil"] {
-            assert_eq!(safe_next(Some(bad)), "/");
-        }
         let c = set_cookie(SESSION_COOKIE, "t", 60, true);
         let c = c.to_str().unwrap();
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.contains("Secure"));
         assert!(!set_cookie(SESSION_COOKIE, "t", 60, false).to_str().unwrap().contains("Secure"));
+    }
+
+    #[test]
+    fn safe_next_keeps_local_paths() {
+        for ok in ["/", "/requests?x=1", "/requests/12", "/schedules/3?month=2026-11#today", "/people?q=a%20b", "/my/shifts"] {
+            assert_eq!(safe_next(Some(ok)), ok);
+        }
+        // Dot segments are resolved, as the browser would.
+        assert_eq!(safe_next(Some("/a/../requests")), "/requests");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    /// Issue 15 item 3: every spelling of "another host" a browser accepts goes to `/`.
+    #[test]
+    fn safe_next_refuses_every_way_to_another_origin() {
+        let bad = [
+            // The reported attack, as the query decodes it: Chromium drops the tab and goes to //127.0.0.1:9999/x.
+            "/\t/127.0.0.1:9999/x",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "/ /evil.example",
+            "/\u{0}/evil.example",
+            "/\u{a0}/evil.example",
+            "//evil.example",
+            "///evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/\\/evil.example",
+            "/%09/evil.example",
+            "/%0a/evil.example",
+            "/%5Cevil.example",
+            "/%5C/evil.example",
+            "/%2F/evil.example",
+            "/%2f%2fevil.example",
+            "/.//evil.example",
+            "/./../../evil.example/..//x",
+            "/..//evil.example",
+            "https://evil.example",
+            "http:/evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "",
+            "@evil.example",
+            "\t/evil.example",
+        ];
+        for b in bad {
+            let got = safe_next(Some(b));
+            assert!(!got.starts_with("//") && !got.contains('\\') && got.starts_with('/'), "{b:?} gave {got:?}");
+            let resolved = url::Url::parse("http://oncall.invalid/").unwrap().join(&got).unwrap();
+            assert_eq!(resolved.host_str(), Some("oncall.invalid"), "{b:?} gave {got:?}");
+        }
+        // The exact attack string must not survive in any form.
+        assert_eq!(safe_next(Some("/\t/127.0.0.1:9999/x")), "/");
+        assert_eq!(safe_next(Some("/.//evil.example")), "/");
     }
 }

@@ -23,6 +23,7 @@ pub mod ivr_json;
 pub mod pages;
 pub mod rate_limit;
 pub mod recording_source;
+pub mod security_headers;
 pub mod state;
 pub mod templates;
 pub mod text_inbound;
@@ -63,19 +64,31 @@ pub struct WebConfig {
     pub session_hours: i64,
     /// The IVR menu shown (and used) until an organization saves its own: the config file's `[ivr]`.
     pub default_ivr: oncall_ivr::IvrConfig,
+    /// The login rate limiter's rule (tests shorten its backoffs).
+    pub login_policy: rate_limit::LoginPolicy,
 }
 
 impl WebConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> WebConfig {
-        WebConfig { data_dir: data_dir.into(), force_secure_cookies: false, session_hours: 12, default_ivr: oncall_ivr::IvrConfig::default() }
+        WebConfig {
+            data_dir: data_dir.into(),
+            force_secure_cookies: false,
+            session_hours: 12,
+            default_ivr: oncall_ivr::IvrConfig::default(),
+            login_policy: rate_limit::LoginPolicy::default(),
+        }
     }
 }
 
 /// The whole HTTP application: ops endpoints, the admin site and the JSON API.
 /// `recordings` serves the files the `recordings` table points at.
 pub fn app(status: Arc<dyn StatusSource>, store: oncall_core::Store, config: WebConfig, recordings: Arc<dyn RecordingSource>) -> Router {
+    let force_tls = config.force_secure_cookies;
     let state = AppState::new(store, config, recordings);
-    router(status).merge(pages::routes(state.clone())).merge(api::routes(state))
+    router(status)
+        .merge(pages::routes(state.clone()))
+        .merge(api::routes(state))
+        .layer(axum::middleware::from_fn_with_state(force_tls, security_headers::add))
 }
 
 /// The operational endpoints alone (`/healthz`, `/metrics`).

@@ -36,7 +36,7 @@ mod ivr_settings;
 pub use business_hours::StoredBusinessHours;
 pub use calls::{Call, NewCall};
 pub use escalation_work::{ClaimedWork, NotificationRecord};
-pub use login_failures::KeyFailures;
+pub use login_failures::{KeyFailures, LoginAttempt};
 pub use orgs::{slugify, validate_slug, Organization, DEFAULT_ORG_NAME};
 pub use people::Team;
 pub use requests::event_kind;

@@ -138,7 +138,13 @@ pub async fn fixture() -> Fixture {
 }
 
 pub fn app(f: &Fixture) -> axum::Router {
-    let cfg = WebConfig::new(f.data_dir.clone());
+    app_with(f, |_| {})
+}
+
+/// The app with some settings changed (a shorter login backoff, forced HTTPS).
+pub fn app_with(f: &Fixture, change: impl FnOnce(&mut WebConfig)) -> axum::Router {
+    let mut cfg = WebConfig::new(f.data_dir.clone());
+    change(&mut cfg);
     oncall_web::app(Arc::new(Up), f.store.clone(), cfg, Arc::new(LocalRecordings::new(f.recordings_dir.clone())))
 }
 
