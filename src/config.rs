@@ -438,11 +438,14 @@ pub struct HttpConfig {
     /// The site's address as people reach it (e.g. `https://oncall.example.com`), for links in texts;
     /// unset: built from `listen`.
     pub public_url: Option<String>,
+    /// Treat every request as HTTPS: `Secure` cookies and HSTS even when the TLS proxy in front does not send
+    /// `X-Forwarded-Proto: https` (issue 15 item 7).
+    pub secure_cookies: bool,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "127.0.0.1:8080".parse().expect("literal address"), public_url: None }
+        HttpConfig { listen: "127.0.0.1:8080".parse().expect("literal address"), public_url: None, secure_cookies: false }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Shared state of every handler: the store, the settings, where recordings live and the
 //! login limiter. Cheap to clone (everything behind `Arc`).
 
-use crate::rate_limit::{LoginLimiter, LoginPolicy};
+use crate::rate_limit::LoginLimiter;
 use crate::recording_source::RecordingSource;
 use crate::WebConfig;
 use oncall_core::Store;
@@ -18,7 +18,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Store, config: WebConfig, recordings: Arc<dyn RecordingSource>) -> AppState {
         // The limiter's failures live in the store, so every instance on this database shares them.
-        let login_limiter = Arc::new(LoginLimiter::new(store.clone(), LoginPolicy::default()));
+        let login_limiter = Arc::new(LoginLimiter::new(store.clone(), config.login_policy));
         AppState { store, config: Arc::new(config), recordings, login_limiter }
     }
 }

@@ -31,6 +31,19 @@
     var el = document.getElementById(a.getAttribute("data-open"));
     if (el) el.open = true;
   });
+  // Inline handlers would need 'unsafe-inline' in the Content-Security-Policy, so the two
+  // one-liners the templates had live here. "Back" on error pages (its href is the dashboard
+  // for when there is no history or no script):
+  document.addEventListener("click", function (e) {
+    var a = e.target.closest && e.target.closest("[data-back]");
+    if (!a || window.history.length < 2) return;
+    e.preventDefault();
+    window.history.back();
+  });
+  // The calendar feed address selects itself when clicked, ready to copy.
+  document.addEventListener("click", function (e) {
+    if (e.target.hasAttribute && e.target.hasAttribute("data-select-on-click")) e.target.select();
+  });
   // Confirm destructive forms.
   document.addEventListener("submit", function (e) {
     var msg = e.target.getAttribute && e.target.getAttribute("data-confirm");

@@ -133,7 +133,8 @@ impl Driver {
             "--no-first-run".into(), "--disable-component-update".into(), "--disable-sync".into(), "--disable-dev-shm-usage".into(),
             "--window-size=1280,1000".into(), format!("--user-data-dir={}", profile.path().display()),
         ];
-        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}}}});
+        // Browser logs on: the console is where Chromium reports Content-Security-Policy refusals.
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:loggingPrefs": {"browser": "ALL"}, "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}}}});
         let (status, v) = http(port, "POST", "/session", Some(&caps)).unwrap();
         assert_eq!(status, 200, "new session: {v}");
         let session = v["value"]["sessionId"].as_str().unwrap().to_string();
@@ -225,6 +226,18 @@ impl Driver {
         self.wait_for("the dashboard", "return location.pathname === '/' && document.querySelector('h1') && document.querySelector('h1').innerText === 'Dashboard'");
     }
 
+    /// The console messages since the last call that report a Content-Security-Policy refusal.
+    fn csp_violations(&self) -> Vec<String> {
+        let logs = self.cmd("POST", "/se/log", json!({"type": "browser"}));
+        logs.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["message"].as_str())
+            .filter(|m| m.contains("Content Security Policy") || m.contains("Content-Security-Policy"))
+            .map(str::to_string)
+            .collect()
+    }
+
     fn logout(&self) {
         self.click("form[action='/logout'] button");
         self.wait_for("the login page", "return location.pathname === '/login'");
@@ -313,6 +326,18 @@ fn browser_walkthrough() {
     d.screenshot("people");
     d.go("/ivr");
     d.screenshot("ivr");
+    // Every page so far ran under the Content-Security-Policy (issue 15 item 7): app.js filled the
+    // override form above, and the browser refused nothing on any of them.
+    let refused = d.csp_violations();
+    assert!(refused.is_empty(), "the CSP blocked parts of the site: {refused:#?}");
+    // Control: an injected inline script is refused, and the refusal shows in that log.
+    d.js("const s = document.createElement('script'); s.textContent = 'window.injected = 1'; document.body.appendChild(s);", json!([]));
+    assert_eq!(d.js("return window.injected === 1", json!([])), json!(false), "an inline script ran");
+    assert!(!d.csp_violations().is_empty(), "the refused inline script was not reported");
+    // Inline style attributes (the colour dots) still apply.
+    d.go("/people");
+    let dot = d.js("const e = document.querySelector('.dot'); return e && getComputedStyle(e).backgroundColor", json!([]));
+    assert!(dot.as_str().is_some_and(|c| c != "rgba(0, 0, 0, 0)"), "colour dot unstyled: {dot}");
 
     // A phone's width: the employee opening a link from a text message.
     d.window(390, 844);
@@ -332,6 +357,17 @@ fn browser_walkthrough() {
     d.go("/my/shifts");
     assert!(d.text().contains("Calendar feed"));
     d.screenshot("employee-my-shifts");
+    // The feed address selects itself on click (app.js, no inline handler).
+    d.click("#feed-url");
+    let selected = d.js("const e = document.getElementById('feed-url'); return e.selectionEnd - e.selectionStart", json!([]));
+    assert!(selected.as_i64().unwrap_or(0) > 10, "feed address not selected: {selected}");
+    // "Back" on an error page goes back (app.js, no javascript: URL).
+    d.go("/no-such-page");
+    assert!(d.text().contains("Not found"));
+    d.click("a[data-back]");
+    d.wait_for("the page before the error", "return location.pathname === '/my/shifts'");
+    let refused = d.csp_violations();
+    assert!(refused.is_empty(), "the CSP blocked parts of the site: {refused:#?}");
     d.logout();
 
     // Organization B cannot read organization A's request or recording.
@@ -351,6 +387,63 @@ fn browser_walkthrough() {
         json!({"script": "const done = arguments[arguments.length - 1]; fetch(arguments[0], {headers: {Range: 'bytes=0-3'}}).then(r => done(r.status));", "args": [format!("/recordings/{}", f.recording_b.0)]}),
     );
     assert_eq!(own, json!(206));
+    drop(d);
+    drop(f);
+}
+
+/// Issue 15 item 3, the reported attack: `/login?next=%2F%09%2F127.0.0.1%3A<port>%2Fx` used to send
+/// Chromium, after a successful login, to another origin (Chromium drops the tab from
+/// `/\t/127.0.0.1:<port>/x` and reads `//127.0.0.1:<port>/x`). A second server on another loopback
+/// port stands in for the attacker's site and counts its visitors: after the login the browser
+/// must be on OnCall's dashboard and the attacker must have seen nobody.
+#[test]
+fn login_next_never_leaves_the_site() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    ensure_browser();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let f = rt.block_on(fixture());
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = support::app(&f);
+    rt.spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap() });
+    let evil_listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let evil = evil_listener.local_addr().unwrap();
+    let visits = Arc::new(AtomicUsize::new(0));
+    let counter = visits.clone();
+    let evil_app = axum::Router::new().fallback(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { "phishing page" }
+    });
+    rt.spawn(async move { axum::serve(evil_listener, evil_app).await.unwrap() });
+    let d = Driver::start(format!("http://{addr}"));
+
+    let attacks = [
+        format!("/login?next=%2F%09%2F127.0.0.1%3A{}%2Fx", evil.port()),
+        format!("/login?next=%2F%5C127.0.0.1%3A{}%2Fx", evil.port()),
+        format!("/login?next=%2F.%2F%2F127.0.0.1%3A{}%2Fx", evil.port()),
+        format!("/login?next=%2F%0A%2F127.0.0.1%3A{}%2Fx", evil.port()),
+    ];
+    for (i, attack) in attacks.iter().enumerate() {
+        d.go(attack);
+        d.type_in("input[name=email]", MANAGER_A);
+        d.type_in("input[name=password]", PASSWORD);
+        d.click("form button[type=submit]");
+        d.wait_for("the dashboard", "return location.pathname === '/' && !!document.querySelector('h1') && document.querySelector('h1').innerText === 'Dashboard'");
+        let at = d.url();
+        assert!(at.starts_with(&format!("http://{addr}/")), "attack {i} ({attack}) left the site for {at}");
+        assert_eq!(visits.load(Ordering::SeqCst), 0, "attack {i} ({attack}) reached the other origin");
+        if i == 0 {
+            d.screenshot("login-next-attack");
+        }
+        d.logout();
+    }
+    // A local `next` still works.
+    d.go("/login?next=%2Frequests%3Fstatus%3Dopen");
+    d.type_in("input[name=email]", MANAGER_A);
+    d.type_in("input[name=password]", PASSWORD);
+    d.click("form button[type=submit]");
+    d.wait_for("the requests page", "return location.pathname === '/requests' && location.search === '?status=open'");
     drop(d);
     drop(f);
 }

@@ -6,6 +6,13 @@
 //! `"email:ann@example.com"` or `"ip:192.0.2.7"`. Time is passed in. Recording a failure also
 //! deletes the rows older than the caller's window, so the table never holds more than one
 //! window's worth of failures.
+//!
+//! An attempt takes its place *before* its password is checked ([`Store::begin_login_attempt`]):
+//! its row is inserted first and only the rows with a smaller id are counted, so attempts racing
+//! each other (on one instance or several) are judged one after the other, as if they had come
+//! in turn, instead of all passing the check before any failure is written (issue 15). An
+//! attempt that turns out refused or successful removes its rows again
+//! ([`Store::forget_login_attempt`]); a wrong password leaves them as the failure record.
 
 use super::rows::{i64_, string, ts};
 use super::{Result, Store};
@@ -17,6 +24,14 @@ pub struct KeyFailures {
     pub key: String,
     pub count: u32,
     pub oldest: Timestamp,
+    /// The latest of them (backoff is measured from it).
+    pub newest: Timestamp,
+}
+
+/// The rows one login attempt reserved in `login_failures` (one per key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginAttempt {
+    ids: Vec<i64>,
 }
 
 impl Store {
@@ -33,6 +48,46 @@ impl Store {
         Ok(())
     }
 
+    /// Reserves an attempt at `at` under each of `keys`, counted as a failure until
+    /// [`forget_login_attempt`](Self::forget_login_attempt) takes it back, and returns, per key,
+    /// the failures (and reserved attempts) recorded *before* it strictly after `since`. Also
+    /// forgets every row at or before `since`: the caller passes `at - window`.
+    pub async fn begin_login_attempt(&self, keys: &[&str], at: Timestamp, since: Timestamp) -> Result<(LoginAttempt, Vec<KeyFailures>)> {
+        sqlx::query("DELETE FROM login_failures WHERE at <= $1").bind(since.0).execute(self.pool()).await?;
+        let mut ids = Vec::with_capacity(keys.len());
+        let mut before = Vec::with_capacity(keys.len());
+        for key in keys {
+            // Each insert commits on its own: the id orders this attempt among its rivals, and
+            // an attempt counting after us sees our row (ids are handed out in insert order).
+            let row = sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2) RETURNING id").bind(*key).bind(at.0).fetch_one(self.pool()).await?;
+            let id = i64_(&row, "id")?;
+            ids.push(id);
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS n, MIN(at) AS oldest, MAX(at) AS newest FROM login_failures WHERE key = $1 AND at > $2 AND id < $3",
+            )
+            .bind(*key)
+            .bind(since.0)
+            .bind(id)
+            .fetch_one(self.pool())
+            .await?;
+            let n = i64_(&row, "n")?;
+            if n > 0 {
+                let count = u32::try_from(n).unwrap_or(u32::MAX);
+                before.push(KeyFailures { key: (*key).to_string(), count, oldest: ts(&row, "oldest")?, newest: ts(&row, "newest")? });
+            }
+        }
+        Ok((LoginAttempt { ids }, before))
+    }
+
+    /// Takes back an attempt reserved by [`begin_login_attempt`](Self::begin_login_attempt)
+    /// (it was refused, or its password was right): it no longer counts as a failure.
+    pub async fn forget_login_attempt(&self, attempt: &LoginAttempt) -> Result<()> {
+        for id in &attempt.ids {
+            sqlx::query("DELETE FROM login_failures WHERE id = $1").bind(*id).execute(self.pool()).await?;
+        }
+        Ok(())
+    }
+
     /// For each of `keys` that failed strictly after `since`, the count and the oldest such
     /// failure. Keys without failures in the window are absent from the answer.
     pub async fn login_failures_since(&self, keys: &[&str], since: Timestamp) -> Result<Vec<KeyFailures>> {
@@ -41,7 +96,7 @@ impl Store {
         // `IN (...)` list portable across both backends.
         for key in keys {
             let row = sqlx::query(
-                "SELECT key, COUNT(*) AS n, MIN(at) AS oldest FROM login_failures WHERE key = $1 AND at > $2 GROUP BY key",
+                "SELECT key, COUNT(*) AS n, MIN(at) AS oldest, MAX(at) AS newest FROM login_failures WHERE key = $1 AND at > $2 GROUP BY key",
             )
             .bind(*key)
             .bind(since.0)
@@ -49,7 +104,7 @@ impl Store {
             .await?;
             let Some(row) = row else { continue };
             let count = u32::try_from(i64_(&row, "n")?).unwrap_or(u32::MAX);
-            out.push(KeyFailures { key: string(&row, "key")?, count, oldest: ts(&row, "oldest")? });
+            out.push(KeyFailures { key: string(&row, "key")?, count, oldest: ts(&row, "oldest")?, newest: ts(&row, "newest")? });
         }
         Ok(out)
     }
@@ -90,15 +145,15 @@ mod tests {
             assert_eq!(
                 got,
                 vec![
-                    KeyFailures { key: email.into(), count: 2, oldest: T0 },
-                    KeyFailures { key: ip.into(), count: 2, oldest: T0 },
+                    KeyFailures { key: email.into(), count: 2, oldest: T0, newest: T0 + Millis::seconds(10) },
+                    KeyFailures { key: ip.into(), count: 2, oldest: T0, newest: T0 + Millis::seconds(20) },
                 ],
                 "{}",
                 db.label
             );
             // `since` is exclusive: a failure exactly one window old has left it.
             let got = s.login_failures_since(&[email], T0).await.unwrap();
-            assert_eq!(got, vec![KeyFailures { key: email.into(), count: 1, oldest: T0 + Millis::seconds(10) }], "{}", db.label);
+            assert_eq!(got, vec![KeyFailures { key: email.into(), count: 1, oldest: T0 + Millis::seconds(10), newest: T0 + Millis::seconds(10) }], "{}", db.label);
 
             // A second instance on the same database sees the same failures.
             let other = Store::connect(&db.url).await.unwrap();
@@ -125,6 +180,42 @@ mod tests {
             s.record_login_failure(&["email:c@x.io"], later, later - window).await.unwrap();
             // The failures at T0 and T0+1 s are one window old or more; the one at T0+2 s is not.
             assert_eq!(count(s).await, 3, "{}", db.label);
+        })
+        .await;
+    }
+
+    /// Issue 15: twelve attempts racing each other are judged as if they came in turn: each one
+    /// sees exactly the attempts reserved before it, on either backend.
+    #[tokio::test]
+    async fn racing_login_attempts_each_see_the_ones_before_them() {
+        on_each_backend(|db: TestDb| async move {
+            let window = Millis::minutes(15);
+            let keys = ["email:a@x.io", "ip:192.0.2.7"];
+            let tasks: Vec<_> = (0..12)
+                .map(|_| {
+                    let s = db.store.clone();
+                    tokio::spawn(async move { s.begin_login_attempt(&keys, T0, T0 - window).await.unwrap() })
+                })
+                .collect();
+            let mut seen = Vec::new();
+            for t in tasks {
+                let (_, before) = t.await.unwrap();
+                let of = |k: &str| before.iter().find(|f| f.key == k).map_or(0, |f| f.count);
+                seen.push((of(keys[0]), of(keys[1])));
+            }
+            let mut email: Vec<u32> = seen.iter().map(|s| s.0).collect();
+            email.sort_unstable();
+            assert_eq!(email, (0..12).collect::<Vec<u32>>(), "{}", db.label);
+            let mut ip: Vec<u32> = seen.iter().map(|s| s.1).collect();
+            ip.sort_unstable();
+            assert_eq!(ip, (0..12).collect::<Vec<u32>>(), "{}", db.label);
+
+            // A forgotten attempt no longer counts for the ones after it.
+            let (a, before) = db.store.begin_login_attempt(&keys[..1], T0, T0 - window).await.unwrap();
+            assert_eq!(before[0].count, 12, "{}", db.label);
+            db.store.forget_login_attempt(&a).await.unwrap();
+            let (_, before) = db.store.begin_login_attempt(&keys[..1], T0 + Millis::seconds(1), T0 - window).await.unwrap();
+            assert_eq!((before[0].count, before[0].newest), (12, T0), "{}", db.label);
         })
         .await;
     }

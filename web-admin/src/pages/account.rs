@@ -72,17 +72,21 @@ pub async fn login(State(state): State<AppState>, req: Request) -> WebResult<Res
         return login_page(&state, &headers, &form.email, &next, Some("The login form expired. Please try again."), StatusCode::BAD_REQUEST).await;
     }
     let now = Timestamp::now();
-    if let Some(wait) = state.login_limiter.check(&form.email, ip.as_deref(), now).await? {
-        let mins = u64::try_from(wait.0).unwrap_or(0).div_ceil(60_000).max(1);
-        let msg = format!("Too many failed attempts. Try again in {mins} minute{}.", if mins == 1 { "" } else { "s" });
-        return login_page(&state, &headers, &form.email, &next, Some(&msg), StatusCode::TOO_MANY_REQUESTS).await;
-    }
+    // The attempt takes its place before the password is checked, so parallel tries are judged
+    // in turn; until `succeeded` it counts as a failure.
+    let admitted = match state.login_limiter.begin(&form.email, ip.as_deref(), now).await? {
+        Ok(a) => a,
+        Err(wait) => {
+            tracing::info!(email = %form.email.trim(), ip = ?ip, wait_ms = wait.0, "login refused by the rate limiter");
+            let msg = format!("Too many failed attempts. Try again in {}.", wait_text(wait));
+            return login_page(&state, &headers, &form.email, &next, Some(&msg), StatusCode::TOO_MANY_REQUESTS).await;
+        }
+    };
     let Some(user) = state.store.verify_password(&form.email, &form.password).await? else {
-        state.login_limiter.record_failure(&form.email, ip.as_deref(), now).await?;
         tracing::info!(email = %form.email.trim(), ip = ?ip, "failed login");
         return login_page(&state, &headers, &form.email, &next, Some("Wrong e-mail or password."), StatusCode::UNAUTHORIZED).await;
     };
-    state.login_limiter.record_success(&form.email).await?;
+    state.login_limiter.succeeded(admitted).await?;
     let ttl = Millis::hours(state.config.session_hours.max(1));
     let created = state.store.create_session(&user, Timestamp::now(), ttl).await?;
     let secure = is_tls(&headers, state.config.force_secure_cookies);
@@ -95,6 +99,13 @@ pub async fn login(State(state): State<AppState>, req: Request) -> WebResult<Res
 }
 
 use axum::extract::FromRequest;
+
+/// "40 seconds", "3 minutes": a backoff as the login page says it (rounded up).
+fn wait_text(wait: Millis) -> String {
+    let secs = u64::try_from(wait.0).unwrap_or(0).div_ceil(1000).max(1);
+    let (n, unit) = if secs < 120 { (secs, "second") } else { (secs.div_ceil(60), "minute") };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, v: Viewer) -> WebResult<Response> {
     state.store.delete_session(&v.token).await?;
