@@ -136,7 +136,13 @@ impl Trunks {
 
     /// Whether an INVITE from `ip` may come in (PBX mode source filter).
     pub fn source_allowed(&self, ip: IpAddr) -> bool {
-        self.allowed_sources.is_empty() || self.allowed_sources.iter().any(|n| n.contains(ip))
+        self.allowed_sources.is_empty() || self.source_listed(ip)
+    }
+
+    /// Whether `ip` is in some trunk's `allowed_sources`: a carrier or PBX trusted to assert who is
+    /// calling or texting (an empty list trusts nobody here, unlike [`Self::source_allowed`]).
+    pub fn source_listed(&self, ip: IpAddr) -> bool {
+        self.allowed_sources.iter().any(|n| n.contains(ip))
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -456,7 +462,9 @@ impl Controller {
             }
             // Out-of-dialog MESSAGE (only handed over when `[texts] enabled`): a text reply.
             UaEvent::Request { key, request, source } if request.method == oncall_sip::message::Method::Message => {
-                self.texts.on_request(&mut self.ua, key, request, source, now)
+                // Issue 15 item 1: the sender is proven by the source (a trunk's) or the registrar's digest, never by From.
+                let from_trunk = self.trunks.source_listed(source.addr.ip());
+                self.texts.on_request(&mut self.ua, key, request, source, from_trunk, self.registrar.as_mut(), now)
             }
             UaEvent::Request { key, request, source } => match self.registrar.as_mut() {
                 Some(r) => r.on_request(&mut self.ua, key, request, source, now),

@@ -165,9 +165,22 @@ pub struct TextsConfig {
     pub body_template: String,
     /// How long the gateway or the SIP peer has to accept a text.
     pub timeout_secs: u64,
-    /// Shared secret of the inbound webhook (`?token=` or `X-OnCall-Token`); empty refuses every reply.
+    /// Shared secret of the inbound webhook (`?token=` or `X-OnCall-Token`), at least 32 characters;
+    /// empty refuses every reply. Used when `inbound_signature = "token"`.
     pub inbound_token: String,
+    /// How an inbound webhook post proves it is the gateway's: `"token"` (`inbound_token`) or
+    /// `"twilio"` (`X-Twilio-Signature` under `token`, over `[http] public_url` + path).
+    pub inbound_signature: String,
+    /// Inbound webhook posts accepted per minute from one source address (0: no limit).
+    pub inbound_posts_per_minute: u32,
+    /// Refused inbound posts (bad signature or token) from one source address within 15 minutes
+    /// before it gets 429 for the rest of them (0: no limit).
+    pub inbound_max_failures: u32,
 }
+
+/// Shortest `[texts] inbound_token` accepted: it is all that stands between the internet and
+/// acknowledging someone's emergency (issue 15 item 1).
+pub const MIN_INBOUND_TOKEN_LEN: usize = 32;
 
 impl Default for TextsConfig {
     fn default() -> Self {
@@ -182,6 +195,9 @@ impl Default for TextsConfig {
             body_template: String::new(),
             timeout_secs: 10,
             inbound_token: String::new(),
+            inbound_signature: "token".into(),
+            inbound_posts_per_minute: 60,
+            inbound_max_failures: 5,
         }
     }
 }
@@ -202,6 +218,20 @@ impl TextsConfig {
         }
         if !matches!(self.body_format.as_str(), "form" | "json") {
             bail!("texts.body_format ({:?}) must be \"form\" or \"json\"", self.body_format);
+        }
+        match self.inbound_signature.as_str() {
+            "token" => {
+                let len = self.inbound_token.chars().count();
+                if len > 0 && len < MIN_INBOUND_TOKEN_LEN {
+                    bail!("texts.inbound_token is {len} characters; it must be at least {MIN_INBOUND_TOKEN_LEN} (or empty to refuse every inbound text)");
+                }
+            }
+            "twilio" => {
+                if self.token.is_empty() {
+                    bail!("texts.inbound_signature = \"twilio\" checks X-Twilio-Signature with the auth token: set texts.token");
+                }
+            }
+            other => bail!("texts.inbound_signature ({other:?}) must be \"token\" or \"twilio\""),
         }
         if self.timeout_secs == 0 || self.timeout_secs > 120 {
             bail!("texts.timeout_secs ({}) must be between 1 and 120", self.timeout_secs);
@@ -747,6 +777,9 @@ fn apply_env(table: &mut toml::Table, vars: impl Iterator<Item = (String, String
         let mut path: Vec<&str> = vec![section];
         path.extend(key.split("__"));
         let (leaf, tables) = path.split_last().unwrap_or((&section, &[]));
+        if self.texts.enabled && self.texts.inbound_signature == "twilio" && self.http.public_url.as_deref().unwrap_or("").is_empty() {
+            bail!("texts.inbound_signature = \"twilio\" needs http.public_url (Twilio signs the URL it posts to)");
+        }
         let mut cur = &mut *table;
         for sub in tables {
             let entry = cur.entry(sub.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));

@@ -703,7 +703,7 @@ async fn serve(cfg: Config) -> Result<()> {
     let recordings = Arc::new(recording_access::SpoolThenArchive::new(&cfg.storage.recordings_dir(), archive.clone()));
     let mut app = oncall_web::app(status.clone(), store.clone(), web, recordings);
     if let Some(t) = &texts {
-        app = app.merge(oncall_web::text_inbound::routes(Arc::new(texts::WebInbound(t.clone())), &cfg.texts.inbound_token));
+        app = app.merge(oncall_web::text_inbound::routes(Arc::new(texts::WebInbound(t.clone())), texts::inbound_auth(&cfg), texts::inbound_throttle(&cfg.texts)));
     }
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await {

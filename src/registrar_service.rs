@@ -4,6 +4,10 @@
 //! binding change to the database on a background task (so another instance, or this one after a
 //! restart, knows the phones), and publishes what `/metrics` and the paging code read.
 //!
+//! Text replies by SIP MESSAGE are only taken from a device that proves its account with the same
+//! digest ([`RegistrarService::authenticate_sender`]): one challenge/verify path, so the replay and
+//! lockout rules of REGISTER hold for MESSAGE too.
+//!
 //! Lockouts: a source the registrar locks out is also blocked at the user agent, so its further
 //! REGISTERs are dropped unanswered until the lockout ends (svcrack then stops, hearing nothing).
 
@@ -60,6 +64,7 @@ struct Shared {
     source_lockouts: AtomicU64,
     account_lockouts: AtomicU64,
     rejected_locked: AtomicU64,
+    replays: AtomicU64,
 }
 
 impl RegistrarHandle {
@@ -85,7 +90,9 @@ impl RegistrarHandle {
              # TYPE oncall_registrar_auth_failures_total counter\noncall_registrar_auth_failures_total {}\n\
              # HELP oncall_registrar_lockouts_total Lockouts started after too many failed digest answers.\n\
              # TYPE oncall_registrar_lockouts_total counter\noncall_registrar_lockouts_total{{kind=\"source\"}} {}\noncall_registrar_lockouts_total{{kind=\"account\"}} {}\n\
-             # TYPE oncall_registrar_rejected_locked_total counter\noncall_registrar_rejected_locked_total {}\n",
+             # TYPE oncall_registrar_rejected_locked_total counter\noncall_registrar_rejected_locked_total {}\n\
+             # HELP oncall_registrar_replays_total Verified digest answers refused because their nonce was already used with that nc.\n\
+             # TYPE oncall_registrar_replays_total counter\noncall_registrar_replays_total {}\n",
             g(&s.bindings),
             g(&s.challenges),
             g(&s.registered),
@@ -93,6 +100,7 @@ impl RegistrarHandle {
             g(&s.source_lockouts),
             g(&s.account_lockouts),
             g(&s.rejected_locked),
+            g(&s.replays),
         )
     }
 }
@@ -204,11 +212,7 @@ impl RegistrarService {
             self.registrar.handle_register(&request, source, &lookup, now)
         };
         ua.respond_to(&key, response, now);
-        while let Some(lock) = self.registrar.poll_lockout() {
-            if let LockoutTarget::Source(ip) = lock.target {
-                ua.block_registers_from(ip, lock.until, now);
-            }
-        }
+        self.block_locked_sources(ua, now);
         let wall = Timestamp::now();
         while let Some(change) = self.registrar.poll_change() {
             let msg = match change {
@@ -236,6 +240,56 @@ impl RegistrarService {
         self.publish(now);
     }
 
+    /// Proves who sent `request` (a MESSAGE) by the digest of their SIP account, as for REGISTER:
+    /// `Some((username, person))` when it verifies. Otherwise the 401 challenge (or 403 while locked
+    /// out) has been sent and `None` comes back; the From header is never looked at.
+    pub fn authenticate_sender(
+        &mut self,
+        ua: &mut UserAgent,
+        key: &TxKey,
+        request: &Request,
+        source: Peer,
+        now: Instant,
+    ) -> Option<(String, PersonId)> {
+        self.registrar.handle_timeout(now);
+        let result = {
+            let table = self.accounts.read().unwrap_or_else(|p| p.into_inner());
+            let lookup = |u: &str| table.get(u).map(|a| a.keys.clone());
+            self.registrar
+                .authenticate(request, source, &lookup, now)
+                .map(|username| table.get(&username).map(|a| (username, a.person)))
+        };
+        let proven = match result {
+            Ok(Some(p)) => Some(p),
+            // The account was removed between the key lookup and now.
+            Ok(None) => {
+                let resp = Response::from_request_headers(
+                    &request.headers,
+                    403,
+                    Some(&format!("{:016x}", rand::random::<u64>())),
+                );
+                ua.respond_to(key, resp, now);
+                None
+            }
+            Err(resp) => {
+                ua.respond_to(key, resp, now);
+                None
+            }
+        };
+        self.block_locked_sources(ua, now);
+        self.publish(now);
+        proven
+    }
+
+    /// A source the registrar just locked out is also silenced at the user agent.
+    fn block_locked_sources(&mut self, ua: &mut UserAgent, now: Instant) {
+        while let Some(lock) = self.registrar.poll_lockout() {
+            if let LockoutTarget::Source(ip) = lock.target {
+                ua.block_registers_from(ip, lock.until, now);
+            }
+        }
+    }
+
     /// Copies counters and the devices per person to the shared handle.
     fn publish(&self, now: Instant) {
         let s = &self.handle.inner;
@@ -246,6 +300,7 @@ impl RegistrarService {
         s.source_lockouts.store(st.source_lockouts, Ordering::Relaxed);
         s.account_lockouts.store(st.account_lockouts, Ordering::Relaxed);
         s.rejected_locked.store(st.rejected_locked, Ordering::Relaxed);
+        s.replays.store(st.replays, Ordering::Relaxed);
         s.bindings
             .store(self.registrar.binding_count(now) as u64, Ordering::Relaxed);
         let table = self.accounts.read().unwrap_or_else(|p| p.into_inner());

@@ -9,9 +9,15 @@
 //! the escalation moves on.
 //!
 //! In: a reply arrives on the web admin's `POST /api/v1/texts/inbound` (Twilio-style `From` and
-//! `Body`, a shared secret) or as an out-of-dialog SIP MESSAGE. [`Texts::handle_reply`] parses it
-//! (`oncall_core::text_reply`), finds the sender among the people, picks the request, applies it
-//! through the store (acknowledge/complete) and tells the paging task ([`PagingEvent::TextReply`]);
+//! `Body`, signed by the gateway) or as an out-of-dialog SIP MESSAGE. A From header is not an
+//! identity (issue 15 item 1: one forged datagram completed someone else's emergency request), so a
+//! reply is only taken from a proven sender ([`ProvenSender`]): a MESSAGE from a trunk's
+//! `allowed_sources` (the carrier asserts the number in From), a MESSAGE whose digest answer
+//! verifies for a SIP account of OnCall's registrar (the account's person is the sender, whatever
+//! From says; challenged with 401 first), or a webhook post whose signature the web admin checked.
+//! Anything else gets 403 and changes nothing. [`Texts::handle_reply`] parses the text
+//! (`oncall_core::text_reply`), picks among the open requests that person was notified of, applies
+//! it through the store (acknowledge/complete) and tells the paging task ([`PagingEvent::TextReply`]);
 //! the returned sentence is the answer sent back to the sender.
 //!
 //! Not done: delivery receipts (a gateway's 2xx is taken as delivered), MESSAGE over TCP, answering
@@ -24,7 +30,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use oncall_core::escalation::NotificationKey;
 use oncall_core::text_reply::{self, Pick, ReplyAction};
-use oncall_core::{Actor, Contact, OrgId, Person, RequestId, Store, Timestamp};
+use oncall_core::{Actor, Contact, OrgId, Person, PersonId, RequestId, Store, Timestamp};
 use oncall_sip::auth::digest::Challenge;
 use oncall_sip::message::{Headers, Method, Request, Response};
 use oncall_sip::transaction::{Peer, Transport, TxKey};
@@ -129,6 +135,16 @@ fn base64(data: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Who a text reply is proven to come from; never a bare From header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProvenSender {
+    /// A phone number or SIP URI asserted by a source we trust to assert it: a trunk's
+    /// `allowed_sources`, or an SMS gateway whose signature verified.
+    Asserted(String),
+    /// The person of a SIP account whose digest answer verified.
+    Person(PersonId),
 }
 
 /// Texts for one instance: shared by the paging task (sending), the web admin (replies by HTTP) and
@@ -249,13 +265,21 @@ impl Texts {
         }
     }
 
-    /// Handles a reply from `sender` (a phone number or a SIP From); returns the answer to send back,
-    /// `None` when the sender is nobody we know (a SIP answer to them could be reflected at a victim).
-    pub async fn handle_reply(&self, sender: &str, text: &str) -> Option<String> {
-        let person = match self.store.person_by_text_sender(self.org, sender).await {
+    /// Handles a reply from a proven `sender`; returns the answer to send back, `None` when the
+    /// sender is nobody we know (a SIP answer to them could be reflected at a victim).
+    pub async fn handle_reply(&self, sender: &ProvenSender, text: &str) -> Option<String> {
+        let found = match sender {
+            ProvenSender::Asserted(s) => self.store.person_by_text_sender(self.org, s).await,
+            ProvenSender::Person(id) => match self.store.person(self.org, *id).await {
+                Ok(p) => Ok((!p.disabled).then_some(p)),
+                Err(oncall_core::StoreError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+        };
+        let person = match found {
             Ok(Some(p)) => p,
             Ok(None) => {
-                tracing::warn!(%sender, "text reply from an unknown sender");
+                tracing::warn!(?sender, "text reply from an unknown sender");
                 return None;
             }
             Err(e) => {
@@ -362,14 +386,38 @@ async fn post_to_gateway(client: &HttpClient, config: &TextsConfig, to: &str, bo
     }
 }
 
+/// How the inbound webhook checks posts, from `[texts]` (validated at start-up: a Twilio signature
+/// has its auth token and `[http] public_url`, a shared token is long enough).
+pub fn inbound_auth(cfg: &crate::config::Config) -> oncall_web::text_inbound::InboundAuth {
+    use oncall_web::text_inbound::InboundAuth;
+    if cfg.texts.inbound_signature == "twilio" {
+        InboundAuth::Twilio {
+            auth_token: cfg.texts.token.clone(),
+            public_url: cfg.http.public_url.clone().unwrap_or_default(),
+        }
+    } else {
+        InboundAuth::Token(cfg.texts.inbound_token.clone())
+    }
+}
+
+/// The inbound webhook's per-source throttle, from `[texts]`.
+pub fn inbound_throttle(texts: &TextsConfig) -> oncall_web::text_inbound::ThrottleConfig {
+    oncall_web::text_inbound::ThrottleConfig {
+        posts_per_minute: texts.inbound_posts_per_minute,
+        max_failures: texts.inbound_max_failures,
+        failure_window: Duration::from_secs(900),
+    }
+}
+
 /// The web admin's view of texts: the inbound webhook's handler.
 pub struct WebInbound(pub Arc<Texts>);
 
 impl oncall_web::text_inbound::TextInbound for WebInbound {
     fn reply(&self, from: String, body: String) -> Pin<Box<dyn Future<Output = String> + Send + '_>> {
         Box::pin(async move {
+            // The web admin calls this only for a post whose gateway signature verified.
             self.0
-                .handle_reply(&from, &body)
+                .handle_reply(&ProvenSender::Asserted(from), &body)
                 .await
                 .unwrap_or_else(|| "OnCall: this number is not known.".into())
         })
@@ -519,19 +567,53 @@ impl SipTexts {
         true
     }
 
-    /// An out-of-dialog MESSAGE: 200 at once (RFC 3428 §7), then the reply is handled and answered
-    /// with a MESSAGE back to the sender.
-    pub fn on_request(&mut self, ua: &mut UserAgent, key: TxKey, request: Request, source: Peer, now: Instant) {
+    /// An out-of-dialog MESSAGE. The sender is proven first: from a trunk's `allowed_sources`
+    /// (`from_trunk`, decided by the caller with the same check INVITE admission uses) the From is
+    /// the carrier's assertion; otherwise the registrar challenges it (401) and the authenticated
+    /// account's person is the sender; without a registrar, 403. Only a proven MESSAGE gets its 200
+    /// (RFC 3428 §7), then the reply is handled and answered with a MESSAGE back to the sender.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_request(
+        &mut self,
+        ua: &mut UserAgent,
+        key: TxKey,
+        request: Request,
+        source: Peer,
+        from_trunk: bool,
+        registrar: Option<&mut crate::registrar_service::RegistrarService>,
+        now: Instant,
+    ) {
         let Some(texts) = self.texts.clone() else {
             return crate::registrar_service::answer_unserved(ua, &key, &request, now);
         };
-        let resp =
-            Response::from_request_headers(&request.headers, 200, Some(&format!("{:016x}", rand::random::<u64>())));
+        let tag = format!("{:016x}", rand::random::<u64>());
+        let Some(from) = request.headers.from() else {
+            let mut resp = Response::from_request_headers(&request.headers, 400, Some(&tag));
+            resp.reason = "Bad Request (no From)".into();
+            return ua.respond_to(&key, resp, now);
+        };
+        let reply_to = from.uri.to_string();
+        let sender = if from_trunk {
+            ProvenSender::Asserted(reply_to.clone())
+        } else if let Some(registrar) = registrar {
+            match registrar.authenticate_sender(ua, &key, &request, source, now) {
+                Some((username, person)) => {
+                    tracing::info!(%username, %person, source = %source.addr, "text reply from an authenticated SIP account");
+                    ProvenSender::Person(person)
+                }
+                // Challenged (401) or refused (403) already.
+                None => return,
+            }
+        } else {
+            tracing::warn!(from = %reply_to, source = %source.addr, "text reply by MESSAGE from an unproven sender (not a trunk's allowed source, no registrar); 403");
+            let mut resp = Response::from_request_headers(&request.headers, 403, Some(&tag));
+            resp.reason = "Forbidden (sender not authenticated)".into();
+            return ua.respond_to(&key, resp, now);
+        };
+        let resp = Response::from_request_headers(&request.headers, 200, Some(&tag));
         ua.respond_to(&key, resp, now);
-        let Some(from) = request.headers.from() else { return };
-        let sender = from.uri.to_string();
         let text = String::from_utf8_lossy(&request.body).into_owned();
-        tracing::info!(%sender, source = %source.addr, "text reply by SIP MESSAGE");
+        tracing::info!(?sender, source = %source.addr, "text reply by SIP MESSAGE");
         tokio::spawn(async move {
             let Some(answer) = texts.handle_reply(&sender, &text).await else {
                 return;
@@ -543,7 +625,7 @@ impl SipTexts {
             };
             let _ = texts.controller.send(ControllerCommand::SendText {
                 key: None,
-                target: sender,
+                target: reply_to,
                 via: source,
                 from_uri,
                 body: answer,
@@ -604,6 +686,29 @@ mod tests {
             let e = cfg.validate().unwrap_err().to_string();
             assert!(e.starts_with("texts."), "{bad}: {e}");
         }
+        // Issue 15 item 1: a guessable inbound token, and a Twilio check that cannot be done.
+        for (bad, key) in [
+            ("inbound_token = \"hook-secret-42\"", "texts.inbound_token"),
+            ("inbound_signature = \"hmac\"", "texts.inbound_signature"),
+            ("inbound_signature = \"twilio\"", "texts.inbound_signature"),
+            ("inbound_signature = \"twilio\"\ntoken = \"tok\"", "texts.inbound_signature"),
+        ] {
+            let cfg: crate::config::Config =
+                toml::from_str(&format!("[texts]\nenabled = true\nurl = \"http://x\"\n{bad}\n")).unwrap();
+            let e = cfg.validate().unwrap_err().to_string();
+            assert!(e.starts_with(key), "{bad}: {e}");
+        }
+        let twilio: crate::config::Config = toml::from_str(
+            "[http]\npublic_url = \"https://oncall.example.com\"\n[texts]\nenabled = true\nurl = \"http://x\"\ninbound_signature = \"twilio\"\ntoken = \"tok\"\n",
+        )
+        .unwrap();
+        twilio.validate().unwrap();
+        let long: crate::config::Config = toml::from_str(&format!(
+            "[texts]\nenabled = true\nurl = \"http://x\"\ninbound_token = \"{}\"\n",
+            "k".repeat(32)
+        ))
+        .unwrap();
+        long.validate().unwrap();
         let cfg: crate::config::Config = toml::from_str("[http]\npublic_url = \"oncall.lan\"\n").unwrap();
         assert!(cfg.validate().unwrap_err().to_string().starts_with("http.public_url"));
     }

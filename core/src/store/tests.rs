@@ -528,3 +528,34 @@ async fn metrics_and_demo_seed_is_idempotent() {
     })
     .await;
 }
+
+/// Issue 15 item 1: a text reply acts only on requests its sender was notified of. Ann was paged
+/// for one request, Bob for another, a third paged nobody: Ann's "DONE" can only reach her own.
+#[tokio::test]
+async fn open_requests_notified_to_lists_only_that_persons_notifications() {
+    on_each_backend(|db: TestDb| async move {
+        let s = &db.store;
+        let a = org(s, "texts").await;
+        let ann = s.add_person(a, &person("Ann", "+442079460001", Role::Employee), NOW).await.unwrap();
+        let bob = s.add_person(a, &person("Bob", "+442079460002", Role::Employee), NOW).await.unwrap();
+        let new = || NewRequest { caller: "x".into(), ..NewRequest::default() };
+        let for_ann = s.create_request(a, &new(), NOW).await.unwrap();
+        let for_bob = s.create_request(a, &new(), NOW).await.unwrap();
+        let for_nobody = s.create_request(a, &new(), NOW).await.unwrap();
+        for (request, who) in [(for_ann, ann), (for_bob, bob)] {
+            let key = crate::escalation::NotificationKey { request, stage: 0, person: who, channel: Channel::Text };
+            assert!(s.record_notification(a, &key, NOW).await.unwrap());
+        }
+        assert_eq!(s.open_requests_notified_to(a, ann).await.unwrap(), vec![for_ann]);
+        assert_eq!(s.open_requests_notified_to(a, bob).await.unwrap(), vec![for_bob]);
+        // Another organization's person with the same id space sees nothing of this one.
+        let b = org(s, "other").await;
+        assert!(s.open_requests_notified_to(b, ann).await.unwrap().is_empty());
+        // A completed request drops out.
+        s.acknowledge(a, for_ann, Actor::Person(ann), NOW).await.unwrap();
+        s.complete(a, for_ann, Actor::Person(ann), NOW).await.unwrap();
+        assert!(s.open_requests_notified_to(a, ann).await.unwrap().is_empty());
+        let _ = for_nobody;
+    })
+    .await;
+}

@@ -87,6 +87,7 @@ impl NonceUses {
         self.order.retain(|n| map.contains_key(n));
     }
 
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.map.len()
     }
