@@ -326,11 +326,14 @@ pub struct WebhooksConfig {
     /// The site's address as people reach it (e.g. `https://oncall.example.com`): payloads then
     /// link to the request. Empty: no link.
     pub public_url: Option<String>,
+    /// Address blocks (CIDRs such as `"10.1.0.0/16"`, `"127.0.0.1/32"`) webhooks may reach although
+    /// they are not public (issue #15: loopback, private, link-local ... are refused otherwise).
+    pub allow_private: Vec<String>,
 }
 
 impl Default for WebhooksConfig {
     fn default() -> Self {
-        WebhooksConfig { enabled: true, poll_interval_ms: 1000, timeout_secs: 10, retry_initial_ms: 1000, retry_max_secs: 3600, max_attempts: 20, public_url: None }
+        WebhooksConfig { enabled: true, poll_interval_ms: 1000, timeout_secs: 10, retry_initial_ms: 1000, retry_max_secs: 3600, max_attempts: 20, public_url: None, allow_private: Vec::new() }
     }
 }
 
@@ -343,7 +346,17 @@ impl WebhooksConfig {
         }
     }
 
+    /// Which addresses webhooks may be sent to (validated at start-up, so the parse cannot fail then).
+    pub fn destination_policy(&self) -> oncall_core::destination::DestinationPolicy {
+        oncall_core::destination::DestinationPolicy { allow_private: self.allow_private.iter().filter_map(|c| c.parse().ok()).collect() }
+    }
+
     fn validate(&self) -> Result<()> {
+        for (i, c) in self.allow_private.iter().enumerate() {
+            if let Err(e) = c.parse::<oncall_core::destination::Cidr>() {
+                bail!("webhooks.allow_private[{i}]: {e}");
+            }
+        }
         if self.poll_interval_ms < 50 || self.poll_interval_ms > 600_000 {
             bail!("webhooks.poll_interval_ms ({}) must be between 50 and 600000", self.poll_interval_ms);
         }
@@ -432,9 +445,13 @@ pub struct SipConfig {
     pub tcp_message_timeout_secs: u64,
     /// Calls held at once; beyond it new calls get 503 with Retry-After. 0 = no limit.
     pub max_calls: usize,
-    /// New calls per second accepted from one source address (0 = no limit), and the burst above it.
+    /// New calls per second accepted from one source address (0 = no limit), and the burst above it. On by
+    /// default (issue #15 item 4: anonymous callers page people); sources in a trunk's `allowed_sources` are
+    /// limited by `trusted_calls_per_second_per_source` instead.
     pub calls_per_second_per_source: f64,
     pub call_burst_per_source: f64,
+    /// The same for a trunk or PBX listed in `[[trunks]] allowed_sources` (it carries many callers); 0 = no limit.
+    pub trusted_calls_per_second_per_source: f64,
     /// On SIGTERM, how long calls in progress may continue before OnCall hangs them up.
     pub shutdown_drain_secs: u64,
 }
@@ -454,8 +471,9 @@ impl Default for SipConfig {
             tcp_idle_timeout_secs: 120,
             tcp_message_timeout_secs: 30,
             max_calls: 4000,
-            calls_per_second_per_source: 0.0,
-            call_burst_per_source: 100.0,
+            calls_per_second_per_source: 5.0,
+            call_burst_per_source: 20.0,
+            trusted_calls_per_second_per_source: 0.0,
             shutdown_drain_secs: 30,
         }
     }
@@ -471,11 +489,73 @@ pub struct HttpConfig {
     /// Treat every request as HTTPS: `Secure` cookies and HSTS even when the TLS proxy in front does not send
     /// `X-Forwarded-Proto: https` (issue 15 item 7).
     pub secure_cookies: bool,
+    /// HTTP connections open at once (issue 15 item 2); more wait in the listen backlog. 0: sized from the
+    /// open-file limit after the SIP/RTP reserve (see `src/fd_budget.rs`); a larger value is cut to that room.
+    pub max_connections: usize,
+    /// A request head must be complete within this long (also how long a quiet keep-alive connection stays).
+    pub header_read_timeout_secs: u64,
+    /// A connection moving no byte either way for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// A request, body included, must be handled within this long (else 408).
+    pub request_timeout_secs: u64,
+    /// Who may read `/metrics`: `"loopback"` (peers on 127.0.0.0/8 or ::1, not proxied), `"token"`
+    /// (`Authorization: Bearer <metrics_token>`, from anywhere) or `"open"`.
+    pub metrics_access: String,
+    /// The bearer token for `metrics_access = "token"` (at least 16 characters).
+    pub metrics_token: String,
+    /// Largest request body of forms and JSON (bytes).
+    pub max_body_bytes: usize,
+    /// Largest upload (the IVR greeting), in bytes.
+    pub max_upload_bytes: usize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "127.0.0.1:8080".parse().expect("literal address"), public_url: None, secure_cookies: false }
+        HttpConfig {
+            listen: "127.0.0.1:8080".parse().expect("literal address"),
+            public_url: None,
+            secure_cookies: false,
+            max_connections: 0,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            request_timeout_secs: 300,
+            metrics_access: "loopback".into(),
+            metrics_token: String::new(),
+            max_body_bytes: 64 * 1024,
+            max_upload_bytes: 25 * 1024 * 1024,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// `metrics_access` and `metrics_token` as the web crate's type (validated by [`HttpConfig::validate`]).
+    pub fn metrics_access(&self) -> oncall_web::MetricsAccess {
+        match self.metrics_access.as_str() {
+            "open" => oncall_web::MetricsAccess::Open,
+            "token" => oncall_web::MetricsAccess::Token(self.metrics_token.clone()),
+            _ => oncall_web::MetricsAccess::Loopback,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        for (key, v) in [("header_read_timeout_secs", self.header_read_timeout_secs), ("idle_timeout_secs", self.idle_timeout_secs), ("request_timeout_secs", self.request_timeout_secs)] {
+            if !(1..=3600).contains(&v) {
+                bail!("http.{key} ({v}) must be between 1 and 3600");
+            }
+        }
+        match self.metrics_access.as_str() {
+            "loopback" | "open" => {}
+            "token" if self.metrics_token.len() >= 16 => {}
+            "token" => bail!("http.metrics_token must be at least 16 characters with http.metrics_access = \"token\""),
+            other => bail!("http.metrics_access ({other:?}) must be \"loopback\", \"token\" or \"open\""),
+        }
+        if self.max_body_bytes < 1024 {
+            bail!("http.max_body_bytes ({}) must be at least 1024", self.max_body_bytes);
+        }
+        if self.max_upload_bytes < self.max_body_bytes {
+            bail!("http.max_upload_bytes ({}) must be at least http.max_body_bytes ({})", self.max_upload_bytes, self.max_body_bytes);
+        }
+        Ok(())
     }
 }
 
@@ -697,7 +777,11 @@ impl Config {
         self.webhooks.validate()?;
         self.registrar.validate()?;
         self.texts.validate()?;
+        if self.texts.enabled && self.texts.inbound_signature == "twilio" && self.http.public_url.as_deref().unwrap_or("").is_empty() {
+            bail!("texts.inbound_signature = \"twilio\" needs http.public_url (Twilio signs the URL it posts to)");
+        }
         self.redirect.validate()?;
+        self.http.validate()?;
         self.dial_plan.plan().map_err(|e| anyhow::anyhow!("{e}"))?;
         self.business_hours.hours("UTC")?;
         if let Some(url) = self.http.public_url.as_deref().filter(|u| !u.is_empty()) {
@@ -777,9 +861,6 @@ fn apply_env(table: &mut toml::Table, vars: impl Iterator<Item = (String, String
         let mut path: Vec<&str> = vec![section];
         path.extend(key.split("__"));
         let (leaf, tables) = path.split_last().unwrap_or((&section, &[]));
-        if self.texts.enabled && self.texts.inbound_signature == "twilio" && self.http.public_url.as_deref().unwrap_or("").is_empty() {
-            bail!("texts.inbound_signature = \"twilio\" needs http.public_url (Twilio signs the URL it posts to)");
-        }
         let mut cur = &mut *table;
         for sub in tables {
             let entry = cur.entry(sub.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));

@@ -140,7 +140,8 @@ impl IvrSession {
 
     fn start_recording(&mut self) {
         if let Some(dir) = self.recording_path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+            // Closed to other local users, like the file itself (issue #15).
+            let _ = oncall_recordings::private_files::create_dir_all(dir);
         }
         match WavRecorder::create(&self.recording_path, 1, 8000) {
             Ok(r) => {

@@ -5,6 +5,7 @@ mod business_hours_source;
 mod call_control;
 mod call_log;
 mod config;
+mod fd_budget;
 mod ivr_session;
 mod ivr_source;
 mod log_format;
@@ -400,7 +401,9 @@ async fn recordings_command(cfg: &Config, command: RecordingsCommand) -> Result<
 }
 
 async fn open_store(cfg: &Config) -> Result<Store> {
-    std::fs::create_dir_all(&cfg.storage.data_dir).with_context(|| format!("creating storage.data_dir {}", cfg.storage.data_dir.display()))?;
+    oncall_recordings::private_files::create_dir_all(&cfg.storage.data_dir).with_context(|| format!("creating storage.data_dir {}", cfg.storage.data_dir.display()))?;
+    // The database, greetings and (by default) recordings are below: no access for other users (issue #15).
+    oncall_recordings::private_files::restrict_dir(&cfg.storage.data_dir).with_context(|| format!("restricting storage.data_dir {}", cfg.storage.data_dir.display()))?;
     let url = cfg.storage.database_url();
     let store = Store::connect(&url).await.with_context(|| format!("opening database {url}"))?;
     // Every contact saved through this store (web, API, CLI, seeds) is checked against the dial plan.
@@ -551,7 +554,8 @@ async fn serve(cfg: Config) -> Result<()> {
     let store = open_store(&cfg).await?;
     let org = store.ensure_default_organization().await?;
     let recordings_dir = cfg.storage.recordings_dir();
-    std::fs::create_dir_all(&recordings_dir).with_context(|| format!("creating {}", recordings_dir.display()))?;
+    oncall_recordings::private_files::create_dir_all(&recordings_dir).with_context(|| format!("creating {}", recordings_dir.display()))?;
+    oncall_recordings::private_files::restrict_dir(&recordings_dir).with_context(|| format!("restricting {}", recordings_dir.display()))?;
     // The uploader first repairs WAVs a crash left with short headers and registers files the database never
     // heard of, then archives finished recordings (a no-op copy for the local backend) with retries.
     let settings = cfg.storage.archive();
@@ -694,22 +698,24 @@ async fn serve(cfg: Config) -> Result<()> {
     let webhook_task = cfg.webhooks.enabled.then(|| tokio::spawn(webhooks::Sender { store: store.clone(), config: cfg.webhooks.clone() }.run(stop_tx.subscribe())));
 
     let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine, trunks: trunk_board, registrar: registrar_handle, hold: controller_hold, redirects: redirect_counters, instance: cfg.instance.id() });
-    let listener = tokio::net::TcpListener::bind(cfg.http.listen).await.context("binding http.listen")?;
+    let listener = oncall_web::server::bind(cfg.http.listen).context("binding http.listen")?;
     let http_addr = listener.local_addr()?;
     let mut web = oncall_web::WebConfig::new(cfg.storage.data_dir.clone());
     web.default_ivr = cfg.ivr.clone();
+    web.webhook_destinations = cfg.webhooks.destination_policy();
+    web.force_secure_cookies = cfg.http.secure_cookies;
     // Playback and downloads read the spool while the file is there, else the archive (S3 with
     // `keep_spool = false` deletes the spool copy once uploaded; in a cluster it may be on another instance).
     let recordings = Arc::new(recording_access::SpoolThenArchive::new(&cfg.storage.recordings_dir(), archive.clone()));
+    web.metrics_access = cfg.http.metrics_access();
+    web.max_body_bytes = cfg.http.max_body_bytes;
+    web.max_upload_bytes = cfg.http.max_upload_bytes;
     let mut app = oncall_web::app(status.clone(), store.clone(), web, recordings);
     if let Some(t) = &texts {
         app = app.merge(oncall_web::text_inbound::routes(Arc::new(texts::WebInbound(t.clone())), texts::inbound_auth(&cfg), texts::inbound_throttle(&cfg.texts)));
     }
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
-    });
+    let app = app.layer(axum::extract::DefaultBodyLimit::max(cfg.http.max_body_bytes));
+    let http = oncall_web::server::HttpServer::start(listener, app, http_limits(&cfg)).context("starting the HTTP server")?;
     status.ready.store(true, Ordering::Relaxed);
     tracing::info!(sip_udp = %bound.udp_addr, sip_tcp = %bound.tcp_addr, http = %http_addr, organization = %org.name, "listening");
     eprintln!("OnCall is answering sip:100@{} (UDP and TCP) — admin on http://{}", bound.udp_addr, http_addr);
@@ -727,8 +733,34 @@ async fn serve(cfg: Config) -> Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(cfg.webhooks.timeout_secs + 5), task).await;
     }
     uploader.shutdown().await;
+    // HTTP served through the drain (health checks, people acknowledging); now let requests in flight finish.
+    http.shutdown(Duration::from_secs(5)).await;
     store.close().await;
     Ok(())
+}
+
+/// `[http]` limits, with the connection cap taken from what the open-file limit leaves after SIP and RTP.
+fn http_limits(cfg: &Config) -> oncall_web::server::ServerLimits {
+    let limit = rlimit::Resource::NOFILE.get().map(|(soft, _)| soft).unwrap_or(1024);
+    let sip = fd_budget::SipNeeds::from_ports(cfg.sip.rtp_port_min, cfg.sip.rtp_port_max, cfg.sip.max_calls, cfg.sip.max_tcp_connections);
+    let b = fd_budget::plan(limit, sip, cfg.http.max_connections as u64);
+    tracing::info!(open_files = b.limit, sip_rtp_reserve = b.sip_reserve, http_connections = b.http_connections, "file descriptor budget");
+    if b.short {
+        tracing::warn!(
+            open_files = b.limit,
+            sip_rtp_reserve = b.sip_reserve,
+            "the open-file limit is below what [sip] may need at full load (RTP range, max_calls, max_tcp_connections): raise LimitNOFILE or narrow the RTP range"
+        );
+    }
+    if b.clamped {
+        tracing::warn!(configured = cfg.http.max_connections, used = b.http_connections, "http.max_connections cut to what the open-file limit leaves after SIP and RTP");
+    }
+    oncall_web::server::ServerLimits {
+        max_connections: b.http_connections as usize,
+        header_read_timeout: Duration::from_secs(cfg.http.header_read_timeout_secs),
+        idle_timeout: Duration::from_secs(cfg.http.idle_timeout_secs),
+        request_timeout: Duration::from_secs(cfg.http.request_timeout_secs),
+    }
 }
 
 /// One registration per `[[trunks]]` entry with `register = true` (validated by `Config::validate`),

@@ -125,7 +125,8 @@ impl PageSession {
         // The rest of the key press that got us here (its end packets) is not the caller's to hear.
         link.ignore_event(self.last_event);
         if let Some(dir) = c.recording_path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+            // Closed to other local users, like the file itself (issue #15).
+            let _ = oncall_recordings::private_files::create_dir_all(dir);
         }
         let recorder = match WavRecorder::create(&c.recording_path, 2, 8000) {
             Ok(r) => Some(r),

@@ -13,19 +13,42 @@
 //! The body, signature and backoff are `oncall_core::webhook` (pure, tested there); this file is
 //! only the loop and the HTTP client (hyper-util over rustls, both already built for S3).
 //! Redirects are not followed.
+//!
+//! Where a POST may go is `oncall_core::destination` (issue #15, SSRF): the client resolves names
+//! itself ([`CheckedResolver`]) and hands the connector only the addresses the policy allowed, so
+//! a name that resolves to 169.254.169.254 (or is rebound to 127.0.0.1 after the URL was saved) is
+//! never connected to; address literals, which the connector would not resolve, are checked before
+//! the request. The tenant's delivery log says only "destination not allowed" or "could not
+//! connect"; the reason (address, OS error) is in the server log, for the operator.
 
 use crate::config::WebhooksConfig;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use oncall_core::destination::{DestinationPolicy, Refused};
 use oncall_core::store::{AttemptOutcome, ClaimedDelivery};
 use oncall_core::webhook::{self, Payload, RetryPolicy};
 use oncall_core::{Millis, Store, Timestamp};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>;
+pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// The webhook sender's client: connects only where the destination policy allows.
+pub(crate) type WebhookClient = Client<hyper_rustls::HttpsConnector<HttpConnector<CheckedResolver>>, Full<Bytes>>;
+
+/// What the tenant's delivery log says when the policy refused the address.
+pub const NOT_ALLOWED: &str = "destination not allowed";
+/// What it says for any failure to connect (refused, unreachable, DNS, TLS): details would map
+/// the server's network for the tenant.
+pub const COULD_NOT_CONNECT: &str = "could not connect";
 
 /// Deliveries leased per pass; a full batch makes the next pass start at once.
 const BATCH: i64 = 32;
@@ -43,8 +66,9 @@ impl Sender {
     /// Runs until `stop` turns true.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let owner = format!("webhooks-{}-{:08x}", std::process::id(), rand::random::<u32>());
-        let client = match http_client() {
-            Ok(c) => c,
+        let destinations = Arc::new(self.config.destination_policy());
+        let http = match webhook_client(destinations.clone()) {
+            Ok(client) => Http { client, destinations },
             Err(e) => {
                 tracing::error!(error = %e, "webhooks: cannot build the HTTP client; webhooks are not sent");
                 return;
@@ -68,14 +92,14 @@ impl Sender {
                     full = batch.len() as i64 == BATCH;
                     let mut sends = tokio::task::JoinSet::new();
                     for d in batch {
-                        let (store, client, owner, link_base) = (
+                        let (store, http, owner, link_base) = (
                             self.store.clone(),
-                            client.clone(),
+                            http.clone(),
                             owner.clone(),
                             self.config.public_url.clone(),
                         );
                         sends.spawn(async move {
-                            deliver(&store, &client, &owner, &d, policy, timeout, link_base.as_deref()).await
+                            deliver(&store, &http, &owner, &d, policy, timeout, link_base.as_deref()).await
                         });
                     }
                     while sends.join_next().await.is_some() {}
@@ -106,7 +130,7 @@ impl Sender {
 /// One attempt of one delivery, recorded whatever happens.
 async fn deliver(
     store: &Store,
-    client: &HttpClient,
+    http: &Http,
     owner: &str,
     d: &ClaimedDelivery,
     policy: RetryPolicy,
@@ -128,7 +152,7 @@ async fn deliver(
     };
     let body = payload.body(d.webhook.format);
     let started = Instant::now();
-    let result = tokio::time::timeout(timeout, post(client, d, &body, sent_at, attempt)).await;
+    let result = tokio::time::timeout(timeout, post(http, d, &body, sent_at, attempt)).await;
     let duration = Millis(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
     let outcome = match result {
         Ok(Ok(status)) => AttemptOutcome {
@@ -136,11 +160,15 @@ async fn deliver(
             error: None,
             duration,
         },
-        Ok(Err(e)) => AttemptOutcome {
-            status_code: None,
-            error: Some(e),
-            duration,
-        },
+        Ok(Err(failure)) => {
+            // The detail is for the operator only.
+            tracing::warn!(webhook = %d.webhook.id, delivery = %d.id, url = %d.webhook.url, detail = %failure.detail, "webhook not delivered: {}", failure.shown);
+            AttemptOutcome {
+                status_code: None,
+                error: Some(failure.shown.to_string()),
+                duration,
+            }
+        }
         Err(_) => AttemptOutcome {
             status_code: None,
             error: Some(format!("no answer within {} s", timeout.as_secs())),
@@ -165,33 +193,80 @@ async fn deliver(
     }
 }
 
+/// The sender's client and the policy it was built with (literals are checked against it too).
+#[derive(Clone)]
+struct Http {
+    client: WebhookClient,
+    destinations: Arc<DestinationPolicy>,
+}
+
+/// Why an attempt got no status code: what the tenant is shown, and the operator's detail.
+struct Failure {
+    shown: &'static str,
+    detail: String,
+}
+
 /// POSTs `body`; the status code, or why there is none.
-async fn post(
-    client: &HttpClient,
-    d: &ClaimedDelivery,
-    body: &[u8],
-    sent_at: Timestamp,
-    attempt: u32,
-) -> Result<u16, String> {
+async fn post(http: &Http, d: &ClaimedDelivery, body: &[u8], sent_at: Timestamp, attempt: u32) -> Result<u16, Failure> {
+    let unix_secs = sent_at.0.div_euclid(1000);
     let req = hyper::Request::post(d.webhook.url.as_str())
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .header(
             hyper::header::USER_AGENT,
             concat!("OnCall-Webhook/", env!("CARGO_PKG_VERSION")),
         )
-        .header(webhook::SIGNATURE_HEADER, webhook::signature(&d.webhook.secret, body))
-        .header(webhook::TIMESTAMP_HEADER, (sent_at.0 / 1000).to_string())
+        .header(
+            webhook::SIGNATURE_HEADER,
+            webhook::signature(&d.webhook.secret, unix_secs, body),
+        )
+        .header(webhook::TIMESTAMP_HEADER, unix_secs.to_string())
         .header(webhook::EVENT_HEADER, d.event.as_str())
         .header("X-OnCall-Delivery", d.id.0.to_string())
         .header("X-OnCall-Attempt", attempt.to_string())
         .body(Full::new(Bytes::copy_from_slice(body)))
-        .map_err(|e| format!("bad request: {e}"))?;
-    let resp = client.request(req).await.map_err(|e| error_chain(&e))?;
+        .map_err(|e| Failure {
+            shown: "invalid URL",
+            detail: e.to_string(),
+        })?;
+    // The connector does not resolve address literals, so they are checked here; names are
+    // checked by the resolver, after resolution.
+    if let Some(ip) = req
+        .uri()
+        .host()
+        .and_then(|h| h.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok())
+    {
+        http.destinations.allows(ip).map_err(|r| Failure {
+            shown: NOT_ALLOWED,
+            detail: r.to_string(),
+        })?;
+    }
+    let resp = http.client.request(req).await.map_err(|e| classify(&e))?;
     let status = resp.status().as_u16();
     // Read (and drop) the answer so the connection can be reused; a receiver that never ends
     // its body is cut off by the caller's timeout.
     let _ = resp.into_body().collect().await;
     Ok(status)
+}
+
+/// The tenant's short text for a failed request, and the full chain for the log.
+fn classify(e: &hyper_util::client::legacy::Error) -> Failure {
+    let detail = error_chain(e);
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<Refused>().is_some() {
+            return Failure {
+                shown: NOT_ALLOWED,
+                detail,
+            };
+        }
+        source = s.source();
+    }
+    let shown = if e.is_connect() {
+        COULD_NOT_CONNECT
+    } else {
+        "the connection failed before an answer"
+    };
+    Failure { shown, detail }
 }
 
 /// "client error (Connect): tcp connect error: Connection refused (os error 111)".
@@ -209,9 +284,68 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// A resolver that returns only the addresses `policy` allows: the connector then connects to
+/// exactly what was checked (a second lookup, which DNS rebinding could answer differently, never
+/// happens). A name with no allowed address fails with [`Refused`].
+#[derive(Clone)]
+pub(crate) struct CheckedResolver {
+    policy: Arc<DestinationPolicy>,
+}
+
+impl tower_service::Service<Name> for CheckedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            // Port 0: the connector puts the URL's port on each address.
+            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = resolved
+                .into_iter()
+                .filter(|a| match policy.allows(a.ip()) {
+                    Ok(()) => true,
+                    Err(r) => {
+                        refused.get_or_insert(r);
+                        false
+                    }
+                })
+                .collect();
+            match (allowed.is_empty(), refused) {
+                (true, Some(r)) => Err(Box::new(r) as Self::Error),
+                (true, None) => Err(format!("{} has no address", name.as_str()).into()),
+                (false, _) => Ok(allowed.into_iter()),
+            }
+        })
+    }
+}
+
+/// The webhook sender's HTTP(S) client over a [`CheckedResolver`].
+pub(crate) fn webhook_client(policy: Arc<DestinationPolicy>) -> Result<WebhookClient, String> {
+    let mut http = HttpConnector::new_with_resolver(CheckedResolver { policy });
+    // The HTTPS wrapper decides the scheme; the inner connector must accept https:// URIs.
+    http.enforce_http(false);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(https_builder()?.wrap_connector(http)))
+}
+
 /// HTTP and HTTPS (the system's root certificates; without any, HTTPS fails per attempt with a
-/// clear error and HTTP still works).
+/// clear error and HTTP still works). For operator-configured endpoints (the text gateway).
 pub(crate) fn http_client() -> Result<HttpClient, String> {
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(https_builder()?.build()))
+}
+
+fn https_builder() -> Result<hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsProtocols2>, String>
+{
     let provider = rustls::crypto::ring::default_provider();
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = match builder.with_provider_and_native_roots(provider.clone()) {
@@ -226,10 +360,7 @@ pub(crate) fn http_client() -> Result<HttpClient, String> {
             hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls)
         }
     };
-    let connector = builder.https_or_http().enable_http1().build();
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(connector))
+    Ok(builder.https_or_http().enable_http1())
 }
 
 #[cfg(test)]
@@ -243,6 +374,43 @@ mod tests {
         assert_eq!(error_chain(&outer), "Connection refused");
     }
 
+    /// A name is resolved by the client itself and only allowed addresses are connected to: with
+    /// the default policy `localhost` is refused before any connection (the listener sees none);
+    /// with 127.0.0.1 allowed the same request reaches it.
+    #[tokio::test]
+    async fn the_client_connects_only_to_addresses_the_policy_allows() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let request = || {
+            hyper::Request::post(format!("http://localhost:{port}/hook"))
+                .body(Full::new(Bytes::from_static(b"{}")))
+                .unwrap()
+        };
+        let closed = webhook_client(Arc::new(DestinationPolicy::default())).unwrap();
+        let e = closed.request(request()).await.unwrap_err();
+        let failure = classify(&e);
+        assert_eq!(failure.shown, NOT_ALLOWED);
+        assert!(failure.detail.contains("127.0.0.1 is loopback"), "{}", failure.detail);
+        // A connection made before the error would be waiting in the backlog.
+        let pending = listener.accept().map(|_| ()).map_err(|e| e.kind());
+        assert_eq!(pending, Err(std::io::ErrorKind::WouldBlock), "nothing connected");
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+
+        let lab = DestinationPolicy { allow_private: vec!["127.0.0.1/32".parse().unwrap()] };
+        let open = webhook_client(Arc::new(lab)).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            s.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await.unwrap();
+        });
+        let resp = open.request(request()).await.unwrap();
+        assert_eq!(resp.status(), 204);
+        server.await.unwrap();
+    }
+
     #[test]
     fn the_webhooks_section_maps_to_the_retry_policy_and_is_validated() {
         assert_eq!(WebhooksConfig::default().retry_policy(), RetryPolicy::default());
@@ -251,8 +419,18 @@ mod tests {
         cfg.validate().unwrap();
         let p = cfg.webhooks.retry_policy();
         assert_eq!(p.max_attempts, None, "0 retries forever");
-        assert_eq!((1..=4).map(|n| p.delay_after(n).0).collect::<Vec<_>>(), [500, 1000, 2000, 2000]);
-        for bad in ["timeout_secs = 0", "poll_interval_ms = 1", "retry_initial_ms = 5000\nretry_max_secs = 1", "public_url = \"oncall.lan\""] {
+        assert_eq!(
+            (1..=4).map(|n| p.delay_after(n).0).collect::<Vec<_>>(),
+            [500, 1000, 2000, 2000]
+        );
+        for bad in [
+            "timeout_secs = 0",
+            "poll_interval_ms = 1",
+            "retry_initial_ms = 5000\nretry_max_secs = 1",
+            "public_url = \"oncall.lan\"",
+            "allow_private = [\"localhost\"]",
+            "allow_private = [\"10.0.0.0/33\"]",
+        ] {
             let cfg: crate::config::Config = toml::from_str(&format!("[webhooks]\n{bad}\n")).unwrap();
             let e = cfg.validate().unwrap_err().to_string();
             assert!(e.starts_with("webhooks."), "{bad}: {e}");

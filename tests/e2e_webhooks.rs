@@ -6,11 +6,15 @@
 //! The webhooks are added, and the request acknowledged and completed, through the store on the
 //! running server's SQLite database (what the web pages do); the sender only ever sees the
 //! database, which is the point of its design (any instance may send, issue 10).
+//!
+//! Issue #15: the receiver is on 127.0.0.1, which the sender refuses unless the operator allows it
+//! (`[webhooks] allow_private`); the second test stores loopback and metadata-service URLs
+//! directly in the database of a server without that allowance and sees none of them connected.
 
 mod support;
 
 use oncall_core::webhook::{self, Format, NewWebhook, WebhookEvent};
-use oncall_core::{Actor, Store, Timestamp};
+use oncall_core::{Actor, NewRequest, Store, Timestamp};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -129,7 +133,8 @@ fn every_request_event_reaches_the_receiver_once_signed_despite_an_outage() {
         "webhooks",
         ServerOptions {
             // Fast retries so the outage spans several attempts: 300 ms, 600 ms, then every second.
-            extra_config: "[webhooks]\npoll_interval_ms = 100\nretry_initial_ms = 300\nretry_max_secs = 1\nmax_attempts = 0\ntimeout_secs = 3\n".into(),
+            // The receiver is on loopback, which only the operator's allow-list opens (issue #15).
+            extra_config: "[webhooks]\npoll_interval_ms = 100\nretry_initial_ms = 300\nretry_max_secs = 1\nmax_attempts = 0\ntimeout_secs = 3\nallow_private = [\"127.0.0.1/32\"]\n".into(),
             ..ServerOptions::default()
         },
     );
@@ -194,10 +199,12 @@ fn every_request_event_reaches_the_receiver_once_signed_despite_an_outage() {
         let log = rt.block_on(store.webhook_attempts(org.id, json_hook, 50)).unwrap();
         (log.len() >= 3).then_some(log)
     });
+    // The tenant sees that it failed, not how (the OS error would map the server's network).
     assert!(
-        refused.iter().all(|a| a.status_code.is_none() && a.error.is_some()),
+        refused.iter().all(|a| a.status_code.is_none() && a.error.as_deref() == Some("could not connect")),
         "{refused:#?}"
     );
+    assert!(server.log().contains("Connection refused"), "the operator's log has the detail");
     assert!(
         refused.iter().all(|a| a.event == WebhookEvent::Created),
         "later events wait for the first: {refused:#?}"
@@ -229,8 +236,12 @@ fn every_request_event_reaches_the_receiver_once_signed_despite_an_outage() {
     let mut delivered: Vec<(String, i64)> = Vec::new();
     for r in &got {
         let secret = if r.path == "/slack" { SLACK_SECRET } else { SECRET };
+        // What a receiver does (docs/webhooks.md): the MAC covers "<t>.<body>" and t is recent.
+        let now = Timestamp::now().0 / 1000;
+        let signature = r.header("x-oncall-signature");
         checks.check(
-            webhook::verify_signature(secret, &r.body, r.header("x-oncall-signature")),
+            webhook::verify_signature(secret, &r.body, signature, now).is_ok()
+                && signature.starts_with(&format!("t={},v1=", r.header("x-oncall-timestamp"))),
             || {
                 format!(
                     "bad signature {:?} on {} {}",
@@ -241,7 +252,6 @@ fn every_request_event_reaches_the_receiver_once_signed_despite_an_outage() {
             },
         );
         let sent: i64 = r.header("x-oncall-timestamp").parse().unwrap_or(0);
-        let now = Timestamp::now().0 / 1000;
         checks.check((now - 120..=now + 1).contains(&sent), || {
             format!("X-OnCall-Timestamp {sent} is not about now ({now})")
         });
@@ -325,4 +335,74 @@ fn every_request_event_reaches_the_receiver_once_signed_despite_an_outage() {
     // Shown only when the test fails.
     eprintln!("server log (tail):\n{}", server.log_tail(60));
     checks.finish();
+}
+
+/// Issue #15 item 6 (SSRF): without `[webhooks] allow_private`, webhooks stored straight into the
+/// database (bypassing the save-time check) for 127.0.0.1, `localhost`, an IPv4-mapped IPv6
+/// loopback, the decimal form 2130706433 (which the resolver turns into 127.0.0.1) and the cloud
+/// metadata service are never connected to: a listener on the loopback port sees no connection,
+/// and the tenant's delivery log says only "destination not allowed".
+#[test]
+fn webhooks_to_loopback_or_the_metadata_service_are_never_connected_without_the_allow_list() {
+    let server = Server::start(
+        "webhooks-ssrf",
+        ServerOptions {
+            extra_config: "[webhooks]\npoll_interval_ms = 100\nretry_initial_ms = 200\nretry_max_secs = 1\nmax_attempts = 3\ntimeout_secs = 3\n".into(),
+            ..ServerOptions::default()
+        },
+    );
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let db = format!("sqlite://{}", server.data_dir.join("oncall.db").display());
+    let store = rt.block_on(Store::connect(&db)).expect("open the server's database");
+    let org = rt.block_on(store.default_organization()).unwrap().expect("the server made its organization");
+
+    // Something listens on the loopback port: any connection the sender made would be counted.
+    let listener = TcpListener::bind((LOOPBACK, 0)).expect("bind a loopback port");
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicU32::new(0));
+    let counter = connections.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut stream = stream;
+            let _ = write!(stream, "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let urls = [
+        format!("http://127.0.0.1:{port}/hook"),
+        format!("http://localhost:{port}/hook"),
+        format!("http://[::ffff:127.0.0.1]:{port}/hook"),
+        format!("http://2130706433:{port}/hook"),
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/".to_string(),
+    ];
+    let mut hooks = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let (id, _) = rt
+            .block_on(store.create_webhook(org.id, &NewWebhook { name: format!("probe {i}"), url: url.clone(), secret: Some(SECRET.into()), ..NewWebhook::default() }, Timestamp::now()))
+            .unwrap();
+        hooks.push((id, url));
+    }
+    rt.block_on(store.create_request(org.id, &NewRequest { caller: "+12125550142".into(), summary: "probe".into(), call: None }, Timestamp::now()))
+        .unwrap();
+
+    // Every webhook is tried until given up (3 attempts), each refused before any connection.
+    for (id, url) in &hooks {
+        let log = wait_until(Duration::from_secs(30), &format!("three attempts for {url}"), || {
+            let log = rt.block_on(store.webhook_attempts(org.id, *id, 50)).unwrap();
+            (log.len() >= 3).then_some(log)
+        });
+        eprintln!("[e2e] {url}: {:?}", log.iter().map(|a| a.error.clone()).collect::<Vec<_>>());
+        assert!(
+            log.iter().all(|a| a.status_code.is_none() && a.error.as_deref() == Some("destination not allowed")),
+            "{url}: {log:#?}"
+        );
+        let counts = rt.block_on(store.webhook_delivery_counts(org.id, *id)).unwrap();
+        assert_eq!((counts.delivered, counts.failed), (0, 1), "{url}: {counts:?}");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "the loopback listener was connected to");
+    // The operator's log says which address and why.
+    let log = server.log();
+    for detail in ["destination 127.0.0.1 is loopback", "destination 169.254.169.254 is link-local"] {
+        assert!(log.contains(detail), "server log lacks {detail:?}:\n{}", server.log_tail(40));
+    }
 }

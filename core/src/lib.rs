@@ -10,6 +10,7 @@
 pub mod business_hours;
 pub mod demo;
 pub mod dial_plan;
+pub mod destination;
 pub mod escalation;
 pub mod ids;
 pub mod metrics;

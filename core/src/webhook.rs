@@ -5,8 +5,10 @@
 //! `request_events` log into a queue of deliveries and leases them to one instance at a time;
 //! the binary (`src/webhooks.rs`) does the HTTP. This module builds the body
 //! ([`Payload::json`] or the Slack-compatible [`Payload::slack`]), signs it
-//! (`X-OnCall-Signature: sha256=<hex HMAC-SHA256 of the body>`, RFC 2104 over SHA-256) and says
-//! when the next attempt is due ([`RetryPolicy`]: exponential backoff with a cap).
+//! (`X-OnCall-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, RFC 2104 over
+//! SHA-256, the timestamp signed with the body so a captured delivery cannot be replayed later
+//! under a fresh timestamp) and says when the next attempt is due ([`RetryPolicy`]: exponential
+//! backoff with a cap).
 //!
 //! Deliberately not here: HTTP, clocks, the database. `docs/webhooks.md` is the receiver's guide.
 
@@ -20,10 +22,12 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use std::fmt;
 
-/// The header carrying `sha256=<hex>`.
+/// The header carrying `t=<unix seconds>,v1=<hex>`.
 pub const SIGNATURE_HEADER: &str = "X-OnCall-Signature";
-/// The header carrying the send time in Unix seconds (also `sent_at` in the signed body).
+/// The header carrying the send time in Unix seconds: the signature's `t`, repeated for logs.
 pub const TIMESTAMP_HEADER: &str = "X-OnCall-Timestamp";
+/// How old a signed timestamp a receiver should accept (and how far in the future): 5 minutes.
+pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
 /// The header naming the event (`request.created`, ...), handy for routing without parsing.
 pub const EVENT_HEADER: &str = "X-OnCall-Event";
 /// Prefix of the secrets OnCall generates.
@@ -228,7 +232,9 @@ impl NewWebhook {
     }
 }
 
-/// `http://` or `https://` with a host, at most 2000 characters.
+/// `http://` or `https://` with a host, at most 2000 characters. Where it may point is
+/// [`crate::destination::DestinationPolicy`]'s question (the operator's config, asked by the web
+/// handlers when saving and by the sender when delivering).
 pub fn validate_url(url: &str) -> Result<(), ValidationError> {
     let bad = |m: &str| Err(ValidationError::new("url", m));
     if url.len() > 2000 {
@@ -251,9 +257,19 @@ pub fn new_secret() -> String {
     format!("{SECRET_PREFIX}{}", crate::secret::new_token())
 }
 
-/// `sha256=<hex HMAC-SHA256(secret, body)>`: the `X-OnCall-Signature` value.
-pub fn signature(secret: &str, body: &[u8]) -> String {
-    format!("sha256={}", hmac_sha256_hex(secret.as_bytes(), body))
+/// `t=<unix_secs>,v1=<hex HMAC-SHA256(secret, "<unix_secs>.<body>")>`: the `X-OnCall-Signature`
+/// value. The timestamp is inside the MAC, so a receiver that checks its age refuses replays.
+pub fn signature(secret: &str, unix_secs: i64, body: &[u8]) -> String {
+    format!(
+        "t={unix_secs},v1={}",
+        hmac_sha256_hex(secret.as_bytes(), &signed_message(unix_secs, body))
+    )
+}
+
+fn signed_message(unix_secs: i64, body: &[u8]) -> Vec<u8> {
+    let mut m = format!("{unix_secs}.").into_bytes();
+    m.extend_from_slice(body);
+    m
 }
 
 /// RFC 2104 HMAC over SHA-256, lowercase hex.
@@ -266,9 +282,43 @@ fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Checks a received `X-OnCall-Signature` value in constant time (what a receiver does).
-pub fn verify_signature(secret: &str, body: &[u8], header: &str) -> bool {
-    crate::secret::constant_time_eq(&signature(secret, body), header.trim())
+/// Why a received signature is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the signature header is not t=<seconds>,v1=<hex>")]
+    Malformed,
+    #[error("the signed timestamp is more than {SIGNATURE_TOLERANCE_SECS} s from now")]
+    Stale,
+    #[error("the signature does not match the body")]
+    Mismatch,
+}
+
+/// What a receiver does with `X-OnCall-Signature`: the MAC over `"<t>.<body>"` must match (compared
+/// in constant time) and `t` must be within [`SIGNATURE_TOLERANCE_SECS`] of `now_unix_secs`.
+pub fn verify_signature(secret: &str, body: &[u8], header: &str, now_unix_secs: i64) -> Result<(), SignatureError> {
+    let mut t = None;
+    let mut v1 = Vec::new();
+    for part in header.trim().split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", v)) => t = Some(v.parse::<i64>().map_err(|_| SignatureError::Malformed)?),
+            // Several v1 entries may be present while a secret is being rotated; any may match.
+            Some(("v1", v)) => v1.push(v),
+            _ => {}
+        }
+    }
+    let t = t.ok_or(SignatureError::Malformed)?;
+    if v1.is_empty() {
+        return Err(SignatureError::Malformed);
+    }
+    if (now_unix_secs - t).abs() > SIGNATURE_TOLERANCE_SECS {
+        return Err(SignatureError::Stale);
+    }
+    let expected = hmac_sha256_hex(secret.as_bytes(), &signed_message(t, body));
+    if v1.iter().any(|v| crate::secret::constant_time_eq(&expected, v)) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
 }
 
 /// One event as a receiver sees it.
@@ -488,29 +538,79 @@ mod tests {
     /// RFC 4231 test cases 1, 2 and 6 (a key longer than the block size is hashed first).
     #[test]
     fn hmac_matches_rfc_4231() {
-        let key1 = String::from_utf8(vec![0x0b; 20]).unwrap();
         assert_eq!(
-            signature(&key1, b"Hi There"),
-            "sha256=b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+            hmac_sha256_hex(&[0x0b; 20], b"Hi There"),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
         );
         assert_eq!(
-            signature("Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         assert_eq!(
             hmac_sha256_hex(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First"),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
-        assert!(verify_signature(
-            "Jefe",
-            b"what do ya want for nothing?",
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        ));
-        assert!(!verify_signature(
-            "Jefe",
-            b"what do ya want for nothing!",
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        ));
+    }
+
+    /// Issue #15: the old signature covered the body alone, so a captured delivery could be sent
+    /// again at any time with a fresh X-OnCall-Timestamp. Now `t` is signed and checked.
+    #[test]
+    fn the_signature_covers_the_timestamp_and_old_or_moved_timestamps_are_refused() {
+        let body = br#"{"id":1}"#;
+        let t = 1_793_000_821;
+        let header = signature("whsec_secret-0123456789", t, body);
+        // Same as: printf '1793000821.{"id":1}' | openssl dgst -sha256 -hmac whsec_secret-0123456789
+        assert_eq!(
+            header,
+            format!(
+                "t={t},v1={}",
+                hmac_sha256_hex(b"whsec_secret-0123456789", b"1793000821.{\"id\":1}")
+            )
+        );
+        assert_eq!(
+            verify_signature("whsec_secret-0123456789", body, &header, t + 10),
+            Ok(())
+        );
+        assert_eq!(
+            verify_signature("whsec_secret-0123456789", body, &header, t - 10),
+            Ok(())
+        );
+        // The attack: replay the captured body and MAC six minutes later.
+        assert_eq!(
+            verify_signature("whsec_secret-0123456789", body, &header, t + 360),
+            Err(SignatureError::Stale)
+        );
+        // ... or replay it with the timestamp rewritten to now: the MAC no longer matches.
+        let v1 = header.split_once(",v1=").unwrap().1;
+        let moved = format!("t={},v1={v1}", t + 360);
+        assert_eq!(
+            verify_signature("whsec_secret-0123456789", body, &moved, t + 360),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_signature("whsec_secret-0123456789", b"{\"id\":2}", &header, t),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_signature("another-secret-0123456789", body, &header, t),
+            Err(SignatureError::Mismatch)
+        );
+        for bad in [
+            "",
+            "sha256=abc",
+            &format!("v1={v1}"),
+            &format!("t=x,v1={v1}"),
+            &format!("t={t}"),
+        ] {
+            assert_eq!(
+                verify_signature("whsec_secret-0123456789", body, bad, t),
+                Err(SignatureError::Malformed),
+                "{bad}"
+            );
+        }
+        // During a rotation a receiver may see two v1 values; one matching is enough.
+        let two = format!("t={t},v1={},v1={v1}", "0".repeat(64));
+        assert_eq!(verify_signature("whsec_secret-0123456789", body, &two, t), Ok(()));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod levels;
 pub mod migrate;
 pub mod playback;
+pub mod private_files;
 pub mod prompt;
 pub mod repair;
 pub mod resample;
@@ -18,7 +19,7 @@ pub mod uploader;
 pub mod verify;
 pub mod wav;
 
-pub use prompt::{decode_bytes_to_8k_mono, decode_to_8k_mono, PromptLibrary};
+pub use prompt::{decode_bytes_to_8k_mono, decode_bytes_to_8k_mono_within, decode_to_8k_mono, DecodeLimits, PromptLibrary};
 pub use repair::{repair_dir, repair_wav, RepairOutcome};
 pub use wav::{RecordingInfo, WavRecorder};
 

@@ -43,6 +43,35 @@ pub enum DecodeError {
     NoAudioTrack,
     #[error("audio track has no sample rate")]
     NoSampleRate,
+    #[error("longer than {max_seconds} s")]
+    TooLong { max_seconds: u32 },
+    #[error("sample rate {rate} Hz is above {max} Hz")]
+    SampleRateTooHigh { rate: u32, max: u32 },
+    #[error("more than {max} packets")]
+    TooManyPackets { max: u64 },
+}
+
+/// Bounds on one decode (issue #15: a 0.9 MB FLAC of silence took 78 s of CPU and 1.25 GB before
+/// the greeting's length was checked). Checked while decoding, packet by packet, so work and
+/// memory stop growing as soon as a bound is passed: at most `max_seconds` of audio at no more
+/// than `max_sample_rate` is ever held, and at most `max_packets` packets (of any track,
+/// decodable or not) are read. A declared length above the bound is refused before decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    pub max_seconds: u32,
+    pub max_sample_rate: u32,
+    pub max_packets: u64,
+}
+
+impl DecodeLimits {
+    /// For the operator's prompt files: an hour at up to 384 kHz.
+    pub const PROMPTS: DecodeLimits = DecodeLimits { max_seconds: 3600, max_sample_rate: 384_000, max_packets: 10_000_000 };
+
+    /// For files people upload: `max_seconds` at up to 96 kHz (about 37 MB of samples for two
+    /// minutes), and packets no shorter than 1 ms on average.
+    pub fn upload(max_seconds: u32) -> DecodeLimits {
+        DecodeLimits { max_seconds, max_sample_rate: 96_000, max_packets: u64::from(max_seconds) * 1000 + 1000 }
+    }
 }
 
 #[derive(Debug, Error)]
@@ -59,16 +88,21 @@ pub enum PromptError {
 pub fn decode_to_8k_mono(path: impl AsRef<Path>) -> Result<Vec<i16>, DecodeError> {
     let path = path.as_ref();
     let file = File::open(path)?;
-    decode(Box::new(file), path.extension().and_then(|e| e.to_str()))
+    decode(Box::new(file), path.extension().and_then(|e| e.to_str()), DecodeLimits::PROMPTS)
 }
 
 /// Decodes an in-memory audio file (e.g. an upload) to 8 kHz mono. `extension_hint` is the file extension if known
 /// (`Some("mp3")`); the content decides.
 pub fn decode_bytes_to_8k_mono(bytes: &[u8], extension_hint: Option<&str>) -> Result<Vec<i16>, DecodeError> {
-    decode(Box::new(Cursor::new(bytes.to_vec())), extension_hint)
+    decode_bytes_to_8k_mono_within(bytes, extension_hint, DecodeLimits::PROMPTS)
 }
 
-fn decode(source: Box<dyn MediaSource>, extension_hint: Option<&str>) -> Result<Vec<i16>, DecodeError> {
+/// [`decode_bytes_to_8k_mono`] within `limits`: what uploads go through.
+pub fn decode_bytes_to_8k_mono_within(bytes: &[u8], extension_hint: Option<&str>, limits: DecodeLimits) -> Result<Vec<i16>, DecodeError> {
+    decode(Box::new(Cursor::new(bytes.to_vec())), extension_hint, limits)
+}
+
+fn decode(source: Box<dyn MediaSource>, extension_hint: Option<&str>, limits: DecodeLimits) -> Result<Vec<i16>, DecodeError> {
     let stream = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = extension_hint {
@@ -85,11 +119,26 @@ fn decode(source: Box<dyn MediaSource>, extension_hint: Option<&str>) -> Result<
         format.tracks().iter().find(|t| t.codec_params.codec != CODEC_TYPE_NULL).ok_or(DecodeError::NoAudioTrack)?;
     let track_id = track.id;
     let mut sample_rate = track.codec_params.sample_rate;
+    let too_long = || DecodeError::TooLong { max_seconds: limits.max_seconds };
+    if let Some(rate) = sample_rate {
+        if rate > limits.max_sample_rate {
+            return Err(DecodeError::SampleRateTooHigh { rate, max: limits.max_sample_rate });
+        }
+        // The header's own length (a liar is caught below, while decoding).
+        if track.codec_params.n_frames.is_some_and(|n| n > u64::from(limits.max_seconds) * u64::from(rate)) {
+            return Err(too_long());
+        }
+    }
     let mut decoder = symphonia::default::get_codecs().make(&track.codec_params, &DecoderOptions::default())?;
 
     let mut mono: Vec<f32> = Vec::new();
     let mut buffer: Option<SampleBuffer<f32>> = None;
+    let mut packets: u64 = 0;
     loop {
+        packets += 1;
+        if packets > limits.max_packets {
+            return Err(DecodeError::TooManyPackets { max: limits.max_packets });
+        }
         let packet = match format.next_packet() {
             Ok(packet) => packet,
             // Symphonia reports the end of the stream as an unexpected EOF.
@@ -108,7 +157,14 @@ fn decode(source: Box<dyn MediaSource>, extension_hint: Option<&str>) -> Result<
             Err(e) => return Err(e.into()),
         };
         let spec = *decoded.spec();
-        sample_rate.get_or_insert(spec.rate);
+        let rate = *sample_rate.get_or_insert(spec.rate);
+        if rate > limits.max_sample_rate {
+            return Err(DecodeError::SampleRateTooHigh { rate, max: limits.max_sample_rate });
+        }
+        // Checked before this packet's samples are kept, so memory never exceeds the bound.
+        if (mono.len() + decoded.frames()) as u64 > u64::from(limits.max_seconds) * u64::from(rate) {
+            return Err(too_long());
+        }
         let channels = spec.channels.count().max(1);
         let needed = decoded.capacity() as u64;
         let buf = match &mut buffer {
@@ -388,5 +444,52 @@ mod tests {
         assert_eq!(library.names().collect::<Vec<_>>(), vec!["hello"]);
         assert_eq!(library.get("hello").as_deref(), Some(&[1i16][..]));
         assert!(matches!(PromptLibrary::load_dir(dir.path().join("missing")), Err(PromptError::ReadDir { .. })));
+    }
+
+    /// A FLAC of `seconds` of silence made by sox (tiny: silence compresses to almost nothing).
+    fn sox_silence_flac(seconds: u32) -> Vec<u8> {
+        let out = Command::new("sox")
+            .args(["-n", "-r", "8000", "-c", "1", "-t", "flac", "-", "trim", "0", &seconds.to_string()])
+            .output()
+            .expect("sox is needed for this test (scripts/install-test-deps.sh)");
+        assert!(out.status.success(), "sox: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    /// Issue #15 decode bomb: an upload of a few kilobytes that decodes to an hour of audio is
+    /// refused with the length error, both when its header says how long it is (refused before
+    /// decoding) and when the header's length is blanked out (refused while decoding, as soon as
+    /// more than the limit came out: at most `max_seconds` of samples are ever held).
+    #[test]
+    fn an_hour_of_silence_in_a_small_flac_is_refused_without_decoding_it_all() {
+        let bomb = sox_silence_flac(3600);
+        let limits = DecodeLimits::upload(120);
+        let started = std::time::Instant::now();
+        let declared = decode_bytes_to_8k_mono_within(&bomb, Some("flac"), limits);
+        let declared_took = started.elapsed();
+        assert!(matches!(declared, Err(DecodeError::TooLong { max_seconds: 120 })), "{declared:?}");
+
+        // STREAMINFO's 36-bit total-samples field (bytes 21..26 of the file, low 4 bits of byte
+        // 21 on) set to 0, "unknown": the decoder has to find out by decoding.
+        let mut liar = bomb.clone();
+        assert_eq!(&liar[..4], b"fLaC");
+        liar[21] &= 0xf0;
+        liar[22..26].fill(0);
+        let started = std::time::Instant::now();
+        let streamed = decode_bytes_to_8k_mono_within(&liar, Some("flac"), limits);
+        let streamed_took = started.elapsed();
+        assert!(matches!(streamed, Err(DecodeError::TooLong { max_seconds: 120 })), "{streamed:?}");
+        assert_eq!(streamed.unwrap_err().to_string(), "longer than 120 s");
+        eprintln!(
+            "{} byte FLAC of 1 h silence: refused from its header in {declared_took:?}, by decoding in {streamed_took:?}",
+            bomb.len()
+        );
+
+        // Within the limit, the same kind of file decodes.
+        let short = decode_bytes_to_8k_mono_within(&sox_silence_flac(3), Some("flac"), limits).unwrap();
+        assert_eq!(short.len(), 3 * 8000);
+        // And a packet budget stops files made of countless tiny packets.
+        let tight = DecodeLimits { max_packets: 2, ..limits };
+        assert!(matches!(decode_bytes_to_8k_mono_within(&sox_silence_flac(3), Some("flac"), tight), Err(DecodeError::TooManyPackets { max: 2 })));
     }
 }

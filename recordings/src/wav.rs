@@ -10,7 +10,7 @@
 //! Samples go through a 64 KiB buffer, so `write` allocates nothing and makes a system call only every couple of
 //! seconds of audio. Not here: choosing file names, storage quotas, encoding to compressed formats.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
@@ -90,7 +90,8 @@ impl WavRecorder {
             return Err(RecorderError::InvalidFormat("sample rate must be positive"));
         }
         let create_err = |source| RecorderError::Create { path: path.clone(), source };
-        let file = OpenOptions::new().write(true).create_new(true).open(&path).map_err(create_err)?;
+        // 0640, never readable by other local users (issue #15).
+        let file = crate::private_files::create_new(&path).map_err(create_err)?;
         let sync_handle = file.try_clone().map_err(create_err)?;
         let spec =
             hound::WavSpec { channels, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
@@ -275,5 +276,17 @@ mod tests {
         let info = WavRecorder::create(&path, 1, 8000).unwrap().finish().unwrap();
         assert_eq!((info.samples, info.peak, info.rms), (0, 0.0, 0.0));
         assert!(read(&path).1.is_empty());
+    }
+
+    /// Issue #15: recordings were created 0644, readable by every local account.
+    #[cfg(unix)]
+    #[test]
+    fn recordings_are_not_readable_by_other_users() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TestDir::new("wav-mode");
+        let path = dir.path().join("m.wav");
+        WavRecorder::create(&path, 1, 8000).unwrap().finish().unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o007, 0, "mode {mode:o}");
     }
 }

@@ -429,6 +429,8 @@ async fn create_webhook(State(state): State<AppState>, ApiUser(v): ApiUser, Json
     };
     let events = b.events.iter().map(|e| WebhookEvent::parse(e).ok_or_else(|| invalid("events", &format!("unknown event {e:?}")))).collect::<Result<Vec<_>, _>>()?;
     let new = NewWebhook { name: b.name, url: b.url, format, events, secret: b.secret };
+    // Issue #15 (SSRF): see pages/webhooks.rs.
+    state.config.webhook_destinations.check_url(new.url.trim()).map_err(|e| ApiError(WebError::Invalid(e)))?;
     let (id, secret) = state.store.create_webhook(v.org.id, &new, Timestamp::now()).await?;
     let mut j = webhook_json(&state.store.webhook(v.org.id, id).await?);
     j["secret"] = json!(secret);

@@ -20,10 +20,12 @@ pub mod calendar;
 pub mod charts;
 pub mod error;
 pub mod ivr_json;
+pub mod metrics_access;
 pub mod pages;
 pub mod rate_limit;
 pub mod recording_source;
 pub mod security_headers;
+pub mod server;
 pub mod state;
 pub mod templates;
 pub mod text_inbound;
@@ -37,6 +39,7 @@ use axum::Router;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use metrics_access::MetricsAccess;
 pub use recording_source::{LocalRecordings, RecordingSource};
 pub use state::AppState;
 
@@ -66,6 +69,14 @@ pub struct WebConfig {
     pub default_ivr: oncall_ivr::IvrConfig,
     /// The login rate limiter's rule (tests shorten its backoffs).
     pub login_policy: rate_limit::LoginPolicy,
+    /// Who may read `/metrics` (loopback peers by default).
+    pub metrics_access: MetricsAccess,
+    /// Largest body of a form or JSON request; bigger ones get 413.
+    pub max_body_bytes: usize,
+    /// Largest upload, on the routes that take one (the IVR greeting).
+    pub max_upload_bytes: usize,
+    /// Where managers may point webhooks (`[webhooks] allow_private`; issue #15, SSRF).
+    pub webhook_destinations: oncall_core::destination::DestinationPolicy,
 }
 
 impl WebConfig {
@@ -76,6 +87,10 @@ impl WebConfig {
             session_hours: 12,
             default_ivr: oncall_ivr::IvrConfig::default(),
             login_policy: rate_limit::LoginPolicy::default(),
+            metrics_access: MetricsAccess::Loopback,
+            max_body_bytes: 64 * 1024,
+            max_upload_bytes: 25 * 1024 * 1024,
+            webhook_destinations: Default::default(),
         }
     }
 }
@@ -84,16 +99,19 @@ impl WebConfig {
 /// `recordings` serves the files the `recordings` table points at.
 pub fn app(status: Arc<dyn StatusSource>, store: oncall_core::Store, config: WebConfig, recordings: Arc<dyn RecordingSource>) -> Router {
     let force_tls = config.force_secure_cookies;
+    let (access, max_body) = (config.metrics_access.clone(), config.max_body_bytes);
     let state = AppState::new(store, config, recordings);
-    router(status)
+    router(status, access)
         .merge(pages::routes(state.clone()))
         .merge(api::routes(state))
+        // Every extractor reads at most this much; the upload route raises it for itself.
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(force_tls, security_headers::add))
 }
 
-/// The operational endpoints alone (`/healthz`, `/metrics`).
-pub fn router(status: Arc<dyn StatusSource>) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(status)
+/// The operational endpoints alone (`/healthz`, `/metrics`, the latter as `access` allows).
+pub fn router(status: Arc<dyn StatusSource>, access: MetricsAccess) -> Router {
+    Router::new().route("/healthz", get(healthz)).with_state(status.clone()).merge(Router::new().route("/metrics", get(metrics)).with_state((status, Arc::new(access))))
 }
 
 /// 200 while SIP and the database serve; a failing trunk is reported in the body, not as a failure,
@@ -103,6 +121,10 @@ async fn healthz(State(s): State<Arc<dyn StatusSource>>) -> impl IntoResponse {
     (status, format!("{head}{}", s.health_details()))
 }
 
-async fn metrics(State(s): State<Arc<dyn StatusSource>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.prometheus())
+async fn metrics(State((s, access)): State<(Arc<dyn StatusSource>, Arc<MetricsAccess>)>, ext: axum::http::Extensions, headers: axum::http::HeaderMap) -> axum::response::Response {
+    let peer = ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
+    if let Err(status) = access.check(peer, &headers) {
+        return (status, "metrics are not available to you ([http] metrics_access)\n").into_response();
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.prometheus()).into_response()
 }

@@ -76,6 +76,8 @@ pub enum StoreError {
     BadUrl(String),
     #[error("cannot create the database directory {path}: {source}")]
     Directory { path: String, source: std::io::Error },
+    #[error("cannot create or restrict the database file {path}: {source}")]
+    DatabaseFile { path: String, source: std::io::Error },
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
@@ -195,10 +197,17 @@ fn normalize_url(url: &str) -> Result<(Backend, String)> {
     }
     if let Some(dir) = std::path::Path::new(file).parent() {
         if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            // Issue #15: no access for other local users to the folder holding the database.
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o750);
+            builder
+                .create(dir)
                 .map_err(|source| StoreError::Directory { path: dir.display().to_string(), source })?;
         }
     }
+    private_database_file(file).map_err(|source| StoreError::DatabaseFile { path: file.to_string(), source })?;
     // mode=rwc: create the file if it does not exist.
     let query = if query.contains("mode=") {
         query.to_string()
@@ -208,6 +217,31 @@ fn normalize_url(url: &str) -> Result<(Backend, String)> {
         format!("{query}&mode=rwc")
     };
     Ok((Backend::Sqlite, format!("sqlite://{file}?{query}")))
+}
+
+/// Issue #15: SQLite creates its file 0644 (and its -wal and -shm files with the same mode as
+/// the database), so every local account could read password hashes, sessions and webhook
+/// secrets. The file is created 0600 before SQLite opens it, and a file left 0644 by an older
+/// version is tightened along with its -wal/-shm.
+fn private_database_file(file: &str) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(file)?;
+        for path in [file.to_string(), format!("{file}-wal"), format!("{file}-shm")] {
+            match std::fs::metadata(&path) {
+                Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m.permissions().mode() & 0o700))?
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -43,6 +43,30 @@ fn weekly(members: Vec<PersonId>) -> NewSchedule {
     }
 }
 
+/// Issue #15: the database (password hashes, sessions, webhook secrets) and its -wal/-shm files
+/// were created 0644, readable by every local account; now 0600, and an old 0644 file is tightened.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_files_are_readable_by_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let file = dir.path().join("data/oncall.db");
+    let store = Store::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+    store.create_organization("Modes", "modes", "UTC", crate::Timestamp(0)).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", file.display()));
+        assert_eq!(mode(&p) & 0o077, 0, "{} is {:o}", p.display(), mode(&p));
+    }
+    assert_eq!(mode(&dir.path().join("data")) & 0o007, 0);
+    store.close().await;
+    // A database left world-readable by an older version is closed when opened.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let again = Store::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+    assert_eq!(mode(&file), 0o600);
+    again.close().await;
+}
+
 #[tokio::test]
 async fn sqlite_file_is_created_in_wal_mode() {
     let db = super::testing::sqlite().await;

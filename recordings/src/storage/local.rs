@@ -44,12 +44,12 @@ impl LocalStore {
             return Ok(PutOutcome { key: key.clone(), size: source.size, sha256: source.sha256_hex(), already_present: true });
         }
         let dir = target.parent().expect("a key has at least one segment, so the target has a parent");
-        std::fs::create_dir_all(dir).map_err(StorageError::io(dir))?;
+        crate::private_files::create_dir_all(dir).map_err(StorageError::io(dir))?;
         let name = target.file_name().expect("keys end in a file name").to_string_lossy();
         let temp = dir.join(format!(".{name}.{}.part", std::process::id()));
         let copy = || -> std::io::Result<()> {
             let mut from = std::fs::File::open(local)?;
-            let mut to = std::fs::File::create(&temp)?;
+            let mut to = crate::private_files::create(&temp)?;
             std::io::copy(&mut from, &mut to)?;
             to.sync_all()
         };

@@ -167,14 +167,25 @@ pub async fn save_menu(State(state): State<AppState>, Manager(v): Manager, Form(
     }
 }
 
-/// Decodes any common audio file to 8 kHz mono 16-bit WAV bytes.
+/// The longest greeting accepted, in seconds.
+pub const MAX_GREETING_SECS: u32 = 120;
+
+/// Decodes any common audio file to 8 kHz mono 16-bit WAV bytes. Decoding is bounded (issue #15,
+/// decode bomb): it stops as soon as more than [`MAX_GREETING_SECS`] of audio came out, so a small
+/// file of hours of silence costs milliseconds, not a minute of CPU and gigabytes.
 pub fn convert_greeting(bytes: &[u8], file_name: &str) -> Result<Vec<u8>, String> {
+    use oncall_recordings::prompt::DecodeError;
     let ext = std::path::Path::new(file_name).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-    let samples = oncall_recordings::decode_bytes_to_8k_mono(bytes, ext.as_deref()).map_err(|e| format!("This file could not be read as audio ({e}). Use WAV, MP3, FLAC or OGG."))?;
+    let limits = oncall_recordings::DecodeLimits::upload(MAX_GREETING_SECS);
+    let samples = oncall_recordings::decode_bytes_to_8k_mono_within(bytes, ext.as_deref(), limits).map_err(|e| match e {
+        DecodeError::TooLong { .. } => "The greeting is longer than two minutes; callers would hang up.".to_string(),
+        e => format!("This file could not be read as audio ({e}). Use WAV, MP3, FLAC or OGG."),
+    })?;
     if samples.is_empty() {
         return Err("The file has no audio.".into());
     }
-    if samples.len() > 8000 * 120 {
+    // Resampling can add a sample or two beyond what the decode limit counted.
+    if samples.len() > 8000 * MAX_GREETING_SECS as usize + 8000 {
         return Err("The greeting is longer than two minutes; callers would hang up.".into());
     }
     let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
@@ -189,12 +200,21 @@ pub fn convert_greeting(bytes: &[u8], file_name: &str) -> Result<Vec<u8>, String
     Ok(out.into_inner())
 }
 
+/// A multipart error: 413 when the upload is over the route's limit (`[http] max_upload_bytes`), else 400.
+fn upload_failed(e: axum::extract::multipart::MultipartError) -> WebError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        WebError::TooLarge("The file is too large to upload.".into())
+    } else {
+        WebError::BadRequest(format!("The upload failed: {e}"))
+    }
+}
+
 pub async fn upload_greeting(State(state): State<AppState>, Manager(v): Manager, mut mp: Multipart) -> WebResult<Response> {
     let mut file: Option<(String, Vec<u8>)> = None;
-    while let Some(field) = mp.next_field().await.map_err(|e| WebError::BadRequest(format!("The upload failed: {e}")))? {
+    while let Some(field) = mp.next_field().await.map_err(upload_failed)? {
         if field.name() == Some("greeting") {
             let name = field.file_name().unwrap_or("greeting").to_string();
-            let bytes = field.bytes().await.map_err(|e| WebError::BadRequest(format!("The upload failed: {e}")))?;
+            let bytes = field.bytes().await.map_err(upload_failed)?;
             file = Some((name, bytes.to_vec()));
         }
     }
@@ -209,15 +229,21 @@ pub async fn upload_greeting(State(state): State<AppState>, Manager(v): Manager,
     let key = greeting_key(&v.org.slug);
     let path: PathBuf = state.config.data_dir.join(&key);
     let tmp = path.with_extension("wav.tmp");
-    let write = async {
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
+    let (target, write_tmp) = (path.clone(), tmp.clone());
+    let write = move || -> std::io::Result<()> {
+        use std::io::Write as _;
+        // Closed to other local users, like recordings (issue #15).
+        if let Some(dir) = target.parent() {
+            oncall_recordings::private_files::create_dir_all(dir)?;
         }
         // Write then rename: a call never plays a half-written greeting.
-        tokio::fs::write(&tmp, &wav).await?;
-        tokio::fs::rename(&tmp, &path).await
+        oncall_recordings::private_files::create(&write_tmp)?.write_all(&wav)?;
+        std::fs::rename(&write_tmp, &target)
     };
-    write.await.map_err(|e| WebError::Internal(format!("writing {}: {e}", path.display())))?;
+    tokio::task::spawn_blocking(write)
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?
+        .map_err(|e| WebError::Internal(format!("writing {}: {e}", path.display())))?;
     let default_json = crate::ivr_json::to_json(&cfg).map_err(WebError::Internal)?;
     state.store.set_ivr_greeting(v.org.id, Some(&key), &default_json, Timestamp::now()).await?;
     tracing::info!(org = %v.org.id, path = %path.display(), "greeting uploaded");

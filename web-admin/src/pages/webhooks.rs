@@ -101,7 +101,13 @@ pub async fn create(
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> WebResult<Response> {
     let new = parse_form(&pairs);
-    match state.store.create_webhook(v.org.id, &new, Timestamp::now()).await {
+    // Issue #15 (SSRF): a literal private address or localhost is refused when saved; names are
+    // checked again by the sender once resolved.
+    let saved = match state.config.webhook_destinations.check_url(new.url.trim()) {
+        Ok(()) => state.store.create_webhook(v.org.id, &new, Timestamp::now()).await,
+        Err(e) => Err(StoreError::Invalid(e)),
+    };
+    match saved {
         Ok((id, secret)) => detail_page(&state, &v, id, None, Some(secret), None)
             .await
             .map(IntoResponse::into_response),
