@@ -304,6 +304,11 @@ pub struct ServerOptions {
     pub rtp_ports: u16,
     /// Extra TOML appended after the generated sections (e.g. a `[paging]` section).
     pub extra_config: String,
+    /// Start the server with this open-file limit (soft and hard, so it cannot raise it): a small one
+    /// reproduces fd exhaustion without opening tens of thousands of sockets.
+    pub open_files: Option<u64>,
+    /// Extra `key = value` lines for the `[http]` section (e.g. its timeouts).
+    pub extra_http: String,
 }
 
 impl Default for ServerOptions {
@@ -317,6 +322,8 @@ impl Default for ServerOptions {
             extra_sip: String::new(),
             rtp_ports: 40,
             extra_config: String::new(),
+            open_files: None,
+            extra_http: String::new(),
         }
     }
 }
@@ -331,6 +338,8 @@ pub struct Server {
     pub config_path: PathBuf,
     pub data_dir: PathBuf,
     pub started: Instant,
+    /// [`ServerOptions::open_files`], kept for restarts.
+    pub open_files: Option<u64>,
     /// Dropped last: holds the config, data dir and every peer's logs.
     pub dir: TestDir,
 }
@@ -363,6 +372,7 @@ answer_after_ms = {answer_after_ms}
 
 [http]
 listen = "{http}"
+{extra_http}
 
 [storage]
 data_dir = "{data_dir}"
@@ -377,6 +387,7 @@ silence_secs = {silence_secs}
 "#,
             answer_after_ms = options.answer_after_ms,
             extra_sip = options.extra_sip,
+            extra_http = options.extra_http,
             data_dir = data_dir.display(),
             timeout_secs = options.timeout_secs,
             max_retries = options.max_retries,
@@ -391,7 +402,7 @@ silence_secs = {silence_secs}
             },
         );
         fs::write(&config_path, config).expect("write server config");
-        let process = Server::launch(&config_path, &dir.path);
+        let process = Server::launch(&config_path, &dir.path, options.open_files);
         let mut server = Server {
             process: Some(process),
             sip_udp,
@@ -401,14 +412,22 @@ silence_secs = {silence_secs}
             config_path,
             data_dir,
             started: Instant::now(),
+            open_files: options.open_files,
             dir,
         };
         server.wait_ready(Duration::from_secs(20));
         server
     }
 
-    fn launch(config_path: &Path, log_dir: &Path) -> Spawned {
+    fn launch(config_path: &Path, log_dir: &Path, open_files: Option<u64>) -> Spawned {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_oncall"));
+        if let Some(limit) = open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is a plain system call, safe between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, limit, limit));
+            }
+        }
         cmd.arg("serve")
             .arg("--config")
             .arg(config_path)
@@ -434,7 +453,7 @@ silence_secs = {silence_secs}
                 self.dir.join(&format!("oncall-killed.{ext}")),
             );
         }
-        self.process = Some(Server::launch(&self.config_path, &self.dir.path));
+        self.process = Some(Server::launch(&self.config_path, &self.dir.path, self.open_files));
         self.wait_ready(Duration::from_secs(20));
     }
 

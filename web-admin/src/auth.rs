@@ -24,8 +24,6 @@ use oncall_core::{Actor, Organization, Role, Timestamp};
 
 pub const SESSION_COOKIE: &str = "oncall_session";
 pub const LOGIN_CSRF_COOKIE: &str = "oncall_login_csrf";
-/// Largest request body the CSRF layer buffers (greeting uploads are the biggest).
-pub const MAX_BODY: usize = 25 * 1024 * 1024;
 
 /// The logged-in user of this request.
 #[derive(Debug, Clone)]
@@ -167,15 +165,24 @@ pub async fn session_layer(State(state): State<AppState>, req: Request, next: Ne
     let (mut parts, body) = req.into_parts();
     let body = if parts.method == Method::GET || parts.method == Method::HEAD {
         body
-    } else {
-        let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+    } else if is_form(&parts) {
+        // Only a form carries its token in the body, so only a form is buffered here, and no more
+        // than `max_body_bytes` of it (issue 15: bodies were buffered up to 25 MB on every route).
+        // Other bodies (multipart uploads, JSON) stream on to their extractor, which the route's
+        // `DefaultBodyLimit` bounds.
+        let bytes = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
             Ok(b) => b,
-            Err(_) => return WebError::BadRequest("The upload is too large (25 MB at most).".into()).into_response(),
+            Err(_) => return WebError::TooLarge("The form is too large.".into()).into_response(),
         };
         if !csrf_ok(&parts, &bytes, &viewer.csrf) {
             return WebError::BadRequest("This form has expired. Go back, reload the page and try again.".into()).into_response();
         }
         Body::from(bytes)
+    } else {
+        if !csrf_ok(&parts, &[], &viewer.csrf) {
+            return WebError::BadRequest("This form has expired. Go back, reload the page and try again.".into()).into_response();
+        }
+        body
     };
     parts.extensions.insert(viewer);
     next.run(Request::from_parts(parts, body)).await
@@ -188,12 +195,7 @@ fn csrf_ok(parts: &Parts, body: &[u8], expected: &str) -> bool {
         .query()
         .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
         .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v));
-    let is_form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    let from_body = if is_form {
+    let from_body = if is_form(parts) {
         serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
             .ok()
             .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v))
@@ -201,6 +203,10 @@ fn csrf_ok(parts: &Parts, body: &[u8], expected: &str) -> bool {
         None
     };
     [from_header, from_query, from_body].into_iter().flatten().any(|t| secret::constant_time_eq(&t, expected))
+}
+
+fn is_form(parts: &Parts) -> bool {
+    parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
 }
 
 fn to_login(req: &Request) -> Response {

@@ -21,6 +21,9 @@ pub enum WebError {
     Invalid(ValidationError),
     #[error("{0}")]
     Conflict(String),
+    /// The body is over the route's limit (413).
+    #[error("{0}")]
+    TooLarge(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -68,6 +71,7 @@ impl WebError {
             WebError::Forbidden => StatusCode::FORBIDDEN,
             WebError::BadRequest(_) | WebError::Invalid(_) => StatusCode::BAD_REQUEST,
             WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,7 +81,7 @@ impl WebError {
         match self {
             WebError::NotFound => "There is nothing here. The link may be old, or it belongs to another organization.".into(),
             WebError::Forbidden => "This page is for managers. Ask a manager of your organization if you need it.".into(),
-            WebError::BadRequest(m) | WebError::Conflict(m) => m.clone(),
+            WebError::BadRequest(m) | WebError::Conflict(m) | WebError::TooLarge(m) => m.clone(),
             WebError::Invalid(v) => format!("{}: {}", v.field, v.message),
             WebError::Internal(_) => "Something went wrong on our side. It has been logged; please try again.".into(),
         }
@@ -95,6 +99,7 @@ impl IntoResponse for WebError {
             StatusCode::FORBIDDEN => "Not allowed",
             StatusCode::BAD_REQUEST => "Please check your input",
             StatusCode::CONFLICT => "That did not work",
+            StatusCode::PAYLOAD_TOO_LARGE => "Too large",
             _ => "Something went wrong",
         };
         let html = templates::error_page(status.as_u16(), title, &self.public_message());

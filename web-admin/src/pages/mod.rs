@@ -58,7 +58,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/policies/{id}/enable", post(policies::enable))
         .route("/ivr", get(ivr::show).post(ivr::save_menu))
         .route("/business-hours", get(business_hours::show).post(business_hours::save))
-        .route("/ivr/greeting", post(ivr::upload_greeting))
+        // The one route that takes an upload gets the big body limit; every other keeps `max_body_bytes`.
+        .route("/ivr/greeting", post(ivr::upload_greeting).layer(axum::extract::DefaultBodyLimit::max(state.config.max_upload_bytes)))
         .route("/ivr/greeting.wav", get(ivr::greeting_audio))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", get(webhooks::show))
