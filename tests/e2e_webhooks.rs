@@ -187,6 +187,25 @@ fn every_request_event_reaches_the_receiver_once_signed_despite_an_outage() {
         rt.block_on(store.list_requests(org.id, 10)).unwrap().into_iter().next()
     });
     eprintln!("[e2e] request {} opened by the call", request.id);
+    // Issue #15: the caller's message and every folder above it are closed to other local users.
+    // (The database's mode is checked in the store's tests: this test's own connection would
+    // tighten it anyway.)
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let recordings = server.recordings();
+        assert!(recordings.iter().any(|p| p.extension().is_some_and(|e| e == "wav")), "{recordings:?}");
+        for file in &recordings {
+            let mut p = file.as_path();
+            loop {
+                let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode & 0o007, 0, "{} is {mode:o}", p.display());
+                if p == server.data_dir {
+                    break;
+                }
+                p = p.parent().expect("below the data folder");
+            }
+        }
+    }
     // A manager takes it and finishes it (what the Requests page does).
     rt.block_on(store.acknowledge(org.id, request.id, Actor::System, Timestamp::now()))
         .unwrap();
