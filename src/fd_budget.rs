@@ -5,7 +5,8 @@
 //! SIP and media are served first: two sockets per RTP port pair of the configured range, one
 //! recording file per call that can have media, every SIP TCP connection allowed, and a fixed
 //! allowance for the rest of the process (database, logs, runtime, outgoing HTTP). HTTP gets
-//! what is left, and by default no more than a quarter of the limit or 1024 connections. Pure
+//! what is left, two descriptors per connection (its socket and a recording it may stream), and
+//! by default no more than a quarter of the limit or 1024 connections. Pure
 //! arithmetic; the binary reads the limit and logs the plan.
 
 /// Descriptors the process holds besides calls and connections: the database pool (SQLite keeps
@@ -15,6 +16,8 @@ pub const BASE_RESERVE: u64 = 128;
 /// HTTP always gets at least this many connections, so an operator can reach the admin site even
 /// when the limit is too small for the SIP reserve.
 pub const MIN_HTTP: u64 = 8;
+/// Descriptors one HTTP connection may hold: its socket and a recording file it streams.
+pub const FDS_PER_HTTP_CONNECTION: u64 = 2;
 /// Default HTTP cap when `[http] max_connections` is 0.
 pub const DEFAULT_HTTP: u64 = 1024;
 
@@ -67,7 +70,7 @@ pub struct FdBudget {
 /// Shares `limit` (RLIMIT_NOFILE) out; `configured` is `[http] max_connections` (0 = automatic).
 pub fn plan(limit: u64, sip: SipNeeds, configured: u64) -> FdBudget {
     let sip_reserve = sip.reserve();
-    let room = limit.saturating_sub(sip_reserve).max(MIN_HTTP);
+    let room = (limit.saturating_sub(sip_reserve) / FDS_PER_HTTP_CONNECTION).max(MIN_HTTP);
     let wanted = if configured == 0 {
         DEFAULT_HTTP.min(limit / 4).max(MIN_HTTP)
     } else {
@@ -114,7 +117,10 @@ mod tests {
         // The SIP reserve comes first: a configured cap above the room is cut to it.
         let b = plan(2048, needs(500, 0, 100), 5000);
         assert_eq!(b.sip_reserve, 1000 + 500 + 100 + BASE_RESERVE);
-        assert_eq!((b.http_connections, b.clamped), (2048 - b.sip_reserve, true));
+        assert_eq!(
+            (b.http_connections, b.clamped),
+            ((2048 - b.sip_reserve) / FDS_PER_HTTP_CONNECTION, true)
+        );
         // A limit below the reserve: HTTP keeps its minimum and the shortfall is reported.
         let b = plan(1024, SipNeeds::from_ports(20000, 30000, 4000, 1024), 0);
         assert_eq!((b.http_connections, b.short), (MIN_HTTP, true));

@@ -1144,7 +1144,7 @@ async fn the_greeting_upload_has_its_own_larger_limit() {
     let boundary = "XyZboundary";
     let upload = |size: usize| {
         let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"greeting\"; filename=\"x.mp3\"\r\n\r\n").into_bytes();
-        body.extend(std::iter::repeat(b'a').take(size));
+        body.extend(std::iter::repeat_n(b'a', size));
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         Request::post(format!("/ivr/greeting?csrf={csrf}")).header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}")).body(Body::from(body)).unwrap()
     };
