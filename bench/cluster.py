@@ -56,6 +56,7 @@ listen_udp = "127.0.0.1:{self.sip}"
 listen_tcp = "127.0.0.1:{self.sip}"
 rtp_port_min = {rtp_min}
 rtp_port_max = {rtp_min + 9998}
+calls_per_second_per_source = 0  # every call comes from Kamailio's one address (as in docs/deploy.md)
 [http]
 listen = "{self.http}"
 [storage]

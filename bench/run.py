@@ -62,6 +62,7 @@ listen_udp = "127.0.0.1:{sip}"
 listen_tcp = "127.0.0.1:{sip}"
 rtp_port_min = 20000
 rtp_port_max = 29998
+calls_per_second_per_source = 0  # every benchmark call comes from SIPp's one address; measure OnCall, not the limiter
 [http]
 listen = "127.0.0.1:{http}"
 [storage]

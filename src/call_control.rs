@@ -405,7 +405,10 @@ impl Controller {
                     self.ua.reject(call, 403, now);
                     return;
                 }
-                let verdict = self.admission.admit(source.addr.ip(), calls.len(), now);
+                // A trunk in `allowed_sources` (or a PBX the redirect trusts, for a bridge call) carries many
+                // callers: it gets `trusted_calls_per_second_per_source` instead of the per-source limit.
+                let trusted = bridged || self.trunks.source_listed(source.addr.ip());
+                let verdict = self.admission.admit(source.addr.ip(), trusted, calls.len(), now);
                 if verdict != Verdict::Accept {
                     tracing::info!(source = %source.addr, ?verdict, "503 for new call");
                     self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);

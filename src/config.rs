@@ -960,6 +960,24 @@ allowed_sources = ["10.0.0.0/8", "192.0.2.7"]
         assert!(bad.validate().unwrap_err().to_string().contains("redirect.max_contacts"));
     }
 
+    /// Issue #15 item 4: the defaults limit anonymous callers, cap pages and deny premium ranges; a bad prefix is
+    /// a start-up error naming the key.
+    #[test]
+    fn toll_fraud_defaults_and_the_dial_plan_section() {
+        let cfg = Config::default();
+        assert_eq!((cfg.sip.calls_per_second_per_source, cfg.sip.call_burst_per_source, cfg.sip.trusted_calls_per_second_per_source), (5.0, 20.0, 0.0));
+        assert_eq!(cfg.paging.max_pages_per_hour, 60);
+        let plan = cfg.dial_plan.plan().unwrap();
+        assert!(plan.check(&"+88212345678".parse().unwrap()).is_err());
+        let t: toml::Table = "[dial_plan]\nallowed_prefixes = [\"+1\", \"+44\"]\ndenied_prefixes = [\"+4420\"]\n".parse().unwrap();
+        let cfg = Config::deserialize(toml::Value::Table(t)).unwrap();
+        cfg.validate().unwrap();
+        assert!(cfg.dial_plan.plan().unwrap().check(&"+33123456789".parse().unwrap()).is_err());
+        let mut bad = cfg;
+        bad.dial_plan.allowed_prefixes.push("44".into());
+        assert!(bad.validate().unwrap_err().to_string().contains("dial_plan.allowed_prefixes[2]"));
+    }
+
     #[test]
     fn unknown_keys_and_bad_ranges_are_named() {
         let t: toml::Table = "[sip]\nlisten_udpp = \"x\"\n".parse().unwrap();

@@ -406,7 +406,7 @@ async fn open_store(cfg: &Config) -> Result<Store> {
     oncall_recordings::private_files::restrict_dir(&cfg.storage.data_dir).with_context(|| format!("restricting storage.data_dir {}", cfg.storage.data_dir.display()))?;
     let url = cfg.storage.database_url();
     let store = Store::connect(&url).await.with_context(|| format!("opening database {url}"))?;
-    // Every contact saved through this store (web, API, CLI, seeds) is checked against the dial plan.
+    // Every contact saved through this store (web form, CLI) is checked against the dial plan.
     Ok(store.with_dial_plan(cfg.dial_plan.plan()?))
 }
 
@@ -682,6 +682,7 @@ async fn serve(cfg: Config) -> Result<()> {
             max_calls: cfg.sip.max_calls,
             per_source_rate: cfg.sip.calls_per_second_per_source,
             per_source_burst: cfg.sip.call_burst_per_source,
+            trusted_rate: cfg.sip.trusted_calls_per_second_per_source,
         }),
         drain: Duration::from_secs(cfg.sip.shutdown_drain_secs),
         trunks,

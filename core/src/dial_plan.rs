@@ -32,7 +32,10 @@ pub const BUILT_IN_DENIED: &[(&str, &str)] = &[
     ("+883", "International Networks"),
     ("+888", "OCHA disaster relief networks"),
     ("+979", "International Premium Rate Service"),
-    ("+991", "International Telecommunications Public Correspondence Service trial"),
+    (
+        "+991",
+        "International Telecommunications Public Correspondence Service trial",
+    ),
     // North America: 900 and 976 are premium-rate.
     ("+1900", "NANP premium rate (900)"),
     ("+1976", "NANP premium rate (976)"),
@@ -75,7 +78,11 @@ struct Rule {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DialRefusal {
     #[error("{number} is in {prefix} ({what}), denied by default as a premium or satellite range; allow it with [dial_plan] allowed_prefixes")]
-    BuiltIn { number: String, prefix: String, what: &'static str },
+    BuiltIn {
+        number: String,
+        prefix: String,
+        what: &'static str,
+    },
     #[error("{number} matches [dial_plan] denied_prefixes {prefix:?}")]
     Denied { number: String, prefix: String },
     #[error("{number} matches none of [dial_plan] allowed_prefixes ({allowed})")]
@@ -108,10 +115,15 @@ impl Default for DialPlan {
 
 fn check_prefix(key: &str, prefix: &str) -> Result<String, DialPlanError> {
     let p = prefix.trim();
-    let digits = p.strip_prefix('+').filter(|d| d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit()));
+    let digits = p
+        .strip_prefix('+')
+        .filter(|d| d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit()));
     match digits {
         Some(_) => Ok(p.to_string()),
-        None => Err(DialPlanError::BadPrefix { key: key.to_string(), prefix: prefix.to_string() }),
+        None => Err(DialPlanError::BadPrefix {
+            key: key.to_string(),
+            prefix: prefix.to_string(),
+        }),
     }
 }
 
@@ -122,17 +134,29 @@ impl DialPlan {
         let mut rules = Vec::new();
         for (i, p) in allowed.iter().enumerate() {
             let prefix = check_prefix(&format!("dial_plan.allowed_prefixes[{i}]"), p.as_ref())?;
-            rules.push(Rule { prefix, allow: true, origin: Origin::Configured });
+            rules.push(Rule {
+                prefix,
+                allow: true,
+                origin: Origin::Configured,
+            });
         }
         for (i, p) in denied.iter().enumerate() {
             let prefix = check_prefix(&format!("dial_plan.denied_prefixes[{i}]"), p.as_ref())?;
             if rules.iter().any(|r| r.allow && r.prefix == prefix) {
                 return Err(DialPlanError::Both { prefix });
             }
-            rules.push(Rule { prefix, allow: false, origin: Origin::Configured });
+            rules.push(Rule {
+                prefix,
+                allow: false,
+                origin: Origin::Configured,
+            });
         }
         for (prefix, what) in BUILT_IN_DENIED {
-            rules.push(Rule { prefix: prefix.to_string(), allow: false, origin: Origin::BuiltIn(what) });
+            rules.push(Rule {
+                prefix: prefix.to_string(),
+                allow: false,
+                origin: Origin::BuiltIn(what),
+            });
         }
         // Longest first; at equal length configured rules come first (a stable sort keeps the order
         // they were pushed in), so the operator's choice beats the built-in list.
@@ -145,12 +169,22 @@ impl DialPlan {
     pub fn check(&self, number: &E164) -> Result<(), DialRefusal> {
         let n = number.as_str();
         let Some(rule) = self.rules.iter().find(|r| n.starts_with(&r.prefix)) else {
-            return Err(DialRefusal::NotAllowed { number: n.to_string(), allowed: self.allowed.clone() });
+            return Err(DialRefusal::NotAllowed {
+                number: n.to_string(),
+                allowed: self.allowed.clone(),
+            });
         };
         match (rule.allow, rule.origin) {
             (true, _) => Ok(()),
-            (false, Origin::BuiltIn(what)) => Err(DialRefusal::BuiltIn { number: n.to_string(), prefix: rule.prefix.clone(), what }),
-            (false, Origin::Configured) => Err(DialRefusal::Denied { number: n.to_string(), prefix: rule.prefix.clone() }),
+            (false, Origin::BuiltIn(what)) => Err(DialRefusal::BuiltIn {
+                number: n.to_string(),
+                prefix: rule.prefix.clone(),
+                what,
+            }),
+            (false, Origin::Configured) => Err(DialRefusal::Denied {
+                number: n.to_string(),
+                prefix: rule.prefix.clone(),
+            }),
         }
     }
 }
@@ -158,7 +192,14 @@ impl DialPlan {
 impl fmt::Display for DialPlan {
     /// `allow +1, +44; deny +449, …` (for the start-up log).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |allow: bool| self.rules.iter().filter(|r| r.allow == allow).map(|r| r.prefix.as_str()).collect::<Vec<_>>().join(", ");
+        let list = |allow: bool| {
+            self.rules
+                .iter()
+                .filter(|r| r.allow == allow)
+                .map(|r| r.prefix.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         write!(f, "allow {}; deny {}", list(true), list(false))
     }
 }
@@ -175,12 +216,37 @@ mod tests {
     #[test]
     fn the_default_plan_refuses_premium_and_satellite_ranges() {
         let plan = DialPlan::default();
-        for refused in ["+882 1234 5678", "+883 5100 0000 01", "+881 6 1234 5678", "+870 7 7312 3456", "+979 1234 5678", "+808 1234 5678", "+1 900 555 0100", "+1 976 555 0100", "+44 909 879 0000", "+44 871 123 4567", "+44 70 1234 5678", "+49 900 1234567"] {
+        for refused in [
+            "+882 1234 5678",
+            "+883 5100 0000 01",
+            "+881 6 1234 5678",
+            "+870 7 7312 3456",
+            "+979 1234 5678",
+            "+808 1234 5678",
+            "+1 900 555 0100",
+            "+1 976 555 0100",
+            "+44 909 879 0000",
+            "+44 871 123 4567",
+            "+44 70 1234 5678",
+            "+49 900 1234567",
+        ] {
             let err = plan.check(&n(refused)).unwrap_err();
             assert!(matches!(err, DialRefusal::BuiltIn { .. }), "{refused}: {err}");
-            assert!(err.to_string().contains("[dial_plan] allowed_prefixes"), "the message says how to allow it: {err}");
+            assert!(
+                err.to_string().contains("[dial_plan] allowed_prefixes"),
+                "the message says how to allow it: {err}"
+            );
         }
-        for allowed in ["+1 415 555 0100", "+1 212 555 0103", "+44 20 7183 8750", "+44 7700 900123", "+49 30 1234567", "+33 1 23 45 67 89", "+800 1234 5678", "+61 2 9374 4000"] {
+        for allowed in [
+            "+1 415 555 0100",
+            "+1 212 555 0103",
+            "+44 20 7183 8750",
+            "+44 7700 900123",
+            "+49 30 1234567",
+            "+33 1 23 45 67 89",
+            "+800 1234 5678",
+            "+61 2 9374 4000",
+        ] {
             assert_eq!(plan.check(&n(allowed)), Ok(()), "{allowed}");
         }
     }
@@ -190,11 +256,19 @@ mod tests {
         // Only North America and the UK, one UK range denied, Iridium let back in.
         let plan = DialPlan::new(&["+1", "+44", "+8816"], &["+4420"]).unwrap();
         assert_eq!(plan.check(&n("+14155550100")), Ok(()));
-        assert!(matches!(plan.check(&n("+19005550100")), Err(DialRefusal::BuiltIn { .. })), "+1900 is longer than +1");
-        assert!(matches!(plan.check(&n("+442071838750")), Err(DialRefusal::Denied { ref prefix, .. }) if prefix == "+4420"));
+        assert!(
+            matches!(plan.check(&n("+19005550100")), Err(DialRefusal::BuiltIn { .. })),
+            "+1900 is longer than +1"
+        );
+        assert!(
+            matches!(plan.check(&n("+442071838750")), Err(DialRefusal::Denied { ref prefix, .. }) if prefix == "+4420")
+        );
         assert_eq!(plan.check(&n("+447700900123")), Ok(()));
         assert_eq!(plan.check(&n("+881612345678")), Ok(()), "+8816 beats the built-in +881");
-        assert!(matches!(plan.check(&n("+881212345678")), Err(DialRefusal::BuiltIn { .. })), "the rest of +881 stays denied");
+        assert!(
+            matches!(plan.check(&n("+881212345678")), Err(DialRefusal::BuiltIn { .. })),
+            "the rest of +881 stays denied"
+        );
         let err = plan.check(&n("+33123456789")).unwrap_err();
         assert!(matches!(err, DialRefusal::NotAllowed { .. }));
         assert!(err.to_string().contains("+1, +44, +8816"), "{err}");
@@ -204,7 +278,7 @@ mod tests {
         assert!(sat.check(&n("+882123456789")).is_err());
     }
 
-    /// Saving a person (web form, API, CLI and config seeds all go through the store) with a `+882`
+    /// Saving a person (the web form and `oncall person add` both go through the store) with a `+882`
     /// number is refused naming the field and the rule; the person is not written. Updating one too.
     #[tokio::test]
     async fn the_store_refuses_to_save_a_denied_number() {
@@ -214,21 +288,47 @@ mod tests {
         let store = crate::Store::connect("sqlite::memory:").await.unwrap();
         let now = Timestamp(1_800_000_000_000);
         let org = store.create_organization("Acme", "acme", "UTC", now).await.unwrap();
-        let mallory = NewPerson { name: "Mallory".into(), phones: vec!["+1 415 555 0100".into(), "+882 1234 5678".into()], time_zone: "UTC".into(), ..NewPerson::default() };
+        let mallory = NewPerson {
+            name: "Mallory".into(),
+            phones: vec!["+1 415 555 0100".into(), "+882 1234 5678".into()],
+            time_zone: "UTC".into(),
+            ..NewPerson::default()
+        };
         match store.add_person(org, &mallory, now).await {
             Err(StoreError::Invalid(e)) => {
                 assert_eq!(e.field, "phones[1]");
-                assert!(e.message.contains("+882") && e.message.contains("International Networks"), "{e}");
+                assert!(
+                    e.message.contains("+882") && e.message.contains("International Networks"),
+                    "{e}"
+                );
             }
             other => panic!("a +882 contact was saved: {other:?}"),
         }
         assert!(store.list_people(org).await.unwrap().is_empty(), "nothing written");
-        let ok = NewPerson { phones: vec!["+1 415 555 0100".into()], ..mallory.clone() };
+        let ok = NewPerson {
+            phones: vec!["+1 415 555 0100".into()],
+            ..mallory.clone()
+        };
         let id = store.add_person(org, &ok, now).await.unwrap();
-        assert!(matches!(store.update_person(org, id, &mallory).await, Err(StoreError::Invalid(_))));
+        assert!(matches!(
+            store.update_person(org, id, &mallory).await,
+            Err(StoreError::Invalid(_))
+        ));
         // A server whose plan allows only +44 refuses the US number as well.
-        let uk_only = store.clone().with_dial_plan(DialPlan::new(&["+44"], &[] as &[&str]).unwrap());
-        let e = uk_only.add_person(org, &NewPerson { email: Some("b@example.com".into()), ..ok }, now).await.unwrap_err();
+        let uk_only = store
+            .clone()
+            .with_dial_plan(DialPlan::new(&["+44"], &[] as &[&str]).unwrap());
+        let e = uk_only
+            .add_person(
+                org,
+                &NewPerson {
+                    email: Some("b@example.com".into()),
+                    ..ok
+                },
+                now,
+            )
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("allowed_prefixes (+44)"), "{e}");
     }
 
@@ -238,7 +338,10 @@ mod tests {
         assert!(e.to_string().contains("dial_plan.allowed_prefixes[1]"), "{e}");
         let e = DialPlan::new(&["+"], &["+1-900"]).unwrap_err();
         assert!(e.to_string().contains("dial_plan.denied_prefixes[0]"), "{e}");
-        assert!(matches!(DialPlan::new(&["+", "+44"], &["+44"]), Err(DialPlanError::Both { .. })));
+        assert!(matches!(
+            DialPlan::new(&["+", "+44"], &["+44"]),
+            Err(DialPlanError::Both { .. })
+        ));
         // Nothing allowed at all refuses every number (a server that must never use the trunk for calls).
         let none = DialPlan::new(&[] as &[&str], &[] as &[&str]).unwrap();
         assert!(none.check(&n("+14155550100")).is_err());

@@ -60,12 +60,19 @@ mod tests {
         let t0 = Timestamp(1_800_000_000_000);
         let verdicts: Vec<CapVerdict> = (0..150).map(|i| cap.admit(60, t0 + Millis(i * 20))).collect();
         assert_eq!(verdicts.iter().filter(|v| **v == CapVerdict::Page).count(), 60);
-        assert!(verdicts[60..].iter().all(|v| *v == CapVerdict::Capped { max: 60 }), "every request after the 60th is capped");
+        assert!(
+            verdicts[60..].iter().all(|v| *v == CapVerdict::Capped { max: 60 }),
+            "every request after the 60th is capped"
+        );
         // 59 minutes later it is still closed; the capped requests were not counted, so at one hour
         // after the first page there is room again, one page at a time as the old ones age out.
         assert_eq!(cap.admit(60, t0 + Millis::minutes(59)), CapVerdict::Capped { max: 60 });
         assert_eq!(cap.admit(60, t0 + WINDOW), CapVerdict::Page);
-        assert_eq!(cap.admit(60, t0 + WINDOW), CapVerdict::Capped { max: 60 }, "the 2nd page is 20 ms younger");
+        assert_eq!(
+            cap.admit(60, t0 + WINDOW),
+            CapVerdict::Capped { max: 60 },
+            "the 2nd page is 20 ms younger"
+        );
         assert_eq!(cap.admit(60, t0 + WINDOW + Millis(20)), CapVerdict::Page);
         // Two hours on, the whole window is free.
         let later = t0 + Millis::hours(3);
@@ -77,6 +84,10 @@ mod tests {
         let mut cap = PageCap::default();
         let t0 = Timestamp(0);
         assert!((0..1000).all(|i| cap.admit(0, t0 + Millis(i)) == CapVerdict::Page));
-        assert_eq!(cap.admit(1, t0 + WINDOW + Millis(1000)), CapVerdict::Page, "nothing was kept while uncapped");
+        assert_eq!(
+            cap.admit(1, t0 + WINDOW + Millis(1000)),
+            CapVerdict::Page,
+            "nothing was kept while uncapped"
+        );
     }
 }
