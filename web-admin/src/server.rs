@@ -324,7 +324,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let app = Router::new().route(
             "/",
-            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() })
+                .post(|body: String| async move { body.len().to_string() }),
         );
         HttpServer::start(listener, app, limits).unwrap()
     }
@@ -392,6 +393,37 @@ mod tests {
         let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf))
             .await
             .expect("server closed the connection");
+        server.shutdown(Duration::from_secs(5)).await;
+    }
+
+    /// Slowloris on the body: bytes keep coming (so the idle watchdog is happy) but the body never
+    /// ends; the request deadline answers 408.
+    #[tokio::test]
+    async fn a_body_that_never_ends_gets_408_at_the_request_deadline() {
+        let server = start(ServerLimits {
+            request_timeout: Duration::from_millis(300),
+            ..limits(4)
+        })
+        .await;
+        let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+        s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
+            .await
+            .unwrap();
+        let (mut rd, mut wr) = s.into_split();
+        // Trickle a byte every 50 ms until the server answers (or closes).
+        let trickle = tokio::spawn(async move {
+            while wr.write_all(b"x").await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let mut head = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(20), rd.read_exact(&mut head))
+            .await
+            .expect("answered")
+            .unwrap();
+        trickle.abort();
+        let head = String::from_utf8_lossy(&head).into_owned();
+        assert_eq!(head, "HTTP/1.1 408");
         server.shutdown(Duration::from_secs(5)).await;
     }
 
