@@ -277,3 +277,162 @@ fn svwar_cannot_tell_accounts_apart_and_svcrack_is_locked_out() {
     });
     checks.finish();
 }
+
+/// A REGISTER as text from `local` (its Via, with rport, and Contact), for `user`, with an optional Authorization.
+fn register_text(
+    server: &Server,
+    local: std::net::SocketAddr,
+    user: &str,
+    call_id: &str,
+    cseq: u32,
+    auth: Option<&str>,
+) -> String {
+    let mut text = format!(
+        "REGISTER sip:{registrar} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{call_id}-{cseq};rport\r\nMax-Forwards: 70\r\n\
+         From: <sip:{user}@{LOOPBACK}>;tag=f{cseq}\r\nTo: <sip:{user}@{LOOPBACK}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n\
+         Contact: <sip:{user}@{local}>\r\nExpires: 300\r\n",
+        registrar = server.sip_udp
+    );
+    if let Some(a) = auth {
+        text.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    text.push_str("Content-Length: 0\r\n\r\n");
+    text
+}
+
+/// The final response to `call_id` on `sock`: status and headers.
+fn final_response(sock: &std::net::UdpSocket, call_id: &str, limit: Duration) -> Option<(u16, Vec<(String, String)>)> {
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 8192];
+    while Instant::now() < deadline {
+        let Ok((n, _)) = sock.recv_from(&mut buf) else { continue };
+        let raw = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let mut lines = raw.split("\r\n");
+        let Some(code) = lines.next().and_then(|l| l.strip_prefix("SIP/2.0 ")) else {
+            continue;
+        };
+        let code: u16 = code.split_whitespace().next().and_then(|c| c.parse().ok()).unwrap_or(0);
+        let headers: Vec<(String, String)> = lines
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let same = headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("call-id") && v == call_id);
+        if same && code >= 200 {
+            return Some((code, headers));
+        }
+    }
+    None
+}
+
+/// Issue 15 item 5: a REGISTER captured off the wire and sent again from another port, with a new Call-ID
+/// and the attacker's Contact, used to get 200 and add the attacker's phone to the person's devices (so the
+/// attacker got their pages). Now it is challenged again (401, stale) and no binding is added.
+#[test]
+fn a_captured_register_replayed_from_another_port_adds_no_binding() {
+    let server = server("registrar-replay", "");
+    add_account(&server, "Alice", "alice", "alices-password");
+    wait_for_accounts();
+    let mut checks = Checks::default();
+    let phone = std::net::UdpSocket::bind((LOOPBACK, 0)).expect("bind the phone");
+    phone.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let local = phone.local_addr().unwrap();
+    phone
+        .send_to(
+            register_text(&server, local, "alice", "alice-reg", 1, None).as_bytes(),
+            server.sip_udp,
+        )
+        .unwrap();
+    let challenge = final_response(&phone, "alice-reg", Duration::from_secs(5));
+    let Some(www) = challenge.as_ref().and_then(|(code, h)| {
+        (*code == 401).then(|| {
+            h.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("WWW-Authenticate"))
+                .map(|(_, v)| v.clone())
+        })?
+    }) else {
+        panic!(
+            "the first REGISTER was not challenged: {challenge:?}\n{}",
+            server.log_tail(20)
+        );
+    };
+    let c = oncall_sip::auth::digest::Challenge::parse(&www).expect("a digest challenge");
+    let auth = c
+        .respond(
+            "alice",
+            "alices-password",
+            "REGISTER",
+            &format!("sip:{}", server.sip_udp),
+            "phone-cnonce",
+            1,
+        )
+        .to_header();
+    // The REGISTER the attacker captures.
+    let captured = register_text(&server, local, "alice", "alice-reg", 2, Some(&auth));
+    phone.send_to(captured.as_bytes(), server.sip_udp).unwrap();
+    let ok = final_response(&phone, "alice-reg", Duration::from_secs(5)).map(|r| r.0);
+    checks.check(ok == Some(200), || format!("Alice's phone did not register: {ok:?}"));
+    checks.check(
+        wait_metric(&server, "oncall_registrar_bindings", Duration::from_secs(3), |v| {
+            v == 1.0
+        }) == 1.0,
+        || "no binding for Alice".into(),
+    );
+
+    // The replay: same Authorization, another port, new Call-ID, Via and Contact.
+    let attacker = std::net::UdpSocket::bind((LOOPBACK, 0)).expect("bind the attacker");
+    attacker.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let evil = attacker.local_addr().unwrap();
+    let replay = register_text(&server, evil, "alice", "evil-call", 7, Some(&auth));
+    attacker.send_to(replay.as_bytes(), server.sip_udp).unwrap();
+    let answer = final_response(&attacker, "evil-call", Duration::from_secs(5));
+    eprintln!(
+        "[e2e] the replayed REGISTER from {evil} got {:?}",
+        answer.as_ref().map(|a| a.0)
+    );
+    checks.check(answer.as_ref().is_some_and(|(code, _)| *code == 401), || {
+        format!(
+            "the replayed REGISTER got {:?} (expected 401)",
+            answer.as_ref().map(|a| a.0)
+        )
+    });
+    let stale = answer.as_ref().is_some_and(|(_, h)| {
+        h.iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("WWW-Authenticate") && v.contains("stale=true"))
+    });
+    checks.check(stale, || "the replay was not re-challenged with stale=true".into());
+    checks.check(metric(&server, "oncall_registrar_replays_total") == 1.0, || {
+        "replays_total is not 1".into()
+    });
+    checks.check(metric(&server, "oncall_registrar_bindings") == 1.0, || {
+        "the replay added a binding".into()
+    });
+    checks.check(metric(&server, "oncall_registrar_auth_failures_total") == 0.0, || {
+        "a replay counted as a failed password".into()
+    });
+
+    // Alice's phone refreshes as phones do (same nonce, next nc) and is still fine.
+    let refresh_auth = c
+        .respond(
+            "alice",
+            "alices-password",
+            "REGISTER",
+            &format!("sip:{}", server.sip_udp),
+            "phone-cnonce",
+            2,
+        )
+        .to_header();
+    phone
+        .send_to(
+            register_text(&server, local, "alice", "alice-reg", 3, Some(&refresh_auth)).as_bytes(),
+            server.sip_udp,
+        )
+        .unwrap();
+    let refreshed = final_response(&phone, "alice-reg", Duration::from_secs(5)).map(|r| r.0);
+    checks.check(refreshed == Some(200), || {
+        format!("the refresh with nc=2 got {refreshed:?}")
+    });
+    checks.finish();
+}
