@@ -656,7 +656,7 @@ impl Paging {
                 }
             };
             tracing::warn!(request = %key.request, person = %key.person, stage = key.stage, %refusal, "not dialled: the dial plan refuses the number");
-            let detail = format!("{} not {} to person {}: {refusal}", number, if key.channel == Channel::Text { "texted" } else { "called" }, key.person);
+            let detail = format!("{number} ({}) not {}: {refusal}", key.person, if key.channel == Channel::Text { "texted" } else { "called" });
             if let Err(e) = self.store.append_event(self.org, key.request, Actor::System, EVENT_DIAL_PLAN, &detail, now).await {
                 tracing::warn!(request = %key.request, error = %e, "cannot log the dial plan refusal");
             }
@@ -966,7 +966,7 @@ mod tests {
         assert_eq!(orders(), vec![(erin, "sip:+442079460100@127.0.0.1:5999".to_string(), true)], "Mallory's +882 is skipped, Erin is called through the trunk");
         let log = events(first, "dial_plan").await;
         assert_eq!(log.len(), 1, "{log:?}");
-        assert!(log[0].contains("+88212345678 not called") && log[0].contains("International Networks"), "{log:?}");
+        assert!(log[0].starts_with(&format!("+88212345678 ({mallory}) not called: ")) && log[0].contains("International Networks"), "{log:?}");
 
         // The cap of 1 is used: the next request pages Erin's SIP URI only.
         let second = store.create_request(org, &oncall_core::NewRequest { caller: "+15550101".into(), summary: "leak".into(), call: None }, now + Millis(1000)).await.unwrap();

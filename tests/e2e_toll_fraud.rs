@@ -5,12 +5,19 @@
 //! `oncall_calls_rejected_total`. A PBX listed in a trunk's `allowed_sources` (it carries many callers, like
 //! Kamailio in front) is not limited by default: the same 150 calls at 50/s from it are all answered.
 //!
-//! The dial plan and the page cap are tested without a network: `core/src/dial_plan.rs`, `core/src/page_cap.rs`,
-//! the store (`the_store_refuses_to_save_a_denied_number`), the web form (`web-admin/tests/handlers.rs`) and the
-//! paging task (`src/paging.rs`, a `+882` contact already stored never becomes a trunk INVITE).
+//! `a_premium_number_already_stored_is_not_dialled_through_the_trunk`: a manager's number is changed to `+882…` in
+//! the database behind OnCall's back (a contact saved before the dial plan existed); a caller leaves a page message;
+//! the trunk (a UDP socket standing in for the carrier) gets no INVITE, the request's log says why, and the escalation
+//! moves straight on to the next step, whose SIP phone (another socket) gets the INVITE.
+//!
+//! The dial plan table and the page cap are unit-tested: `core/src/dial_plan.rs`, `core/src/page_cap.rs` (virtual
+//! clock), the store (`the_store_refuses_to_save_a_denied_number`), the web form (`web-admin/tests/handlers.rs`) and
+//! the paging task (`src/paging.rs`, also requests beyond `[paging] max_pages_per_hour`).
 
 mod support;
 
+use std::net::UdpSocket;
+use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -105,4 +112,154 @@ fn a_trusted_pbx_is_not_limited_by_default() {
         "the listed PBX was limited:\n{}",
         run.describe()
     );
+}
+
+/// The INVITEs that arrive at `sock` until one does or `limit` passes (its Request-URI lines).
+fn invites(sock: &UdpSocket, limit: Duration) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 65536];
+    let mut got = Vec::new();
+    while got.is_empty() && Instant::now() < deadline {
+        sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            if text.starts_with("INVITE ") {
+                got.push(text.lines().next().unwrap_or("").to_string());
+            }
+        }
+    }
+    got
+}
+
+/// The INVITEs already waiting at `sock` (read without waiting).
+fn pending_invites(sock: &UdpSocket) -> Vec<String> {
+    sock.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 65536];
+    let mut got = Vec::new();
+    while let Ok((n, _)) = sock.recv_from(&mut buf) {
+        let text = String::from_utf8_lossy(&buf[..n]);
+        if text.starts_with("INVITE ") {
+            got.push(text.lines().next().unwrap_or("").to_string());
+        }
+    }
+    got
+}
+
+fn sqlite(server: &Server, sql: &str) -> String {
+    let db = server.data_dir.join("oncall.db");
+    let out = Command::new("sqlite3").arg(&db).arg(sql).output().expect("run sqlite3");
+    assert!(
+        out.status.success(),
+        "sqlite3 {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_premium_number_already_stored_is_not_dialled_through_the_trunk() {
+    let trunk = UdpSocket::bind("127.0.0.1:0").expect("bind the fake trunk");
+    let phone = UdpSocket::bind("127.0.0.1:0").expect("bind the SIP phone");
+    let server = Server::start(
+        "toll-dial-plan",
+        ServerOptions {
+            extra_config: format!(
+                "[[trunks]]\nname = \"carrier\"\nregister = false\nregistrar = \"{}\"\nusername = \"acme\"\npassword = \"secret\"\n\n\
+                 [paging]\nenabled = true\nmax_hold_secs = 0\n",
+                trunk.local_addr().unwrap()
+            ),
+            ..ServerOptions::default()
+        },
+    );
+    let work = server.dir.subdir("peers");
+    server.oncall(&[
+        "person",
+        "add",
+        "--name",
+        "Mallory",
+        "--email",
+        "mallory@example.test",
+        "--role",
+        "manager",
+        "--phone",
+        "+44 20 7946 0100",
+    ]);
+    let refused = Command::new(env!("CARGO_BIN_EXE_oncall"))
+        .args([
+            "person",
+            "add",
+            "--name",
+            "Eve",
+            "--email",
+            "eve@example.test",
+            "--phone",
+            "+882 1234 5678",
+            "--config",
+        ])
+        .arg(&server.config_path)
+        .output()
+        .expect("run oncall person add");
+    let refusal = String::from_utf8_lossy(&refused.stderr).into_owned();
+    eprintln!("[e2e] oncall person add --phone +882 1234 5678: {}", refusal.trim());
+    let mut checks = Checks::default();
+    checks.check(
+        !refused.status.success() && refusal.contains("International Networks"),
+        || format!("the CLI saved a +882 contact: {refusal}"),
+    );
+    // Behind OnCall's back, as a contact saved before the dial plan existed would be.
+    sqlite(
+        &server,
+        "UPDATE contact_methods SET address = '+88212345678' WHERE kind = 'phone'",
+    );
+    let uri = format!("sip:erin@{}", phone.local_addr().unwrap());
+    server.oncall(&[
+        "person",
+        "add",
+        "--name",
+        "Erin",
+        "--email",
+        "erin@example.test",
+        "--sip-uri",
+        &uri,
+    ]);
+    server.oncall(&[
+        "policy",
+        "add",
+        "--name",
+        "Front desk",
+        "--person",
+        "mallory@example.test",
+        "--person",
+        "erin@example.test",
+        "--wait-secs",
+        "60",
+    ]);
+
+    leave_page_message(&server, &work, "The boiler is leaking.");
+    // Erin is the second step (Mallory's step waits 60 s): her INVITE now means Mallory's was skipped at once, and
+    // an INVITE to the trunk for Mallory would have been sent before it, so it would be waiting at the socket.
+    let erin = invites(&phone, Duration::from_secs(20));
+    let at_trunk = pending_invites(&trunk);
+    let log = sqlite(
+        &server,
+        "SELECT kind || ': ' || detail FROM request_events WHERE kind = 'dial_plan'",
+    );
+    eprintln!(
+        "[e2e] Erin's phone got {erin:?}; the trunk got {at_trunk:?}; the request's log: {}",
+        log.trim()
+    );
+    checks.check(erin.len() == 1, || {
+        format!(
+            "Erin's phone got no INVITE (the escalation did not move on):\n{}",
+            server.log_tail(40)
+        )
+    });
+    checks.check(at_trunk.is_empty(), || {
+        format!("the +882 number was dialled through the trunk: {at_trunk:?}")
+    });
+    checks.check(
+        log.contains("+88212345678 (person-1) not called") && log.contains("International Networks"),
+        || format!("the request's log does not say why: {log:?}\n{}", server.log_tail(40)),
+    );
+    checks.finish();
 }
