@@ -489,6 +489,9 @@ pub struct HttpConfig {
     /// Treat every request as HTTPS: `Secure` cookies and HSTS even when the TLS proxy in front does not send
     /// `X-Forwarded-Proto: https` (issue 15 item 7).
     pub secure_cookies: bool,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client, for the login
+    /// limiter's per-source key (issue 15); default the same host's proxy, 127.0.0.1 and ::1.
+    pub trusted_proxies: Vec<String>,
     /// HTTP connections open at once (issue 15 item 2); more wait in the listen backlog. 0: sized from the
     /// open-file limit after the SIP/RTP reserve (see `src/fd_budget.rs`); a larger value is cut to that room.
     pub max_connections: usize,
@@ -515,6 +518,7 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:8080".parse().expect("literal address"),
             public_url: None,
             secure_cookies: false,
+            trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
             max_connections: 0,
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
@@ -528,6 +532,11 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
+    /// `trusted_proxies` parsed (checked at start-up by [`HttpConfig::validate`]).
+    pub fn trusted_proxies(&self) -> Result<Vec<oncall_web::client_addr::TrustedProxy>> {
+        self.trusted_proxies.iter().map(|p| p.parse().map_err(|e| anyhow::anyhow!("http.trusted_proxies: {e}"))).collect()
+    }
+
     /// `metrics_access` and `metrics_token` as the web crate's type (validated by [`HttpConfig::validate`]).
     pub fn metrics_access(&self) -> oncall_web::MetricsAccess {
         match self.metrics_access.as_str() {
@@ -538,6 +547,7 @@ impl HttpConfig {
     }
 
     fn validate(&self) -> Result<()> {
+        self.trusted_proxies()?;
         for (key, v) in [("header_read_timeout_secs", self.header_read_timeout_secs), ("idle_timeout_secs", self.idle_timeout_secs), ("request_timeout_secs", self.request_timeout_secs)] {
             if !(1..=3600).contains(&v) {
                 bail!("http.{key} ({v}) must be between 1 and 3600");

@@ -705,6 +705,7 @@ async fn serve(cfg: Config) -> Result<()> {
     web.default_ivr = cfg.ivr.clone();
     web.webhook_destinations = cfg.webhooks.destination_policy();
     web.force_secure_cookies = cfg.http.secure_cookies;
+    web.trusted_proxies = cfg.http.trusted_proxies()?;
     // Playback and downloads read the spool while the file is there, else the archive (S3 with
     // `keep_spool = false` deletes the spool copy once uploaded; in a cluster it may be on another instance).
     let recordings = Arc::new(recording_access::SpoolThenArchive::new(&cfg.storage.recordings_dir(), archive.clone()));

@@ -20,6 +20,7 @@ pub mod api;
 pub mod auth;
 pub mod calendar;
 pub mod charts;
+pub mod client_addr;
 pub mod error;
 pub mod ivr_json;
 pub mod metrics_access;
@@ -71,6 +72,8 @@ pub struct WebConfig {
     pub default_ivr: oncall_ivr::IvrConfig,
     /// The login rate limiter's rule (tests shorten its backoffs).
     pub login_policy: rate_limit::LoginPolicy,
+    /// Peers whose `X-Forwarded-For` names the client (the login limiter's per-source key): `[http] trusted_proxies`.
+    pub trusted_proxies: Vec<client_addr::TrustedProxy>,
     /// Who may read `/metrics` (loopback peers by default).
     pub metrics_access: MetricsAccess,
     /// Largest body of a form or JSON request; bigger ones get 413.
@@ -89,6 +92,7 @@ impl WebConfig {
             session_hours: 12,
             default_ivr: oncall_ivr::IvrConfig::default(),
             login_policy: rate_limit::LoginPolicy::default(),
+            trusted_proxies: client_addr::TrustedProxy::loopback(),
             metrics_access: MetricsAccess::Loopback,
             max_body_bytes: 64 * 1024,
             max_upload_bytes: 25 * 1024 * 1024,

@@ -1049,6 +1049,42 @@ async fn twelve_parallel_wrong_logins_are_judged_in_turn_and_the_owner_gets_in_a
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "the owner is not locked out");
 }
 
+/// Issue 15: behind the reverse proxy on the same host every login came from 127.0.0.1, so one
+/// outsider's wrong passwords used up everybody's per-source allowance. Now the client is read
+/// from the trusted proxy's `X-Forwarded-For`: the outsider is throttled, a colleague is not, and a
+/// forged `X-Forwarded-For` from a peer that is not a proxy changes nothing.
+#[tokio::test]
+async fn behind_the_local_proxy_each_client_has_its_own_per_source_limit() {
+    let f = fixture().await;
+    let app = app_with(&f, |cfg| {
+        cfg.login_policy.per_ip.free = 3;
+        cfg.login_policy.per_email.free = 100;
+    });
+    let csrf = oncall_core::secret::new_token();
+    let via_proxy = |client: &'static str, email: &str, password: &str| {
+        let mut req = login_from([127, 0, 0, 1], &csrf, email, password);
+        req.headers_mut().insert("x-forwarded-for", client.parse().unwrap());
+        req
+    };
+    for _ in 0..3 {
+        let r = app.clone().oneshot(via_proxy("203.0.113.66", MANAGER_A, "not-the-password")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = app.clone().oneshot(via_proxy("203.0.113.66", OTHER_EMPLOYEE_A, "not-the-password")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "the outsider is throttled");
+    let r = app.clone().oneshot(via_proxy("198.51.100.7", EMPLOYEE_A, PASSWORD)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "a colleague behind the same proxy is not");
+    // A peer that is not a proxy cannot pose as another client.
+    for _ in 0..3 {
+        let mut req = login_from([192, 0, 2, 50], &csrf, MANAGER_A, "not-the-password");
+        req.headers_mut().insert("x-forwarded-for", "198.51.100.200".parse().unwrap());
+        assert_eq!(app.clone().oneshot(req).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    let mut req = login_from([192, 0, 2, 50], &csrf, MANAGER_A, "not-the-password");
+    req.headers_mut().insert("x-forwarded-for", "198.51.100.201".parse().unwrap());
+    assert_eq!(app.clone().oneshot(req).await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
 /// Issue 15: new passwords need 12 characters and must not be common, on every form that sets one.
 #[tokio::test]
 async fn weak_new_passwords_are_refused_with_a_clear_message() {

@@ -63,7 +63,9 @@ pub async fn login_form(State(state): State<AppState>, headers: HeaderMap, Query
 }
 
 pub async fn login(State(state): State<AppState>, req: Request) -> WebResult<Response> {
-    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    // The client behind a trusted proxy, not the proxy: else everyone shares one per-source limit.
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let ip = crate::client_addr::client_key(peer, req.headers(), &state.config.trusted_proxies);
     let headers = req.headers().clone();
     let Form(form) = Form::<LoginForm>::from_request(req, &state).await.map_err(|_| WebError::BadRequest("The login form was incomplete.".into()))?;
     let next = safe_next(form.next.as_deref());
