@@ -160,7 +160,7 @@ impl DialPlan {
         }
         // Longest first; at equal length configured rules come first (a stable sort keeps the order
         // they were pushed in), so the operator's choice beats the built-in list.
-        rules.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        rules.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         let allowed = allowed.iter().map(|p| p.as_ref().trim()).collect::<Vec<_>>().join(", ");
         Ok(DialPlan { rules, allowed })
     }
