@@ -33,7 +33,7 @@
 use crate::auth::digest::{self, Algorithm, Challenge, Credentials};
 use crate::message::{uri::unescape, Headers, NameAddr, Request, Response, Uri};
 use crate::transaction::Peer;
-use nonce_uses::{NonceUse, NonceUses};
+use nonce_uses::{NonceId, NonceUse, NonceUses};
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -206,8 +206,8 @@ pub struct Registrar {
 }
 
 enum NonceCheck {
-    /// Issued at this many seconds after the epoch.
-    Fresh(u64),
+    /// Issued at this many seconds after the epoch, with this serial number.
+    Fresh(NonceId),
     Stale,
     Invalid,
 }
@@ -281,7 +281,7 @@ impl Registrar {
             return Err(self.answer(req, 403));
         }
         let issued = match self.check_nonce(&creds.nonce, ip, now) {
-            NonceCheck::Fresh(t) => t,
+            NonceCheck::Fresh(id) => id,
             // Not a guess at the password: no failure is counted, the device just asks again.
             NonceCheck::Stale => return Err(self.challenge(req, source, true, now)),
             NonceCheck::Invalid => return Err(self.challenge(req, source, false, now)),
@@ -315,7 +315,7 @@ impl Registrar {
         let nc = if creds.qop_auth { nc } else { None };
         let seen = match nc {
             Some(0) => NonceUse::Replayed,
-            _ => self.nonce_uses.record(&creds.nonce, issued, nc),
+            _ => self.nonce_uses.record(issued, nc),
         };
         if seen != NonceUse::Accepted {
             self.stats.replays += 1;
@@ -487,7 +487,10 @@ impl Registrar {
         if nonce.len() != NONCE_LEN || !nonce.is_ascii() {
             return NonceCheck::Invalid;
         }
-        let Ok(t) = u64::from_str_radix(&nonce[..16], 16) else {
+        let (Ok(t), Ok(serial)) = (
+            u64::from_str_radix(&nonce[..16], 16),
+            u32::from_str_radix(&nonce[16..24], 16),
+        ) else {
             return NonceCheck::Invalid;
         };
         if !digest::constant_time_eq(
@@ -500,7 +503,7 @@ impl Registrar {
         match age {
             None => NonceCheck::Invalid,
             Some(a) if a > self.cfg.nonce_lifetime.as_secs() => NonceCheck::Stale,
-            Some(_) => NonceCheck::Fresh(t),
+            Some(_) => NonceCheck::Fresh(NonceId { issued: t, serial }),
         }
     }
 

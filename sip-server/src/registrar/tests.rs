@@ -921,3 +921,64 @@ fn used_nonces_are_forgotten_once_stale_on_the_virtual_clock() {
     r.handle_timeout(t0 + Duration::from_secs(301));
     assert_eq!(r.nonce_uses.len(), 0);
 }
+
+/// A MESSAGE from `user` with an optional Authorization (text replies are proven this way).
+fn message(user: &str, cseq: u32, auth: Option<&str>) -> Request {
+    let mut text = format!(
+        "MESSAGE sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKm{cseq}\r\n\
+         From: <sip:+12125550103@evil.example>;tag=f1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: m-{user}\r\nCSeq: {cseq} MESSAGE\r\nMax-Forwards: 70\r\n"
+    );
+    if let Some(a) = auth {
+        text.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    text.push_str("Content-Length: 4\r\n\r\nDONE");
+    match parse_datagram(text.as_bytes()).unwrap() {
+        SipMessage::Request(r) => r,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn authenticate_proves_a_message_sender_by_account_not_by_from() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let phone = peer("10.0.0.5", 5062);
+    let first = r
+        .authenticate(&message("alice", 1, None), phone, &accounts(), t0)
+        .unwrap_err();
+    assert_eq!(first.status, 401);
+    let c = challenges(&first).remove(0);
+    // A REGISTER's answer does not pass for a MESSAGE (the method is in the digest).
+    let register_answer = c
+        .respond("alice", "correct horse", "REGISTER", "sip:127.0.0.1", "cn", 1)
+        .to_header();
+    let resp = r.authenticate(&message("alice", 2, Some(&register_answer)), phone, &accounts(), t0);
+    assert_eq!(resp.unwrap_err().status, 401);
+    let answer = c
+        .respond("alice", "correct horse", "MESSAGE", "sip:127.0.0.1", "cn", 2)
+        .to_header();
+    assert_eq!(
+        r.authenticate(&message("alice", 3, Some(&answer)), phone, &accounts(), t0),
+        Ok("alice".to_string()),
+        "the account is the sender, whatever From says"
+    );
+    // The same answer again is a replay.
+    assert_eq!(
+        r.authenticate(&message("alice", 4, Some(&answer)), phone, &accounts(), t0)
+            .unwrap_err()
+            .status,
+        401
+    );
+    // Wrong passwords on MESSAGE count toward the account's lockout like REGISTER's.
+    for cseq in 5..8 {
+        let again = r
+            .authenticate(&message("bob", cseq, None), phone, &accounts(), t0)
+            .unwrap_err();
+        let guess = challenges(&again)
+            .remove(0)
+            .respond("bob", "guess", "MESSAGE", "sip:127.0.0.1", "cn", 1)
+            .to_header();
+        let _ = r.authenticate(&message("bob", cseq, Some(&guess)), phone, &accounts(), t0);
+    }
+    assert_eq!(r.stats.account_lockouts, 1);
+}
