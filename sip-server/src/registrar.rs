@@ -9,9 +9,9 @@
 //! Authentication: every REGISTER is challenged (401 with an MD5 and a SHA-256 challenge, `qop=auth`)
 //! before anything else is looked at, and a wrong password and an unknown username fail in exactly
 //! the same way (a fresh 401), so a scanner (SIPVicious `svwar`) cannot tell which accounts exist.
-//! Nonces are the issue time and an HMAC-SHA-256 of it and the client's IP address under a
-//! per-process secret, so any nonce can be checked without a table and only from the address it was
-//! issued to; an old one gets `stale=true` (RFC 7616 §3.3). Replays (issue 15 item 5: a captured
+//! Nonces are the issue time, a serial number and an HMAC-SHA-256 of both and the client's IP address
+//! under a per-process secret, so any nonce can be checked without a table and only from the address
+//! it was issued to; an old one gets `stale=true` (RFC 7616 §3.3). Replays (issue 15 item 5: a captured
 //! REGISTER sent again from another port with a new Call-ID and Contact) are refused by a small table
 //! of used nonces (`nonce_uses.rs`): the `nc` must grow on each use, and a nonce answered without qop
 //! is single-use. A refused replay is re-challenged with `stale=true` and counts no failure, so a
