@@ -103,9 +103,39 @@ struct Leg {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrunkRow {
     pub name: String,
-    /// "registered", "registering", "failed", "unregistered" or "pbx" (no registration).
-    pub state: &'static str,
+    pub state: TrunkState,
     pub detail: String,
+}
+
+/// Where a trunk's registration stands; /healthz prints [`TrunkState::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrunkState {
+    Registering,
+    Registered,
+    /// The last attempt failed; the registration retries later.
+    Failed,
+    /// Unregistered at shutdown.
+    Unregistered,
+    /// A PBX-mode trunk: calls are accepted from its addresses, nothing registers.
+    Pbx,
+}
+
+impl TrunkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrunkState::Registering => "registering",
+            TrunkState::Registered => "registered",
+            TrunkState::Failed => "failed",
+            TrunkState::Unregistered => "unregistered",
+            TrunkState::Pbx => "pbx",
+        }
+    }
+}
+
+impl std::fmt::Display for TrunkState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 pub type TrunkBoard = Arc<Mutex<Vec<TrunkRow>>>;
@@ -219,15 +249,15 @@ impl Trunks {
             .iter()
             .map(|(name, reg)| {
                 let (state, detail) = match reg.status() {
-                    RegistrationStatus::Registering => ("registering", String::new()),
-                    RegistrationStatus::Registered { until } => ("registered", format!("expires in {} s", until.saturating_duration_since(now).as_secs())),
-                    RegistrationStatus::Failed { reason, retry_at } => ("failed", format!("{reason}; retry in {} s", retry_at.saturating_duration_since(now).as_secs())),
-                    RegistrationStatus::Stopped => ("unregistered", String::new()),
+                    RegistrationStatus::Registering => (TrunkState::Registering, String::new()),
+                    RegistrationStatus::Registered { until } => (TrunkState::Registered, format!("expires in {} s", until.saturating_duration_since(now).as_secs())),
+                    RegistrationStatus::Failed { reason, retry_at } => (TrunkState::Failed, format!("{reason}; retry in {} s", retry_at.saturating_duration_since(now).as_secs())),
+                    RegistrationStatus::Stopped => (TrunkState::Unregistered, String::new()),
                 };
                 TrunkRow { name: name.clone(), state, detail }
             })
             .collect();
-        rows.extend(self.pbx.iter().map(|n| TrunkRow { name: n.clone(), state: "pbx", detail: String::new() }));
+        rows.extend(self.pbx.iter().map(|n| TrunkRow { name: n.clone(), state: TrunkState::Pbx, detail: String::new() }));
         if let Ok(mut b) = self.board.lock() {
             *b = rows;
         }

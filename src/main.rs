@@ -20,7 +20,7 @@ mod texts;
 mod webhooks;
 
 use anyhow::{bail, Context, Result};
-use call_control::{CallCounters, Controller, TrunkBoard, Trunks};
+use call_control::{CallCounters, Controller, TrunkBoard, TrunkState, Trunks};
 use clap::{Parser, Subcommand};
 use config::Config;
 use oncall_core::{Role, Store, Timestamp};
@@ -464,12 +464,12 @@ impl Status {
     fn trunk_metrics(&self) -> String {
         let rows = self.trunks.lock().map(|r| r.clone()).unwrap_or_default();
         let mut out = String::new();
-        if rows.iter().any(|r| r.state != "pbx") {
+        if rows.iter().any(|r| r.state != TrunkState::Pbx) {
             out.push_str("# HELP oncall_trunk_registered Whether the trunk's registration is current.\n# TYPE oncall_trunk_registered gauge\n");
         }
-        for r in rows.iter().filter(|r| r.state != "pbx") {
+        for r in rows.iter().filter(|r| r.state != TrunkState::Pbx) {
             let name = r.name.replace('\\', "\\\\").replace('"', "\\\"");
-            out.push_str(&format!("oncall_trunk_registered{{trunk=\"{name}\"}} {}\n", u8::from(r.state == "registered")));
+            out.push_str(&format!("oncall_trunk_registered{{trunk=\"{name}\"}} {}\n", u8::from(r.state == TrunkState::Registered)));
         }
         out
     }
