@@ -18,6 +18,7 @@ pub mod page_cap;
 pub mod password;
 pub mod person;
 pub mod phone;
+pub mod prometheus_text;
 pub mod request;
 pub mod schedule;
 pub mod secret;
