@@ -65,26 +65,9 @@ pub struct Settings {
     pub texts: bool,
 }
 
-/// What became of one notification (today's `paging::Outcome`; for a text, `Ringing` is "delivered").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// 180/183: the phone rings (a text: delivered).
-    Ringing,
-    /// The employee picked up; the announcement plays.
-    Answered,
-    /// The employee pressed 1: they take the request.
-    Accepted,
-    /// 3, no key before the retries ran out, or a hang-up before accepting.
-    Declined,
-    /// 9 after accepting: done.
-    Completed,
-    /// 5: the next step now.
-    EscalateNow,
-    /// 7: page again after the snooze.
-    Snooze,
-    /// Never answered (486 busy, 603, unreachable, cancelled) or the text failed, with why.
-    Failed(String),
-}
+/// What became of one notification: the calls side's report (for a text, `Ringing` is "delivered").
+/// One type for both sides, owned by the calls crate whose legs produce it.
+pub use oncall_calls::book::Outcome;
 
 /// The status a notification's row gets (the store's `notifications.status` values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
