@@ -23,6 +23,7 @@ use anyhow::{bail, Context, Result};
 use call_control::{CallCounters, Controller, TrunkBoard, TrunkState, Trunks};
 use clap::{Parser, Subcommand};
 use config::Config;
+use oncall_core::prometheus_text::{Kind, PrometheusText, Value};
 use oncall_core::{Role, Store, Timestamp};
 use oncall_recordings::PromptLibrary;
 use oncall_sip::media::{MediaEngine, RtpPorts};
@@ -461,17 +462,16 @@ struct Status {
 
 impl Status {
     /// One `oncall_trunk_registered{trunk="name"} 1|0` per registering trunk (PBX-mode trunks have none).
-    fn trunk_metrics(&self) -> String {
+    fn write_trunks(&self, out: &mut PrometheusText) {
         let rows = self.trunks.lock().map(|r| r.clone()).unwrap_or_default();
-        let mut out = String::new();
-        if rows.iter().any(|r| r.state != TrunkState::Pbx) {
-            out.push_str("# HELP oncall_trunk_registered Whether the trunk's registration is current.\n# TYPE oncall_trunk_registered gauge\n");
+        let mut registering = rows.iter().filter(|r| r.state != TrunkState::Pbx).peekable();
+        if registering.peek().is_none() {
+            return;
         }
-        for r in rows.iter().filter(|r| r.state != TrunkState::Pbx) {
-            let name = r.name.replace('\\', "\\\\").replace('"', "\\\"");
-            out.push_str(&format!("oncall_trunk_registered{{trunk=\"{name}\"}} {}\n", u8::from(r.state == TrunkState::Registered)));
+        let mut f = out.family("oncall_trunk_registered", Kind::Gauge, "Whether the trunk's registration is current.");
+        for r in registering {
+            f.sample(&[("trunk", &r.name)], r.state == TrunkState::Registered);
         }
-        out
     }
 }
 
@@ -488,47 +488,52 @@ impl oncall_web::StatusSource for Status {
     }
 
     fn prometheus(&self) -> String {
-        let holding = self.hold.as_ref().map_or(String::new(), |h| {
-            format!("# HELP oncall_callers_holding Callers holding for, or talking with, the on-call staff.\n# TYPE oncall_callers_holding gauge\noncall_callers_holding {}\n", h.len())
-        });
-        let info = format!(
-            "# HELP oncall_instance_info This instance's [instance] id and version.\n# TYPE oncall_instance_info gauge\noncall_instance_info{{instance=\"{}\",version=\"{}\"}} 1\n",
-            self.instance.replace('\\', "\\\\").replace('"', "\\\""),
-            env!("CARGO_PKG_VERSION")
-        );
-        info + &self.counters_text() + &self.trunk_metrics() + &holding + &self.registrar.as_ref().map_or(String::new(), |r| r.prometheus())
-            + &self.redirects.as_ref().map_or(String::new(), |r| r.prometheus())
+        let mut out = PrometheusText::new();
+        out.family("oncall_instance_info", Kind::Gauge, "This instance's [instance] id and version.")
+            .sample(&[("instance", &self.instance), ("version", env!("CARGO_PKG_VERSION"))], 1u64);
+        self.write_counters(&mut out);
+        self.write_trunks(&mut out);
+        if let Some(h) = &self.hold {
+            out.family("oncall_callers_holding", Kind::Gauge, "Callers holding for, or talking with, the on-call staff.")
+                .sample(&[], h.len());
+        }
+        if let Some(r) = &self.registrar {
+            r.write_metrics(&mut out);
+        }
+        if let Some(r) = &self.redirects {
+            r.write_metrics(&mut out);
+        }
+        out.finish()
     }
 }
 
 impl Status {
-    fn counters_text(&self) -> String {
+    /// The call controller's counters and the media engine's.
+    fn write_counters(&self, out: &mut PrometheusText) {
         let c = &self.counters;
         let s = &self.engine.stats;
+        let load = |a: &std::sync::atomic::AtomicU64| Value::from(a.load(Ordering::Relaxed));
+        let families = [
+            ("oncall_calls_received_total", Kind::Counter, "Incoming INVITEs that start a call, whatever became of them.", load(&c.calls_received)),
+            ("oncall_calls_answered_total", Kind::Counter, "Incoming calls answered.", load(&c.calls_answered)),
+            ("oncall_calls_rejected_total", Kind::Counter, "Incoming calls refused (403: a source no trunk allows; 503: over a limit).", load(&c.calls_rejected)),
+            ("oncall_active_calls", Kind::Gauge, "Calls in progress.", c.active_calls.load(Ordering::Relaxed).into()),
+            ("oncall_sip_messages_total", Kind::Counter, "SIP messages received.", load(&c.sip_messages)),
+            ("oncall_media_calls", Kind::Gauge, "Calls the media engine sends and receives RTP for.", s.calls.load(Ordering::Relaxed).into()),
+            ("oncall_rtp_packets_sent_total", Kind::Counter, "RTP packets sent.", load(&s.packets_sent)),
+            ("oncall_rtp_packets_received_total", Kind::Counter, "RTP packets received.", load(&s.packets_received)),
+            ("oncall_media_ticks_late_total", Kind::Counter, "Media engine 20 ms ticks that started late.", load(&s.ticks_late)),
+        ];
+        for (name, kind, help, value) in families {
+            out.family(name, kind, help).sample(&[], value);
+        }
         let (p50, p99, n) = s.send_jitter.lock().map(|h| (h.quantile_us(0.5), h.quantile_us(0.99), h.count())).unwrap_or_default();
-        format!(
-            "# TYPE oncall_calls_received_total counter\noncall_calls_received_total {}\n\
-             # TYPE oncall_calls_answered_total counter\noncall_calls_answered_total {}\n\
-             # TYPE oncall_calls_rejected_total counter\noncall_calls_rejected_total {}\n\
-             # TYPE oncall_active_calls gauge\noncall_active_calls {}\n\
-             # TYPE oncall_sip_messages_total counter\noncall_sip_messages_total {}\n\
-             # TYPE oncall_media_calls gauge\noncall_media_calls {}\n\
-             # TYPE oncall_rtp_packets_sent_total counter\noncall_rtp_packets_sent_total {}\n\
-             # TYPE oncall_rtp_packets_received_total counter\noncall_rtp_packets_received_total {}\n\
-             # TYPE oncall_media_ticks_late_total counter\noncall_media_ticks_late_total {}\n\
-             # HELP oncall_rtp_send_jitter_us Deviation of RTP send intervals from 20 ms.\n\
-             # TYPE oncall_rtp_send_jitter_us summary\noncall_rtp_send_jitter_us{{quantile=\"0.5\"}} {p50}\n\
-             oncall_rtp_send_jitter_us{{quantile=\"0.99\"}} {p99}\noncall_rtp_send_jitter_us_count {n}\n",
-            c.calls_received.load(Ordering::Relaxed),
-            c.calls_answered.load(Ordering::Relaxed),
-            c.calls_rejected.load(Ordering::Relaxed),
-            c.active_calls.load(Ordering::Relaxed),
-            c.sip_messages.load(Ordering::Relaxed),
-            s.calls.load(Ordering::Relaxed),
-            s.packets_sent.load(Ordering::Relaxed),
-            s.packets_received.load(Ordering::Relaxed),
-            s.ticks_late.load(Ordering::Relaxed),
-        )
+        out.family("oncall_rtp_send_jitter_us", Kind::Summary, "Deviation of RTP send intervals from 20 ms.").summary(
+            &[],
+            &[(0.5, p50.into()), (0.99, p99.into())],
+            None,
+            n,
+        );
     }
 }
 

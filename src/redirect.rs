@@ -25,6 +25,7 @@
 use crate::config::{Config, SourceNet};
 use crate::registrar_service::RegistrarHandle;
 use oncall_core::escalation::EscalationPolicy;
+use oncall_core::prometheus_text::{Kind, PrometheusText};
 use oncall_core::schedule::{self, on_call_order, Schedule};
 use oncall_core::{Contact, OrgId, Person, PersonId, Store, Timestamp};
 use oncall_sip::message::uri::{unescape, Uri};
@@ -226,20 +227,22 @@ impl RedirectCounters {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn prometheus(&self) -> String {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        format!(
-            "# HELP oncall_redirects_total INVITEs to oncall-<schedule>@ by outcome (redirected = 302, bridged = IVR call).\n\
-             # TYPE oncall_redirects_total counter\n\
-             oncall_redirects_total{{result=\"redirected\"}} {}\noncall_redirects_total{{result=\"bridged\"}} {}\n\
-             oncall_redirects_total{{result=\"forbidden\"}} {}\noncall_redirects_total{{result=\"not_found\"}} {}\n\
-             oncall_redirects_total{{result=\"nobody_on_call\"}} {}\n",
-            g(&self.redirected),
-            g(&self.bridged),
-            g(&self.forbidden),
-            g(&self.not_found),
-            g(&self.nobody),
-        )
+    /// `oncall_redirects_total{result=...}` for `/metrics`.
+    pub fn write_metrics(&self, out: &mut PrometheusText) {
+        let mut f = out.family(
+            "oncall_redirects_total",
+            Kind::Counter,
+            "INVITEs to oncall-<schedule>@ by outcome (redirected = 302, bridged = IVR call).",
+        );
+        for (result, n) in [
+            ("redirected", &self.redirected),
+            ("bridged", &self.bridged),
+            ("forbidden", &self.forbidden),
+            ("not_found", &self.not_found),
+            ("nobody_on_call", &self.nobody),
+        ] {
+            f.sample(&[("result", result)], n.load(Ordering::Relaxed));
+        }
     }
 }
 
@@ -633,7 +636,9 @@ mod tests {
             r.decide("sip:OnCall-4471@h", "192.0.2.66:5060".parse().unwrap(), now),
             None
         );
-        let metrics = r.counters.prometheus();
+        let mut text = PrometheusText::new();
+        r.counters.write_metrics(&mut text);
+        let metrics = text.finish();
         for line in [
             "{result=\"redirected\"} 1",
             "{result=\"forbidden\"} 2",

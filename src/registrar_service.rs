@@ -12,6 +12,7 @@
 //! REGISTERs are dropped unanswered until the lockout ends (svcrack then stops, hearing nothing).
 
 use crate::config::RegistrarSection;
+use oncall_core::prometheus_text::{Kind, PrometheusText};
 use oncall_core::{PersonId, Store, Timestamp};
 use oncall_sip::auth::digest::Algorithm;
 use oncall_sip::message::{Method, Request, Response};
@@ -78,30 +79,53 @@ impl RegistrarHandle {
             .unwrap_or_default()
     }
 
-    /// Prometheus text for `/metrics`.
-    pub fn prometheus(&self) -> String {
+    /// The registrar's families for `/metrics`.
+    pub fn write_metrics(&self, out: &mut PrometheusText) {
         let s = &self.inner;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        format!(
-            "# HELP oncall_registrar_bindings Devices registered to OnCall's registrar.\n# TYPE oncall_registrar_bindings gauge\noncall_registrar_bindings {}\n\
-             # TYPE oncall_registrar_challenges_total counter\noncall_registrar_challenges_total {}\n\
-             # TYPE oncall_registrar_registrations_total counter\noncall_registrar_registrations_total {}\n\
-             # HELP oncall_registrar_auth_failures_total Digest answers that did not verify (wrong password or unknown user).\n\
-             # TYPE oncall_registrar_auth_failures_total counter\noncall_registrar_auth_failures_total {}\n\
-             # HELP oncall_registrar_lockouts_total Lockouts started after too many failed digest answers.\n\
-             # TYPE oncall_registrar_lockouts_total counter\noncall_registrar_lockouts_total{{kind=\"source\"}} {}\noncall_registrar_lockouts_total{{kind=\"account\"}} {}\n\
-             # TYPE oncall_registrar_rejected_locked_total counter\noncall_registrar_rejected_locked_total {}\n\
-             # HELP oncall_registrar_replays_total Verified digest answers refused because their nonce was already used with that nc.\n\
-             # TYPE oncall_registrar_replays_total counter\noncall_registrar_replays_total {}\n",
-            g(&s.bindings),
-            g(&s.challenges),
-            g(&s.registered),
-            g(&s.auth_failures),
-            g(&s.source_lockouts),
-            g(&s.account_lockouts),
-            g(&s.rejected_locked),
-            g(&s.replays),
+        out.family(
+            "oncall_registrar_bindings",
+            Kind::Gauge,
+            "Devices registered to OnCall's registrar.",
         )
+        .sample(&[], g(&s.bindings));
+        out.family(
+            "oncall_registrar_challenges_total",
+            Kind::Counter,
+            "401s sent to REGISTERs (no or stale credentials, or a failed answer).",
+        )
+        .sample(&[], g(&s.challenges));
+        out.family(
+            "oncall_registrar_registrations_total",
+            Kind::Counter,
+            "Successful REGISTERs (including removals and fetches).",
+        )
+        .sample(&[], g(&s.registered));
+        out.family(
+            "oncall_registrar_auth_failures_total",
+            Kind::Counter,
+            "Digest answers that did not verify (wrong password or unknown user).",
+        )
+        .sample(&[], g(&s.auth_failures));
+        out.family(
+            "oncall_registrar_lockouts_total",
+            Kind::Counter,
+            "Lockouts started after too many failed digest answers.",
+        )
+        .sample(&[("kind", "source")], g(&s.source_lockouts))
+        .sample(&[("kind", "account")], g(&s.account_lockouts));
+        out.family(
+            "oncall_registrar_rejected_locked_total",
+            Kind::Counter,
+            "REGISTERs answered 403 because their source or account was locked out.",
+        )
+        .sample(&[], g(&s.rejected_locked));
+        out.family(
+            "oncall_registrar_replays_total",
+            Kind::Counter,
+            "Verified digest answers refused because their nonce was already used with that nc.",
+        )
+        .sample(&[], g(&s.replays));
     }
 }
 
