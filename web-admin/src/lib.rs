@@ -117,14 +117,19 @@ pub fn app(status: Arc<dyn StatusSource>, store: oncall_core::Store, config: Web
 
 /// The operational endpoints alone (`/healthz`, `/metrics`, the latter as `access` allows).
 pub fn router(status: Arc<dyn StatusSource>, access: MetricsAccess) -> Router {
-    Router::new().route("/healthz", get(healthz)).with_state(status.clone()).merge(Router::new().route("/metrics", get(metrics)).with_state((status, Arc::new(access))))
+    let state = (status, Arc::new(access));
+    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state)
 }
 
 /// 200 while SIP and the database serve; a failing trunk is reported in the body, not as a failure,
-/// because calls from other trunks and PBXs are still answered.
-async fn healthz(State(s): State<Arc<dyn StatusSource>>) -> impl IntoResponse {
+/// because calls from other trunks and PBXs are still answered. The details (trunk names, their
+/// registration errors) go only to those `[http] metrics_access` lets see `/metrics`; a load
+/// balancer elsewhere needs only the status.
+async fn healthz(State((s, access)): State<(Arc<dyn StatusSource>, Arc<MetricsAccess>)>, ext: axum::http::Extensions, headers: axum::http::HeaderMap) -> impl IntoResponse {
     let (status, head) = if s.healthy() { (StatusCode::OK, "ok\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "starting\n") };
-    (status, format!("{head}{}", s.health_details()))
+    let peer = ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
+    let details = if access.check(peer, &headers).is_ok() { s.health_details() } else { String::new() };
+    (status, format!("{head}{details}"))
 }
 
 async fn metrics(State((s, access)): State<(Arc<dyn StatusSource>, Arc<MetricsAccess>)>, ext: axum::http::Extensions, headers: axum::http::HeaderMap) -> axum::response::Response {

@@ -44,6 +44,9 @@ impl StatusSource for Up {
     fn prometheus(&self) -> String {
         "oncall_up 1\n".into()
     }
+    fn health_details(&self) -> String {
+        "trunk carrier: failed (403 Forbidden)\n".into()
+    }
 }
 
 /// A 3-second 8 kHz mono 16-bit WAV tone (a real file the browser can play and seek).
