@@ -64,7 +64,7 @@ impl IvrSource {
 
 /// Builds the menu and prompt set from an organization's saved settings.
 fn load(menu_json: &str, greeting_key: Option<&str>, data_dir: &std::path::Path, file_ivr: &IvrConfig, base: &PromptLibrary) -> Result<(IvrConfig, PromptLibrary), String> {
-    let mut ivr = if menu_json.trim().is_empty() { file_ivr.clone() } else { oncall_web::ivr_json::from_json(menu_json)? };
+    let mut ivr = if menu_json.trim().is_empty() { file_ivr.clone() } else { oncall_ivr::menu_json::from_json(menu_json).map_err(|e| e.to_string())? };
     let mut prompts = base.clone();
     if let Some(key) = greeting_key {
         let samples = oncall_recordings::decode_to_8k_mono(data_dir.join(key)).map_err(|e| format!("greeting {key}: {e}"))?;

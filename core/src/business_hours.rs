@@ -20,7 +20,6 @@ use crate::timestamp::Timestamp;
 use crate::validation::ValidationError;
 use chrono::{Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Weekday};
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -277,16 +276,10 @@ impl BusinessHours {
     }
 }
 
-/// How urgent a caller's request is, chosen per IVR option.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Urgency {
-    /// Pages the escalation policy at once, at any hour.
-    #[default]
-    Urgent,
-    /// Pages during business hours; after hours the request waits for the next opening.
-    Normal,
-}
+/// How urgent a caller's request is, chosen per IVR option: `Urgent` pages the escalation policy at once, at
+/// any hour; `Normal` pages during business hours, and after hours waits for the next opening. Defined by the
+/// IVR menu (`oncall_ivr::Urgency`, which explains why the dependency points core → ivr) and re-exported here.
+pub use oncall_ivr::Urgency;
 
 /// The paging decision for a new request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

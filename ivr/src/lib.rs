@@ -6,6 +6,7 @@ pub mod digit;
 pub mod dtmf;
 pub mod flow;
 pub mod menu;
+pub mod menu_json;
 pub mod page_flow;
 pub mod silence;
 pub mod spoken_time;

@@ -78,6 +78,11 @@ pub enum Action {
 }
 
 /// How urgent the requests of a "page on-call" option are.
+///
+/// The one definition: the menu is where an urgency is chosen, and the domain crate (`oncall-core`, whose
+/// `when_to_page` decides when a request of each urgency pages) re-exports this type. The dependency points
+/// core → ivr because this crate is small (serde and thiserror only) and must stay so: the media path links
+/// it, and must not link core's sqlx store. Nothing here may depend on core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Urgency {

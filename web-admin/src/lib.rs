@@ -22,7 +22,6 @@ pub mod calendar;
 pub mod charts;
 pub mod client_addr;
 pub mod error;
-pub mod ivr_json;
 pub mod metrics_access;
 pub mod pages;
 pub mod rate_limit;

@@ -493,7 +493,7 @@ async fn ivr_menu_and_greeting_upload() {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     let saved = f.store.ivr_settings(f.org_a).await.unwrap().unwrap();
-    let cfg = oncall_web::ivr_json::from_json(&saved.menu_json).unwrap();
+    let cfg = oncall_ivr::menu_json::from_json(&saved.menu_json).unwrap();
     assert_eq!(cfg.timeout_secs, 7);
     assert_eq!(cfg.menu.options.len(), 2);
     let dup = c.post("/ivr", &[("csrf", &csrf), ("timeout_secs", "7"), ("max_retries", "2"), ("max_message_secs", "60"), ("silence_secs", "4"), ("digit", "1"), ("action", "hangup"), ("prompt", ""), ("sub", ""), ("digit", "1"), ("action", "repeat"), ("prompt", ""), ("sub", "")]).await;
@@ -882,7 +882,7 @@ async fn managers_set_business_hours_with_clear_errors_and_deferred_requests_sho
         .post("/ivr", &[("csrf", &csrf), ("menu_prompt", "menu"), ("timeout_secs", "7"), ("max_retries", "2"), ("max_message_secs", "60"), ("silence_secs", "4"), ("after_hours_emergency", "1"), ("digit", "1"), ("action", "page_on_call"), ("prompt", ""), ("sub", ""), ("digit", "2"), ("action", "page_on_call_normal"), ("prompt", ""), ("sub", "")])
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
-    let saved = oncall_web::ivr_json::from_json(&f.store.ivr_settings(f.org_a).await.unwrap().unwrap().menu_json).unwrap();
+    let saved = oncall_ivr::menu_json::from_json(&f.store.ivr_settings(f.org_a).await.unwrap().unwrap().menu_json).unwrap();
     assert!(saved.after_hours_emergency);
     assert_eq!(saved.menu.options[1].action, oncall_ivr::menu::Action::PageOnCall { urgency: oncall_ivr::Urgency::Normal });
     let ivr = c.get("/ivr").await.text();

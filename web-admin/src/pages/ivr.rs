@@ -21,14 +21,14 @@ use oncall_ivr::{Digit, IvrConfig};
 use std::path::PathBuf;
 
 /// A sub-menu carried through the form unchanged (as a whole config's JSON, so it reads back
-/// with `ivr_json`).
+/// with `oncall_ivr::menu_json`).
 fn sub_menu_json(menu: &Menu) -> String {
     let cfg = IvrConfig { menu: menu.clone(), ..IvrConfig::default() };
-    crate::ivr_json::to_json(&cfg).unwrap_or_default()
+    oncall_ivr::menu_json::to_json(&cfg).unwrap_or_default()
 }
 
 fn sub_menu_from(text: &str) -> Option<Menu> {
-    crate::ivr_json::from_json(text).ok().map(|c| c.menu)
+    oncall_ivr::menu_json::from_json(text).ok().map(|c| c.menu)
 }
 
 /// Where an organization's greeting lives, relative to the data directory.
@@ -40,7 +40,7 @@ pub fn greeting_key(slug: &str) -> String {
 pub async fn current(state: &AppState, org: oncall_core::OrgId) -> WebResult<(IvrConfig, Option<String>)> {
     match state.store.ivr_settings(org).await? {
         Some(s) => {
-            let cfg = crate::ivr_json::from_json(&s.menu_json).unwrap_or_else(|e| {
+            let cfg = oncall_ivr::menu_json::from_json(&s.menu_json).unwrap_or_else(|e| {
                 tracing::warn!(org = %org, error = %e, "stored IVR menu does not parse; showing the default");
                 state.config.default_ivr.clone()
             });
@@ -159,7 +159,7 @@ pub async fn save_menu(State(state): State<AppState>, Manager(v): Manager, Form(
     let (cfg, _) = current(&state, v.org.id).await?;
     match parse(&pairs, &cfg) {
         Ok(new) => {
-            let json = crate::ivr_json::to_json(&new).map_err(WebError::Internal)?;
+            let json = oncall_ivr::menu_json::to_json(&new).map_err(|e| WebError::Internal(e.to_string()))?;
             state.store.set_ivr_menu(v.org.id, &json, Timestamp::now()).await?;
             Ok(see_other("/ivr?flash=saved").into_response())
         }
@@ -244,7 +244,7 @@ pub async fn upload_greeting(State(state): State<AppState>, Manager(v): Manager,
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?
         .map_err(|e| WebError::Internal(format!("writing {}: {e}", path.display())))?;
-    let default_json = crate::ivr_json::to_json(&cfg).map_err(WebError::Internal)?;
+    let default_json = oncall_ivr::menu_json::to_json(&cfg).map_err(|e| WebError::Internal(e.to_string()))?;
     state.store.set_ivr_greeting(v.org.id, Some(&key), &default_json, Timestamp::now()).await?;
     tracing::info!(org = %v.org.id, path = %path.display(), "greeting uploaded");
     Ok(see_other("/ivr?flash=greeting").into_response())
