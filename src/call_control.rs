@@ -482,17 +482,17 @@ impl Controller {
             }
             // Outbound calls are paging legs, handled in `on_leg_event`.
             UaEvent::Progress { .. } | UaEvent::Answered { .. } => {}
-            // Standalone requests are trunk REGISTERs and text MESSAGEs.
+            // Standalone requests are trunk REGISTERs.
             UaEvent::Response { key, response } => {
-                if !self.trunks.on_result(&key, Some(&response), now) && !self.texts.on_result(&mut self.ua, &key, Some(&response), now) {
+                if !self.trunks.on_result(&key, Some(&response), now) {
                     tracing::debug!(status = response.status, "response to an unknown standalone request");
                 }
             }
             UaEvent::RequestTimeout { key } => {
-                if !self.trunks.on_result(&key, None, now) {
-                    self.texts.on_result(&mut self.ua, &key, None, now);
-                }
+                self.trunks.on_result(&key, None, now);
             }
+            // The outcome of a text MESSAGE we sent.
+            UaEvent::MessageDone { message, result } => self.texts.on_message_done(message, result),
             // Out-of-dialog MESSAGE (only handed over when `[texts] enabled`): a text reply.
             UaEvent::Request { key, request, source } if request.method == oncall_sip::message::Method::Message => {
                 // Issue 15 item 1: the sender is proven by the source (a trunk's) or the registrar's digest, never by From.

@@ -4,9 +4,10 @@
 //! the body ([`notification_body`]) and sends it either through an HTTP SMS gateway (one POST, a
 //! Twilio-compatible form by default, any form or JSON body through `[texts] body_template`) or as a
 //! SIP MESSAGE (RFC 3428) that the call controller sends ([`ControllerCommand::SendText`], carried
-//! out by [`SipTexts`]): phone numbers through the first `[[trunks]]` entry, SIP URIs directly. A 2xx
-//! is "delivered"; anything else, or no answer in `[texts] timeout_secs`, fails the notification and
-//! the escalation moves on.
+//! out by [`SipTexts`] with the user agent's MESSAGE client, `oncall_sip::ua::outbound_message`,
+//! which answers the digest challenge): phone numbers through the first `[[trunks]]` entry, SIP URIs
+//! directly. A 2xx is "delivered"; anything else, or no answer in `[texts] timeout_secs`, fails the
+//! notification and the escalation moves on.
 //!
 //! In: a reply arrives on the web admin's `POST /api/v1/texts/inbound` (Twilio-style `From` and
 //! `Body`, signed by the gateway) or as an out-of-dialog SIP MESSAGE. A From header is not an
@@ -20,8 +21,8 @@
 //! it through the store (acknowledge/complete) and tells the paging task ([`PagingEvent::TextReply`]);
 //! the returned sentence is the answer sent back to the sender.
 //!
-//! Not done: delivery receipts (a gateway's 2xx is taken as delivered), MESSAGE over TCP, answering
-//! a SIP MESSAGE challenge more than once, and texts longer than one SIP datagram.
+//! Not done: delivery receipts (a gateway's 2xx is taken as delivered), MESSAGE over TCP, and texts
+//! longer than one SIP datagram.
 
 use crate::config::{TextsConfig, TrunkConfig};
 use crate::paging::{ControllerCommand, Outcome, PagingEvent};
@@ -31,9 +32,9 @@ use hyper::body::Bytes;
 use oncall_core::escalation::NotificationKey;
 use oncall_core::text_reply::{self, Pick, ReplyAction};
 use oncall_core::{Actor, Contact, OrgId, Person, PersonId, RequestId, Store, Timestamp};
-use oncall_sip::auth::digest::Challenge;
-use oncall_sip::message::{Headers, Method, Request, Response};
+use oncall_sip::message::{Request, Response};
 use oncall_sip::transaction::{Peer, Transport, TxKey};
+use oncall_sip::ua::outbound_message::{MessageFailure, MessageRef, OutgoingMessage};
 use oncall_sip::ua::UserAgent;
 use std::collections::HashMap;
 use std::future::Future;
@@ -434,21 +435,13 @@ pub struct OutgoingText {
     pub credentials: Option<(String, String)>,
 }
 
-/// A SIP MESSAGE in flight.
-struct PendingText {
-    key: Option<NotificationKey>,
-    request: Request,
-    to: Peer,
-    credentials: Option<(String, String)>,
-    /// A challenge was answered already: the next 401/407 fails.
-    authenticated: bool,
-}
-
-/// SIP MESSAGE inside the call controller: sends [`ControllerCommand::SendText`] (answering one
-/// digest challenge), reports the result to paging, and takes inbound MESSAGEs (replies).
+/// SIP MESSAGE inside the call controller: hands [`ControllerCommand::SendText`] to the user agent's
+/// MESSAGE client (which answers its challenge), reports the outcome to paging, and takes inbound
+/// MESSAGEs (replies).
 #[derive(Default)]
 pub struct SipTexts {
-    pending: HashMap<TxKey, PendingText>,
+    /// Notification texts in flight; replies (no key) are not followed.
+    pending: HashMap<MessageRef, NotificationKey>,
     /// Set when `[texts] enabled`: replies are handled; else inbound MESSAGE gets 405.
     pub texts: Option<Arc<Texts>>,
     pub paging: Option<mpsc::UnboundedSender<PagingEvent>>,
@@ -463,7 +456,8 @@ impl SipTexts {
         }
     }
 
-    /// Sends one MESSAGE (RFC 3428 §4: text/plain, out of any dialog).
+    /// Sends one MESSAGE (RFC 3428 §4: text/plain, out of any dialog); the outcome comes back as
+    /// [`oncall_sip::ua::UaEvent::MessageDone`], for [`SipTexts::on_message_done`].
     pub fn send(&mut self, ua: &mut UserAgent, text: OutgoingText, now: Instant) {
         let OutgoingText {
             key,
@@ -473,98 +467,32 @@ impl SipTexts {
             body,
             credentials,
         } = text;
-        let mut headers = Headers::default();
-        headers.push("Max-Forwards", "70");
-        headers.push("From", format!("<{from_uri}>;tag={:016x}", rand::random::<u64>()));
-        headers.push("To", format!("<{target}>"));
-        headers.push("Call-ID", format!("{:016x}@oncall", rand::random::<u64>()));
-        headers.push("CSeq", "1 MESSAGE");
-        headers.push("Content-Type", "text/plain;charset=UTF-8");
-        let request = Request {
-            method: Method::Message,
-            uri: target,
-            headers,
-            body: body.into_bytes(),
+        let message = OutgoingMessage {
+            target,
+            via,
+            from_uri,
+            body,
+            credentials,
         };
-        self.transmit(
-            ua,
-            PendingText {
-                key,
-                request,
-                to: via,
-                credentials,
-                authenticated: false,
-            },
-            now,
-        );
-    }
-
-    fn transmit(&mut self, ua: &mut UserAgent, p: PendingText, now: Instant) {
-        let mut request = p.request.clone();
-        request.headers.0.insert(
-            0,
-            oncall_sip::message::Header {
-                name: "Via".into(),
-                value: ua.new_via(p.to.transport),
-            },
-        );
-        match ua.send_request(request, p.to, now) {
-            Some(tx) => {
-                self.pending.insert(tx, p);
-            }
-            None => self.report(p.key, Outcome::Failed("cannot send the MESSAGE".into())),
+        let message = ua.send_message(message, now);
+        if let Some(key) = key {
+            self.pending.insert(message, key);
         }
     }
 
-    fn report(&self, key: Option<NotificationKey>, outcome: Outcome) {
-        let Some(key) = key else { return };
+    /// The outcome of a MESSAGE: a notification's is reported to paging (a 2xx is "delivered").
+    pub fn on_message_done(&mut self, message: MessageRef, result: Result<u16, MessageFailure>) {
+        let Some(key) = self.pending.remove(&message) else {
+            return;
+        };
+        let outcome = match result {
+            Ok(_) => Outcome::Ringing,
+            Err(e) => Outcome::Failed(e.to_string()),
+        };
         tracing::info!(request = %key.request, person = %key.person, ?outcome, "text by SIP MESSAGE");
         if let Some(p) = &self.paging {
             let _ = p.send(PagingEvent::CallResult { key, outcome });
         }
-    }
-
-    /// A final response or a timeout of a standalone request; false when it is not one of ours.
-    pub fn on_result(&mut self, ua: &mut UserAgent, tx: &TxKey, response: Option<&Response>, now: Instant) -> bool {
-        let Some(mut p) = self.pending.remove(tx) else {
-            return false;
-        };
-        let Some(r) = response else {
-            self.report(p.key, Outcome::Failed("no answer to the MESSAGE".into()));
-            return true;
-        };
-        match r.status {
-            200..=299 => self.report(p.key, Outcome::Ringing),
-            401 | 407 if !p.authenticated && p.credentials.is_some() => {
-                let (header, answer) = if r.status == 407 {
-                    ("Proxy-Authenticate", "Proxy-Authorization")
-                } else {
-                    ("WWW-Authenticate", "Authorization")
-                };
-                let Some(challenge) = r.headers.get_all(header).find_map(|v| Challenge::parse(v).ok()) else {
-                    self.report(
-                        p.key,
-                        Outcome::Failed(format!("{} without a usable challenge", r.status)),
-                    );
-                    return true;
-                };
-                let (user, pass) = p.credentials.clone().unwrap_or_default();
-                let creds = challenge.respond(
-                    &user,
-                    &pass,
-                    "MESSAGE",
-                    &p.request.uri,
-                    &format!("{:016x}", rand::random::<u64>()),
-                    1,
-                );
-                p.request.headers.set(answer, creds.to_header());
-                p.request.headers.set("CSeq", "2 MESSAGE");
-                p.authenticated = true;
-                self.transmit(ua, p, now);
-            }
-            s => self.report(p.key, Outcome::Failed(format!("the MESSAGE was answered {s}"))),
-        }
-        true
     }
 
     /// An out-of-dialog MESSAGE. The sender is proven first: from a trunk's `allowed_sources`
@@ -745,8 +673,8 @@ mod tests {
         };
         ua.handle_datagram(&response.to_bytes(), peer, now);
         while let Some(ev) = ua.poll_event() {
-            if let oncall_sip::ua::UaEvent::Response { key, response } = ev {
-                assert!(texts.on_result(ua, &key, Some(&response), now));
+            if let oncall_sip::ua::UaEvent::MessageDone { message, result } = ev {
+                texts.on_message_done(message, result);
             }
         }
     }
@@ -781,7 +709,7 @@ mod tests {
         };
         texts.send(&mut ua, text, now);
         let first = sent_message(&mut ua);
-        assert_eq!(first.method, Method::Message);
+        assert_eq!(first.method, oncall_sip::message::Method::Message);
         assert_eq!(first.body, b"hello #7");
         assert_eq!(first.headers.get("Content-Type"), Some("text/plain;charset=UTF-8"));
 

@@ -1,8 +1,8 @@
 //! Registration of OnCall's contact with a trunk's registrar (RFC 3261 §10.2), sans-IO.
 //!
 //! One [`Registration`] per trunk. It builds the REGISTER requests (same Call-ID and From tag for
-//! every refresh, CSeq counting up, §10.2.4), answers `401`/`407` digest challenges (MD5 or SHA-256,
-//! `qop=auth`; RFC 7616 via [`crate::auth::digest`]), reads the granted expiry from the 200 and
+//! every refresh, CSeq counting up, §10.2.4), answers `401`/`407` digest challenges (SHA-256 over
+//! MD5, `qop=auth`, stale nonces; the policy is [`crate::auth::client`]'s), reads the granted expiry from the 200 and
 //! schedules the refresh at 80% of it, and after a failure retries with a jittered backoff (5 s
 //! doubling to 5 min). `unregister` sends `Expires: 0` (§10.2.2) on shutdown.
 //!
@@ -15,7 +15,7 @@
 //! Deliberately not here: DNS (SRV/NAPTR) resolution of the registrar, outbound (RFC 5626) flows,
 //! GRUU, `auth-int` and `-sess` digests.
 
-use crate::auth::digest::{Algorithm, Challenge};
+use crate::auth::client::{AuthError, ClientAuth};
 use crate::message::{Headers, Method, NameAddr, Request, Response};
 use crate::transaction::Peer;
 use std::time::{Duration, Instant};
@@ -25,8 +25,6 @@ pub const MIN_BACKOFF: Duration = Duration::from_secs(5);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// If a transaction never reports back (it always should: Timer F is 32 s), give up on it after this.
 const RESPONSE_GUARD: Duration = Duration::from_secs(40);
-/// How many `stale=true` challenges in a row are answered before giving up.
-const MAX_STALE_IN_ROW: u32 = 3;
 
 /// What one trunk registers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,15 +54,6 @@ pub enum RegistrationStatus {
     Stopped,
 }
 
-/// How the request in flight was authenticated: a second challenge after fresh credentials means
-/// the password is wrong, while one after reused (preemptive) credentials only means the nonce aged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SentAuth {
-    None,
-    Cached,
-    Fresh,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// A REGISTER is due at this time (None: at once).
@@ -77,15 +66,6 @@ enum Phase {
     Done,
 }
 
-/// A challenge we answered, kept to authenticate the next request without a round trip.
-#[derive(Debug, Clone)]
-struct Cached {
-    challenge: Challenge,
-    /// `Proxy-Authorization` (407) rather than `Authorization` (401).
-    proxy: bool,
-    nc: u32,
-}
-
 pub struct Registration {
     cfg: TrunkRegistration,
     request_uri: String,
@@ -96,11 +76,8 @@ pub struct Registration {
     expires: u32,
     phase: Phase,
     status: RegistrationStatus,
-    auth: Option<Cached>,
-    sent_auth: SentAuth,
-    /// The challenge to answer in the next request (set by a 401/407).
-    pending_challenge: bool,
-    stale_in_row: u32,
+    /// The challenge answered last (reused by refreshes, `nc` counting up) and whether to answer the next.
+    auth: ClientAuth,
     /// Failures since the last success, for the backoff.
     failures: u32,
     rng: u64,
@@ -147,10 +124,7 @@ impl Registration {
             cseq: 0,
             phase: Phase::Due(None),
             status: RegistrationStatus::Registering,
-            auth: None,
-            sent_auth: SentAuth::None,
-            pending_challenge: false,
-            stale_in_row: 0,
+            auth: ClientAuth::new(cfg.username.clone(), cfg.password.clone()),
             failures: 0,
             rng,
             cfg,
@@ -195,42 +169,15 @@ impl Registration {
         headers.push("CSeq", format!("{} REGISTER", self.cseq));
         headers.push("Contact", self.cfg.contact.clone());
         headers.push("Expires", expires.to_string());
-        self.sent_auth = SentAuth::None;
-        if let Some(c) = self.auth.as_mut() {
-            c.nc += 1;
-            let cnonce = format!("{:016x}", {
-                self.rng = xorshift(self.rng);
-                self.rng
-            });
-            let creds = c.challenge.respond(
-                &self.cfg.username,
-                &self.cfg.password,
-                "REGISTER",
-                &self.request_uri,
-                &cnonce,
-                c.nc,
-            );
-            headers.push(
-                if c.proxy {
-                    "Proxy-Authorization"
-                } else {
-                    "Authorization"
-                },
-                creds.to_header(),
-            );
-            self.sent_auth = if self.pending_challenge {
-                SentAuth::Fresh
-            } else {
-                SentAuth::Cached
-            };
-        }
-        self.pending_challenge = false;
-        Request {
+        let mut request = Request {
             method: Method::Register,
             uri: self.request_uri.clone(),
             headers,
             body: Vec::new(),
-        }
+        };
+        self.rng = xorshift(self.rng);
+        self.auth.authorize(&mut request, &format!("{:016x}", self.rng));
+        request
     }
 
     /// The final response to the last REGISTER.
@@ -250,7 +197,7 @@ impl Registration {
                     return self.fail("registrar granted no expiry (binding removed)".into(), now);
                 }
                 self.failures = 0;
-                self.stale_in_row = 0;
+                self.auth.on_success();
                 let granted = Duration::from_secs(granted.into());
                 // Refresh at 80% of the granted time, so a lost REGISTER still has time to be retried.
                 let refresh = (granted * 4 / 5).max(Duration::from_secs(1));
@@ -258,44 +205,16 @@ impl Registration {
                 self.phase = Phase::Due(Some(now + refresh));
             }
             401 | 407 => {
-                let proxy = response.status == 407;
-                let header = if proxy {
-                    "Proxy-Authenticate"
-                } else {
-                    "WWW-Authenticate"
-                };
-                // Several challenges may be offered (RFC 8760): prefer SHA-256 over MD5.
-                let mut offered: Vec<Challenge> = response
-                    .headers
-                    .get_all(header)
-                    .filter_map(|v| Challenge::parse(v).ok())
-                    .collect();
-                offered.sort_by_key(|c| if c.algorithm == Algorithm::Sha256 { 0 } else { 1 });
-                let Some(challenge) = offered.into_iter().next() else {
-                    return self.end_attempt(
-                        format!("{} without a usable digest challenge", response.status),
-                        now,
-                        unregistering,
-                    );
-                };
-                if challenge.stale {
-                    self.stale_in_row += 1;
-                    if self.stale_in_row > MAX_STALE_IN_ROW {
-                        return self.end_attempt("too many stale nonces".into(), now, unregistering);
-                    }
-                } else if self.sent_auth == SentAuth::Fresh {
-                    return self.end_attempt(
-                        format!("credentials rejected ({} {})", response.status, response.reason),
-                        now,
-                        unregistering,
-                    );
+                if let Err(e) = self.auth.on_challenge(response) {
+                    let reason = match e {
+                        AuthError::NoChallenge => format!("{} without a usable digest challenge", response.status),
+                        AuthError::Rejected | AuthError::NoCredentials => {
+                            format!("credentials rejected ({} {})", response.status, response.reason)
+                        }
+                        AuthError::TooManyStale => e.to_string(),
+                    };
+                    return self.end_attempt(reason, now, unregistering);
                 }
-                self.auth = Some(Cached {
-                    challenge,
-                    proxy,
-                    nc: 0,
-                });
-                self.pending_challenge = true;
                 // Answer at once.
                 self.phase = if unregistering {
                     Phase::UnregisterDue
@@ -377,10 +296,8 @@ impl Registration {
 
     fn fail(&mut self, reason: String, now: Instant) {
         self.failures += 1;
-        self.stale_in_row = 0;
         // A fresh attempt starts from a new challenge.
-        self.auth = None;
-        self.pending_challenge = false;
+        self.auth.reset();
         let retry_at = now + self.backoff();
         self.phase = Phase::Due(Some(retry_at));
         self.status = RegistrationStatus::Failed { reason, retry_at };
@@ -436,7 +353,7 @@ fn due_now() -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::digest::Credentials;
+    use crate::auth::digest::{Algorithm, Challenge, Credentials};
     use crate::transaction::Transport;
 
     fn cfg() -> TrunkRegistration {

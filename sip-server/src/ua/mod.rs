@@ -4,11 +4,14 @@
 //! arrived, was confirmed, changed media, sent INFO, ended), commands in (`accept`, `reject`,
 //! `hangup`), bytes out (`poll_transmit`), and one deadline (`poll_timeout`). It owns the dialogs:
 //! tags, CSeq, the route set, the 2xx retransmission until the ACK (§13.3.1.4), BYE and CANCEL.
+//! As a client it places calls (`outbound`) and sends out-of-dialog MESSAGEs (`outbound_message`),
+//! both answering digest challenges through [`crate::auth::client`].
 //! It knows nothing of sockets, RTP or the IVR. In-dialog requests are sent back to the address the
 //! INVITE came from (symmetric signalling), which is what trunks behind NAT and loopback tests need.
 
 pub mod checks;
 mod dialog;
+pub mod outbound_message;
 pub mod outbound;
 pub mod redirect;
 #[cfg(test)]
@@ -62,6 +65,8 @@ pub enum UaEvent {
     Response { key: TxKey, response: Response },
     /// A request sent with [`UserAgent::send_request`] got no final response (Timer F).
     RequestTimeout { key: TxKey },
+    /// The outcome of a MESSAGE sent with [`UserAgent::send_message`]: the 2xx status, or why not.
+    MessageDone { message: outbound_message::MessageRef, result: Result<u16, outbound_message::MessageFailure> },
     /// A request the application serves ([`UaConfig::app_methods`]: REGISTER, out-of-dialog MESSAGE),
     /// on a new server transaction; answer it with [`UserAgent::respond_to`] (retransmissions are absorbed).
     Request { key: TxKey, request: Request, source: Peer },
@@ -109,8 +114,11 @@ pub struct UserAgent {
     by_invite: HashMap<TxKey, CallRef>,
     /// BYE client transaction → call.
     by_bye: HashMap<TxKey, CallRef>,
-    /// Client transactions outside any call (REGISTER, MESSAGE, OPTIONS) whose result is reported as an event.
+    /// Client transactions outside any call (REGISTER, OPTIONS) whose result is reported as an event.
     standalone: std::collections::HashSet<TxKey>,
+    /// MESSAGEs of ours in flight ([`UserAgent::send_message`]), by their current transaction.
+    messages: HashMap<TxKey, outbound_message::PendingMessage>,
+    next_message: u64,
     deadlines: BinaryHeap<Reverse<(Instant, CallRef)>>,
     /// Sources whose REGISTERs are dropped unanswered until the instant (registrar lockouts).
     register_blocked: HashMap<std::net::IpAddr, Instant>,
@@ -142,6 +150,8 @@ impl UserAgent {
             by_invite: HashMap::new(),
             by_bye: HashMap::new(),
             standalone: std::collections::HashSet::new(),
+            messages: HashMap::new(),
+            next_message: 1,
             deadlines: BinaryHeap::new(),
             register_blocked: HashMap::new(),
             events: VecDeque::new(),
@@ -234,7 +244,11 @@ impl UserAgent {
                 TxEvent::Request { key, request, source } => self.on_request(key, request, source, now),
                 TxEvent::Ack { request, .. } => self.on_ack(request, now),
                 TxEvent::Response { key, response } => {
-                    if self.standalone.contains(&key) {
+                    if self.is_message(&key) {
+                        if response.status >= 200 {
+                            self.on_message_result(&key, Some(&response), now);
+                        }
+                    } else if self.standalone.contains(&key) {
                         if response.status >= 200 {
                             self.standalone.remove(&key);
                             self.events.push_back(UaEvent::Response { key, response });
@@ -248,7 +262,9 @@ impl UserAgent {
                     }
                 }
                 TxEvent::Timeout { key } => {
-                    if self.standalone.remove(&key) {
+                    if self.is_message(&key) {
+                        self.on_message_result(&key, None, now);
+                    } else if self.standalone.remove(&key) {
                         self.events.push_back(UaEvent::RequestTimeout { key });
                     } else if let Some(call) = self.by_bye.remove(&key) {
                         self.end(call, EndReason::Timeout);
@@ -425,7 +441,7 @@ impl UserAgent {
         self.drain_tx(now);
     }
 
-    /// Sends a request outside any call (REGISTER to a trunk, MESSAGE, OPTIONS) on a new client
+    /// Sends a request outside any call (REGISTER to a trunk, OPTIONS) on a new client
     /// transaction; its final response comes back as [`UaEvent::Response`] with the returned key.
     /// The request needs a top Via with a fresh branch: see [`UserAgent::new_via`].
     pub fn send_request(&mut self, request: Request, to: Peer, now: Instant) -> Option<TxKey> {

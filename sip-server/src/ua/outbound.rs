@@ -1,10 +1,11 @@
 //! The UAC side of the user agent: placing a call (RFC 3261 §13.2), answering digest challenges with
-//! the configured credentials (§22.2), ACKing the 2xx ourselves (§13.2.2.4), and CANCEL (§9.1).
+//! the configured credentials (§22.2, the policy of [`crate::auth::client`]), ACKing the 2xx
+//! ourselves (§13.2.2.4), and CANCEL (§9.1).
 //! The paging flow uses this to ring an employee's phone through the trunk or directly.
 
 use super::dialog::{Dialog, DialogState};
 use super::{random_token, CallRef, EndReason, UaEvent, UserAgent};
-use crate::auth::digest::Challenge;
+use crate::auth::client::ClientAuth;
 use crate::message::{Headers, Method, Request, Response};
 use crate::sdp::{self, Direction, SessionDescription};
 use crate::transaction::{Peer, Transmit, Transport, TxKey};
@@ -31,8 +32,8 @@ pub struct OutboundState {
     /// The last INVITE sent (re-sent with credentials after a challenge; CANCEL copies it).
     pub invite: Request,
     pub invite_key: TxKey,
-    pub credentials: Option<(String, String)>,
-    pub auth_attempts: u8,
+    /// Answers 401/407 challenges, when the call has credentials.
+    pub auth: Option<ClientAuth>,
     pub cancel_requested: bool,
     /// Our ACK for the 2xx, re-sent when the 2xx is retransmitted.
     pub ack: Option<Vec<u8>>,
@@ -86,7 +87,7 @@ impl UserAgent {
             local_media: Some(out.local_media),
             sdp_session: session,
             sdp_version: 1,
-            outbound: Some(OutboundState { invite, invite_key: key.clone(), credentials: out.credentials, auth_attempts: 0, cancel_requested: false, ack: None }),
+            outbound: Some(OutboundState { invite, invite_key: key.clone(), auth: out.credentials.map(|(user, pass)| ClientAuth::new(user, pass)), cancel_requested: false, ack: None }),
         };
         self.by_dialog.insert((call_id, local_tag), call);
         self.by_invite.insert(key, call);
@@ -203,30 +204,23 @@ impl UserAgent {
         self.end(call, if cancelled { EndReason::Cancelled } else { EndReason::Failed(status) });
     }
 
-    /// The INVITE again with credentials for the challenge in `resp`, if we have any and have not
-    /// already failed with them.
+    /// The INVITE again with credentials for the challenge in `resp`, if we have any and the
+    /// challenge is one to answer (see [`ClientAuth`]).
     fn authenticated_retry(&mut self, call: CallRef, resp: &Response) -> Option<Request> {
         let transport = self.dialogs.get(&call)?.peer.transport;
         let via = self.new_via(transport);
         let d = self.dialogs.get_mut(&call)?;
         let ob = d.outbound.as_mut()?;
-        let (user, pass) = ob.credentials.clone()?;
-        if ob.auth_attempts >= 2 {
-            return None;
+        match ob.auth.as_mut()?.retry(&ob.invite, resp, &random_token()) {
+            Ok(mut invite) => {
+                invite.headers.set("Via", via);
+                Some(invite)
+            }
+            Err(e) => {
+                tracing::info!(call_id = %d.call_id, status = resp.status, error = %e, "challenge to our INVITE not answered");
+                None
+            }
         }
-        let (challenge_header, answer_header) =
-            if resp.status == 407 { ("Proxy-Authenticate", "Proxy-Authorization") } else { ("WWW-Authenticate", "Authorization") };
-        let challenge = resp.headers.get_all(challenge_header).find_map(|v| Challenge::parse(v).ok())?;
-        ob.auth_attempts += 1;
-        let mut invite = ob.invite.clone();
-        let creds = challenge.respond(&user, &pass, "INVITE", &invite.uri, &random_token(), 1);
-        let seq = invite.headers.cseq().map(|c| c.seq).unwrap_or(1) + 1;
-        invite.headers.set("CSeq", format!("{seq} INVITE"));
-        invite.headers.set("Via", via);
-        invite.headers.remove("Authorization");
-        invite.headers.remove("Proxy-Authorization");
-        invite.headers.push(answer_header, creds.to_header());
-        Some(invite)
     }
 
     /// §13.2.2.4: the ACK of a 2xx is a new request of the dialog with the INVITE's CSeq number.
