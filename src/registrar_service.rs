@@ -83,30 +83,47 @@ impl RegistrarHandle {
     pub fn write_metrics(&self, out: &mut PrometheusText) {
         let s = &self.inner;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        out.family(
-            "oncall_registrar_bindings",
-            Kind::Gauge,
-            "Devices registered to OnCall's registrar.",
-        )
-        .sample(&[], g(&s.bindings));
-        out.family(
-            "oncall_registrar_challenges_total",
-            Kind::Counter,
-            "401s sent to REGISTERs (no or stale credentials, or a failed answer).",
-        )
-        .sample(&[], g(&s.challenges));
-        out.family(
-            "oncall_registrar_registrations_total",
-            Kind::Counter,
-            "Successful REGISTERs (including removals and fetches).",
-        )
-        .sample(&[], g(&s.registered));
-        out.family(
-            "oncall_registrar_auth_failures_total",
-            Kind::Counter,
-            "Digest answers that did not verify (wrong password or unknown user).",
-        )
-        .sample(&[], g(&s.auth_failures));
+        let families = [
+            (
+                "oncall_registrar_bindings",
+                Kind::Gauge,
+                "Devices registered to OnCall's registrar.",
+                &s.bindings,
+            ),
+            (
+                "oncall_registrar_challenges_total",
+                Kind::Counter,
+                "401s sent to REGISTERs (no or stale credentials, or a failed answer).",
+                &s.challenges,
+            ),
+            (
+                "oncall_registrar_registrations_total",
+                Kind::Counter,
+                "Successful REGISTERs (including removals and fetches).",
+                &s.registered,
+            ),
+            (
+                "oncall_registrar_auth_failures_total",
+                Kind::Counter,
+                "Digest answers that did not verify (wrong password or unknown user).",
+                &s.auth_failures,
+            ),
+            (
+                "oncall_registrar_rejected_locked_total",
+                Kind::Counter,
+                "REGISTERs answered 403 because their source or account was locked out.",
+                &s.rejected_locked,
+            ),
+            (
+                "oncall_registrar_replays_total",
+                Kind::Counter,
+                "Verified digest answers refused because their nonce was already used with that nc.",
+                &s.replays,
+            ),
+        ];
+        for (name, kind, help, n) in families {
+            out.family(name, kind, help).sample(&[], g(n));
+        }
         out.family(
             "oncall_registrar_lockouts_total",
             Kind::Counter,
@@ -114,18 +131,6 @@ impl RegistrarHandle {
         )
         .sample(&[("kind", "source")], g(&s.source_lockouts))
         .sample(&[("kind", "account")], g(&s.account_lockouts));
-        out.family(
-            "oncall_registrar_rejected_locked_total",
-            Kind::Counter,
-            "REGISTERs answered 403 because their source or account was locked out.",
-        )
-        .sample(&[], g(&s.rejected_locked));
-        out.family(
-            "oncall_registrar_replays_total",
-            Kind::Counter,
-            "Verified digest answers refused because their nonce was already used with that nc.",
-        )
-        .sample(&[], g(&s.replays));
     }
 }
 
