@@ -16,7 +16,7 @@ struct Sessions {
     events: mpsc::UnboundedSender<SessionEvent>,
     closer: std::sync::mpsc::Sender<CloseJob>,
 }
-use oncall_core::Timestamp;
+use oncall_core::{RecordingKind, Timestamp};
 use crate::ivr_source::IvrSource;
 use oncall_sip::admission::{Admission, Verdict};
 use oncall_sip::media::{MediaCallSpec, MediaCommand, MediaEngine, RtpPorts, Signal};
@@ -533,7 +533,7 @@ impl Controller {
         let Some(c) = calls.get_mut(&call) else { return };
         let (Some(media), Some((rtp, rtcp))) = (c.offer, c.sockets.take()) else { return };
         c.media_started = true;
-        let path = self.recording_path("message");
+        let path = self.recording_path(RecordingKind::Message);
         let (ivr, prompts) = self.ivr.get();
         let mut app = IvrSession::new(call, ivr, prompts, media.telephone_event.is_none(), path, sessions.events.clone(), sessions.closer.clone());
         if let Some(p) = self.paging.as_ref().filter(|p| !p.max_hold.is_zero()) {
@@ -548,8 +548,9 @@ impl Controller {
 
 /// Paging legs: calls we place for the paging task, and the employee's decisions.
 impl Controller {
-    /// A new recording's path: `<recordings>/<org>/<year>/<month>/<time>-<random>-<what>.wav`.
-    fn recording_path(&self, what: &str) -> PathBuf {
+    /// A new recording's path: `<recordings>/<org>/<year>/<month>/<time>-<random>-<what>.wav` (the uploader reads
+    /// `what` back from the name when it registers a file a crash left).
+    fn recording_path(&self, what: RecordingKind) -> PathBuf {
         let now = chrono::Utc::now();
         let token = format!("{}-{:08x}", now.format("%Y%m%dT%H%M%S"), rand::random::<u32>());
         self.recordings_dir.join(&self.org_slug).join(now.format("%Y").to_string()).join(now.format("%m").to_string()).join(format!("{token}-{what}.wav"))
@@ -659,7 +660,7 @@ impl Controller {
                 let caller_call = leg.caller_call;
                 let mut app = PageSession::new(call, key, &leg.caller, leg.message.clone(), prompts, media.telephone_event.is_none(), timeout, retries, page_tx.clone());
                 if let (Some(caller_call), Some(p)) = (caller_call, &self.paging) {
-                    app = app.with_caller(p.hold.clone(), caller_call, self.recording_path("conversation"), sessions.closer.clone());
+                    app = app.with_caller(p.hold.clone(), caller_call, self.recording_path(RecordingKind::Conversation), sessions.closer.clone());
                 }
                 self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app) })));
             }

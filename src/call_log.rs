@@ -4,7 +4,7 @@
 
 use crate::ivr_session::SessionEvent;
 use crate::paging::PagingEvent;
-use oncall_core::request::NewRecording;
+use oncall_core::request::{NewRecording, RecordingKind};
 use oncall_core::store::NewCall;
 use oncall_core::{CallRowId, OrgId, Store, Timestamp};
 use oncall_ivr::RequestKind;
@@ -91,7 +91,7 @@ pub async fn run(
                 };
                 let rec = NewRecording {
                     request,
-                    kind: "message".into(),
+                    kind: RecordingKind::Message,
                     storage_key: key,
                     duration_ms: info.duration_ms as i64,
                     peak: info.peak as f64,
@@ -116,7 +116,7 @@ pub async fn run(
                 let key = info.path.strip_prefix(&recordings_root).unwrap_or(&info.path).to_string_lossy().into_owned();
                 let rec = NewRecording {
                     request: Some(request),
-                    kind: "conversation".into(),
+                    kind: RecordingKind::Conversation,
                     storage_key: key,
                     duration_ms: info.duration_ms as i64,
                     peak: info.peak as f64,
@@ -197,7 +197,7 @@ async fn recover_cut_call(
                 None => {
                     let rec = NewRecording {
                         request: Some(r),
-                        kind: "message".into(),
+                        kind: RecordingKind::Message,
                         storage_key: key.clone(),
                         duration_ms,
                         peak,

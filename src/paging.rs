@@ -42,7 +42,7 @@ use crate::registrar_service::RegistrarHandle;
 use oncall_sip::ua::CallRef;
 use oncall_core::escalation::{Command, Engine, Input, NotificationKey, Phase};
 use oncall_core::business_hours::when_to_page;
-use oncall_core::{Actor, Channel, Contact, Millis, OrgId, PageWhen, RequestId, Store, Timestamp, Urgency};
+use oncall_core::{Actor, Channel, Contact, Millis, OrgId, PageWhen, RecordingKind, RequestId, Store, Timestamp, Urgency};
 use oncall_sip::transaction::{Peer, Transport};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -267,7 +267,7 @@ impl Paging {
             }
             let caller = self.store.request(self.org, request).await.map(|r| r.caller).unwrap_or_default();
             let recording = match self.store.recordings_for_request(self.org, request).await {
-                Ok(list) => list.into_iter().find(|r| r.kind == "message").map(|r| self.recordings_root.join(r.storage_key)),
+                Ok(list) => list.into_iter().find(|r| r.kind == RecordingKind::Message).map(|r| self.recordings_root.join(r.storage_key)),
                 Err(_) => None,
             };
             tracing::info!(%request, "business hours started: paging the deferred request");
@@ -513,7 +513,7 @@ impl Paging {
             }
             let caller = self.store.request(self.org, request).await.map(|r| r.caller).unwrap_or_default();
             let message_path = match self.store.recordings_for_request(self.org, request).await {
-                Ok(list) => list.into_iter().find(|r| r.kind == "message").map(|r| self.recordings_root.join(r.storage_key)),
+                Ok(list) => list.into_iter().find(|r| r.kind == RecordingKind::Message).map(|r| self.recordings_root.join(r.storage_key)),
                 Err(_) => None,
             };
             let message = match message_path {

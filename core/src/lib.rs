@@ -33,7 +33,7 @@ pub use person::{Channel, ContactPlan, NewPerson, NotificationRule, Person, Role
 pub use phone::{Contact, SipUri, E164};
 pub use business_hours::{BusinessHours, PageWhen, Urgency};
 pub use escalation::{Command, Engine, Input, NotificationKey};
-pub use request::{Actor, NewRequest, Request, RequestState, RequestStatus};
+pub use request::{Actor, NewRequest, RecordingKind, Request, RequestState, RequestStatus};
 pub use schedule::{on_call, shifts, Schedule};
 pub use store::{Organization, Store, StoreError};
 pub use timestamp::{Millis, Timestamp};

@@ -230,14 +230,47 @@ pub struct RequestEvent {
     pub detail: String,
 }
 
+/// What a recording holds, as stored in `recordings.kind` (and as the `-<kind>.wav` end of its file name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingKind {
+    /// The caller's message (voicemail), recorded by the IVR.
+    Message,
+    /// A held caller's call bridged to the on-call person.
+    Conversation,
+}
+
+impl RecordingKind {
+    pub const ALL: [RecordingKind; 2] = [RecordingKind::Message, RecordingKind::Conversation];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingKind::Message => "message",
+            RecordingKind::Conversation => "conversation",
+        }
+    }
+}
+
+impl fmt::Display for RecordingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RecordingKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RecordingKind, String> {
+        RecordingKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("bad recording kind {s:?}"))
+    }
+}
+
 /// A recording linked to a request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recording {
     pub id: RecordingId,
     pub org: OrgId,
     pub request: Option<RequestId>,
-    /// "message" (voicemail), "conversation" (bridged call), ...
-    pub kind: String,
+    pub kind: RecordingKind,
     /// Storage key or path, as the recordings crate wrote it.
     pub storage_key: String,
     pub duration_ms: i64,
@@ -251,7 +284,7 @@ pub struct Recording {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewRecording {
     pub request: Option<RequestId>,
-    pub kind: String,
+    pub kind: RecordingKind,
     pub storage_key: String,
     pub duration_ms: i64,
     pub peak: f64,
@@ -270,6 +303,16 @@ mod tests {
         }
         assert!("person:x".parse::<Actor>().is_err());
         assert!("robot:1".parse::<Actor>().is_err());
+    }
+
+    #[test]
+    fn recording_kinds_keep_their_stored_text() {
+        for (k, text) in [(RecordingKind::Message, "message"), (RecordingKind::Conversation, "conversation")] {
+            assert_eq!((k.as_str(), k.to_string()), (text, text.to_string()));
+            assert_eq!(text.parse::<RecordingKind>(), Ok(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::Value::String(text.into()));
+        }
+        assert!("greeting".parse::<RecordingKind>().is_err());
     }
 
     #[test]

@@ -226,7 +226,7 @@ pub fn plan_recovery(files: Vec<SpoolFile>, rows_for: impl Fn(&ObjectKey) -> Vec
 mod tests {
     use super::*;
     use oncall_core::store::recording_uploads::UploadRecord;
-    use oncall_core::Timestamp;
+    use oncall_core::{RecordingKind, Timestamp};
 
     fn job(id: i64) -> UploadJob {
         UploadJob {
@@ -318,7 +318,7 @@ mod tests {
             id: RecordingId(id),
             org: OrgId(3),
             request: None,
-            kind: "message".into(),
+            kind: RecordingKind::Message,
             storage_key: key.into(),
             duration_ms: 1000,
             peak: 0.5,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use oncall_core::request::NewRecording;
 use oncall_core::store::recording_uploads::{StoredRecording, UploadRecord};
-use oncall_core::{OrgId, RecordingId, Store, StoreError, Timestamp};
+use oncall_core::{OrgId, RecordingId, RecordingKind, Store, StoreError, Timestamp};
 use thiserror::Error;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -215,7 +215,8 @@ async fn register(db: &Store, file: &SpoolFile) -> Result<Option<(OrgId, Recordi
         .map_err(|e| UploadError::Wav { path: file.path.clone(), detail: e.to_string() })??;
     let new = NewRecording {
         request: None,
-        kind: file.key.kind().unwrap_or("message").to_string(),
+        // The `-<kind>.wav` end of the name; a name without a known kind is taken for a message.
+        kind: file.key.kind().and_then(|k| k.parse().ok()).unwrap_or(RecordingKind::Message),
         storage_key: file.key.to_string(),
         duration_ms: duration_ms as i64,
         peak: f64::from(peak),

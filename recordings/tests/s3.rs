@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use oncall_core::request::{NewRecording, NewRequest};
+use oncall_core::request::{NewRecording, NewRequest, RecordingKind};
 use oncall_core::{OrgId, RecordingId, RequestId, Store, StoreError, Timestamp};
 use oncall_recordings::playback::{is_not_found, open_recording, PlaybackAnswer};
 use oncall_recordings::spool::RetryPolicy;
@@ -228,7 +228,7 @@ fn record(spool: &Path, org: &str, token: &str, seconds: u32) -> (ObjectKey, Rec
 async fn add_row(db: &Store, org: OrgId, request: Option<RequestId>, key: &ObjectKey, info: &RecordingInfo, at: Timestamp) -> RecordingId {
     let new = NewRecording {
         request,
-        kind: "message".into(),
+        kind: RecordingKind::Message,
         storage_key: key.to_string(),
         duration_ms: info.duration_ms as i64,
         peak: info.peak as f64,

@@ -6,11 +6,11 @@
 //! uploader, `oncall recordings verify` and `migrate` look across organizations (they serve the whole instance),
 //! so those few methods take no `OrgId`; everything a tenant can trigger does.
 
-use super::requests::insert_event;
+use super::requests::{insert_event, recording_kind};
 use super::rows::{f64_, i64_, opt_i64, opt_string, string, ts};
 use super::{one_row, Result, Store, StoreError};
 use crate::ids::{OrgId, RecordingId, RequestId};
-use crate::request::Actor;
+use crate::request::{Actor, RecordingKind};
 use crate::timestamp::Timestamp;
 use crate::validation::ValidationError;
 use sqlx::any::AnyRow;
@@ -21,7 +21,7 @@ pub struct StoredRecording {
     pub id: RecordingId,
     pub org: OrgId,
     pub request: Option<RequestId>,
-    pub kind: String,
+    pub kind: RecordingKind,
     /// The spool path relative to the recordings folder, as recorded.
     pub storage_key: String,
     pub duration_ms: i64,
@@ -59,7 +59,7 @@ fn from_row(r: &AnyRow) -> Result<StoredRecording> {
         id: RecordingId(i64_(r, "id")?),
         org: OrgId(i64_(r, "org_id")?),
         request: opt_i64(r, "request_id")?.map(RequestId),
-        kind: string(r, "kind")?,
+        kind: recording_kind(r)?,
         storage_key: string(r, "storage_key")?,
         duration_ms: i64_(r, "duration_ms")?,
         peak: f64_(r, "peak")?,

@@ -9,7 +9,10 @@
 use super::rows::{corrupt, f64_, i64_, opt_actor, opt_i64, opt_ts, string, ts};
 use super::{Result, Store, StoreError};
 use crate::ids::{CallRowId, OrgId, PersonId, RecordingId, RequestId};
-use crate::request::{Actor, NewRecording, NewRequest, Recording, Request, RequestEvent, RequestState, RequestStatus, Stamp};
+use crate::request::{
+    Actor, NewRecording, NewRequest, Recording, RecordingKind, Request, RequestEvent, RequestState, RequestStatus,
+    Stamp,
+};
 use crate::timestamp::Timestamp;
 use crate::validation::ValidationError;
 use sqlx::any::AnyRow;
@@ -338,9 +341,6 @@ impl Store {
     }
 
     pub async fn add_recording(&self, org: OrgId, new: &NewRecording) -> Result<RecordingId> {
-        if new.kind.trim().is_empty() {
-            return Err(ValidationError::new("kind", "must not be empty").into());
-        }
         if new.storage_key.trim().is_empty() {
             return Err(ValidationError::new("storage_key", "must not be empty").into());
         }
@@ -357,7 +357,7 @@ impl Store {
         )
         .bind(org.0)
         .bind(new.request.map(|r| r.0))
-        .bind(new.kind.trim())
+        .bind(new.kind.as_str())
         .bind(&new.storage_key)
         .bind(new.duration_ms)
         .bind(new.peak)
@@ -367,7 +367,7 @@ impl Store {
         .await?;
         let id = RecordingId(i64_(&row, "id")?);
         if let Some(req) = new.request {
-            insert_event(&mut tx, org, req, new.created_at, Actor::System, event_kind::RECORDING, &format!("{} {}", new.kind.trim(), id))
+            insert_event(&mut tx, org, req, new.created_at, Actor::System, event_kind::RECORDING, &format!("{} {}", new.kind, id))
                 .await?;
         }
         tx.commit().await?;
@@ -401,12 +401,18 @@ impl Store {
     }
 }
 
+/// `recordings.kind` of a row; any text but a [`RecordingKind`]'s is a corrupt row.
+pub(super) fn recording_kind(r: &AnyRow) -> Result<RecordingKind> {
+    let kind = string(r, "kind")?;
+    kind.parse().map_err(|_| corrupt("recordings.kind", kind))
+}
+
 fn recording_from_row(org: OrgId, r: &AnyRow) -> Result<Recording> {
     Ok(Recording {
         id: RecordingId(i64_(r, "id")?),
         org,
         request: opt_i64(r, "request_id")?.map(RequestId),
-        kind: string(r, "kind")?,
+        kind: recording_kind(r)?,
         storage_key: string(r, "storage_key")?,
         duration_ms: i64_(r, "duration_ms")?,
         peak: f64_(r, "peak")?,

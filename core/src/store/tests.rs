@@ -5,7 +5,7 @@ use super::*;
 use crate::escalation::{Command, Input, NewPolicy, Step, Target};
 use crate::ids::*;
 use crate::person::{Channel, NewPerson, NotificationRule, Role};
-use crate::request::{Actor, NewRecording, NewRequest, RequestState, RequestStatus};
+use crate::request::{Actor, NewRecording, NewRequest, RecordingKind, RequestState, RequestStatus};
 use crate::schedule::{self, Layer, NewSchedule, Override, Rotation, ShiftLength};
 use crate::timestamp::{Millis, Timestamp};
 use chrono::{NaiveDate, NaiveTime};
@@ -280,7 +280,7 @@ async fn request_lifecycle_events_notes_recordings() {
 
         let rec = NewRecording {
             request: Some(id),
-            kind: "message".into(),
+            kind: RecordingKind::Message,
             storage_key: "recordings/2024/06/01/abc.wav".into(),
             duration_ms: 12_500,
             peak: 0.8,
@@ -359,7 +359,7 @@ async fn calls_cut_by_a_crash_lead_to_their_recording() {
         // The recording registered request-less by the uploader moves to the request opened for the call, once.
         assert_eq!(s.request_for_call(a, cut).await.unwrap(), None);
         let rec = s
-            .add_recording(a, &NewRecording { request: None, kind: "message".into(), storage_key: "default/cut.wav".into(), duration_ms: 3000, peak: 0.5, rms: 0.1, created_at: NOW })
+            .add_recording(a, &NewRecording { request: None, kind: RecordingKind::Message, storage_key: "default/cut.wav".into(), duration_ms: 3000, peak: 0.5, rms: 0.1, created_at: NOW })
             .await
             .unwrap();
         let req = s.create_request_for_call(a, cut, "+442079460999", NOW + Millis(2000)).await.unwrap();

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use oncall_core::person::{NewPerson, Role};
-use oncall_core::request::{NewRecording, NewRequest};
+use oncall_core::request::{NewRecording, NewRequest, RecordingKind};
 use oncall_core::schedule::{Layer, NewSchedule, Rotation, ShiftLength};
 use oncall_core::{Actor, Millis, OrgId, PersonId, RecordingId, RequestId, Store, Timestamp};
 use oncall_web::{LocalRecordings, StatusSource, WebConfig};
@@ -120,7 +120,7 @@ pub async fn fixture() -> Fixture {
     std::fs::create_dir_all(recordings_dir.join("alpha/2026/11")).unwrap();
     std::fs::write(recordings_dir.join(key_a), tone_wav(3)).unwrap();
     let recording_a = store
-        .add_recording(org_a, &NewRecording { request: Some(request_a), kind: "message".into(), storage_key: key_a.into(), duration_ms: 3000, peak: 0.3, rms: 0.2, created_at: now - Millis::minutes(29) })
+        .add_recording(org_a, &NewRecording { request: Some(request_a), kind: RecordingKind::Message, storage_key: key_a.into(), duration_ms: 3000, peak: 0.3, rms: 0.2, created_at: now - Millis::minutes(29) })
         .await
         .unwrap();
     let unassigned_a = store.create_request(org_a, &NewRequest { caller: "+442079460888".into(), summary: "Locked out".into(), call: None }, now - Millis::minutes(5)).await.unwrap();
@@ -133,7 +133,7 @@ pub async fn fixture() -> Fixture {
     std::fs::create_dir_all(recordings_dir.join("beta/2026/11")).unwrap();
     std::fs::write(recordings_dir.join(key_b), tone_wav(1)).unwrap();
     let recording_b = store
-        .add_recording(org_b, &NewRecording { request: Some(request_b), kind: "message".into(), storage_key: key_b.into(), duration_ms: 1000, peak: 0.3, rms: 0.2, created_at: now })
+        .add_recording(org_b, &NewRecording { request: Some(request_b), kind: RecordingKind::Message, storage_key: key_b.into(), duration_ms: 1000, peak: 0.3, rms: 0.2, created_at: now })
         .await
         .unwrap();
 
