@@ -25,21 +25,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
-/// What the employee decided, or what the session needs from the controller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageDecision {
-    Accepted,
-    /// Pressed 3, never chose, or hung up before accepting.
-    Declined,
-    /// Pressed 9 after accepting: the request is done.
-    Completed,
-    /// Pressed 5: page the next step now.
-    EscalateNow,
-    /// Pressed 7: page me again later.
-    Snooze,
-    /// The flow is over: send BYE.
-    Hangup,
-}
+/// What the employee decided, or what the session needs from the controller (the calls crate's type,
+/// shared with its call book).
+pub use oncall_calls::book::PageDecision;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PageSessionEvent {

@@ -62,25 +62,8 @@ pub enum PagingEvent {
     TextReply { request: RequestId, person: oncall_core::PersonId, action: oncall_core::text_reply::ReplyAction },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// 180/183: the phone rings.
-    Ringing,
-    /// The employee picked up; the announcement plays.
-    Answered,
-    /// The employee pressed 1: they take the request.
-    Accepted,
-    /// 3, no key before the retries ran out, or a hang-up before accepting.
-    Declined,
-    /// 9 after accepting: done.
-    Completed,
-    /// 5: the next step now.
-    EscalateNow,
-    /// 7: page again after `[paging] snooze_secs`.
-    Snooze,
-    /// Never answered (busy, rejected, unreachable, cancelled), with why.
-    Failed(String),
-}
+/// What became of one paging call: the calls crate's type, shared with its call book.
+pub use oncall_calls::book::Outcome;
 
 /// One call to place for a notification.
 #[derive(Debug, Clone)]
