@@ -124,12 +124,12 @@ impl Default for RedirectConfig {
 
 impl RedirectConfig {
     pub fn sources(&self) -> Vec<SourceNet> {
-        self.allowed_sources.iter().filter_map(|s| SourceNet::parse(s)).collect()
+        self.allowed_sources.iter().filter_map(|s| s.parse::<SourceNet>().ok()).collect()
     }
 
     fn validate(&self) -> Result<()> {
         for src in &self.allowed_sources {
-            if SourceNet::parse(src).is_none() {
+            if src.parse::<SourceNet>().is_err() {
                 bail!("redirect.allowed_sources: {src:?} is not an IP address or CIDR range");
             }
         }
@@ -665,47 +665,8 @@ impl Default for TrunkConfig {
     }
 }
 
-/// An allowed source: one address or a CIDR range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SourceNet {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
-
-impl SourceNet {
-    pub fn parse(s: &str) -> Option<SourceNet> {
-        let (a, p) = match s.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s.trim(), None),
-        };
-        let addr: IpAddr = a.parse().ok()?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match p {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
-            None => max,
-        };
-        Some(SourceNet { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        // An IPv4 peer may arrive as an IPv4-mapped IPv6 address on a dual-stack socket.
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
-    }
-}
+/// An allowed source: one address or a CIDR range (core's address block type).
+pub use oncall_core::destination::Cidr as SourceNet;
 
 impl TrunkConfig {
     /// The registrar as (host, port, transport), from `host:port`, `host` or a SIP URI.
@@ -742,7 +703,7 @@ impl TrunkConfig {
     }
 
     pub fn sources(&self) -> Vec<SourceNet> {
-        self.allowed_sources.iter().filter_map(|s| SourceNet::parse(s)).collect()
+        self.allowed_sources.iter().filter_map(|s| s.parse::<SourceNet>().ok()).collect()
     }
 }
 
@@ -825,7 +786,7 @@ impl Config {
                 bail!("{key}.name {:?} is used by two trunks", t.name);
             }
             for src in &t.allowed_sources {
-                if SourceNet::parse(src).is_none() {
+                if src.parse::<SourceNet>().is_err() {
                     bail!("{key}.allowed_sources: {src:?} is not an IP address or CIDR range");
                 }
             }

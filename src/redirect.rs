@@ -580,7 +580,7 @@ mod tests {
         Redirector {
             snapshot: Arc::new(RwLock::new(Snapshot { schedules, people })),
             registrar: None,
-            trusted: vec![SourceNet::parse("10.0.0.0/8").unwrap()],
+            trusted: vec!["10.0.0.0/8".parse::<SourceNet>().unwrap()],
             trunk_users: vec!["oncall-4471".into()],
             phone_host: None,
             max_contacts: 10,

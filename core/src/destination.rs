@@ -49,7 +49,7 @@ impl FromStr for Cidr {
             return Err(bad());
         }
         Ok(Cidr {
-            addr: canonical(addr),
+            addr: unmapped(addr),
             prefix,
         })
     }
@@ -61,9 +61,20 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// The block of one address.
+impl From<IpAddr> for Cidr {
+    fn from(addr: IpAddr) -> Cidr {
+        let addr = unmapped(addr);
+        Cidr { addr, prefix: if addr.is_ipv4() { 32 } else { 128 } }
+    }
+}
+
 impl Cidr {
+    /// Whether `ip` lies in the block. An IPv4-mapped IPv6 address (how a dual-stack socket shows
+    /// an IPv4 peer) is its IPv4 address; other IPv6 forms that embed one (NAT64, 6to4) are not,
+    /// since trust decisions (allowed sources, trusted proxies) must not widen through them.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, canonical(ip)) {
+        match (self.addr, unmapped(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 same_prefix(u32::from(net).into(), u32::from(ip).into(), 32, self.prefix)
             }
@@ -80,6 +91,13 @@ fn same_prefix(a: u128, b: u128, bits: u8, prefix: u8) -> bool {
 }
 
 /// An IPv6 address that carries an IPv4 one, as that IPv4 address; anything else unchanged.
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => embedded_v4(v6).map_or(ip, IpAddr::V4),
@@ -169,7 +187,8 @@ impl DestinationPolicy {
     pub fn allows(&self, ip: IpAddr) -> Result<(), Refused> {
         match special_use(ip) {
             None => Ok(()),
-            Some(_) if self.allow_private.iter().any(|c| c.contains(ip)) => Ok(()),
+            // The operator's block matches the address as written or the IPv4 address it embeds.
+            Some(_) if self.allow_private.iter().any(|c| c.contains(ip) || c.contains(canonical(ip))) => Ok(()),
             Some(kind) => Err(Refused {
                 ip: canonical(ip),
                 kind,

@@ -18,69 +18,15 @@
 use axum::http::HeaderMap;
 use std::net::{IpAddr, Ipv6Addr};
 
-/// A proxy address or network: `127.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TrustedProxy {
-    net: IpAddr,
-    prefix: u8,
+/// A proxy address or network: `127.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8` (the one address
+/// block type, core's).
+pub type TrustedProxy = oncall_core::destination::Cidr;
+
+/// 127.0.0.1 and ::1: a proxy on the same host.
+pub fn loopback_proxies() -> Vec<TrustedProxy> {
+    vec![IpAddr::from([127, 0, 0, 1]).into(), IpAddr::V6(Ipv6Addr::LOCALHOST).into()]
 }
 
-impl std::str::FromStr for TrustedProxy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<TrustedProxy, String> {
-        let (addr, prefix) = match s.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s.trim(), None),
-        };
-        let net: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{s:?} is not an IP address or CIDR network"))?;
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{s:?}: prefix length must be 0 to {max}"))?,
-        };
-        Ok(TrustedProxy { net, prefix })
-    }
-}
-
-impl TrustedProxy {
-    /// 127.0.0.1 and ::1: a proxy on the same host.
-    pub fn loopback() -> Vec<TrustedProxy> {
-        vec![
-            TrustedProxy {
-                net: IpAddr::from([127, 0, 0, 1]),
-                prefix: 32,
-            },
-            TrustedProxy {
-                net: IpAddr::V6(Ipv6Addr::LOCALHOST),
-                prefix: 128,
-            },
-        ]
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.net, canonical(ip)) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), self.prefix),
-            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), self.prefix),
-            _ => false,
-        }
-    }
-}
-
-fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
-    let (whole, rest) = (usize::from(bits / 8), bits % 8);
-    if a[..whole] != b[..whole] {
-        return false;
-    }
-    rest == 0 || (a[whole] ^ b[whole]) >> (8 - rest) == 0
-}
-
-/// `::ffff:192.0.2.7` (a dual-stack socket's IPv4 peer) is 192.0.2.7.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -161,7 +107,7 @@ mod tests {
         assert!("10.0.0.0/33".parse::<TrustedProxy>().is_err());
         assert!("proxy.example".parse::<TrustedProxy>().is_err());
         assert!(
-            TrustedProxy::loopback()[0].contains("::ffff:127.0.0.1".parse().unwrap()),
+            loopback_proxies()[0].contains("::ffff:127.0.0.1".parse().unwrap()),
             "IPv4-mapped"
         );
     }
@@ -169,7 +115,7 @@ mod tests {
     /// Issue 15: behind the proxy on the same host, two clients are two sources, not one.
     #[test]
     fn behind_a_trusted_proxy_the_client_is_the_right_most_untrusted_hop() {
-        let lo = TrustedProxy::loopback();
+        let lo = loopback_proxies();
         let a = headers(&[("x-forwarded-for", "198.51.100.7")]);
         let b = headers(&[("x-forwarded-for", "203.0.113.9")]);
         assert_eq!(client_key(ip("127.0.0.1"), &a, &lo).as_deref(), Some("198.51.100.7"));
@@ -197,7 +143,7 @@ mod tests {
 
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_sends() {
-        let lo = TrustedProxy::loopback();
+        let lo = loopback_proxies();
         let h = headers(&[("x-forwarded-for", "127.0.0.1"), ("x-real-ip", "10.0.0.1")]);
         assert_eq!(client_key(ip("203.0.113.9"), &h, &lo).as_deref(), Some("203.0.113.9"));
         assert_eq!(

@@ -91,7 +91,7 @@ impl WebConfig {
             session_hours: 12,
             default_ivr: oncall_ivr::IvrConfig::default(),
             login_policy: rate_limit::LoginPolicy::default(),
-            trusted_proxies: client_addr::TrustedProxy::loopback(),
+            trusted_proxies: client_addr::loopback_proxies(),
             metrics_access: MetricsAccess::Loopback,
             max_body_bytes: 64 * 1024,
             max_upload_bytes: 25 * 1024 * 1024,

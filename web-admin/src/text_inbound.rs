@@ -26,7 +26,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use signature::constant_time_eq;
+use oncall_core::secret::constant_time_eq;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -85,7 +85,7 @@ fn proven(
                 .map(String::as_str)
                 .or_else(|| headers.get("x-oncall-token").and_then(|v| v.to_str().ok()))
                 .unwrap_or("");
-            !token.is_empty() && constant_time_eq(given.as_bytes(), token.as_bytes())
+            !token.is_empty() && constant_time_eq(given, token)
         }
         InboundAuth::Twilio { auth_token, public_url } => {
             // Twilio signs form posts only; a JSON post cannot carry its signature.

@@ -8,13 +8,9 @@
 //! (`bodySHA256`), which SMS webhooks do not use.
 
 use base64::Engine as _;
+use oncall_core::secret::constant_time_eq;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
-
-/// Equality in time that depends only on the lengths.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 /// The `X-Twilio-Signature` Twilio sends for a form post of `params` to `url`.
 pub fn twilio_signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
@@ -34,10 +30,7 @@ pub fn twilio_signature(auth_token: &str, url: &str, params: &[(String, String)]
 /// Whether `given` is Twilio's signature of this post.
 pub fn twilio_signature_valid(auth_token: &str, url: &str, params: &[(String, String)], given: &str) -> bool {
     !auth_token.is_empty()
-        && constant_time_eq(
-            twilio_signature(auth_token, url, params).as_bytes(),
-            given.trim().as_bytes(),
-        )
+        && constant_time_eq(&twilio_signature(auth_token, url, params), given.trim())
 }
 
 #[cfg(test)]
