@@ -26,20 +26,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Prompts the flow itself plays, whatever the menu says.
-pub const FIXED_PROMPTS: [&str; 11] = [
-    "record_after_tone",
-    "beep",
-    "thank_you",
-    "request_created",
-    "please_hold",
-    "hold_music",
-    "everyone_unavailable",
-    "staff_left",
-    "closed_now",
-    "call_back_after",
-    "after_hours_emergency",
-];
+/// Kept at its old path; the list lives in `fixed_prompts` so the menu can use it without the flow.
+pub use crate::fixed_prompts::FIXED_PROMPTS;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {

@@ -4,6 +4,7 @@
 
 pub mod digit;
 pub mod dtmf;
+pub mod fixed_prompts;
 pub mod flow;
 pub mod menu;
 pub mod menu_json;

@@ -101,7 +101,7 @@ impl IvrConfig {
     /// Every prompt name the menu can play, to check at start-up that the files exist.
     pub fn prompt_names(&self) -> Vec<&str> {
         let mut names = vec![self.greeting.as_str(), &self.invalid_prompt, &self.no_input_prompt, &self.goodbye_prompt];
-        names.extend(crate::flow::FIXED_PROMPTS);
+        names.extend(crate::fixed_prompts::FIXED_PROMPTS);
         names.extend(crate::spoken_time::PROMPTS);
         fn walk<'a>(m: &'a Menu, out: &mut Vec<&'a str>) {
             out.push(&m.prompt);
