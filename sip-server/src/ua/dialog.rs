@@ -1,6 +1,8 @@
 //! One UAS dialog (RFC 3261 §12.1.1, §12.2): identifiers, CSeq, route set, remote target, and the
 //! state between our 2xx and the caller's ACK.
+//! For a call we placed it also holds the UAC state ([`OutboundState`]) that `outbound.rs` drives.
 
+use crate::auth::client::ClientAuth;
 use crate::message::{Headers, Method, Request};
 use crate::sdp::Negotiated;
 use crate::transaction::{Peer, TxKey};
@@ -42,7 +44,21 @@ pub(super) struct Dialog {
     pub sdp_session: u64,
     pub sdp_version: u64,
     /// Set when we placed the call (UAC side).
-    pub outbound: Option<super::outbound::OutboundState>,
+    pub outbound: Option<OutboundState>,
+}
+
+/// The UAC half of a dialog we placed: defined here, next to the dialog that holds it, and driven by
+/// `outbound.rs` (which re-exports it under its old path `ua::outbound::OutboundState`).
+#[derive(Debug, Clone)]
+pub struct OutboundState {
+    /// The last INVITE sent (re-sent with credentials after a challenge; CANCEL copies it).
+    pub invite: Request,
+    pub invite_key: TxKey,
+    /// Answers 401/407 challenges, when the call has credentials.
+    pub auth: Option<ClientAuth>,
+    pub cancel_requested: bool,
+    /// Our ACK for the 2xx, re-sent when the 2xx is retransmitted.
+    pub ack: Option<Vec<u8>>,
 }
 
 impl Dialog {

@@ -19,7 +19,7 @@ mod tests;
 
 use crate::message::{self, parse_datagram, reason_phrase, Method, ParseErrorKind, Request, Response, SipMessage};
 use crate::sdp::{self, Codec, Direction, Negotiated, SessionDescription};
-use crate::transaction::{Peer, TimerConfig, TransactionLayer, Transmit, TxEvent, TxKey};
+use crate::transaction::{Peer, TimerConfig, TransactionLayer, Transmit, Transport, TxEvent, TxKey};
 use dialog::{Dialog, DialogState};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -138,6 +138,20 @@ pub struct UaStats {
 
 pub(crate) fn random_token() -> String {
     format!("{:016x}", rand::random::<u64>())
+}
+
+/// The address peers reach us at over `transport`.
+fn advertised(cfg: &UaConfig, transport: Transport) -> SocketAddr {
+    match transport {
+        Transport::Udp => cfg.advertised_udp,
+        Transport::Tcp => cfg.advertised_tcp,
+    }
+}
+
+/// A top Via with a fresh branch; a free function so it can be called while a dialog is borrowed.
+/// Here rather than in `outbound.rs` because in-dialog requests (BYE) need it too.
+fn via_for(cfg: &UaConfig, transport: Transport) -> String {
+    format!("SIP/2.0/{} {};branch=z9hG4bK{};rport", transport.as_str(), advertised(cfg, transport), random_token())
 }
 
 impl UserAgent {
@@ -493,7 +507,7 @@ impl UserAgent {
                 self.reject(call, 480, now);
             }
             DialogState::Answered { .. } | DialogState::Confirmed => {
-                let bye = d.build_request(Method::Bye, outbound::via_for(&self.cfg, d.peer.transport), self.cfg.server_header.as_deref());
+                let bye = d.build_request(Method::Bye, via_for(&self.cfg, d.peer.transport), self.cfg.server_header.as_deref());
                 let peer = d.peer;
                 d.state = DialogState::Terminating;
                 if let Some(key) = self.tx.send_request(bye, peer, now) {
@@ -592,7 +606,7 @@ impl UserAgent {
                     // §13.3.1.4: no ACK within 64*T1: end the dialog with a BYE.
                     tracing::warn!(call_id = %d.call_id, "no ACK for 200 OK; hanging up");
                     let peer = d.peer;
-                    let bye = d.build_request(Method::Bye, outbound::via_for(&self.cfg, peer.transport), self.cfg.server_header.as_deref());
+                    let bye = d.build_request(Method::Bye, via_for(&self.cfg, peer.transport), self.cfg.server_header.as_deref());
                     d.state = DialogState::Terminating;
                     self.tx.send_request(bye, peer, now);
                     self.end(call, EndReason::Timeout);

@@ -3,8 +3,11 @@
 //! ourselves (§13.2.2.4), and CANCEL (§9.1).
 //! The paging flow uses this to ring an employee's phone through the trunk or directly.
 
+// OutboundState lives with the dialog that holds it (dialog.rs), so the dialog does not import this file;
+// re-exported here, its old path.
+pub use super::dialog::OutboundState;
 use super::dialog::{Dialog, DialogState};
-use super::{random_token, CallRef, EndReason, UaEvent, UserAgent};
+use super::{advertised, random_token, via_for, CallRef, EndReason, UaEvent, UserAgent};
 use crate::auth::client::ClientAuth;
 use crate::message::{Headers, Method, Request, Response};
 use crate::sdp::{self, Direction, SessionDescription};
@@ -25,18 +28,6 @@ pub struct OutboundCall {
     pub local_media: SocketAddr,
     /// Username and password for 401/407 challenges.
     pub credentials: Option<(String, String)>,
-}
-
-#[derive(Debug, Clone)]
-pub struct OutboundState {
-    /// The last INVITE sent (re-sent with credentials after a challenge; CANCEL copies it).
-    pub invite: Request,
-    pub invite_key: TxKey,
-    /// Answers 401/407 challenges, when the call has credentials.
-    pub auth: Option<ClientAuth>,
-    pub cancel_requested: bool,
-    /// Our ACK for the 2xx, re-sent when the 2xx is retransmitted.
-    pub ack: Option<Vec<u8>>,
 }
 
 impl UserAgent {
@@ -234,16 +225,4 @@ impl UserAgent {
         }
         ack.to_bytes()
     }
-}
-
-fn advertised(cfg: &super::UaConfig, transport: Transport) -> SocketAddr {
-    match transport {
-        Transport::Udp => cfg.advertised_udp,
-        Transport::Tcp => cfg.advertised_tcp,
-    }
-}
-
-/// A top Via with a fresh branch; a free function so it can be called while a dialog is borrowed.
-pub(super) fn via_for(cfg: &super::UaConfig, transport: Transport) -> String {
-    format!("SIP/2.0/{} {};branch=z9hG4bK{};rport", transport.as_str(), advertised(cfg, transport), random_token())
 }
