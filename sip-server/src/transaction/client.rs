@@ -1,6 +1,9 @@
 //! Client transactions: INVITE (§17.1.1, with RFC 6026's Accepted state) and non-INVITE (§17.1.2).
 
-use super::{Out, Peer, TimerConfig, TxEvent, TxKey};
+use super::key::TxKey;
+use super::output::{Out, TxEvent};
+use super::peer::Peer;
+use super::timers::TimerConfig;
 use crate::message::{Headers, Method, Request, Response};
 use std::time::{Duration, Instant};
 

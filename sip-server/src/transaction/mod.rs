@@ -10,63 +10,29 @@
 
 mod client;
 mod key;
+mod output;
+mod peer;
 mod server;
 pub mod timers;
 
 pub use key::{KeyMethod, TxKey};
+pub use output::TxEvent;
+pub use peer::{Peer, Transport};
 pub use timers::TimerConfig;
 
 use crate::message::{Method, Request, Response, Via};
 use client::ClientTx;
+use output::Out;
 use server::ServerTx;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// Transport of a peer: unreliable transports need retransmission timers, reliable ones do not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
-
-impl Transport {
-    pub fn reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-        }
-    }
-}
-
-/// Where a message came from or goes to. `conn` names a TCP connection so answers reuse it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Peer {
-    pub addr: SocketAddr,
-    pub transport: Transport,
-    pub conn: Option<u64>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     pub to: Peer,
     pub data: Vec<u8>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TxEvent {
-    /// A new request (not a retransmission): a server transaction was created under `key`.
-    Request { key: TxKey, request: Request, source: Peer },
-    /// An ACK that matches no server transaction: the ACK of a 2xx, for the dialog layer.
-    Ack { request: Request, source: Peer },
-    /// A response for a client transaction.
-    Response { key: TxKey, response: Response },
-    /// Timer B or F fired (no final response), or Timer H fired (no ACK for a final response).
-    Timeout { key: TxKey },
 }
 
 enum Tx {
@@ -87,13 +53,6 @@ impl Tx {
             Tx::Client(t) => t.terminated(),
         }
     }
-}
-
-/// Output collected by a transaction while handling one input.
-#[derive(Default)]
-pub(crate) struct Out {
-    pub transmits: Vec<(Peer, Vec<u8>)>,
-    pub events: Vec<TxEvent>,
 }
 
 pub struct TransactionLayer {

@@ -1,6 +1,9 @@
 //! Server transactions: INVITE (§17.2.1, with RFC 6026's Accepted state) and non-INVITE (§17.2.2).
 
-use super::{Out, Peer, TimerConfig, TxEvent, TxKey};
+use super::key::TxKey;
+use super::output::{Out, TxEvent};
+use super::peer::Peer;
+use super::timers::TimerConfig;
 use crate::message::Method;
 use std::time::{Duration, Instant};
 
