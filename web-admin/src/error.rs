@@ -4,7 +4,7 @@
 //! apart, on purpose). Validation errors are usually shown inside the form that caused them;
 //! the ones that reach here become a 400 page naming the field.
 
-use crate::templates;
+use crate::templates::{self, RenderError};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use oncall_core::{StoreError, ValidationError};
@@ -61,6 +61,15 @@ impl From<tera::Error> for WebError {
             src = s.source();
         }
         WebError::Internal(msg)
+    }
+}
+
+impl From<RenderError> for WebError {
+    fn from(e: RenderError) -> WebError {
+        match e {
+            RenderError::Load(m) => WebError::Internal(format!("templates: {m}")),
+            RenderError::Render(e) => e.into(),
+        }
     }
 }
 

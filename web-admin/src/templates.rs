@@ -4,7 +4,6 @@
 //! needs no template directory at run time. Autoescaping is on for every template (tera's
 //! default for `.html`), so names and notes typed by users cannot inject markup.
 
-use crate::error::{WebError, WebResult};
 use axum::response::Html;
 use std::sync::OnceLock;
 use tera::{Context, Tera};
@@ -52,9 +51,20 @@ fn tera() -> &'static Result<Tera, String> {
     })
 }
 
+/// Why a page could not be rendered. The handlers' `crate::error::WebError` turns it into a 500 page;
+/// this module does not name that type, because the error page itself is rendered here.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The embedded templates do not parse (caught by the `templates_parse` test before a release).
+    #[error("templates: {0}")]
+    Load(String),
+    #[error(transparent)]
+    Render(#[from] tera::Error),
+}
+
 /// Renders `name` with `ctx`.
-pub fn render(name: &str, ctx: &Context) -> WebResult<Html<String>> {
-    let t = tera().as_ref().map_err(|e| WebError::Internal(format!("templates: {e}")))?;
+pub fn render(name: &str, ctx: &Context) -> Result<Html<String>, RenderError> {
+    let t = tera().as_ref().map_err(|e| RenderError::Load(e.clone()))?;
     Ok(Html(t.render(name, ctx)?))
 }
 

@@ -1,6 +1,6 @@
 //! Logging in and out, changing one's password, and personal API tokens.
 
-use super::{base, see_other, Flash};
+use super::layout::{base, see_other, Flash};
 use crate::auth::{self, is_tls, safe_next, set_cookie, Viewer, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use crate::error::{WebError, WebResult};
 use crate::state::AppState;
@@ -133,7 +133,7 @@ async fn account_page(state: &AppState, v: &Viewer, flash: Option<&str>, error: 
     ctx.insert("tokens", &tokens);
     ctx.insert("error", &error);
     ctx.insert("new_token", &new_token);
-    render("account.html", &ctx)
+    Ok(render("account.html", &ctx)?)
 }
 
 pub async fn show(State(state): State<AppState>, v: Viewer, Query(f): Query<Flash>) -> WebResult<Html<String>> {

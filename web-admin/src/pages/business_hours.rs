@@ -4,7 +4,7 @@
 //! week is refused (remove the hours instead: always open). The config file's `[business_hours]` only
 //! seeds these once, so what is saved here is what counts.
 
-use super::{base, see_other, Flash};
+use super::layout::{base, see_other, Flash};
 use crate::auth::{Manager, Viewer};
 use crate::error::WebResult;
 use crate::state::AppState;

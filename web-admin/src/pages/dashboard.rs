@@ -2,7 +2,7 @@
 //! with their age, today's counts with MTTA/MTTR. Employees: their open requests and their
 //! next shifts.
 
-use super::{base, Flash};
+use super::layout::{base, Flash};
 use crate::auth::Viewer;
 use crate::error::WebResult;
 use crate::pages::requests::{request_row, user_names};
@@ -76,5 +76,5 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Query(f): Query<Flas
         mine.sort_by_key(|(t, _)| *t);
         ctx.insert("my_shifts", &mine.into_iter().map(|(_, v)| v).take(6).collect::<Vec<_>>());
     }
-    render("dashboard.html", &ctx)
+    Ok(render("dashboard.html", &ctx)?)
 }

@@ -6,7 +6,7 @@
 //! `oncall_recordings::decode_bytes_to_8k_mono` and written with hound as 16-bit PCM to
 //! `<data_dir>/sounds/<org-slug>/greeting.wav`, the key the binary plays to callers.
 
-use super::{base, see_other, Flash};
+use super::layout::{base, see_other, Flash};
 use crate::auth::{Manager, Viewer};
 use crate::error::{WebError, WebResult};
 use crate::state::AppState;

@@ -1,7 +1,7 @@
 //! People: list, add, edit (contacts, role, time zone, notification rules), disable. A person
 //! can be given a web login from the same form (e-mail + initial password).
 
-use super::{base, see_other, Flash};
+use super::layout::{base, see_other, Flash};
 use crate::auth::{Manager, Viewer};
 use crate::error::WebResult;
 use crate::state::AppState;
@@ -31,7 +31,7 @@ pub async fn list(State(state): State<AppState>, Manager(v): Manager, Query(f): 
     ctx.insert("people", &rows);
     let teams: Vec<_> = state.store.list_teams(org).await?.into_iter().map(|t| serde_json::json!({"name": t.name, "members": t.members.iter().map(|m| dir.name(*m)).collect::<Vec<_>>()})).collect();
     ctx.insert("teams", &teams);
-    render("people.html", &ctx)
+    Ok(render("people.html", &ctx)?)
 }
 
 pub fn rule_text(r: &NotificationRule) -> String {

@@ -1,7 +1,7 @@
 //! Escalation policies: list, add, edit (steps with targets and waits, repeats), disable.
 //! Step targets are `person:<id>` or `schedule:<id>` values of select boxes.
 
-use super::{base, see_other, Flash};
+use super::layout::{base, see_other, Flash};
 use crate::auth::{Manager, Viewer};
 use crate::error::WebResult;
 use crate::state::AppState;
@@ -53,7 +53,7 @@ pub async fn list(State(state): State<AppState>, Manager(v): Manager, Query(f): 
         .collect();
     let mut ctx = base(&v, "policies", f.flash.as_deref());
     ctx.insert("policies", &rows);
-    render("policies.html", &ctx)
+    Ok(render("policies.html", &ctx)?)
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]

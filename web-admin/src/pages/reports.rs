@@ -5,7 +5,7 @@
 use crate::auth::Manager;
 use crate::charts::{self, Series};
 use crate::error::{WebError, WebResult};
-use crate::pages::base;
+use super::layout::base;
 use crate::state::AppState;
 use crate::templates::render;
 use crate::views::{self, Directory};
@@ -131,5 +131,5 @@ pub async fn show(State(state): State<AppState>, Manager(v): Manager, Query(q): 
     ctx.insert("chart_by_hour", &by_hour);
     ctx.insert("chart_per_person", &per_person);
     ctx.insert("people", &person_rows);
-    render("reports.html", &ctx)
+    Ok(render("reports.html", &ctx)?)
 }

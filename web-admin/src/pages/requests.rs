@@ -6,7 +6,7 @@
 //! involved in (answered, acknowledged, completed or were paged for); any other id is a 404,
 //! exactly like another organization's.
 
-use super::{base, see_other, Flash};
+use super::layout::{base, see_other, Flash};
 use crate::auth::Viewer;
 use crate::error::{WebError, WebResult};
 use crate::recording_source::{parse_range, RangeRequest};
@@ -133,7 +133,7 @@ pub async fn list(State(state): State<AppState>, v: Viewer, Query(q): Query<List
     ctx.insert("query_prefix", &query_without_page);
     ctx.insert("page", &page);
     ctx.insert("filtered", &(!q.status.is_empty() || !q.from.is_empty() || !q.to.is_empty() || !q.person.is_empty() || !q.caller.is_empty()));
-    render("requests.html", &ctx)
+    Ok(render("requests.html", &ctx)?)
 }
 
 /// The request if the viewer may see it; 404 otherwise (other org, or not involved).
@@ -201,7 +201,7 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>,
     ctx.insert("answered", &req.state.answered().map(|s| format!("{} after {}", dir.actor(s.by, &users), views::duration(s.at - req.received_at))));
     ctx.insert("acknowledged", &req.state.acknowledged().map(|s| format!("{} after {}", dir.actor(s.by, &users), views::duration(s.at - req.received_at))));
     ctx.insert("completed", &req.state.completed().map(|s| format!("{} after {}", dir.actor(s.by, &users), views::duration(s.at - req.received_at))));
-    render("request.html", &ctx)
+    Ok(render("request.html", &ctx)?)
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,7 +4,7 @@
 //! Rotation forms use indexed field names (`layers[0].member` repeated in order, ...) so the
 //! page works without JavaScript: member order is the order of the select boxes.
 
-use super::{base, see_other, Flash};
+use super::layout::{base, see_other, Flash};
 use crate::auth::{Manager, Viewer};
 use crate::calendar::{self, FeedEvent};
 use crate::error::{WebError, WebResult};
@@ -41,7 +41,7 @@ pub async fn list(State(state): State<AppState>, Manager(v): Manager, Query(f): 
         .collect();
     let mut ctx = base(&v, "schedules", f.flash.as_deref());
     ctx.insert("schedules", &rows);
-    render("schedules.html", &ctx)
+    Ok(render("schedules.html", &ctx)?)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -415,7 +415,7 @@ pub async fn my_shifts(State(state): State<AppState>, v: Viewer, headers: Header
     let Some(me) = v.user.person else {
         ctx.insert("shifts", &Vec::<()>::new());
         ctx.insert("feed_url", &None::<String>);
-        return render("my_shifts.html", &ctx);
+        return Ok(render("my_shifts.html", &ctx)?);
     };
     let now = Timestamp::now();
     let schedules = state.store.list_schedules(v.org.id).await?;
@@ -434,7 +434,7 @@ pub async fn my_shifts(State(state): State<AppState>, v: Viewer, headers: Header
     let scheme = if crate::auth::is_tls(&headers, state.config.force_secure_cookies) { "https" } else { "http" };
     ctx.insert("shifts", &shifts);
     ctx.insert("feed_url", &Some(format!("{scheme}://{host}/calendar/{token}.ics")));
-    render("my_shifts.html", &ctx)
+    Ok(render("my_shifts.html", &ctx)?)
 }
 
 pub async fn reset_feed(State(state): State<AppState>, v: Viewer) -> WebResult<Response> {

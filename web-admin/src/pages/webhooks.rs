@@ -2,7 +2,7 @@
 //! secret, and each webhook's delivery log with its last attempts. Sending is the binary's
 //! webhook task; this page only edits the `webhooks` rows and reads the log (docs/webhooks.md).
 
-use super::{base, see_other, Flash};
+use super::layout::{base, see_other, Flash};
 use crate::auth::{Manager, Viewer};
 use crate::error::WebResult;
 use crate::state::AppState;
@@ -168,7 +168,7 @@ async fn detail_page(
     ctx.insert("log", &log);
     ctx.insert("new_secret", &new_secret);
     ctx.insert("error", &error);
-    render("webhook.html", &ctx)
+    Ok(render("webhook.html", &ctx)?)
 }
 
 pub async fn show(
