@@ -1,7 +1,7 @@
 //! The CSeq header (RFC 3261 §20.16): a 32-bit sequence number below 2^31 and the method.
 
+use super::method::Method;
 use super::scanner::Scanner;
-use super::Method;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CSeq {
