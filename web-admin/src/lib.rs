@@ -21,6 +21,7 @@ pub mod auth;
 pub mod calendar;
 pub mod charts;
 pub mod client_addr;
+mod config;
 pub mod error;
 pub mod metrics_access;
 pub mod pages;
@@ -38,9 +39,9 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use config::WebConfig;
 pub use metrics_access::MetricsAccess;
 pub use recording_source::{LocalRecordings, RecordingSource};
 pub use state::AppState;
@@ -54,49 +55,6 @@ pub trait StatusSource: Send + Sync + 'static {
     /// Extra lines for the /healthz body (e.g. one per trunk with its registration state).
     fn health_details(&self) -> String {
         String::new()
-    }
-}
-
-/// Settings of the web admin, filled by the binary from its config.
-#[derive(Debug, Clone)]
-pub struct WebConfig {
-    /// `storage.data_dir`: uploaded greetings go to `<data_dir>/sounds/<org-slug>/greeting.wav`.
-    pub data_dir: PathBuf,
-    /// Mark cookies `Secure` always. Without it they are `Secure` only when the request came
-    /// over TLS (a reverse proxy sending `X-Forwarded-Proto: https`).
-    pub force_secure_cookies: bool,
-    /// How long a login lasts.
-    pub session_hours: i64,
-    /// The IVR menu shown (and used) until an organization saves its own: the config file's `[ivr]`.
-    pub default_ivr: oncall_ivr::IvrConfig,
-    /// The login rate limiter's rule (tests shorten its backoffs).
-    pub login_policy: rate_limit::LoginPolicy,
-    /// Peers whose `X-Forwarded-For` names the client (the login limiter's per-source key): `[http] trusted_proxies`.
-    pub trusted_proxies: Vec<client_addr::TrustedProxy>,
-    /// Who may read `/metrics` (loopback peers by default).
-    pub metrics_access: MetricsAccess,
-    /// Largest body of a form or JSON request; bigger ones get 413.
-    pub max_body_bytes: usize,
-    /// Largest upload, on the routes that take one (the IVR greeting).
-    pub max_upload_bytes: usize,
-    /// Where managers may point webhooks (`[webhooks] allow_private`; issue #15, SSRF).
-    pub webhook_destinations: oncall_core::destination::DestinationPolicy,
-}
-
-impl WebConfig {
-    pub fn new(data_dir: impl Into<PathBuf>) -> WebConfig {
-        WebConfig {
-            data_dir: data_dir.into(),
-            force_secure_cookies: false,
-            session_hours: 12,
-            default_ivr: oncall_ivr::IvrConfig::default(),
-            login_policy: rate_limit::LoginPolicy::default(),
-            trusted_proxies: client_addr::loopback_proxies(),
-            metrics_access: MetricsAccess::Loopback,
-            max_body_bytes: 64 * 1024,
-            max_upload_bytes: 25 * 1024 * 1024,
-            webhook_destinations: Default::default(),
-        }
     }
 }
 

@@ -1,9 +1,9 @@
 //! Shared state of every handler: the store, the settings, where recordings live and the
 //! login limiter. Cheap to clone (everything behind `Arc`).
 
+use crate::config::WebConfig;
 use crate::rate_limit::LoginLimiter;
 use crate::recording_source::RecordingSource;
-use crate::WebConfig;
 use oncall_core::Store;
 use std::sync::Arc;
 
