@@ -4,8 +4,10 @@
 
 use anyhow::{bail, Context, Result};
 use oncall_ivr::IvrConfig;
+pub use oncall_calls::config::{BusinessHoursConfig, RedirectConfig, RegistrarSection, TrunkConfig};
+pub use oncall_paging::config::{PagingConfig, TextsConfig, WebhooksConfig};
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -55,329 +57,6 @@ impl DialPlanConfig {
     }
 }
 
-/// `[business_hours]`: weekly opening times in `time_zone` and closed dates. Written to the database at
-/// start-up only when the organization has none stored yet: after that the web page (Business hours) is
-/// what counts, and this section is ignored (a note is logged). No day set: no business hours from the
-/// config (always open unless set on the web).
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct BusinessHoursConfig {
-    /// IANA zone the hours are in; empty: the organization's zone.
-    pub time_zone: String,
-    /// `"08:00-18:00"`, several as `"08:00-12:00, 13:00-17:00"`, or `"closed"` / absent.
-    pub monday: Option<String>,
-    pub tuesday: Option<String>,
-    pub wednesday: Option<String>,
-    pub thursday: Option<String>,
-    pub friday: Option<String>,
-    pub saturday: Option<String>,
-    pub sunday: Option<String>,
-    /// Holidays and closures, `YYYY-MM-DD`, in the business hours' zone.
-    pub closed: Vec<String>,
-}
-
-impl BusinessHoursConfig {
-    fn days(&self) -> [Option<&str>; 7] {
-        [&self.monday, &self.tuesday, &self.wednesday, &self.thursday, &self.friday, &self.saturday, &self.sunday].map(|d| d.as_deref())
-    }
-
-    /// Whether the section sets any hours at all.
-    pub fn is_set(&self) -> bool {
-        self.days().iter().any(Option::is_some)
-    }
-
-    /// The hours, with `org_zone` when `time_zone` is empty; `Ok(None)` when no day is set. Errors name the
-    /// key (`business_hours.monday: ...`).
-    pub fn hours(&self, org_zone: &str) -> Result<Option<oncall_core::BusinessHours>> {
-        if !self.is_set() {
-            if !self.closed.is_empty() || !self.time_zone.is_empty() {
-                bail!("business_hours: set the opening hours of at least one day (monday = \"08:00-18:00\")");
-            }
-            return Ok(None);
-        }
-        let zone = if self.time_zone.trim().is_empty() { org_zone } else { self.time_zone.as_str() };
-        let days = self.days().map(|d| d.unwrap_or(""));
-        oncall_core::BusinessHours::parse(zone, days, &self.closed).map(Some).map_err(|e| anyhow::anyhow!("business_hours.{e}"))
-    }
-}
-
-/// `[redirect]`: an INVITE to `oncall-<schedule>@` is answered `302 Moved Temporarily` with the
-/// on-call people's phones as Contacts (see `src/redirect.rs`, `docs/pbx.md`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RedirectConfig {
-    /// On by default; off, `oncall-...` users are ordinary calls to the IVR.
-    pub enabled: bool,
-    /// Addresses or CIDR ranges (besides every `[[trunks]]` entry's `allowed_sources`, and phones
-    /// registered with OnCall) that may ask for a redirect; anyone else gets 403, since a 302 lists
-    /// employees' numbers.
-    pub allowed_sources: Vec<String>,
-    /// At most this many Contacts in one 302 (q-values step down by 1/this from 1.0).
-    pub max_contacts: usize,
-}
-
-impl Default for RedirectConfig {
-    fn default() -> Self {
-        RedirectConfig { enabled: true, allowed_sources: Vec::new(), max_contacts: 10 }
-    }
-}
-
-impl RedirectConfig {
-    pub fn sources(&self) -> Vec<SourceNet> {
-        self.allowed_sources.iter().filter_map(|s| s.parse::<SourceNet>().ok()).collect()
-    }
-
-    fn validate(&self) -> Result<()> {
-        for src in &self.allowed_sources {
-            if src.parse::<SourceNet>().is_err() {
-                bail!("redirect.allowed_sources: {src:?} is not an IP address or CIDR range");
-            }
-        }
-        if !(1..=20).contains(&self.max_contacts) {
-            bail!("redirect.max_contacts ({}) must be between 1 and 20", self.max_contacts);
-        }
-        Ok(())
-    }
-}
-
-/// `[texts]`: how `text` notifications are sent (an HTTP SMS gateway, Twilio-compatible by default,
-/// or SIP MESSAGE) and how replies come back (`POST /api/v1/texts/inbound`, or SIP MESSAGE).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TextsConfig {
-    /// Off: a `text` notification fails at once (the escalation moves on) and replies are refused.
-    pub enabled: bool,
-    /// `"http"`: the SMS gateway at `url` (people's SIP URIs still get SIP MESSAGE); `"sip"`: SIP
-    /// MESSAGE, phone numbers through the first `[[trunks]]` entry, SIP URIs directly.
-    pub transport: String,
-    /// The gateway's endpoint, e.g. `https://api.twilio.com/2010-04-01/Accounts/<sid>/Messages.json`.
-    pub url: String,
-    /// HTTP basic auth user (Twilio: the account SID); empty sends no Authorization.
-    pub account: String,
-    /// HTTP basic auth password (Twilio: the auth token).
-    pub token: String,
-    /// The sender: a number the gateway lets us send from (`{from}`), or the From URI of SIP MESSAGEs.
-    pub from: String,
-    /// `"form"` (application/x-www-form-urlencoded) or `"json"`: how placeholders are escaped.
-    pub body_format: String,
-    /// The request body with `{to}`, `{from}` and `{body}`; empty: `To={to}&From={from}&Body={body}`
-    /// (form) or `{"to":"{to}","from":"{from}","body":"{body}"}` (json).
-    pub body_template: String,
-    /// How long the gateway or the SIP peer has to accept a text.
-    pub timeout_secs: u64,
-    /// Shared secret of the inbound webhook (`?token=` or `X-OnCall-Token`), at least 32 characters;
-    /// empty refuses every reply. Used when `inbound_signature = "token"`.
-    pub inbound_token: String,
-    /// How an inbound webhook post proves it is the gateway's: `"token"` (`inbound_token`) or
-    /// `"twilio"` (`X-Twilio-Signature` under `token`, over `[http] public_url` + path).
-    pub inbound_signature: String,
-    /// Inbound webhook posts accepted per minute from one source address (0: no limit).
-    pub inbound_posts_per_minute: u32,
-    /// Refused inbound posts (bad signature or token) from one source address within 15 minutes
-    /// before it gets 429 for the rest of them (0: no limit).
-    pub inbound_max_failures: u32,
-}
-
-/// Shortest `[texts] inbound_token` accepted: it is all that stands between the internet and
-/// acknowledging someone's emergency (issue 15 item 1).
-pub const MIN_INBOUND_TOKEN_LEN: usize = 32;
-
-impl Default for TextsConfig {
-    fn default() -> Self {
-        TextsConfig {
-            enabled: false,
-            transport: "http".into(),
-            url: String::new(),
-            account: String::new(),
-            token: String::new(),
-            from: String::new(),
-            body_format: "form".into(),
-            body_template: String::new(),
-            timeout_secs: 10,
-            inbound_token: String::new(),
-            inbound_signature: "token".into(),
-            inbound_posts_per_minute: 60,
-            inbound_max_failures: 5,
-        }
-    }
-}
-
-impl TextsConfig {
-    fn validate(&self) -> Result<()> {
-        if !self.enabled {
-            return Ok(());
-        }
-        match self.transport.as_str() {
-            "http" => {
-                if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-                    bail!("texts.url ({:?}) must start with http:// or https:// when texts.transport = \"http\"", self.url);
-                }
-            }
-            "sip" => {}
-            other => bail!("texts.transport ({other:?}) must be \"http\" or \"sip\""),
-        }
-        if !matches!(self.body_format.as_str(), "form" | "json") {
-            bail!("texts.body_format ({:?}) must be \"form\" or \"json\"", self.body_format);
-        }
-        match self.inbound_signature.as_str() {
-            "token" => {
-                let len = self.inbound_token.chars().count();
-                if len > 0 && len < MIN_INBOUND_TOKEN_LEN {
-                    bail!("texts.inbound_token is {len} characters; it must be at least {MIN_INBOUND_TOKEN_LEN} (or empty to refuse every inbound text)");
-                }
-            }
-            "twilio" => {
-                if self.token.is_empty() {
-                    bail!("texts.inbound_signature = \"twilio\" checks X-Twilio-Signature with the auth token: set texts.token");
-                }
-            }
-            other => bail!("texts.inbound_signature ({other:?}) must be \"token\" or \"twilio\""),
-        }
-        if self.timeout_secs == 0 || self.timeout_secs > 120 {
-            bail!("texts.timeout_secs ({}) must be between 1 and 120", self.timeout_secs);
-        }
-        Ok(())
-    }
-}
-
-/// `[registrar]`: OnCall as a SIP registrar for employees' own phones (issue 6 item 2; accounts are
-/// created with `oncall person sip-account`). Lockout limits count failed digest answers (issue 9 item 3).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RegistrarSection {
-    /// Off: REGISTER gets 405 as from any endpoint. On: every REGISTER is challenged (401).
-    pub enabled: bool,
-    /// Digest realm; part of every stored key, so changing it means setting every password again.
-    pub realm: String,
-    pub min_expires_secs: u32,
-    pub max_expires_secs: u32,
-    pub default_expires_secs: u32,
-    pub max_devices_per_account: usize,
-    /// Digest algorithms challenged with, in order: "MD5", "SHA-256". Some phones (baresip 1.0) fail on a
-    /// 401 that offers an algorithm they do not know: give them ["MD5"].
-    pub algorithms: Vec<String>,
-    /// Failed digest answers from one source IP within the window before it is locked out (0: never).
-    pub lockout_source_attempts: u32,
-    /// Failed digest answers for one username within the window before it is locked out (0: never).
-    pub lockout_account_attempts: u32,
-    pub lockout_window_secs: u64,
-    pub lockout_secs: u64,
-}
-
-impl Default for RegistrarSection {
-    fn default() -> Self {
-        RegistrarSection {
-            enabled: false,
-            realm: "oncall".into(),
-            min_expires_secs: 60,
-            max_expires_secs: 3600,
-            default_expires_secs: 3600,
-            max_devices_per_account: 10,
-            algorithms: vec!["MD5".into(), "SHA-256".into()],
-            lockout_source_attempts: 10,
-            lockout_account_attempts: 5,
-            lockout_window_secs: 300,
-            lockout_secs: 900,
-        }
-    }
-}
-
-impl RegistrarSection {
-    fn validate(&self) -> Result<()> {
-        if self.realm.trim().is_empty() || self.realm.contains(['"', '\\', '\r', '\n']) {
-            bail!("registrar.realm must be non-empty and hold no quote, backslash or line break");
-        }
-        if self.min_expires_secs == 0 || self.min_expires_secs > self.max_expires_secs {
-            bail!("registrar.min_expires_secs ({}) must be at least 1 and at most registrar.max_expires_secs ({})", self.min_expires_secs, self.max_expires_secs);
-        }
-        if self.default_expires_secs < self.min_expires_secs || self.default_expires_secs > self.max_expires_secs {
-            bail!("registrar.default_expires_secs ({}) must lie between registrar.min_expires_secs and registrar.max_expires_secs", self.default_expires_secs);
-        }
-        if self.algorithms.is_empty() || self.algorithms.iter().any(|a| !a.eq_ignore_ascii_case("MD5") && !a.eq_ignore_ascii_case("SHA-256")) {
-            bail!("registrar.algorithms must list \"MD5\" and/or \"SHA-256\" (got {:?})", self.algorithms);
-        }
-        if self.max_devices_per_account == 0 {
-            bail!("registrar.max_devices_per_account must be at least 1");
-        }
-        if self.lockout_window_secs == 0 || self.lockout_secs == 0 {
-            bail!("registrar.lockout_window_secs and registrar.lockout_secs must be at least 1");
-        }
-        Ok(())
-    }
-}
-
-/// `[webhooks]`: sending request events to the webhooks managers add on the web (issue 7,
-/// docs/webhooks.md). The webhooks themselves live in the database; this is how they are sent.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WebhooksConfig {
-    /// Run the sender on this instance (any number of instances may: deliveries are leased).
-    pub enabled: bool,
-    /// How often the queue is looked at.
-    pub poll_interval_ms: u64,
-    /// How long a receiver has to answer one POST.
-    pub timeout_secs: u64,
-    /// The wait after the first failed attempt; it doubles after each further failure...
-    pub retry_initial_ms: u64,
-    /// ... up to this.
-    pub retry_max_secs: u64,
-    /// Attempts before a delivery is given up (shown as failed, retryable on the web); 0: never give up.
-    pub max_attempts: u32,
-    /// The site's address as people reach it (e.g. `https://oncall.example.com`): payloads then
-    /// link to the request. Empty: no link.
-    pub public_url: Option<String>,
-    /// Address blocks (CIDRs such as `"10.1.0.0/16"`, `"127.0.0.1/32"`) webhooks may reach although
-    /// they are not public (issue #15: loopback, private, link-local ... are refused otherwise).
-    pub allow_private: Vec<String>,
-}
-
-impl Default for WebhooksConfig {
-    fn default() -> Self {
-        WebhooksConfig { enabled: true, poll_interval_ms: 1000, timeout_secs: 10, retry_initial_ms: 1000, retry_max_secs: 3600, max_attempts: 20, public_url: None, allow_private: Vec::new() }
-    }
-}
-
-impl WebhooksConfig {
-    pub fn retry_policy(&self) -> oncall_core::webhook::RetryPolicy {
-        oncall_core::webhook::RetryPolicy {
-            initial: oncall_core::Millis(i64::try_from(self.retry_initial_ms).unwrap_or(i64::MAX)),
-            max_delay: oncall_core::Millis::seconds(i64::try_from(self.retry_max_secs).unwrap_or(i64::MAX / 1000)),
-            max_attempts: (self.max_attempts > 0).then_some(self.max_attempts),
-        }
-    }
-
-    /// Which addresses webhooks may be sent to (validated at start-up, so the parse cannot fail then).
-    pub fn destination_policy(&self) -> oncall_core::destination::DestinationPolicy {
-        oncall_core::destination::DestinationPolicy { allow_private: self.allow_private.iter().filter_map(|c| c.parse().ok()).collect() }
-    }
-
-    fn validate(&self) -> Result<()> {
-        for (i, c) in self.allow_private.iter().enumerate() {
-            if let Err(e) = c.parse::<oncall_core::destination::Cidr>() {
-                bail!("webhooks.allow_private[{i}]: {e}");
-            }
-        }
-        if self.poll_interval_ms < 50 || self.poll_interval_ms > 600_000 {
-            bail!("webhooks.poll_interval_ms ({}) must be between 50 and 600000", self.poll_interval_ms);
-        }
-        if self.timeout_secs == 0 || self.timeout_secs > 300 {
-            bail!("webhooks.timeout_secs ({}) must be between 1 and 300", self.timeout_secs);
-        }
-        if self.retry_initial_ms == 0 {
-            bail!("webhooks.retry_initial_ms must be at least 1");
-        }
-        if self.retry_max_secs.saturating_mul(1000) < self.retry_initial_ms {
-            bail!("webhooks.retry_max_secs ({}) must not be below webhooks.retry_initial_ms ({} ms)", self.retry_max_secs, self.retry_initial_ms);
-        }
-        if let Some(url) = self.public_url.as_deref().filter(|u| !u.is_empty()) {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                bail!("webhooks.public_url ({url:?}) must start with http:// or https://");
-            }
-        }
-        Ok(())
-    }
-}
-
 /// `[instance]`: this process among several sharing one database (issue 10).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -394,33 +73,6 @@ impl InstanceConfig {
             return self.id.trim().to_string();
         }
         std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "oncall".into())
-    }
-}
-
-/// `[paging]`: phoning whoever is on call when a caller chose "page on-call" (issue 6).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PagingConfig {
-    /// On by default: a "page on-call" request phones (or texts) whoever is on call. Off: requests are opened
-    /// and stored, nobody is phoned, and callers are released after their message.
-    pub enabled: bool,
-    /// How long the employee has to press a key after each announcement.
-    pub key_timeout_secs: u64,
-    /// Announcements repeated without a key press before it counts as a decline.
-    pub max_retries: u32,
-    /// How long a "page on-call" caller holds for an employee (music) before being released with
-    /// "someone will get back to you"; 0 releases them right after their message (no live bridge).
-    pub max_hold_secs: u64,
-    /// Key 7 on a page call: the step is paged again after this long.
-    pub snooze_secs: u64,
-    /// Requests paged per organization in any hour with trunk calls and texts (issue #15 item 4); beyond it a
-    /// request still opens and rings registered phones and SIP URIs, but costs nothing. 0: no cap.
-    pub max_pages_per_hour: u32,
-}
-
-impl Default for PagingConfig {
-    fn default() -> Self {
-        PagingConfig { enabled: true, key_timeout_secs: 8, max_retries: 2, max_hold_secs: 300, snooze_secs: 900, max_pages_per_hour: 60 }
     }
 }
 
@@ -621,92 +273,6 @@ impl Default for LogConfig {
     }
 }
 
-/// One `[[trunks]]` entry: a provider's registrar OnCall registers with (`register = true`), or a
-/// PBX that sends calls without registration (`register = false`, usually with `allowed_sources`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrunkConfig {
-    /// Shown in logs, /healthz and /metrics.
-    pub name: String,
-    /// `host:port`, `host` (port 5060) or a SIP URI such as `sip:sip.example.net:5060`; an IP address
-    /// (no DNS lookups yet).
-    pub registrar: String,
-    /// "udp" or "tcp".
-    pub transport: String,
-    pub username: String,
-    pub password: String,
-    /// The domain of the address of record `sip:<username>@<domain>`; default: the registrar's host.
-    pub domain: Option<String>,
-    /// E.164 number or SIP URI used as From for outbound calls through this trunk.
-    pub caller_id: Option<String>,
-    /// Register with the registrar; false = PBX mode (no registration).
-    pub register: bool,
-    /// IP addresses or CIDR ranges INVITEs are accepted from (PBX mode). When any trunk lists some,
-    /// INVITEs from every other address get 403.
-    pub allowed_sources: Vec<String>,
-    /// The registration expiry asked for, in seconds.
-    pub expires_secs: u32,
-}
-
-impl Default for TrunkConfig {
-    fn default() -> Self {
-        TrunkConfig {
-            name: String::new(),
-            registrar: String::new(),
-            transport: "udp".into(),
-            username: String::new(),
-            password: String::new(),
-            domain: None,
-            caller_id: None,
-            register: true,
-            allowed_sources: Vec::new(),
-            expires_secs: 3600,
-        }
-    }
-}
-
-/// An allowed source: one address or a CIDR range (core's address block type).
-pub use oncall_core::destination::Cidr as SourceNet;
-
-impl TrunkConfig {
-    /// The registrar as (host, port, transport), from `host:port`, `host` or a SIP URI.
-    pub fn registrar_parts(&self) -> Result<(String, u16, &'static str), String> {
-        let transport = match self.transport.to_ascii_lowercase().as_str() {
-            "udp" => "udp",
-            "tcp" => "tcp",
-            other => return Err(format!("transport must be \"udp\" or \"tcp\", not {other:?}")),
-        };
-        let r = self.registrar.trim();
-        let hostport = match r.split_once(':') {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("sip") => rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest),
-            _ => r,
-        };
-        let hostport = hostport.split(';').next().unwrap_or(hostport);
-        if hostport.is_empty() {
-            return Err("registrar is empty".into());
-        }
-        let (host, port) = oncall_sip::message::uri::split_hostport(hostport).map_err(|e| format!("registrar {r:?}: {e}"))?;
-        Ok((host.trim_matches(|c| c == '[' || c == ']').to_string(), port.unwrap_or(5060), transport))
-    }
-
-    /// The registrar's socket address (an IP literal: no DNS yet).
-    pub fn registrar_addr(&self) -> Result<SocketAddr, String> {
-        let (host, port, _) = self.registrar_parts()?;
-        let ip: IpAddr = host.parse().map_err(|_| format!("registrar host {host:?} must be an IP address (DNS names are not resolved yet)"))?;
-        Ok(SocketAddr::new(ip, port))
-    }
-
-    /// `sip:<username>@<domain>`.
-    pub fn aor(&self) -> String {
-        let domain = self.domain.clone().unwrap_or_else(|| self.registrar_parts().map(|(h, p, _)| if p == 5060 { h } else { format!("{h}:{p}") }).unwrap_or_default());
-        format!("sip:{}@{}", self.username, domain)
-    }
-
-    pub fn sources(&self) -> Vec<SourceNet> {
-        self.allowed_sources.iter().filter_map(|s| s.parse::<SourceNet>().ok()).collect()
-    }
-}
-
 impl StorageConfig {
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("oncall.db").display()))
@@ -760,9 +326,7 @@ impl Config {
                 bail!("http.public_url ({url:?}) must start with http:// or https://");
             }
         }
-        if self.paging.key_timeout_secs == 0 || self.paging.key_timeout_secs > 120 {
-            bail!("paging.key_timeout_secs ({}) must be between 1 and 120", self.paging.key_timeout_secs);
-        }
+        self.paging.validate()?;
         if self.sip.rtp_port_min >= self.sip.rtp_port_max {
             bail!("sip.rtp_port_min ({}) must be below sip.rtp_port_max ({})", self.sip.rtp_port_min, self.sip.rtp_port_max);
         }
@@ -776,36 +340,7 @@ impl Config {
             bail!("ivr.max_message_secs must be at least 1");
         }
         self.storage.archive().validate().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut names = std::collections::HashSet::new();
-        for (i, t) in self.trunks.iter().enumerate() {
-            let key = format!("trunks[{i}]");
-            if t.name.trim().is_empty() {
-                bail!("{key}.name must be set");
-            }
-            if !names.insert(t.name.as_str()) {
-                bail!("{key}.name {:?} is used by two trunks", t.name);
-            }
-            for src in &t.allowed_sources {
-                if src.parse::<SourceNet>().is_err() {
-                    bail!("{key}.allowed_sources: {src:?} is not an IP address or CIDR range");
-                }
-            }
-            if t.register {
-                let (_, _, transport) = t.registrar_parts().map_err(|e| anyhow::anyhow!("{key}.registrar / transport: {e}"))?;
-                t.registrar_addr().map_err(|e| anyhow::anyhow!("{key}.registrar: {e}"))?;
-                if transport == "tcp" {
-                    bail!("{key}.transport = \"tcp\": registering over TCP needs outbound TCP connections, not implemented yet (use \"udp\")");
-                }
-                if t.username.is_empty() {
-                    bail!("{key}.username must be set when register = true");
-                }
-                if t.expires_secs < 10 {
-                    bail!("{key}.expires_secs must be at least 10");
-                }
-            } else if !t.registrar.is_empty() {
-                t.registrar_parts().map_err(|e| anyhow::anyhow!("{key}.registrar / transport: {e}"))?;
-            }
-        }
+        oncall_calls::config::validate_trunks(&self.trunks)?;
         let url = self.storage.database_url();
         if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
             bail!("storage.database_url must start with sqlite:// or postgres:// (got {url:?})");
@@ -963,5 +498,50 @@ allowed_sources = ["10.0.0.0/8", "192.0.2.7"]
         let mut t = toml::Table::new();
         apply_env(&mut t, [("ONCALL_SIP_NOPE".to_string(), "1".to_string())].into_iter()).unwrap();
         assert!(Config::deserialize(toml::Value::Table(t)).unwrap_err().to_string().contains("nope"), "unknown keys are named");
+    }
+
+    #[test]
+    fn the_texts_section_is_validated() {
+        let ok: Config =
+            toml::from_str("[texts]\nenabled = true\nurl = \"https://gw.example/send\"\n").unwrap();
+        ok.validate().unwrap();
+        assert_eq!(ok.texts.body_format, "form");
+        let off: Config = toml::from_str("[texts]\nurl = \"nonsense\"\n").unwrap();
+        off.validate().unwrap();
+        for bad in [
+            "url = \"gw.example\"",
+            "transport = \"smtp\"\nurl = \"http://x\"",
+            "body_format = \"xml\"\nurl = \"http://x\"",
+            "timeout_secs = 0\nurl = \"http://x\"",
+        ] {
+            let cfg: Config = toml::from_str(&format!("[texts]\nenabled = true\n{bad}\n")).unwrap();
+            let e = cfg.validate().unwrap_err().to_string();
+            assert!(e.starts_with("texts."), "{bad}: {e}");
+        }
+        // Issue 15 item 1: a guessable inbound token, and a Twilio check that cannot be done.
+        for (bad, key) in [
+            ("inbound_token = \"hook-secret-42\"", "texts.inbound_token"),
+            ("inbound_signature = \"hmac\"", "texts.inbound_signature"),
+            ("inbound_signature = \"twilio\"", "texts.inbound_signature"),
+            ("inbound_signature = \"twilio\"\ntoken = \"tok\"", "texts.inbound_signature"),
+        ] {
+            let cfg: Config =
+                toml::from_str(&format!("[texts]\nenabled = true\nurl = \"http://x\"\n{bad}\n")).unwrap();
+            let e = cfg.validate().unwrap_err().to_string();
+            assert!(e.starts_with(key), "{bad}: {e}");
+        }
+        let twilio: Config = toml::from_str(
+            "[http]\npublic_url = \"https://oncall.example.com\"\n[texts]\nenabled = true\nurl = \"http://x\"\ninbound_signature = \"twilio\"\ntoken = \"tok\"\n",
+        )
+        .unwrap();
+        twilio.validate().unwrap();
+        let long: Config = toml::from_str(&format!(
+            "[texts]\nenabled = true\nurl = \"http://x\"\ninbound_token = \"{}\"\n",
+            "k".repeat(32)
+        ))
+        .unwrap();
+        long.validate().unwrap();
+        let cfg: Config = toml::from_str("[http]\npublic_url = \"oncall.lan\"\n").unwrap();
+        assert!(cfg.validate().unwrap_err().to_string().starts_with("http.public_url"));
     }
 }

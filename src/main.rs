@@ -1,26 +1,15 @@
 //! `oncall`: the one binary. It only wires the crates together: config, store, SIP transports,
 //! user agent, media engine, IVR sessions, and the HTTP endpoints.
 
-mod business_hours_source;
-mod call_control;
-mod call_log;
 mod config;
 mod fd_budget;
-mod ivr_session;
-mod ivr_source;
 mod log_format;
-mod page_session;
-mod hold_room;
-mod paging;
-mod playback;
-mod recording_access;
-mod redirect;
-mod registrar_service;
-mod texts;
-mod webhooks;
 
 use anyhow::{bail, Context, Result};
-use call_control::{CallCounters, Controller, TrunkBoard, TrunkState, Trunks};
+use oncall_calls::controller::{CallCounters, Controller, PagingLink};
+use oncall_calls::trunks::{TrunkBoard, TrunkState};
+use oncall_calls::{call_log, hold_room, ivr_settings, opening_hours, phones, redirect, trunks};
+use oncall_paging::{escalations, texts, webhooks};
 use clap::{Parser, Subcommand};
 use config::Config;
 use oncall_core::prometheus_text::{Kind, PrometheusText, Value};
@@ -451,7 +440,7 @@ struct Status {
     engine: MediaEngine,
     trunks: TrunkBoard,
     /// Registrar counters and devices; None with `[registrar] enabled = false`.
-    registrar: Option<registrar_service::RegistrarHandle>,
+    registrar: Option<phones::RegistrarHandle>,
     /// Callers holding for (or talking with) an employee; None with paging off.
     hold: Option<hold_room::HoldRoom>,
     /// `oncall-<schedule>@` answers; None with `[redirect] enabled = false`.
@@ -571,10 +560,10 @@ async fn serve(cfg: Config) -> Result<()> {
     let uploader = oncall_recordings::uploader::start(store.clone(), archive.clone(), ucfg).await.context("starting the recordings uploader")?;
     let prompts = load_prompts(&cfg)?;
 
-    let ivr_source = ivr_source::IvrSource::new(cfg.ivr.clone(), prompts.clone());
-    ivr_source.spawn_reload(store.clone(), org.id, &cfg, prompts);
+    let ivr_source = ivr_settings::IvrSource::new(cfg.ivr.clone(), prompts.clone());
+    ivr_source.spawn_reload(store.clone(), org.id, cfg.ivr.clone(), cfg.storage.data_dir.clone(), prompts);
     // Business hours (issue 7): `[business_hours]` seeds the organization's once; the web page edits them after.
-    let hours = business_hours_source::HoursSource::start(store.clone(), org.id, org.time_zone.name(), &cfg.business_hours)
+    let hours = opening_hours::HoursSource::start(store.clone(), org.id, org.time_zone.name(), &cfg.business_hours)
         .await
         .context("business hours ([business_hours])")?;
 
@@ -602,8 +591,9 @@ async fn serve(cfg: Config) -> Result<()> {
     let engine = MediaEngine::start(threads);
     let counters = Arc::new(CallCounters::default());
     let (log_tx, log_rx) = tokio::sync::mpsc::unbounded_channel();
-    let registrar = if cfg.registrar.enabled { Some(registrar_service::RegistrarService::start(store.clone(), &cfg.registrar).await.context("starting the registrar ([registrar])")?) } else { None };
+    let registrar = if cfg.registrar.enabled { Some(phones::RegistrarService::start(store.clone(), &cfg.registrar).await.context("starting the registrar ([registrar])")?) } else { None };
     let registrar_handle = registrar.as_ref().map(|r| r.handle());
+    let dialer = oncall_calls::dial::Dialer::new(cfg.trunks.clone(), format!("sip:oncall@{}", ua.advertised(oncall_sip::transaction::Transport::Udp)), registrar_handle.clone());
     // Paging (issue 6): the call log hands "page on-call" requests to the paging task, which asks the
     // controller to phone people; the controller reports what became of each call back to it.
     let (command_tx, command_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -618,14 +608,14 @@ async fn serve(cfg: Config) -> Result<()> {
             store: store.clone(),
             org: org.id,
             link_base,
-            trunks: cfg.trunks.clone(),
-            local_uri: format!("sip:oncall@{}", ua.advertised(oncall_sip::transaction::Transport::Udp)),
+            dialer: dialer.clone(),
             controller: command_tx.clone(),
             paging: cfg.paging.enabled.then(|| paging_events_tx.clone()),
             client,
         })
     });
-    let sip_texts = texts::SipTexts::new(texts.clone(), cfg.paging.enabled.then(|| paging_events_tx.clone()));
+    let replies = texts.clone().map(|t| t as Arc<dyn oncall_calls::sip_texts::TextReplies>);
+    let sip_texts = oncall_calls::sip_texts::SipTexts::new(replies, cfg.paging.enabled.then(|| paging_events_tx.clone()), Some(command_tx.clone()));
     let (paging_tx, paging_link) = if cfg.paging.enabled {
         if cfg.trunks.is_empty() && !cfg.registrar.enabled && !cfg.texts.enabled {
             tracing::warn!(
@@ -635,23 +625,20 @@ async fn serve(cfg: Config) -> Result<()> {
         }
         let (tx, rx) = (paging_events_tx, paging_events_rx);
         let hold = hold_room::HoldRoom::default();
-        let paging = paging::Paging {
+        let paging = escalations::Paging {
             store: store.clone(),
             org: org.id,
             config: cfg.paging.clone(),
-            trunks: cfg.trunks.clone(),
-            local_uri: format!("sip:oncall@{}", ua.advertised(oncall_sip::transaction::Transport::Udp)),
+            dialer,
             controller: command_tx,
-            hold: hold.clone(),
             owner: cfg.instance.id(),
             recordings_root: recordings_dir.clone(),
             archive: archive.clone(),
-            registrar: registrar_handle.clone(),
             texts: texts.clone(),
             page_cap: Default::default(),
         };
         tokio::spawn(paging.run(rx));
-        let link = call_control::PagingLink {
+        let link = PagingLink {
             events: tx.clone(),
             key_timeout: Duration::from_secs(cfg.paging.key_timeout_secs),
             max_retries: cfg.paging.max_retries,
@@ -667,9 +654,9 @@ async fn serve(cfg: Config) -> Result<()> {
     let log_task = tokio::spawn(call_log::run(store.clone(), org.id, cfg.instance.id(), recordings_dir.clone(), log_rx, paging_tx));
 
     let trunk_board: TrunkBoard = Default::default();
-    let trunks = build_trunks(&cfg, &ua, trunk_board.clone());
+    let trunks = trunks::from_config(&cfg.trunks, &ua, trunk_board.clone());
     // Issue 7 item 4: `oncall-<schedule>@` answered with a 302 to the on-call people's phones.
-    let redirector = redirect::Redirector::start(&cfg, store.clone(), org.id, registrar_handle.clone());
+    let redirector = redirect::Redirector::start(&cfg.redirect, &cfg.trunks, store.clone(), org.id, registrar_handle.clone());
     let redirect_counters = redirector.as_ref().map(|r| r.counters.clone());
     let controller = Controller {
         ua,
@@ -713,13 +700,13 @@ async fn serve(cfg: Config) -> Result<()> {
     web.trusted_proxies = cfg.http.trusted_proxies()?;
     // Playback and downloads read the spool while the file is there, else the archive (S3 with
     // `keep_spool = false` deletes the spool copy once uploaded; in a cluster it may be on another instance).
-    let recordings = Arc::new(recording_access::SpoolThenArchive::new(&cfg.storage.recordings_dir(), archive.clone()));
+    let recordings = Arc::new(oncall_recordings::access::SpoolThenArchive::new(&cfg.storage.recordings_dir(), archive.clone()));
     web.metrics_access = cfg.http.metrics_access();
     web.max_body_bytes = cfg.http.max_body_bytes;
     web.max_upload_bytes = cfg.http.max_upload_bytes;
     let mut app = oncall_web::app(status.clone(), store.clone(), web, recordings);
     if let Some(t) = &texts {
-        app = app.merge(oncall_web::text_inbound::routes(Arc::new(texts::WebInbound(t.clone())), texts::inbound_auth(&cfg), texts::inbound_throttle(&cfg.texts)));
+        app = app.merge(oncall_web::text_inbound::routes(Arc::new(texts::WebInbound(t.clone())), texts::inbound_auth(&cfg.texts, cfg.http.public_url.as_deref()), texts::inbound_throttle(&cfg.texts)));
     }
     let app = app.layer(axum::extract::DefaultBodyLimit::max(cfg.http.max_body_bytes));
     let http = oncall_web::server::HttpServer::start(listener, app, http_limits(&cfg)).context("starting the HTTP server")?;
@@ -768,46 +755,6 @@ fn http_limits(cfg: &Config) -> oncall_web::server::ServerLimits {
         idle_timeout: Duration::from_secs(cfg.http.idle_timeout_secs),
         request_timeout: Duration::from_secs(cfg.http.request_timeout_secs),
     }
-}
-
-/// One registration per `[[trunks]]` entry with `register = true` (validated by `Config::validate`),
-/// the PBX-mode names, and the union of every trunk's allowed sources.
-fn build_trunks(cfg: &Config, ua: &UserAgent, board: TrunkBoard) -> Trunks {
-    use oncall_sip::registration::{Registration, TrunkRegistration};
-    use oncall_sip::transaction::{Peer, Transport};
-    let mut regs = Vec::new();
-    let mut pbx = Vec::new();
-    let mut sources = Vec::new();
-    for t in &cfg.trunks {
-        sources.extend(t.sources());
-        if !t.register {
-            tracing::info!(trunk = %t.name, allowed_sources = ?t.allowed_sources, "trunk in PBX mode (no registration)");
-            pbx.push(t.name.clone());
-            continue;
-        }
-        // validate() checked the address; a trunk that still cannot be used is logged, not fatal.
-        let addr = match t.registrar_addr() {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!(trunk = %t.name, error = %e, "trunk skipped");
-                continue;
-            }
-        };
-        let contact = format!("<sip:{}@{}>", t.username, ua.advertised(Transport::Udp));
-        tracing::info!(trunk = %t.name, registrar = %addr, aor = %t.aor(), expires_secs = t.expires_secs, "trunk registering");
-        regs.push((
-            t.name.clone(),
-            Registration::new(TrunkRegistration {
-                registrar: Peer { addr, transport: Transport::Udp, conn: None },
-                aor: t.aor(),
-                username: t.username.clone(),
-                password: t.password.clone(),
-                expires_secs: t.expires_secs,
-                contact,
-            }),
-        ));
-    }
-    Trunks::new(regs, pbx, sources, board)
 }
 
 async fn shutdown_signal() {

@@ -42,5 +42,20 @@
 //!   `CallCounters` → [`book::Counters`], [`CallBook::active_calls`].
 
 pub mod book;
+pub mod call_log;
+pub mod config;
+pub mod controller;
+pub mod dial;
+pub mod hold_room;
+pub mod ivr_session;
+pub mod ivr_settings;
+pub mod opening_hours;
+pub mod orders;
+pub mod page_session;
+pub mod phones;
+pub mod playback;
+pub mod redirect;
+pub mod sip_texts;
+pub mod trunks;
 
 pub use book::{CallBook, CallId, ContactRef, Input, LegId, Output, PageKey, PersonRef, RequestRef, Settings};

@@ -47,6 +47,10 @@
 //!   URI/trunk/DNS part (`resolve_sip_uri`, the trunk's From and credentials) stays out.
 //! - `LEASE` and `HEARTBEAT` → [`dispatcher::LEASE`], [`dispatcher::HEARTBEAT`].
 
+pub mod config;
 pub mod dispatcher;
+pub mod escalations;
+pub mod texts;
+pub mod webhooks;
 
 pub use dispatcher::{CallerRef, DeviceRef, Dispatcher, Input, Order, Outcome, Settings};

@@ -4,8 +4,11 @@
 //! background [`uploader`] from the local spool to the archive with its retry queue ([`spool`]), retention, and the
 //! `oncall recordings verify` / `migrate` checks ([`verify`], [`migrate`]).
 //!
+//! Reading a recording back wherever it is now (spool, then archive) is [`access`].
+//!
 //! The audio code is synchronous over `std::fs` (the server runs it on a blocking thread); storage is async (tokio).
 
+pub mod access;
 pub mod levels;
 pub mod migrate;
 pub mod playback;

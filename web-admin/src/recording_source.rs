@@ -1,65 +1,14 @@
-//! Where recordings are read from, and HTTP Range (RFC 9110 §14) over them.
+//! HTTP Range (RFC 9110 §14) over stored recordings.
 //!
-//! [`RecordingSource`] is the seam for the storage backends (a local folder here; the server
-//! plugs in the spool-then-archive source of `src/recording_access.rs`, which reads S3 once the
-//! spool copy is gone): it answers "how big is this key" and "give me these bytes".
+//! Where recordings are read from is `oncall_recordings::access` ([`RecordingSource`]: the local
+//! folder, or the server's spool-then-archive source, which reads S3 once the spool copy is gone).
 //! The handler does the HTTP part: one `bytes=a-b` / `a-` / `-n` range answers 206 with
 //! `Content-Range`, an unsatisfiable one 416, none 200. Multi-range requests get the whole
 //! file (allowed by the RFC), since browsers' audio elements never send them.
 
-use std::io::{self, Read, Seek, SeekFrom};
 use std::ops::Range;
-use std::path::{Component, Path, PathBuf};
 
-/// Read access to stored recordings by storage key. Blocking: callers use `spawn_blocking`.
-pub trait RecordingSource: Send + Sync + 'static {
-    /// Size in bytes; `ErrorKind::NotFound` if the key does not exist.
-    fn size(&self, key: &str) -> io::Result<u64>;
-    /// The bytes of `range` (already clipped to the size).
-    fn read(&self, key: &str, range: Range<u64>) -> io::Result<Vec<u8>>;
-}
-
-/// Recordings as files under a root folder (`storage.recordings_dir`).
-#[derive(Debug, Clone)]
-pub struct LocalRecordings {
-    root: PathBuf,
-}
-
-impl LocalRecordings {
-    pub fn new(root: impl Into<PathBuf>) -> LocalRecordings {
-        LocalRecordings { root: root.into() }
-    }
-
-    /// The file for `key`. Keys come from our own database, but a key that would leave the root
-    /// (absolute, `..`) is refused anyway: defence in depth against a hand-edited row.
-    fn path(&self, key: &str) -> io::Result<PathBuf> {
-        let rel = Path::new(key);
-        let safe = !key.is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)));
-        if !safe {
-            return Err(io::Error::new(io::ErrorKind::NotFound, "storage key outside the recordings folder"));
-        }
-        Ok(self.root.join(rel))
-    }
-}
-
-impl RecordingSource for LocalRecordings {
-    fn size(&self, key: &str) -> io::Result<u64> {
-        let meta = std::fs::metadata(self.path(key)?)?;
-        if !meta.is_file() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, "not a file"));
-        }
-        Ok(meta.len())
-    }
-
-    fn read(&self, key: &str, range: Range<u64>) -> io::Result<Vec<u8>> {
-        let mut f = std::fs::File::open(self.path(key)?)?;
-        f.seek(SeekFrom::Start(range.start))?;
-        let len = usize::try_from(range.end.saturating_sub(range.start)).map_err(|_| io::Error::other("range too large"))?;
-        let mut buf = Vec::with_capacity(len);
-        f.take(len as u64).read_to_end(&mut buf)?;
-        Ok(buf)
-    }
-}
+pub use oncall_recordings::access::{LocalRecordings, RecordingSource};
 
 /// What a `Range` header asks of a resource of `size` bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,17 +74,5 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), RangeRequest::Full);
         assert_eq!(parse_range(Some("items=0-1"), 100), RangeRequest::Full);
         assert_eq!(parse_range(Some("bytes=5-2"), 100), RangeRequest::Full);
-    }
-
-    #[test]
-    fn keys_cannot_escape_the_root() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.wav"), b"0123456789").unwrap();
-        let src = LocalRecordings::new(dir.path());
-        assert_eq!(src.size("a.wav").unwrap(), 10);
-        assert_eq!(src.read("a.wav", 2..5).unwrap(), b"234");
-        for bad in ["../a.wav", "/etc/passwd", "", "x/../../a.wav"] {
-            assert_eq!(src.size(bad).unwrap_err().kind(), io::ErrorKind::NotFound, "{bad}");
-        }
     }
 }

@@ -40,7 +40,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 /// The webhook sender's client: connects only where the destination policy allows.
 pub(crate) type WebhookClient = Client<hyper_rustls::HttpsConnector<HttpConnector<CheckedResolver>>, Full<Bytes>>;
 
@@ -338,7 +338,7 @@ pub(crate) fn webhook_client(policy: Arc<DestinationPolicy>) -> Result<WebhookCl
 
 /// HTTP and HTTPS (the system's root certificates; without any, HTTPS fails per attempt with a
 /// clear error and HTTP still works). For operator-configured endpoints (the text gateway).
-pub(crate) fn http_client() -> Result<HttpClient, String> {
+pub fn http_client() -> Result<HttpClient, String> {
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build(https_builder()?.build()))
@@ -414,10 +414,9 @@ mod tests {
     #[test]
     fn the_webhooks_section_maps_to_the_retry_policy_and_is_validated() {
         assert_eq!(WebhooksConfig::default().retry_policy(), RetryPolicy::default());
-        let cfg: crate::config::Config =
-            toml::from_str("[webhooks]\nretry_initial_ms = 500\nretry_max_secs = 2\nmax_attempts = 0\n").unwrap();
+        let cfg: WebhooksConfig = toml::from_str("retry_initial_ms = 500\nretry_max_secs = 2\nmax_attempts = 0\n").unwrap();
         cfg.validate().unwrap();
-        let p = cfg.webhooks.retry_policy();
+        let p = cfg.retry_policy();
         assert_eq!(p.max_attempts, None, "0 retries forever");
         assert_eq!(
             (1..=4).map(|n| p.delay_after(n).0).collect::<Vec<_>>(),
@@ -431,7 +430,7 @@ mod tests {
             "allow_private = [\"localhost\"]",
             "allow_private = [\"10.0.0.0/33\"]",
         ] {
-            let cfg: crate::config::Config = toml::from_str(&format!("[webhooks]\n{bad}\n")).unwrap();
+            let cfg: WebhooksConfig = toml::from_str(&format!("{bad}\n")).unwrap();
             let e = cfg.validate().unwrap_err().to_string();
             assert!(e.starts_with("webhooks."), "{bad}: {e}");
         }

@@ -36,65 +36,17 @@
 //!   request beyond `[paging] max_pages_per_hour` (`oncall_core::page_cap`) still runs its escalation, but
 //!   only to registered phones and SIP URIs: it places no trunk call and sends no text (`page_cap` event).
 
-use crate::config::{PagingConfig, TrunkConfig};
-use crate::hold_room::HoldRoom;
-use crate::registrar_service::RegistrarHandle;
-use oncall_sip::ua::CallRef;
+use crate::config::PagingConfig;
+use oncall_calls::dial::Dialer;
+use oncall_calls::orders::{CallRef, ControllerCommand, Outcome, PageOrder, PagingEvent};
 use oncall_core::escalation::{Command, Engine, Input, NotificationKey, Phase};
 use oncall_core::business_hours::when_to_page;
 use oncall_core::{Actor, Channel, Contact, Millis, OrgId, PageWhen, RecordingKind, RequestId, Store, Timestamp, Urgency};
-use oncall_sip::transaction::{Peer, Transport};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// What the paging task hears about.
-#[derive(Debug)]
-pub enum PagingEvent {
-    /// The call log opened a "page on-call" request and stored its message.
-    RequestOpened { request: RequestId, caller: String, recording: PathBuf, caller_call: Option<CallRef> },
-    /// What became of one paging call.
-    CallResult { key: NotificationKey, outcome: Outcome },
-    /// A person replied to a text (`texts.rs` already acknowledged/completed it in the store).
-    TextReply { request: RequestId, person: oncall_core::PersonId, action: oncall_core::text_reply::ReplyAction },
-}
-
-/// What became of one paging call: the calls crate's type, shared with its call book.
-pub use oncall_calls::book::Outcome;
-
-/// One call to place for a notification.
-#[derive(Debug, Clone)]
-pub struct PageOrder {
-    pub key: NotificationKey,
-    /// Request-URI.
-    pub target: String,
-    /// Where the INVITE goes.
-    pub via: Peer,
-    pub credentials: Option<(String, String)>,
-    pub from_uri: String,
-    /// The caller as it is read out ("new request from 5 5 5 …").
-    pub caller: String,
-    /// The caller's message, 8 kHz mono.
-    pub message: Arc<[i16]>,
-    /// The caller's call, holding for a bridge (when they have not hung up).
-    pub caller_call: Option<CallRef>,
-}
-
-/// What the paging task asks of the call controller.
-#[derive(Debug)]
-pub enum ControllerCommand {
-    Page(PageOrder),
-    /// End every leg of `request` (CANCEL the ringing ones, BYE the answered ones) except `keep`.
-    CancelRequest { request: RequestId, keep: Option<NotificationKey> },
-    /// CANCEL the legs of `request` still ringing from stages before `stage` (their stage ended).
-    CancelStale { request: RequestId, stage: u32 },
-    /// Send a SIP MESSAGE (RFC 3428) to `target` via `via`; with a `key`, its outcome is reported as a
-    /// `CallResult` (`Ringing` = delivered, `Failed`); without, it is an answer to a reply.
-    SendText { key: Option<NotificationKey>, target: String, via: Peer, from_uri: String, body: String, credentials: Option<(String, String)> },
-}
 
 struct Active {
     engine: Engine,
@@ -117,12 +69,9 @@ pub struct Paging {
     pub store: Store,
     pub org: OrgId,
     pub config: PagingConfig,
-    pub trunks: Vec<TrunkConfig>,
-    /// Our own SIP URI, the From of calls placed directly to a SIP URI.
-    pub local_uri: String,
+    /// Contacts and registered phones → routes (the calls side's dial plan).
+    pub dialer: Dialer,
     pub controller: mpsc::UnboundedSender<ControllerCommand>,
-    /// Where callers hold: told when nobody could be reached.
-    pub hold: HoldRoom,
     /// This instance's id: the owner of the escalation leases it holds.
     pub owner: String,
     /// Where message recordings are, to replay them in resumed escalations.
@@ -130,8 +79,6 @@ pub struct Paging {
     /// The recordings archive: a message whose spool copy is gone (uploaded to S3 and deleted, or
     /// recorded by another instance) is read from here.
     pub archive: Arc<dyn oncall_recordings::storage::RecordingStore>,
-    /// The phones people registered with OnCall (registrar on): they all ring for a page.
-    pub registrar: Option<RegistrarHandle>,
     /// Sends `text` notifications (`[texts]`); `None` fails them.
     pub texts: Option<Arc<crate::texts::Texts>>,
     /// The requests this instance paged through the trunk in the last hour (`[paging] max_pages_per_hour`).
@@ -146,7 +93,7 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 
 impl Paging {
     pub async fn run(self, mut events: mpsc::UnboundedReceiver<PagingEvent>) {
-        tracing::info!(key_timeout_secs = self.config.key_timeout_secs, trunks = self.trunks.len(), "paging enabled");
+        tracing::info!(key_timeout_secs = self.config.key_timeout_secs, trunk = self.dialer.trunk_name().unwrap_or("(none)"), "paging enabled");
         let mut active: HashMap<RequestId, Active> = HashMap::new();
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -287,7 +234,7 @@ impl Paging {
             tracing::warn!(%request, error = %e, "cannot read the request's call; paging with the first enabled policy");
             String::new()
         });
-        use crate::redirect::{choose_policy, target_key, PolicyChoice};
+        use oncall_calls::redirect::{choose_policy, target_key, PolicyChoice};
         // Schedules are only read for `oncall-...` numbers.
         let key = target_key(&called);
         let schedules = match key {
@@ -315,7 +262,7 @@ impl Paging {
             PolicyChoice::Default(_) | PolicyChoice::Nothing => None,
         };
         let message = match recording {
-            Some(path) => load_message(request, path, &self.recordings_root, &*self.archive).await,
+            Some(path) => oncall_recordings::access::load_message(request, path, &self.recordings_root, &*self.archive).await,
             None => Arc::from(Vec::new()),
         };
         let engine = match self.store.begin_escalation(self.org, request, policy.id, now).await {
@@ -442,8 +389,8 @@ impl Paging {
                         tracing::warn!(%request, error = %e, "cannot mark the request exhausted");
                     }
                     let _ = self.controller.send(ControllerCommand::CancelRequest { request, keep: None });
-                    if let Some(call) = a.caller_call {
-                        self.hold.nobody_available(call);
+                    if let Some(caller) = a.caller_call {
+                        let _ = self.controller.send(ControllerCommand::ReleaseCaller { caller });
                     }
                 }
             }
@@ -500,7 +447,7 @@ impl Paging {
                 Err(_) => None,
             };
             let message = match message_path {
-                Some(path) => load_message(request, path, &self.recordings_root, &*self.archive).await,
+                Some(path) => oncall_recordings::access::load_message(request, path, &self.recordings_root, &*self.archive).await,
                 None => Arc::from(Vec::new()),
             };
             tracing::info!(%request, owner = %self.owner, phase = ?work.engine.phase(), "escalation taken over");
@@ -544,46 +491,20 @@ impl Paging {
         }
         // Phones the person registered with OnCall ring together, and cost nothing per call; the first
         // to answer takes the page and the controller cancels the others.
-        let devices = self.registrar.as_ref().map(|r| r.registered_devices(key.person)).unwrap_or_default();
-        if !devices.is_empty() {
-            for d in &devices {
-                tracing::info!(request = %key.request, person = %key.person, name = %person.name, stage = key.stage, contact = %d.contact, source = %d.source, "paging a registered phone");
-                let order = PageOrder {
-                    key,
-                    target: d.contact.clone(),
-                    via: Peer { addr: d.source, transport: d.transport, conn: None },
-                    credentials: None,
-                    from_uri: self.local_uri.clone(),
-                    caller: a.caller.clone(),
-                    message: a.message.clone(),
-                    caller_call: a.caller_call,
-                };
+        let phones = self.dialer.registered_phones(key.person);
+        if !phones.is_empty() {
+            for p in phones {
+                tracing::info!(request = %key.request, person = %key.person, name = %person.name, stage = key.stage, contact = %p.contact, source = %p.source, "paging a registered phone");
+                let order = PageOrder { key, route: p.route, caller: a.caller.clone(), message: a.message.clone(), caller_call: a.caller_call };
                 self.controller.send(ControllerCommand::Page(order)).map_err(|_| "the call controller has stopped".to_string())?;
             }
             return Ok(());
         }
         let contacts = self.dialable(a, key, &person.contacts, now).await;
         let contact = contacts.first().ok_or("no phone number, SIP URI or registered phone (that the dial plan and the page cap allow)")?;
-        let (target, via, credentials, from_uri) = match contact {
-            Contact::Sip(uri) => {
-                let addr = resolve_sip_uri(uri.as_str()).await?;
-                (uri.as_str().to_string(), Peer { addr, transport: Transport::Udp, conn: None }, None, self.local_uri.clone())
-            }
-            Contact::Phone(number) => {
-                let trunk = self.trunks.first().ok_or("a phone number needs a [[trunks]] entry to call through")?;
-                let addr = trunk.registrar_addr().map_err(|e| format!("trunk {}: {e}", trunk.name))?;
-                let domain = trunk.aor().rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
-                let from_uri = match &trunk.caller_id {
-                    Some(id) if id.starts_with("sip:") || id.starts_with("sips:") => id.clone(),
-                    Some(id) => format!("sip:{id}@{domain}"),
-                    None => trunk.aor(),
-                };
-                let credentials = (!trunk.username.is_empty()).then(|| (trunk.username.clone(), trunk.password.clone()));
-                (format!("sip:{number}@{domain}"), Peer { addr, transport: Transport::Udp, conn: None }, credentials, from_uri)
-            }
-        };
-        tracing::info!(request = %key.request, person = %key.person, name = %person.name, stage = key.stage, %target, via = %via.addr, "paging by phone");
-        let order = PageOrder { key, target, via, credentials, from_uri, caller: a.caller.clone(), message: a.message.clone(), caller_call: a.caller_call };
+        let route = self.dialer.route(contact, "").await?;
+        tracing::info!(request = %key.request, person = %key.person, name = %person.name, stage = key.stage, target = %route.target, via = %route.next_hop(), "paging by phone");
+        let order = PageOrder { key, route, caller: a.caller.clone(), message: a.message.clone(), caller_call: a.caller_call };
         self.controller.send(ControllerCommand::Page(order)).map_err(|_| "the call controller has stopped".to_string())
     }
 }
@@ -648,58 +569,6 @@ impl Paging {
     }
 }
 
-/// The caller's message as 8 kHz mono, decoded off the media threads and off the paging loop's
-/// executor thread; empty (paging goes on without it) when it cannot be read. From `path` in the
-/// spool while it is there, else from the archive under its key (`path` relative to `spool_root`).
-pub(crate) async fn load_message(request: RequestId, path: PathBuf, spool_root: &std::path::Path, archive: &dyn oncall_recordings::storage::RecordingStore) -> Arc<[i16]> {
-    let p = path.clone();
-    let decoded = if tokio::fs::try_exists(&path).await.unwrap_or(true) {
-        tokio::task::spawn_blocking(move || oncall_recordings::decode_to_8k_mono(&p)).await
-    } else {
-        let key = path.strip_prefix(spool_root).unwrap_or(&path).to_string_lossy().into_owned();
-        let bytes = match crate::recording_access::fetch_archived(archive, &key, None).await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(%request, key, error = %e, "message neither in the spool nor in the archive; paging without it");
-                return Arc::from(Vec::new());
-            }
-        };
-        tracing::info!(%request, key, bytes = bytes.len(), "message read from the archive (no spool copy)");
-        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_string);
-        tokio::task::spawn_blocking(move || oncall_recordings::decode_bytes_to_8k_mono(&bytes, ext.as_deref())).await
-    };
-    match decoded {
-        Ok(Ok(samples)) => samples.into(),
-        Ok(Err(e)) => {
-            tracing::warn!(%request, path = %path.display(), error = %e, "cannot decode the message; paging without it");
-            Arc::from(Vec::new())
-        }
-        Err(e) => {
-            tracing::warn!(%request, error = %e, "message decoder failed; paging without it");
-            Arc::from(Vec::new())
-        }
-    }
-}
-
-/// The UDP address a `sip:user@host[:port][;params]` URI is reached at (port 5060 by default).
-pub(crate) async fn resolve_sip_uri(uri: &str) -> Result<SocketAddr, String> {
-    let rest = uri.strip_prefix("sip:").or_else(|| uri.strip_prefix("sips:")).ok_or_else(|| format!("{uri:?} is not a SIP URI"))?;
-    let rest = rest.split([';', '?', '>']).next().unwrap_or("");
-    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    let (host, port) = oncall_sip::message::uri::split_hostport(hostport).map_err(|e| format!("{uri:?}: {e}"))?;
-    let host = host.trim_matches(|c| c == '[' || c == ']');
-    let port = port.unwrap_or(5060);
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    // A host name: its A/AAAA record (no NAPTR/SRV lookups).
-    tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} has no address"))
-}
-
 /// The part of a caller worth reading out: the user part of a SIP URI (usually the number),
 /// or the string as it is.
 pub fn announce_caller(caller: &str) -> String {
@@ -754,14 +623,11 @@ mod tests {
             store: store.clone(),
             org,
             config: PagingConfig::default(),
-            trunks: vec![],
-            local_uri: "sip:oncall@127.0.0.1".into(),
+            dialer: Dialer::new(vec![], "sip:oncall@127.0.0.1".into(), None),
             controller: tx,
-            hold: HoldRoom::default(),
             owner: "test".into(),
             recordings_root: PathBuf::from("/nowhere"),
             archive: Arc::new(oncall_recordings::storage::LocalStore::new("/nowhere")),
-            registrar: None,
             texts: None,
             page_cap: Default::default(),
         };
@@ -784,7 +650,7 @@ mod tests {
         match rx.try_recv() {
             Ok(ControllerCommand::Page(order)) => {
                 assert_eq!((order.key.request, order.key.person), (normal, erin));
-                assert_eq!(order.target, "sip:erin@127.0.0.1:5999");
+                assert_eq!(order.route.target, "sip:erin@127.0.0.1:5999");
             }
             other => panic!("expected a page at 08:00, got {other:?}"),
         }
@@ -844,14 +710,11 @@ mod tests {
             store: store.clone(),
             org,
             config: PagingConfig::default(),
-            trunks: vec![],
-            local_uri: "sip:oncall@127.0.0.1".into(),
+            dialer: Dialer::new(vec![], "sip:oncall@127.0.0.1".into(), None),
             controller: tx,
-            hold: HoldRoom::default(),
             owner: "test".into(),
             recordings_root: PathBuf::from("/nowhere"),
             archive: Arc::new(oncall_recordings::storage::LocalStore::new("/nowhere")),
-            registrar: None,
             texts: None,
             page_cap: Default::default(),
         };
@@ -912,20 +775,17 @@ mod tests {
         let erin = store.add_person(org, &erin, now).await.unwrap();
         let step = |who| Step { targets: vec![Target::Person(who)], wait: Millis::minutes(5) };
         store.create_policy(org, &NewPolicy { name: "Main".into(), steps: vec![step(mallory), step(erin)], repeat: 0 }, now).await.unwrap();
-        let trunk = TrunkConfig { name: "carrier".into(), registrar: "127.0.0.1:5999".into(), username: "acme".into(), password: "secret".into(), ..TrunkConfig::default() };
+        let trunk = oncall_calls::config::TrunkConfig { name: "carrier".into(), registrar: "127.0.0.1:5999".into(), username: "acme".into(), password: "secret".into(), ..Default::default() };
         let (tx, mut rx) = mpsc::unbounded_channel();
         let paging = Paging {
             store: store.clone(),
             org,
             config: PagingConfig { max_pages_per_hour: 1, ..PagingConfig::default() },
-            trunks: vec![trunk],
-            local_uri: "sip:oncall@127.0.0.1".into(),
+            dialer: Dialer::new(vec![trunk], "sip:oncall@127.0.0.1".into(), None),
             controller: tx,
-            hold: HoldRoom::default(),
             owner: "test".into(),
             recordings_root: PathBuf::from("/nowhere"),
             archive: Arc::new(oncall_recordings::storage::LocalStore::new("/nowhere")),
-            registrar: None,
             texts: None,
             page_cap: Default::default(),
         };
@@ -934,7 +794,7 @@ mod tests {
             let mut out = vec![];
             while let Ok(cmd) = rx.try_recv() {
                 if let ControllerCommand::Page(order) = cmd {
-                    out.push((order.key.person, order.target, order.credentials.is_some()));
+                    out.push((order.key.person, order.route.target, order.route.credentials.is_some()));
                 }
             }
             out
@@ -960,10 +820,4 @@ mod tests {
         assert_eq!(store.request(org, second).await.unwrap().state.status(), oncall_core::RequestStatus::Notifying, "the request is open and paging");
     }
 
-    #[tokio::test]
-    async fn sip_uris_resolve_to_their_host_and_port() {
-        assert_eq!(resolve_sip_uri("sip:erin@127.0.0.1:5070;transport=udp").await, Ok("127.0.0.1:5070".parse().unwrap()));
-        assert_eq!(resolve_sip_uri("sip:10.1.2.3").await, Ok("10.1.2.3:5060".parse().unwrap()));
-        assert!(resolve_sip_uri("mailto:x@y").await.is_err());
-    }
 }

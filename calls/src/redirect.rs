@@ -22,8 +22,8 @@
 //! enabled policy pages it, the organization's first enabled policy runs, with a warning: an
 //! escalation always runs under a stored policy (its durable state names it), so none is made up here.
 
-use crate::config::{Config, SourceNet};
-use crate::registrar_service::RegistrarHandle;
+use crate::config::{RedirectConfig, SourceNet, TrunkConfig};
+use crate::phones::RegistrarHandle;
 use oncall_core::escalation::EscalationPolicy;
 use oncall_core::prometheus_text::{Kind, PrometheusText};
 use oncall_core::schedule::{self, on_call_order, Schedule};
@@ -268,13 +268,13 @@ pub struct Redirector {
 
 impl Redirector {
     /// `None` with `[redirect] enabled = false`. Starts the snapshot's reload task.
-    pub fn start(cfg: &Config, store: Store, org: OrgId, registrar: Option<RegistrarHandle>) -> Option<Redirector> {
-        if !cfg.redirect.enabled {
+    pub fn start(redirect: &RedirectConfig, trunks: &[TrunkConfig], store: Store, org: OrgId, registrar: Option<RegistrarHandle>) -> Option<Redirector> {
+        if !redirect.enabled {
             return None;
         }
-        let mut trusted = cfg.redirect.sources();
-        trusted.extend(cfg.trunks.iter().flat_map(|t| t.sources()));
-        let phone_host = cfg.trunks.first().and_then(|t| {
+        let mut trusted = redirect.sources();
+        trusted.extend(trunks.iter().flat_map(|t| t.sources()));
+        let phone_host = trunks.first().and_then(|t| {
             t.domain.clone().filter(|d| !d.is_empty()).or_else(|| {
                 t.registrar_parts()
                     .ok()
@@ -301,8 +301,7 @@ impl Redirector {
             phone_host = phone_host.as_deref().unwrap_or("(the asking PBX)"),
             "redirect target oncall-<schedule>@ enabled"
         );
-        let trunk_users = cfg
-            .trunks
+        let trunk_users = trunks
             .iter()
             .filter(|t| !t.username.is_empty())
             .map(|t| t.username.to_ascii_lowercase())
@@ -313,7 +312,7 @@ impl Redirector {
             trusted,
             trunk_users,
             phone_host,
-            max_contacts: cfg.redirect.max_contacts,
+            max_contacts: redirect.max_contacts,
             counters: Arc::default(),
         })
     }

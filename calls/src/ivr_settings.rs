@@ -2,7 +2,6 @@
 //! managers saved a menu or uploaded a greeting on the web site. A background task re-reads the
 //! organization's settings every few seconds, so web changes reach the next call without a restart.
 
-use crate::config::Config;
 use oncall_core::{OrgId, Store};
 use oncall_ivr::IvrConfig;
 use oncall_recordings::PromptLibrary;
@@ -35,10 +34,8 @@ impl IvrSource {
     }
 
     /// Follows the organization's saved settings until the process ends.
-    pub fn spawn_reload(&self, store: Store, org: OrgId, cfg: &Config, base_prompts: PromptLibrary) {
+    pub fn spawn_reload(&self, store: Store, org: OrgId, file_ivr: IvrConfig, data_dir: PathBuf, base_prompts: PromptLibrary) {
         let this = self.clone();
-        let file_ivr = cfg.ivr.clone();
-        let data_dir: PathBuf = cfg.storage.data_dir.clone();
         tokio::spawn(async move {
             let mut seen = None;
             loop {

@@ -7,7 +7,7 @@
 use crate::call_log::CallLogEvent;
 use crate::ivr_session::{CloseJob, IvrSession, SessionEvent};
 use crate::page_session::{PageDecision, PageSession, PageSessionEvent};
-use crate::paging::{ControllerCommand, Outcome, PageOrder, PagingEvent};
+use crate::orders::{ControllerCommand, Outcome, PageOrder, PagingEvent};
 use oncall_core::escalation::NotificationKey;
 
 /// Where IVR sessions report: their events, and the thread that closes their recordings (which forwards
@@ -17,18 +17,15 @@ struct Sessions {
     closer: std::sync::mpsc::Sender<CloseJob>,
 }
 use oncall_core::{RecordingKind, Timestamp};
-use crate::ivr_source::IvrSource;
+use crate::ivr_settings::IvrSource;
 use oncall_sip::admission::{Admission, Verdict};
 use oncall_sip::media::{MediaCallSpec, MediaCommand, MediaEngine, RtpPorts, Signal};
 use oncall_sip::sdp::Negotiated;
-use oncall_sip::message::Header;
-use oncall_sip::registration::{Registration, RegistrationStatus};
-use oncall_sip::transaction::TxKey;
+use crate::trunks::Trunks;
 use oncall_sip::transport::{Inbound, Sender};
 use oncall_sip::ua::outbound::OutboundCall;
 use oncall_sip::ua::{CallRef, UaEvent, UserAgent};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -65,11 +62,11 @@ pub struct Controller {
     /// Set when `[paging] enabled`: where call results go, and the employee IVR's settings.
     pub paging: Option<PagingLink>,
     /// Set when `[registrar] enabled`: answers the REGISTERs the user agent hands over.
-    pub registrar: Option<crate::registrar_service::RegistrarService>,
+    pub registrar: Option<crate::phones::RegistrarService>,
     /// Text messages by SIP MESSAGE: sent for paging, and replies received (`[texts]`).
-    pub texts: crate::texts::SipTexts,
+    pub texts: crate::sip_texts::SipTexts,
     /// The organization's business hours: after hours, `normal` IVR options defer their page.
-    pub hours: crate::business_hours_source::HoursSource,
+    pub hours: crate::opening_hours::HoursSource,
     /// Set when `[redirect] enabled`: answers INVITEs to `oncall-<schedule>@` (see `redirect.rs`).
     pub redirect: Option<crate::redirect::Redirector>,
 }
@@ -97,188 +94,6 @@ struct Leg {
     rang: bool,
     answered: bool,
     media_started: bool,
-}
-
-/// What /healthz and /metrics show of one trunk, written by the controller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrunkRow {
-    pub name: String,
-    pub state: TrunkState,
-    pub detail: String,
-}
-
-/// Where a trunk's registration stands; /healthz prints [`TrunkState::as_str`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrunkState {
-    Registering,
-    Registered,
-    /// The last attempt failed; the registration retries later.
-    Failed,
-    /// Unregistered at shutdown.
-    Unregistered,
-    /// A PBX-mode trunk: calls are accepted from its addresses, nothing registers.
-    Pbx,
-}
-
-impl TrunkState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TrunkState::Registering => "registering",
-            TrunkState::Registered => "registered",
-            TrunkState::Failed => "failed",
-            TrunkState::Unregistered => "unregistered",
-            TrunkState::Pbx => "pbx",
-        }
-    }
-}
-
-impl std::fmt::Display for TrunkState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-pub type TrunkBoard = Arc<Mutex<Vec<TrunkRow>>>;
-
-/// The trunks' registrations (one sans-IO [`Registration`] each), the client transactions they
-/// wait on, and the PBX-mode source filter. Owned by the controller, which drives it from its loop.
-pub struct Trunks {
-    regs: Vec<(String, Registration)>,
-    /// REGISTER transaction → index in `regs`.
-    pending: HashMap<TxKey, usize>,
-    /// Trunks in PBX mode (shown as "pbx").
-    pbx: Vec<String>,
-    /// When any trunk lists allowed sources, INVITEs from anywhere else get 403.
-    allowed_sources: Vec<crate::config::SourceNet>,
-    board: TrunkBoard,
-    /// On shutdown: how long unregistrations may take before the controller stops anyway.
-    unregister_deadline: Option<Instant>,
-    /// The deadline passed: registrations are no longer driven.
-    abandoned: bool,
-}
-
-impl Trunks {
-    pub fn new(regs: Vec<(String, Registration)>, pbx: Vec<String>, allowed_sources: Vec<crate::config::SourceNet>, board: TrunkBoard) -> Trunks {
-        let t = Trunks { regs, pending: HashMap::new(), pbx, allowed_sources, board, unregister_deadline: None, abandoned: false };
-        t.publish();
-        t
-    }
-
-    /// Whether an INVITE from `ip` may come in (PBX mode source filter).
-    pub fn source_allowed(&self, ip: IpAddr) -> bool {
-        self.allowed_sources.is_empty() || self.source_listed(ip)
-    }
-
-    /// Whether `ip` is in some trunk's `allowed_sources`: a carrier or PBX trusted to assert who is
-    /// calling or texting (an empty list trusts nobody here, unlike [`Self::source_allowed`]).
-    pub fn source_listed(&self, ip: IpAddr) -> bool {
-        self.allowed_sources.iter().any(|n| n.contains(ip))
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        if self.abandoned {
-            return None;
-        }
-        self.regs.iter().filter_map(|(_, r)| r.poll_timeout()).chain(self.unregister_deadline).min()
-    }
-
-    /// Runs the registrations' timers and sends every REGISTER that is due.
-    fn drive(&mut self, ua: &mut UserAgent, now: Instant) {
-        if self.abandoned {
-            return;
-        }
-        if self.unregister_deadline.is_some_and(|d| now >= d) {
-            tracing::warn!("trunk unregistration not answered in time; stopping anyway");
-            self.abandoned = true;
-            return;
-        }
-        for (i, (name, reg)) in self.regs.iter_mut().enumerate() {
-            let before = reg.status().clone();
-            reg.handle_timeout(now);
-            while let Some(mut request) = reg.poll_request(now) {
-                let to = reg.registrar();
-                request.headers.0.insert(0, Header { name: "Via".into(), value: ua.new_via(to.transport) });
-                let expires = request.headers.get("Expires").unwrap_or("").to_string();
-                let authenticated = request.headers.get("Authorization").or(request.headers.get("Proxy-Authorization")).is_some();
-                tracing::debug!(trunk = %name, registrar = %to.addr, expires, authenticated, "REGISTER");
-                match ua.send_request(request, to, now) {
-                    Some(key) => {
-                        self.pending.insert(key, i);
-                    }
-                    None => reg.handle_no_response(now),
-                }
-            }
-            log_change(name, &before, reg.status(), now);
-        }
-        self.pending.retain(|_, i| !self.regs[*i].1.is_finished());
-        self.publish();
-    }
-
-    /// Feeds a final response or a timeout of a standalone request; false when it is not ours.
-    fn on_result(&mut self, key: &TxKey, response: Option<&oncall_sip::message::Response>, now: Instant) -> bool {
-        let Some(i) = self.pending.remove(key) else { return false };
-        let (name, reg) = &mut self.regs[i];
-        let before = reg.status().clone();
-        match response {
-            Some(r) => {
-                tracing::debug!(trunk = %name, status = r.status, "REGISTER answered");
-                reg.handle_response(r, now)
-            }
-            None => reg.handle_no_response(now),
-        }
-        log_change(name, &before, reg.status(), now);
-        true
-    }
-
-    fn unregister_all(&mut self, now: Instant) {
-        for (_, reg) in &mut self.regs {
-            reg.unregister(now);
-        }
-        self.unregister_deadline = Some(now + Duration::from_secs(4));
-    }
-
-    /// Every unregistration answered, or out of time.
-    fn finished(&self, now: Instant) -> bool {
-        self.abandoned || self.regs.iter().all(|(_, r)| r.is_finished()) || self.unregister_deadline.is_some_and(|d| now >= d)
-    }
-
-    fn publish(&self) {
-        let now = Instant::now();
-        let mut rows: Vec<TrunkRow> = self
-            .regs
-            .iter()
-            .map(|(name, reg)| {
-                let (state, detail) = match reg.status() {
-                    RegistrationStatus::Registering => (TrunkState::Registering, String::new()),
-                    RegistrationStatus::Registered { until } => (TrunkState::Registered, format!("expires in {} s", until.saturating_duration_since(now).as_secs())),
-                    RegistrationStatus::Failed { reason, retry_at } => (TrunkState::Failed, format!("{reason}; retry in {} s", retry_at.saturating_duration_since(now).as_secs())),
-                    RegistrationStatus::Stopped => (TrunkState::Unregistered, String::new()),
-                };
-                TrunkRow { name: name.clone(), state, detail }
-            })
-            .collect();
-        rows.extend(self.pbx.iter().map(|n| TrunkRow { name: n.clone(), state: TrunkState::Pbx, detail: String::new() }));
-        if let Ok(mut b) = self.board.lock() {
-            *b = rows;
-        }
-    }
-}
-
-fn log_change(name: &str, before: &RegistrationStatus, after: &RegistrationStatus, now: Instant) {
-    if before == after {
-        return;
-    }
-    match after {
-        RegistrationStatus::Registered { until } => {
-            let refreshed = matches!(before, RegistrationStatus::Registered { .. });
-            tracing::info!(trunk = %name, expires_secs = until.saturating_duration_since(now).as_secs(), refreshed, "trunk registered");
-        }
-        RegistrationStatus::Failed { reason, retry_at } => {
-            tracing::warn!(trunk = %name, %reason, retry_in_secs = retry_at.saturating_duration_since(now).as_secs_f32(), "trunk registration failed");
-        }
-        RegistrationStatus::Stopped => tracing::info!(trunk = %name, "trunk unregistered"),
-        RegistrationStatus::Registering => {}
-    }
 }
 
 struct CallState {
@@ -501,7 +316,7 @@ impl Controller {
             }
             UaEvent::Request { key, request, source } => match self.registrar.as_mut() {
                 Some(r) => r.on_request(&mut self.ua, key, request, source, now),
-                None => crate::registrar_service::answer_unserved(&mut self.ua, &key, &request, now),
+                None => crate::phones::answer_unserved(&mut self.ua, &key, &request, now),
             },
             UaEvent::Info { call, content_type, body } => {
                 self.engine.send(call, MediaCommand::Signal { call, signal: Signal::Info { content_type, body } });
@@ -565,9 +380,11 @@ impl Controller {
     fn on_command(&mut self, cmd: ControllerCommand, legs: &mut HashMap<CallRef, Leg>, now: Instant) {
         match cmd {
             ControllerCommand::Page(order) => self.place_leg(order, legs, now),
-            ControllerCommand::SendText { key, target, via, from_uri, body, credentials } => {
-                let text = crate::texts::OutgoingText { key, target, via, from_uri, body, credentials };
-                self.texts.send(&mut self.ua, text, now)
+            ControllerCommand::SendText { key, route, body } => self.texts.send(&mut self.ua, key, route, body, now),
+            ControllerCommand::ReleaseCaller { caller } => {
+                if let Some(p) = &self.paging {
+                    p.hold.nobody_available(caller);
+                }
             }
             ControllerCommand::CancelRequest { request, keep } => {
                 for (call, leg) in legs.iter() {
@@ -590,7 +407,8 @@ impl Controller {
     }
 
     fn place_leg(&mut self, order: PageOrder, legs: &mut HashMap<CallRef, Leg>, now: Instant) {
-        let PageOrder { key, target, via, credentials, from_uri, caller, caller_call, message } = order;
+        let PageOrder { key, route, caller, caller_call, message } = order;
+        let crate::dial::Route { target, via, credentials, from_uri } = route;
         let Some(sockets) = self.ports.allocate() else {
             tracing::warn!(request = %key.request, person = %key.person, "no free RTP port for a page call");
             return self.report(key, Outcome::Failed("no free RTP port".into()));

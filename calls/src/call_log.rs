@@ -3,7 +3,7 @@
 //! A "page on-call" request, once its message is stored, is handed to the paging task (when on).
 
 use crate::ivr_session::SessionEvent;
-use crate::paging::PagingEvent;
+use crate::orders::PagingEvent;
 use oncall_core::request::{NewRecording, RecordingKind};
 use oncall_core::store::NewCall;
 use oncall_core::{CallRowId, OrgId, Store, Timestamp};

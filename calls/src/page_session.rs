@@ -27,7 +27,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// What the employee decided, or what the session needs from the controller (the calls crate's type,
 /// shared with its call book).
-pub use oncall_calls::book::PageDecision;
+pub use crate::book::PageDecision;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PageSessionEvent {

@@ -1,0 +1,143 @@
+//! The dial plan of the calls side: how a person's contact becomes something the user agent can
+//! send to — a Request-URI, the next hop, digest credentials and a From. Paging decides *whom* to
+//! reach by which contact; this decides *how*, so paging never names a SIP peer or a trunk.
+//!
+//! - A phone the person registered with OnCall: its Contact URI, sent to where its REGISTER came
+//!   from (behind NAT the Contact's host is unreachable).
+//! - A SIP URI: sent directly to its host (an IP literal or an A/AAAA record; no NAPTR/SRV).
+//! - A phone number: `sip:<number>@<domain>` through the first `[[trunks]]` entry, with its
+//!   credentials and caller id.
+//!
+//! Whether a number may be dialled at all (the dial plan's prefixes, the page cap) is paging's
+//! check, made before it asks for a route.
+
+use crate::config::TrunkConfig;
+use crate::phones::RegistrarHandle;
+use oncall_core::{Contact, PersonId};
+use oncall_sip::transaction::{Peer, Transport};
+use std::net::{IpAddr, SocketAddr};
+
+/// Where one call or SIP MESSAGE goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The Request-URI.
+    pub target: String,
+    /// The next hop the request is sent to.
+    pub via: Peer,
+    /// Digest credentials for a challenge on the way (a trunk's).
+    pub credentials: Option<(String, String)>,
+    pub from_uri: String,
+}
+
+impl Route {
+    /// Where the request is sent, for logs.
+    pub fn next_hop(&self) -> SocketAddr {
+        self.via.addr
+    }
+}
+
+/// One phone a person registered with OnCall, routed.
+#[derive(Debug, Clone)]
+pub struct RegisteredPhone {
+    pub route: Route,
+    /// The registered Contact and the address it registered from, for logs.
+    pub contact: String,
+    pub source: SocketAddr,
+}
+
+/// Turns contacts into routes. Cheap to clone and share between the paging task and texts.
+#[derive(Clone)]
+pub struct Dialer {
+    trunks: Vec<TrunkConfig>,
+    /// Our own SIP URI: the From of requests sent directly to a SIP URI or a registered phone.
+    local_uri: String,
+    registrar: Option<RegistrarHandle>,
+}
+
+impl Dialer {
+    pub fn new(trunks: Vec<TrunkConfig>, local_uri: String, registrar: Option<RegistrarHandle>) -> Dialer {
+        Dialer { trunks, local_uri, registrar }
+    }
+
+    /// Our own SIP URI.
+    pub fn local_uri(&self) -> &str {
+        &self.local_uri
+    }
+
+    /// The phones `person` registered that are current now; they all ring for a page.
+    pub fn registered_phones(&self, person: PersonId) -> Vec<RegisteredPhone> {
+        let Some(registrar) = &self.registrar else { return Vec::new() };
+        registrar
+            .registered_devices(person)
+            .into_iter()
+            .map(|d| RegisteredPhone {
+                route: Route { target: d.contact.clone(), via: Peer { addr: d.source, transport: d.transport, conn: None }, credentials: None, from_uri: self.local_uri.clone() },
+                contact: d.contact,
+                source: d.source,
+            })
+            .collect()
+    }
+
+    /// The route of a call or text to `contact`. `from` overrides the sender (`[texts] from`: a SIP URI, or
+    /// a number sent as `sip:<from>@<trunk domain>` through the trunk); empty keeps our URI or the trunk's
+    /// caller id.
+    pub async fn route(&self, contact: &Contact, from: &str) -> Result<Route, String> {
+        match contact {
+            Contact::Sip(uri) => {
+                let addr = resolve_sip_uri(uri.as_str()).await?;
+                let from_uri = if from.starts_with("sip:") { from.to_string() } else { self.local_uri.clone() };
+                Ok(Route { target: uri.as_str().to_string(), via: Peer { addr, transport: Transport::Udp, conn: None }, credentials: None, from_uri })
+            }
+            Contact::Phone(number) => {
+                let trunk = self.trunks.first().ok_or("a phone number needs a [[trunks]] entry to call or text through")?;
+                let addr = trunk.registrar_addr().map_err(|e| format!("trunk {}: {e}", trunk.name))?;
+                let domain = trunk.aor().rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
+                let from_uri = match (&trunk.caller_id, from) {
+                    (_, f) if f.starts_with("sip:") => f.to_string(),
+                    (_, f) if !f.is_empty() => format!("sip:{f}@{domain}"),
+                    (Some(id), _) if id.starts_with("sip:") || id.starts_with("sips:") => id.clone(),
+                    (Some(id), _) => format!("sip:{id}@{domain}"),
+                    (None, _) => trunk.aor(),
+                };
+                let credentials = (!trunk.username.is_empty()).then(|| (trunk.username.clone(), trunk.password.clone()));
+                Ok(Route { target: format!("sip:{}@{domain}", number.as_str()), via: Peer { addr, transport: Transport::Udp, conn: None }, credentials, from_uri })
+            }
+        }
+    }
+
+    /// The name of the trunk phone numbers go through, for logs.
+    pub fn trunk_name(&self) -> Option<&str> {
+        self.trunks.first().map(|t| t.name.as_str())
+    }
+}
+
+/// The UDP address a `sip:user@host[:port][;params]` URI is reached at (port 5060 by default).
+pub async fn resolve_sip_uri(uri: &str) -> Result<SocketAddr, String> {
+    let rest = uri.strip_prefix("sip:").or_else(|| uri.strip_prefix("sips:")).ok_or_else(|| format!("{uri:?} is not a SIP URI"))?;
+    let rest = rest.split([';', '?', '>']).next().unwrap_or("");
+    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let (host, port) = oncall_sip::message::uri::split_hostport(hostport).map_err(|e| format!("{uri:?}: {e}"))?;
+    let host = host.trim_matches(|c| c == '[' || c == ']');
+    let port = port.unwrap_or(5060);
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    // A host name: its A/AAAA record (no NAPTR/SRV lookups).
+    tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sip_uris_resolve_to_their_host_and_port() {
+        assert_eq!(resolve_sip_uri("sip:erin@127.0.0.1:5070;transport=udp").await, Ok("127.0.0.1:5070".parse().unwrap()));
+        assert_eq!(resolve_sip_uri("sip:10.1.2.3").await, Ok("10.1.2.3:5060".parse().unwrap()));
+        assert!(resolve_sip_uri("mailto:x@y").await.is_err());
+    }
+}
