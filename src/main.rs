@@ -560,12 +560,15 @@ async fn serve(cfg: Config) -> Result<()> {
     let uploader = oncall_recordings::uploader::start(store.clone(), archive.clone(), ucfg).await.context("starting the recordings uploader")?;
     let prompts = load_prompts(&cfg)?;
 
+    // One watch keeps the call path's copies of web-edited settings fresh (IVR, hours, redirect, SIP accounts).
+    let mut watch = oncall_calls::settings_watch::SettingsWatch::new(store.clone());
     let ivr_source = ivr_settings::IvrSource::new(cfg.ivr.clone(), prompts.clone());
-    ivr_source.spawn_reload(store.clone(), org.id, cfg.ivr.clone(), cfg.storage.data_dir.clone(), prompts);
+    watch.watch(ivr_source.watched(org.id, cfg.ivr.clone(), cfg.storage.data_dir.clone(), prompts));
     // Business hours (issue 7): `[business_hours]` seeds the organization's once; the web page edits them after.
     let hours = opening_hours::HoursSource::start(store.clone(), org.id, org.time_zone.name(), &cfg.business_hours)
         .await
         .context("business hours ([business_hours])")?;
+    watch.watch(hours.watched(org.id));
 
     let (in_tx, in_rx) = tokio::sync::mpsc::channel(8192);
     let limits = TransportLimits {
@@ -593,6 +596,9 @@ async fn serve(cfg: Config) -> Result<()> {
     let (log_tx, log_rx) = tokio::sync::mpsc::unbounded_channel();
     let registrar = if cfg.registrar.enabled { Some(phones::RegistrarService::start(store.clone(), &cfg.registrar).await.context("starting the registrar ([registrar])")?) } else { None };
     let registrar_handle = registrar.as_ref().map(|r| r.handle());
+    if let Some(r) = &registrar {
+        watch.watch(r.watched());
+    }
     let dialer = oncall_calls::dial::Dialer::new(cfg.trunks.clone(), format!("sip:oncall@{}", ua.advertised(oncall_sip::transaction::Transport::Udp)), registrar_handle.clone());
     // Paging (issue 6): the call log hands "page on-call" requests to the paging task, which asks the
     // controller to phone people; the controller reports what became of each call back to it.
@@ -656,7 +662,11 @@ async fn serve(cfg: Config) -> Result<()> {
     let trunk_board: TrunkBoard = Default::default();
     let trunks = trunks::from_config(&cfg.trunks, &ua, trunk_board.clone());
     // Issue 7 item 4: `oncall-<schedule>@` answered with a 302 to the on-call people's phones.
-    let redirector = redirect::Redirector::start(&cfg.redirect, &cfg.trunks, store.clone(), org.id, registrar_handle.clone());
+    let redirector = redirect::Redirector::start(&cfg.redirect, &cfg.trunks, registrar_handle.clone());
+    if let Some(r) = &redirector {
+        watch.watch(r.watched(org.id));
+    }
+    watch.spawn();
     let redirect_counters = redirector.as_ref().map(|r| r.counters.clone());
     let controller = Controller {
         ua,

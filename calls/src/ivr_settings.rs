@@ -1,17 +1,18 @@
 //! Which IVR menu and prompts a new call gets: the config file's `[ivr]`, unless the organization's
-//! managers saved a menu or uploaded a greeting on the web site. A background task re-reads the
+//! managers saved a menu or uploaded a greeting on the web site. The settings watch re-reads the
 //! organization's settings every few seconds, so web changes reach the next call without a restart.
 
-use oncall_core::{OrgId, Store};
+use crate::settings_watch::Watched;
+use oncall_core::{OrgId, Store, Timestamp};
 use oncall_ivr::IvrConfig;
 use oncall_recordings::PromptLibrary;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
 
 /// The prompt name an uploaded greeting is registered under.
 const ORG_GREETING: &str = "org_greeting";
-const RELOAD_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct IvrSource {
@@ -33,29 +34,40 @@ impl IvrSource {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = (Arc::new(ivr), Arc::new(prompts));
     }
 
-    /// Follows the organization's saved settings until the process ends.
-    pub fn spawn_reload(&self, store: Store, org: OrgId, file_ivr: IvrConfig, data_dir: PathBuf, base_prompts: PromptLibrary) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let mut seen = None;
-            loop {
-                match store.ivr_settings(org).await {
-                    Ok(Some(s)) if seen != Some(s.updated_at) => {
-                        seen = Some(s.updated_at);
-                        match load(&s.menu_json, s.greeting_key.as_deref(), &data_dir, &file_ivr, &base_prompts) {
-                            Ok((ivr, prompts)) => {
-                                tracing::info!(updated_at = %s.updated_at.to_utc(), "IVR settings from the web site applied");
-                                this.set(ivr, prompts);
-                            }
-                            Err(e) => tracing::error!(error = %e, "IVR settings saved on the web site are unusable; keeping the previous menu"),
+    /// The copy the settings watch keeps fresh from the organization's saved settings.
+    pub fn watched(&self, org: OrgId, file_ivr: IvrConfig, data_dir: PathBuf, base_prompts: PromptLibrary) -> IvrWatch {
+        IvrWatch { target: self.clone(), org, file_ivr, data_dir, base_prompts, seen: None }
+    }
+}
+
+/// Re-reads the organization's IVR settings; applies them when their stamp changed.
+pub struct IvrWatch {
+    target: IvrSource,
+    org: OrgId,
+    file_ivr: IvrConfig,
+    data_dir: PathBuf,
+    base_prompts: PromptLibrary,
+    seen: Option<Timestamp>,
+}
+
+impl Watched for IvrWatch {
+    fn reload<'a>(&'a mut self, store: &'a Store) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            match store.ivr_settings(self.org).await {
+                Ok(Some(s)) if self.seen != Some(s.updated_at) => {
+                    self.seen = Some(s.updated_at);
+                    match load(&s.menu_json, s.greeting_key.as_deref(), &self.data_dir, &self.file_ivr, &self.base_prompts) {
+                        Ok((ivr, prompts)) => {
+                            tracing::info!(updated_at = %s.updated_at.to_utc(), "IVR settings from the web site applied");
+                            self.target.set(ivr, prompts);
                         }
+                        Err(e) => tracing::error!(error = %e, "IVR settings saved on the web site are unusable; keeping the previous menu"),
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot read IVR settings"),
                 }
-                tokio::time::sleep(RELOAD_EVERY).await;
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read IVR settings"),
             }
-        });
+        })
     }
 }
 

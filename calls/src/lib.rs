@@ -55,6 +55,7 @@ pub mod page_session;
 pub mod phones;
 pub mod playback;
 pub mod redirect;
+pub mod settings_watch;
 pub mod sip_texts;
 pub mod trunks;
 

@@ -1,5 +1,5 @@
 //! The organization's business hours as the call controller sees them: read from the store at start-up
-//! and every few seconds after (so an edit on the web reaches the next call without a restart), and the
+//! and by the settings watch after (so an edit on the web reaches the next call without a restart), and the
 //! config file's `[business_hours]` written to the store once, when the organization has none yet.
 //!
 //! The controller asks one synchronous question per call, [`HoursSource::closed_until`]: is the
@@ -10,10 +10,10 @@ use crate::config::BusinessHoursConfig;
 use anyhow::Result;
 use chrono::Timelike;
 use oncall_core::{BusinessHours, OrgId, Store, Timestamp};
+use crate::settings_watch::Watched;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
-
-const RELOAD_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Default)]
 pub struct HoursSource {
@@ -53,23 +53,35 @@ impl HoursSource {
         }
         let this = HoursSource::default();
         this.set(store.business_hours(org).await?.map(|s| s.hours));
-        let reload = this.clone();
-        tokio::spawn(async move {
-            let mut seen = None;
-            loop {
-                tokio::time::sleep(RELOAD_EVERY).await;
-                match store.business_hours(org).await {
-                    Ok(s) => {
-                        let stamp = s.as_ref().map(|s| s.updated_at);
-                        if stamp != seen {
-                            seen = stamp;
-                            reload.set(s.map(|s| s.hours));
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot read business hours"),
-                }
-            }
-        });
         Ok(this)
+    }
+
+    /// The copy the settings watch keeps fresh.
+    pub fn watched(&self, org: OrgId) -> HoursWatch {
+        HoursWatch { target: self.clone(), org, seen: None }
+    }
+}
+
+/// Re-reads the organization's business hours; swaps them in when their stamp changed.
+pub struct HoursWatch {
+    target: HoursSource,
+    org: OrgId,
+    seen: Option<Timestamp>,
+}
+
+impl Watched for HoursWatch {
+    fn reload<'a>(&'a mut self, store: &'a Store) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            match store.business_hours(self.org).await {
+                Ok(s) => {
+                    let stamp = s.as_ref().map(|s| s.updated_at);
+                    if stamp != self.seen {
+                        self.seen = stamp;
+                        self.target.set(s.map(|s| s.hours));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read business hours"),
+            }
+        })
     }
 }

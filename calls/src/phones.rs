@@ -1,6 +1,6 @@
 //! The registrar for employees' own phones, wired to the store: owns the sans-IO
 //! [`oncall_sip::registrar::Registrar`], answers the REGISTERs the call controller hands over, keeps the
-//! accounts fresh from the database (re-read every few seconds, like the IVR settings), writes every
+//! accounts fresh from the database (the settings watch re-reads them every few seconds), writes every
 //! binding change to the database on a background task (so another instance, or this one after a
 //! restart, knows the phones), and publishes what `/metrics` and the paging code read.
 //!
@@ -12,6 +12,7 @@
 //! REGISTERs are dropped unanswered until the lockout ends (svcrack then stops, hearing nothing).
 
 use crate::config::RegistrarSection;
+use crate::settings_watch::Watched;
 use oncall_core::prometheus_text::{Kind, PrometheusText};
 use oncall_core::{PersonId, Store, Timestamp};
 use oncall_sip::auth::digest::Algorithm;
@@ -20,13 +21,13 @@ use oncall_sip::registrar::{AccountKeys, BindingChange, LockoutConfig, LockoutTa
 use oncall_sip::transaction::{Peer, Transport, TxKey};
 use oncall_sip::ua::UserAgent;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-const RELOAD_EVERY: Duration = Duration::from_secs(3);
 
 /// One account as the registrar needs it.
 #[derive(Debug, Clone)]
@@ -142,6 +143,8 @@ enum Persist {
 
 pub struct RegistrarService {
     registrar: Registrar,
+    /// The digest realm the accounts' keys were made for.
+    realm: String,
     accounts: AccountTable,
     handle: RegistrarHandle,
     persist: mpsc::UnboundedSender<Persist>,
@@ -214,15 +217,20 @@ impl RegistrarService {
         tracing::info!(realm = %realm, accounts = accounts.read().map(|a| a.len()).unwrap_or(0), restored_bindings = restored, "registrar enabled");
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(persist_task(store.clone(), rx));
-        tokio::spawn(reload_task(store, realm, accounts.clone()));
         let service = RegistrarService {
             registrar,
+            realm,
             accounts,
             handle: RegistrarHandle::default(),
             persist: tx,
         };
         service.publish(now);
         Ok(service)
+    }
+
+    /// The copy of the SIP accounts the settings watch keeps fresh.
+    pub fn watched(&self) -> AccountsWatch {
+        AccountsWatch { realm: self.realm.clone(), table: self.accounts.clone() }
     }
 
     pub fn handle(&self) -> RegistrarHandle {
@@ -381,15 +389,22 @@ async fn load_accounts(store: &Store, realm: &str, table: &AccountTable) -> anyh
     Ok(())
 }
 
-async fn reload_task(store: Store, realm: String, table: AccountTable) {
-    loop {
-        tokio::time::sleep(RELOAD_EVERY).await;
-        if let Err(e) = load_accounts(&store, &realm, &table).await {
-            tracing::warn!(error = %e, "cannot reload SIP accounts; keeping the previous ones");
-        }
-        if let Err(e) = store.purge_expired_sip_bindings(Timestamp::now()).await {
-            tracing::warn!(error = %e, "cannot purge expired SIP bindings");
-        }
+/// Re-reads the SIP accounts (a new one works without a restart) and purges expired bindings.
+pub struct AccountsWatch {
+    realm: String,
+    table: AccountTable,
+}
+
+impl Watched for AccountsWatch {
+    fn reload<'a>(&'a mut self, store: &'a Store) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if let Err(e) = load_accounts(store, &self.realm, &self.table).await {
+                tracing::warn!(error = %e, "cannot reload SIP accounts; keeping the previous ones");
+            }
+            if let Err(e) = store.purge_expired_sip_bindings(Timestamp::now()).await {
+                tracing::warn!(error = %e, "cannot purge expired SIP bindings");
+            }
+        })
     }
 }
 

@@ -13,7 +13,7 @@
 //! Only trusted sources get an answer beyond 403 — a trunk's `allowed_sources`,
 //! `[redirect] allowed_sources`, or a phone registered with OnCall (its REGISTER was
 //! authenticated) — because a 302 lists employees' numbers, and a 404/403 difference would let a
-//! scanner probe schedule names. Schedules and people come from a snapshot re-read every few
+//! scanner probe schedule names. Schedules and people come from a snapshot the settings watch re-reads every few
 //! seconds (no database query per INVITE, so a flood of INVITEs costs nothing). A redirect opens
 //! no request and writes no call-log row; it is logged and counted on `/metrics`.
 //!
@@ -24,6 +24,7 @@
 
 use crate::config::{RedirectConfig, SourceNet, TrunkConfig};
 use crate::phones::RegistrarHandle;
+use crate::settings_watch::Watched;
 use oncall_core::escalation::EscalationPolicy;
 use oncall_core::prometheus_text::{Kind, PrometheusText};
 use oncall_core::schedule::{self, on_call_order, Schedule};
@@ -33,9 +34,9 @@ use oncall_sip::ua::redirect::{QValue, RedirectContact};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
 
-const RELOAD_EVERY: Duration = Duration::from_secs(3);
 /// The Request-URI user prefix (matched in any case).
 const PREFIX: &str = "oncall-";
 const BRIDGE_SUFFIX: &str = "-bridge";
@@ -252,6 +253,23 @@ struct Snapshot {
     people: Vec<Person>,
 }
 
+/// Re-reads schedules and people for the redirect target.
+pub struct SnapshotWatch {
+    target: Arc<RwLock<Snapshot>>,
+    org: OrgId,
+}
+
+impl Watched for SnapshotWatch {
+    fn reload<'a>(&'a mut self, store: &'a Store) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            match (store.list_schedules(self.org).await, store.list_people(self.org).await) {
+                (Ok(schedules), Ok(people)) => *self.target.write().unwrap_or_else(|p| p.into_inner()) = Snapshot { schedules, people },
+                (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "redirect: cannot read schedules and people; keeping the previous ones"),
+            }
+        })
+    }
+}
+
 /// Decides the answers; owned by the call controller, its snapshot kept fresh by a background task.
 pub struct Redirector {
     snapshot: Arc<RwLock<Snapshot>>,
@@ -267,8 +285,8 @@ pub struct Redirector {
 }
 
 impl Redirector {
-    /// `None` with `[redirect] enabled = false`. Starts the snapshot's reload task.
-    pub fn start(redirect: &RedirectConfig, trunks: &[TrunkConfig], store: Store, org: OrgId, registrar: Option<RegistrarHandle>) -> Option<Redirector> {
+    /// `None` with `[redirect] enabled = false`. Its snapshot is empty until the settings watch fills it ([`Redirector::watched`]).
+    pub fn start(redirect: &RedirectConfig, trunks: &[TrunkConfig], registrar: Option<RegistrarHandle>) -> Option<Redirector> {
         if !redirect.enabled {
             return None;
         }
@@ -282,20 +300,6 @@ impl Redirector {
             })
         });
         let snapshot: Arc<RwLock<Snapshot>> = Arc::default();
-        let shared = snapshot.clone();
-        tokio::spawn(async move {
-            loop {
-                match (store.list_schedules(org).await, store.list_people(org).await) {
-                    (Ok(schedules), Ok(people)) => {
-                        *shared.write().unwrap_or_else(|p| p.into_inner()) = Snapshot { schedules, people }
-                    }
-                    (Err(e), _) | (_, Err(e)) => {
-                        tracing::warn!(error = %e, "redirect: cannot read schedules and people; keeping the previous ones")
-                    }
-                }
-                tokio::time::sleep(RELOAD_EVERY).await;
-            }
-        });
         tracing::info!(
             trusted_sources = trusted.len(),
             phone_host = phone_host.as_deref().unwrap_or("(the asking PBX)"),
@@ -315,6 +319,11 @@ impl Redirector {
             max_contacts: redirect.max_contacts,
             counters: Arc::default(),
         })
+    }
+
+    /// The copy of schedules and people the settings watch keeps fresh.
+    pub fn watched(&self, org: OrgId) -> SnapshotWatch {
+        SnapshotWatch { target: self.snapshot.clone(), org }
     }
 
     /// The answer to an INVITE for `request_uri` from `source`; `None` when it is not an `oncall-` target.
