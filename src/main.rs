@@ -2,7 +2,6 @@
 //! user agent, media engine, IVR sessions, and the HTTP endpoints.
 
 mod config;
-mod fd_budget;
 mod log_format;
 
 use anyhow::{bail, Context, Result};
@@ -746,8 +745,8 @@ async fn serve(cfg: Config) -> Result<()> {
 /// `[http]` limits, with the connection cap taken from what the open-file limit leaves after SIP and RTP.
 fn http_limits(cfg: &Config) -> oncall_web::server::ServerLimits {
     let limit = rlimit::Resource::NOFILE.get().map(|(soft, _)| soft).unwrap_or(1024);
-    let sip = fd_budget::SipNeeds::from_ports(cfg.sip.rtp_port_min, cfg.sip.rtp_port_max, cfg.sip.max_calls, cfg.sip.max_tcp_connections);
-    let b = fd_budget::plan(limit, sip, cfg.http.max_connections as u64);
+    let sip = oncall_web::fd_budget::SipNeeds::from_ports(cfg.sip.rtp_port_min, cfg.sip.rtp_port_max, cfg.sip.max_calls, cfg.sip.max_tcp_connections);
+    let b = oncall_web::fd_budget::plan(limit, sip, cfg.http.max_connections as u64);
     tracing::info!(open_files = b.limit, sip_rtp_reserve = b.sip_reserve, http_connections = b.http_connections, "file descriptor budget");
     if b.short {
         tracing::warn!(

@@ -23,6 +23,7 @@ pub mod charts;
 pub mod client_addr;
 mod config;
 pub mod error;
+pub mod fd_budget;
 pub mod metrics_access;
 pub mod pages;
 pub mod rate_limit;
