@@ -145,7 +145,7 @@ pub struct HttpConfig {
     /// limiter's per-source key (issue 15); default the same host's proxy, 127.0.0.1 and ::1.
     pub trusted_proxies: Vec<String>,
     /// HTTP connections open at once (issue 15 item 2); more wait in the listen backlog. 0: sized from the
-    /// open-file limit after the SIP/RTP reserve (see `src/fd_budget.rs`); a larger value is cut to that room.
+    /// open-file limit after the SIP/RTP reserve (see `oncall_web::fd_budget`); a larger value is cut to that room.
     pub max_connections: usize,
     /// A request head must be complete within this long (also how long a quiet keep-alive connection stays).
     pub header_read_timeout_secs: u64,

@@ -12,7 +12,7 @@
 //!
 //! The dial plan table and the page cap are unit-tested: `core/src/dial_plan.rs`, `core/src/page_cap.rs` (virtual
 //! clock), the store (`the_store_refuses_to_save_a_denied_number`), the web form (`web-admin/tests/handlers.rs`) and
-//! the paging task (`src/paging.rs`, also requests beyond `[paging] max_pages_per_hour`).
+//! the paging task (`paging/src/escalations.rs`, also requests beyond `[paging] max_pages_per_hour`).
 
 mod support;
 

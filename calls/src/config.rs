@@ -53,7 +53,7 @@ impl BusinessHoursConfig {
 }
 
 /// `[redirect]`: an INVITE to `oncall-<schedule>@` is answered `302 Moved Temporarily` with the
-/// on-call people's phones as Contacts (see `src/redirect.rs`, `docs/pbx.md`).
+/// on-call people's phones as Contacts (see `redirect.rs`, `docs/pbx.md`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedirectConfig {

@@ -18,7 +18,7 @@
 //! no request and writes no call-log row; it is logged and counted on `/metrics`.
 //!
 //! A request opened by a `-bridge` call is paged with the escalation policy that pages that schedule
-//! soonest ([`choose_policy`], read from the call's logged `called` URI by `paging.rs`). When no
+//! soonest ([`choose_policy`], read from the call's logged `called` URI by `oncall_paging::escalations`). When no
 //! enabled policy pages it, the organization's first enabled policy runs, with a warning: an
 //! escalation always runs under a stored policy (its durable state names it), so none is made up here.
 

@@ -6,7 +6,7 @@
 //! or a connect error, any manager would have a port scanner. So a destination address is allowed
 //! only when it is globally routable, or when the operator names it in `[webhooks] allow_private`
 //! (CIDRs). [`DestinationPolicy::allows`] is that one decision, pure; the save-time URL check
-//! ([`DestinationPolicy::check_url`]) and the sender's resolver (`src/webhooks.rs`, which connects
+//! ([`DestinationPolicy::check_url`]) and the sender's resolver (`paging/src/webhooks.rs`, which connects
 //! only to the addresses it checked, so DNS rebinding gains nothing) both ask it.
 //!
 //! IPv6 forms that carry an IPv4 address (IPv4-mapped `::ffff:a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4

@@ -6,7 +6,7 @@
 //! understood and the sender is told what is (see [`HELP`]).
 //!
 //! Pure: no store, no clock. Which person sent it and which of their open requests it names is
-//! decided by the caller (`oncall`'s `texts.rs`), with [`pick_request`] for the "which one?" rule.
+//! decided by the caller (`oncall_paging::texts`), with [`pick_request`] for the "which one?" rule.
 
 use crate::ids::RequestId;
 

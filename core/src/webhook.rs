@@ -3,7 +3,7 @@
 //!
 //! Everything here is pure: the store (`store/webhooks.rs`) turns the append-only
 //! `request_events` log into a queue of deliveries and leases them to one instance at a time;
-//! the binary (`src/webhooks.rs`) does the HTTP. This module builds the body
+//! `oncall_paging::webhooks` does the HTTP. This module builds the body
 //! ([`Payload::json`] or the Slack-compatible [`Payload::slack`]), signs it
 //! (`X-OnCall-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, RFC 2104 over
 //! SHA-256, the timestamp signed with the body so a captured delivery cannot be replayed later
