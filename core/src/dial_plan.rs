@@ -278,60 +278,6 @@ mod tests {
         assert!(sat.check(&n("+882123456789")).is_err());
     }
 
-    /// Saving a person (the web form and `oncall person add` both go through the store) with a `+882`
-    /// number is refused naming the field and the rule; the person is not written. Updating one too.
-    #[tokio::test]
-    async fn the_store_refuses_to_save_a_denied_number() {
-        use crate::person::NewPerson;
-        use crate::store::StoreError;
-        use crate::timestamp::Timestamp;
-        let store = crate::Store::connect("sqlite::memory:").await.unwrap();
-        let now = Timestamp(1_800_000_000_000);
-        let org = store.create_organization("Acme", "acme", "UTC", now).await.unwrap();
-        let mallory = NewPerson {
-            name: "Mallory".into(),
-            phones: vec!["+1 415 555 0100".into(), "+882 1234 5678".into()],
-            time_zone: "UTC".into(),
-            ..NewPerson::default()
-        };
-        match store.add_person(org, &mallory, now).await {
-            Err(StoreError::Invalid(e)) => {
-                assert_eq!(e.field, "phones[1]");
-                assert!(
-                    e.message.contains("+882") && e.message.contains("International Networks"),
-                    "{e}"
-                );
-            }
-            other => panic!("a +882 contact was saved: {other:?}"),
-        }
-        assert!(store.list_people(org).await.unwrap().is_empty(), "nothing written");
-        let ok = NewPerson {
-            phones: vec!["+1 415 555 0100".into()],
-            ..mallory.clone()
-        };
-        let id = store.add_person(org, &ok, now).await.unwrap();
-        assert!(matches!(
-            store.update_person(org, id, &mallory).await,
-            Err(StoreError::Invalid(_))
-        ));
-        // A server whose plan allows only +44 refuses the US number as well.
-        let uk_only = store
-            .clone()
-            .with_dial_plan(DialPlan::new(&["+44"], &[] as &[&str]).unwrap());
-        let e = uk_only
-            .add_person(
-                org,
-                &NewPerson {
-                    email: Some("b@example.com".into()),
-                    ..ok
-                },
-                now,
-            )
-            .await
-            .unwrap_err();
-        assert!(e.to_string().contains("allowed_prefixes (+44)"), "{e}");
-    }
-
     #[test]
     fn bad_prefixes_are_refused_naming_the_key() {
         let e = DialPlan::new(&["+1", "44"], &[] as &[&str]).unwrap_err();
