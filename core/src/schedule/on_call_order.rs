@@ -7,7 +7,7 @@
 //! knows nothing of people's contacts or whether they are disabled: callers filter with the
 //! people they loaded. Finding a schedule by the name a URL or a SIP user part gives is here too.
 
-use super::{on_call, shifts, Schedule, Source};
+use super::timeline::{on_call, shifts, Schedule, Source};
 use crate::ids::PersonId;
 use crate::timestamp::{Millis, Timestamp};
 

@@ -1,7 +1,8 @@
 //! Example and property tests of the pure schedule functions.
 
 use super::*;
-use crate::timestamp::Millis;
+use crate::ids::{OrgId, PersonId, ScheduleId};
+use crate::timestamp::{Millis, Timestamp};
 use chrono::{NaiveDate, NaiveTime};
 use chrono_tz::{America::New_York, Europe::London};
 use proptest::prelude::*;
