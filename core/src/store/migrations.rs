@@ -6,7 +6,7 @@
 //! the embedded text before sqlx computes its checksum, so each database keeps consistent
 //! checksums of what it actually ran.
 
-use super::Backend;
+use super::backend::Backend;
 use sqlx::migrate::{Migration, Migrator};
 use std::borrow::Cow;
 

@@ -13,6 +13,7 @@
 //! One file per concern: `orgs`, `people`, `schedules`, `policies`, `requests`, `calls`,
 //! `escalation_work`, `users`, `metrics`.
 
+mod backend;
 mod business_hours;
 mod calls;
 mod escalation_work;
@@ -33,6 +34,7 @@ mod users;
 mod webhooks;
 mod ivr_settings;
 
+pub use backend::Backend;
 pub use business_hours::StoredBusinessHours;
 pub use calls::{Call, NewCall};
 pub use escalation_work::{ClaimedWork, NotificationRecord};
@@ -103,13 +105,6 @@ impl From<sqlx::Error> for StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// Which database is behind the `Any` pool; only the few statements that must differ look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 /// A handle to the database; cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
