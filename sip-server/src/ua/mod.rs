@@ -4,8 +4,8 @@
 //! arrived, was confirmed, changed media, sent INFO, ended), commands in (`accept`, `reject`,
 //! `hangup`), bytes out (`poll_transmit`), and one deadline (`poll_timeout`). It owns the dialogs:
 //! tags, CSeq, the route set, the 2xx retransmission until the ACK (§13.3.1.4), BYE and CANCEL.
-//! As a client it places calls (`outbound`) and sends out-of-dialog MESSAGEs (`outbound_message`),
-//! both answering digest challenges through [`crate::auth::client`].
+//! As a client it places calls (`outbound`) and sends out-of-dialog MESSAGEs (`outbound_message`,
+//! driven by `send_message`), both answering digest challenges through [`crate::auth::client`].
 //! It knows nothing of sockets, RTP or the IVR. In-dialog requests are sent back to the address the
 //! INVITE came from (symmetric signalling), which is what trunks behind NAT and loopback tests need.
 
@@ -14,6 +14,7 @@ mod dialog;
 pub mod outbound_message;
 pub mod outbound;
 pub mod redirect;
+mod send_message;
 #[cfg(test)]
 mod tests;
 

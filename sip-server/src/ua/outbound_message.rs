@@ -1,20 +1,22 @@
 //! The user agent's MESSAGE client (RFC 3428 §4): one `text/plain` MESSAGE out of any dialog to a
 //! URI through a next hop, its 401/407 challenge answered with the given credentials (the policy of
 //! [`crate::auth::client`]: SHA-256 preferred, stale nonces answered, a wrong password not retried),
-//! and one [`UaEvent::MessageDone`] with the outcome: delivered on a 2xx, else why not.
+//! and one outcome: delivered on a 2xx, else why not.
 //!
 //! The application only says what to send where ([`OutgoingMessage`]) and maps the returned
 //! [`MessageRef`] to its own notification. Inbound MESSAGEs are not here: they reach the application
-//! as [`UaEvent::Request`]. Deliberately not done: MESSAGE over TCP for bodies larger than one
+//! as `UaEvent::Request`. Deliberately not done: MESSAGE over TCP for bodies larger than one
 //! datagram, and delivery reports (RFC 5438).
+//!
+//! This file is the client's types and sans-IO state (`PendingMessage`); it does not import the
+//! user agent. The user agent passes in what it owns (the top Via, fresh tokens) and carries out the
+//! result in `send_message.rs`: `UserAgent::send_message` and `UaEvent::MessageDone`.
 
-use super::{random_token, UaEvent, UserAgent};
 use crate::auth::client::{AuthError, ClientAuth};
 use crate::message::{Headers, Method, Request, Response};
-use crate::transaction::{Peer, TxKey};
-use std::time::Instant;
+use crate::transaction::Peer;
 
-/// Handle of one MESSAGE sent with [`UserAgent::send_message`].
+/// Handle of one MESSAGE sent with `UserAgent::send_message`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MessageRef(pub u64);
 
@@ -51,7 +53,8 @@ pub enum MessageFailure {
     TooManyStale(u16),
 }
 
-/// A MESSAGE whose transaction is in flight.
+/// A MESSAGE whose transaction is in flight: what it is, where it goes, and the challenge state
+/// of its credentials. The user agent keeps one per transaction and feeds it the final response.
 pub(super) struct PendingMessage {
     message: MessageRef,
     /// The request as last sent (with its Via): re-sent with credentials after a challenge.
@@ -60,17 +63,31 @@ pub(super) struct PendingMessage {
     auth: Option<ClientAuth>,
 }
 
-impl UserAgent {
-    /// Sends one MESSAGE; its outcome follows as one [`UaEvent::MessageDone`] with the returned handle.
-    pub fn send_message(&mut self, out: OutgoingMessage, now: Instant) -> MessageRef {
-        let message = MessageRef(self.next_message);
-        self.next_message += 1;
+/// What a final response means for a [`PendingMessage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MessageStep {
+    /// A challenge was answered: send [`PendingMessage::request`] again, as a new transaction, after
+    /// [`PendingMessage::set_via`] gave it a fresh top Via.
+    Retry,
+    /// Finished: the 2xx status, or why not.
+    Done(Result<u16, MessageFailure>),
+}
+
+impl PendingMessage {
+    /// The MESSAGE for `out`, with top Via `via` (the user agent's, for the hop's transport);
+    /// `token` draws the From tag and the Call-ID.
+    pub(super) fn new(
+        message: MessageRef,
+        out: OutgoingMessage,
+        via: String,
+        mut token: impl FnMut() -> String,
+    ) -> Self {
         let mut headers = Headers::default();
-        headers.push("Via", self.new_via(out.via.transport));
+        headers.push("Via", via);
         headers.push("Max-Forwards", "70");
-        headers.push("From", format!("<{}>;tag={}", out.from_uri, random_token()));
+        headers.push("From", format!("<{}>;tag={}", out.from_uri, token()));
         headers.push("To", format!("<{}>", out.target));
-        headers.push("Call-ID", format!("{}@oncall", random_token()));
+        headers.push("Call-ID", format!("{}@oncall", token()));
         headers.push("CSeq", "1 MESSAGE");
         headers.push("Content-Type", "text/plain;charset=UTF-8");
         let request = Request {
@@ -80,50 +97,49 @@ impl UserAgent {
             body: out.body.into_bytes(),
         };
         let auth = out.credentials.map(|(user, pass)| ClientAuth::new(user, pass));
-        self.transmit_message(
-            PendingMessage {
-                message,
-                request,
-                to: out.via,
-                auth,
-            },
-            now,
-        );
-        self.drain_tx(now);
-        message
-    }
-
-    fn transmit_message(&mut self, p: PendingMessage, now: Instant) {
-        match self.tx.send_request(p.request.clone(), p.to, now) {
-            Some(key) => {
-                self.messages.insert(key, p);
-            }
-            None => self.message_done(p.message, Err(MessageFailure::NotSent)),
+        PendingMessage {
+            message,
+            request,
+            to: out.via,
+            auth,
         }
     }
 
-    fn message_done(&mut self, message: MessageRef, result: Result<u16, MessageFailure>) {
-        self.events.push_back(UaEvent::MessageDone { message, result });
+    pub(super) fn message(&self) -> MessageRef {
+        self.message
     }
 
-    /// Whether `key` is the transaction of a MESSAGE of ours.
-    pub(super) fn is_message(&self, key: &TxKey) -> bool {
-        self.messages.contains_key(key)
+    /// The request as it is to be sent next.
+    pub(super) fn request(&self) -> &Request {
+        &self.request
     }
 
-    /// The final response to a MESSAGE of ours (`None`: Timer F fired).
-    pub(super) fn on_message_result(&mut self, key: &TxKey, response: Option<&Response>, now: Instant) {
-        let Some(mut p) = self.messages.remove(key) else { return };
+    /// The next hop.
+    pub(super) fn to(&self) -> Peer {
+        self.to
+    }
+
+    /// Replaces the top Via (a retry is a new transaction, so it needs a new branch).
+    pub(super) fn set_via(&mut self, via: String) {
+        self.request.headers.set("Via", via);
+    }
+
+    /// The final response to the current transaction (`None`: Timer F fired). `cnonce` is drawn
+    /// only when a challenge is answered.
+    pub(super) fn on_final_response(
+        &mut self,
+        response: Option<&Response>,
+        cnonce: impl FnOnce() -> String,
+    ) -> MessageStep {
         let Some(r) = response else {
-            return self.message_done(p.message, Err(MessageFailure::NoAnswer));
+            return MessageStep::Done(Err(MessageFailure::NoAnswer));
         };
-        let result = match (r.status, p.auth.as_mut()) {
+        let result = match (r.status, self.auth.as_mut()) {
             (200..=299, _) => Ok(r.status),
-            (401 | 407, Some(auth)) => match auth.retry(&p.request, r, &random_token()) {
-                Ok(mut retry) => {
-                    retry.headers.set("Via", self.new_via(p.to.transport));
-                    p.request = retry;
-                    return self.transmit_message(p, now);
+            (401 | 407, Some(auth)) => match auth.retry(&self.request, r, &cnonce()) {
+                Ok(retry) => {
+                    self.request = retry;
+                    return MessageStep::Retry;
                 }
                 Err(AuthError::NoChallenge) => Err(MessageFailure::NoChallenge(r.status)),
                 Err(AuthError::TooManyStale) => Err(MessageFailure::TooManyStale(r.status)),
@@ -131,184 +147,67 @@ impl UserAgent {
             },
             (s, _) => Err(MessageFailure::Refused(s)),
         };
-        self.message_done(p.message, result);
+        MessageStep::Done(result)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::digest::Credentials;
-    use crate::message::{parse_datagram, SipMessage};
     use crate::transaction::Transport;
-    use crate::ua::UaConfig;
 
-    fn hop() -> Peer {
-        Peer {
-            addr: "127.0.0.1:5080".parse().unwrap(),
-            transport: Transport::Udp,
-            conn: None,
-        }
-    }
-
-    /// The MESSAGE the user agent put on the wire last.
-    fn sent_message(ua: &mut UserAgent) -> Request {
-        let last = std::iter::from_fn(|| ua.poll_transmit()).last().expect("a transmit");
-        match parse_datagram(&last.data) {
-            Ok(SipMessage::Request(r)) => r,
-            other => panic!("not a request: {other:?}"),
-        }
-    }
-
-    /// Feeds `status` (to `request`) back into the user agent; returns its events.
-    fn answer(
-        ua: &mut UserAgent,
-        request: &Request,
-        status: u16,
-        extra: &[(&str, &str)],
-        now: Instant,
-    ) -> Vec<UaEvent> {
-        let mut response = Response::from_request_headers(&request.headers, status, Some("far"));
-        for (name, value) in extra {
-            response.headers.push(*name, *value);
-        }
-        ua.handle_datagram(&response.to_bytes(), hop(), now);
-        std::iter::from_fn(|| ua.poll_event()).collect()
-    }
-
-    fn text(credentials: Option<(&str, &str)>) -> OutgoingMessage {
-        OutgoingMessage {
+    fn pending(credentials: Option<(&str, &str)>) -> PendingMessage {
+        let out = OutgoingMessage {
             target: "sip:+15551234567@sip.example".into(),
-            via: hop(),
+            via: Peer {
+                addr: "127.0.0.1:5080".parse().unwrap(),
+                transport: Transport::Udp,
+                conn: None,
+            },
             from_uri: "sip:+15550001111@sip.example".into(),
-            body: "hello #7".into(),
+            body: "hello".into(),
             credentials: credentials.map(|(u, p)| (u.to_string(), p.to_string())),
+        };
+        let via = "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKone;rport".to_string();
+        PendingMessage::new(MessageRef(1), out, via, || "token".to_string())
+    }
+
+    fn answer(p: &PendingMessage, status: u16, challenge: Option<&str>) -> Response {
+        let mut r = Response::from_request_headers(&p.request().headers, status, Some("far"));
+        if let Some(c) = challenge {
+            r.headers.push("WWW-Authenticate", c);
         }
+        r
     }
 
     const CHALLENGE: &str = "Digest realm=\"sip.example\", nonce=\"abc\", qop=\"auth\", algorithm=MD5";
 
+    /// No user agent and no clock: the state alone decides retry or outcome.
     #[test]
-    fn a_message_answers_one_challenge_and_reports_delivery() {
-        let now = Instant::now();
-        let mut ua = UserAgent::new(UaConfig::on("127.0.0.1:5060".parse().unwrap()));
-        let message = ua.send_message(text(Some(("oncall", "secret"))), now);
-        let first = sent_message(&mut ua);
-        assert_eq!(first.method, Method::Message);
-        assert_eq!(first.body, b"hello #7");
-        assert_eq!(first.headers.get("Content-Type"), Some("text/plain;charset=UTF-8"));
-        assert_eq!(first.headers.get("To"), Some("<sip:+15551234567@sip.example>"));
-
-        let events = answer(&mut ua, &first, 407, &[("Proxy-Authenticate", CHALLENGE)], now);
-        assert!(
-            events.is_empty(),
-            "nothing is reported before the final answer: {events:?}"
-        );
-        let second = sent_message(&mut ua);
-        let auth = second
-            .headers
-            .get("Proxy-Authorization")
-            .expect("credentials on the second MESSAGE");
-        let parsed = Credentials::parse(auth).unwrap();
+    fn final_responses_decide_retry_or_outcome() {
+        let mut p = pending(Some(("oncall", "secret")));
+        assert_eq!(p.request().headers.get("Call-ID"), Some("token@oncall"));
+        let challenge = answer(&p, 401, Some(CHALLENGE));
         assert_eq!(
-            (parsed.username.as_str(), parsed.uri.as_str()),
-            ("oncall", "sip:+15551234567@sip.example")
+            p.on_final_response(Some(&challenge), || "cnonce".into()),
+            MessageStep::Retry
         );
-        assert_eq!(second.headers.get("CSeq"), Some("2 MESSAGE"));
-        assert_ne!(
-            second.headers.top_via().unwrap().branch(),
-            first.headers.top_via().unwrap().branch(),
-            "a new transaction"
-        );
-        assert_eq!(second.headers.call_id(), first.headers.call_id());
-
-        let events = answer(&mut ua, &second, 202, &[], now);
+        assert!(p.request().headers.get("Authorization").is_some());
+        let ok = answer(&p, 202, None);
         assert_eq!(
-            events,
-            vec![UaEvent::MessageDone {
-                message,
-                result: Ok(202)
-            }]
-        );
-    }
-
-    #[test]
-    fn a_wrong_password_or_no_credentials_fails_the_message() {
-        let now = Instant::now();
-        let mut ua = UserAgent::new(UaConfig::on("127.0.0.1:5060".parse().unwrap()));
-        let message = ua.send_message(text(Some(("oncall", "wrong"))), now);
-        let first = sent_message(&mut ua);
-        assert!(answer(&mut ua, &first, 401, &[("WWW-Authenticate", CHALLENGE)], now).is_empty());
-        let second = sent_message(&mut ua);
-        let again = CHALLENGE.replace("abc", "def");
-        let events = answer(&mut ua, &second, 401, &[("WWW-Authenticate", &again)], now);
-        assert_eq!(
-            events,
-            vec![UaEvent::MessageDone {
-                message,
-                result: Err(MessageFailure::Refused(401))
-            }]
+            p.on_final_response(Some(&ok), || unreachable!()),
+            MessageStep::Done(Ok(202))
         );
 
-        let message = ua.send_message(text(None), now);
-        let first = sent_message(&mut ua);
-        let events = answer(&mut ua, &first, 407, &[("Proxy-Authenticate", CHALLENGE)], now);
+        let mut bare = pending(None);
+        let challenge = answer(&bare, 401, Some(CHALLENGE));
         assert_eq!(
-            events,
-            vec![UaEvent::MessageDone {
-                message,
-                result: Err(MessageFailure::Refused(407))
-            }]
+            bare.on_final_response(Some(&challenge), || unreachable!()),
+            MessageStep::Done(Err(MessageFailure::Refused(401)))
         );
-        assert_eq!(MessageFailure::Refused(407).to_string(), "the MESSAGE was answered 407");
-    }
-
-    #[test]
-    fn a_stale_nonce_is_answered_again() {
-        let now = Instant::now();
-        let mut ua = UserAgent::new(UaConfig::on("127.0.0.1:5060".parse().unwrap()));
-        let message = ua.send_message(text(Some(("oncall", "secret"))), now);
-        let first = sent_message(&mut ua);
-        assert!(answer(&mut ua, &first, 401, &[("WWW-Authenticate", CHALLENGE)], now).is_empty());
-        let second = sent_message(&mut ua);
-        let stale = format!("{}, stale=true", CHALLENGE.replace("abc", "fresh"));
-        assert!(answer(&mut ua, &second, 401, &[("WWW-Authenticate", &stale)], now).is_empty());
-        let third = sent_message(&mut ua);
         assert_eq!(
-            Credentials::parse(third.headers.get("Authorization").unwrap())
-                .unwrap()
-                .nonce,
-            "fresh"
-        );
-        assert_eq!(third.headers.get("CSeq"), Some("3 MESSAGE"));
-        assert_eq!(
-            answer(&mut ua, &third, 200, &[], now),
-            vec![UaEvent::MessageDone {
-                message,
-                result: Ok(200)
-            }]
-        );
-    }
-
-    #[test]
-    fn no_answer_is_reported_after_timer_f() {
-        let now = Instant::now();
-        let mut ua = UserAgent::new(UaConfig::on("127.0.0.1:5060".parse().unwrap()));
-        let message = ua.send_message(text(None), now);
-        let mut events = Vec::new();
-        while let Some(next) = ua.poll_timeout() {
-            if next > now + std::time::Duration::from_secs(40) {
-                break;
-            }
-            ua.handle_timeout(next);
-            events.extend(std::iter::from_fn(|| ua.poll_event()));
-        }
-        assert_eq!(
-            events,
-            vec![UaEvent::MessageDone {
-                message,
-                result: Err(MessageFailure::NoAnswer)
-            }]
+            bare.on_final_response(None, || unreachable!()),
+            MessageStep::Done(Err(MessageFailure::NoAnswer))
         );
     }
 }
