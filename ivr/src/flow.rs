@@ -29,6 +29,11 @@ use std::time::{Duration, Instant};
 /// Kept at its old path; the list lives in `fixed_prompts` so the menu can use it without the flow.
 pub use crate::fixed_prompts::FIXED_PROMPTS;
 
+/// How long after a key ended a step the same key is taken as the tail of that press (see the module docs).
+/// Longer than a duplicate's delay (INFO beside RFC 4733, a tone's dropout: well under a second), shorter
+/// than hearing the next prompt and deciding to press the key again.
+pub const KEY_TAIL: Duration = Duration::from_millis(1500);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     Digit(Digit),
@@ -107,12 +112,14 @@ pub struct IvrFlow {
     hold: Option<Duration>,
     /// Closed now: the local hour and minute business hours start again. None: open (or no business hours).
     reopens: Option<(u32, u32)>,
+    /// The key that ended the previous step and when: its repeats within [`KEY_TAIL`] are not new presses.
+    ended_by: Option<(Digit, Instant)>,
 }
 
 impl IvrFlow {
     pub fn new(cfg: Arc<IvrConfig>) -> Self {
         let root = cfg.menu.clone();
-        IvrFlow { cfg, stack: vec![root], state: State::NotStarted, retries: 0, digits: String::new(), outputs: VecDeque::new(), hold: None, reopens: None }
+        IvrFlow { cfg, stack: vec![root], state: State::NotStarted, retries: 0, digits: String::new(), outputs: VecDeque::new(), hold: None, reopens: None, ended_by: None }
     }
 
     /// "Page on-call" callers hold for an employee for at most `max_hold` after their message.
@@ -159,6 +166,35 @@ impl IvrFlow {
     }
 
     pub fn handle(&mut self, input: Input, now: Instant) {
+        if let Input::Digit(d) = input {
+            if self.is_tail_of_previous_key(d, now) {
+                return;
+            }
+        }
+        let before = std::mem::discriminant(&self.state);
+        let key = match input {
+            Input::Digit(d) => Some(d),
+            _ => None,
+        };
+        self.step(input, now);
+        // A key that moved the flow to another step: remember it, so its tail does not act in the new step.
+        if let Some(d) = key {
+            if std::mem::discriminant(&self.state) != before {
+                self.ended_by = Some((d, now));
+            }
+        }
+    }
+
+    /// Whether `d` at `now` is the same press as the key that just ended a step (see [`KEY_TAIL`]).
+    fn is_tail_of_previous_key(&self, d: Digit, now: Instant) -> bool {
+        let in_menu = matches!(self.state, State::MenuPrompt | State::MenuWait { .. });
+        match self.ended_by {
+            Some((key, at)) => key == d && !in_menu && now.saturating_duration_since(at) < KEY_TAIL,
+            None => false,
+        }
+    }
+
+    fn step(&mut self, input: Input, now: Instant) {
         match (&self.state, input) {
             (State::Done, _) => {}
             (State::Recording { kind, .. }, Input::Hangup) => {
@@ -454,7 +490,8 @@ mod tests {
     #[test]
     fn a_held_caller_leaves_on_pound_on_the_hold_limit_or_when_nobody_is_available() {
         let (mut f, t) = holding(Duration::from_secs(300));
-        f.handle(Input::Digit(Digit::Pound), t);
+        // A second press of # once "please hold" has been heard (not the tail of the one that ended the message).
+        f.handle(Input::Digit(Digit::Pound), t + KEY_TAIL);
         assert_eq!(drain(&mut f), vec![Output::LeaveHold, play(&["request_created", "goodbye"])]);
 
         let (mut f, t) = holding(Duration::from_secs(300));
@@ -467,6 +504,49 @@ mod tests {
         assert_eq!(drain(&mut f), vec![Output::LeaveHold, play(&["everyone_unavailable", "goodbye"])]);
         f.handle(Input::PlaybackFinished, t);
         assert_eq!(drain(&mut f), vec![Output::Hangup]);
+    }
+
+    /// Issue 18: the `#` that ends the message reaches the flow again (SIP INFO beside RFC 4733, an in-band
+    /// tone broken by a late packet): the held caller must stay holding, and a real `#` later still leaves.
+    #[test]
+    fn the_pound_that_ends_the_message_does_not_also_end_the_hold() {
+        let (mut f, t) = holding(Duration::from_secs(300));
+        for ms in [0, 20, 60, 400, 1400] {
+            f.handle(Input::Digit(Digit::Pound), t + Duration::from_millis(ms));
+            assert!(drain(&mut f).is_empty(), "the tail of the press {ms} ms on did something");
+            assert!(f.is_holding(), "released by the tail of the message's # ({ms} ms on)");
+        }
+        assert_eq!(f.digits, "1#", "one press, recorded once");
+        f.handle(Input::Digit(Digit::Pound), t + KEY_TAIL + Duration::from_millis(500));
+        assert_eq!(drain(&mut f), vec![Output::LeaveHold, play(&["request_created", "goodbye"])]);
+        assert_eq!(f.digits, "1##");
+    }
+
+    /// The tail rule is about the same key only, and not in menus: typing ahead `1 1` is two choices.
+    #[test]
+    fn other_keys_and_menu_type_ahead_are_not_swallowed() {
+        let (mut f, t) = holding(Duration::from_secs(300));
+        f.handle(Input::Digit(Digit::D5), t + Duration::from_millis(10));
+        assert!(f.is_holding());
+        assert_eq!(f.digits, "1#5");
+
+        let mut cfg = IvrConfig::default();
+        let sub = Menu { prompt: "sub".into(), options: vec![MenuOption { digit: Digit::D1, action: Action::RecordMessage }] };
+        cfg.menu.options.push(MenuOption { digit: Digit::D4, action: Action::SubMenu { menu: Box::new(sub) } });
+        let mut f = IvrFlow::new(Arc::new(cfg));
+        let t = Instant::now();
+        f.start(t);
+        f.handle(Input::Digit(Digit::D4), t);
+        f.handle(Input::Digit(Digit::D4), t + Duration::from_millis(100));
+        assert_eq!(f.digits, "44", "a repeated key in a menu is read");
+        // A key that skipped "leave your message" does not also act in the recording.
+        let (mut f, t) = flow();
+        f.handle(Input::Digit(Digit::D1), t);
+        f.handle(Input::Digit(Digit::Pound), t + Duration::from_millis(500));
+        drain(&mut f);
+        assert_eq!(f.recording_kind(), Some(RequestKind::Page));
+        f.handle(Input::Digit(Digit::Pound), t + Duration::from_millis(560));
+        assert_eq!(f.recording_kind(), Some(RequestKind::Page), "the skip key's tail ended the message");
     }
 
     #[test]
