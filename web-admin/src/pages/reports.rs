@@ -3,7 +3,7 @@
 //! response times, over a date range (default: the last 30 days) in the organization's zone.
 
 use crate::auth::Manager;
-use crate::charts::{self, Series};
+use crate::charts::{self, Series, Unit};
 use crate::error::{WebError, WebResult};
 use super::layout::base;
 use crate::state::AppState;
@@ -53,15 +53,6 @@ fn minutes(m: Option<Millis>) -> Option<f64> {
     m.map(|m| m.0 as f64 / 60_000.0)
 }
 
-fn fmt_minutes(v: f64) -> String {
-    if v < 1.0 && v > 0.0 {
-        format!("{:.0} s", v * 60.0)
-    } else if v < 120.0 {
-        format!("{v:.0} min")
-    } else {
-        format!("{:.1} h", v / 60.0)
-    }
-}
 
 pub async fn show(State(state): State<AppState>, Manager(v): Manager, Query(q): Query<RangeQuery>) -> WebResult<Html<String>> {
     let tz = v.org.time_zone;
@@ -72,7 +63,7 @@ pub async fn show(State(state): State<AppState>, Manager(v): Manager, Query(q): 
     let dir = Directory::new(&people);
 
     let day_labels: Vec<String> = m.by_day.iter().map(|(d, _)| d.format("%-d %b").to_string()).collect();
-    let per_day = charts::bars("Requests per day", &day_labels, &m.by_day.iter().map(|(_, s)| s.requests as f64).collect::<Vec<_>>(), "#2563eb", &|v| format!("{v:.0}"));
+    let per_day = charts::bars("Requests per day", &day_labels, &m.by_day.iter().map(|(_, s)| s.requests as f64).collect::<Vec<_>>(), "#2563eb", Unit::Count);
     let timing = |pick: fn(&oncall_core::metrics::Summary) -> &oncall_core::metrics::Stats, title: &str, colour: &str| {
         charts::lines(
             title,
@@ -81,14 +72,14 @@ pub async fn show(State(state): State<AppState>, Manager(v): Manager, Query(q): 
                 Series { name: "p50 (median)", colour, dashed: false, values: m.by_day.iter().map(|(_, s)| minutes(pick(s).p50)).collect() },
                 Series { name: "p90", colour, dashed: true, values: m.by_day.iter().map(|(_, s)| minutes(pick(s).p90)).collect() },
             ],
-            &fmt_minutes,
+            Unit::Minutes,
         )
     };
     let answer = timing(|s| &s.time_to_answer, "Time to answer per day", "#059669");
     let ack = timing(|s| &s.time_to_acknowledge, "Time to acknowledge per day", "#d97706");
     let complete = timing(|s| &s.time_to_complete, "Time to complete per day", "#7c3aed");
     let hour_labels: Vec<String> = (0..24).map(|h| format!("{h:02}")).collect();
-    let by_hour = charts::bars("Requests by hour of day", &hour_labels, &m.by_hour.iter().map(|(_, s)| s.requests as f64).collect::<Vec<_>>(), "#0891b2", &|v| format!("{v:.0}"));
+    let by_hour = charts::bars("Requests by hour of day", &hour_labels, &m.by_hour.iter().map(|(_, s)| s.requests as f64).collect::<Vec<_>>(), "#0891b2", Unit::Count);
     let person_rows: Vec<_> = m
         .by_person
         .iter()
