@@ -37,6 +37,42 @@ pub fn parse_input_datetime(s: &str, tz: Tz) -> Option<Timestamp> {
     oncall_core::schedule::resolve_local(tz, naive)
 }
 
+/// How a caller is shown: a phone number as itself with a `tel:` link (issue 18 item 8: not
+/// `sip:+15551230012@127.0.0.1:5480`), anything else as the SIP user and host, without parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Caller {
+    pub text: String,
+    pub tel: Option<String>,
+}
+
+pub fn caller(raw: &str) -> Caller {
+    let raw = raw.trim();
+    // `"Name" <sip:...>;tag=..`: the URI inside the brackets.
+    let uri = raw.rsplit_once('<').and_then(|(_, r)| r.split_once('>')).map_or(raw, |(u, _)| u);
+    let (scheme, rest) = match uri.split_once(':') {
+        Some((s, r)) if ["sip", "sips", "tel"].contains(&s.to_ascii_lowercase().as_str()) => (s.to_ascii_lowercase(), r),
+        _ => (String::new(), uri),
+    };
+    let rest = rest.split([';', '?']).next().unwrap_or("");
+    let (user, host) = match rest.rsplit_once('@') {
+        Some((u, h)) => (u, Some(h)),
+        None if scheme == "tel" || scheme.is_empty() => (rest, None),
+        None => ("", Some(rest)),
+    };
+    let digits = user.strip_prefix('+').unwrap_or(user);
+    let is_number = !digits.is_empty() && digits.len() <= 15 && digits.bytes().all(|b| b.is_ascii_digit());
+    if is_number {
+        return Caller { text: user.to_string(), tel: Some(format!("tel:{user}")) };
+    }
+    let text = match (user, host) {
+        ("", Some(h)) => h.to_string(),
+        (u, Some(h)) => format!("{u}@{h}"),
+        (u, None) if u.is_empty() => "unknown caller".to_string(),
+        (u, None) => u.to_string(),
+    };
+    Caller { text, tel: None }
+}
+
 /// Midnight starting `d` in `tz`.
 pub fn day_start(d: NaiveDate, tz: Tz) -> Timestamp {
     let naive = d.and_hms_opt(0, 0, 0).unwrap_or_default();
@@ -172,5 +208,18 @@ mod tests {
         let t = parse_input_datetime("2026-11-03T09:30", tz).unwrap();
         assert_eq!(input_datetime(t, tz), "2026-11-03T09:30");
         assert!(parse_input_datetime("yesterday", tz).is_none());
+    }
+
+    #[test]
+    fn callers_show_as_numbers_when_they_are() {
+        let tel = |n: &str| Caller { text: n.into(), tel: Some(format!("tel:{n}")) };
+        assert_eq!(caller("sip:+15551230012@127.0.0.1:5480"), tel("+15551230012"));
+        assert_eq!(caller("\"Bob\" <sip:+15551230012@pbx.example;user=phone>;tag=ab"), tel("+15551230012"));
+        assert_eq!(caller("tel:+442079460777"), tel("+442079460777"));
+        assert_eq!(caller("+442079460777"), tel("+442079460777"));
+        assert_eq!(caller("sip:100@10.0.0.5"), tel("100"));
+        assert_eq!(caller("sip:alice@example.com;transport=tcp"), Caller { text: "alice@example.com".into(), tel: None });
+        assert_eq!(caller("sip:example.com"), Caller { text: "example.com".into(), tel: None });
+        assert_eq!(caller(""), Caller { text: "unknown caller".into(), tel: None });
     }
 }

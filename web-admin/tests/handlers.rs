@@ -385,7 +385,7 @@ async fn metrics_page_draws_svg_charts() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let html = c.get("/reports").await.text();
     assert!(html.matches("<svg class=\"chart\"").count() >= 6, "{html}");
-    assert!(html.contains("p90") && html.contains("Per person"));
+    assert!(html.contains("p90") && html.contains("Median time to acknowledge, per person"));
     assert_eq!(c.get("/reports?from=2026-02-01&to=2026-01-01").await.status, StatusCode::BAD_REQUEST);
 }
 
@@ -1231,4 +1231,22 @@ async fn a_premium_or_satellite_number_cannot_be_saved_as_a_contact() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
     assert!(r.text().contains("NANP premium rate"), "{}", r.text());
     assert_eq!(f.store.person(f.org_a, id).await.unwrap().phones().next().unwrap().as_str(), "+442079460199", "the old number stays");
+}
+
+/// Issue 18 item 8: a caller that is a phone number shows as one, with a working `tel:` link,
+/// not as the SIP URI the call came with.
+#[tokio::test]
+async fn a_phone_caller_shows_as_a_number_with_a_tel_link() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    c.logged_in(MANAGER_A).await;
+    let new = oncall_core::NewRequest { caller: "sip:+15551230012@127.0.0.1:5480".into(), summary: "Heating".into(), call: None };
+    let rid = f.store.create_request(f.org_a, &new, oncall_core::Timestamp::now()).await.unwrap();
+    for page in ["/requests".to_string(), "/".to_string()] {
+        let html = c.get(&page).await.text();
+        assert!(html.contains(">+15551230012<"), "{page} shows the number");
+    }
+    let detail = c.get(&format!("/requests/{}", rid.0)).await.text();
+    assert!(detail.contains(r#"<a href="tel:+15551230012">+15551230012</a>"#), "a tel: link to the number");
+    assert!(!detail.contains("tel:sip:"), "never a tel: link to a SIP URI");
 }

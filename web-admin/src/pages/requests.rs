@@ -30,7 +30,10 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestRow {
     pub id: i64,
+    /// The caller as shown (a number when it is one) and its `tel:` link; `caller_raw` as stored.
     pub caller: String,
+    pub caller_tel: Option<String>,
+    pub caller_raw: String,
     pub summary: String,
     pub status: &'static str,
     pub status_label: &'static str,
@@ -45,9 +48,12 @@ pub fn request_row(r: &Request, now: Timestamp, tz: Tz, dir: &Directory, users: 
     let status = r.state.status();
     let (label, class) = views::status_label(status);
     let handled_by = [r.state.completed(), r.state.acknowledged(), r.state.answered()].into_iter().flatten().next().map(|s| dir.actor(s.by, users));
+    let shown = views::caller(&r.caller);
     RequestRow {
         id: r.id.0,
-        caller: r.caller.clone(),
+        caller: shown.text,
+        caller_tel: shown.tel,
+        caller_raw: r.caller.clone(),
         summary: r.summary.clone(),
         status: status.as_str(),
         status_label: label,
