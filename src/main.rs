@@ -640,7 +640,6 @@ async fn serve(cfg: Config) -> Result<()> {
             recordings_root: recordings_dir.clone(),
             archive: archive.clone(),
             texts: texts.clone(),
-            page_cap: Default::default(),
         };
         tokio::spawn(paging.run(rx));
         let link = PagingLink {

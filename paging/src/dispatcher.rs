@@ -9,14 +9,20 @@
 //! so a 30-minute escalation, a lease takeover or a deferral to Monday morning is tested in
 //! microseconds.
 //!
-//! Decisions (each one today's behaviour of `src/paging.rs`, moved here unchanged):
+//! Decisions (the paging task's behaviour before the dispatcher, moved here unchanged):
 //! - A request opened: a normal-urgency one while the organization is closed is deferred to the
 //!   next opening ("deferred until …" in its log); anything else begins its escalation now, and so
 //!   does a deferred one whose opening came, or one whose deferral could not be stored.
+//! - The page cap (`[paging] max_pages_per_hour`, [`oncall_core::page_cap`], issue #15 item 4): a
+//!   request beginning beyond it is logged (`page_cap`) and pages no phone number (no trunk call,
+//!   no text); registered phones and SIP URIs still ring. One taken over stays capped when the
+//!   instance that began it capped it (the wrapper reads that from its log).
 //! - The engine's `Notify`: the notification is recorded (never twice per stage) and the person
 //!   looked up; a call goes to every phone they registered with OnCall, or else to their first
-//!   contact; a text goes to the text senders; a disabled person, one with no contact, or texts
-//!   turned off fail the notification at once, and so does any failure to carry it out.
+//!   contact the dial plan and the cap allow; a text goes to the text senders with those contacts;
+//!   a phone number the dial plan refuses is skipped with a `dial_plan` entry in the request's log.
+//!   A disabled person, one with no such contact, or texts turned off fail the notification at
+//!   once, and so does any failure to carry it out.
 //! - An outcome: the notification's status is written; an acceptance marks the request answered
 //!   and acknowledged by that person, a completion completes it; then the engine hears it (ringing
 //!   and answered are deliveries, a 486 or no answer a failure, which moves on at once when
@@ -29,6 +35,12 @@
 //!   orphaned escalations (and at start-up this instance's own) are claimed and resumed where they
 //!   were saved, and due deferred requests are claimed.
 //!
+//! Differences from the inline task it replaces, all harmless: a notification that fails while
+//! being carried out (a store error, an unresolvable contact) reaches the engine as the next input
+//! rather than before the engine's next command, so a stage's other notifications are ordered
+//! first; and a heartbeat's `ClaimDueDeferred` comes before the orders of the escalations its
+//! `ClaimOrphans` took over.
+//!
 //! It deliberately does not know SIP (no URIs, peers, trunks, credentials or DNS: a page names the
 //! person's [`Contact`] or an opaque [`DeviceRef`], which the calls side dials), the store (it orders
 //! reads and writes and is told their results), the caller's recorded message and how it is read
@@ -36,7 +48,9 @@
 //! it begins the escalation).
 
 use oncall_core::business_hours::when_to_page;
+use oncall_core::dial_plan::DialPlan;
 use oncall_core::escalation::{Command, Engine, Input as EngineInput, NotificationKey, Phase};
+use oncall_core::page_cap::{CapVerdict, PageCap};
 use oncall_core::text_reply::ReplyAction;
 use oncall_core::{BusinessHours, Channel, Contact, Millis, PageWhen, PersonId, RequestId, Timestamp, Urgency};
 use std::collections::{BTreeMap, VecDeque};
@@ -63,6 +77,11 @@ pub struct Settings {
     pub snooze: Millis,
     /// Whether text notifications can be sent (`[texts] enabled`).
     pub texts: bool,
+    /// Requests that may page phone numbers per hour (`[paging] max_pages_per_hour`, 0: no cap).
+    pub max_pages_per_hour: u32,
+    /// The numbers that may be called or texted (the store's, checked again at dial time: a
+    /// contact saved before a rule, or written to the database by hand, may break it).
+    pub dial_plan: DialPlan,
 }
 
 /// What became of one notification: the calls side's report (for a text, `Ringing` is "delivered").
@@ -115,6 +134,10 @@ pub enum EventKind {
     Policy,
     /// Which instance runs the escalation.
     Instance,
+    /// The request came beyond `[paging] max_pages_per_hour`.
+    PageCap,
+    /// A phone number the dial plan refuses was skipped.
+    DialPlan,
 }
 
 impl EventKind {
@@ -122,6 +145,8 @@ impl EventKind {
         match self {
             EventKind::Policy => "policy",
             EventKind::Instance => "instance",
+            EventKind::PageCap => "page_cap",
+            EventKind::DialPlan => "dial_plan",
         }
     }
 }
@@ -152,8 +177,9 @@ pub enum Input {
         caller_call: Option<CallerRef>,
         policy_note: Option<String>,
     },
-    /// An escalation claimed by [`Order::ClaimOrphans`]: its owner's lease had expired.
-    TakenOver { engine: Box<Engine> },
+    /// An escalation claimed by [`Order::ClaimOrphans`]: its owner's lease had expired. `capped`
+    /// when its request's log has a `page_cap` entry (the instance that began it capped it).
+    TakenOver { engine: Box<Engine>, capped: bool },
     /// [`Order::Notify`] recorded the notification and looked the person up.
     PersonFound {
         key: NotificationKey,
@@ -201,8 +227,12 @@ pub enum Order {
         by: PageBy,
         caller_call: Option<CallerRef>,
     },
-    /// Send the text notification; its outcome comes back as `Outcome` (`Ringing` = delivered).
-    SendText { key: NotificationKey },
+    /// Send the text notification to the person's `contacts` (those the dial plan and the page
+    /// cap allow); its outcome comes back as `Outcome` (`Ringing` = delivered).
+    SendText {
+        key: NotificationKey,
+        contacts: Vec<Contact>,
+    },
     /// End every call of `request` (CANCEL ringing, BYE answered) except those of `keep`.
     EndCalls {
         request: RequestId,
@@ -212,6 +242,8 @@ pub enum Order {
     EndStage { request: RequestId, stage: u32 },
     /// Tell the caller holding for a bridge that nobody is available.
     ReleaseCaller { caller: CallerRef },
+    /// The notification failed (`reason` is for the log): write its status `failed`.
+    Fail { key: NotificationKey, reason: String },
     /// Write a notification's status.
     SetStatus {
         key: NotificationKey,
@@ -254,6 +286,8 @@ struct Active {
     stage: Option<u32>,
     /// The notification whose employee accepted (or snoozed): its call stays up when the others end.
     accepted: Option<NotificationKey>,
+    /// Phone numbers may be paged (false: the request came beyond `[paging] max_pages_per_hour`).
+    trunk: bool,
 }
 
 pub struct Dispatcher {
@@ -263,6 +297,8 @@ pub struct Dispatcher {
     next_heartbeat: Timestamp,
     /// The first heartbeat also takes back what this instance held before a restart.
     restarting: bool,
+    /// The requests that began paging in the last hour, for `max_pages_per_hour`.
+    page_cap: PageCap,
     orders: VecDeque<Order>,
 }
 
@@ -274,6 +310,7 @@ impl Dispatcher {
             active: BTreeMap::new(),
             next_heartbeat: now,
             restarting: true,
+            page_cap: PageCap::default(),
             orders: VecDeque::new(),
         }
     }
@@ -281,6 +318,11 @@ impl Dispatcher {
     /// Whether this instance runs the escalation of `request`.
     pub fn is_running(&self, request: RequestId) -> bool {
         self.active.contains_key(&request)
+    }
+
+    /// Whether this instance runs no escalation at all.
+    pub fn is_idle(&self) -> bool {
+        self.active.is_empty()
     }
 
     /// The escalation of `request`, while this instance runs it.
@@ -349,17 +391,19 @@ impl Dispatcher {
                     });
                 }
                 self.log_instance(request, "escalation run by instance");
+                let trunk = self.admit(request, now);
                 self.drive(
                     Active {
                         engine: *engine,
                         caller_call,
                         stage: None,
                         accepted: None,
+                        trunk,
                     },
                     now,
                 );
             }
-            Input::TakenOver { engine } => {
+            Input::TakenOver { engine, capped } => {
                 let request = engine.request();
                 if self.active.contains_key(&request) {
                     return;
@@ -374,6 +418,8 @@ impl Dispatcher {
                         caller_call: None,
                         stage: None,
                         accepted: None,
+                        // Not counted again: it was counted (or capped) where it began.
+                        trunk: !capped,
                     },
                     now,
                 );
@@ -384,7 +430,7 @@ impl Dispatcher {
                 devices,
                 contacts,
             } => self.on_person(key, disabled, devices, contacts, now),
-            Input::NotifyFailed { key, reason: _ } => self.fail(key, now),
+            Input::NotifyFailed { key, reason } => self.fail(key, reason, now),
             Input::Outcome { key, outcome } => self.on_outcome(key, outcome, now),
             Input::TextReply {
                 request,
@@ -456,6 +502,54 @@ impl Dispatcher {
         }
     }
 
+    /// Counts a request beginning to page against the cap; false (logged in the request) when it is
+    /// beyond it and must not page phone numbers.
+    fn admit(&mut self, request: RequestId, now: Timestamp) -> bool {
+        let CapVerdict::Capped { max } = self.page_cap.admit(self.settings.max_pages_per_hour, now) else {
+            return true;
+        };
+        let detail = format!(
+            "{max} requests already paged in the last hour ([paging] max_pages_per_hour): no trunk calls or texts for this request; registered phones and SIP URIs are still paged"
+        );
+        self.orders.push_back(Order::WriteEvent {
+            request,
+            kind: EventKind::PageCap,
+            detail,
+        });
+        false
+    }
+
+    /// The contacts a notification may use: phone numbers only when the request may page them and
+    /// the dial plan allows them (each refusal is logged in the request); SIP URIs always.
+    fn dialable(&mut self, key: NotificationKey, trunk: bool, contacts: Vec<Contact>) -> Vec<Contact> {
+        let mut kept = Vec::with_capacity(contacts.len());
+        for c in contacts {
+            let Contact::Phone(number) = &c else {
+                kept.push(c);
+                continue;
+            };
+            match self.settings.dial_plan.check(number) {
+                // The page cap was logged once for the whole request.
+                Ok(()) if !trunk => {}
+                Ok(()) => kept.push(c),
+                Err(refusal) => {
+                    let verb = if key.channel == Channel::Text {
+                        "texted"
+                    } else {
+                        "called"
+                    };
+                    let detail = format!("{number} ({}) not {verb}: {refusal}", key.person);
+                    self.orders.push_back(Order::WriteEvent {
+                        request: key.request,
+                        kind: EventKind::DialPlan,
+                        detail,
+                    });
+                }
+            }
+        }
+        kept
+    }
+
     fn log_instance(&mut self, request: RequestId, what: &str) {
         let detail = format!("{what} {}", self.settings.owner);
         self.orders.push_back(Order::WriteEvent {
@@ -473,10 +567,10 @@ impl Dispatcher {
             match cmd {
                 Command::Notify(key) => {
                     if key.channel == Channel::Text && !self.settings.texts {
-                        // "texts are off ([texts] enabled = false)": failed at once, before recording.
-                        self.orders.push_back(Order::SetStatus {
+                        // Failed at once, before recording.
+                        self.orders.push_back(Order::Fail {
                             key,
-                            status: NotificationStatus::Failed,
+                            reason: "texts are off ([texts] enabled = false)".into(),
                         });
                         a.engine.handle(EngineInput::Failed(key), now);
                     } else {
@@ -526,15 +620,17 @@ impl Dispatcher {
         contacts: Vec<Contact>,
         now: Timestamp,
     ) {
-        let Some(caller_call) = self.active.get(&key.request).map(|a| a.caller_call) else {
+        let Some((caller_call, trunk)) = self.active.get(&key.request).map(|a| (a.caller_call, a.trunk)) else {
             return;
         };
         if disabled {
-            // "person is disabled"
-            return self.fail(key, now);
+            return self.fail(key, "person is disabled".into(), now);
         }
         match key.channel {
-            Channel::Text => self.orders.push_back(Order::SendText { key }),
+            Channel::Text => {
+                let contacts = self.dialable(key, trunk, contacts);
+                self.orders.push_back(Order::SendText { key, contacts });
+            }
             Channel::Call if !devices.is_empty() => {
                 // Phones the person registered with OnCall ring together; the first to answer takes it.
                 for device in devices {
@@ -545,24 +641,24 @@ impl Dispatcher {
                     });
                 }
             }
-            Channel::Call => match contacts.into_iter().next() {
+            Channel::Call => match self.dialable(key, trunk, contacts).into_iter().next() {
                 Some(contact) => self.orders.push_back(Order::Page {
                     key,
                     by: PageBy::Contact(contact),
                     caller_call,
                 }),
-                // "no phone number, SIP URI or registered phone"
-                None => self.fail(key, now),
+                None => {
+                    let reason =
+                        "no phone number, SIP URI or registered phone (that the dial plan and the page cap allow)";
+                    self.fail(key, reason.into(), now)
+                }
             },
         }
     }
 
     /// A notification that could not be carried out: marked failed, and the engine told.
-    fn fail(&mut self, key: NotificationKey, now: Timestamp) {
-        self.orders.push_back(Order::SetStatus {
-            key,
-            status: NotificationStatus::Failed,
-        });
+    fn fail(&mut self, key: NotificationKey, reason: String, now: Timestamp) {
+        self.orders.push_back(Order::Fail { key, reason });
         let Some(mut a) = self.active.remove(&key.request) else {
             return;
         };

@@ -1,69 +1,41 @@
 //! Paging (issue 6): phoning whoever is on call for a request a caller opened with "page on-call".
 //!
-//! One tokio task owns the escalation [`Engine`] of every open request this instance runs (in memory;
-//! each one is also saved after every change under a lease this instance renews every 10 s, so that
-//! when it dies, another instance, or this one restarted, takes the escalation over where it was).
-//! It is the thin loop around the sans-IO engine: it feeds it inputs (a request opened, what became
-//! of a call, time passing), carries out its commands, and moves the request through the store:
+//! The thin tokio task around the paging [`Dispatcher`] (`dispatcher.rs`, which makes every
+//! decision: deferral, the page cap, who is paged how, the dial plan, outcomes, stage changes,
+//! leases, heartbeats). It feeds the dispatcher [`Input`]s — from the calls side's
+//! [`PagingEvent`]s and from the results of carrying out its orders — calls `handle_timeout` at
+//! `poll_timeout()`, and carries out every [`Order`] against the store, the call controller
+//! ([`ControllerCommand`], routes from the [`Dialer`]) and the text senders (`texts.rs`).
 //!
-//! - `Notify` by call → look the person up, pick their first contact (a SIP URI is called directly,
-//!   an E.164 number through the first `[[trunks]]` entry), record the notification (the ledger's
-//!   unique key keeps a person from being paged twice for one stage) and ask the call controller to
-//!   place the call ([`ControllerCommand::Page`]).
-//! - The controller reports back ([`Outcome`]): ringing/answered → `Delivered`; the employee pressed 1
-//!   → `Answered` and the request is answered then acknowledged by them; 3, no key or a hang-up before
-//!   accepting → `Declined`; a call that never got answered → `Failed`; 9 → the request is completed.
-//! - `CancelPending` / `Exhausted` → the controller stops every other leg of the request; a stage that
-//!   ends while a phone still rings has that ring cancelled.
+//! What it keeps beside the dispatcher: the caller (as read out) and the message of every request
+//! it runs, what the dispatcher's opaque handles stand for ([`CallerRef`] is the user agent's
+//! [`CallRef`] number; a [`DeviceRef`] a [`RegisteredPhone`] looked up for one notification), and
+//! the people looked up for notifications. It chooses a request's policy
+//! (`redirect::choose_policy`) and loads its message when it begins the escalation.
 //!
+//! The behaviour, for the record (decided in the dispatcher):
 //! - A caller still holding (`caller_call`) is bridged to the employee who presses 1 (see
 //!   `hold_room.rs`); when the escalation is exhausted a holding caller is told nobody is available.
-//!
-//! - `Notify` by text → `texts.rs` sends it (SMS gateway or SIP MESSAGE, [`ControllerCommand::SendText`]);
-//!   its outcome comes back as a `CallResult` (`Ringing` = delivered). Replies come back as
-//!   [`PagingEvent::TextReply`] (the store was already changed by `texts.rs`).
-//!
-//! - Business hours (issue 7 item 2): a request whose call chose a `normal` option after hours (the call row's
-//!   recording kind is `page_when_open`) is not paged when opened: its `page_at` is set to the next opening
-//!   ("deferred until …" in its log). Every heartbeat (and at start-up) the due ones are claimed from the
-//!   store, once across all instances, and their escalation starts then; one acknowledged or completed on
-//!   the web before then stays unpaged.
-//!
-//! - Toll fraud (issue #15 item 4): a phone number is called or texted through the trunk only when the dial
-//!   plan allows it (checked again here, not only when the contact was saved: a contact saved before the rule,
-//!   or written to the database by hand, is skipped with a `dial_plan` event in the request's log and a
-//!   warning; the person's next contact is used, or the notification fails and the escalation moves on). A
-//!   request beyond `[paging] max_pages_per_hour` (`oncall_core::page_cap`) still runs its escalation, but
-//!   only to registered phones and SIP URIs: it places no trunk call and sends no text (`page_cap` event).
+//! - Texts: `texts.rs` sends them (SMS gateway or SIP MESSAGE); their outcome comes back as a
+//!   `CallResult` (`Ringing` = delivered), replies as [`PagingEvent::TextReply`] (the store was
+//!   already changed by `texts.rs`).
+//! - Business hours (issue 7 item 2): a request whose call chose a `normal` option after hours (the
+//!   call row's recording kind is `page_when_open`) pages at the next opening; every heartbeat the
+//!   due ones are claimed from the store, once across all instances.
+//! - Toll fraud (issue #15 item 4): phone numbers the dial plan refuses are skipped (`dial_plan`
+//!   event); a request beyond `[paging] max_pages_per_hour` pages no phone number (`page_cap`).
 
 use crate::config::PagingConfig;
-use oncall_calls::dial::Dialer;
-use oncall_calls::orders::{CallRef, ControllerCommand, Outcome, PageOrder, PagingEvent};
-use oncall_core::escalation::{Command, Engine, Input, NotificationKey, Phase};
-use oncall_core::business_hours::when_to_page;
-use oncall_core::{Actor, Channel, Contact, Millis, OrgId, PageWhen, RecordingKind, RequestId, Store, Timestamp, Urgency};
+use crate::dispatcher::{CallerRef, DeviceRef, Dispatcher, EventKind, Input, NotificationStatus, Order, PageBy, Settings, LEASE};
+use oncall_calls::dial::{Dialer, RegisteredPhone};
+use oncall_calls::orders::{CallRef, ControllerCommand, PageOrder, PagingEvent};
+use oncall_core::escalation::NotificationKey;
+use oncall_core::{Actor, Channel, Millis, OrgId, Person, RecordingKind, RequestId, Store, Timestamp};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-struct Active {
-    engine: Engine,
-    caller: String,
-    caller_call: Option<CallRef>,
-    message: Arc<[i16]>,
-    /// The stage the controller last heard about, to cancel rings of stages that ended.
-    stage: Option<u32>,
-    /// The leg whose employee accepted (or snoozed): it stays up when the others are cancelled.
-    accepted: Option<NotificationKey>,
-    /// Trunk calls and texts allowed (false: the request came beyond `[paging] max_pages_per_hour`).
-    trunk: bool,
-}
-
-/// Request event kinds written here for issue #15 item 4.
-const EVENT_DIAL_PLAN: &str = "dial_plan";
-const EVENT_PAGE_CAP: &str = "page_cap";
 
 pub struct Paging {
     pub store: Store,
@@ -81,28 +53,60 @@ pub struct Paging {
     pub archive: Arc<dyn oncall_recordings::storage::RecordingStore>,
     /// Sends `text` notifications (`[texts]`); `None` fails them.
     pub texts: Option<Arc<crate::texts::Texts>>,
-    /// The requests this instance paged through the trunk in the last hour (`[paging] max_pages_per_hour`).
-    pub page_cap: std::sync::Mutex<oncall_core::page_cap::PageCap>,
 }
 
-/// How long an escalation stays ours without a heartbeat: after a crash, another instance (or
-/// this one restarted) carries it on after at most this long.
-const LEASE: Millis = Millis(30_000);
-/// How often leases are renewed and orphaned escalations looked for.
-const HEARTBEAT: Duration = Duration::from_secs(10);
+/// What a request's pages read out.
+struct Kept {
+    caller: String,
+    message: Arc<[i16]>,
+}
+
+/// The task's state: the dispatcher, and what the wrapper keeps for the orders it carries out.
+struct Run {
+    dispatcher: Dispatcher,
+    /// Every request begun (or taken over) here, until the dispatcher forgets it.
+    requests: HashMap<RequestId, Kept>,
+    /// What a `RequestOpened` event said (caller, message), until the request is begun or deferred.
+    opened: HashMap<RequestId, (String, Option<PathBuf>)>,
+    /// The registered phones behind the handles of a `PersonFound`, until paged.
+    devices: HashMap<DeviceRef, (NotificationKey, RegisteredPhone)>,
+    next_device: u64,
+    /// The people looked up for notifications: their name for the log, their details for a text.
+    people: HashMap<NotificationKey, Person>,
+}
+
+impl Run {
+    fn device(&mut self, key: NotificationKey, phone: RegisteredPhone) -> DeviceRef {
+        self.next_device += 1;
+        let device = DeviceRef(self.next_device);
+        self.devices.insert(device, (key, phone));
+        device
+    }
+
+    fn forget(&mut self, request: RequestId) {
+        self.requests.remove(&request);
+        self.devices.retain(|_, (key, _)| key.request != request);
+        self.people.retain(|key, _| key.request != request);
+    }
+}
+
+/// The user agent's call handle is already an opaque number: the dispatcher's handle is that number.
+fn caller_ref(call: CallRef) -> CallerRef {
+    CallerRef(call.0)
+}
+
+fn call_ref(caller: CallerRef) -> CallRef {
+    CallRef(caller.0)
+}
 
 impl Paging {
     pub async fn run(self, mut events: mpsc::UnboundedReceiver<PagingEvent>) {
         tracing::info!(key_timeout_secs = self.config.key_timeout_secs, trunk = self.dialer.trunk_name().unwrap_or("(none)"), "paging enabled");
-        let mut active: HashMap<RequestId, Active> = HashMap::new();
-        let mut heartbeat = tokio::time::interval(HEARTBEAT);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The first beat (at once) also takes back what this instance held before a restart.
-        let mut restarting = true;
+        let mut run = self.start(Timestamp::now());
         loop {
-            let next = active.values().filter_map(|a| a.engine.poll_timeout()).min();
+            let wake = run.dispatcher.poll_timeout();
             let sleep = async {
-                match next {
+                match wake {
                     Some(t) => tokio::time::sleep(Duration::from_millis((t - Timestamp::now()).0.max(0) as u64)).await,
                     None => std::future::pending().await,
                 }
@@ -110,113 +114,233 @@ impl Paging {
             tokio::select! {
                 ev = events.recv() => {
                     let Some(ev) = ev else { break };
-                    self.on_event(ev, &mut active).await;
+                    self.on_event(&mut run, ev, Timestamp::now()).await;
                 }
-                _ = heartbeat.tick() => {
-                    self.heartbeat(&mut active, restarting).await;
-                    self.page_due_deferred(Timestamp::now(), &mut active).await;
-                    restarting = false;
-                }
-                _ = sleep => {
-                    let now = Timestamp::now();
-                    let due: Vec<RequestId> = active.iter().filter(|(_, a)| a.engine.poll_timeout().is_some_and(|t| t <= now)).map(|(id, _)| *id).collect();
-                    for id in due {
-                        if let Some(mut a) = active.remove(&id) {
-                            a.engine.handle(Input::TimePassed, now);
-                            self.drive(a, &mut active).await;
-                        }
-                    }
-                }
+                _ = sleep => self.on_timeout(&mut run, Timestamp::now()).await,
             }
         }
     }
 
-    async fn on_event(&self, ev: PagingEvent, active: &mut HashMap<RequestId, Active>) {
-        let now = Timestamp::now();
+    /// A dispatcher with this instance's settings, starting at `now` (its first heartbeat at once).
+    fn start(&self, now: Timestamp) -> Run {
+        let settings = Settings {
+            owner: self.owner.clone(),
+            snooze: Millis::seconds(self.config.snooze_secs as i64),
+            texts: self.texts.is_some(),
+            max_pages_per_hour: self.config.max_pages_per_hour,
+            dial_plan: self.store.dial_plan().clone(),
+        };
+        Run { dispatcher: Dispatcher::new(settings, now), requests: HashMap::new(), opened: HashMap::new(), devices: HashMap::new(), next_device: 0, people: HashMap::new() }
+    }
+
+    async fn on_event(&self, run: &mut Run, ev: PagingEvent, now: Timestamp) {
         match ev {
             PagingEvent::RequestOpened { request, caller, recording, caller_call } => {
-                if active.contains_key(&request) || self.defer_if_after_hours(request, now).await {
-                    return;
-                }
-                self.start_escalation(request, &caller, Some(recording), caller_call, now, active).await;
+                self.open(run, request, &caller, Some(recording), caller_call, now).await;
             }
-            PagingEvent::CallResult { key, outcome } => self.on_call_result(key, outcome, now, active).await,
-            PagingEvent::TextReply { request, person, action } => self.on_text_reply(request, person, action, now, active).await,
+            PagingEvent::CallResult { key, outcome } => {
+                tracing::info!(request = %key.request, person = %key.person, stage = key.stage, ?outcome, "page call result");
+                run.dispatcher.handle(Input::Outcome { key, outcome }, now);
+            }
+            PagingEvent::TextReply { request, person, action } => {
+                if run.dispatcher.is_running(request) {
+                    tracing::info!(%request, %person, action = action.as_str(), "text reply applied to the escalation");
+                }
+                run.dispatcher.handle(Input::TextReply { request, person, action }, now);
+            }
         }
+        self.carry_out(run, now).await;
     }
 
-    /// The request's call chose a `normal` option after hours (see the module docs).
+    /// The dispatcher's timeout came: heartbeats and escalation timers.
+    async fn on_timeout(&self, run: &mut Run, now: Timestamp) {
+        run.dispatcher.handle_timeout(now);
+        self.carry_out(run, now).await;
+    }
+
+    /// A "page on-call" request was opened: reads what the dispatcher decides on (whether its call
+    /// chose a normal option, the business hours) and carries the decision out. True when the
+    /// request was deferred to the next opening.
+    async fn open(&self, run: &mut Run, request: RequestId, caller: &str, recording: Option<PathBuf>, caller_call: Option<CallRef>, now: Timestamp) -> bool {
+        if run.dispatcher.is_running(request) {
+            return false;
+        }
+        let normal = self.is_normal_urgency(request).await;
+        // Only a normal request needs the hours; when they cannot be read it pages now rather than lose it.
+        let hours = match normal {
+            true => self.store.business_hours(self.org).await.map(|h| h.map(|s| s.hours)).unwrap_or_else(|e| {
+                tracing::error!(%request, error = %e, "cannot read business hours; paging now");
+                None
+            }),
+            false => None,
+        };
+        run.opened.insert(request, (caller.to_string(), recording));
+        run.dispatcher.handle(Input::RequestOpened { request, caller_call: caller_call.map(caller_ref), normal, hours }, now);
+        let first = run.dispatcher.poll_order();
+        let deferring = matches!(first, Some(Order::Defer { .. }));
+        if let Some(order) = first {
+            self.carry_out_order(run, order, now).await;
+        }
+        self.carry_out(run, now).await;
+        deferring && !run.dispatcher.is_running(request)
+    }
+
+    /// The request's call chose a `normal` option (its recording kind is `page_when_open`).
     async fn is_normal_urgency(&self, request: RequestId) -> bool {
         let Ok(Some(call)) = self.store.request(self.org, request).await.map(|r| r.call) else { return false };
         matches!(self.store.call(self.org, call).await, Ok(c) if c.recording_kind.as_deref() == Some("page_when_open"))
     }
 
-    /// Defers a normal request while the organization is closed; true when it must not be paged now. When
-    /// in doubt (the store fails) it pages now rather than lose the request.
-    async fn defer_if_after_hours(&self, request: RequestId, now: Timestamp) -> bool {
-        if !self.is_normal_urgency(request).await {
-            return false;
-        }
-        let hours = match self.store.business_hours(self.org).await {
-            Ok(h) => h.map(|s| s.hours),
-            Err(e) => {
-                tracing::error!(%request, error = %e, "cannot read business hours; paging now");
-                return false;
-            }
-        };
-        let (PageWhen::At(at), Some(hours)) = (when_to_page(Urgency::Normal, hours.as_ref(), now), hours.as_ref()) else { return false };
-        let detail = format!("deferred until {} {} (normal urgency, after business hours)", hours.local(at).format("%Y-%m-%d %H:%M"), hours.time_zone);
-        match self.store.defer_request(self.org, request, at, &detail, now).await {
-            Ok(true) => {
-                tracing::info!(%request, page_at = %at, "after hours: the request pages when business hours start");
-                true
-            }
-            Ok(false) => {
-                tracing::info!(%request, "after hours: the request was already taken; not paged");
-                true
-            }
-            Err(e) => {
-                tracing::error!(%request, error = %e, "cannot defer the request; paging now");
-                false
-            }
+    /// Carries out the dispatcher's orders, and those they lead to, until there are none.
+    async fn carry_out(&self, run: &mut Run, now: Timestamp) {
+        while let Some(order) = run.dispatcher.poll_order() {
+            self.carry_out_order(run, order, now).await;
         }
     }
 
-    /// Starts the escalation of the deferred requests due at `now` (claimed once across instances).
-    async fn page_due_deferred(&self, now: Timestamp, active: &mut HashMap<RequestId, Active>) {
-        let due = match self.store.claim_due_deferred(self.org, now).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot look for deferred requests");
-                return;
+    async fn carry_out_order(&self, run: &mut Run, order: Order, now: Timestamp) {
+        match order {
+            Order::Defer { request, at, detail, caller_call } => match self.store.defer_request(self.org, request, at, &detail, now).await {
+                Ok(deferred) => {
+                    match deferred {
+                        true => tracing::info!(%request, page_at = %at, "after hours: the request pages when business hours start"),
+                        false => tracing::info!(%request, "after hours: the request was already taken; not paged"),
+                    }
+                    // Its caller is long gone by the opening: it is begun from what the store has.
+                    run.opened.remove(&request);
+                }
+                Err(e) => {
+                    tracing::error!(%request, error = %e, "cannot defer the request; paging now");
+                    run.dispatcher.handle(Input::DeferFailed { request, caller_call }, now);
+                }
+            },
+            Order::Begin { request, caller_call } => self.begin(run, request, caller_call, now).await,
+            Order::Notify { key } => {
+                if let Err(reason) = self.look_up(run, key, now).await {
+                    run.dispatcher.handle(Input::NotifyFailed { key, reason }, now);
+                }
             }
-        };
-        for request in due {
-            if active.contains_key(&request) {
-                continue;
+            Order::Page { key, by, caller_call } => {
+                if let Err(reason) = self.page(run, key, by, caller_call).await {
+                    run.dispatcher.handle(Input::NotifyFailed { key, reason }, now);
+                }
             }
-            let caller = self.store.request(self.org, request).await.map(|r| r.caller).unwrap_or_default();
-            let recording = match self.store.recordings_for_request(self.org, request).await {
-                Ok(list) => list.into_iter().find(|r| r.kind == RecordingKind::Message).map(|r| self.recordings_root.join(r.storage_key)),
-                Err(_) => None,
-            };
-            tracing::info!(%request, "business hours started: paging the deferred request");
-            self.start_escalation(request, &caller, recording, None, now, active).await;
+            Order::SendText { key, contacts } => {
+                if let Err(reason) = self.send_text(run, key, contacts).await {
+                    run.dispatcher.handle(Input::NotifyFailed { key, reason }, now);
+                }
+            }
+            Order::EndCalls { request, keep } => {
+                tracing::info!(%request, "escalation ended: cancelling the other calls");
+                let _ = self.controller.send(ControllerCommand::CancelRequest { request, keep });
+            }
+            Order::EndStage { request, stage } => {
+                tracing::info!(%request, stage, "escalation moved to the next stage");
+                let _ = self.controller.send(ControllerCommand::CancelStale { request, stage });
+            }
+            Order::ReleaseCaller { caller } => {
+                let _ = self.controller.send(ControllerCommand::ReleaseCaller { caller: call_ref(caller) });
+            }
+            Order::Fail { key, reason } => {
+                tracing::warn!(request = %key.request, person = %key.person, stage = key.stage, %reason, "notification failed");
+                let _ = self.store.set_notification_status(self.org, &key, NotificationStatus::Failed.as_str(), now).await;
+            }
+            Order::SetStatus { key, status } => {
+                if status == NotificationStatus::Snoozed {
+                    tracing::info!(request = %key.request, person = %key.person, snooze_secs = self.config.snooze_secs, "snoozed: the step is paged again then");
+                }
+                if let Err(e) = self.store.set_notification_status(self.org, &key, status.as_str(), now).await {
+                    tracing::warn!(request = %key.request, error = %e, "cannot update the notification status");
+                }
+            }
+            Order::MarkAnswered { request, person } => {
+                if let Err(e) = self.store.mark_answered(self.org, request, person, now).await {
+                    tracing::debug!(%request, error = %e, "not marked answered");
+                }
+            }
+            Order::Acknowledge { request, person } => match self.store.acknowledge(self.org, request, Actor::Person(person), now).await {
+                Ok(()) => tracing::info!(%request, %person, "request acknowledged by the employee"),
+                Err(e) => tracing::warn!(%request, %person, error = %e, "cannot acknowledge (someone else took it?)"),
+            },
+            Order::Complete { request, person } => match self.store.complete(self.org, request, Actor::Person(person), now).await {
+                Ok(()) => tracing::info!(%request, %person, "request completed by the employee"),
+                Err(e) => tracing::warn!(%request, error = %e, "cannot complete the request"),
+            },
+            Order::MarkExhausted { request } => {
+                tracing::warn!(%request, "escalation exhausted: nobody took the request");
+                if let Err(e) = self.store.mark_exhausted(self.org, request, now).await {
+                    tracing::warn!(%request, error = %e, "cannot mark the request exhausted");
+                }
+            }
+            Order::WriteEvent { request, kind, detail } => {
+                match kind {
+                    EventKind::PageCap => tracing::warn!(%request, max_pages_per_hour = self.config.max_pages_per_hour, "page cap reached: this request places no trunk call and sends no text"),
+                    EventKind::DialPlan => tracing::warn!(%request, %detail, "not dialled: the dial plan refuses the number"),
+                    EventKind::Policy | EventKind::Instance => {}
+                }
+                if let Err(e) = self.store.append_event(self.org, request, Actor::System, kind.as_str(), &detail, now).await {
+                    tracing::warn!(%request, error = %e, kind = kind.as_str(), "cannot write to the request's log");
+                }
+            }
+            Order::Save { engine } => {
+                let request = engine.request();
+                match self.store.hold_escalation(self.org, &engine, &self.owner, LEASE, now).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(%request, "another instance took this escalation over (our lease had expired); leaving it to them");
+                        return run.dispatcher.handle(Input::LeaseLost { request }, now);
+                    }
+                    Err(e) => tracing::warn!(%request, error = %e, "cannot save the escalation"),
+                }
+                if engine.phase().is_finished() {
+                    tracing::info!(%request, phase = ?engine.phase(), "escalation finished");
+                }
+            }
+            Order::RenewLeases => {
+                if let Err(e) = self.store.renew_escalation_leases(self.org, &self.owner, LEASE, now).await {
+                    tracing::warn!(error = %e, "cannot renew escalation leases");
+                }
+            }
+            Order::ClaimOrphans { include_own } => self.take_over(run, include_own, now).await,
+            Order::ClaimDueDeferred => match self.store.claim_due_deferred(self.org, now).await {
+                Ok(requests) => {
+                    for request in requests.iter().filter(|r| !run.dispatcher.is_running(**r)) {
+                        tracing::info!(%request, "business hours started: paging the deferred request");
+                    }
+                    run.dispatcher.handle(Input::DeferredDue { requests }, now);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot look for deferred requests"),
+            },
+            Order::Forget { request } => run.forget(request),
         }
     }
 
-    /// Begins the escalation of `request` and carries out its first commands. The policy is the first
-    /// enabled one, or, for a call dialled as `oncall-<schedule>-bridge`, the one that pages that
-    /// schedule soonest (`redirect::choose_policy`; the choice goes to the request's log).
-    async fn start_escalation(
-        &self,
-        request: RequestId,
-        caller: &str,
-        recording: Option<PathBuf>,
-        caller_call: Option<CallRef>,
-        now: Timestamp,
-        active: &mut HashMap<RequestId, Active>,
-    ) {
+    /// The caller and the message recording of a request, from the store (a deferred or
+    /// taken-over request: the call that opened it is gone).
+    async fn stored_caller(&self, request: RequestId) -> (String, Option<PathBuf>) {
+        let caller = self.store.request(self.org, request).await.map(|r| r.caller).unwrap_or_default();
+        let recording = match self.store.recordings_for_request(self.org, request).await {
+            Ok(list) => list.into_iter().find(|r| r.kind == RecordingKind::Message).map(|r| self.recordings_root.join(r.storage_key)),
+            Err(_) => None,
+        };
+        (caller, recording)
+    }
+
+    async fn message(&self, request: RequestId, recording: Option<PathBuf>) -> Arc<[i16]> {
+        match recording {
+            Some(path) => oncall_recordings::access::load_message(request, path, &self.recordings_root, &*self.archive).await,
+            None => Arc::from(Vec::new()),
+        }
+    }
+
+    /// Begins the escalation of `request` (`Order::Begin`). The policy is the first enabled one, or,
+    /// for a call dialled as `oncall-<schedule>-bridge`, the one that pages that schedule soonest
+    /// (`redirect::choose_policy`; the choice goes to the request's log).
+    async fn begin(&self, run: &mut Run, request: RequestId, caller_call: Option<CallerRef>, now: Timestamp) {
+        let (caller, recording) = match run.opened.remove(&request) {
+            Some(opened) => opened,
+            None => self.stored_caller(request).await,
+        };
         let policies = match self.store.list_policies(self.org).await {
             Ok(list) => list,
             Err(e) => {
@@ -250,7 +374,7 @@ impl Paging {
             return;
         };
         let dialled = key.map(|k| format!("oncall-{k}")).unwrap_or_default();
-        let event = match choice {
+        let policy_note = match choice {
             PolicyChoice::Schedule { schedule, .. } => {
                 tracing::info!(%request, policy = %policy.name, schedule = %schedule.name, %dialled, "bridge call: paging with the policy that pages its schedule");
                 Some(format!("paged with policy {} (dialled {dialled})", policy.name))
@@ -261,10 +385,7 @@ impl Paging {
             }
             PolicyChoice::Default(_) | PolicyChoice::Nothing => None,
         };
-        let message = match recording {
-            Some(path) => oncall_recordings::access::load_message(request, path, &self.recordings_root, &*self.archive).await,
-            None => Arc::from(Vec::new()),
-        };
+        let message = self.message(request, recording).await;
         let engine = match self.store.begin_escalation(self.org, request, policy.id, now).await {
             Ok(e) => e,
             Err(e) => {
@@ -272,164 +393,15 @@ impl Paging {
                 return;
             }
         };
-        if let Some(detail) = event {
-            if let Err(e) = self.store.append_event(self.org, request, Actor::System, "policy", &detail, now).await {
-                tracing::warn!(%request, error = %e, "cannot log the escalation policy");
-            }
-        }
-        self.log_instance(request, "escalation run by instance", now).await;
-        let trunk = self.admit_page(request, now).await;
         tracing::info!(%request, policy = %policy.name, message_secs = message.len() as f64 / 8000.0, "escalation started");
-        let a = Active { engine, caller: announce_caller(caller), caller_call, message, stage: None, accepted: None, trunk };
-        self.drive(a, active).await;
+        run.requests.insert(request, Kept { caller: announce_caller(&caller), message });
+        run.dispatcher.handle(Input::EscalationBegun { engine: Box::new(engine), caller_call, policy_note }, now);
     }
 
-    async fn on_call_result(&self, key: NotificationKey, outcome: Outcome, now: Timestamp, active: &mut HashMap<RequestId, Active>) {
-        let person = key.person;
-        let request = key.request;
-        tracing::info!(%request, %person, stage = key.stage, ?outcome, "page call result");
-        let status = match &outcome {
-            Outcome::Ringing if key.channel == Channel::Text => "delivered",
-            Outcome::Ringing => "ringing",
-            Outcome::Answered => "answered",
-            Outcome::Accepted => "accepted",
-            Outcome::Declined => "declined",
-            Outcome::Completed => "completed",
-            Outcome::EscalateNow => "escalated",
-            Outcome::Snooze => "snoozed",
-            Outcome::Failed(_) => "failed",
-        };
-        if let Err(e) = self.store.set_notification_status(self.org, &key, status, now).await {
-            tracing::warn!(%request, error = %e, "cannot update the notification status");
-        }
-        // Store transitions first: they hold even when the escalation has already finished.
-        match &outcome {
-            Outcome::Accepted => {
-                // notifying → answered → acknowledged. From exhausted only the acknowledgement applies.
-                if let Err(e) = self.store.mark_answered(self.org, request, person, now).await {
-                    tracing::debug!(%request, error = %e, "not marked answered");
-                }
-                match self.store.acknowledge(self.org, request, Actor::Person(person), now).await {
-                    Ok(()) => tracing::info!(%request, %person, "request acknowledged by the employee"),
-                    Err(e) => tracing::warn!(%request, %person, error = %e, "cannot acknowledge (someone else took it?)"),
-                }
-            }
-            Outcome::Completed => match self.store.complete(self.org, request, Actor::Person(person), now).await {
-                Ok(()) => tracing::info!(%request, %person, "request completed by the employee"),
-                Err(e) => tracing::warn!(%request, error = %e, "cannot complete the request"),
-            },
-            _ => {}
-        }
-        let Some(mut a) = active.remove(&request) else { return };
-        let input = match outcome {
-            Outcome::Ringing | Outcome::Answered => Input::Delivered(key),
-            Outcome::Accepted => {
-                a.accepted = Some(key);
-                Input::Answered { person }
-            }
-            Outcome::Declined => Input::Declined { person },
-            Outcome::Failed(_) => Input::Failed(key),
-            Outcome::Completed => Input::TimePassed,
-            Outcome::EscalateNow => Input::EscalateNow { person },
-            Outcome::Snooze => {
-                // The snoozing employee's own call stays up to hear "snoozed".
-                a.accepted = Some(key);
-                let until = now + Millis::seconds(self.config.snooze_secs as i64);
-                tracing::info!(%request, %person, snooze_secs = self.config.snooze_secs, "snoozed: the step is paged again then");
-                Input::Snooze { person, until }
-            }
-        };
-        a.engine.handle(input, now);
-        self.drive(a, active).await;
-    }
-
-    async fn on_text_reply(
-        &self,
-        request: RequestId,
-        person: oncall_core::PersonId,
-        action: oncall_core::text_reply::ReplyAction,
-        now: Timestamp,
-        active: &mut HashMap<RequestId, Active>,
-    ) {
-        use oncall_core::text_reply::ReplyAction;
-        let Some(mut a) = active.remove(&request) else { return };
-        let input = match action {
-            ReplyAction::Acknowledge => Input::Acknowledged { by: Actor::Person(person) },
-            // Completed in the store; the engine only needs to notice it is over.
-            ReplyAction::Complete => Input::Acknowledged { by: Actor::Person(person) },
-            ReplyAction::EscalateNow => Input::EscalateNow { person },
-            ReplyAction::Snooze => Input::Snooze { person, until: now + Millis::seconds(self.config.snooze_secs as i64) },
-        };
-        tracing::info!(%request, %person, action = action.as_str(), "text reply applied to the escalation");
-        a.engine.handle(input, now);
-        self.drive(a, active).await;
-    }
-
-    /// Carries out the engine's commands, tells the controller about a stage change, saves the
-    /// engine, and keeps it while it may still issue commands.
-    async fn drive(&self, mut a: Active, active: &mut HashMap<RequestId, Active>) {
-        let request = a.engine.request();
-        while let Some(cmd) = a.engine.poll_command() {
-            let now = Timestamp::now();
-            match cmd {
-                Command::Notify(key) => {
-                    if let Err(reason) = self.notify(&a, key, now).await {
-                        tracing::warn!(%request, person = %key.person, stage = key.stage, %reason, "notification failed");
-                        let _ = self.store.set_notification_status(self.org, &key, "failed", now).await;
-                        a.engine.handle(Input::Failed(key), now);
-                    }
-                }
-                Command::CancelPending { request } => {
-                    tracing::info!(%request, "escalation ended: cancelling the other calls");
-                    let _ = self.controller.send(ControllerCommand::CancelRequest { request, keep: a.accepted });
-                }
-                Command::Exhausted { request } => {
-                    tracing::warn!(%request, "escalation exhausted: nobody took the request");
-                    if let Err(e) = self.store.mark_exhausted(self.org, request, now).await {
-                        tracing::warn!(%request, error = %e, "cannot mark the request exhausted");
-                    }
-                    let _ = self.controller.send(ControllerCommand::CancelRequest { request, keep: None });
-                    if let Some(caller) = a.caller_call {
-                        let _ = self.controller.send(ControllerCommand::ReleaseCaller { caller });
-                    }
-                }
-            }
-        }
-        let stage = match a.engine.phase() {
-            Phase::Step { stage, .. } | Phase::LastResort { stage, .. } => Some(stage),
-            _ => None,
-        };
-        if let (Some(old), Some(new)) = (a.stage, stage) {
-            if new != old {
-                tracing::info!(%request, stage = new, "escalation moved to the next stage");
-                let _ = self.controller.send(ControllerCommand::CancelStale { request, stage: new });
-            }
-        }
-        a.stage = stage.or(a.stage);
-        match self.store.hold_escalation(self.org, &a.engine, &self.owner, LEASE, Timestamp::now()).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(%request, "another instance took this escalation over (our lease had expired); leaving it to them");
-                return;
-            }
-            Err(e) => tracing::warn!(%request, error = %e, "cannot save the escalation"),
-        }
-        if a.engine.phase().is_finished() {
-            tracing::info!(%request, phase = ?a.engine.phase(), "escalation finished");
-        } else {
-            active.insert(request, a);
-        }
-    }
-
-    /// Renews the leases of the escalations this instance runs, and takes over those nobody runs
-    /// (their instance died, or, when `restarting`, this one before it restarted): each resumes
-    /// where it was saved.
-    async fn heartbeat(&self, active: &mut HashMap<RequestId, Active>, restarting: bool) {
-        let now = Timestamp::now();
-        if let Err(e) = self.store.renew_escalation_leases(self.org, &self.owner, LEASE, now).await {
-            tracing::warn!(error = %e, "cannot renew escalation leases");
-        }
-        let claimed = match self.store.claim_orphaned_escalations(self.org, &self.owner, now, LEASE, 100, restarting).await {
+    /// Claims the escalations nobody runs (their instance died, or, with `include_own`, this one
+    /// before it restarted) and hands them to the dispatcher, which resumes each where it was saved.
+    async fn take_over(&self, run: &mut Run, include_own: bool, now: Timestamp) {
+        let claimed = match self.store.claim_orphaned_escalations(self.org, &self.owner, now, LEASE, 100, include_own).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot look for orphaned escalations");
@@ -438,45 +410,21 @@ impl Paging {
         };
         for work in claimed {
             let request = work.request;
-            if active.contains_key(&request) {
+            if run.dispatcher.is_running(request) {
                 continue;
             }
-            let caller = self.store.request(self.org, request).await.map(|r| r.caller).unwrap_or_default();
-            let message_path = match self.store.recordings_for_request(self.org, request).await {
-                Ok(list) => list.into_iter().find(|r| r.kind == RecordingKind::Message).map(|r| self.recordings_root.join(r.storage_key)),
-                Err(_) => None,
-            };
-            let message = match message_path {
-                Some(path) => oncall_recordings::access::load_message(request, path, &self.recordings_root, &*self.archive).await,
-                None => Arc::from(Vec::new()),
-            };
+            let (caller, recording) = self.stored_caller(request).await;
+            let message = self.message(request, recording).await;
             tracing::info!(%request, owner = %self.owner, phase = ?work.engine.phase(), "escalation taken over");
-            self.log_instance(request, "escalation taken over by instance", now).await;
-            let mut engine = work.engine;
-            engine.handle(Input::TimePassed, Timestamp::now());
-            // A request capped by the instance that started it stays capped (its log says so).
-            let capped = self.store.request_events(self.org, request).await.map(|log| log.iter().any(|e| e.kind == EVENT_PAGE_CAP)).unwrap_or(false);
-            let a = Active { engine, caller: announce_caller(&caller), caller_call: None, message, stage: None, accepted: None, trunk: !capped };
-            self.drive(a, active).await;
+            let capped = self.store.request_events(self.org, request).await.map(|log| log.iter().any(|e| e.kind == EventKind::PageCap.as_str())).unwrap_or(false);
+            run.requests.insert(request, Kept { caller: announce_caller(&caller), message });
+            run.dispatcher.handle(Input::TakenOver { engine: Box::new(work.engine), capped }, now);
         }
     }
 
-    /// Writes which instance drives the request into its event log (several instances share the database).
-    async fn log_instance(&self, request: RequestId, what: &str, now: Timestamp) {
-        let detail = format!("{what} {}", self.owner);
-        if let Err(e) = self.store.append_event(self.org, request, Actor::System, "instance", &detail, now).await {
-            tracing::warn!(%request, error = %e, "cannot write the instance to the request's log");
-        }
-    }
-
-    /// Records the notification and orders the call; `Err` with why when it cannot be placed.
-    async fn notify(&self, a: &Active, key: NotificationKey, now: Timestamp) -> Result<(), String> {
-        if key.channel == Channel::Text {
-            return self.notify_text(a, key, now).await;
-        }
-        if key.channel != Channel::Call {
-            return Err(format!("channel {} is not supported yet", key.channel));
-        }
+    /// Records the notification (`Order::Notify`) and tells the dispatcher who the person is and
+    /// which phones they registered; `Err` with why when it cannot.
+    async fn look_up(&self, run: &mut Run, key: NotificationKey, now: Timestamp) -> Result<(), String> {
         match self.store.record_notification(self.org, &key, now).await {
             Ok(true) => {}
             Ok(false) => {
@@ -486,86 +434,45 @@ impl Paging {
             Err(e) => return Err(format!("cannot record the notification: {e}")),
         }
         let person = self.store.person(self.org, key.person).await.map_err(|e| format!("cannot load the person: {e}"))?;
-        if person.disabled {
-            return Err("person is disabled".into());
-        }
-        // Phones the person registered with OnCall ring together, and cost nothing per call; the first
-        // to answer takes the page and the controller cancels the others.
-        let phones = self.dialer.registered_phones(key.person);
-        if !phones.is_empty() {
-            for p in phones {
-                tracing::info!(request = %key.request, person = %key.person, name = %person.name, stage = key.stage, contact = %p.contact, source = %p.source, "paging a registered phone");
-                let order = PageOrder { key, route: p.route, caller: a.caller.clone(), message: a.message.clone(), caller_call: a.caller_call };
-                self.controller.send(ControllerCommand::Page(order)).map_err(|_| "the call controller has stopped".to_string())?;
+        let devices = match key.channel {
+            Channel::Call => self.dialer.registered_phones(key.person).into_iter().map(|p| run.device(key, p)).collect(),
+            Channel::Text => Vec::new(),
+        };
+        let input = Input::PersonFound { key, disabled: person.disabled, devices, contacts: person.contacts.clone() };
+        run.people.insert(key, person);
+        run.dispatcher.handle(input, now);
+        Ok(())
+    }
+
+    /// Asks the call controller to place one call of a notification (`Order::Page`).
+    async fn page(&self, run: &mut Run, key: NotificationKey, by: PageBy, caller_call: Option<CallerRef>) -> Result<(), String> {
+        // Forgotten meanwhile (the escalation ended while the person was looked up): nothing to page.
+        let Some(kept) = run.requests.get(&key.request) else { return Ok(()) };
+        let (caller, message) = (kept.caller.clone(), kept.message.clone());
+        let name = run.people.get(&key).map(|p| p.name.clone()).unwrap_or_default();
+        let route = match by {
+            PageBy::Device(device) => {
+                let Some((_, phone)) = run.devices.remove(&device) else { return Ok(()) };
+                tracing::info!(request = %key.request, person = %key.person, %name, stage = key.stage, contact = %phone.contact, source = %phone.source, "paging a registered phone");
+                phone.route
             }
-            return Ok(());
-        }
-        let contacts = self.dialable(a, key, &person.contacts, now).await;
-        let contact = contacts.first().ok_or("no phone number, SIP URI or registered phone (that the dial plan and the page cap allow)")?;
-        let route = self.dialer.route(contact, "").await?;
-        tracing::info!(request = %key.request, person = %key.person, name = %person.name, stage = key.stage, target = %route.target, via = %route.next_hop(), "paging by phone");
-        let order = PageOrder { key, route, caller: a.caller.clone(), message: a.message.clone(), caller_call: a.caller_call };
+            PageBy::Contact(contact) => {
+                let route = self.dialer.route(&contact, "").await?;
+                tracing::info!(request = %key.request, person = %key.person, %name, stage = key.stage, target = %route.target, via = %route.next_hop(), "paging by phone");
+                route
+            }
+        };
+        let order = PageOrder { key, route, caller, message, caller_call: caller_call.map(call_ref) };
         self.controller.send(ControllerCommand::Page(order)).map_err(|_| "the call controller has stopped".to_string())
     }
-}
 
-impl Paging {
-    /// A `text` notification: recorded like a call's (never twice per stage), then sent by `texts.rs`.
-    async fn notify_text(&self, a: &Active, key: NotificationKey, now: Timestamp) -> Result<(), String> {
-        let texts = self.texts.as_ref().ok_or("texts are off ([texts] enabled = false)")?;
-        match self.store.record_notification(self.org, &key, now).await {
-            Ok(true) => {}
-            Ok(false) => return Ok(()),
-            Err(e) => return Err(format!("cannot record the notification: {e}")),
-        }
-        let mut person = self.store.person(self.org, key.person).await.map_err(|e| format!("cannot load the person: {e}"))?;
-        if person.disabled {
-            return Err("person is disabled".into());
-        }
-        // Texts to a number the dial plan refuses, or beyond the page cap, are not sent (a SIP URI still is).
-        person.contacts = self.dialable(a, key, &person.contacts, now).await;
-        texts.send_notification(key, &person, &a.caller).await
-    }
-
-    /// Counts a request starting to page against `[paging] max_pages_per_hour`; false (logged in the request
-    /// and as a warning) when it is beyond the cap and must not use the trunk.
-    async fn admit_page(&self, request: RequestId, now: Timestamp) -> bool {
-        use oncall_core::page_cap::CapVerdict;
-        let verdict = self.page_cap.lock().map(|mut cap| cap.admit(self.config.max_pages_per_hour, now)).unwrap_or(CapVerdict::Page);
-        let CapVerdict::Capped { max } = verdict else { return true };
-        tracing::warn!(%request, max_pages_per_hour = max, "page cap reached: this request places no trunk call and sends no text");
-        let detail = format!("{max} requests already paged in the last hour ([paging] max_pages_per_hour): no trunk calls or texts for this request; registered phones and SIP URIs are still paged");
-        if let Err(e) = self.store.append_event(self.org, request, Actor::System, EVENT_PAGE_CAP, &detail, now).await {
-            tracing::warn!(%request, error = %e, "cannot log the page cap");
-        }
-        false
-    }
-
-    /// The contacts a notification may use: phone numbers only when the request may use the trunk and the dial
-    /// plan allows them (each one skipped is logged in the request); SIP URIs always.
-    async fn dialable(&self, a: &Active, key: NotificationKey, contacts: &[Contact], now: Timestamp) -> Vec<Contact> {
-        let mut kept = Vec::with_capacity(contacts.len());
-        for c in contacts {
-            let Contact::Phone(number) = c else {
-                kept.push(c.clone());
-                continue;
-            };
-            let refusal = match self.store.dial_plan().check(number) {
-                Err(r) => r.to_string(),
-                // The page cap has already been logged once for the whole request.
-                Ok(()) if !a.trunk => continue,
-                Ok(()) => {
-                    kept.push(c.clone());
-                    continue;
-                }
-            };
-            tracing::warn!(request = %key.request, person = %key.person, stage = key.stage, %refusal, "not dialled: the dial plan refuses the number");
-            let detail = format!("{number} ({}) not {}: {refusal}", key.person, if key.channel == Channel::Text { "texted" } else { "called" });
-            if let Err(e) = self.store.append_event(self.org, key.request, Actor::System, EVENT_DIAL_PLAN, &detail, now).await {
-                tracing::warn!(request = %key.request, error = %e, "cannot log the dial plan refusal");
-            }
-        }
-        kept
+    /// Sends a text notification (`Order::SendText`) to the contacts the dispatcher allowed.
+    async fn send_text(&self, run: &mut Run, key: NotificationKey, contacts: Vec<oncall_core::Contact>) -> Result<(), String> {
+        // Not reached without senders (the dispatcher's `texts` setting says whether there are).
+        let texts = self.texts.as_ref().ok_or("no text senders")?;
+        let (Some(person), Some(kept)) = (run.people.get(&key), run.requests.get(&key.request)) else { return Ok(()) };
+        let person = Person { contacts, ..person.clone() };
+        texts.send_notification(key, &person, &kept.caller).await
     }
 }
 
@@ -629,24 +536,23 @@ mod tests {
             recordings_root: PathBuf::from("/nowhere"),
             archive: Arc::new(oncall_recordings::storage::LocalStore::new("/nowhere")),
             texts: None,
-            page_cap: Default::default(),
         };
-        let mut active = HashMap::new();
+        let mut run = paging.start(night);
+        let caller = "sip:+33100000000@example.net";
 
-        let urgent = open_request("page").await;
-        assert!(!paging.defer_if_after_hours(urgent, night).await, "urgent pages at any hour");
         let normal = open_request("page_when_open").await;
-        assert!(paging.defer_if_after_hours(normal, night).await, "normal waits at 02:00");
+        assert!(paging.open(&mut run, normal, caller, None, None, night).await, "normal waits at 02:00");
         assert_eq!(store.deferred_until(org, normal).await.unwrap(), Some(paris(31, 8, 0)));
         let log = store.request_events(org, normal).await.unwrap();
         assert!(log.iter().any(|e| e.detail.starts_with("deferred until 2026-03-31 08:00 Europe/Paris")), "{log:?}");
         let handled = open_request("page_when_open").await;
-        assert!(paging.defer_if_after_hours(handled, night).await);
+        assert!(paging.open(&mut run, handled, caller, None, None, night).await);
         store.acknowledge(org, handled, Actor::System, paris(31, 7, 0)).await.unwrap();
 
-        paging.page_due_deferred(paris(31, 7, 59), &mut active).await;
-        assert!(rx.try_recv().is_err() && active.is_empty(), "nothing before opening");
-        paging.page_due_deferred(paris(31, 8, 0), &mut active).await;
+        // The heartbeat claims the due ones.
+        paging.on_timeout(&mut run, paris(31, 7, 59)).await;
+        assert!(rx.try_recv().is_err() && run.dispatcher.is_idle(), "nothing before opening");
+        paging.on_timeout(&mut run, paris(31, 8, 0)).await;
         match rx.try_recv() {
             Ok(ControllerCommand::Page(order)) => {
                 assert_eq!((order.key.request, order.key.person), (normal, erin));
@@ -656,11 +562,14 @@ mod tests {
         }
         assert!(rx.try_recv().is_err(), "the acknowledged request is not paged");
         assert_eq!(store.request(org, normal).await.unwrap().state.status(), oncall_core::RequestStatus::Notifying);
-        paging.page_due_deferred(paris(31, 8, 1), &mut active).await;
+        paging.on_timeout(&mut run, paris(31, 8, 1)).await;
         assert!(rx.try_recv().is_err(), "paged once");
         // During business hours a normal request is not deferred.
         let daytime = open_request("page_when_open").await;
-        assert!(!paging.defer_if_after_hours(daytime, paris(31, 10, 0)).await);
+        assert!(!paging.open(&mut run, daytime, caller, None, None, paris(31, 10, 0)).await);
+        // Opened last: it begins paging at once, which would fill the channel checked above.
+        let urgent = open_request("page").await;
+        assert!(!paging.open(&mut run, urgent, caller, None, None, night).await, "urgent pages at any hour");
     }
 
     /// A request whose call was dialled as `oncall-night-bridge` pages Night's on-call person through the policy
@@ -716,9 +625,8 @@ mod tests {
             recordings_root: PathBuf::from("/nowhere"),
             archive: Arc::new(oncall_recordings::storage::LocalStore::new("/nowhere")),
             texts: None,
-            page_cap: Default::default(),
         };
-        let mut active = HashMap::new();
+        let mut run = paging.start(now);
         let mut paged = |request| {
             let mut people = vec![];
             while let Ok(cmd) = rx.try_recv() {
@@ -738,12 +646,12 @@ mod tests {
         };
 
         let bridged = open_request("sip:OnCall-Night-Bridge@127.0.0.1:5060").await;
-        paging.start_escalation(bridged, "+33100000000", None, None, now, &mut active).await;
+        paging.open(&mut run, bridged, "+33100000000", None, None, now).await;
         assert_eq!(paged(bridged), vec![frank], "Night's on-call person, through Night desk");
         assert_eq!(policy_log(bridged).await, vec!["paged with policy Night desk (dialled oncall-Night-Bridge)"]);
 
         let fallback = open_request("sip:oncall-weekend-bridge@127.0.0.1").await;
-        paging.start_escalation(fallback, "+33100000000", None, None, now, &mut active).await;
+        paging.open(&mut run, fallback, "+33100000000", None, None, now).await;
         assert_eq!(paged(fallback), vec![erin], "no policy pages Weekend: Main");
         assert_eq!(
             policy_log(fallback).await,
@@ -751,7 +659,7 @@ mod tests {
         );
 
         let ordinary = open_request("sip:100@127.0.0.1").await;
-        paging.start_escalation(ordinary, "+33100000000", None, None, now, &mut active).await;
+        paging.open(&mut run, ordinary, "+33100000000", None, None, now).await;
         assert_eq!(paged(ordinary), vec![erin]);
         assert!(policy_log(ordinary).await.is_empty());
     }
@@ -787,9 +695,8 @@ mod tests {
             recordings_root: PathBuf::from("/nowhere"),
             archive: Arc::new(oncall_recordings::storage::LocalStore::new("/nowhere")),
             texts: None,
-            page_cap: Default::default(),
         };
-        let mut active = HashMap::new();
+        let mut run = paging.start(now);
         let mut orders = || {
             let mut out = vec![];
             while let Ok(cmd) = rx.try_recv() {
@@ -805,7 +712,7 @@ mod tests {
         };
 
         let first = store.create_request(org, &oncall_core::NewRequest { caller: "+15550100".into(), summary: "leak".into(), call: None }, now).await.unwrap();
-        paging.start_escalation(first, "+15550100", None, None, now, &mut active).await;
+        paging.open(&mut run, first, "+15550100", None, None, now).await;
         assert_eq!(orders(), vec![(erin, "sip:+442079460100@127.0.0.1:5999".to_string(), true)], "Mallory's +882 is skipped, Erin is called through the trunk");
         let log = events(first, "dial_plan").await;
         assert_eq!(log.len(), 1, "{log:?}");
@@ -813,7 +720,7 @@ mod tests {
 
         // The cap of 1 is used: the next request pages Erin's SIP URI only.
         let second = store.create_request(org, &oncall_core::NewRequest { caller: "+15550101".into(), summary: "leak".into(), call: None }, now + Millis(1000)).await.unwrap();
-        paging.start_escalation(second, "+15550101", None, None, now + Millis(1000), &mut active).await;
+        paging.open(&mut run, second, "+15550101", None, None, now + Millis(1000)).await;
         assert_eq!(orders(), vec![(erin, "sip:erin@127.0.0.1:5998".to_string(), false)], "no trunk call beyond the cap");
         let capped = events(second, "page_cap").await;
         assert!(capped.len() == 1 && capped[0].contains("[paging] max_pages_per_hour"), "{capped:?}");

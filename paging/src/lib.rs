@@ -1,5 +1,6 @@
-//! OnCall's paging application, first step: the **paging dispatcher**, a sans-IO core between
-//! what happens to pages and the domain's escalation engine (`oncall_core::escalation::Engine`).
+//! OnCall's paging application: the **paging dispatcher**, a sans-IO core between what happens to
+//! pages and the domain's escalation engine (`oncall_core::escalation::Engine`), and the thin
+//! tokio task around it ([`escalations::Paging`]), plus text notifications and outbound webhooks.
 //!
 //! What comes in: [`dispatcher::Input`]s — a request opened (with its urgency and the business
 //! hours), a deferral that could not be stored, deferred requests due, an escalation begun or
@@ -14,17 +15,21 @@
 //! acknowledged, completed, exhausted), save the escalation under the lease, renew leases, claim
 //! orphaned escalations and due deferred requests, forget a finished escalation.
 //!
+//! It decides the page cap (`[paging] max_pages_per_hour`) and the dial plan check at dial time.
+//!
 //! What it deliberately does not do: SIP (no peer, URI, trunk, credentials or socket is named:
 //! the calls side turns a [`Contact`](oncall_core::Contact) or a [`DeviceRef`] into a Request-URI,
 //! next hop and credentials), the store (it orders, the wrapper awaits), decoding the caller's
 //! message, text bodies and gateways, webhooks, and choosing the policy of a request (the wrapper
-//! does it when it carries out [`Order::Begin`]). It depends only on `oncall-core`, for the domain
-//! types and the engine.
+//! does it when it carries out [`Order::Begin`]). It depends only on `oncall-core` (the domain
+//! types, the engine, the page cap and the dial plan) and the calls side's `Outcome` type.
 //!
-//! Not wired into the binary yet: the next step replaces the inline logic of the paging task
-//! (`src/paging.rs`) with a thin tokio task around [`Dispatcher`] that carries the orders out.
+//! Wired: `escalations::Paging::run` (started by the binary's `serve`) is the thin tokio loop
+//! around [`Dispatcher`]: it feeds it `PagingEvent`s and the results of carrying out its orders,
+//! calls `handle_timeout` at `poll_timeout()`, and carries out every [`Order`] against the store,
+//! the call controller and the text senders.
 //!
-//! # What it replaces in `src/paging.rs`
+//! # What it replaced in the paging task (formerly `src/paging.rs`)
 //! - `Paging::run`'s loop decisions (the heartbeat interval and `restarting`, the due-engine scan)
 //!   → [`Dispatcher::poll_timeout`], [`Dispatcher::handle_timeout`] (`Order::RenewLeases`,
 //!   `ClaimOrphans`, `ClaimDueDeferred`).
@@ -46,6 +51,10 @@
 //!   `Input::PersonFound`, `Input::NotifyFailed`, `Order::Page`, `Order::SendText`; the contact →
 //!   URI/trunk/DNS part (`resolve_sip_uri`, the trunk's From and credentials) stays out.
 //! - `LEASE` and `HEARTBEAT` → [`dispatcher::LEASE`], [`dispatcher::HEARTBEAT`].
+//! - `Paging::admit_page` and `Paging::dialable`'s decisions (the page cap, a taken-over request
+//!   staying capped, phone numbers the dial plan refuses) → [`Settings`]' `max_pages_per_hour` and
+//!   `dial_plan`, `Input::TakenOver`'s `capped`, the `page_cap` / `dial_plan` request events; the
+//!   request log read (was it capped?) stays in the wrapper.
 
 pub mod config;
 pub mod dispatcher;

@@ -1,8 +1,9 @@
 //! Dispatcher tests on a virtual clock: every decision in microseconds, no store, no sockets.
 
 use super::*;
+use oncall_core::dial_plan::DialPlan;
 use oncall_core::escalation::{Directory, EscalationPolicy, Step, Target};
-use oncall_core::{ContactPlan, NotificationRule, OrgId, PolicyId, SipUri};
+use oncall_core::{ContactPlan, NotificationRule, OrgId, PolicyId, SipUri, E164};
 
 const REQ: RequestId = RequestId(42);
 const ANN: PersonId = PersonId(1);
@@ -21,6 +22,8 @@ fn settings() -> Settings {
         owner: "a".into(),
         snooze: Millis::minutes(10),
         texts: true,
+        max_pages_per_hour: 0,
+        dial_plan: DialPlan::default(),
     }
 }
 
@@ -33,6 +36,11 @@ fn plan(person: PersonId, channel: Channel) -> ContactPlan {
 
 /// Ann (by `channel`), then Bob, five minutes each, then the manager (both by call).
 fn engine(channel: Channel) -> Engine {
+    engine_for(REQ, channel, T0)
+}
+
+/// [`engine`] for another request, begun at `now`.
+fn engine_for(request: RequestId, channel: Channel, now: Timestamp) -> Engine {
     let step = |p| Step {
         targets: vec![Target::Person(p)],
         wait: Millis::minutes(5),
@@ -50,9 +58,9 @@ fn engine(channel: Channel) -> Engine {
         people: vec![plan(ANN, channel), plan(BOB, Channel::Call), plan(MGR, Channel::Call)],
         managers: vec![MGR],
     };
-    let mut e = Engine::new(REQ, policy, directory);
+    let mut e = Engine::new(request, policy, directory);
     // As `Store::begin_escalation` does.
-    e.handle(EngineInput::RequestCreated, T0);
+    e.handle(EngineInput::RequestCreated, now);
     e
 }
 
@@ -78,6 +86,7 @@ fn actions(d: &mut Dispatcher) -> Vec<Order> {
                 o,
                 Order::Save { .. }
                     | Order::SetStatus { .. }
+                    | Order::Fail { .. }
                     | Order::WriteEvent { .. }
                     | Order::RenewLeases
                     | Order::ClaimOrphans { .. }
@@ -412,6 +421,19 @@ fn an_exhausted_escalation_ends_every_call_and_releases_the_holding_caller() {
     );
 }
 
+/// Claims [`engine`] as saved by an instance that died at T0 (after its commands were carried out).
+fn take_over(d: &mut Dispatcher, capped: bool, now: Timestamp) {
+    let mut saved = engine(Channel::Call);
+    while saved.poll_command().is_some() {}
+    d.handle(
+        Input::TakenOver {
+            engine: Box::new(saved),
+            capped,
+        },
+        now,
+    );
+}
+
 #[test]
 fn an_escalation_left_by_a_dead_instance_is_taken_over_and_catches_up() {
     // Instance a saved it at T0 (Ann's stage) and died; this one, b, claims it six minutes later.
@@ -424,15 +446,7 @@ fn an_escalation_left_by_a_dead_instance_is_taken_over_and_catches_up() {
     );
     d.handle_timeout(at(360));
     assert_eq!(orders(&mut d)[1], Order::ClaimOrphans { include_own: true });
-    // Saved after its commands were carried out.
-    let mut saved = engine(Channel::Call);
-    while saved.poll_command().is_some() {}
-    d.handle(
-        Input::TakenOver {
-            engine: Box::new(saved),
-        },
-        at(360),
-    );
+    take_over(&mut d, false, at(360));
     let out = orders(&mut d);
     assert_eq!(
         out[0],
@@ -452,6 +466,7 @@ fn an_escalation_left_by_a_dead_instance_is_taken_over_and_catches_up() {
     d.handle(
         Input::TakenOver {
             engine: Box::new(engine(Channel::Call)),
+            capped: false,
         },
         at(370),
     );
@@ -625,7 +640,13 @@ fn a_text_reply_acknowledges_the_request_and_ends_its_calls() {
         },
         at(1),
     );
-    assert_eq!(orders(&mut d), vec![Order::SendText { key: text }]);
+    assert_eq!(
+        orders(&mut d),
+        vec![Order::SendText {
+            key: text,
+            contacts: vec![]
+        }]
+    );
     d.handle(
         Input::Outcome {
             key: text,
@@ -712,9 +733,9 @@ fn texts_turned_off_a_disabled_person_or_no_contact_fail_the_notification_at_onc
     };
     let out = orders(&mut d);
     assert!(!out.contains(&Order::Notify { key: text }));
-    assert!(out.contains(&Order::SetStatus {
+    assert!(out.contains(&Order::Fail {
         key: text,
-        status: NotificationStatus::Failed
+        reason: "texts are off ([texts] enabled = false)".into()
     }));
     assert!(
         out.contains(&Order::Notify { key: key(1, BOB) }),
@@ -733,9 +754,9 @@ fn texts_turned_off_a_disabled_person_or_no_contact_fail_the_notification_at_onc
     let out = orders(&mut d);
     assert_eq!(
         out[0],
-        Order::SetStatus {
+        Order::Fail {
             key: key(1, BOB),
-            status: NotificationStatus::Failed
+            reason: "person is disabled".into()
         }
     );
     assert!(
@@ -780,10 +801,226 @@ fn a_notification_that_cannot_be_carried_out_fails_and_moves_on() {
     let out = orders(&mut d);
     assert_eq!(
         out[0],
-        Order::SetStatus {
+        Order::Fail {
             key: key(0, ANN),
-            status: NotificationStatus::Failed
+            reason: "cannot resolve pbx.invalid".into()
         }
     );
     assert_eq!(out[1], Order::Notify { key: key(1, BOB) });
+}
+
+fn phone(number: &str) -> Contact {
+    Contact::Phone(number.parse::<E164>().unwrap())
+}
+
+fn sip(uri: &str) -> Contact {
+    Contact::Sip(uri.parse::<SipUri>().unwrap())
+}
+
+fn events(orders: &[Order], wanted: EventKind) -> Vec<String> {
+    orders
+        .iter()
+        .filter_map(|o| match o {
+            Order::WriteEvent { kind, detail, .. } if *kind == wanted => Some(detail.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue #15 item 4 at dial time: a `+882` number saved before the dial plan refused it is not
+/// called (logged in the request); the person's next allowed contact is, and with none left the
+/// notification fails and the escalation moves on at once.
+#[test]
+fn a_number_the_dial_plan_refuses_is_skipped_and_logged() {
+    let mut d = running(engine(Channel::Call));
+    orders(&mut d);
+    let denied = phone("+88212345678");
+    let allowed = phone("+442079460100");
+    d.handle(
+        Input::PersonFound {
+            key: key(0, ANN),
+            disabled: false,
+            devices: vec![],
+            contacts: vec![denied.clone(), allowed.clone()],
+        },
+        at(1),
+    );
+    let out = orders(&mut d);
+    let log = events(&out, EventKind::DialPlan);
+    assert!(
+        log.len() == 1 && log[0].starts_with(&format!("+88212345678 ({ANN}) not called: ")),
+        "{log:?}"
+    );
+    assert_eq!(
+        out.last(),
+        Some(&Order::Page {
+            key: key(0, ANN),
+            by: PageBy::Contact(allowed),
+            caller_call: Some(CALLER)
+        })
+    );
+
+    d.handle(
+        Input::PersonFound {
+            key: key(0, ANN),
+            disabled: false,
+            devices: vec![],
+            contacts: vec![denied],
+        },
+        at(2),
+    );
+    let out = orders(&mut d);
+    assert_eq!(events(&out, EventKind::DialPlan).len(), 1);
+    assert!(out.contains(&Order::Fail {
+        key: key(0, ANN),
+        reason: "no phone number, SIP URI or registered phone (that the dial plan and the page cap allow)".into()
+    }));
+    assert!(
+        out.contains(&Order::Notify { key: key(1, BOB) }),
+        "nothing left to call Ann on: Bob at once"
+    );
+}
+
+/// A text to a refused number is not sent to it ("not texted"); a SIP URI still gets it.
+#[test]
+fn a_text_goes_only_to_contacts_the_dial_plan_allows() {
+    let mut d = running(engine(Channel::Text));
+    orders(&mut d);
+    let text = NotificationKey {
+        channel: Channel::Text,
+        ..key(0, ANN)
+    };
+    let uri = sip("sip:ann@192.0.2.5");
+    d.handle(
+        Input::PersonFound {
+            key: text,
+            disabled: false,
+            devices: vec![],
+            contacts: vec![phone("+88212345678"), uri.clone()],
+        },
+        at(1),
+    );
+    let out = orders(&mut d);
+    assert!(
+        events(&out, EventKind::DialPlan)[0].contains(" not texted: "),
+        "{out:?}"
+    );
+    assert_eq!(
+        out.last(),
+        Some(&Order::SendText {
+            key: text,
+            contacts: vec![uri]
+        })
+    );
+}
+
+fn capped_settings() -> Settings {
+    Settings {
+        max_pages_per_hour: 1,
+        ..settings()
+    }
+}
+
+fn begin(d: &mut Dispatcher, request: RequestId, now: Timestamp) -> Vec<Order> {
+    d.handle(
+        Input::EscalationBegun {
+            engine: Box::new(engine_for(request, Channel::Call, now)),
+            caller_call: None,
+            policy_note: None,
+        },
+        now,
+    );
+    orders(d)
+}
+
+/// `[paging] max_pages_per_hour = 1`: the second request in the hour is logged as capped and pages
+/// no phone number (silently: the cap was logged once), only SIP URIs and registered phones; an
+/// hour after the first, requests page phone numbers again.
+#[test]
+fn a_request_beyond_the_page_cap_pages_no_phone_number() {
+    let mut d = Dispatcher::new(capped_settings(), T0);
+    assert!(events(&begin(&mut d, RequestId(1), T0), EventKind::PageCap).is_empty());
+    let out = begin(&mut d, REQ, at(60));
+    let capped = events(&out, EventKind::PageCap);
+    assert!(
+        capped.len() == 1 && capped[0].contains("[paging] max_pages_per_hour"),
+        "{capped:?}"
+    );
+    let uri = sip("sip:ann@192.0.2.5");
+    d.handle(
+        Input::PersonFound {
+            key: key(0, ANN),
+            disabled: false,
+            devices: vec![],
+            contacts: vec![phone("+442079460100"), uri.clone()],
+        },
+        at(61),
+    );
+    assert_eq!(
+        orders(&mut d),
+        vec![Order::Page {
+            key: key(0, ANN),
+            by: PageBy::Contact(uri),
+            caller_call: None
+        }],
+        "no dial_plan entry, no trunk call"
+    );
+    d.handle(
+        Input::PersonFound {
+            key: key(0, ANN),
+            disabled: false,
+            devices: vec![DeviceRef(3)],
+            contacts: vec![phone("+442079460100")],
+        },
+        at(62),
+    );
+    assert_eq!(
+        actions(&mut d),
+        vec![Order::Page {
+            key: key(0, ANN),
+            by: PageBy::Device(DeviceRef(3)),
+            caller_call: None
+        }],
+        "registered phones still ring"
+    );
+    d.handle(
+        Input::PersonFound {
+            key: key(0, ANN),
+            disabled: false,
+            devices: vec![],
+            contacts: vec![phone("+442079460100")],
+        },
+        at(63),
+    );
+    assert!(orders(&mut d).contains(&Order::Fail {
+        key: key(0, ANN),
+        reason: "no phone number, SIP URI or registered phone (that the dial plan and the page cap allow)".into()
+    }));
+    let later = begin(&mut d, RequestId(50), T0 + Millis::hours(1));
+    assert!(events(&later, EventKind::PageCap).is_empty(), "the hour has passed");
+}
+
+/// A request capped by the instance that began it stays capped when taken over, and a takeover
+/// is not counted against this instance's cap.
+#[test]
+fn a_taken_over_request_stays_capped_and_is_not_counted() {
+    let mut d = Dispatcher::new(capped_settings(), T0);
+    take_over(&mut d, true, at(400));
+    orders(&mut d);
+    d.handle(
+        Input::PersonFound {
+            key: key(1, BOB),
+            disabled: false,
+            devices: vec![],
+            contacts: vec![phone("+442079460100")],
+        },
+        at(401),
+    );
+    assert!(orders(&mut d)
+        .iter()
+        .any(|o| matches!(o, Order::Fail { key: k, .. } if *k == key(1, BOB))));
+    assert!(
+        events(&begin(&mut d, RequestId(1), at(402)), EventKind::PageCap).is_empty(),
+        "the cap's one page an hour is still free"
+    );
 }
