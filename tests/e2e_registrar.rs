@@ -8,6 +8,9 @@
 //!   account is locked out after `lockout_account_attempts` failed answers, and a source that keeps failing
 //!   is locked out too (its REGISTERs then go unanswered, so svcrack stops); both show on `/metrics`.
 //!
+//! - a phone that registers the moment its account is created (before the periodic reload) registers at once
+//!   (issue 18 item 2), with no failure counted.
+//!
 //! Each test has its own server, so source lockouts of one do not leak into the other.
 
 mod support;
@@ -176,6 +179,30 @@ fn baresip_registers_with_the_right_password_and_not_with_a_wrong_one() {
     checks.check(!server.log().contains("device registered username=frank"), || {
         "frank registered with a wrong password".into()
     });
+    checks.finish();
+}
+
+/// Issue 18 item 2: a phone that registers the moment its account is created (before the 3 s reload) must
+/// register, not collect digest failures and a lockout. The registrar holds the failure while it re-reads the
+/// accounts at once, and asks the phone to answer again (`stale=true`).
+#[test]
+fn a_phone_registering_right_after_its_account_is_created_registers() {
+    let server = server("registrar-fresh-account", "algorithms = [\"MD5\"]\n");
+    let mut checks = Checks::default();
+    add_account(&server, "Hana", "hana", "hana-secret-4");
+    // At once: no wait for the periodic reload.
+    let phone = baresip_register(&server, "baresip-hana", "hana", "hana-secret-4", 6);
+    let bindings = wait_metric(&server, "oncall_registrar_bindings", Duration::from_secs(5), |v| v >= 1.0);
+    checks.check(bindings == 1.0, || {
+        format!("hana's phone did not register right after the account was made: bindings {bindings}\n{}", server.log_tail(30))
+    });
+    let log = server.log();
+    checks.check(!log.contains("locked out"), || format!("a lockout for a new account:\n{}", server.log_tail(30)));
+    checks.check(metric(&server, "oncall_registrar_auth_failures_total") == 0.0, || {
+        format!("failures counted for the right password:\n{}", server.log_tail(30))
+    });
+    let finished = phone.wait_for(Duration::from_secs(15));
+    checks.check(finished.stdout.contains("200 OK"), || format!("baresip did not print 200 OK:\n{}", finished.stdout));
     checks.finish();
 }
 

@@ -1,6 +1,7 @@
 //! The registrar for employees' own phones, wired to the store: owns the sans-IO
 //! [`oncall_sip::registrar::Registrar`], answers the REGISTERs the call controller hands over, keeps the
-//! accounts fresh from the database (the settings watch re-reads them every few seconds), writes every
+//! accounts fresh from the database (the settings watch re-reads them every few seconds, and a read starts at
+//! once when a phone answers for an account the copy lacks: a new account works at once), writes every
 //! binding change to the database on a background task (so another instance, or this one after a
 //! restart, knows the phones), and publishes what `/metrics` and the paging code read.
 //!
@@ -36,7 +37,32 @@ struct Account {
     keys: AccountKeys,
 }
 
-type AccountTable = Arc<RwLock<HashMap<String, Account>>>;
+/// The registrar's copy of the accounts, and when it was read (the start of the read): the registrar
+/// holds a failed answer's judgement until a read begun after it has completed (issue 18 item 2).
+#[derive(Default)]
+struct AccountBook {
+    table: RwLock<HashMap<String, Account>>,
+    read_at: Mutex<Option<Instant>>,
+    /// One read at a time, so an older read never overwrites a newer one.
+    loading: tokio::sync::Mutex<()>,
+}
+
+type AccountTable = Arc<AccountBook>;
+
+/// What the registrar looks accounts up in: the copy, and when it was read.
+struct Lookup<'a> {
+    table: &'a HashMap<String, Account>,
+    read_at: Option<Instant>,
+}
+
+impl oncall_sip::registrar::Accounts for Lookup<'_> {
+    fn keys(&self, username: &str) -> Option<AccountKeys> {
+        self.table.get(username).map(|a| a.keys.clone())
+    }
+    fn read_at(&self) -> Option<Instant> {
+        self.read_at
+    }
+}
 
 /// A phone registered by a person, for the paging code to ring.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +174,8 @@ pub struct RegistrarService {
     accounts: AccountTable,
     handle: RegistrarHandle,
     persist: mpsc::UnboundedSender<Persist>,
+    /// Pokes the task that re-reads the accounts at once (a phone answered for an account the copy lacks).
+    reload: Arc<tokio::sync::Notify>,
 }
 
 pub fn registrar_config(section: &RegistrarSection) -> RegistrarConfig {
@@ -214,15 +242,18 @@ impl RegistrarService {
             registrar.restore(&b.username, binding, now);
             restored += 1;
         }
-        tracing::info!(realm = %realm, accounts = accounts.read().map(|a| a.len()).unwrap_or(0), restored_bindings = restored, "registrar enabled");
+        tracing::info!(realm = %realm, accounts = accounts.table.read().map(|a| a.len()).unwrap_or(0), restored_bindings = restored, "registrar enabled");
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(persist_task(store.clone(), rx));
+        let reload = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(reload_on_demand(store.clone(), realm.clone(), accounts.clone(), reload.clone()));
         let service = RegistrarService {
             registrar,
             realm,
             accounts,
             handle: RegistrarHandle::default(),
             persist: tx,
+            reload,
         };
         service.publish(now);
         Ok(service)
@@ -244,11 +275,12 @@ impl RegistrarService {
         }
         self.registrar.handle_timeout(now);
         let response = {
-            let table = self.accounts.read().unwrap_or_else(|p| p.into_inner());
-            let lookup = |u: &str| table.get(u).map(|a| a.keys.clone());
+            let table = self.accounts.table.read().unwrap_or_else(|p| p.into_inner());
+            let lookup = Lookup { table: &table, read_at: self.read_at() };
             self.registrar.handle_register(&request, source, &lookup, now)
         };
         ua.respond_to(&key, response, now);
+        self.reload_if_asked();
         self.block_locked_sources(ua, now);
         let wall = Timestamp::now();
         while let Some(change) = self.registrar.poll_change() {
@@ -290,8 +322,8 @@ impl RegistrarService {
     ) -> Option<(String, PersonId)> {
         self.registrar.handle_timeout(now);
         let result = {
-            let table = self.accounts.read().unwrap_or_else(|p| p.into_inner());
-            let lookup = |u: &str| table.get(u).map(|a| a.keys.clone());
+            let table = self.accounts.table.read().unwrap_or_else(|p| p.into_inner());
+            let lookup = Lookup { table: &table, read_at: self.read_at() };
             self.registrar
                 .authenticate(request, source, &lookup, now)
                 .map(|username| table.get(&username).map(|a| (username, a.person)))
@@ -313,9 +345,21 @@ impl RegistrarService {
                 None
             }
         };
+        self.reload_if_asked();
         self.block_locked_sources(ua, now);
         self.publish(now);
         proven
+    }
+
+    fn read_at(&self) -> Option<Instant> {
+        *self.accounts.read_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A failed answer waits for a fresh read of the accounts: start one now (not at the next 3 s pass).
+    fn reload_if_asked(&mut self) {
+        if self.registrar.poll_accounts_reload() {
+            self.reload.notify_one();
+        }
     }
 
     /// A source the registrar just locked out is also silenced at the user agent.
@@ -340,7 +384,7 @@ impl RegistrarService {
         s.replays.store(st.replays, Ordering::Relaxed);
         s.bindings
             .store(self.registrar.binding_count(now) as u64, Ordering::Relaxed);
-        let table = self.accounts.read().unwrap_or_else(|p| p.into_inner());
+        let table = self.accounts.table.read().unwrap_or_else(|p| p.into_inner());
         let mut devices: HashMap<PersonId, Vec<RegisteredDevice>> = HashMap::new();
         for (username, account) in table.iter() {
             for b in self.registrar.bindings(username, now) {
@@ -366,7 +410,10 @@ pub fn answer_unserved(ua: &mut UserAgent, key: &TxKey, request: &Request, now: 
     ua.respond_to(key, resp, now);
 }
 
-async fn load_accounts(store: &Store, realm: &str, table: &AccountTable) -> anyhow::Result<()> {
+async fn load_accounts(store: &Store, realm: &str, book: &AccountTable) -> anyhow::Result<()> {
+    let _one_at_a_time = book.loading.lock().await;
+    // Taken before the query: the copy holds at least everything stored by this instant.
+    let started = Instant::now();
     let rows = store.all_sip_accounts().await?;
     let mut map = HashMap::new();
     for a in rows {
@@ -385,8 +432,22 @@ async fn load_accounts(store: &Store, realm: &str, table: &AccountTable) -> anyh
             },
         );
     }
-    *table.write().unwrap_or_else(|p| p.into_inner()) = map;
+    *book.table.write().unwrap_or_else(|p| p.into_inner()) = map;
+    *book.read_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(started);
     Ok(())
+}
+
+/// Re-reads the accounts whenever the registrar asks (a phone answered for an account the copy lacks,
+/// typically one created a moment ago by `oncall person sip-account` or the web). Pokes that arrive
+/// during a read are served by one more read after it.
+async fn reload_on_demand(store: Store, realm: String, book: AccountTable, poke: Arc<tokio::sync::Notify>) {
+    loop {
+        poke.notified().await;
+        match load_accounts(&store, &realm, &book).await {
+            Ok(()) => tracing::debug!("SIP accounts re-read on demand"),
+            Err(e) => tracing::warn!(error = %e, "cannot re-read SIP accounts; keeping the previous ones"),
+        }
+    }
 }
 
 /// Re-reads the SIP accounts (a new one works without a restart) and purges expired bindings.

@@ -27,6 +27,22 @@
 //! can also drop the source's further REGISTERs at the user agent (silence, which makes `svcrack`
 //! give up) and count lockouts on `/metrics`.
 //!
+//! A fresh account (issue 18 item 2): the caller's table of accounts is a copy that another process
+//! (`oncall person sip-account`, the web) changes behind its back, so a phone registering just after
+//! its account was made can be judged against a copy that lacks it. When the caller can re-read its
+//! copy ([`Accounts::read_at`] is `Some`), the first failed answer for a username is not counted while
+//! no read that began after it has completed: the registrar asks for a reload
+//! ([`Registrar::poll_accounts_reload`]) and challenges again with `stale=true`, so the phone answers
+//! the new nonce at once instead of giving up. The grace is the same for a wrong password and an
+//! unknown username (a scanner learns nothing from it), lasts at most [`GRACE_ANSWERS`] answers and
+//! [`GRACE_TIME`], is given to one username once per lockout window and to a few usernames per source,
+//! so `svcrack` gains a guess or two at most. Once a read after the failure has completed, failures
+//! count as before.
+//!
+//! A burst of the same bad answer (same username, nonce and response: a phone re-sending its last
+//! REGISTER, retransmissions that became new transactions) counts as one failure. Every failed or
+//! refused answer is logged with its reason ([`DigestFailure`]).
+//!
 //! Not done: the Request-URI domain check (any domain is this registrar's), `q` values
 //! (every device of a person rings), Path/GRUU/outbound (RFC 3327, 5627, 5626).
 
@@ -117,6 +133,13 @@ impl AccountKeys {
 /// The caller's account table: username → keys. A map, or any closure.
 pub trait Accounts {
     fn keys(&self, username: &str) -> Option<AccountKeys>;
+
+    /// When the table was last read from its source (the instant the read began), for a table that is a
+    /// copy which can be re-read; `None` (the default) for a table that is always current, where a
+    /// failed answer is judged at once.
+    fn read_at(&self) -> Option<Instant> {
+        None
+    }
 }
 
 impl Accounts for HashMap<String, AccountKeys> {
@@ -165,6 +188,55 @@ pub struct Lockout {
     pub until: Instant,
 }
 
+/// Why a digest answer was refused or failed, for the log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestFailure {
+    /// No account of that username (in the table as the registrar saw it).
+    UnknownUser,
+    /// The account exists; the response does not match its key (wrong password, or a broken client).
+    WrongResponse,
+    /// The nonce is this registrar's but older than its lifetime.
+    StaleNonce,
+    /// The nonce was not issued by this registrar (this process) to this address.
+    ForeignNonce,
+    /// Credentials for another realm only.
+    RealmMismatch,
+    /// An algorithm this registrar does not offer.
+    Algorithm,
+}
+
+impl std::fmt::Display for DigestFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DigestFailure::UnknownUser => "unknown user",
+            DigestFailure::WrongResponse => "wrong password (the response does not match the account's key)",
+            DigestFailure::StaleNonce => "stale nonce",
+            DigestFailure::ForeignNonce => "nonce not issued here or to this address (a restart, or another source)",
+            DigestFailure::RealmMismatch => "credentials for another realm",
+            DigestFailure::Algorithm => "algorithm not offered",
+        })
+    }
+}
+
+/// How many failed answers one username's grace covers while the account table is re-read.
+pub const GRACE_ANSWERS: u32 = 8;
+/// How long that grace lasts at most.
+pub const GRACE_TIME: Duration = Duration::from_secs(2);
+/// How many usernames one source may be given the grace for within a lockout window.
+const GRACE_USERNAMES_PER_SOURCE: u32 = 3;
+/// Usernames under grace tracked at most (beyond it, failures are judged at once).
+const MAX_GRACE: usize = 4096;
+/// Failed answers remembered to count a repeat of one only once.
+const REMEMBERED_BAD_ANSWERS: usize = 256;
+
+/// A username's first failed answer, waiting for a fresh read of the accounts.
+struct Grace {
+    asked_at: Instant,
+    answers: u32,
+    /// A read after the failure completed (or the grace ran out): failures count again.
+    judged: bool,
+}
+
 /// Counters for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RegistrarStats {
@@ -180,6 +252,10 @@ pub struct RegistrarStats {
     pub rejected_locked: u64,
     /// Verified answers refused because their nonce was already used with that `nc` (replays).
     pub replays: u64,
+    /// Failed answers not counted while the account table was re-read (a fresh account).
+    pub grace_answers: u64,
+    /// Failed answers not counted because the same answer had already failed.
+    pub repeated_bad_answers: u64,
 }
 
 /// How many sources or usernames are tracked for lockouts at most; beyond it the oldest idle ones go.
@@ -202,6 +278,14 @@ pub struct Registrar {
     nonce_uses: NonceUses,
     changes: VecDeque<BindingChange>,
     lockouts: VecDeque<Lockout>,
+    /// Usernames whose failed answers wait for a fresh read of the accounts.
+    grace: HashMap<String, Grace>,
+    /// Per source: start of its window and how many usernames got the grace in it.
+    grace_sources: HashMap<IpAddr, (Instant, u32)>,
+    /// SHA-256 of (username, nonce, response) of recent failed answers.
+    bad_answers: VecDeque<[u8; 32]>,
+    /// The caller should re-read its accounts.
+    reload_wanted: bool,
     pub stats: RegistrarStats,
 }
 
@@ -227,6 +311,10 @@ impl Registrar {
             nonce_uses: NonceUses::new(MAX_TRACKED),
             changes: VecDeque::new(),
             lockouts: VecDeque::new(),
+            grace: HashMap::new(),
+            grace_sources: HashMap::new(),
+            bad_answers: VecDeque::new(),
+            reload_wanted: false,
             stats: RegistrarStats::default(),
         }
     }
@@ -268,12 +356,12 @@ impl Registrar {
             self.stats.rejected_locked += 1;
             return Err(self.answer(req, 403));
         }
-        let creds = req
-            .headers
-            .get_all("Authorization")
-            .filter_map(|v| Credentials::parse(v).ok())
-            .find(|c| c.realm == self.cfg.realm);
-        let Some(creds) = creds else {
+        let all: Vec<Credentials> = req.headers.get_all("Authorization").filter_map(|v| Credentials::parse(v).ok()).collect();
+        let method = req.method.as_str();
+        let Some(creds) = all.iter().find(|c| c.realm == self.cfg.realm).cloned() else {
+            if let Some(other) = all.first() {
+                log_failure(source, &other.username, method, DigestFailure::RealmMismatch, "challenged again, not counted");
+            }
             return Err(self.challenge(req, source, false, now));
         };
         if self.by_account.locked(&creds.username, now) {
@@ -283,10 +371,17 @@ impl Registrar {
         let issued = match self.check_nonce(&creds.nonce, ip, now) {
             NonceCheck::Fresh(id) => id,
             // Not a guess at the password: no failure is counted, the device just asks again.
-            NonceCheck::Stale => return Err(self.challenge(req, source, true, now)),
-            NonceCheck::Invalid => return Err(self.challenge(req, source, false, now)),
+            NonceCheck::Stale => {
+                log_failure(source, &creds.username, method, DigestFailure::StaleNonce, "challenged again with stale=true, not counted");
+                return Err(self.challenge(req, source, true, now));
+            }
+            NonceCheck::Invalid => {
+                log_failure(source, &creds.username, method, DigestFailure::ForeignNonce, "challenged again, not counted");
+                return Err(self.challenge(req, source, false, now));
+            }
         };
         if !self.cfg.algorithms.contains(&creds.algorithm) {
+            log_failure(source, &creds.username, method, DigestFailure::Algorithm, "challenged again, not counted");
             return Err(self.challenge(req, source, false, now));
         }
         let keys = accounts.keys(&creds.username);
@@ -295,11 +390,22 @@ impl Registrar {
         let ha1 = keys
             .as_ref()
             .map_or(decoy.as_str(), |k| k.for_algorithm(creds.algorithm));
-        let method = req.method.as_str();
         let verified = creds.verify_ha1(ha1, method) && keys.is_some();
         if !verified {
+            let reason = if keys.is_none() { DigestFailure::UnknownUser } else { DigestFailure::WrongResponse };
+            if self.in_grace(&creds.username, ip, accounts.read_at(), now) {
+                self.stats.grace_answers += 1;
+                self.reload_wanted = true;
+                log_failure(source, &creds.username, method, reason, "not counted while the accounts are re-read (a new account?); challenged again with stale=true");
+                return Err(self.challenge(req, source, true, now));
+            }
+            if !self.first_time_bad(&creds) {
+                self.stats.repeated_bad_answers += 1;
+                log_failure(source, &creds.username, method, reason, "the same answer again (a resend): counted once; challenged again");
+                return Err(self.challenge(req, source, false, now));
+            }
             self.stats.auth_failures += 1;
-            tracing::info!(source = %source.addr, username = %creds.username, %method, "digest answer did not verify");
+            log_failure(source, &creds.username, method, reason, "counted toward the lockouts");
             if self.record_failure(ip, &creds.username, now) {
                 return Err(self.answer(req, 403));
             }
@@ -323,7 +429,69 @@ impl Registrar {
             return Err(self.challenge(req, source, true, now));
         }
         self.by_account.clear(&creds.username);
+        self.grace.remove(&creds.username);
         Ok(creds.username)
+    }
+
+    /// Whether a failed answer for `username` from `ip` waits for a fresh read of the accounts instead of
+    /// counting (see the module docs). `read_at`: when the caller's table was last read, if it can be re-read.
+    fn in_grace(&mut self, username: &str, ip: IpAddr, read_at: Option<Instant>, now: Instant) -> bool {
+        let Some(read_at) = read_at else { return false };
+        if let Some(g) = self.grace.get_mut(username) {
+            if g.judged {
+                return false;
+            }
+            let read_since = read_at > g.asked_at;
+            if read_since || g.answers >= GRACE_ANSWERS || now.saturating_duration_since(g.asked_at) >= GRACE_TIME {
+                g.judged = true;
+                return false;
+            }
+            g.answers += 1;
+            return true;
+        }
+        if self.grace.len() >= MAX_GRACE {
+            self.purge_grace(now);
+            if self.grace.len() >= MAX_GRACE {
+                return false;
+            }
+        }
+        let window = self.cfg.lockout.window;
+        let entry = self.grace_sources.entry(ip).or_insert((now, 0));
+        if now.saturating_duration_since(entry.0) > window {
+            *entry = (now, 0);
+        }
+        if entry.1 >= GRACE_USERNAMES_PER_SOURCE {
+            return false;
+        }
+        entry.1 += 1;
+        self.grace.insert(username.to_string(), Grace { asked_at: now, answers: 1, judged: false });
+        true
+    }
+
+    /// Remembers a failed answer; false when the very same answer (username, nonce, response) failed before.
+    fn first_time_bad(&mut self, creds: &Credentials) -> bool {
+        let data = format!("{}\0{}\0{}", creds.username, creds.nonce, creds.response.to_ascii_lowercase());
+        let fp = digest::hmac_sha256(&self.secret, data.as_bytes());
+        if self.bad_answers.contains(&fp) {
+            return false;
+        }
+        if self.bad_answers.len() >= REMEMBERED_BAD_ANSWERS {
+            self.bad_answers.pop_front();
+        }
+        self.bad_answers.push_back(fp);
+        true
+    }
+
+    fn purge_grace(&mut self, now: Instant) {
+        let window = self.cfg.lockout.window.max(GRACE_TIME);
+        self.grace.retain(|_, g| now.saturating_duration_since(g.asked_at) <= window);
+        self.grace_sources.retain(|_, (start, _)| now.saturating_duration_since(*start) <= window);
+    }
+
+    /// True once after a failed answer that a fresh read of the accounts may turn into a success: the
+    /// caller should re-read its table now (the failures wait for it, see [`Accounts::read_at`]).
+    pub fn poll_accounts_reload(&mut self) -> bool {
+        std::mem::take(&mut self.reload_wanted)
     }
 
     /// §10.3 steps 6-8: applies the Contact list (all or nothing) and answers with the bindings.
@@ -595,10 +763,16 @@ impl Registrar {
         let window = self.cfg.lockout.window;
         self.by_source.purge(window, now);
         self.by_account.purge(window, now);
+        self.purge_grace(now);
         let secs = now.saturating_duration_since(self.epoch).as_secs();
         self.nonce_uses
             .purge(secs.saturating_sub(self.cfg.nonce_lifetime.as_secs()));
     }
+}
+
+/// One line per refused or failed digest answer, saying why and what was done about it.
+fn log_failure(source: Peer, username: &str, method: &str, reason: DigestFailure, outcome: &str) {
+    tracing::info!(source = %source.addr, %username, %method, %reason, "digest answer refused: {reason}; {outcome}");
 }
 
 /// Whether two contact URIs name the same device: RFC 3261 §19.1.4 in short (scheme, user and port

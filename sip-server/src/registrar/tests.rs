@@ -982,3 +982,136 @@ fn authenticate_proves_a_message_sender_by_account_not_by_from() {
     }
     assert_eq!(r.stats.account_lockouts, 1);
 }
+
+/// The caller's copy of the accounts, read from its source at `read_at` (issue 18 item 2).
+struct Copy {
+    table: HashMap<String, AccountKeys>,
+    read_at: Instant,
+}
+
+impl Accounts for Copy {
+    fn keys(&self, username: &str) -> Option<AccountKeys> {
+        self.table.get(username).cloned()
+    }
+    fn read_at(&self) -> Option<Instant> {
+        Some(self.read_at)
+    }
+}
+
+/// Answers the last response's MD5 challenge as `user` with `password`; returns the new response.
+fn answer_again(r: &mut Registrar, last: &Response, from: Peer, user: &str, password: &str, cseq: u32, accounts: &impl Accounts, now: Instant) -> Response {
+    let auth = answer(last, user, password, Algorithm::Md5);
+    r.handle_register(&register(user, "fresh", cseq, &[&format!("<sip:{user}@10.0.9.9>")], None, Some(&auth)), from, accounts, now)
+}
+
+fn is_stale(resp: &Response) -> bool {
+    resp.status == 401 && challenges(resp).iter().all(|c| c.stale)
+}
+
+/// A phone that registers just after its account was created, before the copy has it: its immediate
+/// retries are not failures, the registrar asks for a reload, and once the copy has the account it registers.
+#[test]
+fn a_phone_registering_before_its_account_is_read_is_not_locked_out() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let from = peer("10.0.9.9", 5060);
+    let mut copy = Copy { table: accounts(), read_at: t0 };
+    let t = t0 + Duration::from_millis(10);
+    // The account is created now, in another process; the copy does not have it yet.
+    let mut last = r.handle_register(&register("carol", "fresh", 1, &[], None, None), from, &copy, t);
+    assert_eq!(last.status, 401);
+    assert!(!r.poll_accounts_reload(), "no answer yet, nothing to re-read");
+    // Five immediate retries within a millisecond, each answering the newest nonce.
+    for i in 0..5u32 {
+        last = answer_again(&mut r, &last, from, "carol", "carol's password", 2 + i, &copy, t + Duration::from_micros(200 * i as u64));
+        assert!(is_stale(&last), "retry {i}: {} (not a stale=true 401)", last.status);
+    }
+    assert!(r.poll_accounts_reload(), "the registrar asked for a fresh read of the accounts");
+    assert!(!r.poll_accounts_reload(), "asked once");
+    assert_eq!((r.stats.auth_failures, r.stats.account_lockouts, r.stats.source_lockouts), (0, 0, 0));
+    // The fresh read (begun after the answers) has the account: the next answer registers.
+    copy.table.insert("carol".into(), AccountKeys::from_password("carol", REALM, "carol's password"));
+    copy.read_at = t + Duration::from_millis(2);
+    let ok = answer_again(&mut r, &last, from, "carol", "carol's password", 10, &copy, t + Duration::from_millis(3));
+    assert_eq!(ok.status, 200);
+    assert_eq!(r.bindings("carol", t + Duration::from_millis(3)).len(), 1);
+}
+
+/// The grace ends with the first fresh read: a wrong password, or a username that really does not exist,
+/// then counts as before (svcrack gains one guess), known and unknown usernames alike.
+#[test]
+fn after_a_fresh_read_failed_answers_count_and_lock_out_as_before() {
+    for user in ["alice", "nobody"] {
+        let t0 = Instant::now();
+        let mut r = registrar(t0);
+        let from = peer("10.0.8.8", 5060);
+        let mut copy = Copy { table: accounts(), read_at: t0 };
+        let t = t0 + Duration::from_millis(10);
+        let mut last = r.handle_register(&register(user, "fresh", 1, &[], None, None), from, &copy, t);
+        last = answer_again(&mut r, &last, from, user, "guess-0", 2, &copy, t);
+        assert!(is_stale(&last), "{user}: the first failure waits for a fresh read");
+        assert!(r.poll_accounts_reload());
+        copy.read_at = t + Duration::from_millis(1);
+        let mut statuses = Vec::new();
+        for i in 1..=3u32 {
+            last = answer_again(&mut r, &last, from, user, &format!("guess-{i}"), 2 + i, &copy, t + Duration::from_millis(2));
+            statuses.push((last.status, is_stale(&last)));
+        }
+        assert_eq!(statuses, vec![(401, false), (401, false), (403, false)], "{user}");
+        assert_eq!(r.stats.account_lockouts, 1, "{user}");
+        assert!(!r.poll_accounts_reload(), "{user}: judged failures ask for no reload");
+        // No second grace for that username within the window.
+        let t2 = t + Duration::from_secs(30);
+        let other = peer("10.0.8.9", 5060);
+        let first = r.handle_register(&register(user, "again", 1, &[], None, None), other, &copy, t2);
+        assert_eq!(answer_again(&mut r, &first, other, user, "guess-9", 2, &copy, t2).status, 403, "{user}: still locked out");
+    }
+}
+
+/// A grace lasts a bounded number of answers, and one source gets it for a few usernames only.
+#[test]
+fn the_grace_is_bounded_per_username_and_per_source() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let from = peer("10.0.7.7", 5060);
+    let copy = Copy { table: accounts(), read_at: t0 };
+    let mut last = r.handle_register(&register("dave", "fresh", 1, &[], None, None), from, &copy, t0);
+    let mut stale = 0;
+    for i in 0..GRACE_ANSWERS + 2 {
+        last = answer_again(&mut r, &last, from, "dave", &format!("guess-{i}"), 2 + i, &copy, t0);
+        if is_stale(&last) {
+            stale += 1;
+        }
+    }
+    assert_eq!(stale, GRACE_ANSWERS, "no read ever came: the grace ran out");
+    assert_eq!(r.stats.auth_failures, 2);
+
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let copy = Copy { table: accounts(), read_at: t0 };
+    let graced: Vec<bool> = ["u1", "u2", "u3", "u4"]
+        .into_iter()
+        .map(|user| {
+            let first = r.handle_register(&register(user, "spray", 1, &[], None, None), from, &copy, t0);
+            is_stale(&answer_again(&mut r, &first, from, user, "Summer2024", 2, &copy, t0))
+        })
+        .collect();
+    assert_eq!(graced, vec![true, true, true, false], "a password spray gets the grace for three usernames");
+}
+
+/// The same bad answer sent again and again (a phone re-sending its REGISTER) is one failure.
+#[test]
+fn a_burst_of_the_same_bad_answer_counts_once() {
+    let t0 = Instant::now();
+    let mut r = registrar(t0);
+    let from = peer("10.0.6.6", 5060);
+    let first = r.handle_register(&register("alice", "burst", 1, &[], None, None), from, &accounts(), t0);
+    let auth = answer(&first, "alice", "an old password", Algorithm::Md5);
+    let statuses: Vec<u16> = (0..5u32)
+        .map(|i| r.handle_register(&register("alice", "burst", 2 + i, &[], None, Some(&auth)), from, &accounts(), t0 + Duration::from_micros(200 * i as u64)).status)
+        .collect();
+    assert_eq!(statuses, vec![401; 5], "not locked out (limit 3)");
+    assert_eq!((r.stats.auth_failures, r.stats.repeated_bad_answers, r.stats.account_lockouts), (1, 4, 0));
+    // The right password still works.
+    assert_eq!(login(&mut r, from, "alice", "correct horse", &["<sip:alice@10.0.6.6>"], None, 10, t0).status, 200);
+}
