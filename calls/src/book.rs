@@ -1,18 +1,20 @@
 //! The call book: every call this instance holds (incoming calls and the page legs it places),
 //! and every application-level decision about them, as a sans-IO state machine.
 //!
-//! The thin task around it feeds [`Input`]s with the current time (`handle(input, now)`), drains
-//! [`Output`]s (`poll_output()`) and carries them out with the user agent and the media engine,
-//! and calls `handle_timeout(now)` at `poll_timeout()`. The book never reads a clock, binds a port
-//! or sends a datagram, so its tests run on a virtual clock in microseconds.
+//! The thin task around it ([`crate::controller::Controller`]) feeds [`Input`]s with the current
+//! time (`handle(input, now)`), drains [`Output`]s (`poll_output()`) and carries them out with the
+//! user agent and the media engine, and calls `handle_timeout(now)` at `poll_timeout()`. The book
+//! never reads a clock, binds a port or sends a datagram, so its tests run on a virtual clock in
+//! microseconds.
 //!
-//! Decisions (each one today's behaviour of `src/call_control.rs`, moved here unchanged):
+//! Decisions (each one the behaviour the controller had inline before, moved here unchanged):
 //! - An incoming call: a route decided by the redirect target (302, a rejection, or a bridge call
 //!   the IVR takes) comes first; then 403 from a source no trunk allows (bridge calls are trusted);
 //!   then 503 while draining (Retry-After 30), at the call ceiling (5) or when the source calls too
-//!   fast (10); then RTP ports are reserved (503, Retry-After 5, when none is free); then the call
-//!   rings and is answered `answer_after` later (at once when zero), and the IVR starts as soon as
-//!   the call is answered and its media is known.
+//!   fast (10; a source a trunk lists, and a bridge call, are rated as trusted); then RTP ports
+//!   are reserved (503, Retry-After 5, when none is free); then the call rings and is answered
+//!   `answer_after` later (at once when zero), and the IVR starts as soon as the call is answered
+//!   and its media is known.
 //! - A page order: one leg per device or contact of the person, all ringing together. The first
 //!   to answer takes the page and the others still ringing get CANCEL; one answering after that
 //!   (the CANCEL crossed its 200) gets BYE. A leg's ring and answer are reported once; its failure
@@ -66,7 +68,7 @@ pub struct PageKey {
     pub person: PersonRef,
 }
 
-/// What the book is configured with (today's `Controller` fields and `[limits] max_calls`).
+/// What the book is configured with (`[sip] answer_after_ms`, `max_calls`, `shutdown_drain_secs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     /// How long an incoming call rings before it is answered; zero answers at once.
@@ -87,9 +89,10 @@ const RETRY_BUSY: u32 = 5;
 const RETRY_RATE_LIMITED: u32 = 10;
 
 /// The per-source rate limit, asked after the draining and ceiling checks (so a refused call
-/// spends no token): true lets the call in. The wrapper passes the sans-IO token bucket it
-/// already has (`oncall_sip::admission`, with no ceiling of its own).
-pub type SourceGate = Box<dyn FnMut(IpAddr, Instant) -> bool + Send>;
+/// spends no token) with the source, whether it is trusted (it gets the trusted rate) and the
+/// time: true lets the call in. The wrapper passes the sans-IO token bucket it already has
+/// (`oncall_sip::admission`, with no ceiling of its own).
+pub type SourceGate = Box<dyn FnMut(IpAddr, bool, Instant) -> bool + Send>;
 
 /// How an incoming call is routed, decided before the book sees it (the redirect target answers
 /// INVITEs to `oncall-<schedule>@`; everything else goes to the IVR).
@@ -114,13 +117,16 @@ pub struct IncomingCall {
     pub source: IpAddr,
     /// Whether the trunks' source filter allows that address.
     pub source_allowed: bool,
+    /// Whether a trunk's `allowed_sources` lists that address: a carrier or PBX carrying many
+    /// callers, rated as trusted. A bridge call is trusted whatever this says.
+    pub trusted: bool,
     pub route: Route,
     /// The INVITE carried an SDP offer we can answer (else it comes in the ACK).
     pub has_offer: bool,
 }
 
 /// Why a leg ended (the user agent's end reasons, one for one; the `Debug` text is what a
-/// failure report says, as today).
+/// failure report says).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LegEnd {
     RemoteHangup,
@@ -150,7 +156,7 @@ pub enum PageDecision {
     Hangup,
 }
 
-/// What became of a page, reported to the paging side (today's `paging::Outcome`).
+/// What became of a page, reported to the paging side (`orders::Outcome`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// 180/183: the phone rings.
@@ -195,15 +201,16 @@ pub enum Input {
     LegOffer { leg: LegId },
     /// The leg is over.
     LegEnded { leg: LegId, reason: LegEnd },
-    /// The page session decided (it carries its key: it may report after its leg ended).
+    /// The page session decided (it carries its key: it may report after its leg ended, when the
+    /// wrapper no longer knows the leg and `leg` is `None`).
     Decision {
-        leg: LegId,
+        leg: Option<LegId>,
         key: PageKey,
         decision: PageDecision,
     },
-    /// End every leg of `request` except those of `keep` (today's `ControllerCommand::CancelRequest`).
+    /// End every leg of `request` except those of `keep` (`ControllerCommand::CancelRequest`).
     EndRequest { request: RequestRef, keep: Option<PageKey> },
-    /// The stages of `request` before `stage` are over (today's `ControllerCommand::CancelStale`).
+    /// The stages of `request` before `stage` are over (`ControllerCommand::CancelStale`).
     EndStage { request: RequestRef, stage: u32 },
     /// Graceful shutdown; `trunks_pending` while trunk unregistrations are still under way.
     Drain { trunks_pending: bool },
@@ -349,6 +356,10 @@ impl CallBook {
         self
     }
 
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
     pub fn counters(&self) -> Counters {
         self.counters
     }
@@ -382,7 +393,7 @@ impl CallBook {
                 if c.media_started {
                     self.out.push_back(Output::UpdateCallMedia { call });
                 } else {
-                    // As today: a late offer starts the IVR whether or not the answer was sent
+                    // A late offer starts the IVR whether or not the answer was sent
                     // (in practice it only comes in the ACK of our 2xx).
                     c.has_offer = true;
                     self.start_ivr(call);
@@ -419,7 +430,7 @@ impl CallBook {
                 }
             }
             Input::LegNotPlaced { leg, reason } => {
-                // Reported at once, as today, even while another phone of the page rings.
+                // Reported at once, even while another phone of the page rings.
                 if let Some(l) = self.legs.remove(&leg) {
                     self.report(l.key, Outcome::Failed(reason));
                 }
@@ -449,7 +460,13 @@ impl CallBook {
             }
             Input::Decision { leg, key, decision } => {
                 let outcome = match decision {
-                    PageDecision::Hangup => return self.out.push_back(Output::ByeLeg { leg }),
+                    PageDecision::Hangup => {
+                        // A leg already ended has nothing left to hang up.
+                        if let Some(leg) = leg {
+                            self.out.push_back(Output::ByeLeg { leg });
+                        }
+                        return;
+                    }
                     PageDecision::Accepted => Outcome::Accepted,
                     PageDecision::Declined => Outcome::Declined,
                     PageDecision::Completed => Outcome::Completed,
@@ -543,6 +560,7 @@ impl CallBook {
             call,
             source,
             source_allowed,
+            trusted,
             route,
             has_offer,
         } = ic;
@@ -551,7 +569,7 @@ impl CallBook {
         // trusted sources extend (a bridge call is let in from them).
         let bridged = match route {
             Route::Redirect { contacts } => return self.out.push_back(Output::Redirect { call, contacts }),
-            // Not counted as rejected, as today.
+            // Not counted as rejected.
             Route::Reject { status } => {
                 return self.out.push_back(Output::Reject {
                     call,
@@ -574,7 +592,7 @@ impl CallBook {
             return self.reject(call, 503, RejectReason::AtCapacity, Some(RETRY_BUSY));
         }
         if let Some(gate) = &mut self.gate {
-            if !gate(source, now) {
+            if !gate(source, bridged || trusted, now) {
                 return self.reject(call, 503, RejectReason::RateLimited, Some(RETRY_RATE_LIMITED));
             }
         }

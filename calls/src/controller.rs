@@ -1,30 +1,29 @@
-//! The call controller: one tokio task that owns the SIP user agent, feeds it from the transports,
-//! sends what it produces, and turns its events into media sessions and call-log rows.
-//! It is the only place that knows about sockets, RTP ports, the media engine and the IVR at once.
-//! It also places the paging task's calls to employees ("legs", see `paging.rs`) and runs a
-//! [`PageSession`] on each once it is answered.
+//! The call controller: one tokio task that owns the SIP user agent and the [`CallBook`], feeds
+//! the user agent from the transports and sends what it produces, turns its events, the paging
+//! task's commands, the media sessions' reports and the clock into the book's inputs, and carries
+//! out the book's outputs with the user agent, the RTP ports, the media engine and the call log.
+//!
+//! Every decision about a call or a page leg (admit or refuse, ring, answer, which phone takes a
+//! page, what to CANCEL, when a drain is over) is the book's. What stays here is what only IO
+//! needs: the redirect target's routing, the RTP sockets and ports, offers and media, the page
+//! orders' routes and messages, the sessions it builds, and the log lines of what it carries out.
 
+use crate::book::{self, CallBook, CallId, ContactRef, IncomingCall, Input, LegEnd, LegId, Output, PageKey, Route};
 use crate::call_log::CallLogEvent;
 use crate::ivr_session::{CloseJob, IvrSession, SessionEvent};
-use crate::page_session::{PageDecision, PageSession, PageSessionEvent};
-use crate::orders::{ControllerCommand, Outcome, PageOrder, PagingEvent};
-use oncall_core::escalation::NotificationKey;
-
-/// Where IVR sessions report: their events, and the thread that closes their recordings (which forwards
-/// the events that must follow a recording).
-struct Sessions {
-    events: mpsc::UnboundedSender<SessionEvent>,
-    closer: std::sync::mpsc::Sender<CloseJob>,
-}
-use oncall_core::{RecordingKind, Timestamp};
 use crate::ivr_settings::IvrSource;
+use crate::orders::{ControllerCommand, Outcome, PageOrder, PagingEvent};
+use crate::page_session::{PageSession, PageSessionEvent};
+use crate::trunks::Trunks;
+use oncall_core::escalation::NotificationKey;
+use oncall_core::{Channel, PersonId, RecordingKind, RequestId, Timestamp};
 use oncall_sip::admission::{Admission, Verdict};
 use oncall_sip::media::{MediaCallSpec, MediaCommand, MediaEngine, RtpPorts, Signal};
 use oncall_sip::sdp::Negotiated;
-use crate::trunks::Trunks;
 use oncall_sip::transport::{Inbound, Sender};
 use oncall_sip::ua::outbound::OutboundCall;
-use oncall_sip::ua::{CallRef, UaEvent, UserAgent};
+use oncall_sip::ua::redirect::RedirectContact;
+use oncall_sip::ua::{CallRef, EndReason, UaEvent, UserAgent};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -49,15 +48,14 @@ pub struct Controller {
     pub engine: MediaEngine,
     pub ports: RtpPorts,
     pub media_ip: IpAddr,
-    pub answer_after: Duration,
+    /// Every call's and leg's decisions, with the answer delay, the call ceiling, the drain time
+    /// and the per-source rate limit ([`source_gate`]).
+    pub book: CallBook,
     pub ivr: IvrSource,
     pub recordings_dir: PathBuf,
     pub org_slug: String,
     pub log: mpsc::UnboundedSender<CallLogEvent>,
     pub counters: Arc<CallCounters>,
-    pub admission: Admission,
-    /// How long a graceful shutdown waits for calls to finish before hanging them up.
-    pub drain: Duration,
     pub trunks: Trunks,
     /// Set when `[paging] enabled`: where call results go, and the employee IVR's settings.
     pub paging: Option<PagingLink>,
@@ -80,30 +78,82 @@ pub struct PagingLink {
     pub max_hold: Duration,
 }
 
-/// A call we placed to page an employee.
-struct Leg {
+/// The book's per-source rate limit: `admission`'s token buckets. Build it with `max_calls: 0` and
+/// never drain it: the book keeps the ceiling and the drain, and asks the gate last.
+pub fn source_gate(mut admission: Admission) -> book::SourceGate {
+    Box::new(move |source, trusted, now| admission.admit(source, trusted, 0, now) == Verdict::Accept)
+}
+
+/// Where IVR sessions report: their events, and the thread that closes their recordings (which forwards
+/// the events that must follow a recording).
+struct Sessions {
+    events: mpsc::UnboundedSender<SessionEvent>,
+    closer: std::sync::mpsc::Sender<CloseJob>,
+}
+
+/// An incoming call from its INVITE to its end: what carrying out the book's outputs needs.
+struct CallState {
+    call_id: String,
+    from: String,
+    to: String,
+    /// What the call log records as called: To, or the Request-URI of a bridge call.
+    called: String,
+    source: SocketAddr,
+    /// The redirect target's Contacts, for the book's `Redirect`.
+    redirect: Vec<RedirectContact>,
+    /// The latest remote media (the INVITE's offer, a late-offer ACK, a re-INVITE).
+    offer: Option<Negotiated>,
+    /// Our RTP socket pair from `ReserveMedia` until media starts.
+    sockets: Option<(UdpSocket, UdpSocket)>,
+    /// The port to release at the end, once reserved.
+    port: Option<u16>,
+}
+
+/// A call we placed to page an employee, from `PlaceLeg` to its end.
+struct LegState {
+    call: CallRef,
     key: NotificationKey,
     port: u16,
     /// Our RTP socket pair until media starts.
     sockets: Option<(UdpSocket, UdpSocket)>,
+    /// The callee's media: its answer, then re-INVITEs.
+    media: Option<Negotiated>,
     caller: String,
     /// The caller's call while they hold for this page.
     caller_call: Option<CallRef>,
     message: Arc<[i16]>,
     target: String,
-    rang: bool,
-    answered: bool,
-    media_started: bool,
 }
 
-struct CallState {
-    /// Our RTP socket pair until media starts, then only the port number to release.
-    sockets: Option<(UdpSocket, UdpSocket)>,
-    port: u16,
-    offer: Option<Negotiated>,
-    media_started: bool,
-    answer_at: Option<Instant>,
-    call_id: String,
+/// The IO side of every call and leg the book holds, and the channels sessions report on.
+struct Held {
+    calls: HashMap<CallRef, CallState>,
+    legs: HashMap<LegId, LegState>,
+    /// The user agent's handle of each leg placed → the book's id for it.
+    leg_of: HashMap<CallRef, LegId>,
+    /// Page orders waiting for the book's `PlaceLeg`, by the contact handle they were given.
+    orders: HashMap<ContactRef, PageOrder>,
+    next_contact: u64,
+    sessions: Sessions,
+    page_tx: mpsc::UnboundedSender<PageSessionEvent>,
+    /// The book said `Finished`: leave the loop.
+    finished: bool,
+}
+
+/// What the book was fed, for the log lines of what it answers (its outputs say what, not why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// A leg's 180/183.
+    Progress { call: CallRef, status: u16 },
+    /// A leg's 2xx.
+    Answer { call: CallRef },
+    /// `CancelStale`.
+    StageOver,
+    /// `CancelRequest`.
+    RequestOver,
+    /// The clock (answers due, the drain's deadlines).
+    Timer,
+    Other,
 }
 
 impl Controller {
@@ -115,32 +165,22 @@ impl Controller {
     ) {
         let (session_tx, mut session_rx) = mpsc::unbounded_channel::<SessionEvent>();
         let sessions = Sessions { closer: crate::ivr_session::spawn_closer(session_tx.clone()), events: session_tx };
-        let mut calls: HashMap<CallRef, CallState> = HashMap::new();
-        let mut legs: HashMap<CallRef, Leg> = HashMap::new();
         let (page_tx, mut page_rx) = mpsc::unbounded_channel::<PageSessionEvent>();
+        let mut held = Held {
+            calls: HashMap::new(),
+            legs: HashMap::new(),
+            leg_of: HashMap::new(),
+            orders: HashMap::new(),
+            next_contact: 0,
+            sessions,
+            page_tx,
+            finished: false,
+        };
         let mut commands_open = true;
-        // Set by SIGTERM: (when to hang up whoever is left, when to stop regardless).
-        let mut draining: Option<(Instant, Instant)> = None;
-        loop {
-            if let Some((hangup_at, stop_at)) = draining {
-                let now = Instant::now();
-                if (calls.is_empty() && legs.is_empty() && self.trunks.finished(now)) || now >= stop_at {
-                    break;
-                }
-                if now >= hangup_at {
-                    tracing::warn!(calls = calls.len(), "drain timeout: hanging up the remaining calls");
-                    for call in calls.keys().copied().collect::<Vec<_>>() {
-                        self.ua.hangup(call, now);
-                    }
-                    for call in legs.keys().copied().collect::<Vec<_>>() {
-                        self.ua.cancel(call, now);
-                    }
-                    draining = Some((stop_at, stop_at));
-                }
-            }
-            let next_answer = calls.values().filter_map(|c| c.answer_at).min();
-            let drain_wake = draining.map(|(h, s)| h.min(s));
-            let wake = [self.ua.poll_timeout(), next_answer, drain_wake, self.trunks.poll_timeout()].into_iter().flatten().min();
+        // Set by SIGTERM until the trunks' unregistrations are over (the book waits for them).
+        let mut trunks_pending = false;
+        while !held.finished {
+            let wake = [self.ua.poll_timeout(), self.book.poll_timeout(), self.trunks.poll_timeout()].into_iter().flatten().min();
             let sleep = async {
                 match wake {
                     Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -167,57 +207,55 @@ impl Controller {
                 ev = session_rx.recv() => {
                     let Some(ev) = ev else { break };
                     match ev {
-                        SessionEvent::Hangup(call) => self.ua.hangup(call, Instant::now()),
+                        SessionEvent::Hangup(call) => self.feed(&mut held, Input::IvrHangup { call: book_call(call) }, Cause::Other, Instant::now()),
                         other => { let _ = self.log.send(CallLogEvent::Session(other)); }
                     }
                 }
                 cmd = commands.recv(), if commands_open => {
                     match cmd {
-                        Some(cmd) => self.on_command(cmd, &mut legs, Instant::now()),
+                        Some(cmd) => self.on_command(cmd, &mut held, Instant::now()),
                         // Paging is off (or stopped): nothing more will come.
                         None => commands_open = false,
                     }
                 }
                 ev = page_rx.recv() => {
-                    // Never None: this loop holds a sender.
+                    // Never None: `held` holds a sender.
                     if let Some(ev) = ev {
-                        self.on_page_decision(ev, Instant::now());
+                        self.on_page_decision(ev, &mut held, Instant::now());
                     }
                 }
                 _ = sleep => {
                     let now = Instant::now();
                     self.ua.handle_timeout(now);
-                    let due: Vec<CallRef> = calls.iter().filter(|(_, c)| c.answer_at.is_some_and(|t| t <= now)).map(|(k, _)| *k).collect();
-                    for call in due {
-                        if let Some(c) = calls.get_mut(&call) {
-                            c.answer_at = None;
-                        }
-                        self.answer(call, &mut calls, &sessions, now);
-                    }
+                    self.book.handle_timeout(now);
+                    self.carry_out(&mut held, Cause::Timer, now);
                 }
-                _ = shutdown.changed(), if draining.is_none() => {
+                _ = shutdown.changed(), if !self.book.is_draining() => {
                     let now = Instant::now();
-                    tracing::info!(calls = calls.len(), drain_secs = self.drain.as_secs(), "draining: new calls get 503");
-                    self.admission.start_draining();
-                    draining = Some((now + self.drain, now + self.drain + Duration::from_secs(3)));
+                    let drain = self.book.settings().drain;
+                    tracing::info!(calls = self.book.active_calls(), drain_secs = drain.as_secs(), "draining: new calls get 503");
                     self.trunks.unregister_all(now);
+                    trunks_pending = !self.trunks.finished(now);
+                    self.feed(&mut held, Input::Drain { trunks_pending }, Cause::Other, now);
                 }
             }
             let now = Instant::now();
             while let Some(ev) = self.ua.poll_event() {
-                if let Some(ev) = self.on_leg_event(ev, &mut legs, &page_tx, &sessions) {
-                    self.on_event(ev, &mut calls, &sessions, now);
-                }
+                self.on_event(ev, &mut held, now);
             }
             // After the events: a challenge just received is answered in this same turn.
             self.trunks.drive(&mut self.ua, now);
+            if trunks_pending && self.trunks.finished(now) {
+                trunks_pending = false;
+                self.feed(&mut held, Input::TrunksDone, Cause::Other, now);
+            }
             while let Some(t) = self.ua.poll_transmit() {
                 self.sender.send(t.to, t.data);
             }
-            self.counters.active_calls.store(calls.len(), Ordering::Relaxed);
+            self.publish_counters();
         }
         // Let the last sessions close their recordings and report, so nothing recorded is lost.
-        drop(sessions);
+        drop(held);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, session_rx.recv()).await {
             if !matches!(ev, SessionEvent::Hangup(_)) {
@@ -226,74 +264,76 @@ impl Controller {
         }
     }
 
-    fn on_event(&mut self, ev: UaEvent, calls: &mut HashMap<CallRef, CallState>, sessions: &Sessions, now: Instant) {
+    /// /metrics reads the book's counts; the messages are counted here, as they come in.
+    fn publish_counters(&self) {
+        let c = self.book.counters();
+        self.counters.calls_received.store(c.calls_received, Ordering::Relaxed);
+        self.counters.calls_answered.store(c.calls_answered, Ordering::Relaxed);
+        self.counters.calls_rejected.store(c.calls_rejected, Ordering::Relaxed);
+        self.counters.active_calls.store(self.book.active_calls(), Ordering::Relaxed);
+    }
+
+    /// One input to the book, and everything it answers carried out.
+    fn feed(&mut self, held: &mut Held, input: Input, cause: Cause, now: Instant) {
+        self.book.handle(input, now);
+        self.carry_out(held, cause, now);
+    }
+
+    fn on_event(&mut self, ev: UaEvent, held: &mut Held, now: Instant) {
+        let call = match &ev {
+            UaEvent::Progress { call, .. }
+            | UaEvent::Answered { call, .. }
+            | UaEvent::Ended { call, .. }
+            | UaEvent::MediaChanged { call, .. }
+            | UaEvent::Confirmed { call } => Some(*call),
+            _ => None,
+        };
+        if let Some(leg) = call.and_then(|c| held.leg_of.get(&c).copied()) {
+            return self.on_leg_event(ev, leg, held, now);
+        }
         match ev {
             UaEvent::IncomingCall { call, call_id, from, to, offer, source, request_uri } => {
-                self.counters.calls_received.fetch_add(1, Ordering::Relaxed);
                 let span = tracing::info_span!("call", call_id = %call_id);
                 let _e = span.enter();
-                // `oncall-<schedule>@`: a 302 to the on-call people (or 403/404/480), before the trunks'
-                // source filter, which the redirect's own trusted sources extend.
-                // A `-bridge` call comes from a source the redirect trusts: the IVR takes it.
-                let bridged = match self.redirect.as_ref().and_then(|r| r.decide(&request_uri, source.addr, Timestamp::now())) {
-                    Some(crate::redirect::Decision::Redirect { contacts, .. }) => return self.ua.redirect(call, 302, &contacts, now),
-                    Some(crate::redirect::Decision::Reject(status)) => return self.ua.reject(call, status, now),
+                // `oncall-<schedule>@`: a 302 to the on-call people (or 403/404/480), or a `-bridge` call
+                // from a source the redirect target trusts, which the IVR takes.
+                let mut redirect = Vec::new();
+                let route = match self.redirect.as_ref().and_then(|r| r.decide(&request_uri, source.addr, Timestamp::now())) {
+                    Some(crate::redirect::Decision::Redirect { contacts, .. }) => {
+                        let route = Route::Redirect { contacts: contacts.iter().map(RedirectContact::header_value).collect() };
+                        redirect = contacts;
+                        route
+                    }
+                    Some(crate::redirect::Decision::Reject(status)) => Route::Reject { status },
                     Some(crate::redirect::Decision::Bridge { schedule }) => {
                         tracing::info!(%schedule, source = %source.addr, "bridge: an IVR call about the schedule");
-                        true
+                        Route::Bridge
                     }
-                    None => false,
+                    None => Route::Ivr,
                 };
-                if !bridged && !self.trunks.source_allowed(source.addr.ip()) {
-                    tracing::warn!(source = %source.addr, %from, "INVITE from an address no trunk allows; 403");
-                    self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
-                    self.ua.reject(call, 403, now);
-                    return;
-                }
-                // A trunk in `allowed_sources` (or a PBX the redirect trusts, for a bridge call) carries many
-                // callers: it gets `trusted_calls_per_second_per_source` instead of the per-source limit.
-                let trusted = bridged || self.trunks.source_listed(source.addr.ip());
-                let verdict = self.admission.admit(source.addr.ip(), trusted, calls.len(), now);
-                if verdict != Verdict::Accept {
-                    tracing::info!(source = %source.addr, ?verdict, "503 for new call");
-                    self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
-                    self.ua.reject_with(call, 503, &[("Retry-After", verdict.retry_after().to_string())], now);
-                    return;
-                }
-                let Some(sockets) = self.ports.allocate() else {
-                    tracing::warn!("no free RTP port; 503");
-                    self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
-                    self.ua.reject_with(call, 503, &[("Retry-After", Verdict::Busy.retry_after().to_string())], now);
-                    return;
+                // A bridge call is logged with the Request-URI its routing used (a proxy may rewrite it but not
+                // To), so paging picks the same schedule's policy.
+                let called = if route == Route::Bridge { request_uri } else { to.clone() };
+                let ip = source.addr.ip();
+                let incoming = IncomingCall {
+                    call: book_call(call),
+                    source: ip,
+                    source_allowed: self.trunks.source_allowed(ip),
+                    // A trunk in `allowed_sources` carries many callers: it gets
+                    // `trusted_calls_per_second_per_source` instead of the per-source limit.
+                    trusted: self.trunks.source_listed(ip),
+                    route,
+                    has_offer: offer.is_some(),
                 };
-                let port = sockets.0.local_addr().map(|a| a.port()).unwrap_or(0);
-                tracing::info!(%from, %to, source = %source.addr, rtp_port = port, "incoming call");
-                // A bridge call is logged with the Request-URI its routing used (a proxy may rewrite it but not To),
-                // so paging picks the same schedule's policy.
-                let called = if bridged { request_uri.to_string() } else { to };
-                let _ = self.log.send(CallLogEvent::Received { call, call_id: call_id.clone(), caller: from, called, at: Timestamp::now() });
-                let answer_at = (!self.answer_after.is_zero()).then(|| now + self.answer_after);
-                calls.insert(call, CallState { sockets: Some(sockets), port, offer, media_started: false, answer_at, call_id });
-                if answer_at.is_some() {
-                    self.ua.ring(call, now);
-                } else {
-                    self.answer(call, calls, sessions, now);
-                }
+                let state = CallState { call_id, from, to, called, source: source.addr, redirect, offer, sockets: None, port: None };
+                held.calls.insert(call, state);
+                self.feed(held, Input::Incoming(incoming), Cause::Other, now);
             }
-            UaEvent::Confirmed { call } => {
-                if calls.get(&call).is_some_and(|c| c.media_started) {
-                    self.engine.send(call, MediaCommand::Signal { call, signal: Signal::Confirmed });
-                }
-            }
+            UaEvent::Confirmed { call } => self.feed(held, Input::Confirmed { call: book_call(call) }, Cause::Other, now),
             UaEvent::MediaChanged { call, media } => {
-                let Some(c) = calls.get_mut(&call) else { return };
-                if c.media_started {
-                    tracing::info!(call_id = %c.call_id, direction = ?media.direction, "media changed");
-                    self.engine.send(call, MediaCommand::Update { call, media });
-                } else {
-                    c.offer = Some(media);
-                    self.start_media(call, calls, sessions);
-                }
+                let Some(c) = held.calls.get_mut(&call) else { return };
+                c.offer = Some(media);
+                self.feed(held, Input::Offer { call: book_call(call) }, Cause::Other, now);
             }
             // Outbound calls are paging legs, handled in `on_leg_event`.
             UaEvent::Progress { .. } | UaEvent::Answered { .. } => {}
@@ -322,34 +362,243 @@ impl Controller {
                 self.engine.send(call, MediaCommand::Signal { call, signal: Signal::Info { content_type, body } });
             }
             UaEvent::Ended { call, reason } => {
-                let Some(c) = calls.remove(&call) else { return };
+                // Calls refused or redirected are forgotten when the book says so; these are held.
+                let Some(c) = held.calls.get(&call) else { return };
                 tracing::info!(call_id = %c.call_id, ?reason, "call ended");
-                if c.media_started {
-                    self.engine.send(call, MediaCommand::Remove(call));
-                } else {
-                    let _ = self.log.send(CallLogEvent::EndedEarly { call, at: Timestamp::now() });
+                self.feed(held, Input::CallEnded { call: book_call(call) }, Cause::Other, now);
+                // The book's `StopIvr`/`EndedEarly` released it; this only covers a call it no longer held.
+                if let Some(port) = held.calls.remove(&call).and_then(|c| c.port) {
+                    self.ports.release(port);
                 }
-                self.ports.release(c.port);
             }
         }
     }
 
-    fn answer(&mut self, call: CallRef, calls: &mut HashMap<CallRef, CallState>, sessions: &Sessions, now: Instant) {
-        let Some(c) = calls.get(&call) else { return };
-        self.ua.accept(call, SocketAddr::new(self.media_ip, c.port), now);
-        self.counters.calls_answered.fetch_add(1, Ordering::Relaxed);
-        let _ = self.log.send(CallLogEvent::Answered { call, at: Timestamp::now() });
-        if c.offer.is_some() {
-            self.start_media(call, calls, sessions);
+    /// The user agent's events for a paging leg.
+    fn on_leg_event(&mut self, ev: UaEvent, leg: LegId, held: &mut Held, now: Instant) {
+        let Some(l) = held.legs.get_mut(&leg) else { return };
+        let (input, cause) = match ev {
+            UaEvent::Progress { call, status } => (Input::LegProgress { leg }, Cause::Progress { call, status }),
+            UaEvent::Answered { call, media } => {
+                l.media = media;
+                // Media we can send needs the callee's answer and our sockets.
+                let usable_media = media.is_some() && l.sockets.is_some();
+                (Input::LegAnswered { leg, usable_media }, Cause::Answer { call })
+            }
+            UaEvent::MediaChanged { media, .. } => {
+                l.media = Some(media);
+                (Input::LegOffer { leg }, Cause::Other)
+            }
+            UaEvent::Ended { call, reason } => {
+                tracing::info!(call = call.0, request = %l.key.request, person = %l.key.person, ?reason, "page call ended");
+                self.feed(held, Input::LegEnded { leg, reason: leg_end(reason) }, Cause::Other, now);
+                held.leg_of.remove(&call);
+                if let Some(l) = held.legs.remove(&leg) {
+                    self.ports.release(l.port);
+                }
+                return;
+            }
+            _ => return,
+        };
+        self.feed(held, input, cause, now);
+    }
+
+    fn on_command(&mut self, cmd: ControllerCommand, held: &mut Held, now: Instant) {
+        match cmd {
+            ControllerCommand::Page(order) => {
+                let contact = ContactRef(held.next_contact);
+                held.next_contact += 1;
+                let key = page_key(order.key);
+                held.orders.insert(contact, order);
+                // Paging sends one order per phone of a person; the book gathers those of one key.
+                self.feed(held, Input::Page { key, contacts: vec![contact] }, Cause::Other, now);
+            }
+            ControllerCommand::SendText { key, route, body } => self.texts.send(&mut self.ua, key, route, body, now),
+            ControllerCommand::ReleaseCaller { caller } => {
+                if let Some(p) = &self.paging {
+                    p.hold.nobody_available(caller);
+                }
+            }
+            ControllerCommand::CancelRequest { request, keep } => {
+                let input = Input::EndRequest { request: book::RequestRef(request.get()), keep: keep.map(page_key) };
+                self.feed(held, input, Cause::RequestOver, now);
+            }
+            ControllerCommand::CancelStale { request, stage } => {
+                let input = Input::EndStage { request: book::RequestRef(request.get()), stage };
+                self.feed(held, input, Cause::StageOver, now);
+            }
         }
     }
 
-    fn start_media(&mut self, call: CallRef, calls: &mut HashMap<CallRef, CallState>, sessions: &Sessions) {
-        let Some(c) = calls.get_mut(&call) else { return };
+    fn on_page_decision(&mut self, ev: PageSessionEvent, held: &mut Held, now: Instant) {
+        tracing::info!(call = ev.call.0, request = %ev.key.request, person = %ev.key.person, decision = ?ev.decision, "employee's decision");
+        // The session may report after its leg ended, when its handle is forgotten.
+        let leg = held.leg_of.get(&ev.call).copied();
+        self.feed(held, Input::Decision { leg, key: page_key(ev.key), decision: ev.decision }, Cause::Other, now);
+    }
+
+    /// Carries out what the book asks, in order, until it asks nothing more.
+    fn carry_out(&mut self, held: &mut Held, cause: Cause, now: Instant) {
+        // Log lines only: whether this turn's answer took the page, and whether the drain's hang-up was logged.
+        let mut took_page = false;
+        let mut drain_logged = false;
+        while let Some(output) = self.book.poll_output() {
+            if cause == Cause::Timer && !drain_logged && matches!(output, Output::HangUp { .. } | Output::ByeLeg { .. } | Output::CancelLeg { .. }) {
+                // Only the drain ends calls and legs on the clock.
+                drain_logged = true;
+                tracing::warn!(calls = self.book.active_calls(), legs = self.book.active_legs(), "drain timeout: hanging up the remaining calls");
+            }
+            match output {
+                Output::Redirect { call, .. } => {
+                    let call = ua_call(call);
+                    let contacts = held.calls.remove(&call).map(|c| c.redirect).unwrap_or_default();
+                    self.ua.redirect(call, 302, &contacts, now);
+                }
+                Output::Reject { call, status, reason, retry_after } => self.reject(held, ua_call(call), status, reason, retry_after, now),
+                Output::ReserveMedia { call } => self.reserve_media(held, ua_call(call), now),
+                Output::Ring { call } => self.ua.ring(ua_call(call), now),
+                Output::Answer { call } => {
+                    let call = ua_call(call);
+                    let Some(port) = held.calls.get(&call).and_then(|c| c.port) else { continue };
+                    self.ua.accept(call, SocketAddr::new(self.media_ip, port), now);
+                    let _ = self.log.send(CallLogEvent::Answered { call, at: Timestamp::now() });
+                }
+                Output::StartIvr { call } => self.start_ivr(held, ua_call(call)),
+                Output::UpdateCallMedia { call } => {
+                    let call = ua_call(call);
+                    let Some(c) = held.calls.get(&call) else { continue };
+                    let Some(media) = c.offer else { continue };
+                    tracing::info!(call_id = %c.call_id, direction = ?media.direction, "media changed");
+                    self.engine.send(call, MediaCommand::Update { call, media });
+                }
+                Output::CallConfirmed { call } => {
+                    let call = ua_call(call);
+                    self.engine.send(call, MediaCommand::Signal { call, signal: Signal::Confirmed });
+                }
+                Output::HangUp { call } => self.ua.hangup(ua_call(call), now),
+                Output::StopIvr { call } => {
+                    let call = ua_call(call);
+                    self.engine.send(call, MediaCommand::Remove(call));
+                    self.forget_call(held, call);
+                }
+                Output::EndedEarly { call } => {
+                    let call = ua_call(call);
+                    let _ = self.log.send(CallLogEvent::EndedEarly { call, at: Timestamp::now() });
+                    self.forget_call(held, call);
+                }
+                Output::PlaceLeg { leg, contact, .. } => self.place_leg(held, leg, contact, now),
+                Output::CancelLeg { leg } => {
+                    let Some(l) = held.legs.get(&leg) else { continue };
+                    let (call, key, target) = (l.call, l.key, &l.target);
+                    match cause {
+                        Cause::Answer { .. } => {
+                            tracing::info!(call = call.0, request = %key.request, person = %key.person, %target, "another phone answered: cancelling this one")
+                        }
+                        Cause::StageOver => {
+                            tracing::info!(request = %key.request, person = %key.person, %target, "stage over: cancelling the ring")
+                        }
+                        Cause::RequestOver => {
+                            tracing::info!(request = %key.request, person = %key.person, %target, answered = false, "ending page call")
+                        }
+                        _ => {}
+                    }
+                    self.ua.cancel(call, now);
+                }
+                Output::ByeLeg { leg } => {
+                    let Some(l) = held.legs.get(&leg) else { continue };
+                    let (call, key, target) = (l.call, l.key, &l.target);
+                    match cause {
+                        Cause::Answer { call: answering } if answering == call && !took_page => {
+                            tracing::info!(call = call.0, request = %key.request, person = %key.person, "answered after another phone took the page; hanging up")
+                        }
+                        Cause::RequestOver => {
+                            tracing::info!(request = %key.request, person = %key.person, %target, answered = true, "ending page call")
+                        }
+                        _ => {}
+                    }
+                    self.ua.hangup(call, now);
+                }
+                Output::StartPageSession { leg, .. } => self.start_page_session(held, leg),
+                Output::UpdateLegMedia { leg } => {
+                    let Some(l) = held.legs.get(&leg) else { continue };
+                    let Some(media) = l.media else { continue };
+                    self.engine.send(l.call, MediaCommand::Update { call: l.call, media });
+                }
+                Output::StopPageSession { leg } => {
+                    // The session's `finish` reports a decline if the employee had not accepted.
+                    let Some(l) = held.legs.get(&leg) else { continue };
+                    self.engine.send(l.call, MediaCommand::Remove(l.call));
+                }
+                Output::Report { key, outcome } => {
+                    let key = notification_key(key);
+                    match (&outcome, cause) {
+                        (Outcome::Ringing, Cause::Progress { call, status }) => {
+                            tracing::info!(call = call.0, request = %key.request, person = %key.person, status, "page call ringing")
+                        }
+                        (Outcome::Answered, Cause::Answer { call }) => {
+                            took_page = true;
+                            tracing::info!(call = call.0, request = %key.request, person = %key.person, "page call answered")
+                        }
+                        (Outcome::Failed(_), Cause::Answer { call }) => {
+                            tracing::warn!(call = call.0, request = %key.request, "page call answered without usable media; hanging up")
+                        }
+                        _ => {}
+                    }
+                    if let Some(p) = &self.paging {
+                        let _ = p.events.send(PagingEvent::CallResult { key, outcome });
+                    }
+                }
+                Output::Finished { forced } => {
+                    tracing::info!(forced, "drain over: stopping");
+                    held.finished = true;
+                }
+            }
+        }
+    }
+
+    fn reject(&mut self, held: &mut Held, call: CallRef, status: u16, reason: book::RejectReason, retry_after: Option<u32>, now: Instant) {
+        use book::RejectReason::*;
+        if let Some(c) = held.calls.remove(&call) {
+            match reason {
+                // The redirect target logs its own refusals.
+                Routed => {}
+                UntrustedSource => tracing::warn!(source = %c.source, from = %c.from, "INVITE from an address no trunk allows; 403"),
+                Draining | AtCapacity | RateLimited => tracing::info!(source = %c.source, ?reason, "503 for new call"),
+                NoMediaPort => tracing::warn!("no free RTP port; 503"),
+            }
+        }
+        match retry_after {
+            Some(secs) => self.ua.reject_with(call, status, &[("Retry-After", secs.to_string())], now),
+            None => self.ua.reject(call, status, now),
+        }
+    }
+
+    fn reserve_media(&mut self, held: &mut Held, call: CallRef, now: Instant) {
+        let Some(c) = held.calls.get_mut(&call) else { return };
+        let Some(sockets) = self.ports.allocate() else {
+            return self.book.handle(Input::NoMediaPort { call: book_call(call) }, now);
+        };
+        let port = sockets.0.local_addr().map(|a| a.port()).unwrap_or(0);
+        tracing::info!(from = %c.from, to = %c.to, source = %c.source, rtp_port = port, "incoming call");
+        let received = CallLogEvent::Received { call, call_id: c.call_id.clone(), caller: c.from.clone(), called: c.called.clone(), at: Timestamp::now() };
+        let _ = self.log.send(received);
+        c.sockets = Some(sockets);
+        c.port = Some(port);
+        self.book.handle(Input::MediaReserved { call: book_call(call) }, now);
+    }
+
+    fn forget_call(&mut self, held: &mut Held, call: CallRef) {
+        if let Some(port) = held.calls.remove(&call).and_then(|c| c.port) {
+            self.ports.release(port);
+        }
+    }
+
+    fn start_ivr(&mut self, held: &mut Held, call: CallRef) {
+        let Some(c) = held.calls.get_mut(&call) else { return };
         let (Some(media), Some((rtp, rtcp))) = (c.offer, c.sockets.take()) else { return };
-        c.media_started = true;
         let path = self.recording_path(RecordingKind::Message);
         let (ivr, prompts) = self.ivr.get();
+        let sessions = &held.sessions;
         let mut app = IvrSession::new(call, ivr, prompts, media.telephone_event.is_none(), path, sessions.events.clone(), sessions.closer.clone());
         if let Some(p) = self.paging.as_ref().filter(|p| !p.max_hold.is_zero()) {
             app = app.with_hold(p.hold.clone(), p.max_hold);
@@ -361,7 +610,7 @@ impl Controller {
     }
 }
 
-/// Paging legs: calls we place for the paging task, and the employee's decisions.
+/// Paging legs: calls we place for the paging task, and the sessions on them.
 impl Controller {
     /// A new recording's path: `<recordings>/<org>/<year>/<month>/<time>-<random>-<what>.wav` (the uploader reads
     /// `what` back from the name when it registers a file a crash left).
@@ -371,47 +620,12 @@ impl Controller {
         self.recordings_dir.join(&self.org_slug).join(now.format("%Y").to_string()).join(now.format("%m").to_string()).join(format!("{token}-{what}.wav"))
     }
 
-    fn report(&self, key: NotificationKey, outcome: Outcome) {
-        if let Some(p) = &self.paging {
-            let _ = p.events.send(PagingEvent::CallResult { key, outcome });
-        }
-    }
-
-    fn on_command(&mut self, cmd: ControllerCommand, legs: &mut HashMap<CallRef, Leg>, now: Instant) {
-        match cmd {
-            ControllerCommand::Page(order) => self.place_leg(order, legs, now),
-            ControllerCommand::SendText { key, route, body } => self.texts.send(&mut self.ua, key, route, body, now),
-            ControllerCommand::ReleaseCaller { caller } => {
-                if let Some(p) = &self.paging {
-                    p.hold.nobody_available(caller);
-                }
-            }
-            ControllerCommand::CancelRequest { request, keep } => {
-                for (call, leg) in legs.iter() {
-                    if leg.key.request == request && Some(leg.key) != keep {
-                        tracing::info!(%request, person = %leg.key.person, target = %leg.target, answered = leg.answered, "ending page call");
-                        // CANCEL while it rings, BYE once answered.
-                        self.ua.cancel(*call, now);
-                    }
-                }
-            }
-            ControllerCommand::CancelStale { request, stage } => {
-                for (call, leg) in legs.iter() {
-                    if leg.key.request == request && leg.key.stage < stage && !leg.answered {
-                        tracing::info!(%request, person = %leg.key.person, target = %leg.target, "stage over: cancelling the ring");
-                        self.ua.cancel(*call, now);
-                    }
-                }
-            }
-        }
-    }
-
-    fn place_leg(&mut self, order: PageOrder, legs: &mut HashMap<CallRef, Leg>, now: Instant) {
-        let PageOrder { key, route, caller, caller_call, message } = order;
+    fn place_leg(&mut self, held: &mut Held, leg: LegId, contact: ContactRef, now: Instant) {
+        let Some(PageOrder { key, route, caller, caller_call, message }) = held.orders.remove(&contact) else { return };
         let crate::dial::Route { target, via, credentials, from_uri } = route;
         let Some(sockets) = self.ports.allocate() else {
             tracing::warn!(request = %key.request, person = %key.person, "no free RTP port for a page call");
-            return self.report(key, Outcome::Failed("no free RTP port".into()));
+            return self.book.handle(Input::LegNotPlaced { leg, reason: "no free RTP port".into() }, now);
         };
         let port = sockets.0.local_addr().map(|a| a.port()).unwrap_or(0);
         let out = OutboundCall {
@@ -424,93 +638,51 @@ impl Controller {
         };
         let call = self.ua.place_call(out, now);
         tracing::info!(call = call.0, request = %key.request, person = %key.person, %target, via = %via.addr, rtp_port = port, "page call placed");
-        legs.insert(call, Leg { key, port, sockets: Some(sockets), caller, caller_call, message, target, rang: false, answered: false, media_started: false });
+        held.leg_of.insert(call, leg);
+        held.legs.insert(leg, LegState { call, key, port, sockets: Some(sockets), media: None, caller, caller_call, message, target });
     }
 
-    /// Takes the UA events of paging legs; gives back the others.
-    fn on_leg_event(&mut self, ev: UaEvent, legs: &mut HashMap<CallRef, Leg>, page_tx: &mpsc::UnboundedSender<PageSessionEvent>, sessions: &Sessions) -> Option<UaEvent> {
-        let call = match &ev {
-            UaEvent::Progress { call, .. } | UaEvent::Answered { call, .. } | UaEvent::Ended { call, .. } | UaEvent::MediaChanged { call, .. } | UaEvent::Confirmed { call } => *call,
-            _ => return Some(ev),
-        };
-        if !legs.contains_key(&call) {
-            return Some(ev);
+    fn start_page_session(&mut self, held: &mut Held, leg: LegId) {
+        let Some(l) = held.legs.get_mut(&leg) else { return };
+        let (Some(media), Some((rtp, rtcp))) = (l.media, l.sockets.take()) else { return };
+        let (_, prompts) = self.ivr.get();
+        let (timeout, retries) = self.paging.as_ref().map_or((Duration::from_secs(8), 2), |p| (p.key_timeout, p.max_retries));
+        let call = l.call;
+        let mut app = PageSession::new(call, l.key, &l.caller, l.message.clone(), prompts, media.telephone_event.is_none(), timeout, retries, held.page_tx.clone());
+        if let (Some(caller_call), Some(p)) = (l.caller_call, &self.paging) {
+            app = app.with_caller(p.hold.clone(), caller_call, self.recording_path(RecordingKind::Conversation), held.sessions.closer.clone());
         }
-        match ev {
-            UaEvent::Progress { status, .. } => {
-                let leg = legs.get_mut(&call)?;
-                if !leg.rang {
-                    leg.rang = true;
-                    tracing::info!(call = call.0, request = %leg.key.request, person = %leg.key.person, status, "page call ringing");
-                    let key = leg.key;
-                    self.report(key, Outcome::Ringing);
-                }
-            }
-            UaEvent::Answered { media, .. } => {
-                let key = legs.get(&call)?.key;
-                if legs.iter().any(|(other, l)| *other != call && l.key == key && l.answered) {
-                    // Another phone of the same page answered first: this one is hung up at once.
-                    tracing::info!(call = call.0, request = %key.request, person = %key.person, "answered after another phone took the page; hanging up");
-                    self.ua.hangup(call, Instant::now());
-                    return None;
-                }
-                let leg = legs.get_mut(&call)?;
-                leg.answered = true;
-                // Several phones of one person ring for one page: the first to answer takes it.
-                for (other, l) in legs.iter() {
-                    if *other != call && l.key == key && !l.answered {
-                        tracing::info!(call = other.0, request = %key.request, person = %key.person, target = %l.target, "another phone answered: cancelling this one");
-                        self.ua.cancel(*other, Instant::now());
-                    }
-                }
-                let leg = legs.get_mut(&call)?;
-                tracing::info!(call = call.0, request = %key.request, person = %key.person, "page call answered");
-                self.report(key, Outcome::Answered);
-                let (Some(media), Some((rtp, rtcp))) = (media, leg.sockets.take()) else {
-                    tracing::warn!(call = call.0, request = %key.request, "page call answered without usable media; hanging up");
-                    self.report(key, Outcome::Failed("no usable media in the answer".into()));
-                    self.ua.hangup(call, Instant::now());
-                    return None;
-                };
-                leg.media_started = true;
-                let (_, prompts) = self.ivr.get();
-                let (timeout, retries) = self.paging.as_ref().map_or((Duration::from_secs(8), 2), |p| (p.key_timeout, p.max_retries));
-                let caller_call = leg.caller_call;
-                let mut app = PageSession::new(call, key, &leg.caller, leg.message.clone(), prompts, media.telephone_event.is_none(), timeout, retries, page_tx.clone());
-                if let (Some(caller_call), Some(p)) = (caller_call, &self.paging) {
-                    app = app.with_caller(p.hold.clone(), caller_call, self.recording_path(RecordingKind::Conversation), sessions.closer.clone());
-                }
-                self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app) })));
-            }
-            UaEvent::MediaChanged { media, .. } if legs.get(&call).is_some_and(|l| l.media_started) => {
-                self.engine.send(call, MediaCommand::Update { call, media });
-            }
-            UaEvent::Ended { reason, .. } => {
-                let leg = legs.remove(&call)?;
-                tracing::info!(call = call.0, request = %leg.key.request, person = %leg.key.person, ?reason, "page call ended");
-                if leg.media_started {
-                    // The session's `finish` reports a decline if the employee had not accepted.
-                    self.engine.send(call, MediaCommand::Remove(call));
-                } else if !leg.answered && !legs.values().any(|l| l.key == leg.key) {
-                    // Failed only when no other phone of this page is still ringing or answered.
-                    self.report(leg.key, Outcome::Failed(format!("{reason:?}")));
-                }
-                self.ports.release(leg.port);
-            }
-            _ => {}
-        }
-        None
+        self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app) })));
     }
+}
 
-    fn on_page_decision(&mut self, ev: PageSessionEvent, now: Instant) {
-        tracing::info!(call = ev.call.0, request = %ev.key.request, person = %ev.key.person, decision = ?ev.decision, "employee's decision");
-        match ev.decision {
-            PageDecision::Hangup => self.ua.hangup(ev.call, now),
-            PageDecision::Accepted => self.report(ev.key, Outcome::Accepted),
-            PageDecision::Declined => self.report(ev.key, Outcome::Declined),
-            PageDecision::Completed => self.report(ev.key, Outcome::Completed),
-            PageDecision::EscalateNow => self.report(ev.key, Outcome::EscalateNow),
-            PageDecision::Snooze => self.report(ev.key, Outcome::Snooze),
-        }
+/// An incoming call's id in the book is its user agent handle's number.
+fn book_call(call: CallRef) -> CallId {
+    CallId(call.0)
+}
+
+fn ua_call(call: CallId) -> CallRef {
+    CallRef(call.0)
+}
+
+/// A page order's key as the book sees it (a page leg is always the call channel).
+fn page_key(key: NotificationKey) -> PageKey {
+    PageKey { request: book::RequestRef(key.request.get()), stage: key.stage, person: book::PersonRef(key.person.get()) }
+}
+
+/// The notification a page leg carries out: texts never become legs, so its channel is `Call`.
+fn notification_key(key: PageKey) -> NotificationKey {
+    NotificationKey { request: RequestId(key.request.0), stage: key.stage, person: PersonId(key.person.0), channel: Channel::Call }
+}
+
+fn leg_end(reason: EndReason) -> LegEnd {
+    match reason {
+        EndReason::RemoteHangup => LegEnd::RemoteHangup,
+        EndReason::Cancelled => LegEnd::Cancelled,
+        EndReason::LocalHangup => LegEnd::LocalHangup,
+        EndReason::Rejected => LegEnd::Rejected,
+        EndReason::Timeout => LegEnd::Timeout,
+        EndReason::Failed(status) => LegEnd::Failed(status),
+        EndReason::Unreachable => LegEnd::Unreachable,
     }
 }

@@ -33,6 +33,7 @@ fn invite(call: u64) -> IncomingCall {
         call: CallId(call),
         source: source(),
         source_allowed: true,
+        trusted: false,
         route: Route::Ivr,
         has_offer: true,
     }
@@ -291,7 +292,7 @@ fn a_source_calling_too_fast_gets_503_retry_after_10_and_spends_no_token_when_re
     let asked = Arc::new(Mutex::new(0));
     let counted = asked.clone();
     // One call per source, ever: the gate stands in for the token bucket.
-    let gate: SourceGate = Box::new(move |_, _| {
+    let gate: SourceGate = Box::new(move |_, _, _| {
         let mut n = counted.lock().unwrap();
         *n += 1;
         *n == 1
@@ -310,6 +311,52 @@ fn a_source_calling_too_fast_gets_503_retry_after_10_and_spends_no_token_when_re
     assert_eq!(
         outputs(&mut b),
         vec![reject(3, 503, RejectReason::RateLimited, Some(10))]
+    );
+}
+
+#[test]
+fn the_rate_limit_rates_listed_sources_and_bridge_calls_as_trusted() {
+    let t0 = Instant::now();
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    // Only a trusted source gets in: the gate stands in for the bucket's two rates.
+    let gate: SourceGate = Box::new(move |ip, trusted, at| {
+        seen.lock().unwrap().push((ip, trusted, at));
+        trusted
+    });
+    let mut b = book(settings()).with_source_gate(gate);
+    b.handle(Input::Incoming(invite(1)), t0);
+    b.handle(
+        Input::Incoming(IncomingCall {
+            trusted: true,
+            ..invite(2)
+        }),
+        t0 + SECOND,
+    );
+    b.handle(
+        Input::Incoming(IncomingCall {
+            source_allowed: false,
+            route: Route::Bridge,
+            ..invite(3)
+        }),
+        t0 + 2 * SECOND,
+    );
+    assert_eq!(
+        outputs(&mut b),
+        vec![
+            reject(1, 503, RejectReason::RateLimited, Some(10)),
+            Output::ReserveMedia { call: CallId(2) },
+            Output::ReserveMedia { call: CallId(3) },
+        ]
+    );
+    assert_eq!(
+        *asked.lock().unwrap(),
+        vec![
+            (source(), false, t0),
+            (source(), true, t0 + SECOND),
+            (source(), true, t0 + 2 * SECOND)
+        ],
+        "an unlisted source, a listed one, a bridge call from an unlisted one"
     );
 }
 
@@ -581,7 +628,7 @@ fn the_page_sessions_decisions_are_reported_even_after_its_leg_ended() {
     outputs(&mut b);
     b.handle(
         Input::Decision {
-            leg: legs[0],
+            leg: Some(legs[0]),
             key: key(0, ERIN),
             decision: PageDecision::Accepted,
         },
@@ -589,7 +636,7 @@ fn the_page_sessions_decisions_are_reported_even_after_its_leg_ended() {
     );
     b.handle(
         Input::Decision {
-            leg: legs[0],
+            leg: Some(legs[0]),
             key: key(0, ERIN),
             decision: PageDecision::Hangup,
         },
@@ -604,7 +651,7 @@ fn the_page_sessions_decisions_are_reported_even_after_its_leg_ended() {
     );
     b.handle(
         Input::Decision {
-            leg: legs[0],
+            leg: Some(legs[0]),
             key: key(0, ERIN),
             decision: PageDecision::Completed,
         },
@@ -619,6 +666,18 @@ fn the_page_sessions_decisions_are_reported_even_after_its_leg_ended() {
             report(key(0, ERIN), Outcome::Completed),
         ]
     );
+    // Once the wrapper forgot the leg's handle, a decision still reports, and a hang-up asks nothing.
+    for decision in [PageDecision::Declined, PageDecision::Hangup] {
+        b.handle(
+            Input::Decision {
+                leg: None,
+                key: key(0, ERIN),
+                decision,
+            },
+            t0 + 3 * SECOND,
+        );
+    }
+    assert_eq!(outputs(&mut b), vec![report(key(0, ERIN), Outcome::Declined)]);
 }
 
 #[test]
