@@ -672,19 +672,25 @@ async fn serve(cfg: Config) -> Result<()> {
         engine: engine.clone(),
         ports: RtpPorts::new(advertise_ip, cfg.sip.rtp_port_min, cfg.sip.rtp_port_max),
         media_ip: advertise_ip,
-        answer_after: Duration::from_millis(cfg.sip.answer_after_ms),
+        book: oncall_calls::CallBook::new(oncall_calls::Settings {
+            answer_after: Duration::from_millis(cfg.sip.answer_after_ms),
+            max_calls: cfg.sip.max_calls,
+            drain: Duration::from_secs(cfg.sip.shutdown_drain_secs),
+        })
+        .with_source_gate(oncall_calls::controller::source_gate(oncall_sip::admission::Admission::new(
+            oncall_sip::admission::AdmissionConfig {
+                // The book keeps the call ceiling: the bucket only rates sources.
+                max_calls: 0,
+                per_source_rate: cfg.sip.calls_per_second_per_source,
+                per_source_burst: cfg.sip.call_burst_per_source,
+                trusted_rate: cfg.sip.trusted_calls_per_second_per_source,
+            },
+        ))),
         ivr: ivr_source.clone(),
         recordings_dir,
         org_slug: org.slug.clone(),
         log: log_tx,
         counters: counters.clone(),
-        admission: oncall_sip::admission::Admission::new(oncall_sip::admission::AdmissionConfig {
-            max_calls: cfg.sip.max_calls,
-            per_source_rate: cfg.sip.calls_per_second_per_source,
-            per_source_burst: cfg.sip.call_burst_per_source,
-            trusted_rate: cfg.sip.trusted_calls_per_second_per_source,
-        }),
-        drain: Duration::from_secs(cfg.sip.shutdown_drain_secs),
         trunks,
         paging: paging_link,
         registrar,
