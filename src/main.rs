@@ -215,7 +215,7 @@ enum RecordingsCommand {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let cfg = Config::load(cli.config.as_deref())?;
+    let mut cfg = Config::load(cli.config.as_deref())?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
@@ -232,8 +232,17 @@ fn main() -> Result<()> {
                 if demo {
                     let store = open_store(&cfg).await?;
                     oncall_core::demo::seed(&store, Timestamp::now()).await?;
+                    // The demo pages registered softphones: no trunk needed to receive a page. Debian's baresip
+                    // 1.0 gives up on a 401 that also offers SHA-256, so the demo challenges with MD5 unless
+                    // the config chose the algorithms.
+                    cfg.registrar.enabled = true;
+                    if cfg.registrar.algorithms == oncall_calls::config::RegistrarSection::default().algorithms {
+                        cfg.registrar.algorithms = vec!["MD5".into()];
+                    }
+                    seed_demo_phones(&cfg, &store).await?;
                     store.close().await;
                     eprintln!("{DEMO_LOGINS}");
+                    eprintln!("{DEMO_PHONES}");
                 }
                 serve(cfg).await
             }
@@ -357,6 +366,26 @@ async fn list_requests(cfg: &Config, limit: i64, json: bool) -> Result<()> {
 
 const DEMO_LOGINS: &str = "demo logins (password oncall-demo-2026): manager dana@demo-apartments.example, \
                            employee maria@demo-apartments.example";
+const DEMO_PHONES: &str = "demo phones (register to receive pages; password oncall-phone-2026): maria, james, aisha \
+                           (whoever is on call this week is paged first; see README)";
+
+/// The demo employees' SIP accounts, set once (a password changed later stays).
+async fn seed_demo_phones(cfg: &Config, store: &Store) -> Result<()> {
+    use oncall_sip::registrar::AccountKeys;
+    let org = store.organization_by_slug(oncall_core::demo::DEMO_SLUG).await?.context("the demo organization")?;
+    let existing: Vec<String> = store.all_sip_accounts().await?.into_iter().map(|a| a.username).collect();
+    let realm = &cfg.registrar.realm;
+    for (email, username) in oncall_core::demo::DEMO_PHONES {
+        let Some(person) = store.person_by_email(org.id, email).await? else { continue };
+        if existing.iter().any(|u| u == username) {
+            continue;
+        }
+        let keys = AccountKeys::from_password(username, realm, oncall_core::demo::DEMO_PHONE_PASSWORD);
+        let account = oncall_core::store::NewSipAccount { username, realm, ha1_md5: &keys.ha1_md5, ha1_sha256: &keys.ha1_sha256 };
+        store.set_sip_account(org.id, person, &account, Timestamp::now()).await?;
+    }
+    Ok(())
+}
 
 async fn recordings_command(cfg: &Config, command: RecordingsCommand) -> Result<()> {
     let dir = cfg.storage.recordings_dir();

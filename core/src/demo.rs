@@ -21,6 +21,11 @@ pub const DEMO_SLUG: &str = "demo-apartments";
 pub const DEMO_MANAGER_EMAIL: &str = "dana@demo-apartments.example";
 pub const DEMO_EMPLOYEE_EMAIL: &str = "maria@demo-apartments.example";
 pub const DEMO_PASSWORD: &str = "oncall-demo-2026";
+/// The demo employees' SIP accounts (e-mail, username), all with [`DEMO_PHONE_PASSWORD`]: a softphone
+/// registered as whoever is on call receives the page with no trunk (issue 18 item 13).
+pub const DEMO_PHONES: [(&str, &str); 3] =
+    [("maria@demo-apartments.example", "maria"), ("james@demo-apartments.example", "james"), ("aisha@demo-apartments.example", "aisha")];
+pub const DEMO_PHONE_PASSWORD: &str = "oncall-phone-2026";
 const DEMO_TZ: &str = "America/New_York";
 /// The number the demo building's residents call.
 const DEMO_LINE: &str = "+12125550100";
@@ -70,12 +75,13 @@ pub async fn seed(store: &Store, now: Timestamp) -> Result<OrgId> {
     let james = store
         .add_person(org, &person("James Chen", "james@demo-apartments.example", Role::Employee, "+1 212 555 0102", call_now.clone()), now)
         .await?;
-    let text_then_call = vec![
-        NotificationRule::new(Channel::Text, Millis(0)),
-        NotificationRule::new(Channel::Call, Millis::minutes(1)),
+    // A call first, so the demo reaches a registered softphone at once; the text comes a minute later.
+    let call_then_text = vec![
+        NotificationRule::new(Channel::Call, Millis(0)),
+        NotificationRule::new(Channel::Text, Millis::minutes(1)),
     ];
     let aisha = store
-        .add_person(org, &person("Aisha Okafor", "aisha@demo-apartments.example", Role::Employee, "+1 212 555 0103", text_then_call), now)
+        .add_person(org, &person("Aisha Okafor", "aisha@demo-apartments.example", Role::Employee, "+1 212 555 0103", call_then_text), now)
         .await?;
     let dana = store
         .add_person(org, &person("Dana Whitfield", "dana@demo-apartments.example", Role::Manager, "+1 212 555 0199", call_now), now)

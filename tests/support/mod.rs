@@ -309,6 +309,8 @@ pub struct ServerOptions {
     pub open_files: Option<u64>,
     /// Extra `key = value` lines for the `[http]` section (e.g. its timeouts).
     pub extra_http: String,
+    /// `serve --demo`: the demo organization (and its softphone accounts, with the registrar on) is seeded first.
+    pub demo: bool,
 }
 
 impl Default for ServerOptions {
@@ -324,6 +326,7 @@ impl Default for ServerOptions {
             extra_config: String::new(),
             open_files: None,
             extra_http: String::new(),
+            demo: false,
         }
     }
 }
@@ -340,6 +343,8 @@ pub struct Server {
     pub started: Instant,
     /// [`ServerOptions::open_files`], kept for restarts.
     pub open_files: Option<u64>,
+    /// [`ServerOptions::demo`], kept for restarts.
+    demo: bool,
     /// Dropped last: holds the config, data dir and every peer's logs.
     pub dir: TestDir,
 }
@@ -402,7 +407,7 @@ silence_secs = {silence_secs}
             },
         );
         fs::write(&config_path, config).expect("write server config");
-        let process = Server::launch(&config_path, &dir.path, options.open_files);
+        let process = Server::launch(&config_path, &dir.path, options.open_files, options.demo);
         let mut server = Server {
             process: Some(process),
             sip_udp,
@@ -413,13 +418,14 @@ silence_secs = {silence_secs}
             data_dir,
             started: Instant::now(),
             open_files: options.open_files,
+            demo: options.demo,
             dir,
         };
         server.wait_ready(Duration::from_secs(20));
         server
     }
 
-    fn launch(config_path: &Path, log_dir: &Path, open_files: Option<u64>) -> Spawned {
+    fn launch(config_path: &Path, log_dir: &Path, open_files: Option<u64>, demo: bool) -> Spawned {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_oncall"));
         if let Some(limit) = open_files {
             use std::os::unix::process::CommandExt;
@@ -432,6 +438,9 @@ silence_secs = {silence_secs}
             .arg("--config")
             .arg(config_path)
             .env("RUST_LOG", "info,oncall=debug");
+        if demo {
+            cmd.arg("--demo");
+        }
         // A developer's environment must not override the test's config.
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("ONCALL_") {
@@ -453,7 +462,7 @@ silence_secs = {silence_secs}
                 self.dir.join(&format!("oncall-killed.{ext}")),
             );
         }
-        self.process = Some(Server::launch(&self.config_path, &self.dir.path, self.open_files));
+        self.process = Some(Server::launch(&self.config_path, &self.dir.path, self.open_files, self.demo));
         self.wait_ready(Duration::from_secs(20));
     }
 
