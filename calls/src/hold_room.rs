@@ -90,6 +90,10 @@ impl HoldRoom {
     pub fn len(&self) -> usize {
         self.with(|m| m.len())
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[cfg(test)]
