@@ -351,6 +351,7 @@ async fn list_requests(cfg: &Config, limit: i64, json: bool) -> Result<()> {
             "recordings": recordings.iter().map(|rec| &rec.storage_key).collect::<Vec<_>>(),
             "notifications": notifications.iter().map(|n| serde_json::json!({
                 "stage": n.key.stage, "person": n.key.person.0, "channel": n.key.channel.as_str(), "status": n.status,
+                "target": n.target, "detail": n.detail,
             })).collect::<Vec<_>>(),
         }));
     }

@@ -164,6 +164,15 @@ async fn get_request(State(state): State<AppState>, ApiUser(v): ApiUser, Path(id
     let recs = state.store.recordings_for_request(v.org.id, r.id).await?;
     let mut body = request_json(&r);
     body["events"] = json!(events.iter().map(|e| json!({"at": rfc3339(e.at), "actor": e.actor.to_string(), "kind": e.kind, "detail": e.detail})).collect::<Vec<_>>());
+    let attempts = state.store.notifications_for_request(v.org.id, r.id).await?;
+    body["notifications"] = json!(attempts
+        .iter()
+        .map(|n| json!({
+            "stage": n.key.stage, "person": n.key.person.0, "channel": n.key.channel.as_str(), "target": n.target,
+            "status": n.status, "detail": n.detail, "result": crate::views::attempt_result(&n.status, &n.detail),
+            "created_at": rfc3339(n.created_at), "updated_at": rfc3339(n.updated_at),
+        }))
+        .collect::<Vec<_>>());
     body["recordings"] = json!(recs
         .iter()
         .map(|x| json!({"id": x.id.0, "kind": x.kind, "duration_ms": x.duration_ms, "created_at": rfc3339(x.created_at), "url": format!("/api/v1/recordings/{}", x.id.0)}))

@@ -37,6 +37,29 @@ pub fn parse_input_datetime(s: &str, tz: Tz) -> Option<Timestamp> {
     oncall_core::schedule::resolve_local(tz, naive)
 }
 
+/// What became of one notification attempt, in words a manager reads without docs (issue 18 item 4):
+/// the status's meaning, then why (`detail`, written by paging: "rang 30 s, no answer", "texts are off").
+pub fn attempt_result(status: &str, detail: &str) -> String {
+    let what = match status {
+        "sending" => "placing it",
+        "ringing" => "ringing",
+        "delivered" => "text delivered",
+        "answered" => "answered, hearing the request",
+        "accepted" => "accepted (pressed 1)",
+        "declined" => "declined",
+        "completed" => "completed (pressed 9)",
+        "escalated" => "sent on to the next step (pressed 5)",
+        "snoozed" => "snoozed (pressed 7)",
+        "failed" => "not reached",
+        other => other,
+    };
+    if detail.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what}: {detail}")
+    }
+}
+
 /// How a caller is shown: a phone number as itself with a `tel:` link (issue 18 item 8: not
 /// `sip:+15551230012@127.0.0.1:5480`), anything else as the SIP user and host, without parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -221,5 +244,13 @@ mod tests {
         assert_eq!(caller("sip:alice@example.com;transport=tcp"), Caller { text: "alice@example.com".into(), tel: None });
         assert_eq!(caller("sip:example.com"), Caller { text: "example.com".into(), tel: None });
         assert_eq!(caller(""), Caller { text: "unknown caller".into(), tel: None });
+    }
+
+    #[test]
+    fn attempts_read_as_sentences() {
+        assert_eq!(attempt_result("failed", "rang 30 s, no answer"), "not reached: rang 30 s, no answer");
+        assert_eq!(attempt_result("failed", "texts are off ([texts] enabled = false)"), "not reached: texts are off ([texts] enabled = false)");
+        assert_eq!(attempt_result("accepted", ""), "accepted (pressed 1)");
+        assert_eq!(attempt_result("delivered", ""), "text delivered");
     }
 }

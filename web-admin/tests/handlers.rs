@@ -1250,3 +1250,37 @@ async fn a_phone_caller_shows_as_a_number_with_a_tel_link() {
     assert!(detail.contains(r#"<a href="tel:+15551230012">+15551230012</a>"#), "a tel: link to the number");
     assert!(!detail.contains("tel:sip:"), "never a tel: link to a SIP URI");
 }
+
+/// Issue 18 item 4: the request page and the API list every notification attempt with where it went and
+/// what became of it in plain words.
+#[tokio::test]
+async fn the_request_lists_every_paging_attempt_with_its_result() {
+    use oncall_core::escalation::NotificationKey;
+    let f = fixture().await;
+    let now = oncall_core::Timestamp::now();
+    let key = NotificationKey { request: f.request_a, stage: 0, person: f.employee_a, channel: oncall_core::Channel::Call };
+    f.store.record_notification(f.org_a, &key, now).await.unwrap();
+    f.store.set_notification_status(f.org_a, &key, "failed", now).await.unwrap();
+    f.store.describe_notification(f.org_a, &key, Some("+442079460123 via trunk carrier"), Some("rang 30 s, no answer"), now).await.unwrap();
+    let text = NotificationKey { channel: oncall_core::Channel::Text, ..key };
+    f.store.record_notification(f.org_a, &text, now).await.unwrap();
+    f.store.set_notification_status(f.org_a, &text, "failed", now).await.unwrap();
+    f.store.describe_notification(f.org_a, &text, None, Some("texts are off ([texts] enabled = false)"), now).await.unwrap();
+
+    let mut c = Client::new(app(&f));
+    let csrf = c.logged_in(MANAGER_A).await;
+    let html = c.get(&format!("/requests/{}", f.request_a.0)).await.text();
+    assert!(html.contains("Who was paged"), "{html}");
+    assert!(html.contains("+442079460123 via trunk carrier") && html.contains("not reached: rang 30 s, no answer"));
+    assert!(html.contains("not reached: texts are off ([texts] enabled = false)"));
+    let page = c.post("/account/tokens", &[("csrf", &csrf), ("name", "attempts")]).await.text();
+    let start = page.find("id=\"new-token\">").unwrap() + "id=\"new-token\">".len();
+    let auth = format!("Bearer {}", page[start..].split('<').next().unwrap());
+    let api = Client::new(app(&f)).get_with(&format!("/api/v1/requests/{}", f.request_a.0), "authorization", &auth).await;
+    let body: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
+    let attempts = body["notifications"].as_array().expect("notifications in the API");
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["target"], "+442079460123 via trunk carrier");
+    assert_eq!(attempts[0]["detail"], "rang 30 s, no answer");
+    assert_eq!(attempts[1]["result"], "not reached: texts are off ([texts] enabled = false)");
+}

@@ -33,6 +33,10 @@ pub struct ClaimedWork {
 pub struct NotificationRecord {
     pub key: NotificationKey,
     pub status: String,
+    /// Where it went (an address, a registered phone, a number through a trunk); empty until placed.
+    pub target: String,
+    /// Why it ended as it did, in plain words; empty while it is under way or when it went through.
+    pub detail: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -257,9 +261,31 @@ impl Store {
         Ok(())
     }
 
+    /// Notes where a notification went (`target`) and/or why it ended (`detail`); `None` keeps what is there.
+    /// Several phones of one page share one notification: their targets are joined with ", ".
+    pub async fn describe_notification(&self, org: OrgId, key: &NotificationKey, target: Option<&str>, detail: Option<&str>, now: Timestamp) -> Result<()> {
+        sqlx::query(
+            "UPDATE notifications SET \
+               target = CASE WHEN $1 IS NULL THEN target WHEN target = '' THEN $1 ELSE target || ', ' || $1 END, \
+               detail = COALESCE($2, detail), updated_at = $3 \
+             WHERE org_id = $4 AND request_id = $5 AND stage = $6 AND person_id = $7 AND channel = $8",
+        )
+        .bind(target)
+        .bind(detail)
+        .bind(now.0)
+        .bind(org.0)
+        .bind(key.request.0)
+        .bind(i64::from(key.stage))
+        .bind(key.person.0)
+        .bind(key.channel.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     pub async fn notifications_for_request(&self, org: OrgId, id: RequestId) -> Result<Vec<NotificationRecord>> {
         let rows = sqlx::query(
-            "SELECT stage, person_id, channel, status, created_at, updated_at FROM notifications \
+            "SELECT stage, person_id, channel, status, target, detail, created_at, updated_at FROM notifications \
              WHERE org_id = $1 AND request_id = $2 ORDER BY stage, id",
         )
         .bind(org.0)
@@ -278,6 +304,8 @@ impl Store {
                         channel: ch.parse::<Channel>().map_err(|_| corrupt("notifications.channel", &ch))?,
                     },
                     status: string(r, "status")?,
+                    target: string(r, "target")?,
+                    detail: string(r, "detail")?,
                     created_at: ts(r, "created_at")?,
                     updated_at: ts(r, "updated_at")?,
                 })

@@ -476,6 +476,13 @@ async fn escalation_work_leases_and_idempotent_notifications() {
         assert!(s.record_notification(a, &key, NOW).await.unwrap(), "first recording sends");
         assert!(!s.record_notification(a, &key, NOW).await.unwrap(), "replay does not send twice");
         s.set_notification_status(a, &key, "failed", NOW + Millis(1)).await.unwrap();
+        // Where it went and why it failed (issue 18 item 4): two phones of one page are both named.
+        s.describe_notification(a, &key, Some("sip:ann@10.0.0.7:5062 (registered phone)"), None, NOW).await.unwrap();
+        s.describe_notification(a, &key, Some("sip:ann@10.0.0.8:5062 (registered phone)"), None, NOW).await.unwrap();
+        s.describe_notification(a, &key, None, Some("rang 30 s, no answer"), NOW).await.unwrap();
+        let attempt = s.notifications_for_request(a, req).await.unwrap().remove(0);
+        assert_eq!(attempt.target, "sip:ann@10.0.0.7:5062 (registered phone), sip:ann@10.0.0.8:5062 (registered phone)");
+        assert_eq!(attempt.detail, "rang 30 s, no answer");
         assert!(s.complete_claim(a, claimed[0].id, "i0", &engine, NOW).await.unwrap());
 
         // Not due yet.

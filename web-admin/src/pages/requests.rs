@@ -185,6 +185,20 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>,
             serde_json::json!({"at": views::time(e.at, tz), "icon": icon, "text": text})
         })
         .collect();
+    // Every notification attempt: who, how, where to, when, and what became of it.
+    let attempts: Vec<_> = state
+        .store
+        .notifications_for_request(org, req.id)
+        .await?
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "stage": n.key.stage + 1, "person": dir.name(n.key.person), "channel": n.key.channel.as_str(),
+                "target": n.target, "at": views::time(n.created_at, tz), "result": views::attempt_result(&n.status, &n.detail),
+                "failed": n.status == "failed",
+            })
+        })
+        .collect();
     let recs: Vec<_> = recordings
         .iter()
         .map(|r| {
@@ -199,6 +213,7 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>,
     ctx.insert("r", &request_row(&req, now, tz, &dir, &users));
     ctx.insert("said", &said);
     ctx.insert("timeline", &timeline);
+    ctx.insert("attempts", &attempts);
     ctx.insert("recordings", &recs);
     // A normal request opened after hours: when it will page unless someone takes it first.
     ctx.insert("pages_at", &state.store.deferred_until(org, req.id).await?.map(|t| views::time(t, tz)));
