@@ -59,7 +59,10 @@ fn a_registered_softphone_receives_the_demo_page() {
         // The demo's history holds older requests: the caller's is the newest.
         let rows = server.requests();
         let newest = rows.iter().max_by_key(|r| r["id"].as_i64().unwrap_or(0)).cloned();
-        if newest.as_ref().is_some_and(|r| field(r, "status") == "acknowledged") {
+        if let Some(r) = newest.as_ref().filter(|r| field(r, "status") == "acknowledged") {
+            // Issue 18 item 4: the attempt names the registered phone it went to.
+            let attempt = r["notifications"].as_array().and_then(|a| a.first().cloned()).unwrap_or_default();
+            assert!(field(&attempt, "target").contains(&format!("sip:{paged}")) && field(&attempt, "target").contains("(registered phone at"), "{attempt}");
             break;
         }
         assert!(Instant::now() < deadline, "the request was not acknowledged after {paged} pressed 1: {newest:#?}\n{}", server.log_tail(40));

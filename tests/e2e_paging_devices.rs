@@ -214,6 +214,12 @@ fn a_busy_first_person_escalates_to_the_next_at_once() {
         notifications == vec![("1".to_string(), "failed".to_string()), ("2".to_string(), "accepted".to_string())],
         || format!("expected Ghost's notification failed and Frank's accepted: {notifications:?}"),
     );
+    // Issue 18 item 4: each attempt says where it went and, for Ghost's, why it failed in words.
+    let attempts = requests.first().and_then(|r| r["notifications"].as_array().cloned()).unwrap_or_default();
+    let ghost = attempts.first().cloned().unwrap_or_default();
+    checks.check(field(&ghost, "target") == ghost_uri && field(&ghost, "detail").contains("busy (486)"), || {
+        format!("Ghost's attempt should name {ghost_uri} and say busy (486): {ghost}")
+    });
     frank.command("hangup", "");
     frank.quit();
     eprintln!("[e2e] took {:.1} s", started.elapsed().as_secs_f64());

@@ -125,8 +125,7 @@ pub struct IncomingCall {
     pub has_offer: bool,
 }
 
-/// Why a leg ended (the user agent's end reasons, one for one; the `Debug` text is what a
-/// failure report says).
+/// Why a leg ended (the user agent's end reasons, one for one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LegEnd {
     RemoteHangup,
@@ -138,6 +137,32 @@ pub enum LegEnd {
     Failed(u16),
     /// No response at all.
     Unreachable,
+}
+
+impl LegEnd {
+    /// Why a page call was not answered, in the words a manager reads on the request page (issue 18
+    /// item 4), with how long it rang when it did: "rang 30 s, no answer", "busy (486)".
+    pub fn describe(self, rang_for: Option<Duration>) -> String {
+        let why = match self {
+            LegEnd::Timeout => "no answer".to_string(),
+            LegEnd::Failed(486) => "busy (486)".to_string(),
+            LegEnd::Failed(600) => "busy everywhere (600)".to_string(),
+            LegEnd::Failed(603) => "declined (603)".to_string(),
+            LegEnd::Failed(480) => "not available (480)".to_string(),
+            LegEnd::Failed(404) => "no such number or user (404)".to_string(),
+            LegEnd::Failed(408) => "no answer (408)".to_string(),
+            LegEnd::Failed(487) | LegEnd::Cancelled => "cancelled".to_string(),
+            LegEnd::Failed(401) | LegEnd::Failed(407) => "the trunk refused our credentials".to_string(),
+            LegEnd::Failed(status) => format!("refused ({status})"),
+            LegEnd::Unreachable => "unreachable: no response from the phone or trunk".to_string(),
+            LegEnd::Rejected => "rejected".to_string(),
+            LegEnd::RemoteHangup | LegEnd::LocalHangup => "hung up before answering".to_string(),
+        };
+        match rang_for {
+            Some(d) => format!("rang {} s, {why}", d.as_secs_f64().round() as u64),
+            None => why,
+        }
+    }
 }
 
 /// What the employee decided in the page session, or what it needs.
@@ -308,7 +333,8 @@ struct Call {
 #[derive(Debug)]
 struct Leg {
     key: PageKey,
-    rang: bool,
+    /// When its phone started ringing (180/183), for "rang 30 s, no answer".
+    rang_at: Option<Instant>,
     answered: bool,
     media_started: bool,
 }
@@ -421,7 +447,7 @@ impl CallBook {
                         leg,
                         Leg {
                             key,
-                            rang: false,
+                            rang_at: None,
                             answered: false,
                             media_started: false,
                         },
@@ -437,8 +463,8 @@ impl CallBook {
             }
             Input::LegProgress { leg } => {
                 let Some(l) = self.legs.get_mut(&leg) else { return };
-                if !l.rang {
-                    l.rang = true;
+                if l.rang_at.is_none() {
+                    l.rang_at = Some(now);
                     let key = l.key;
                     self.report(key, Outcome::Ringing);
                 }
@@ -455,7 +481,8 @@ impl CallBook {
                     self.out.push_back(Output::StopPageSession { leg });
                 } else if !l.answered && !self.legs.values().any(|other| other.key == l.key) {
                     // Failed only when no other phone of this page is still ringing or answered.
-                    self.report(l.key, Outcome::Failed(format!("{reason:?}")));
+                    let rang_for = l.rang_at.map(|t| now.saturating_duration_since(t));
+                    self.report(l.key, Outcome::Failed(reason.describe(rang_for)));
                 }
             }
             Input::Decision { leg, key, decision } => {

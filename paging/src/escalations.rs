@@ -28,7 +28,7 @@
 use crate::config::PagingConfig;
 use crate::dispatcher::{CallerRef, DeviceRef, Dispatcher, EventKind, Input, NotificationStatus, Order, PageBy, Settings, LEASE};
 use oncall_calls::dial::{Dialer, RegisteredPhone};
-use oncall_calls::orders::{CallRef, ControllerCommand, PageOrder, PagingEvent};
+use oncall_calls::orders::{CallRef, ControllerCommand, Outcome, PageOrder, PagingEvent};
 use oncall_core::escalation::NotificationKey;
 use oncall_core::{Actor, Channel, Millis, OrgId, Person, RecordingKind, RequestId, Store, Timestamp};
 use std::collections::HashMap;
@@ -140,6 +140,15 @@ impl Paging {
             }
             PagingEvent::CallResult { key, outcome } => {
                 tracing::info!(request = %key.request, person = %key.person, stage = key.stage, ?outcome, "page call result");
+                // Why it ended, for the request page's attempts (the status itself comes from the dispatcher).
+                let why = match &outcome {
+                    Outcome::Failed(reason) => Some(reason.as_str()),
+                    Outcome::Declined => Some("pressed 3, hung up, or chose no key"),
+                    _ => None,
+                };
+                if let Some(why) = why {
+                    self.describe(&key, None, Some(why), now).await;
+                }
                 run.dispatcher.handle(Input::Outcome { key, outcome }, now);
             }
             PagingEvent::TextReply { request, person, action } => {
@@ -221,12 +230,12 @@ impl Paging {
                 }
             }
             Order::Page { key, by, caller_call } => {
-                if let Err(reason) = self.page(run, key, by, caller_call).await {
+                if let Err(reason) = self.page(run, key, by, caller_call, now).await {
                     run.dispatcher.handle(Input::NotifyFailed { key, reason }, now);
                 }
             }
             Order::SendText { key, contacts } => {
-                if let Err(reason) = self.send_text(run, key, contacts).await {
+                if let Err(reason) = self.send_text(run, key, contacts, now).await {
                     run.dispatcher.handle(Input::NotifyFailed { key, reason }, now);
                 }
             }
@@ -244,6 +253,7 @@ impl Paging {
             Order::Fail { key, reason } => {
                 tracing::warn!(request = %key.request, person = %key.person, stage = key.stage, %reason, "notification failed");
                 let _ = self.store.set_notification_status(self.org, &key, NotificationStatus::Failed.as_str(), now).await;
+                self.describe(&key, None, Some(&reason), now).await;
             }
             Order::SetStatus { key, status } => {
                 if status == NotificationStatus::Snoozed {
@@ -444,33 +454,56 @@ impl Paging {
         Ok(())
     }
 
+    /// Notes where a notification went and why it ended, for the request page (a failure to write it is logged).
+    async fn describe(&self, key: &NotificationKey, target: Option<&str>, detail: Option<&str>, now: Timestamp) {
+        if let Err(e) = self.store.describe_notification(self.org, key, target, detail, now).await {
+            tracing::warn!(request = %key.request, error = %e, "cannot note the notification's target or result");
+        }
+    }
+
     /// Asks the call controller to place one call of a notification (`Order::Page`).
-    async fn page(&self, run: &mut Run, key: NotificationKey, by: PageBy, caller_call: Option<CallerRef>) -> Result<(), String> {
+    async fn page(&self, run: &mut Run, key: NotificationKey, by: PageBy, caller_call: Option<CallerRef>, now: Timestamp) -> Result<(), String> {
         // Forgotten meanwhile (the escalation ended while the person was looked up): nothing to page.
         let Some(kept) = run.requests.get(&key.request) else { return Ok(()) };
         let (caller, message) = (kept.caller.clone(), kept.message.clone());
         let name = run.people.get(&key).map(|p| p.name.clone()).unwrap_or_default();
-        let route = match by {
+        let (route, target) = match by {
             PageBy::Device(device) => {
                 let Some((_, phone)) = run.devices.remove(&device) else { return Ok(()) };
                 tracing::info!(request = %key.request, person = %key.person, %name, stage = key.stage, contact = %phone.contact, source = %phone.source, "paging a registered phone");
-                phone.route
+                let target = format!("{} (registered phone at {})", phone.contact, phone.source);
+                (phone.route, target)
             }
             PageBy::Contact(contact) => {
                 let route = self.dialer.route(&contact, "").await?;
                 tracing::info!(request = %key.request, person = %key.person, %name, stage = key.stage, target = %route.target, via = %route.next_hop(), "paging by phone");
-                route
+                let target = match (&contact, self.dialer.trunk_name()) {
+                    (oncall_core::Contact::Phone(n), Some(trunk)) => format!("{} via trunk {trunk}", n.as_str()),
+                    _ => route.target.clone(),
+                };
+                (route, target)
             }
         };
+        self.describe(&key, Some(&target), None, now).await;
         let order = PageOrder { key, route, caller, message, caller_call: caller_call.map(call_ref) };
         self.controller.send(ControllerCommand::Page(order)).map_err(|_| "the call controller has stopped".to_string())
     }
 
     /// Sends a text notification (`Order::SendText`) to the contacts the dispatcher allowed.
-    async fn send_text(&self, run: &mut Run, key: NotificationKey, contacts: Vec<oncall_core::Contact>) -> Result<(), String> {
+    async fn send_text(&self, run: &mut Run, key: NotificationKey, contacts: Vec<oncall_core::Contact>, now: Timestamp) -> Result<(), String> {
         // Not reached without senders (the dispatcher's `texts` setting says whether there are).
         let texts = self.texts.as_ref().ok_or("no text senders")?;
         let (Some(person), Some(kept)) = (run.people.get(&key), run.requests.get(&key.request)) else { return Ok(()) };
+        let to: Vec<&str> = contacts
+            .iter()
+            .map(|c| match c {
+                oncall_core::Contact::Phone(n) => n.as_str(),
+                oncall_core::Contact::Sip(u) => u.as_str(),
+            })
+            .collect();
+        if !to.is_empty() {
+            self.describe(&key, Some(&to.join(" or ")), None, now).await;
+        }
         let person = Person { contacts, ..person.clone() };
         texts.send_notification(key, &person, &kept.caller).await
     }

@@ -513,7 +513,7 @@ fn a_486_is_reported_at_once() {
         outputs(&mut b),
         vec![
             report(key(0, ERIN), Outcome::Ringing),
-            report(key(0, ERIN), Outcome::Failed("Failed(486)".into()))
+            report(key(0, ERIN), Outcome::Failed("rang 1 s, busy (486)".into()))
         ]
     );
     assert_eq!(b.poll_timeout(), None, "nothing waits for a timer");
@@ -541,8 +541,24 @@ fn a_busy_phone_is_not_a_failure_while_another_phone_of_the_page_rings() {
     );
     assert_eq!(
         outputs(&mut b),
-        vec![report(key(0, ERIN), Outcome::Failed("Failed(603)".into()))]
+        vec![report(key(0, ERIN), Outcome::Failed("declined (603)".into()))]
     );
+}
+
+/// Issue 18 item 4: the failure says in words how long the phone rang and why it stopped.
+#[test]
+fn a_ring_nobody_answers_is_reported_with_how_long_it_rang() {
+    let t0 = Instant::now();
+    let mut b = book(settings());
+    let legs = page(&mut b, key(0, ERIN), 1, t0);
+    b.handle(Input::LegProgress { leg: legs[0] }, t0 + SECOND);
+    b.handle(Input::LegEnded { leg: legs[0], reason: LegEnd::Timeout }, t0 + 31 * SECOND);
+    assert_eq!(
+        outputs(&mut b),
+        vec![report(key(0, ERIN), Outcome::Ringing), report(key(0, ERIN), Outcome::Failed("rang 30 s, no answer".into()))]
+    );
+    assert_eq!(LegEnd::Failed(407).describe(None), "the trunk refused our credentials");
+    assert_eq!(LegEnd::Failed(500).describe(None), "refused (500)");
 }
 
 #[test]
@@ -559,7 +575,7 @@ fn a_leg_nobody_answers_is_reported_when_it_times_out() {
     );
     assert_eq!(
         outputs(&mut b),
-        vec![report(key(0, ERIN), Outcome::Failed("Unreachable".into()))]
+        vec![report(key(0, ERIN), Outcome::Failed("unreachable: no response from the phone or trunk".into()))]
     );
 }
 
