@@ -564,10 +564,9 @@ fn load_prompts(cfg: &Config) -> Result<PromptLibrary> {
         let replaced = prompts.overlay(custom);
         tracing::info!(dir = %dir.display(), replaced, added = added - replaced, "prompts from storage.sounds_dir");
     }
-    for name in cfg.ivr.prompt_names() {
-        if prompts.get(name).is_none() {
-            bail!("ivr: prompt {name:?} is neither built in nor an audio file in storage.sounds_dir");
-        }
+    // The check the web makes before saving a menu, for the config file's `[ivr]`.
+    if let Err(e) = cfg.ivr.check(|n| prompts.get(n).is_some()) {
+        bail!("ivr: {e} (built-in prompts, or audio files in storage.sounds_dir)");
     }
     Ok(prompts)
 }
@@ -588,6 +587,7 @@ async fn serve(cfg: Config) -> Result<()> {
     ucfg.retention = settings.retention();
     let uploader = oncall_recordings::uploader::start(store.clone(), archive.clone(), ucfg).await.context("starting the recordings uploader")?;
     let prompts = load_prompts(&cfg)?;
+    let prompts_for_web = prompts.clone();
 
     // One watch keeps the call path's copies of web-edited settings fresh (IVR, hours, redirect, SIP accounts).
     let mut watch = oncall_calls::settings_watch::SettingsWatch::new(store.clone());
@@ -740,6 +740,7 @@ async fn serve(cfg: Config) -> Result<()> {
     let mut web = oncall_web::WebConfig::new(cfg.storage.data_dir.clone());
     web.default_ivr = cfg.ivr.clone();
     web.webhook_destinations = cfg.webhooks.destination_policy();
+    web.prompts = Arc::new(prompts_for_web);
     web.force_secure_cookies = cfg.http.secure_cookies;
     web.trusted_proxies = cfg.http.trusted_proxies()?;
     // Playback and downloads read the spool while the file is there, else the archive (S3 with

@@ -80,8 +80,7 @@ fn load(menu_json: &str, greeting_key: Option<&str>, data_dir: &std::path::Path,
         prompts.insert(ORG_GREETING, samples);
         ivr.greeting = ORG_GREETING.into();
     }
-    if let Some(missing) = ivr.prompt_names().into_iter().find(|n| prompts.get(n).is_none()) {
-        return Err(format!("the menu plays prompt {missing:?}, which has no audio file"));
-    }
+    // The same check the web makes before it says "Saved." (issue 18 item 7).
+    ivr.check(|n| prompts.get(n).is_some()).map_err(|e| e.to_string())?;
     Ok((ivr, prompts))
 }

@@ -14,4 +14,4 @@ pub mod spoken_time;
 
 pub use digit::Digit;
 pub use flow::{Input, IvrFlow, Output, RequestKind};
-pub use menu::{IvrConfig, Urgency};
+pub use menu::{IvrConfig, MenuProblem, Urgency};

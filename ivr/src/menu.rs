@@ -118,6 +118,37 @@ impl IvrConfig {
     }
 }
 
+/// Why a menu cannot be used. One check for the web (before it says "Saved.") and the call side (before a
+/// call gets the menu, or at start-up for `[ivr]`), so a manager never saves a menu callers will not hear
+/// (issue 18 item 7).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MenuProblem {
+    #[error("there is no prompt named {0:?}: choose one of the built-in prompts (or the uploaded greeting); a prompt is named without its file extension")]
+    UnknownPrompt(String),
+    #[error("no key pages the on-call staff: give at least one key the action \"page on call\" so a caller can reach someone")]
+    NobodyPaged,
+}
+
+impl IvrConfig {
+    /// Every prompt it plays exists (`has_prompt`), and some key (in any sub-menu) pages on call.
+    pub fn check(&self, has_prompt: impl Fn(&str) -> bool) -> Result<(), MenuProblem> {
+        if let Some(missing) = self.prompt_names().into_iter().find(|n| !has_prompt(n)) {
+            return Err(MenuProblem::UnknownPrompt(missing.to_string()));
+        }
+        fn pages(m: &Menu) -> bool {
+            m.options.iter().any(|o| match &o.action {
+                Action::PageOnCall { .. } => true,
+                Action::SubMenu { menu } => pages(menu),
+                _ => false,
+            })
+        }
+        if !pages(&self.menu) {
+            return Err(MenuProblem::NobodyPaged);
+        }
+        Ok(())
+    }
+}
+
 impl Default for IvrConfig {
     fn default() -> Self {
         IvrConfig {
@@ -171,5 +202,26 @@ mod defaults {
                 MenuOption { digit: Digit::Star, action: Action::Repeat },
             ],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_menu_with_an_unknown_prompt_or_no_paging_key_is_refused() {
+        let known = |n: &str| !n.contains(' ') && !n.contains('.');
+        assert_eq!(IvrConfig::default().check(known), Ok(()));
+        let mut cfg = IvrConfig::default();
+        cfg.menu.options.push(MenuOption { digit: Digit::from_char('8').unwrap(), action: Action::Play { prompt: "my menu.mp3".into() } });
+        assert_eq!(cfg.check(known), Err(MenuProblem::UnknownPrompt("my menu.mp3".into())));
+        let mut cfg = IvrConfig::default();
+        cfg.menu.options.retain(|o| !matches!(o.action, Action::PageOnCall { .. }));
+        assert_eq!(cfg.check(known), Err(MenuProblem::NobodyPaged));
+        // A paging key in a sub-menu counts.
+        let sub = Menu { prompt: "menu".into(), options: vec![MenuOption { digit: Digit::from_char('1').unwrap(), action: Action::PageOnCall { urgency: Urgency::Urgent } }] };
+        cfg.menu.options.push(MenuOption { digit: Digit::from_char('4').unwrap(), action: Action::SubMenu { menu: Box::new(sub) } });
+        assert_eq!(cfg.check(known), Ok(()));
     }
 }

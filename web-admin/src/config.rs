@@ -30,6 +30,9 @@ pub struct WebConfig {
     pub max_upload_bytes: usize,
     /// Where managers may point webhooks (`[webhooks] allow_private`; issue #15, SSRF).
     pub webhook_destinations: oncall_core::destination::DestinationPolicy,
+    /// The prompts calls can play (built in, plus `[storage] sounds_dir`): a menu is checked against them before
+    /// it is saved, and the phone-menu page plays them.
+    pub prompts: std::sync::Arc<oncall_recordings::PromptLibrary>,
 }
 
 impl WebConfig {
@@ -45,6 +48,7 @@ impl WebConfig {
             max_body_bytes: 64 * 1024,
             max_upload_bytes: 25 * 1024 * 1024,
             webhook_destinations: Default::default(),
+            prompts: std::sync::Arc::new(oncall_recordings::PromptLibrary::embedded().unwrap_or_default()),
         }
     }
 }

@@ -500,6 +500,26 @@ async fn ivr_menu_and_greeting_upload() {
     assert_eq!(dup.status, StatusCode::BAD_REQUEST);
     assert!(dup.text().contains("used twice"));
 
+    // Issue 18 item 7: the call side's own check refuses what callers would not get, before "Saved.".
+    let form = |prompt: &'static str, first: &'static str| {
+        vec![("csrf", csrf.clone()), ("menu_prompt", "menu".into()), ("timeout_secs", "7".into()), ("max_retries", "2".into()), ("max_message_secs", "60".into()), ("silence_secs", "4".into()),
+             ("digit", "1".into()), ("action", first.into()), ("prompt", "".into()), ("sub", "".into()), ("digit", "9".into()), ("action", "play".into()), ("prompt", prompt.into()), ("sub", "".into())]
+    };
+    for (prompt, first, says) in [("my menu.mp3", "page_on_call", "no prompt named &quot;my menu.mp3&quot;"), ("thank_you", "record_message", "No key pages the on-call staff")] {
+        let pairs = form(prompt, first);
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = c.post("/ivr", &refs).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{prompt}/{first}");
+        let text = r.text();
+        assert!(text.contains(says) && !text.contains("Saved"), "{says}: {text}");
+    }
+    assert_eq!(oncall_ivr::menu_json::from_json(&f.store.ivr_settings(f.org_a).await.unwrap().unwrap().menu_json).unwrap(), cfg, "nothing refused was stored");
+    // Prompts can be played in the browser.
+    let wav = c.get("/ivr/prompts/thank_you.wav").await;
+    assert_eq!(wav.status, StatusCode::OK);
+    assert!(wav.body.starts_with(b"RIFF"), "a WAV file");
+    assert_eq!(c.get("/ivr/prompts/nothing.wav").await.status, StatusCode::NOT_FOUND);
+
     // A 16 kHz stereo WAV upload becomes 8 kHz mono.
     let spec = hound::WavSpec { channels: 2, sample_rate: 16000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut wav = std::io::Cursor::new(Vec::new());

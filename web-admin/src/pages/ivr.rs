@@ -11,7 +11,7 @@ use crate::auth::{Manager, Viewer};
 use crate::error::{WebError, WebResult};
 use crate::state::AppState;
 use crate::templates::render;
-use axum::extract::{Multipart, Query, State};
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
@@ -85,6 +85,9 @@ async fn page(state: &AppState, v: &Viewer, cfg: &IvrConfig, flash: Option<&str>
     ctx.insert("options", &options);
     ctx.insert("digits", &["1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "*", "#"]);
     ctx.insert("has_greeting", &greeting.is_some());
+    let mut prompts: Vec<&str> = state.config.prompts.names().collect();
+    prompts.sort_unstable();
+    ctx.insert("prompts", &prompts);
     ctx.insert("error", &error);
     Ok((status, render("ivr.html", &ctx)?).into_response())
 }
@@ -155,9 +158,18 @@ fn parse(pairs: &[(String, String)], base_cfg: &IvrConfig) -> Result<IvrConfig, 
     Ok(cfg)
 }
 
+/// The prompt an uploaded greeting plays under (the call side registers it so).
+const ORG_GREETING: &str = "org_greeting";
+
 pub async fn save_menu(State(state): State<AppState>, Manager(v): Manager, Form(pairs): Form<Vec<(String, String)>>) -> WebResult<Response> {
     let (cfg, _) = current(&state, v.org.id).await?;
-    match parse(&pairs, &cfg) {
+    // The call side's own check (issue 18 item 7): never "Saved." for a menu callers would not get.
+    let prompts = state.config.prompts.clone();
+    let checked = parse(&pairs, &cfg).and_then(|new| {
+        new.check(|n| n == ORG_GREETING || prompts.get(n).is_some()).map_err(|e| format!("Not saved: {}.", capitalize(&e.to_string())))?;
+        Ok(new)
+    });
+    match checked {
         Ok(new) => {
             let json = oncall_ivr::menu_json::to_json(&new).map_err(|e| WebError::Internal(e.to_string()))?;
             state.store.set_ivr_menu(v.org.id, &json, Timestamp::now()).await?;
@@ -165,6 +177,33 @@ pub async fn save_menu(State(state): State<AppState>, Manager(v): Manager, Form(
         }
         Err(e) => page(&state, &v, &cfg, None, Some(e), StatusCode::BAD_REQUEST).await,
     }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+/// A prompt as the caller hears it (8 kHz mono WAV), for the phone-menu page's players.
+pub async fn prompt_audio(State(state): State<AppState>, Manager(_v): Manager, Path(name): Path<String>) -> WebResult<Response> {
+    let name = name.strip_suffix(".wav").unwrap_or(&name);
+    let samples = state.config.prompts.get(name).ok_or(WebError::NotFound)?;
+    let wav = tokio::task::spawn_blocking(move || wav_bytes(&samples)).await.map_err(|e| WebError::Internal(e.to_string()))??;
+    Ok(([(header::CONTENT_TYPE, "audio/wav"), (header::CACHE_CONTROL, "max-age=3600")], wav).into_response())
+}
+
+/// 8 kHz mono 16-bit PCM as a WAV file.
+fn wav_bytes(samples: &[i16]) -> WebResult<Vec<u8>> {
+    let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = hound::WavWriter::new(&mut out, spec).map_err(|e| WebError::Internal(e.to_string()))?;
+        for s in samples {
+            w.write_sample(*s).map_err(|e| WebError::Internal(e.to_string()))?;
+        }
+        w.finalize().map_err(|e| WebError::Internal(e.to_string()))?;
+    }
+    Ok(out.into_inner())
 }
 
 /// The longest greeting accepted, in seconds.
@@ -188,16 +227,7 @@ pub fn convert_greeting(bytes: &[u8], file_name: &str) -> Result<Vec<u8>, String
     if samples.len() > 8000 * MAX_GREETING_SECS as usize + 8000 {
         return Err("The greeting is longer than two minutes; callers would hang up.".into());
     }
-    let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut out = std::io::Cursor::new(Vec::new());
-    {
-        let mut w = hound::WavWriter::new(&mut out, spec).map_err(|e| e.to_string())?;
-        for s in samples {
-            w.write_sample(s).map_err(|e| e.to_string())?;
-        }
-        w.finalize().map_err(|e| e.to_string())?;
-    }
-    Ok(out.into_inner())
+    wav_bytes(&samples).map_err(|e| e.to_string())
 }
 
 /// A multipart error: 413 when the upload is over the route's limit (`[http] max_upload_bytes`), else 400.

@@ -63,6 +63,7 @@ pub fn routes(state: AppState) -> Router {
         // The one route that takes an upload gets the big body limit; every other keeps `max_body_bytes`.
         .route("/ivr/greeting", post(ivr::upload_greeting).layer(axum::extract::DefaultBodyLimit::max(state.config.max_upload_bytes)))
         .route("/ivr/greeting.wav", get(ivr::greeting_audio))
+        .route("/ivr/prompts/{name}", get(ivr::prompt_audio))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", get(webhooks::show))
         .route("/webhooks/{id}/disable", post(webhooks::disable))
