@@ -41,6 +41,17 @@ pub struct NotificationRecord {
     pub updated_at: Timestamp,
 }
 
+/// The `WHERE` of one notification row, its placeholders numbered from `first` (bound by [`bind_key`]).
+fn key_columns(first: usize) -> String {
+    let n = |i: usize| first + i;
+    format!("org_id = ${} AND request_id = ${} AND stage = ${} AND person_id = ${} AND channel = ${}", n(0), n(1), n(2), n(3), n(4))
+}
+
+/// Binds a notification's key to the placeholders of [`key_columns`].
+fn bind_key<'q>(q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>, org: OrgId, key: &NotificationKey) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(org.0).bind(key.request.0).bind(i64::from(key.stage)).bind(key.person.0).bind(key.channel.as_str())
+}
+
 /// When persisted work must next be looked at: now if it still has commands to carry out
 /// (the instance may crash before draining them), else the engine's own timeout.
 fn due_at(engine: &Engine, now: Timestamp) -> Option<i64> {
@@ -245,41 +256,21 @@ impl Store {
 
     /// Updates a recorded notification's status ("delivered", "failed", "answered", ...).
     pub async fn set_notification_status(&self, org: OrgId, key: &NotificationKey, status: &str, now: Timestamp) -> Result<()> {
-        sqlx::query(
-            "UPDATE notifications SET status = $1, updated_at = $2 \
-             WHERE org_id = $3 AND request_id = $4 AND stage = $5 AND person_id = $6 AND channel = $7",
-        )
-        .bind(status)
-        .bind(now.0)
-        .bind(org.0)
-        .bind(key.request.0)
-        .bind(i64::from(key.stage))
-        .bind(key.person.0)
-        .bind(key.channel.as_str())
-        .execute(self.pool())
-        .await?;
+        let sql = format!("UPDATE notifications SET status = $1, updated_at = $2 WHERE {}", key_columns(3));
+        bind_key(sqlx::query(&sql).bind(status).bind(now.0), org, key).execute(self.pool()).await?;
         Ok(())
     }
 
     /// Notes where a notification went (`target`) and/or why it ended (`detail`); `None` keeps what is there.
     /// Several phones of one page share one notification: their targets are joined with ", ".
     pub async fn describe_notification(&self, org: OrgId, key: &NotificationKey, target: Option<&str>, detail: Option<&str>, now: Timestamp) -> Result<()> {
-        sqlx::query(
+        let sql = format!(
             "UPDATE notifications SET \
                target = CASE WHEN $1 IS NULL THEN target WHEN target = '' THEN $1 ELSE target || ', ' || $1 END, \
-               detail = COALESCE($2, detail), updated_at = $3 \
-             WHERE org_id = $4 AND request_id = $5 AND stage = $6 AND person_id = $7 AND channel = $8",
-        )
-        .bind(target)
-        .bind(detail)
-        .bind(now.0)
-        .bind(org.0)
-        .bind(key.request.0)
-        .bind(i64::from(key.stage))
-        .bind(key.person.0)
-        .bind(key.channel.as_str())
-        .execute(self.pool())
-        .await?;
+               detail = COALESCE($2, detail), updated_at = $3 WHERE {}",
+            key_columns(4)
+        );
+        bind_key(sqlx::query(&sql).bind(target).bind(detail).bind(now.0), org, key).execute(self.pool()).await?;
         Ok(())
     }
 
