@@ -107,7 +107,8 @@ impl FromRequestParts<AppState> for ApiUser {
             Err(e) => return Err(ApiError::from(e).into_response()),
         };
         let org = state.store.organization(user.org).await.map_err(|e| ApiError::from(e).into_response())?;
-        Ok(ApiUser(Viewer { user, org, csrf: String::new(), token: String::new() }))
+        let viewer = Viewer::load(&state.store, user, org, String::new(), String::new()).await.map_err(|e| ApiError::from(e).into_response())?;
+        Ok(ApiUser(viewer))
     }
 }
 
@@ -150,7 +151,7 @@ async fn me(ApiUser(v): ApiUser) -> Json<Value> {
 }
 
 async fn list_requests(State(state): State<AppState>, ApiUser(v): ApiUser, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
-    let mut filter = parse_filter(&q, v.org.time_zone)?;
+    let mut filter = parse_filter(&q, v.tz)?;
     if !v.is_manager() {
         filter.person = Some(v.user.person.unwrap_or(PersonId(-1)));
     }
@@ -319,7 +320,7 @@ async fn add_override(State(state): State<AppState>, ApiUser(v): ApiUser, Path(i
 
 async fn metrics(State(state): State<AppState>, ApiUser(v): ApiUser, Query(q): Query<RangeQuery>) -> ApiResult<Json<Value>> {
     manager(&v)?;
-    let tz = v.org.time_zone;
+    let tz = v.tz;
     let (from, to) = reports::date_range(&q, tz, Timestamp::now())?;
     let m = reports::compute(&state, v.org.id, tz, from, to).await?;
     Ok(Json(json!({

@@ -30,12 +30,28 @@ pub const LOGIN_CSRF_COOKIE: &str = "oncall_login_csrf";
 pub struct Viewer {
     pub user: User,
     pub org: Organization,
+    /// The zone the viewer's pages show times in: their person's when the login is linked to one
+    /// (issue 18 item 11), else the organization's.
+    pub tz: chrono_tz::Tz,
     pub csrf: String,
     /// The session token (to keep this session when logging out the others).
     pub token: String,
 }
 
 impl Viewer {
+    /// The viewer for `user` of `org`, with their person's time zone when they have one.
+    pub async fn load(store: &oncall_core::Store, user: User, org: Organization, csrf: String, token: String) -> Result<Viewer, oncall_core::StoreError> {
+        let tz = match user.person {
+            Some(p) => match store.person(org.id, p).await {
+                Ok(person) => person.time_zone,
+                Err(oncall_core::StoreError::NotFound(_)) => org.time_zone,
+                Err(e) => return Err(e),
+            },
+            None => org.time_zone,
+        };
+        Ok(Viewer { user, org, tz, csrf, token })
+    }
+
     pub fn is_manager(&self) -> bool {
         self.user.role == Role::Manager
     }
@@ -160,7 +176,10 @@ pub async fn session_layer(State(state): State<AppState>, req: Request, next: Ne
         Ok(o) => o,
         Err(e) => return WebError::from(e).into_response(),
     };
-    let viewer = Viewer { user: session.user, org, csrf: session.csrf_token, token };
+    let viewer = match Viewer::load(&state.store, session.user, org, session.csrf_token, token).await {
+        Ok(v) => v,
+        Err(e) => return WebError::from(e).into_response(),
+    };
 
     let (mut parts, body) = req.into_parts();
     let body = if parts.method == Method::GET || parts.method == Method::HEAD {

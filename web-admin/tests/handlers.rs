@@ -1304,3 +1304,31 @@ async fn the_request_lists_every_paging_attempt_with_its_result() {
     assert_eq!(attempts[0]["detail"], "rang 30 s, no answer");
     assert_eq!(attempts[1]["result"], "not reached: texts are off ([texts] enabled = false)");
 }
+
+/// Issue 18 item 11: a person's time zone is honoured on their pages, and every page says which zone its times
+/// are in.
+#[tokio::test]
+async fn an_employee_sees_times_in_their_own_time_zone() {
+    let f = fixture().await;
+    let mut m = Client::new(app(&f));
+    m.logged_in(MANAGER_A).await;
+    assert!(m.get("/requests").await.text().contains("times in Europe&#x2F;London"), "the manager's person is in London");
+    let mut eve = f.store.person(f.org_a, f.employee_a).await.unwrap();
+    eve.time_zone = "Asia/Tokyo".parse().unwrap();
+    let edited = oncall_core::NewPerson {
+        name: eve.name.clone(),
+        email: eve.email.clone(),
+        role: Some(eve.role),
+        phones: vec!["+442079460123".into()],
+        time_zone: "Asia/Tokyo".into(),
+        ..oncall_core::NewPerson::default()
+    };
+    f.store.update_person(f.org_a, f.employee_a, &edited).await.unwrap();
+    let mut e = Client::new(app(&f));
+    e.logged_in(EMPLOYEE_A).await;
+    let html = e.get(&format!("/requests/{}", f.request_a.0)).await.text();
+    assert!(html.contains("times in Asia&#x2F;Tokyo"), "the footer names the employee's zone");
+    let r = f.store.request(f.org_a, f.request_a).await.unwrap();
+    let tokyo = r.received_at.to_utc().with_timezone(&chrono_tz::Asia::Tokyo).format("%H:%M").to_string();
+    assert!(html.contains(&tokyo), "the request's time is shown in Tokyo time ({tokyo})");
+}

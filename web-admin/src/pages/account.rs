@@ -125,8 +125,8 @@ async fn account_page(state: &AppState, v: &Viewer, flash: Option<&str>, error: 
         .map(|t| {
             serde_json::json!({
                 "id": t.id, "name": t.name, "prefix": t.prefix,
-                "created": views::time(t.created_at, v.org.time_zone),
-                "last_used": t.last_used_at.map(|l| views::time(l, v.org.time_zone)),
+                "created": views::time(t.created_at, v.tz),
+                "last_used": t.last_used_at.map(|l| views::time(l, v.tz)),
             })
         })
         .collect();

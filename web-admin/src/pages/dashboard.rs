@@ -17,7 +17,7 @@ use oncall_core::{schedule, Millis, Timestamp};
 pub async fn show(State(state): State<AppState>, v: Viewer, Query(f): Query<Flash>) -> WebResult<Html<String>> {
     let store = &state.store;
     let org = v.org.id;
-    let tz = v.org.time_zone;
+    let tz = v.tz;
     let now = Timestamp::now();
     let people = store.list_people(org).await?;
     let dir = Directory::new(&people);

@@ -44,6 +44,8 @@ pub fn base(v: &Viewer, active: &str, flash: Option<&str>) -> Context {
         "has_person": v.user.person.is_some(),
     }));
     ctx.insert("org_name", &v.org.name);
+    // Every page says which zone its times are in (the viewer's own, issue 18 item 11).
+    ctx.insert("time_zone", v.tz.name());
     ctx.insert("csrf", &v.csrf);
     ctx.insert("active", active);
     ctx.insert("flash", &flash_message(flash));

@@ -55,7 +55,7 @@ fn minutes(m: Option<Millis>) -> Option<f64> {
 
 
 pub async fn show(State(state): State<AppState>, Manager(v): Manager, Query(q): Query<RangeQuery>) -> WebResult<Html<String>> {
-    let tz = v.org.time_zone;
+    let tz = v.tz;
     let now = Timestamp::now();
     let (from, to) = date_range(&q, tz, now)?;
     let m = compute(&state, v.org.id, tz, from, to).await?;

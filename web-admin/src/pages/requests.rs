@@ -114,7 +114,7 @@ pub fn parse_filter(q: &ListQuery, tz: Tz) -> Result<RequestFilter, WebError> {
 
 pub async fn list(State(state): State<AppState>, v: Viewer, Query(q): Query<ListQuery>) -> WebResult<Html<String>> {
     let org = v.org.id;
-    let tz = v.org.time_zone;
+    let tz = v.tz;
     let mut filter = parse_filter(&q, tz)?;
     if !v.is_manager() {
         // Employees: their own requests, whatever the form says.
@@ -156,7 +156,7 @@ pub async fn visible_request(state: &AppState, v: &Viewer, id: RequestId) -> Web
 
 pub async fn show(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>, Query(f): Query<Flash>) -> WebResult<Html<String>> {
     let org = v.org.id;
-    let tz = v.org.time_zone;
+    let tz = v.tz;
     let req = visible_request(&state, &v, RequestId(id)).await?;
     let people = state.store.list_people(org).await?;
     let dir = Directory::new(&people);
@@ -343,7 +343,7 @@ pub async fn recording(State(state): State<AppState>, v: Viewer, Path(id): Path<
 pub async fn download(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>, headers: HeaderMap) -> WebResult<Response> {
     let rec = visible_recording(&state, &v, RecordingId(id)).await?;
     let ext = rec.storage_key.rsplit('.').next().filter(|e| e.len() <= 4 && e.chars().all(|c| c.is_ascii_alphanumeric())).unwrap_or("wav");
-    let day = views::local(rec.created_at, v.org.time_zone).format("%Y-%m-%d-%H%M");
+    let day = views::local(rec.created_at, v.tz).format("%Y-%m-%d-%H%M");
     let name = match rec.request {
         Some(r) => format!("request-{}-{day}.{ext}", r.0),
         None => format!("recording-{}-{day}.{ext}", rec.id.0),

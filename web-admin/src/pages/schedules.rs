@@ -411,7 +411,7 @@ pub fn person_shifts(schedules: &[Schedule], person: PersonId, from: Timestamp, 
 
 pub async fn my_shifts(State(state): State<AppState>, v: Viewer, headers: HeaderMap, Query(f): Query<Flash>) -> WebResult<Html<String>> {
     let mut ctx = base(&v, "my_shifts", f.flash.as_deref());
-    let tz = v.org.time_zone;
+    let tz = v.tz;
     let Some(me) = v.user.person else {
         ctx.insert("shifts", &Vec::<()>::new());
         ctx.insert("feed_url", &None::<String>);

@@ -141,7 +141,7 @@ async fn detail_page(
     error: Option<String>,
 ) -> WebResult<Html<String>> {
     let org = v.org.id;
-    let tz = v.org.time_zone;
+    let tz = v.tz;
     let w = state.store.webhook(org, id).await?;
     let counts = state.store.webhook_delivery_counts(org, id).await?;
     let next = state.store.webhook_next_attempt(org, id).await?;
