@@ -49,4 +49,24 @@
     var msg = e.target.getAttribute && e.target.getAttribute("data-confirm");
     if (msg && !window.confirm(msg)) e.preventDefault();
   });
+  // Request lists refresh themselves (issue 18 item 6): every `data-refresh` seconds the page is fetched again and
+  // the table's rows replaced, unless the viewer is playing a message in it.
+  document.querySelectorAll("table[data-refresh][id]").forEach(function (table) {
+    var secs = parseInt(table.getAttribute("data-refresh"), 10);
+    if (!(secs > 0)) return;
+    setInterval(function () {
+      if (document.hidden) return;
+      var playing = Array.prototype.some.call(table.querySelectorAll("audio"), function (a) { return !a.paused; });
+      if (playing) return;
+      fetch(window.location.href, { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(table.id);
+          var body = fresh && fresh.querySelector("tbody");
+          if (body) table.querySelector("tbody").replaceWith(body);
+        })
+        .catch(function () {});
+    }, secs * 1000);
+  });
 })();

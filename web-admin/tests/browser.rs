@@ -262,6 +262,10 @@ fn browser_walkthrough() {
     d.login(MANAGER_A);
     assert!(d.text().contains("On call now"));
     d.screenshot("dashboard");
+    // Issue 18 item 6: the open-request list refreshes itself; a new call's request appears without a reload.
+    let new = oncall_core::NewRequest { caller: "+442079460555".into(), summary: "Boiler in the basement".into(), call: None };
+    rt.block_on(f.store.create_request(f.org_a, &new, oncall_core::Timestamp::now())).unwrap();
+    d.wait_for("the new request in the refreshed list", "return document.querySelector('#open-requests').innerText.includes('Boiler in the basement')");
 
     // Create a rotation and see it on the calendar.
     d.go("/schedules/new");

@@ -1332,3 +1332,17 @@ async fn an_employee_sees_times_in_their_own_time_zone() {
     let tokyo = r.received_at.to_utc().with_timezone(&chrono_tz::Asia::Tokyo).format("%H:%M").to_string();
     assert!(html.contains(&tokyo), "the request's time is shown in Tokyo time ({tokyo})");
 }
+
+/// Issue 18 item 6: the request lists show what the caller needs: the message's length and a player.
+#[tokio::test]
+async fn request_lists_play_the_callers_message() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    c.logged_in(MANAGER_A).await;
+    let player = format!("<audio controls preload=\"none\" src=\"/recordings/{}\"", f.recording_a.0);
+    for page in ["/requests", "/"] {
+        let html = c.get(page).await.text();
+        assert!(html.contains(&player), "{page} has a player for the message");
+        assert!(html.contains("data-refresh="), "{page} refreshes itself");
+    }
+}

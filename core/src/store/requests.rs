@@ -375,10 +375,8 @@ impl Store {
     }
 
     pub async fn recordings_for_request(&self, org: OrgId, id: RequestId) -> Result<Vec<Recording>> {
-        let rows = sqlx::query(
-            "SELECT id, request_id, kind, storage_key, duration_ms, peak, rms, created_at FROM recordings \
-             WHERE org_id = $1 AND request_id = $2 ORDER BY created_at, id",
-        )
+        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE org_id = $1 AND request_id = $2 ORDER BY created_at, id");
+        let rows = sqlx::query(&sql)
         .bind(org.0)
         .bind(id.0)
         .fetch_all(self.pool())
@@ -386,12 +384,31 @@ impl Store {
         rows.iter().map(|r| recording_from_row(org, r)).collect()
     }
 
+    /// The caller's message of each of `requests` that has one, in one query (the request lists' players).
+    pub async fn messages_of(&self, org: OrgId, requests: &[RequestId]) -> Result<std::collections::HashMap<RequestId, Recording>> {
+        let mut out = std::collections::HashMap::new();
+        if requests.is_empty() {
+            return Ok(out);
+        }
+        let list = (0..requests.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(", ");
+        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE org_id = $1 AND kind = $2 AND request_id IN ({list}) ORDER BY created_at, id");
+        let mut q = sqlx::query(&sql).bind(org.0).bind(RecordingKind::Message.as_str());
+        for r in requests {
+            q = q.bind(r.0);
+        }
+        for row in q.fetch_all(self.pool()).await? {
+            let rec = recording_from_row(org, &row)?;
+            if let Some(req) = rec.request {
+                out.entry(req).or_insert(rec);
+            }
+        }
+        Ok(out)
+    }
+
     /// One recording of the organization.
     pub async fn recording(&self, org: OrgId, id: RecordingId) -> Result<Recording> {
-        let row = sqlx::query(
-            "SELECT id, request_id, kind, storage_key, duration_ms, peak, rms, created_at FROM recordings \
-             WHERE org_id = $1 AND id = $2",
-        )
+        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE org_id = $1 AND id = $2");
+        let row = sqlx::query(&sql)
         .bind(org.0)
         .bind(id.0)
         .fetch_optional(self.pool())
@@ -406,6 +423,8 @@ pub(super) fn recording_kind(r: &AnyRow) -> Result<RecordingKind> {
     let kind = string(r, "kind")?;
     kind.parse().map_err(|_| corrupt("recordings.kind", kind))
 }
+
+const RECORDING_COLUMNS: &str = "id, request_id, kind, storage_key, duration_ms, peak, rms, created_at";
 
 fn recording_from_row(org: OrgId, r: &AnyRow) -> Result<Recording> {
     Ok(Recording {

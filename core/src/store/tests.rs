@@ -343,6 +343,12 @@ async fn request_lifecycle_events_notes_recordings() {
         let recs = s.recordings_for_request(a, id).await.unwrap();
         assert_eq!((recs[0].id, recs[0].duration_ms, recs[0].peak), (rid, 12_500, 0.8));
         assert!(s.recordings_for_request(b, id).await.unwrap().is_empty());
+        // The lists' players: each request's message in one query, never another organization's.
+        let messages = s.messages_of(a, &[id, RequestId(9999)]).await.unwrap();
+        assert_eq!(messages.get(&id).map(|m| m.id), Some(rid));
+        assert_eq!(messages.len(), 1);
+        assert!(s.messages_of(b, &[id]).await.unwrap().is_empty());
+        assert!(s.messages_of(a, &[]).await.unwrap().is_empty());
         assert!(s.add_recording(b, &rec).await.is_err(), "cross-org link refused");
         assert_eq!(s.list_requests(a, 10).await.unwrap().len(), 1);
         assert!(s.list_requests(b, 10).await.unwrap().is_empty());

@@ -5,7 +5,7 @@
 use super::layout::{base, Flash};
 use crate::auth::Viewer;
 use crate::error::WebResult;
-use crate::pages::requests::{request_row, user_names};
+use crate::pages::requests::{request_rows, user_names};
 use crate::state::AppState;
 use crate::templates::render;
 use crate::views::{self, Directory};
@@ -28,7 +28,8 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Query(f): Query<Flas
     if !v.is_manager() {
         filter.person = Some(v.user.person.unwrap_or(oncall_core::PersonId(-1)));
     }
-    let open: Vec<_> = store.search_requests(org, &filter).await?.iter().map(|r| request_row(r, now, tz, &dir, &users)).collect();
+    let found = store.search_requests(org, &filter).await?;
+    let open = request_rows(&state, org, &found, now, tz, &dir, &users).await?;
     ctx.insert("open_requests", &open);
 
     let schedules = store.list_schedules(org).await?;

@@ -42,6 +42,28 @@ pub struct RequestRow {
     pub age: String,
     pub handled_by: Option<String>,
     pub open: bool,
+    /// The caller's message (recording id and length), for the lists' players (issue 18 item 6).
+    pub message: Option<MessageCell>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageCell {
+    pub id: i64,
+    pub duration: String,
+}
+
+/// The rows of a request list, each with its caller's message (one query for all of them).
+pub async fn request_rows(state: &AppState, org: OrgId, requests: &[Request], now: Timestamp, tz: Tz, dir: &Directory, users: &HashMap<i64, String>) -> WebResult<Vec<RequestRow>> {
+    let ids: Vec<RequestId> = requests.iter().map(|r| r.id).collect();
+    let mut messages = state.store.messages_of(org, &ids).await?;
+    Ok(requests
+        .iter()
+        .map(|r| {
+            let mut row = request_row(r, now, tz, dir, users);
+            row.message = messages.remove(&r.id).map(|m| MessageCell { id: m.id.0, duration: views::duration(oncall_core::Millis(m.duration_ms)) });
+            row
+        })
+        .collect())
 }
 
 pub fn request_row(r: &Request, now: Timestamp, tz: Tz, dir: &Directory, users: &HashMap<i64, String>) -> RequestRow {
@@ -62,6 +84,7 @@ pub fn request_row(r: &Request, now: Timestamp, tz: Tz, dir: &Directory, users: 
         age: views::age(now, r.received_at),
         handled_by,
         open: !status.is_terminal(),
+        message: None,
     }
 }
 
@@ -124,7 +147,8 @@ pub async fn list(State(state): State<AppState>, v: Viewer, Query(q): Query<List
     let dir = Directory::new(&people);
     let users = user_names(&state, org).await?;
     let now = Timestamp::now();
-    let rows: Vec<_> = state.store.search_requests(org, &filter).await?.iter().map(|r| request_row(r, now, tz, &dir, &users)).collect();
+    let found = state.store.search_requests(org, &filter).await?;
+    let rows = request_rows(&state, org, &found, now, tz, &dir, &users).await?;
     let mut ctx = base(&v, "requests", None);
     let page = q.page.unwrap_or(1).max(1);
     ctx.insert("has_next", &(rows.len() as i64 == filter.limit));
