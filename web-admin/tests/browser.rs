@@ -334,6 +334,25 @@ fn browser_walkthrough() {
     );
     assert!(smallest.as_f64().unwrap() >= 12.0, "smallest chart text {smallest} px at 1280 px wide");
     d.screenshot("metrics");
+    // Issue 18 item 12: at 390 px nothing scrolls sideways, and the menu opens from the keyboard.
+    d.window(390, 844);
+    for page in ["/".to_string(), "/requests".to_string(), format!("/requests/{}", f.request_a.0), "/ivr".to_string()] {
+        d.go(&page);
+        let wide = d.js("return document.documentElement.scrollWidth - window.innerWidth", json!([]));
+        assert!(wide.as_f64().unwrap_or(1.0) <= 0.0, "{page} scrolls sideways by {wide} px at 390 px wide");
+    }
+    d.screenshot("ivr-390");
+    // The phone menu's key pickers show their digit.
+    let narrow = d.js("return Math.min(...[...document.querySelectorAll('select[name=digit]')].map(s => s.getBoundingClientRect().width))", json!([]));
+    assert!(narrow.as_f64().unwrap_or(0.0) >= 44.0, "a key picker is {narrow} px wide at 390 px");
+    let opened = d.js(
+        "const t = document.getElementById('nav-toggle'); t.focus(); const focused = document.activeElement === t; t.click(); \
+         return focused && getComputedStyle(document.querySelector('.nav')).display !== 'none'",
+        json!([]),
+    );
+    assert_eq!(opened, json!(true), "the menu's toggle takes the focus and opens the menu");
+    assert!(d.js("return !!document.querySelector('a.skip[href=\"#main\"]') && !!document.getElementById('main')", json!([])).as_bool().unwrap());
+    d.window(1280, 900);
     d.go("/people");
     d.screenshot("people");
     d.go("/ivr");
