@@ -2,7 +2,8 @@
 //! menu and greeting ([`crate::ivr_settings`]), business hours ([`crate::opening_hours`]), schedules and
 //! people for the redirect target ([`crate::redirect`]), and SIP accounts ([`crate::phones`]). The
 //! call path reads those copies (no database query per INVITE); this task re-reads the store every
-//! [`RELOAD_EVERY`], and at once when [`SettingsWatch::reload_now`] is poked.
+//! [`RELOAD_EVERY`]. (The registrar service also re-reads the SIP accounts at once when a phone answers
+//! for an account its copy lacks: `phones::reload_on_demand`, which reads only the accounts.)
 //!
 //! Each copy is a [`Watched`]: it reads what it needs and swaps its snapshot in, keeping the
 //! previous one when the store cannot be read.
@@ -10,12 +11,10 @@
 use oncall_core::Store;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 
-/// How often the store is re-read when nothing pokes the watch (another instance's edits, or the
-/// command line's, are seen this late at most).
+/// How often the store is re-read (another instance's edits, or the command line's, are seen this late
+/// at most).
 pub const RELOAD_EVERY: Duration = Duration::from_secs(3);
 
 /// A copy of some settings the call path reads.
@@ -27,21 +26,15 @@ pub trait Watched: Send + 'static {
 pub struct SettingsWatch {
     store: Store,
     watched: Vec<Box<dyn Watched>>,
-    poke: Arc<Notify>,
 }
 
 impl SettingsWatch {
     pub fn new(store: Store) -> SettingsWatch {
-        SettingsWatch { store, watched: Vec::new(), poke: Arc::new(Notify::new()) }
+        SettingsWatch { store, watched: Vec::new() }
     }
 
     pub fn watch(&mut self, w: impl Watched) {
         self.watched.push(Box::new(w));
-    }
-
-    /// Reloads every copy as soon as possible (after a change made in this process).
-    pub fn reload_now(&self) -> Arc<Notify> {
-        self.poke.clone()
     }
 
     /// Runs until the process ends; the first pass is at once.
@@ -51,10 +44,7 @@ impl SettingsWatch {
                 for w in &mut self.watched {
                     w.reload(&self.store).await;
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(RELOAD_EVERY) => {}
-                    _ = self.poke.notified() => {}
-                }
+                tokio::time::sleep(RELOAD_EVERY).await;
             }
         });
     }
