@@ -231,13 +231,19 @@ impl PromptLibrary {
 
     /// The prompts built into the binary (`sounds/*.wav` when it was compiled), decoded.
     pub fn embedded() -> Result<PromptLibrary, PromptError> {
+        // Decoded once per process: the server's prompt loader and the web admin's menu check both start
+        // from it, and a copy only clones the `Arc`s of the samples.
+        static DECODED: std::sync::OnceLock<PromptLibrary> = std::sync::OnceLock::new();
+        if let Some(library) = DECODED.get() {
+            return Ok(library.clone());
+        }
         let mut library = PromptLibrary::new();
         for (name, wav) in EMBEDDED_PROMPTS {
             let samples = decode_bytes_to_8k_mono(wav, Some("wav"))
                 .map_err(|source| PromptError::Decode { path: PathBuf::from(format!("(built in) {name}.wav")), source })?;
             library.insert(*name, samples);
         }
-        Ok(library)
+        Ok(DECODED.get_or_init(|| library).clone())
     }
 
     /// Puts every prompt of `other` in place of (or beside) this library's prompt of the same name; returns how
