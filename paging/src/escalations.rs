@@ -521,6 +521,32 @@ pub fn announce_caller(caller: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A paging task on `store` with no text senders and no archive, and the controller's end of its orders.
+    fn test_paging(store: &Store, org: OrgId, config: PagingConfig, trunks: Vec<oncall_calls::config::TrunkConfig>) -> (Paging, mpsc::UnboundedReceiver<ControllerCommand>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let paging = Paging {
+            store: store.clone(),
+            org,
+            config,
+            dialer: Dialer::new(trunks, "sip:oncall@127.0.0.1".into(), None),
+            controller: tx,
+            owner: "test".into(),
+            recordings_root: PathBuf::from("/nowhere"),
+            archive: Arc::new(oncall_recordings::storage::LocalStore::new("/nowhere")),
+            texts: None,
+        };
+        (paging, rx)
+    }
+
+    /// A request opened by a call to `called` whose recording is of `kind` ("page", "page_when_open").
+    async fn call_request(store: &Store, org: OrgId, called: &str, kind: &str, at: Timestamp) -> RequestId {
+        use oncall_core::store::NewCall;
+        let new = NewCall { org, call_id: format!("c-{kind}-{}", rand::random::<u32>()), caller: "sip:+33100000000@example.net".into(), called: called.into(), received_at: at, instance: "test".into() };
+        let call = store.insert_call(&new).await.unwrap();
+        store.call_recording_started(org, call, "/nowhere.wav", kind).await.unwrap();
+        store.create_request_for_call(org, call, &new.caller, at).await.unwrap()
+    }
+
     #[test]
     fn the_caller_is_read_out_from_the_user_part() {
         assert_eq!(announce_caller("\"Bob\" <sip:+15551234@10.0.0.1:5060>;tag=x"), "+15551234");
@@ -534,7 +560,6 @@ mod tests {
     async fn a_normal_request_after_hours_pages_at_opening_time() {
         use chrono::TimeZone;
         use oncall_core::escalation::{NewPolicy, Step, Target};
-        use oncall_core::store::NewCall;
         use oncall_core::{BusinessHours, NewPerson};
         let tz = oncall_core::validation::parse_time_zone("tz", "Europe/Paris").unwrap();
         let paris = |d: u32, h: u32, m: u32| -> Timestamp { tz.with_ymd_and_hms(2026, 3, d, h, m, 0).unwrap().to_utc().into() };
@@ -549,27 +574,8 @@ mod tests {
         let erin = store.add_person(org, &erin, night).await.unwrap();
         let step = Step { targets: vec![Target::Person(erin)], wait: Millis::minutes(5) };
         store.create_policy(org, &NewPolicy { name: "Main".into(), steps: vec![step], repeat: 0 }, night).await.unwrap();
-        let open_request = |kind: &'static str| {
-            let store = store.clone();
-            async move {
-                let new = NewCall { org, call_id: format!("c-{kind}-{}", rand::random::<u32>()), caller: "sip:+33100000000@example.net".into(), called: "sip:oncall@example.net".into(), received_at: night, instance: "test".into() };
-                let call = store.insert_call(&new).await.unwrap();
-                store.call_recording_started(org, call, "/nowhere.wav", kind).await.unwrap();
-                store.create_request_for_call(org, call, &new.caller, night).await.unwrap()
-            }
-        };
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let paging = Paging {
-            store: store.clone(),
-            org,
-            config: PagingConfig::default(),
-            dialer: Dialer::new(vec![], "sip:oncall@127.0.0.1".into(), None),
-            controller: tx,
-            owner: "test".into(),
-            recordings_root: PathBuf::from("/nowhere"),
-            archive: Arc::new(oncall_recordings::storage::LocalStore::new("/nowhere")),
-            texts: None,
-        };
+        let open_request = |kind: &'static str| call_request(&store, org, "sip:oncall@example.net", kind, night);
+        let (paging, mut rx) = test_paging(&store, org, PagingConfig::default(), vec![]);
         let mut run = paging.start(night);
         let caller = "sip:+33100000000@example.net";
 
@@ -612,7 +618,6 @@ mod tests {
     async fn a_bridge_call_pages_with_its_schedules_policy() {
         use oncall_core::escalation::{NewPolicy, Step, Target};
         use oncall_core::schedule::{Layer, NewSchedule, Rotation, ShiftLength};
-        use oncall_core::store::NewCall;
         use oncall_core::NewPerson;
         let now = Timestamp::now();
         let store = Store::connect("sqlite::memory:").await.unwrap();
@@ -638,27 +643,8 @@ mod tests {
         let step = |t| vec![Step { targets: vec![t], wait: Millis::minutes(5) }];
         store.create_policy(org, &NewPolicy { name: "Main".into(), steps: step(Target::Person(erin)), repeat: 0 }, now).await.unwrap();
         store.create_policy(org, &NewPolicy { name: "Night desk".into(), steps: step(Target::Schedule(night)), repeat: 0 }, now).await.unwrap();
-        let open_request = |called: &'static str| {
-            let store = store.clone();
-            async move {
-                let new = NewCall { org, call_id: format!("c-{}", rand::random::<u32>()), caller: "sip:+33100000000@example.net".into(), called: called.into(), received_at: now, instance: "test".into() };
-                let call = store.insert_call(&new).await.unwrap();
-                store.call_recording_started(org, call, "/nowhere.wav", "page").await.unwrap();
-                store.create_request_for_call(org, call, &new.caller, now).await.unwrap()
-            }
-        };
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let paging = Paging {
-            store: store.clone(),
-            org,
-            config: PagingConfig::default(),
-            dialer: Dialer::new(vec![], "sip:oncall@127.0.0.1".into(), None),
-            controller: tx,
-            owner: "test".into(),
-            recordings_root: PathBuf::from("/nowhere"),
-            archive: Arc::new(oncall_recordings::storage::LocalStore::new("/nowhere")),
-            texts: None,
-        };
+        let open_request = |called: &'static str| call_request(&store, org, called, "page", now);
+        let (paging, mut rx) = test_paging(&store, org, PagingConfig::default(), vec![]);
         let mut run = paging.start(now);
         let mut paged = |request| {
             let mut people = vec![];
@@ -717,18 +703,7 @@ mod tests {
         let step = |who| Step { targets: vec![Target::Person(who)], wait: Millis::minutes(5) };
         store.create_policy(org, &NewPolicy { name: "Main".into(), steps: vec![step(mallory), step(erin)], repeat: 0 }, now).await.unwrap();
         let trunk = oncall_calls::config::TrunkConfig { name: "carrier".into(), registrar: "127.0.0.1:5999".into(), username: "acme".into(), password: "secret".into(), ..Default::default() };
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let paging = Paging {
-            store: store.clone(),
-            org,
-            config: PagingConfig { max_pages_per_hour: 1, ..PagingConfig::default() },
-            dialer: Dialer::new(vec![trunk], "sip:oncall@127.0.0.1".into(), None),
-            controller: tx,
-            owner: "test".into(),
-            recordings_root: PathBuf::from("/nowhere"),
-            archive: Arc::new(oncall_recordings::storage::LocalStore::new("/nowhere")),
-            texts: None,
-        };
+        let (paging, mut rx) = test_paging(&store, org, PagingConfig { max_pages_per_hour: 1, ..PagingConfig::default() }, vec![trunk]);
         let mut run = paging.start(now);
         let mut orders = || {
             let mut out = vec![];
