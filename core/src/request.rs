@@ -123,7 +123,8 @@ impl RequestStatus {
         use RequestStatus::*;
         match self {
             Received => &[],
-            Notifying => &[Received],
+            // Exhausted: paged again from the web (issue 18 item 6).
+            Notifying => &[Received, Exhausted],
             Answered => &[Received, Notifying],
             Acknowledged => &[Received, Notifying, Answered, Exhausted],
             Completed => &[Received, Notifying, Answered, Acknowledged, Exhausted],

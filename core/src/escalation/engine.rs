@@ -21,6 +21,12 @@
 //! - An answer or an acknowledgement ends the escalation and cancels pending notifications.
 //! - After the last step of the last repeat the managers are notified; when their stage ends
 //!   the request is exhausted.
+//! - From the web (issue 18 item 6): [`Input::PageAgain`] runs the current stage again now (a new
+//!   stage number, so everyone in it is paged again; an exhausted engine starts over from the first
+//!   step), [`Input::Escalate`] moves on like [`Input::EscalateNow`], and [`Input::Reassign`] pages one
+//!   person now in a stage of their own (the step's wait, or the managers' wait); when it ends
+//!   unanswered the policy goes on with the step after the one it replaced (after the managers'
+//!   stage, or on an exhausted engine: exhausted again). Answered and acknowledged engines ignore them.
 
 use super::policy::{EscalationPolicy, Target};
 use crate::ids::{PersonId, RequestId};
@@ -73,6 +79,15 @@ pub enum Input {
     /// A paged person asked to be paged again at `until` (key 7, text `S`): the current step's
     /// notifications stop and the same step starts over then.
     Snooze { person: PersonId, until: Timestamp },
+    /// Someone on the web asked to page the current stage again now (a snoozed one starts now; an
+    /// exhausted escalation starts over from the first step of the first pass).
+    PageAgain,
+    /// Someone on the web asked to move on to the next step now (also from a snooze).
+    Escalate,
+    /// Someone on the web asked to page `person` directly now, instead of the current stage. The
+    /// person's contact plan must be in the directory ([`Engine::learn`]); without one the stage
+    /// ends at once.
+    Reassign { person: PersonId },
     /// Nothing happened but time passed; process whatever is due at `now`.
     TimePassed,
 }
@@ -98,6 +113,10 @@ pub enum Phase {
     LastResort { stage: u32, started: Timestamp, deadline: Timestamp },
     /// Someone snoozed the request: step `step` of pass `round` starts over at `until`.
     Snoozed { step: usize, round: u32, until: Timestamp },
+    /// Paging `person` alone, reassigned from the web; when the stage ends the policy goes on after
+    /// step `after` (`(step, round)`), or with exhaustion when `None` (it replaced the managers' stage
+    /// or an exhausted escalation).
+    Reassigned { person: PersonId, stage: u32, started: Timestamp, deadline: Timestamp, after: Option<(usize, u32)> },
     Answered { person: PersonId, at: Timestamp },
     Acknowledged { by: Actor, at: Timestamp },
     Exhausted { at: Timestamp },
@@ -111,7 +130,9 @@ impl Phase {
 
     fn running_stage(&self) -> Option<(u32, Timestamp)> {
         match *self {
-            Phase::Step { stage, deadline, .. } | Phase::LastResort { stage, deadline, .. } => Some((stage, deadline)),
+            Phase::Step { stage, deadline, .. }
+            | Phase::LastResort { stage, deadline, .. }
+            | Phase::Reassigned { stage, deadline, .. } => Some((stage, deadline)),
             _ => None,
         }
     }
@@ -177,6 +198,15 @@ impl Engine {
         self.phase
     }
 
+    /// Adds (or refreshes) a person's contact plan in the directory snapshot, so a reassignment can
+    /// page someone the request's directory did not have (added, or enabled, since it began).
+    pub fn learn(&mut self, plan: ContactPlan) {
+        match self.directory.people.iter_mut().find(|p| p.person == plan.person) {
+            Some(p) => *p = plan,
+            None => self.directory.people.push(plan),
+        }
+    }
+
     /// Feeds one input at time `now`. Inputs for stages that are over are ignored, so late
     /// delivery reports are harmless.
     pub fn handle(&mut self, input: Input, now: Timestamp) {
@@ -204,10 +234,35 @@ impl Engine {
                     self.finish(Phase::Answered { person, at: now });
                 }
             }
-            Input::EscalateNow { .. } => {
-                if let Some((_, deadline)) = self.phase.running_stage() {
-                    self.next_stage(now.min(deadline));
+            Input::EscalateNow { .. } | Input::Escalate => match self.phase {
+                // A snoozed step counts as the current one: the one after it starts now.
+                Phase::Snoozed { step, round, .. } => self.after_step(step, round, now),
+                _ => {
+                    if let Some((_, deadline)) = self.phase.running_stage() {
+                        self.next_stage(now.min(deadline));
+                    }
                 }
+            },
+            Input::PageAgain => match self.phase {
+                Phase::NotStarted | Phase::Exhausted { .. } => self.start_stage(0, 0, now),
+                Phase::Step { step, round, .. } | Phase::Snoozed { step, round, .. } => self.start_stage(step, round, now),
+                Phase::LastResort { .. } => self.start_last_resort(now),
+                Phase::Reassigned { person, after, .. } => self.start_reassigned(person, after, now),
+                Phase::Answered { .. } | Phase::Acknowledged { .. } => {}
+            },
+            Input::Reassign { person } => {
+                let after = match self.phase {
+                    Phase::Step { step, round, .. } | Phase::Snoozed { step, round, .. } => Some((step, round)),
+                    Phase::Reassigned { after, .. } => after,
+                    Phase::LastResort { .. } | Phase::Exhausted { .. } => None,
+                    // Not begun: the reassigned stage comes first, then the policy from its start.
+                    Phase::NotStarted => match self.policy.steps.len() {
+                        0 => None,
+                        _ => Some((usize::MAX, 0)),
+                    },
+                    Phase::Answered { .. } | Phase::Acknowledged { .. } => return self.advance(now),
+                };
+                self.start_reassigned(person, after, now);
             }
             Input::Snooze { until, .. } => {
                 let (step, round) = match self.phase {
@@ -221,7 +276,11 @@ impl Engine {
                 self.phase = Phase::Snoozed { step, round, until: until.max(now) };
             }
             Input::Acknowledged { by } => match self.phase {
-                Phase::NotStarted | Phase::Step { .. } | Phase::LastResort { .. } | Phase::Snoozed { .. } => {
+                Phase::NotStarted
+                | Phase::Step { .. }
+                | Phase::LastResort { .. }
+                | Phase::Snoozed { .. }
+                | Phase::Reassigned { .. } => {
                     self.finish(Phase::Acknowledged { by, at: now })
                 }
                 // Answered then acknowledged: notifications were already cancelled.
@@ -328,24 +387,44 @@ impl Engine {
 
     /// Moves on from the current stage, which ended at `at`.
     fn next_stage(&mut self, at: Timestamp) {
-        let steps = self.policy.steps.len();
         match self.phase {
-            Phase::Step { step, round, .. } => {
-                if step + 1 < steps {
-                    self.start_stage(step + 1, round, at);
-                } else if round < self.policy.repeat {
-                    self.start_stage(0, round + 1, at);
-                } else {
-                    self.start_last_resort(at);
-                }
-            }
-            Phase::LastResort { .. } => {
+            Phase::Step { step, round, .. } => self.after_step(step, round, at),
+            Phase::LastResort { .. } | Phase::Reassigned { after: None, .. } => {
                 self.phase = Phase::Exhausted { at };
                 self.attempts.clear();
                 self.commands.push_back(Command::Exhausted { request: self.request });
             }
+            Phase::Reassigned { after: Some((step, round)), .. } => self.after_step(step, round, at),
             _ => {}
         }
+    }
+
+    /// Starts whatever follows step `step` of pass `round` at `at` (`usize::MAX`: nothing ran yet,
+    /// the first step).
+    fn after_step(&mut self, step: usize, round: u32, at: Timestamp) {
+        let steps = self.policy.steps.len();
+        if step == usize::MAX {
+            self.start_stage(0, 0, at);
+        } else if step + 1 < steps {
+            self.start_stage(step + 1, round, at);
+        } else if round < self.policy.repeat {
+            self.start_stage(0, round + 1, at);
+        } else {
+            self.start_last_resort(at);
+        }
+    }
+
+    /// Pages `person` alone from `at`, for the wait of the step they replace (the last step's for the
+    /// managers' stage and exhausted escalations).
+    fn start_reassigned(&mut self, person: PersonId, after: Option<(usize, u32)>, at: Timestamp) {
+        let wait = after
+            .and_then(|(step, _)| self.policy.steps.get(step))
+            .or(self.policy.steps.first().filter(|_| after.is_some()))
+            .or(self.policy.steps.last())
+            .map_or(DEFAULT_LAST_RESORT_WAIT, |s| s.wait);
+        let stage = self.take_stage_number();
+        self.phase = Phase::Reassigned { person, stage, started: at, deadline: at + wait, after };
+        self.attempts = expand(&[person], &self.directory, at);
     }
 
     fn start_stage(&mut self, step: usize, round: u32, at: Timestamp) {

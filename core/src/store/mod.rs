@@ -24,6 +24,7 @@ mod orgs;
 mod people;
 mod policies;
 pub mod recording_uploads;
+mod request_actions;
 mod requests;
 mod rows;
 mod schedules;
@@ -41,6 +42,7 @@ pub use escalation_work::{ClaimedWork, NotificationRecord};
 pub use login_failures::{KeyFailures, LoginAttempt};
 pub use orgs::{slugify, validate_slug, Organization, DEFAULT_ORG_NAME};
 pub use people::Team;
+pub use request_actions::{QueuedAction, RequestAction};
 pub use requests::event_kind;
 pub use users::User;
 pub use sessions::{ApiToken, NewSession, Session};
@@ -113,6 +115,8 @@ pub struct Store {
     backend: Backend,
     /// Numbers a saved contact may have (issue #15 item 4); the built-in plan unless the server sets one.
     dial_plan: std::sync::Arc<crate::dial_plan::DialPlan>,
+    /// Rung when the web queues a request action: this process's paging task takes it at once (`request_actions`).
+    actions_queued: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -145,7 +149,7 @@ impl Store {
             .connect_with(options)
             .await?;
         migrations::migrator(backend).run(&pool).await?;
-        Ok(Store { pool, backend, dial_plan: Default::default() })
+        Ok(Store { pool, backend, dial_plan: Default::default(), actions_queued: Default::default() })
     }
 
     pub fn backend(&self) -> Backend {

@@ -54,6 +54,9 @@ pub mod event_kind {
     pub const NOTIFICATION: &str = "notification";
     /// A normal request opened after hours waits for the opening (detail: "deferred until …").
     pub const DEFERRED: &str = "deferred";
+    /// A button pressed on the request (detail: "page again", "escalate now", "reassign to <name>"), by its
+    /// actor; or, by the system, why paging could not carry one out.
+    pub const ACTION: &str = "action";
 }
 
 fn stamp(row: &AnyRow, at: &str, by: &str) -> Result<Option<Stamp>> {

@@ -274,3 +274,133 @@ fn snooze_stops_the_step_and_pages_it_again_later() {
     assert!(e.phase().is_finished());
     assert_eq!(e.poll_timeout(), None);
 }
+
+// Buttons on a request (issue 18 item 6): page again, escalate, reassign.
+
+#[test]
+fn page_again_repeats_the_current_step_now_as_a_new_stage() {
+    let mut e = two_step_engine(0);
+    e.handle(Input::RequestCreated, T0);
+    drain(&mut e);
+    e.handle(Input::Delivered(key(0, ANN)), min(1));
+    e.handle(Input::PageAgain, min(2));
+    // No CancelPending: the new stage number lets the caller end the old stage's rings.
+    assert_eq!(drain(&mut e), vec![notify(1, ANN, Channel::Call)]);
+    assert!(matches!(e.phase(), Phase::Step { step: 0, round: 0, stage: 1, started, .. } if started == min(2)));
+    assert_eq!(e.poll_timeout(), Some(min(7)), "the step's full wait from now");
+    // A late report about the old stage changes nothing.
+    e.handle(Input::Failed(key(0, ANN)), min(3));
+    assert!(drain(&mut e).is_empty());
+    assert_eq!(run_until(&mut e, min(7)), vec![(min(7), notify(2, BOB, Channel::Call))], "then the policy goes on");
+    // The managers' stage is paged again too.
+    run_until(&mut e, min(12));
+    assert!(matches!(e.phase(), Phase::LastResort { stage: 3, .. }));
+    e.handle(Input::PageAgain, min(13));
+    assert_eq!(drain(&mut e), vec![notify(4, MGR, Channel::Call)]);
+    assert!(matches!(e.phase(), Phase::LastResort { stage: 4, .. }));
+}
+
+#[test]
+fn page_again_restarts_an_exhausted_escalation_and_wakes_a_snoozed_one() {
+    let mut e = two_step_engine(0);
+    e.handle(Input::RequestCreated, T0);
+    drain(&mut e);
+    run_until(&mut e, min(30));
+    assert_eq!(e.phase(), Phase::Exhausted { at: min(15) });
+    e.handle(Input::PageAgain, min(40));
+    assert_eq!(drain(&mut e), vec![notify(3, ANN, Channel::Call)], "the first step of the first pass, new stage");
+    assert!(matches!(e.phase(), Phase::Step { step: 0, round: 0, .. }) && !e.phase().is_finished());
+    assert_eq!(
+        run_until(&mut e, min(60)),
+        vec![(min(45), notify(4, BOB, Channel::Call)), (min(50), notify(5, MGR, Channel::Call)), (min(55), Command::Exhausted { request: REQ })]
+    );
+    // Snoozed: the snoozed step starts now rather than at the snooze's end.
+    let mut e = two_step_engine(0);
+    e.handle(Input::RequestCreated, T0);
+    e.handle(Input::Snooze { person: ANN, until: min(15) }, min(1));
+    drain(&mut e);
+    e.handle(Input::PageAgain, min(2));
+    assert_eq!(drain(&mut e), vec![notify(1, ANN, Channel::Call)]);
+    assert_eq!(e.poll_timeout(), Some(min(7)));
+}
+
+#[test]
+fn escalate_moves_on_and_ends_a_snooze_into_the_next_step() {
+    let mut e = two_step_engine(0);
+    e.handle(Input::RequestCreated, T0);
+    drain(&mut e);
+    e.handle(Input::Escalate, min(1));
+    assert_eq!(drain(&mut e), vec![notify(1, BOB, Channel::Call)]);
+    e.handle(Input::Snooze { person: BOB, until: min(30) }, min(2));
+    drain(&mut e);
+    e.handle(Input::Escalate, min(3));
+    assert_eq!(drain(&mut e), vec![notify(2, MGR, Channel::Call)], "after Bob's step: the managers");
+    e.handle(Input::Escalate, min(4));
+    assert_eq!(drain(&mut e), vec![Command::Exhausted { request: REQ }]);
+    // Finished: nothing to escalate, nothing to page again once answered.
+    e.handle(Input::Escalate, min(5));
+    assert!(drain(&mut e).is_empty());
+    let mut e = two_step_engine(0);
+    e.handle(Input::RequestCreated, T0);
+    e.handle(Input::Answered { person: ANN }, min(1));
+    drain(&mut e);
+    for input in [Input::PageAgain, Input::Escalate, Input::Reassign { person: CAT }] {
+        e.handle(input, min(2));
+        assert!(drain(&mut e).is_empty(), "{input:?}");
+    }
+    assert_eq!(e.phase(), Phase::Answered { person: ANN, at: min(1) });
+}
+
+#[test]
+fn reassign_pages_one_person_then_the_policy_goes_on_after_the_replaced_step() {
+    let mut e = two_step_engine(0);
+    e.handle(Input::RequestCreated, T0);
+    drain(&mut e);
+    // Dan was not in the directory when the request began: learned with his plan.
+    let dan = PersonId(4);
+    e.learn(ContactPlan { person: dan, rules: vec![NotificationRule::new(Channel::Text, Millis(0)), NotificationRule::new(Channel::Call, Millis::minutes(1))] });
+    e.handle(Input::Reassign { person: dan }, min(2));
+    assert_eq!(drain(&mut e), vec![notify(1, dan, Channel::Text)]);
+    assert_eq!(e.phase(), Phase::Reassigned { person: dan, stage: 1, started: min(2), deadline: min(7), after: Some((0, 0)) });
+    assert_eq!(run_until(&mut e, min(3)), vec![(min(3), notify(1, dan, Channel::Call))]);
+    // Ann's late answer of the replaced stage still takes it (she picked up a call in flight).
+    let mut taken = e.clone();
+    taken.handle(Input::Answered { person: ANN }, min(4));
+    assert_eq!(drain(&mut taken), vec![Command::CancelPending { request: REQ }]);
+    // Nobody answers Dan: the step after Ann's (Bob's) comes next, then the managers.
+    assert_eq!(
+        run_until(&mut e, min(20)),
+        vec![(min(7), notify(2, BOB, Channel::Call)), (min(12), notify(3, MGR, Channel::Call)), (min(17), Command::Exhausted { request: REQ })]
+    );
+    // Reassigning an exhausted escalation pages the person, then it is exhausted again.
+    e.handle(Input::Reassign { person: CAT }, min(30));
+    assert_eq!(drain(&mut e), vec![notify(4, CAT, Channel::Call)]);
+    assert!(matches!(e.phase(), Phase::Reassigned { person: CAT, after: None, .. }));
+    e.handle(Input::Failed(key(4, CAT)), min(31));
+    assert_eq!(drain(&mut e), vec![Command::Exhausted { request: REQ }], "nobody left: exhausted at once");
+    assert_eq!(e.phase(), Phase::Exhausted { at: min(31) });
+    // Someone without a contact plan: the stage ends at once and the policy goes on.
+    let mut e = two_step_engine(0);
+    e.handle(Input::RequestCreated, T0);
+    drain(&mut e);
+    e.handle(Input::Reassign { person: PersonId(99) }, min(1));
+    assert_eq!(drain(&mut e), vec![notify(2, BOB, Channel::Call)]);
+}
+
+#[test]
+fn a_reassigned_stage_answers_pages_again_and_survives_serialization() {
+    let mut e = two_step_engine(0);
+    e.handle(Input::RequestCreated, T0);
+    drain(&mut e);
+    e.handle(Input::Reassign { person: CAT }, min(1));
+    drain(&mut e);
+    let mut e: Engine = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+    e.handle(Input::PageAgain, min(2));
+    assert_eq!(drain(&mut e), vec![notify(2, CAT, Channel::Call)], "Cat again, in a new stage");
+    e.handle(Input::Escalate, min(3));
+    assert_eq!(drain(&mut e), vec![notify(3, BOB, Channel::Call)], "escalating a reassignment: the step after the replaced one");
+    e.handle(Input::Reassign { person: CAT }, min(4));
+    e.handle(Input::Answered { person: CAT }, min(5));
+    assert_eq!(drain(&mut e), vec![notify(4, CAT, Channel::Call), Command::CancelPending { request: REQ }]);
+    assert_eq!(e.phase(), Phase::Answered { person: CAT, at: min(5) });
+}
