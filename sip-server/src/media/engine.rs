@@ -350,4 +350,65 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(RtpPacket::parse(&got[0]).unwrap().header.payload_type, 0);
     }
+
+    /// Records whether each frame it was handed had sound; its media thread stalls 300 ms once, on the
+    /// 10th tick (a busy machine), while the peer keeps sending.
+    struct StallsOnce {
+        ticks: u32,
+        heard: Arc<Mutex<Vec<bool>>>,
+    }
+
+    impl MediaApp for StallsOnce {
+        fn on_audio(&mut self, pcm: &[i16], _now: Instant) {
+            self.heard.lock().unwrap().push(pcm.iter().any(|&s| s != 0));
+        }
+        fn on_telephone_event(&mut self, _payload: &[u8], _timestamp: u32, _marker: bool, _now: Instant) {}
+        fn next_frame(&mut self, out: &mut [i16], _now: Instant) -> bool {
+            self.ticks += 1;
+            if self.ticks == 10 {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            out.fill(0);
+            true
+        }
+        fn on_signal(&mut self, _signal: Signal, _now: Instant) {}
+        fn finish(&mut self, _now: Instant) {}
+    }
+
+    /// Issue 18 item 3: after the media thread stalls, the call's incoming audio must come back. Before,
+    /// the burst that waited in the socket overflowed the jitter buffer, playout stayed behind everything
+    /// it kept, and the call heard silence to the end (a bridge silent both ways on a busy machine).
+    #[test]
+    fn incoming_audio_survives_a_stalled_media_thread() {
+        let engine = MediaEngine::start(1);
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rtp.set_nonblocking(true).unwrap();
+        let ours = rtp.local_addr().unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let media = Negotiated { codec: Codec::Pcmu, telephone_event: None, remote: Some(peer.local_addr().unwrap()), direction: Direction::SendRecv };
+        let rtcp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rtcp.set_nonblocking(true).unwrap();
+        let app = Box::new(StallsOnce { ticks: 0, heard: heard.clone() });
+        engine.send(CallRef(7), MediaCommand::Add(Box::new(MediaCallSpec { call: CallRef(7), rtp, rtcp, media, app })));
+        // The peer speaks (a constant non-zero level) for 1.6 s at 20 ms a packet, on its own clock.
+        let mut sender = RtpSender::new(1, 2, 3);
+        let mut packet = [0u8; 12 + SAMPLES_PER_FRAME];
+        let start = Instant::now();
+        for i in 0..80u32 {
+            let header = sender.next_audio(0, SAMPLES_PER_FRAME);
+            let off = header.write(&mut packet);
+            g711::encode_ulaw(&[3000; SAMPLES_PER_FRAME], &mut packet[off..]);
+            peer.send_to(&packet, ours).unwrap();
+            let due = start + TICK * (i + 1);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
+        std::thread::sleep(TICK * 5);
+        engine.send(CallRef(7), MediaCommand::Remove(CallRef(7)));
+        let heard = heard.lock().unwrap().clone();
+        // The last 20 frames handed to the app come well after the stall (ticks 10..25 span it).
+        assert!(heard.len() > 40, "the call ran: {} frames", heard.len());
+        let tail = &heard[heard.len() - 25..heard.len() - 5];
+        assert!(tail.iter().all(|&h| h), "after the stall the peer is heard again: {tail:?}");
+    }
 }

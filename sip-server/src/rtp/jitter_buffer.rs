@@ -68,8 +68,13 @@ impl JitterBuffer {
         }
         let idx = match self.slots.iter().position(Option::is_none) {
             Some(i) => i,
-            // Full: drop the oldest packet to make room (it would be played last anyway).
-            None => self.oldest().unwrap_or(0),
+            // Full: playout fell behind (the receiving thread stalled and a burst arrived at once).
+            // Catch up to the newest audio instead of dropping the oldest packet forever after, which
+            // left playout behind everything kept and the call silent for good (issue 18 item 3).
+            None => {
+                self.catch_up(timestamp.wrapping_add(len as u32));
+                self.slots.iter().position(Option::is_none).or_else(|| self.oldest()).unwrap_or(0)
+            }
         };
         let mut data = [0u8; MAX_PAYLOAD];
         data[..len].copy_from_slice(&payload[..len]);
@@ -86,6 +91,21 @@ impl JitterBuffer {
             }
         }
         best.map(|(i, _)| i)
+    }
+
+    /// Moves playout to `depth` before `newest_end` (the end of the newest packet) and drops what lies
+    /// before it: the buffer's normal delay again, at the cost of skipping the stalled audio.
+    fn catch_up(&mut self, newest_end: u32) {
+        let newest_end = self.slots.iter().flatten().map(|s| s.timestamp.wrapping_add(s.len as u32)).fold(newest_end, |a, b| if diff(b, a) > 0 { b } else { a });
+        let target = newest_end.wrapping_sub(self.depth_samples);
+        for slot in self.slots.iter_mut() {
+            if slot.is_some_and(|s| diff(s.timestamp.wrapping_add(s.len as u32), target) <= 0) {
+                *slot = None;
+            }
+        }
+        if self.playout.is_none_or(|p| diff(target, p) > 0) {
+            self.playout = Some(target);
+        }
     }
 
     fn buffered_samples(&self) -> u32 {
@@ -185,5 +205,37 @@ mod tests {
         assert!(!jb.pop(&mut out, 0xd5));
         assert_eq!(out[0], 0xd5);
         assert_eq!(frame(&mut jb), Some(3));
+    }
+
+    /// The receiving thread stalls for 300 ms (a busy machine): 15 packets wait in the socket and arrive in
+    /// one tick, more than the buffer holds. Playout must move on to what was kept, not stay behind it and
+    /// play silence for the rest of the call (issue 18 item 3: a bridge silent both ways).
+    #[test]
+    fn a_stall_longer_than_the_buffer_resumes_playout() {
+        let mut jb = JitterBuffer::new(3);
+        let mut ts = 0u32;
+        let mut next = |jb: &mut JitterBuffer| {
+            jb.push(ts, &[(ts / 160 % 200 + 1) as u8; 160]);
+            ts = ts.wrapping_add(160);
+        };
+        for _ in 0..20 {
+            next(&mut jb);
+            frame(&mut jb);
+        }
+        for _ in 0..15 {
+            next(&mut jb);
+        }
+        let mut heard = 0;
+        for _ in 0..50 {
+            next(&mut jb);
+            heard += frame(&mut jb).is_some() as u32;
+        }
+        assert!(heard >= 45, "audio resumes after the stall: {heard} of 50 frames heard");
+        // And what resumes is the newest audio, in order.
+        let mut out = [0u8; 160];
+        next(&mut jb);
+        assert!(jb.pop(&mut out, 0xff));
+        let newest = (ts / 160 - 1) % 200 + 1;
+        assert!(newest.abs_diff(out[0] as u32) <= 8, "played {} while {newest} is the newest", out[0]);
     }
 }
