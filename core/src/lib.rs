@@ -13,6 +13,7 @@ pub mod dial_plan;
 pub mod destination;
 pub mod escalation;
 pub mod ids;
+pub mod inbound;
 pub mod metrics;
 pub mod page_cap;
 pub mod password;

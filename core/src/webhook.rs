@@ -514,6 +514,7 @@ mod tests {
             slug: "demo".into(),
             time_zone: chrono_tz::Europe::London,
             created_at: Timestamp(0),
+            disabled_at: None,
         }
     }
 

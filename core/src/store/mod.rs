@@ -20,6 +20,8 @@ mod escalation_work;
 mod login_failures;
 mod metrics;
 mod migrations;
+mod org_numbers;
+mod org_removal;
 mod orgs;
 mod people;
 mod policies;
@@ -40,6 +42,7 @@ pub use business_hours::StoredBusinessHours;
 pub use calls::{Call, NewCall};
 pub use escalation_work::{ClaimedWork, NotificationRecord};
 pub use login_failures::{KeyFailures, LoginAttempt};
+pub use org_removal::OrgRemoval;
 pub use orgs::{slugify, validate_slug, Organization, DEFAULT_ORG_NAME};
 pub use people::Team;
 pub use request_actions::{QueuedAction, RequestAction};
@@ -247,6 +250,8 @@ fn private_database_file(file: &str) -> std::io::Result<()> {
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_orgs;
 
 /// An UPDATE or DELETE scoped to one organization that must have touched a row: none means the id does
 /// not exist there (or belongs to another organization), which callers see as NotFound.

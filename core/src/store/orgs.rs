@@ -1,6 +1,6 @@
 //! Organizations (tenants): create, look up by slug, and the single-org default.
 
-use super::rows::{i64_, string, ts};
+use super::rows::{i64_, opt_ts, string, ts};
 use super::{Result, Store, StoreError};
 use crate::ids::OrgId;
 use crate::timestamp::Timestamp;
@@ -18,12 +18,16 @@ pub struct Organization {
     /// Default zone for new schedules and for metrics.
     pub time_zone: Tz,
     pub created_at: Timestamp,
+    /// Switched off by the operator (issue 17): its numbers get the unknown-number answer, its people
+    /// cannot sign in; its data stays until it is deleted.
+    #[serde(default)]
+    pub disabled_at: Option<Timestamp>,
 }
 
 /// Name of the organization created on first start of a single-tenant install.
 pub const DEFAULT_ORG_NAME: &str = "Default";
 
-const COLUMNS: &str = "id, name, slug, time_zone, created_at";
+const COLUMNS: &str = "id, name, slug, time_zone, created_at, disabled_at";
 
 fn from_row(row: &AnyRow) -> Result<Organization> {
     let tz = string(row, "time_zone")?;
@@ -33,6 +37,7 @@ fn from_row(row: &AnyRow) -> Result<Organization> {
         slug: string(row, "slug")?,
         time_zone: tz.parse().map_err(|_| super::rows::corrupt("time_zone", &tz))?,
         created_at: ts(row, "created_at")?,
+        disabled_at: opt_ts(row, "disabled_at")?,
     })
 }
 
@@ -116,6 +121,40 @@ impl Store {
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(from_row).collect()
+    }
+
+    /// Renames organization `id` (its slug, which recordings and settings are filed under, stays).
+    pub async fn rename_organization(&self, id: OrgId, name: &str) -> Result<()> {
+        let name = validation::non_blank("name", name)?;
+        let done = sqlx::query("UPDATE organizations SET name = $1 WHERE id = $2").bind(name).bind(id.0).execute(self.pool()).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Switches organization `id` off (`Some(now)`) or on again (`None`).
+    pub async fn set_organization_disabled(&self, id: OrgId, disabled_at: Option<Timestamp>) -> Result<()> {
+        let done = sqlx::query("UPDATE organizations SET disabled_at = $1 WHERE id = $2")
+            .bind(disabled_at.map(|t| t.0))
+            .bind(id.0)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The organization an operator names by slug or id.
+    pub async fn find_organization(&self, slug_or_id: &str) -> Result<Organization> {
+        if let Some(org) = self.organization_by_slug(slug_or_id).await? {
+            return Ok(org);
+        }
+        match slug_or_id.trim().trim_start_matches("org:").parse::<i64>() {
+            Ok(id) => self.organization(OrgId(id)).await,
+            Err(_) => Err(StoreError::NotFound(format!("organization {slug_or_id:?}"))),
+        }
     }
 
     /// Returns the default organization, creating "Default" (UTC) if there is none. Two
