@@ -33,7 +33,15 @@
 //! - After every change the escalation is saved under this instance's lease; a lost lease (another
 //!   instance took over) drops it here. Every [`HEARTBEAT`] (the first at once) leases are renewed,
 //!   orphaned escalations (and at start-up this instance's own) are claimed and resumed where they
-//!   were saved, and due deferred requests are claimed.
+//!   were saved, due deferred requests are claimed, and the buttons pressed on requests are taken.
+//! - A button on a request (issue 18 item 6; taken from the store's queue on the heartbeat, or at
+//!   once when the web wakes this process): "page again", "escalate now" and "reassign to <person>"
+//!   reach the engine as [`EngineInput::PageAgain`], [`EngineInput::Escalate`] and
+//!   [`EngineInput::Reassign`] (the person's current contact plan learned first). An escalation not
+//!   running here is loaded from the store first (and runs here from then on); a request that never
+//!   began paging (deferred after hours, or no policy then) begins now on "page again". An exhausted
+//!   request paged again is reopened (exhausted → notifying). What cannot be done (escalating an
+//!   exhausted or never-begun request, anything on an answered one) is said in the request's log.
 //!
 //! Differences from the inline task it replaces, all harmless: a notification that fails while
 //! being carried out (a store error, an unresolvable contact) reaches the engine as the next input
@@ -52,7 +60,7 @@ use oncall_core::dial_plan::DialPlan;
 use oncall_core::escalation::{Command, Engine, Input as EngineInput, NotificationKey, Phase};
 use oncall_core::page_cap::{CapVerdict, PageCap};
 use oncall_core::text_reply::ReplyAction;
-use oncall_core::{BusinessHours, Channel, Contact, Millis, PageWhen, PersonId, RequestId, Timestamp, Urgency};
+use oncall_core::{Actor, BusinessHours, Channel, Contact, ContactPlan, Millis, PageWhen, PersonId, RequestId, Timestamp, Urgency};
 use std::collections::{BTreeMap, VecDeque};
 
 /// How long an escalation stays ours without a heartbeat: after a crash, another instance (or
@@ -138,6 +146,8 @@ pub enum EventKind {
     PageCap,
     /// A phone number the dial plan refuses was skipped.
     DialPlan,
+    /// A button pressed on the request could not be carried out (the store's `event_kind::ACTION`).
+    Action,
 }
 
 impl EventKind {
@@ -147,6 +157,26 @@ impl EventKind {
             EventKind::Instance => "instance",
             EventKind::PageCap => "page_cap",
             EventKind::DialPlan => "dial_plan",
+            EventKind::Action => "action",
+        }
+    }
+}
+
+/// A button pressed on a request (the store's `RequestAction`, a reassignment with the person's
+/// contact plan as it is now).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    PageAgain,
+    Escalate,
+    Reassign(ContactPlan),
+}
+
+impl Action {
+    fn name(&self) -> &'static str {
+        match self {
+            Action::PageAgain => "page again",
+            Action::Escalate => "escalate now",
+            Action::Reassign(_) => "reassign",
         }
     }
 }
@@ -200,6 +230,23 @@ pub enum Input {
     },
     /// [`Order::Save`] found another instance holding the lease: it took the escalation over.
     LeaseLost { request: RequestId },
+    /// The web queued an action in this process: take the queue now rather than at the heartbeat.
+    ActionsQueued,
+    /// An action taken by [`Order::TakeActions`] (its request still open and not answered), asked by `by`.
+    Action {
+        request: RequestId,
+        action: Action,
+        by: Actor,
+    },
+    /// [`Order::LoadForAction`]'s result: the saved escalation (`None`: the request never began
+    /// paging), `capped` as for [`Input::TakenOver`].
+    LoadedForAction {
+        request: RequestId,
+        engine: Option<Box<Engine>>,
+        capped: bool,
+        action: Action,
+        by: Actor,
+    },
 }
 
 /// Something the wrapper must do.
@@ -272,6 +319,17 @@ pub enum Order {
     ClaimOrphans { include_own: bool },
     /// Claim the deferred requests due now; feed `DeferredDue`.
     ClaimDueDeferred,
+    /// Take the pending request actions this instance may carry out; feed `Action` for each.
+    TakeActions,
+    /// Load the saved escalation of `request` (not running here) for `action`, keeping what its pages
+    /// read out; feed `LoadedForAction`.
+    LoadForAction {
+        request: RequestId,
+        action: Action,
+        by: Actor,
+    },
+    /// exhausted → notifying: the request is paged again.
+    Reopen { request: RequestId },
     /// The escalation is over here (finished, or another instance has it): drop what is kept for
     /// it (its caller's name, its message).
     Forget { request: RequestId },
@@ -462,7 +520,92 @@ impl Dispatcher {
                     self.orders.push_back(Order::Forget { request });
                 }
             }
+            Input::ActionsQueued => self.orders.push_back(Order::TakeActions),
+            Input::Action { request, action, by } => match self.active.remove(&request) {
+                Some(a) => self.act(a, action, by, false, now),
+                None => self.orders.push_back(Order::LoadForAction { request, action, by }),
+            },
+            Input::LoadedForAction {
+                request,
+                engine,
+                capped,
+                action,
+                by,
+            } => {
+                if let Some(a) = self.active.remove(&request) {
+                    // Begun or taken over here meanwhile: the running one is the one to act on.
+                    return self.act(a, action, by, false, now);
+                }
+                let Some(mut engine) = engine.map(|e| *e) else {
+                    return match action {
+                        Action::PageAgain => self.orders.push_back(Order::Begin {
+                            request,
+                            caller_call: None,
+                        }),
+                        _ => self.refuse(request, &action, "the request is not paging yet (page it again first)"),
+                    };
+                };
+                if engine.phase().is_finished() && !matches!(engine.phase(), Phase::Exhausted { .. }) {
+                    return self.refuse(request, &action, "the request was already answered");
+                }
+                engine.handle(EngineInput::TimePassed, now);
+                let a = Active {
+                    engine,
+                    caller_call: None,
+                    stage: None,
+                    accepted: None,
+                    trunk: !capped,
+                };
+                self.act(a, action, by, true, now);
+            }
         }
+    }
+
+    /// Carries out a button pressed on the request of `a` (see the module's notes); `loaded` when its
+    /// escalation was loaded from the store for it (it runs here from now on).
+    fn act(&mut self, mut a: Active, action: Action, by: Actor, loaded: bool, now: Timestamp) {
+        let request = a.engine.request();
+        let phase = a.engine.phase();
+        let refusal = match (&action, phase) {
+            (_, Phase::Answered { .. } | Phase::Acknowledged { .. }) => Some("the request was already answered"),
+            (Action::Escalate, Phase::Exhausted { .. }) => Some("every step was paged already (page it again to start over)"),
+            (Action::Escalate, Phase::NotStarted) => Some("the request is not paging yet"),
+            _ => None,
+        };
+        if let Some(why) = refusal {
+            self.refuse(request, &action, why);
+            // Kept while it may still page; a finished one loaded for this is dropped unchanged.
+            if !phase.is_finished() {
+                self.active.insert(request, a);
+            }
+            return;
+        }
+        tracing::debug!(%request, action = action.name(), %by, "request action");
+        if loaded {
+            self.log_instance(request, "escalation run by instance");
+        }
+        let input = match action {
+            Action::PageAgain => EngineInput::PageAgain,
+            Action::Escalate => EngineInput::Escalate,
+            Action::Reassign(plan) => {
+                let person = plan.person;
+                a.engine.learn(plan);
+                EngineInput::Reassign { person }
+            }
+        };
+        a.engine.handle(input, now);
+        if matches!(phase, Phase::Exhausted { .. }) && !a.engine.phase().is_finished() {
+            self.orders.push_back(Order::Reopen { request });
+        }
+        self.drive(a, now);
+    }
+
+    fn refuse(&mut self, request: RequestId, action: &Action, why: &str) {
+        self.orders.push_back(Order::WriteEvent {
+            request,
+            kind: EventKind::Action,
+            detail: format!("{} not done: {why}", action.name()),
+        });
     }
 
     /// The next order to carry out, in order.
@@ -484,6 +627,7 @@ impl Dispatcher {
                 include_own: self.restarting,
             });
             self.orders.push_back(Order::ClaimDueDeferred);
+            self.orders.push_back(Order::TakeActions);
             self.restarting = false;
             // A late beat delays the next one (rather than bunching them up).
             self.next_heartbeat = now + HEARTBEAT;
@@ -593,7 +737,7 @@ impl Dispatcher {
             }
         }
         let stage = match a.engine.phase() {
-            Phase::Step { stage, .. } | Phase::LastResort { stage, .. } => Some(stage),
+            Phase::Step { stage, .. } | Phase::LastResort { stage, .. } | Phase::Reassigned { stage, .. } => Some(stage),
             _ => None,
         };
         if let (Some(old), Some(new)) = (a.stage, stage) {

@@ -26,7 +26,7 @@
 //!   event); a request beyond `[paging] max_pages_per_hour` pages no phone number (`page_cap`).
 
 use crate::config::PagingConfig;
-use crate::dispatcher::{CallerRef, DeviceRef, Dispatcher, EventKind, Input, NotificationStatus, Order, PageBy, Settings, LEASE};
+use crate::dispatcher::{Action, CallerRef, DeviceRef, Dispatcher, EventKind, Input, NotificationStatus, Order, PageBy, Settings, LEASE};
 use oncall_calls::dial::{Dialer, RegisteredPhone};
 use oncall_calls::orders::{CallRef, ControllerCommand, Outcome, PageOrder, PagingEvent};
 use oncall_core::escalation::NotificationKey;
@@ -117,6 +117,11 @@ impl Paging {
                     self.on_event(&mut run, ev, Timestamp::now()).await;
                 }
                 _ = sleep => self.on_timeout(&mut run, Timestamp::now()).await,
+                // A button pressed on a request in this process's web admin: taken now, not at the heartbeat.
+                _ = self.store.request_actions_queued() => {
+                    run.dispatcher.handle(Input::ActionsQueued, Timestamp::now());
+                    self.carry_out(&mut run, Timestamp::now()).await;
+                }
             }
         }
     }
@@ -286,6 +291,7 @@ impl Paging {
                 match kind {
                     EventKind::PageCap => tracing::warn!(%request, max_pages_per_hour = self.config.max_pages_per_hour, "page cap reached: this request places no trunk call and sends no text"),
                     EventKind::DialPlan => tracing::warn!(%request, %detail, "not dialled: the dial plan refuses the number"),
+                    EventKind::Action => tracing::info!(%request, %detail, "request action not carried out"),
                     EventKind::Policy | EventKind::Instance => {}
                 }
                 if let Err(e) = self.store.append_event(self.org, request, Actor::System, kind.as_str(), &detail, now).await {
@@ -322,7 +328,86 @@ impl Paging {
                 Err(e) => tracing::warn!(error = %e, "cannot look for deferred requests"),
             },
             Order::Forget { request } => run.forget(request),
+            Order::TakeActions => self.take_actions(run, now).await,
+            Order::LoadForAction { request, action, by } => self.load_for_action(run, request, action, by, now).await,
+            Order::Reopen { request } => match self.store.start_notifying(self.org, request, now).await {
+                Ok(()) => tracing::info!(%request, "exhausted request paged again"),
+                Err(e) => tracing::warn!(%request, error = %e, "cannot reopen the exhausted request"),
+            },
         }
+    }
+
+    /// Takes the buttons pressed on requests (`Order::TakeActions`) and hands each to the dispatcher: only for a
+    /// request still open and not answered, and a reassignment with the person's contact plan as it is now. What
+    /// cannot be done is said in the request's log.
+    async fn take_actions(&self, run: &mut Run, now: Timestamp) {
+        use oncall_core::store::RequestAction;
+        use oncall_core::RequestStatus;
+        let taken = match self.store.take_request_actions(self.org, &self.owner, now, 100).await {
+            Ok(t) => t,
+            Err(e) => return tracing::warn!(error = %e, "cannot take the request actions"),
+        };
+        for queued in taken {
+            let request = queued.request;
+            let status = match self.store.request(self.org, request).await {
+                Ok(r) => r.state.status(),
+                Err(e) => {
+                    tracing::warn!(%request, error = %e, "cannot read the request of an action");
+                    continue;
+                }
+            };
+            let refuse = |why: String| async move {
+                let detail = format!("{} not done: {why}", match queued.action {
+                    RequestAction::PageAgain => "page again",
+                    RequestAction::Escalate => "escalate now",
+                    RequestAction::Reassign(_) => "reassign",
+                });
+                tracing::info!(%request, %detail, "request action not carried out");
+                if let Err(e) = self.store.append_event(self.org, request, Actor::System, EventKind::Action.as_str(), &detail, now).await {
+                    tracing::warn!(%request, error = %e, "cannot write to the request's log");
+                }
+            };
+            if !matches!(status, RequestStatus::Received | RequestStatus::Notifying | RequestStatus::Exhausted) {
+                refuse(format!("the request is {status}")).await;
+                continue;
+            }
+            let action = match queued.action {
+                RequestAction::PageAgain => Action::PageAgain,
+                RequestAction::Escalate => Action::Escalate,
+                RequestAction::Reassign(person) => match self.store.person(self.org, person).await {
+                    Ok(p) if p.disabled => {
+                        refuse(format!("{} is disabled", p.name)).await;
+                        continue;
+                    }
+                    Ok(p) => Action::Reassign(p.contact_plan()),
+                    Err(e) => {
+                        refuse(format!("cannot load the person: {e}")).await;
+                        continue;
+                    }
+                },
+            };
+            tracing::info!(%request, by = %queued.by, action = queued.action.as_str(), "request action taken");
+            run.dispatcher.handle(Input::Action { request, action, by: queued.by }, now);
+        }
+    }
+
+    /// Loads the saved escalation of a request not running here for a button pressed on it (`Order::LoadForAction`),
+    /// with what its pages read out.
+    async fn load_for_action(&self, run: &mut Run, request: RequestId, action: Action, by: Actor, now: Timestamp) {
+        let engine = match self.store.stored_escalation(self.org, request).await {
+            Ok(e) => e,
+            Err(e) => return tracing::warn!(%request, error = %e, "cannot load the escalation for a request action"),
+        };
+        let capped = match &engine {
+            Some(_) => {
+                let (caller, recording) = self.stored_caller(request).await;
+                let message = self.message(request, recording).await;
+                run.requests.insert(request, Kept { caller: announce_caller(&caller), message });
+                self.store.request_events(self.org, request).await.map(|log| log.iter().any(|e| e.kind == EventKind::PageCap.as_str())).unwrap_or(false)
+            }
+            None => false,
+        };
+        run.dispatcher.handle(Input::LoadedForAction { request, engine: engine.map(Box::new), capped, action, by }, now);
     }
 
     /// The caller and the message recording of a request, from the store (a deferred or
@@ -545,6 +630,66 @@ mod tests {
         let call = store.insert_call(&new).await.unwrap();
         store.call_recording_started(org, call, "/nowhere.wav", kind).await.unwrap();
         store.create_request_for_call(org, call, &new.caller, at).await.unwrap()
+    }
+
+    /// Issue 18 item 6 through the store: an exhausted request "paged again" on the web is reopened and pages its
+    /// first step; "reassign to Frank" pages Frank at once (woken in-process, no heartbeat); an action on a
+    /// completed request is refused in its log. Time is passed in; the "controller" is a channel.
+    #[tokio::test]
+    async fn buttons_on_a_request_reach_the_paging_task() {
+        use oncall_core::escalation::{NewPolicy, Step, Target};
+        use oncall_core::store::RequestAction;
+        use oncall_core::{NewPerson, RequestStatus};
+        let now = Timestamp(1_800_000_000_000);
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let org = store.create_organization("Acme", "acme", "UTC", now).await.unwrap();
+        let person = |name: &str, port: u16| NewPerson { name: name.into(), sip_uris: vec![format!("sip:{name}@127.0.0.1:{port}")], time_zone: "UTC".into(), ..NewPerson::default() };
+        let erin = store.add_person(org, &person("erin", 5998), now).await.unwrap();
+        let frank = store.add_person(org, &person("frank", 5999), now).await.unwrap();
+        let step = Step { targets: vec![Target::Person(erin)], wait: Millis::minutes(5) };
+        store.create_policy(org, &NewPolicy { name: "Main".into(), steps: vec![step], repeat: 0 }, now).await.unwrap();
+        let (paging, mut rx) = test_paging(&store, org, PagingConfig::default(), vec![]);
+        let mut run = paging.start(now);
+        paging.on_timeout(&mut run, now).await;
+        let mut paged = || {
+            let mut people = vec![];
+            while let Ok(cmd) = rx.try_recv() {
+                if let ControllerCommand::Page(order) = cmd {
+                    people.push(order.key.person);
+                }
+            }
+            people
+        };
+        let request = call_request(&store, org, "sip:100@127.0.0.1", "page", now).await;
+        paging.open(&mut run, request, "+33100000000", None, None, now).await;
+        assert_eq!(paged(), vec![erin]);
+        // Nobody answers Erin, nor the (absent) managers: exhausted after 10 minutes.
+        paging.on_timeout(&mut run, now + Millis::minutes(5)).await;
+        paging.on_timeout(&mut run, now + Millis::minutes(10)).await;
+        assert_eq!(store.request(org, request).await.unwrap().state.status(), RequestStatus::Exhausted);
+        assert!(run.dispatcher.is_idle());
+        let boss = Actor::User(oncall_core::UserId(1));
+        let t = now + Millis::minutes(20);
+        store.queue_request_action(org, request, RequestAction::PageAgain, boss, t).await.unwrap();
+        paging.on_timeout(&mut run, t).await;
+        assert_eq!(paged(), vec![erin], "paged again from the first step");
+        assert_eq!(store.request(org, request).await.unwrap().state.status(), RequestStatus::Notifying);
+        assert!(run.dispatcher.is_running(request));
+        // Woken by the queue, as the loop is: no heartbeat needed.
+        store.queue_request_action(org, request, RequestAction::Reassign(frank), boss, t + Millis(1000)).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), store.request_actions_queued()).await.expect("woken");
+        run.dispatcher.handle(Input::ActionsQueued, t + Millis(1000));
+        paging.carry_out(&mut run, t + Millis(1000)).await;
+        assert_eq!(paged(), vec![frank]);
+        store.complete(org, request, boss, t + Millis(2000)).await.unwrap();
+        store.queue_request_action(org, request, RequestAction::Escalate, boss, t + Millis(3000)).await.unwrap();
+        paging.on_timeout(&mut run, t + Millis::seconds(20)).await;
+        let log = store.request_events(org, request).await.unwrap();
+        let actions: Vec<_> = log.iter().filter(|e| e.kind == "action").map(|e| (e.actor, e.detail.as_str())).collect();
+        assert_eq!(
+            actions,
+            vec![(boss, "page again"), (boss, "reassign to frank"), (boss, "escalate now"), (Actor::System, "escalate now not done: the request is completed")]
+        );
     }
 
     #[test]

@@ -101,6 +101,17 @@ impl Store {
         Ok(WorkId(i64_(&row, "id")?))
     }
 
+    /// The saved escalation of `request`, finished or not, whoever holds it (`None`: it never began).
+    /// A button pressed on the request loads it this way when no instance runs it.
+    pub async fn stored_escalation(&self, org: OrgId, request: RequestId) -> Result<Option<Engine>> {
+        let row = sqlx::query("SELECT state FROM escalation_work WHERE org_id = $1 AND request_id = $2")
+            .bind(org.0)
+            .bind(request.0)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| serde_json::from_str(&string(&r, "state")?).map_err(|e| corrupt("escalation_work.state", e))).transpose()
+    }
+
     /// Leases up to `limit` escalations due at `now` to `owner` for `lease`.
     pub async fn claim_due_escalations(
         &self,

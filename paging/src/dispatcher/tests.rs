@@ -91,6 +91,7 @@ fn actions(d: &mut Dispatcher) -> Vec<Order> {
                     | Order::RenewLeases
                     | Order::ClaimOrphans { .. }
                     | Order::ClaimDueDeferred
+                    | Order::TakeActions
             )
         })
         .collect()
@@ -129,7 +130,8 @@ fn the_first_heartbeat_is_at_once_and_takes_back_our_own_then_every_10_s() {
         vec![
             Order::RenewLeases,
             Order::ClaimOrphans { include_own: true },
-            Order::ClaimDueDeferred
+            Order::ClaimDueDeferred,
+            Order::TakeActions
         ]
     );
     assert_eq!(d.poll_timeout(), Some(at(10)));
@@ -141,7 +143,8 @@ fn the_first_heartbeat_is_at_once_and_takes_back_our_own_then_every_10_s() {
         vec![
             Order::RenewLeases,
             Order::ClaimOrphans { include_own: false },
-            Order::ClaimDueDeferred
+            Order::ClaimDueDeferred,
+            Order::TakeActions
         ]
     );
     assert_eq!(d.poll_timeout(), Some(at(22)), "a late beat delays the next one");
@@ -1023,4 +1026,121 @@ fn a_taken_over_request_stays_capped_and_is_not_counted() {
         events(&begin(&mut d, RequestId(1), at(402)), EventKind::PageCap).is_empty(),
         "the cap's one page an hour is still free"
     );
+}
+
+// Buttons on a request (issue 18 item 6).
+
+const CAT: PersonId = PersonId(3);
+const BOSS: Actor = Actor::User(oncall_core::UserId(5));
+
+fn act(d: &mut Dispatcher, action: Action, now: Timestamp) -> Vec<Order> {
+    d.handle(Input::Action { request: REQ, action, by: BOSS }, now);
+    orders(d)
+}
+
+fn notified(out: &[Order]) -> Vec<NotificationKey> {
+    out.iter()
+        .filter_map(|o| match o {
+            Order::Notify { key } => Some(*key),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_queued_action_is_taken_at_once_and_on_every_heartbeat() {
+    let mut d = running(engine(Channel::Call));
+    orders(&mut d);
+    d.handle(Input::ActionsQueued, at(3));
+    assert_eq!(orders(&mut d), vec![Order::TakeActions]);
+    d.handle_timeout(at(10));
+    assert!(orders(&mut d).contains(&Order::TakeActions));
+}
+
+/// On a running escalation: page again repeats Ann's step as a new stage (ending the old stage's
+/// rings), escalate moves to Bob's, and reassign pages Cat (learned with her plan) alone.
+#[test]
+fn page_again_escalate_and_reassign_reach_a_running_escalation_at_once() {
+    let mut d = running(engine(Channel::Call));
+    orders(&mut d);
+    let out = act(&mut d, Action::PageAgain, at(60));
+    assert_eq!(notified(&out), vec![key(1, ANN)]);
+    assert!(out.contains(&Order::EndStage { request: REQ, stage: 1 }));
+    assert!(matches!(saved_phase(&out), Some(Phase::Step { step: 0, stage: 1, started, .. }) if started == at(60)));
+    let out = act(&mut d, Action::Escalate, at(70));
+    assert_eq!(notified(&out), vec![key(2, BOB)]);
+    assert!(out.contains(&Order::EndStage { request: REQ, stage: 2 }));
+    let text = NotificationKey { channel: Channel::Text, ..key(3, CAT) };
+    let out = act(&mut d, Action::Reassign(plan(CAT, Channel::Text)), at(80));
+    assert_eq!(notified(&out), vec![text]);
+    assert!(matches!(saved_phase(&out), Some(Phase::Reassigned { person: CAT, after: Some((1, 0)), .. })));
+    assert!(!out.iter().any(|o| matches!(o, Order::LoadForAction { .. } | Order::Reopen { .. })));
+    // Cat's five minutes pass unanswered: after Bob's step come the managers.
+    d.handle_timeout(at(380));
+    assert_eq!(notified(&orders(&mut d)), vec![key(4, MGR)]);
+}
+
+/// An exhausted request nobody runs is loaded from the store, reopened and paged from the first
+/// step, and runs here from then on; escalating it is refused in its log and changes nothing.
+#[test]
+fn an_exhausted_request_is_loaded_reopened_and_paged_again() {
+    let mut e = engine(Channel::Call);
+    e.handle(EngineInput::TimePassed, at(900));
+    while e.poll_command().is_some() {}
+    assert!(matches!(e.phase(), Phase::Exhausted { .. }));
+    let mut d = Dispatcher::new(settings(), T0);
+    d.handle_timeout(T0);
+    orders(&mut d);
+    assert_eq!(act(&mut d, Action::Escalate, at(1000)), vec![Order::LoadForAction { request: REQ, action: Action::Escalate, by: BOSS }]);
+    let loaded = |action| Input::LoadedForAction { request: REQ, engine: Some(Box::new(e.clone())), capped: false, action, by: BOSS };
+    d.handle(loaded(Action::Escalate), at(1000));
+    assert_eq!(
+        orders(&mut d),
+        vec![Order::WriteEvent {
+            request: REQ,
+            kind: EventKind::Action,
+            detail: "escalate now not done: every step was paged already (page it again to start over)".into()
+        }]
+    );
+    assert!(!d.is_running(REQ));
+    d.handle(loaded(Action::PageAgain), at(1001));
+    let out = orders(&mut d);
+    assert_eq!(
+        out[0],
+        Order::WriteEvent { request: REQ, kind: EventKind::Instance, detail: "escalation run by instance a".into() }
+    );
+    assert!(out.contains(&Order::Reopen { request: REQ }));
+    assert_eq!(notified(&out).iter().map(|k| k.person).collect::<Vec<_>>(), vec![ANN]);
+    assert!(matches!(saved_phase(&out), Some(Phase::Step { step: 0, round: 0, .. })));
+    assert!(d.is_running(REQ));
+    // Nobody answers again: exhausted again, and the store is told.
+    d.handle_timeout(at(1001 + 900));
+    assert!(orders(&mut d).contains(&Order::MarkExhausted { request: REQ }));
+    assert!(!d.is_running(REQ));
+}
+
+/// A request that never began paging (deferred after hours) begins on "page again"; escalating or
+/// reassigning it is refused; an answered escalation is never touched.
+#[test]
+fn a_never_begun_request_begins_on_page_again_and_an_answered_one_is_left_alone() {
+    let mut d = Dispatcher::new(settings(), T0);
+    let none = |action| Input::LoadedForAction { request: REQ, engine: None, capped: false, action, by: BOSS };
+    d.handle(none(Action::PageAgain), at(1));
+    assert_eq!(orders(&mut d), vec![Order::Begin { request: REQ, caller_call: None }]);
+    d.handle(none(Action::Reassign(plan(CAT, Channel::Call))), at(2));
+    assert_eq!(
+        orders(&mut d),
+        vec![Order::WriteEvent {
+            request: REQ,
+            kind: EventKind::Action,
+            detail: "reassign not done: the request is not paging yet (page it again first)".into()
+        }]
+    );
+    let mut answered = engine(Channel::Call);
+    answered.handle(EngineInput::Answered { person: ANN }, at(3));
+    while answered.poll_command().is_some() {}
+    d.handle(Input::LoadedForAction { request: REQ, engine: Some(Box::new(answered)), capped: false, action: Action::PageAgain, by: BOSS }, at(4));
+    let out = orders(&mut d);
+    assert!(matches!(&out[..], [Order::WriteEvent { kind: EventKind::Action, detail, .. }] if detail == "page again not done: the request was already answered"), "{out:?}");
+    assert!(!d.is_running(REQ));
 }
