@@ -3,6 +3,7 @@
 
 mod config;
 mod log_format;
+mod org_command;
 
 use anyhow::{bail, Context, Result};
 use oncall_calls::controller::{CallCounters, Controller, PagingLink};
@@ -39,6 +40,10 @@ struct Cli {
     /// Configuration file (TOML). Without it, built-in defaults and ONCALL_* variables apply.
     #[arg(long, short, global = true, env = "ONCALL_CONFIG")]
     config: Option<PathBuf>,
+    /// The organization (slug or id) that person, policy, schedule and user commands work on; default:
+    /// the first one.
+    #[arg(long, global = true, env = "ONCALL_ORG")]
+    org: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -93,6 +98,11 @@ enum Command {
     Recordings {
         #[command(subcommand)]
         command: RecordingsCommand,
+    },
+    /// Client organizations (operator): add, list, rename, disable, delete, and the numbers each answers.
+    Org {
+        #[command(subcommand)]
+        command: org_command::OrgCommand,
     },
 }
 
@@ -254,12 +264,16 @@ fn main() -> Result<()> {
                 Ok(())
             }
             Command::Calls { limit, json } => list_calls(&cfg, limit, json).await,
+            Command::Org { command } => {
+                let store = open_store(&cfg).await?;
+                org_command::run(&cfg, &store, command).await
+            }
             Command::User { command } => {
                 let store = open_store(&cfg).await?;
                 match command {
                     UserCommand::Add { name, email, role, password } => {
                         let role = parse_role(&role)?;
-                        let org = store.ensure_default_organization().await?;
+                        let org = target_org(&store, cli.org.as_deref()).await?;
                         store.add_user(org.id, &name, &email, role, &password).await?;
                         println!("user {email} added");
                     }
@@ -276,7 +290,7 @@ fn main() -> Result<()> {
             Command::Person { command: PersonCommand::SipDevices { person } } => sip_devices_command(&cfg, &person).await,
             Command::Person { command: PersonCommand::Add { name, email, phone, sip_uri, role, time_zone, text } } => {
                 let store = open_store(&cfg).await?;
-                let org = store.ensure_default_organization().await?;
+                let org = target_org(&store, cli.org.as_deref()).await?;
                 let rules = if text { vec![oncall_core::NotificationRule::new(oncall_core::Channel::Text, oncall_core::Millis(0))] } else { Vec::new() };
                 let new = oncall_core::NewPerson { name, email, role: Some(parse_role(&role)?), phones: phone, sip_uris: sip_uri, time_zone, notification_rules: rules };
                 let id = store.add_person(org.id, &new, Timestamp::now()).await?;
@@ -286,7 +300,7 @@ fn main() -> Result<()> {
             Command::Schedule { command: ScheduleCommand::Add { name, people, backups, shift_days, time_zone } } => {
                 use oncall_core::schedule::{Layer, NewSchedule, Rotation, ShiftLength};
                 let store = open_store(&cfg).await?;
-                let org = store.ensure_default_organization().await?;
+                let org = target_org(&store, cli.org.as_deref()).await?;
                 let tz = oncall_core::validation::parse_time_zone("--time-zone", &time_zone)?;
                 let today = chrono::Utc::now().with_timezone(&tz).date_naive();
                 let mut layers = Vec::new();
@@ -310,7 +324,7 @@ fn main() -> Result<()> {
             Command::Policy { command: PolicyCommand::Add { name, people, wait_secs, repeat } } => {
                 use oncall_core::escalation::{NewPolicy, Step, Target};
                 let store = open_store(&cfg).await?;
-                let org = store.ensure_default_organization().await?;
+                let org = target_org(&store, cli.org.as_deref()).await?;
                 let mut steps = Vec::new();
                 for email in &people {
                     let Some(id) = store.person_by_email(org.id, email).await? else { bail!("--person {email}: nobody has that e-mail") };
@@ -321,6 +335,14 @@ fn main() -> Result<()> {
                 Ok(())
             }
         }
+    })
+}
+
+/// The organization `--org` names, or the first (created as "Default" on a fresh install).
+async fn target_org(store: &Store, org: Option<&str>) -> Result<oncall_core::Organization> {
+    Ok(match org {
+        Some(org) => store.find_organization(org).await.with_context(|| format!("--org {org}: `oncall org list` shows the organizations"))?,
+        None => store.ensure_default_organization().await?,
     })
 }
 

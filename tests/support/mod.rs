@@ -531,6 +531,15 @@ silence_secs = {silence_secs}
         out.stdout
     }
 
+    /// Runs an `oncall` command that must fail; returns what it printed on stderr.
+    pub fn oncall_fails(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oncall"));
+        cmd.args(args).arg("--config").arg(&self.config_path);
+        let out = run_for(&mut cmd, Duration::from_secs(20), &self.dir.path, "oncall-cli");
+        assert!(!out.success(), "`oncall {}` should have failed: {}", args.join(" "), out.describe());
+        out.stderr
+    }
+
     /// The rows `oncall <listing> --json` prints (`calls`, `requests`).
     fn listing(&self, listing: &str) -> Vec<Value> {
         let out = self.oncall(&[listing, "--json"]);

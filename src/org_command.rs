@@ -1,0 +1,205 @@
+//! `oncall org …`: the operator's commands for client organizations (issue 17). The operator is whoever
+//! runs the server (holds its config and database), not an organization's manager.
+
+use crate::config::Config;
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use oncall_core::{Role, Store, Timestamp};
+
+#[derive(Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization; prints its slug. With --manager-email, also its first manager, whose
+    /// one-time password is printed (they change it under Account).
+    Add {
+        #[arg(long)]
+        name: String,
+        /// URL-safe name (default: from --name, "Help Desk" → help-desk).
+        #[arg(long)]
+        slug: Option<String>,
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+        /// A number or SIP address it answers (repeatable): +15551230000, 4100, help@oncall.example.com.
+        #[arg(long)]
+        number: Vec<String>,
+        #[arg(long)]
+        manager_email: Option<String>,
+        #[arg(long, default_value = "Manager")]
+        manager_name: String,
+    },
+    /// List organizations with their numbers, people and state.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rename an organization (its slug stays).
+    Rename {
+        /// Slug or id.
+        org: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Switch an organization off: its numbers get the unknown-number answer; its data stays.
+    Disable { org: String },
+    /// Switch a disabled organization on again.
+    Enable { org: String },
+    /// Delete an organization with its people, schedules, requests and recordings (local and archived);
+    /// prints what it removed. Needs --yes.
+    Delete {
+        org: String,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// The numbers and SIP addresses an organization answers.
+    Number {
+        #[command(subcommand)]
+        command: NumberCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum NumberCommand {
+    /// Give the organization a number or SIP address.
+    Add {
+        org: String,
+        number: String,
+        /// Only for calls through this [[trunks]] entry (by name), e.g. a PBX that sends short extensions.
+        #[arg(long)]
+        trunk: Option<String>,
+    },
+    /// Take a number away.
+    Remove { org: String, number: String },
+    /// List an organization's numbers (all organizations' without an argument).
+    List { org: Option<String> },
+}
+
+pub async fn run(cfg: &Config, store: &Store, command: OrgCommand) -> Result<()> {
+    let now = Timestamp::now();
+    match command {
+        OrgCommand::Add { name, slug, time_zone, number, manager_email, manager_name } => {
+            let slug = slug.unwrap_or_else(|| oncall_core::store::slugify(&name));
+            let org = store.create_organization(&name, &slug, &time_zone, now).await?;
+            for n in &number {
+                let n = store.add_number(org, n, None, now).await?;
+                println!("number {n} answers for {slug}");
+            }
+            if let Some(email) = manager_email {
+                let password = oncall_core::secret::new_token()[..20].to_string();
+                store.add_user(org, &manager_name, &email, Role::Manager, &password).await?;
+                println!("manager {email} signs in at http://{}/login with one-time password {password} (change it under Account)", cfg.http.listen);
+            }
+            println!("{slug}");
+        }
+        OrgCommand::List { json } => {
+            let numbers = store.numbers(None).await?;
+            let mut rows = Vec::new();
+            for org in store.list_organizations().await? {
+                let counts = store.organization_row_counts(org.id).await?;
+                let count = |t: &str| counts.iter().find(|(n, _)| *n == t).map_or(0, |(_, c)| *c);
+                let owned: Vec<String> = numbers.iter().filter(|n| n.org == org.id).map(|n| match &n.source {
+                    Some(s) => format!("{} (via {s})", n.address),
+                    None => n.address.clone(),
+                }).collect();
+                rows.push((org, owned, count("people"), count("requests")));
+            }
+            if json {
+                let list: Vec<_> = rows.iter().map(|(o, numbers, people, requests)| serde_json::json!({
+                    "id": o.id.0, "slug": o.slug, "name": o.name, "time_zone": o.time_zone.name(),
+                    "disabled": o.disabled_at.is_some(), "numbers": numbers, "people": people, "requests": requests,
+                })).collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!("{:<4} {:<24} {:<28} {:<9} {:>6} {:>8}  numbers", "id", "slug", "name", "state", "people", "requests");
+                for (o, numbers, people, requests) in &rows {
+                    let state = if o.disabled_at.is_some() { "disabled" } else { "active" };
+                    let numbers = if numbers.is_empty() { "(none: calls reach it only as the default)".to_string() } else { numbers.join(", ") };
+                    println!("{:<4} {:<24} {:<28} {:<9} {:>6} {:>8}  {numbers}", o.id.0, o.slug, o.name, state, people, requests);
+                }
+            }
+        }
+        OrgCommand::Rename { org, name } => {
+            let o = store.find_organization(&org).await?;
+            store.rename_organization(o.id, &name).await?;
+            println!("{} renamed to {name:?}", o.slug);
+        }
+        OrgCommand::Disable { org } => {
+            let o = store.find_organization(&org).await?;
+            store.set_organization_disabled(o.id, Some(now)).await?;
+            println!("{} disabled: its numbers get the unknown-number answer; `oncall org enable {}` undoes it", o.slug, o.slug);
+        }
+        OrgCommand::Enable { org } => {
+            let o = store.find_organization(&org).await?;
+            store.set_organization_disabled(o.id, None).await?;
+            println!("{} enabled", o.slug);
+        }
+        OrgCommand::Delete { org, yes } => {
+            let o = store.find_organization(&org).await?;
+            if !yes {
+                let counts = store.organization_row_counts(o.id).await?;
+                let what: Vec<String> = counts.iter().map(|(t, n)| format!("{n} {t}")).collect();
+                bail!("deleting {} removes {} and its recordings; run again with --yes", o.slug, if what.is_empty() { "nothing else".into() } else { what.join(", ") });
+            }
+            let removal = store.delete_organization(o.id).await?;
+            let files = remove_recordings(cfg, &o.slug).await?;
+            println!("deleted organization {} ({}):", o.slug, o.name);
+            for (table, n) in &removal.rows {
+                println!("  {n:>6} {table}");
+            }
+            println!("  {:>6} recording files ({} rows had recordings)", files, removal.recordings.len());
+        }
+        OrgCommand::Number { command } => match command {
+            NumberCommand::Add { org, number, trunk } => {
+                let o = store.find_organization(&org).await?;
+                if let Some(t) = &trunk {
+                    if !cfg.trunks.iter().any(|x| &x.name == t) {
+                        bail!("--trunk {t}: no [[trunks]] entry has that name");
+                    }
+                }
+                let n = store.add_number(o.id, &number, trunk.as_deref(), now).await?;
+                println!("number {n} answers for {}", o.slug);
+            }
+            NumberCommand::Remove { org, number } => {
+                let o = store.find_organization(&org).await?;
+                if !store.remove_number(o.id, &number).await? {
+                    bail!("{} has no number {number}", o.slug);
+                }
+                println!("number {number} removed from {}", o.slug);
+            }
+            NumberCommand::List { org } => {
+                let filter = match org {
+                    Some(org) => Some(store.find_organization(&org).await?.id),
+                    None => None,
+                };
+                let slugs: std::collections::HashMap<_, _> = store.list_organizations().await?.into_iter().map(|o| (o.id, o.slug)).collect();
+                for n in store.numbers(filter).await? {
+                    let via = n.source.map(|s| format!(" (via trunk {s})")).unwrap_or_default();
+                    println!("{:<32} {}{via}", n.address, slugs.get(&n.org).map_or("?", String::as_str));
+                }
+            }
+        },
+    }
+    Ok(())
+}
+
+/// Removes an organization's recordings: every archived object under its prefix and its local folder.
+/// Returns how many files or objects went.
+async fn remove_recordings(cfg: &Config, slug: &str) -> Result<usize> {
+    let dir = cfg.storage.recordings_dir();
+    let mut removed = 0;
+    let archive = cfg.storage.archive().open(&dir).await?;
+    for object in archive.list(&format!("{slug}/")).await? {
+        archive.delete(&object.key).await.with_context(|| format!("deleting archived recording {}", object.key))?;
+        removed += 1;
+    }
+    let local = dir.join(slug);
+    if local.exists() {
+        removed += walk_files(&local);
+        std::fs::remove_dir_all(&local).with_context(|| format!("removing {}", local.display()))?;
+    }
+    Ok(removed)
+}
+
+fn walk_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries.flatten().map(|e| if e.path().is_dir() { walk_files(&e.path()) } else { 1 }).sum()
+    })
+}
