@@ -756,6 +756,8 @@ async fn serve(cfg: Config) -> Result<()> {
     // Webhooks (issue 7): sent from the database's delivery queue, safe to run on every instance.
     let webhook_task = cfg.webhooks.enabled.then(|| tokio::spawn(webhooks::Sender { store: store.clone(), config: cfg.webhooks.clone() }.run(stop_tx.subscribe())));
 
+    // Paging health (issue 18 item 5): the dashboard and the People page say whom paging cannot reach now.
+    let reach = oncall_paging::reachability::PagingReach::new(&cfg.paging, &cfg.texts, cfg.trunks.first().map(|t| t.name.as_str()), registrar_handle.clone(), store.dial_plan().clone());
     let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine, trunks: trunk_board, registrar: registrar_handle, hold: controller_hold, redirects: redirect_counters, instance: cfg.instance.id() });
     let listener = oncall_web::server::bind(cfg.http.listen).context("binding http.listen")?;
     let http_addr = listener.local_addr()?;
@@ -765,6 +767,7 @@ async fn serve(cfg: Config) -> Result<()> {
     web.prompts = Arc::new(prompts_for_web);
     web.force_secure_cookies = cfg.http.secure_cookies;
     web.trusted_proxies = cfg.http.trusted_proxies()?;
+    web.reachability = Arc::new(reach);
     // Playback and downloads read the spool while the file is there, else the archive (S3 with
     // `keep_spool = false` deletes the spool copy once uploaded; in a cluster it may be on another instance).
     let recordings = Arc::new(oncall_recordings::access::SpoolThenArchive::new(&cfg.storage.recordings_dir(), archive.clone()));

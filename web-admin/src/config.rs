@@ -33,6 +33,9 @@ pub struct WebConfig {
     /// The prompts calls can play (built in, plus `[storage] sounds_dir`): a menu is checked against them before
     /// it is saved, and the phone-menu page plays them.
     pub prompts: std::sync::Arc<oncall_recordings::PromptLibrary>,
+    /// Whether paging can reach people now (trunks, texts, registered phones): the dashboard's and the
+    /// People page's warnings. [`NotKnown`](crate::reachability::NotKnown) until the binary sets the paging side's.
+    pub reachability: std::sync::Arc<dyn crate::reachability::Reachability>,
 }
 
 impl WebConfig {
@@ -49,6 +52,7 @@ impl WebConfig {
             max_upload_bytes: 25 * 1024 * 1024,
             webhook_destinations: Default::default(),
             prompts: std::sync::Arc::new(oncall_recordings::PromptLibrary::embedded().unwrap_or_default()),
+            reachability: std::sync::Arc::new(crate::reachability::NotKnown),
         }
     }
 }

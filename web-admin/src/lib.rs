@@ -7,10 +7,10 @@
 //! Layout, one file per concern: `auth` (sessions, CSRF, roles, login rate limiting),
 //! `recording_source` (serving recordings with HTTP Range), `calendar` (month/week grids and
 //! iCal), `charts` (server-side SVG), `views` (formatting for templates), `pages/*` (one file
-//! per area of the site), `api` (the JSON mirror), `metrics_access` (who may read `/metrics`)
-//! and `server` (the accept loop: connection cap, header/idle/request timeouts, graceful
-//! shutdown). Templates and static files are embedded in the binary, so it runs from any
-//! directory.
+//! per area of the site), `reachability` (whether paging can reach people now: the health
+//! warnings), `api` (the JSON mirror), `metrics_access` (who may read `/metrics`) and `server`
+//! (the accept loop: connection cap, header/idle/request timeouts, graceful shutdown). Templates
+//! and static files are embedded in the binary, so it runs from any directory.
 //!
 //! Tenancy: every handler takes the organization from the session (or API token) and passes it
 //! to the store, which puts it in every `WHERE`. An id from another organization is therefore
@@ -27,6 +27,7 @@ pub mod fd_budget;
 pub mod metrics_access;
 pub mod pages;
 pub mod rate_limit;
+pub mod reachability;
 pub mod recording_source;
 pub mod security_headers;
 pub mod server;

@@ -1,11 +1,13 @@
 //! The home page. Managers: who is on call now in every schedule (with phone), open requests
 //! with their age, today's counts with MTTA/MTTR. Employees: their open requests and their
-//! next shifts.
+//! next shifts. Both: a warning for each person on call now whom paging cannot reach, with what
+//! fixes it (managers about everyone, employees about themselves; `crate::reachability`).
 
 use super::layout::{base, Flash};
 use crate::auth::Viewer;
 use crate::error::WebResult;
 use crate::pages::requests::{request_rows, user_names};
+use crate::reachability::reach_of;
 use crate::state::AppState;
 use crate::templates::render;
 use crate::views::{self, Directory};
@@ -51,6 +53,32 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Query(f): Query<Flas
         })
         .collect();
     ctx.insert("on_call", &on_call);
+
+    // Paging health: everyone on call now, once however many schedules they cover.
+    let mut on_call_now: Vec<(&oncall_core::Person, Vec<&str>)> = Vec::new();
+    for s in &schedules {
+        let Some(p) = schedule::on_call(s, now).and_then(|o| people.iter().find(|p| p.id == o.person)) else { continue };
+        if !v.is_manager() && v.user.person != Some(p.id) {
+            continue;
+        }
+        match on_call_now.iter_mut().find(|(q, _)| q.id == p.id) {
+            Some((_, names)) => names.push(&s.name),
+            None => on_call_now.push((p, vec![&s.name])),
+        }
+    }
+    let (mut cannot_reach, mut partly) = (Vec::new(), Vec::new());
+    for (p, names) in on_call_now {
+        let reach = reach_of(&state, p).await?;
+        let w = serde_json::json!({"person_id": p.id.0, "person": p.name, "schedules": names.join(", "), "problems": reach.problems});
+        if reach.unreachable {
+            cannot_reach.push(w);
+        } else if !reach.problems.is_empty() {
+            partly.push(w);
+        }
+    }
+    ctx.insert("cannot_reach", &cannot_reach);
+    ctx.insert("partly_reachable", &partly);
+    ctx.insert("paging_problems", &if v.is_manager() { state.config.reachability.general() } else { Vec::new() });
 
     if v.is_manager() {
         let today = views::day_start(views::local(now, tz).date_naive(), tz);

@@ -1,9 +1,11 @@
 //! People: list, add, edit (contacts, role, time zone, notification rules), disable. A person
-//! can be given a web login from the same form (e-mail + initial password).
+//! can be given a web login from the same form (e-mail + initial password). The list flags anyone
+//! paging cannot reach now ("cannot be reached", with why and the fix; `crate::reachability`).
 
 use super::layout::{base, see_other, Flash};
 use crate::auth::{Manager, Viewer};
 use crate::error::WebResult;
+use crate::reachability::reach_of;
 use crate::state::AppState;
 use crate::templates::render;
 use crate::views::{self, Directory};
@@ -19,14 +21,14 @@ pub async fn list(State(state): State<AppState>, Manager(v): Manager, Query(f): 
     let people = state.store.list_people(org).await?;
     let dir = Directory::new(&people);
     let users = state.store.list_users(org).await?;
-    let rows: Vec<_> = people
-        .iter()
-        .map(|p| {
-            let login = users.iter().find(|u| u.person == Some(p.id));
-            let rules: Vec<String> = p.notification_rules.iter().map(rule_text).collect();
-            serde_json::json!({"p": views::person_view(p, &dir), "login": login.map(|u| u.email.clone()), "rules": rules})
-        })
-        .collect();
+    let mut rows = Vec::with_capacity(people.len());
+    for p in &people {
+        let login = users.iter().find(|u| u.person == Some(p.id));
+        let rules: Vec<String> = p.notification_rules.iter().map(rule_text).collect();
+        // A disabled person is never paged on purpose: their badge says so, no flag.
+        let reach = if p.disabled { Default::default() } else { reach_of(&state, p).await? };
+        rows.push(serde_json::json!({"p": views::person_view(p, &dir), "login": login.map(|u| u.email.clone()), "rules": rules, "reach": reach}));
+    }
     let mut ctx = base(&v, "people", f.flash.as_deref());
     ctx.insert("people", &rows);
     let teams: Vec<_> = state.store.list_teams(org).await?.into_iter().map(|t| serde_json::json!({"name": t.name, "members": t.members.iter().map(|m| dir.name(*m)).collect::<Vec<_>>()})).collect();
