@@ -26,6 +26,7 @@ const TEMPLATES: &[(&str, &str)] = embedded!(
     "schedule.html",
     "schedule_edit.html",
     "my_shifts.html",
+    "schedule_swap.html",
     "reports.html",
     "people.html",
     "person_edit.html",

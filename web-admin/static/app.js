@@ -1,13 +1,14 @@
 // OnCall: small progressive enhancements. Every page works without this file.
 (function () {
   "use strict";
-  // Clicking a calendar day fills the override form in place instead of reloading the page.
+  // Clicking a calendar day fills the override form in place instead of reloading the page:
+  // the day number, a shift, or any empty part of the day's cell (issue 18 item 9).
   document.addEventListener("click", function (e) {
-    var a = e.target.closest && e.target.closest("a.day-num, a.week-day-head");
     var form = document.getElementById("override-form");
-    if (!a || !form) return;
-    var cell = a.closest("[data-date]");
+    var cell = form && e.target.closest && e.target.closest("#calendar[data-clickable] [data-date]");
     if (!cell) return;
+    var link = e.target.closest("a, button, input, select, textarea");
+    if (link && !link.matches("a.day-num, a.week-day-head")) return;
     e.preventDefault();
     var date = cell.getAttribute("data-date");
     var start = form.querySelector("input[name=start]");

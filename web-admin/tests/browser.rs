@@ -226,6 +226,16 @@ impl Driver {
         self.wait_for("the dashboard", "return location.pathname === '/' && document.querySelector('h1') && document.querySelector('h1').innerText === 'Dashboard'");
     }
 
+    /// A real mouse click `dx`, `dy` pixels from the centre of the element `css`.
+    fn click_at(&self, css: &str, dx: i64, dy: i64) {
+        let id = self.find(css);
+        let actions = json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": [
+            {"type": "pointerMove", "duration": 0, "origin": {ELEMENT: id}, "x": dx, "y": dy},
+            {"type": "pointerDown", "button": 0}, {"type": "pointerUp", "button": 0}]}]});
+        self.cmd("POST", "/actions", actions);
+        self.cmd("DELETE", "/actions", json!({}));
+    }
+
     /// The console messages since the last call that report a Content-Security-Policy refusal.
     fn csp_violations(&self) -> Vec<String> {
         let logs = self.cmd("POST", "/se/log", json!({"type": "browser"}));
@@ -383,8 +393,10 @@ fn browser_walkthrough() {
     d.login(EMPLOYEE_A);
     d.go("/people");
     assert!(d.text().contains("This page is for managers"));
+    // Issue 18 item 9: employees read schedules (no override form, no edit button).
     d.go("/schedules");
-    assert!(d.text().contains("Not allowed"));
+    assert!(d.text().contains("Front desk"), "{}", d.text());
+    assert_eq!(d.js("return !!document.querySelector('a[href=\"/schedules/new\"]')", json!([])), json!(false));
     d.go("/my/shifts");
     assert!(d.text().contains("Calendar feed"));
     d.screenshot("employee-my-shifts");
@@ -479,6 +491,77 @@ fn login_next_never_leaves_the_site() {
     d.type_in("input[name=password]", PASSWORD);
     d.click("form button[type=submit]");
     d.wait_for("the requests page", "return location.pathname === '/requests' && location.search === '?status=open'");
+    drop(d);
+    drop(f);
+}
+
+/// Issue 18 item 9: a day cell takes clicks anywhere, not only on its 29 × 20 px number (an empty
+/// corner, a shift), in the month and the week view; overrides are striped in the week view too;
+/// employees get the calendar without the override form.
+#[test]
+fn calendar_days_take_clicks_anywhere_and_week_overrides_are_striped() {
+    ensure_browser();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let f = rt.block_on(fixture());
+    let sid = rt.block_on(f.store.list_schedules(f.org_a)).unwrap()[0].id;
+    // An override today from 12:00 to 15:00 (London), to see in the week view.
+    let tz: chrono_tz::Tz = "Europe/London".parse().unwrap();
+    let today = chrono::Utc::now().with_timezone(&tz).date_naive();
+    let local = |h: u32| oncall_core::schedule::resolve_local(tz, today.and_hms_opt(h, 0, 0).unwrap()).unwrap();
+    let o = oncall_core::schedule::Override::new(f.manager_a, local(12), local(15));
+    rt.block_on(f.store.add_override(f.org_a, sid, &o, oncall_core::Timestamp::now())).unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = support::app(&f);
+    rt.spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap() });
+    let d = Driver::start(format!("http://{addr}"));
+    d.login(MANAGER_A);
+
+    // Month view: the bottom-right corner of a day cell is empty (the cell itself is hit there).
+    d.go(&format!("/schedules/{}", sid.0));
+    d.wait_for("the month", "return !!document.querySelector('#calendar .month-day')");
+    let day = d.js("const c = [...document.querySelectorAll('.month-day:not(.other)')]; return c[Math.min(16, c.length - 1)].dataset.date", json!([])).as_str().unwrap().to_string();
+    let cell = format!(".month-day[data-date='{day}']");
+    let hit = d.js(
+        "const c = document.querySelector(arguments[0]); const r = c.getBoundingClientRect(); c.scrollIntoView({block: 'center'}); \
+         const q = c.getBoundingClientRect(); return [document.elementFromPoint(q.right - 6, q.bottom - 6) === c, r.width, q.height]",
+        json!([cell]),
+    );
+    assert_eq!(hit[0], json!(true), "the corner of {cell} is not empty: {hit}");
+    let (w, h) = (d.js("return document.querySelector(arguments[0]).getBoundingClientRect().width", json!([cell])).as_f64().unwrap() as i64, hit[2].as_f64().unwrap() as i64);
+    d.click_at(&cell, w / 2 - 6, h / 2 - 6);
+    d.wait_for("the form filled from the empty corner", &format!("return document.getElementById('override').open && document.querySelector('#override-form input[name=start]').value === '{day}T09:00'"));
+    assert!(!d.url().contains("override_date"), "filled in place, no reload");
+    // A shift (chip) of another day.
+    let other = d.js("const c = [...document.querySelectorAll('.month-day:not(.other)')].filter(c => c.querySelector('.chip')); return c[Math.min(3, c.length - 1)].dataset.date", json!([])).as_str().unwrap().to_string();
+    d.click(&format!(".month-day[data-date='{other}'] .chip"));
+    d.wait_for("the form filled from a shift", &format!("return document.querySelector('#override-form input[name=start]').value === '{other}T09:00'"));
+    d.screenshot("schedule-click-anywhere");
+
+    // Week view: the override is striped, and an empty stretch of a day's column takes clicks.
+    d.go(&format!("/schedules/{}?view=week", sid.0));
+    d.wait_for("the week", "return document.querySelectorAll('.week .bar').length > 0");
+    let stripes = d.js("const b = document.querySelector('.week .bar.override'); return b && getComputedStyle(b).backgroundImage", json!([]));
+    assert!(stripes.as_str().is_some_and(|s| s.contains("repeating-linear-gradient")), "week-view override not striped: {stripes}");
+    let plain = d.js("const b = document.querySelector('.week .bar:not(.override)'); return b && getComputedStyle(b).backgroundImage", json!([]));
+    assert_eq!(plain, json!("none"), "ordinary shifts are not striped");
+    let ws = today.format("%Y-%m-%d").to_string();
+    let col = format!(".week-day[data-date='{ws}']");
+    d.click_at(&col, 0, 0);
+    d.wait_for("the form filled from the week view", &format!("return document.querySelector('#override-form input[name=start]').value === '{ws}T09:00'"));
+    d.screenshot("schedule-week-striped");
+    assert!(d.csp_violations().is_empty());
+    d.logout();
+
+    // An employee: the same calendar, read-only; clicks do nothing.
+    d.login(EMPLOYEE_A);
+    d.go(&format!("/schedules/{}", sid.0));
+    d.wait_for("the month", "return !!document.querySelector('#calendar .month-day')");
+    assert!(d.text().contains("Next:"), "who is on call next: {}", d.text());
+    assert_eq!(d.js("return !!document.getElementById('override-form') || !!document.querySelector('a.day-num')", json!([])), json!(false));
+    d.click(&format!("{cell} .day-num"));
+    assert!(d.url().ends_with(&format!("/schedules/{}", sid.0)), "nothing happens: {}", d.url());
+    d.screenshot("schedule-employee");
     drop(d);
     drop(f);
 }

@@ -282,7 +282,7 @@ async fn employees_see_their_own_requests_and_no_manager_pages() {
     let f = fixture().await;
     let mut e = Client::new(app(&f));
     let csrf = e.logged_in(EMPLOYEE_A).await;
-    for uri in ["/people", "/schedules", "/reports", "/policies", "/ivr", "/people/new", "/schedules/1"] {
+    for uri in ["/people", "/reports", "/policies", "/ivr", "/people/new", "/schedules/new", "/schedules/1/edit"] {
         let r = e.get(uri).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}");
         assert!(r.text().contains("for managers"));
@@ -1345,4 +1345,142 @@ async fn request_lists_play_the_callers_message() {
         assert!(html.contains(&player), "{page} has a player for the message");
         assert!(html.contains("data-refresh="), "{page} refreshes itself");
     }
+}
+
+/// The first number after `marker` in `html`.
+fn number_after(html: &str, marker: &str) -> String {
+    let at = html.find(marker).unwrap_or_else(|| panic!("no {marker:?} in the page")) + marker.len();
+    html[at..].chars().take_while(|c| c.is_ascii_digit() || *c == ':').collect()
+}
+
+/// Issue 18 item 9: employees read schedules (no edit or override forms) and see who is on call
+/// next; a give-away goes asked → accepted by the colleague → approved by a manager, and only
+/// then becomes an override.
+#[tokio::test]
+async fn employees_read_schedules_and_a_give_away_needs_the_colleague_then_a_manager() {
+    let f = fixture().await;
+    let sid = f.store.list_schedules(f.org_a).await.unwrap()[0].id;
+    let mut e = Client::new(app(&f));
+    let csrf = e.logged_in(EMPLOYEE_A).await;
+    let list = e.get("/schedules").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.text().contains("Front desk") && !list.text().contains("New schedule"));
+    let page = e.get(&format!("/schedules/{}", sid.0)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(html.contains("is on call now") && html.contains("Next: <strong>"), "{html}");
+    assert!(!html.contains("override-form") && !html.contains("Edit rotations") && !html.contains("data-clickable"), "read-only: {html}");
+    assert!(!html.contains("class=\"day-num\" href"), "day numbers are not links for employees");
+    assert_eq!(e.get(&format!("/schedules/{}/edit", sid.0)).await.status, StatusCode::FORBIDDEN);
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M").to_string();
+    let r = e.post(&format!("/schedules/{}/overrides", sid.0), &[("csrf", &csrf), ("person", &f.employee_a.0.to_string()), ("start", &now), ("end", &now)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // My shifts: who takes over after each shift, and the schedule's next on call.
+    let mine = e.get("/my/shifts").await.text();
+    assert!(mine.contains("Then on call") && mine.contains("Oscar Other") && mine.contains("Your schedules"), "{mine}");
+    let start = number_after(&mine, "/my/shifts/swap?schedule=1&start=");
+    let swap_page = e.get(&format!("/my/shifts/swap?schedule={}&start={start}", sid.0)).await;
+    assert_eq!(swap_page.status, StatusCode::OK, "{}", swap_page.text());
+    assert!(swap_page.text().contains("Give it away") && swap_page.text().contains("Oscar Other"));
+    // A shift that is not theirs (an hour later) is 404.
+    let later = (start.parse::<i64>().unwrap() + 3_600_000).to_string();
+    assert_eq!(e.get(&format!("/my/shifts/swap?schedule={}&start={later}", sid.0)).await.status, StatusCode::NOT_FOUND);
+    let form = [("csrf", csrf.as_str()), ("schedule", "1"), ("start", start.as_str()), ("kind", "give"), ("taker", &f.other_a.0.to_string())];
+    let r = e.post("/my/swaps", &form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(r.location(), "/my/shifts?flash=swap-asked");
+    assert!(e.get(&r.location()).await.text().contains("waiting for the colleague"));
+    // Asking twice about the same shift is refused in words.
+    let again = e.post("/my/swaps", &form).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert!(again.text().contains("already asked someone"));
+    let swap = f.store.swaps_of_person(f.org_a, f.employee_a).await.unwrap()[0].id;
+    // The requester cannot accept for the colleague.
+    assert_eq!(e.post(&format!("/my/swaps/{}/accept", swap.0), &[("csrf", &csrf)]).await.status, StatusCode::NOT_FOUND);
+
+    // The colleague sees it and accepts; nothing changes on the schedule yet.
+    let mut o = Client::new(app(&f));
+    let ocsrf = o.logged_in(OTHER_EMPLOYEE_A).await;
+    let theirs = o.get("/my/shifts").await.text();
+    assert!(theirs.contains("Eve Employee</strong> asks you to take their shift") && theirs.contains(&format!("/my/swaps/{}/accept", swap.0)), "{theirs}");
+    let r = o.post(&format!("/my/swaps/{}/accept", swap.0), &[("csrf", &ocsrf)]).await;
+    assert_eq!(r.location(), "/my/shifts?flash=swap-accepted");
+    assert!(f.store.schedule(f.org_a, sid).await.unwrap().overrides.is_empty());
+    let r = o.post(&format!("/my/swaps/{}/accept", swap.0), &[("csrf", &ocsrf)]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "answered once");
+    // Employees cannot approve; another organization's manager gets 404.
+    assert_eq!(o.post(&format!("/schedules/{}/swaps/{}/approve", sid.0, swap.0), &[("csrf", &ocsrf)]).await.status, StatusCode::FORBIDDEN);
+    let mut b = Client::new(app(&f));
+    let bcsrf = b.logged_in(MANAGER_B).await;
+    assert_eq!(b.post(&format!("/schedules/{}/swaps/{}/approve", sid.0, swap.0), &[("csrf", &bcsrf)]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(b.post(&format!("/my/swaps/{}/accept", swap.0), &[("csrf", &bcsrf)]).await.status, StatusCode::NOT_FOUND);
+
+    // The manager approves on the schedule page: the colleague is on call for that shift.
+    let mut m = Client::new(app(&f));
+    let mcsrf = m.logged_in(MANAGER_A).await;
+    let page = m.get(&format!("/schedules/{}", sid.0)).await.text();
+    assert!(page.contains(&format!("/schedules/{}/swaps/{}/approve", sid.0, swap.0)) && page.contains("accepted, waiting for a manager"), "{page}");
+    let r = m.post(&format!("/schedules/{}/swaps/{}/approve", sid.0, swap.0), &[("csrf", &mcsrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert!(m.get(&r.location()).await.text().contains("Approved: the swap is on the schedule now."));
+    let sched = f.store.schedule(f.org_a, sid).await.unwrap();
+    assert_eq!(sched.overrides.len(), 1);
+    let at = oncall_core::Timestamp(start.parse().unwrap());
+    assert_eq!(oncall_core::on_call(&sched, at).unwrap().person, f.other_a);
+}
+
+/// With "swaps need approval" unticked on the edit page, the colleague's yes applies a trade at
+/// once (two overrides); another organization cannot see or touch it.
+#[tokio::test]
+async fn without_approval_a_trade_applies_when_the_colleague_accepts() {
+    let f = fixture().await;
+    let sched = f.store.list_schedules(f.org_a).await.unwrap().remove(0);
+    let sid = sched.id;
+    let mut m = Client::new(app(&f));
+    let mcsrf = m.logged_in(MANAGER_A).await;
+    assert!(m.get(&format!("/schedules/{}/edit", sid.0)).await.text().contains("name=\"swaps_need_approval\" checked"));
+    let r0 = &sched.layers[0].rotation;
+    let (emp, oth, start_date) = (f.employee_a.0.to_string(), f.other_a.0.to_string(), r0.start_date.format("%Y-%m-%d").to_string());
+    let r = m
+        .post(
+            &format!("/schedules/{}/edit", sid.0),
+            &[
+                ("csrf", &mcsrf), ("name", "Front desk"), ("time_zone", "Europe/London"), ("swaps_approval_shown", "1"),
+                ("layers[0].name", "Daily"), ("layers[0].shift_count", "1"), ("layers[0].shift_unit", "days"),
+                ("layers[0].start_date", &start_date), ("layers[0].handoff_time", "09:00"), ("layers[0].member", &emp), ("layers[0].member", &oth),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert!(!f.store.swaps_need_approval(f.org_a, sid).await.unwrap());
+
+    let mut e = Client::new(app(&f));
+    let csrf = e.logged_in(EMPLOYEE_A).await;
+    let start = number_after(&e.get("/my/shifts").await.text(), "/my/shifts/swap?schedule=1&start=");
+    let page = e.get(&format!("/my/shifts/swap?schedule={}&start={start}", sid.0)).await.text();
+    let with = number_after(&page, "name=\"with\" value=\"");
+    assert!(with.starts_with(&format!("{oth}:")), "Oscar's shift offered: {with}");
+    let r = e.post("/my/swaps", &[("csrf", &csrf), ("schedule", "1"), ("start", &start), ("kind", "swap"), ("with", &with)]).await;
+    assert_eq!(r.location(), "/my/shifts?flash=swap-asked", "{}", r.text());
+    let swap = f.store.swaps_of_person(f.org_a, f.employee_a).await.unwrap()[0].id;
+
+    // Organization B: 404 for the swap, its page and the schedule's decision.
+    let mut b = Client::new(app(&f));
+    let bcsrf = b.logged_in(MANAGER_B).await;
+    assert_eq!(b.get(&format!("/my/shifts/swap?schedule={}&start={start}", sid.0)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(b.post(&format!("/my/swaps/{}/decline", swap.0), &[("csrf", &bcsrf)]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(b.post(&format!("/schedules/{}/swaps/{}/refuse", sid.0, swap.0), &[("csrf", &bcsrf)]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(b.get(&format!("/schedules/{}", sid.0)).await.status, StatusCode::NOT_FOUND);
+
+    let mut o = Client::new(app(&f));
+    let ocsrf = o.logged_in(OTHER_EMPLOYEE_A).await;
+    let r = o.post(&format!("/my/swaps/{}/accept", swap.0), &[("csrf", &ocsrf)]).await;
+    assert_eq!(r.location(), "/my/shifts?flash=swap-applied");
+    let sched = f.store.schedule(f.org_a, sid).await.unwrap();
+    assert_eq!(sched.overrides.len(), 2);
+    let back: i64 = with.split_once(':').unwrap().1.parse().unwrap();
+    assert_eq!(oncall_core::on_call(&sched, oncall_core::Timestamp(start.parse().unwrap())).unwrap().person, f.other_a);
+    assert_eq!(oncall_core::on_call(&sched, oncall_core::Timestamp(back)).unwrap().person, f.employee_a);
+    assert!(e.get("/my/shifts").await.text().contains("approved"));
 }

@@ -43,6 +43,20 @@ fn higher_layer_wins_where_it_has_someone() {
 }
 
 #[test]
+fn next_on_call_is_the_first_shift_of_someone_else() {
+    let base = layer(&[1, 2, 3], ShiftLength::Days(1), date(2024, 1, 1), 9);
+    let s = schedule(London, vec![base.clone()], vec![]);
+    let next = next_on_call(&s, at(London, 2024, 1, 1, 12)).unwrap();
+    assert_eq!((next.person, next.start), (PersonId(2), at(London, 2024, 1, 2, 9)));
+    // An override of person 1 across the handoff: person 2 comes later.
+    let o = Override::new(PersonId(1), at(London, 2024, 1, 2, 9), at(London, 2024, 1, 2, 15));
+    let s = schedule(London, vec![base], vec![o]);
+    assert_eq!(next_on_call(&s, at(London, 2024, 1, 1, 12)).unwrap().start, at(London, 2024, 1, 2, 15));
+    // Nobody on call before the rotation starts: the first shift.
+    assert_eq!(next_on_call(&s, at(London, 2023, 12, 31, 12)).unwrap().person, PersonId(1));
+}
+
+#[test]
 fn override_wins_and_shows_in_calendar() {
     let base = layer(&[1, 2], ShiftLength::Days(1), date(2024, 1, 1), 9);
     let o = Override::new(PersonId(7), at(London, 2024, 1, 2, 18), at(London, 2024, 1, 3, 6));

@@ -105,3 +105,13 @@ pub fn shifts(schedule: &Schedule, from: Timestamp, to: Timestamp) -> Vec<Shift>
     }
     out
 }
+
+/// How far ahead [`next_on_call`] looks.
+pub const NEXT_HORIZON: crate::timestamp::Millis = crate::timestamp::Millis(90 * 24 * 3_600_000);
+
+/// Who takes over after whoever is on call at `t` (the first shift within [`NEXT_HORIZON`] of
+/// someone else; the first shift at all when nobody is on call at `t`).
+pub fn next_on_call(schedule: &Schedule, t: Timestamp) -> Option<Shift> {
+    let now = on_call(schedule, t).map(|o| o.person);
+    shifts(schedule, t, t + NEXT_HORIZON).into_iter().find(|s| Some(s.person) != now && s.start >= t)
+}

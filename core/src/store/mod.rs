@@ -32,6 +32,7 @@ mod rows;
 mod schedules;
 mod sessions;
 mod sip_accounts;
+mod swaps;
 mod text_lookup;
 mod users;
 mod webhooks;

@@ -162,44 +162,31 @@ impl Store {
         o.validate()?;
         self.check_people_exist(org, &[o.person], "override.person").await?;
         let mut tx = self.pool().begin().await?;
-        // Write first (SQLite takes the write lock at the first write, so the overlap check
-        // below sees every committed override and no other writer can slip in before commit).
-        let row = sqlx::query(
-            "INSERT INTO schedule_overrides (org_id, schedule_id, person_id, starts_at, ends_at, created_at) \
-             SELECT $1, id, $3, $4, $5, $6 FROM schedules WHERE org_id = $1 AND id = $2 RETURNING id",
-        )
-        .bind(org.0)
-        .bind(schedule.0)
-        .bind(o.person.0)
-        .bind(o.start.0)
-        .bind(o.end.0)
-        .bind(now.0)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(schedule.to_string()))?;
-        let id = i64_(&row, "id")?;
-        let clash = sqlx::query(
-            "SELECT person_id, starts_at, ends_at FROM schedule_overrides \
-             WHERE org_id = $1 AND schedule_id = $2 AND id <> $3 AND starts_at < $4 AND $5 < ends_at",
-        )
-        .bind(org.0)
-        .bind(schedule.0)
-        .bind(id)
-        .bind(o.end.0)
-        .bind(o.start.0)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(c) = clash {
-            tx.rollback().await?;
-            let other = Override::new(PersonId(i64_(&c, "person_id")?), ts(&c, "starts_at")?, ts(&c, "ends_at")?);
-            // Reuse the pure check for the message.
-            return Err(match o.validate_against(&[other]) {
-                Err(e) => e.into(),
-                Ok(()) => StoreError::Conflict("an overlapping override".into()),
-            });
-        }
+        let id = insert_override(&mut tx, org, schedule, o, now).await?;
         tx.commit().await?;
-        Ok(OverrideId(id))
+        Ok(id)
+    }
+
+    /// Whether accepted shift swaps of the schedule wait for a manager (the default) or apply
+    /// at once.
+    pub async fn swaps_need_approval(&self, org: OrgId, schedule: ScheduleId) -> Result<bool> {
+        let row = sqlx::query("SELECT swaps_need_approval FROM schedules WHERE org_id = $1 AND id = $2")
+            .bind(org.0)
+            .bind(schedule.0)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(schedule.to_string()))?;
+        Ok(i64_(&row, "swaps_need_approval")? != 0)
+    }
+
+    pub async fn set_swaps_need_approval(&self, org: OrgId, schedule: ScheduleId, need: bool) -> Result<()> {
+        let done = sqlx::query("UPDATE schedules SET swaps_need_approval = $1 WHERE org_id = $2 AND id = $3")
+            .bind(i64::from(need))
+            .bind(org.0)
+            .bind(schedule.0)
+            .execute(self.pool())
+            .await?;
+        one_row(&done, schedule)
     }
 
     pub async fn remove_override(&self, org: OrgId, id: OverrideId) -> Result<()> {
@@ -210,6 +197,47 @@ impl Store {
             .await?;
         one_row(&done, id)
     }
+}
+
+/// Writes override `o` (already validated, its person checked) in `tx`; refused if it overlaps
+/// another override of the schedule. On an error the caller drops `tx`, which rolls it back.
+pub(super) async fn insert_override(tx: &mut sqlx::Transaction<'_, sqlx::Any>, org: OrgId, schedule: ScheduleId, o: &Override, now: Timestamp) -> Result<OverrideId> {
+    // Write first (SQLite takes the write lock at the first write, so the overlap check
+    // below sees every committed override and no other writer can slip in before commit).
+    let row = sqlx::query(
+        "INSERT INTO schedule_overrides (org_id, schedule_id, person_id, starts_at, ends_at, created_at) \
+         SELECT $1, id, $3, $4, $5, $6 FROM schedules WHERE org_id = $1 AND id = $2 RETURNING id",
+    )
+    .bind(org.0)
+    .bind(schedule.0)
+    .bind(o.person.0)
+    .bind(o.start.0)
+    .bind(o.end.0)
+    .bind(now.0)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(schedule.to_string()))?;
+    let id = i64_(&row, "id")?;
+    let clash = sqlx::query(
+        "SELECT person_id, starts_at, ends_at FROM schedule_overrides \
+         WHERE org_id = $1 AND schedule_id = $2 AND id <> $3 AND starts_at < $4 AND $5 < ends_at",
+    )
+    .bind(org.0)
+    .bind(schedule.0)
+    .bind(id)
+    .bind(o.end.0)
+    .bind(o.start.0)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(c) = clash {
+        let other = Override::new(PersonId(i64_(&c, "person_id")?), ts(&c, "starts_at")?, ts(&c, "ends_at")?);
+        // Reuse the pure check for the message.
+        return Err(match o.validate_against(&[other]) {
+            Err(e) => e.into(),
+            Ok(()) => StoreError::Conflict("an overlapping override".into()),
+        });
+    }
+    Ok(OverrideId(id))
 }
 
 /// Writes `layers` (in order) with their members for schedule `id`.
