@@ -116,7 +116,22 @@ fn call_and_hold(server: &Server, work: &Path, message: &Path, reply: &Path) -> 
 
 #[test]
 fn a_holding_caller_is_bridged_to_the_employee() {
-    let server = paging_server("paging-bridge", 120);
+    bridge_both_ways("paging-bridge", None);
+}
+
+/// Issue 18 item 3: the whole server stops for 600 ms in the middle of the bridge (SIGSTOP, as a busy
+/// machine does to a process), while both phones keep sending. Afterwards both directions carry speech
+/// again. Before, the audio that waited in each leg's socket overflowed its jitter buffer and the bridge
+/// stayed silent both ways to the end.
+#[test]
+fn a_bridge_carries_audio_both_ways_after_the_server_stalls() {
+    bridge_both_ways("paging-bridge-stall", Some(Duration::from_millis(600)));
+}
+
+/// A caller holds, Erin presses 1, the two talk; with `stall`, the server is stopped that long half a
+/// second into the bridge, before either has spoken. Checks each heard the other after that point.
+fn bridge_both_ways(name: &str, stall: Option<Duration>) {
+    let server = paging_server(name, 120);
     let work = server.dir.subdir("peers");
     let mut checks = Checks::default();
     // Erin speaks a while after answering: after the announcement and her key press.
@@ -135,7 +150,17 @@ fn a_holding_caller_is_bridged_to_the_employee() {
     };
     sleep_until(erin_at + Duration::from_secs_f64(announcement_secs() + 0.5));
     erin.command("sndcode", "1");
-    let bridged = Instant::now();
+    let mut bridged = Instant::now();
+    if let Some(stall) = stall {
+        sleep_until(bridged + Duration::from_millis(500));
+        let pid = server.pid().to_string();
+        tool(&work, "kill", &["-STOP", &pid]);
+        thread::sleep(stall);
+        tool(&work, "kill", &["-CONT", &pid]);
+        eprintln!("[e2e] server stopped for {} ms, half a second into the bridge", stall.as_millis());
+        // What each side hears is looked for from here on.
+        bridged = Instant::now();
+    }
     match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "acknowledged") {
         Ok(row) => {
             eprintln!("[e2e] request after 1: {row}");

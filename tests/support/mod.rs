@@ -450,6 +450,11 @@ silence_secs = {silence_secs}
         Spawned::spawn(&mut cmd, log_dir, "oncall")
     }
 
+    /// The server's process id (to stop and continue it, as a busy machine would).
+    pub fn pid(&self) -> u32 {
+        self.process.as_ref().expect("the server runs").pid()
+    }
+
     /// `kill -9` the server (no drain, no flush), keep its log as `oncall-killed.*`, and start it again on the
     /// same configuration and data; returns once it is ready.
     pub fn kill_and_restart(&mut self) {
