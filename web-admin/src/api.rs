@@ -32,6 +32,9 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/v1/requests/{id}/acknowledge", post(acknowledge))
         .route("/api/v1/requests/{id}/complete", post(complete))
         .route("/api/v1/requests/{id}/notes", post(add_note))
+        .route("/api/v1/requests/{id}/page-again", post(page_again))
+        .route("/api/v1/requests/{id}/escalate", post(escalate))
+        .route("/api/v1/requests/{id}/reassign", post(reassign))
         .route("/api/v1/recordings/{id}", get(recording))
         .route("/api/v1/oncall", get(on_call_now))
         .route("/api/v1/oncall/{schedule}", get(on_call_in_schedule))
@@ -212,6 +215,32 @@ async fn add_note(State(state): State<AppState>, ApiUser(v): ApiUser, Path(id): 
     let r = req_pages::visible_request(&state, &v, RequestId(id)).await?;
     state.store.add_note(v.org.id, r.id, v.actor(), &b.note, Timestamp::now()).await?;
     Ok((StatusCode::CREATED, Json(json!({"ok": true}))))
+}
+
+/// A paging button (issue 18 item 6): 202 with the request and the queued action; the paging task
+/// carries it out at once (or at its next heartbeat on another instance). 403/409 as on the page.
+async fn queue_action(state: &AppState, v: &Viewer, id: i64, action: oncall_core::store::RequestAction) -> ApiResult<(StatusCode, Json<Value>)> {
+    let r = req_pages::queue_action(state, v, RequestId(id), action).await?;
+    let mut body = request_json(&r);
+    body["queued"] = json!(action.as_str());
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+async fn page_again(State(state): State<AppState>, ApiUser(v): ApiUser, Path(id): Path<i64>) -> ApiResult<(StatusCode, Json<Value>)> {
+    queue_action(&state, &v, id, oncall_core::store::RequestAction::PageAgain).await
+}
+
+async fn escalate(State(state): State<AppState>, ApiUser(v): ApiUser, Path(id): Path<i64>) -> ApiResult<(StatusCode, Json<Value>)> {
+    queue_action(&state, &v, id, oncall_core::store::RequestAction::Escalate).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReassignBody {
+    person: i64,
+}
+
+async fn reassign(State(state): State<AppState>, ApiUser(v): ApiUser, Path(id): Path<i64>, Json(b): Json<ReassignBody>) -> ApiResult<(StatusCode, Json<Value>)> {
+    queue_action(&state, &v, id, oncall_core::store::RequestAction::Reassign(PersonId(b.person))).await
 }
 
 async fn recording(State(state): State<AppState>, ApiUser(v): ApiUser, Path(id): Path<i64>, headers: HeaderMap) -> ApiResult<Response> {

@@ -1484,3 +1484,101 @@ async fn without_approval_a_trade_applies_when_the_colleague_accepts() {
     assert_eq!(oncall_core::on_call(&sched, oncall_core::Timestamp(back)).unwrap().person, f.employee_a);
     assert!(e.get("/my/shifts").await.text().contains("approved"));
 }
+
+/// Issue 18 item 6: "Page again", "Escalate now" and "Reassign to <person>" on a request are queued for the
+/// paging task with a timeline event naming who asked. Managers have all three; the employee paged for the
+/// request may escalate it; another employee gets 404; a request someone has or that is closed shows no
+/// buttons and answers 409 with the reason, on the site and in the API.
+#[tokio::test]
+async fn paging_buttons_are_queued_with_role_checks_and_409_on_closed_requests() {
+    use oncall_core::escalation::NotificationKey;
+    use oncall_core::store::RequestAction;
+    use oncall_core::{Channel, NewRequest, RequestId, Timestamp};
+    let f = fixture().await;
+    let now = Timestamp::now();
+    let new = |s: &str| NewRequest { caller: "+442079460777".into(), summary: s.into(), call: None };
+    let paging = f.store.create_request(f.org_a, &new("Boiler out"), now).await.unwrap();
+    f.store.start_notifying(f.org_a, paging, now).await.unwrap();
+    let key = NotificationKey { request: paging, stage: 0, person: f.employee_a, channel: Channel::Call };
+    f.store.record_notification(f.org_a, &key, now).await.unwrap();
+    let exhausted = f.store.create_request(f.org_a, &new("Alarm"), now).await.unwrap();
+    f.store.start_notifying(f.org_a, exhausted, now).await.unwrap();
+    f.store.mark_exhausted(f.org_a, exhausted, now).await.unwrap();
+    let pending = |r: RequestId| {
+        let store = f.store.clone();
+        let org = f.org_a;
+        async move { store.pending_request_actions(org, r).await.unwrap().into_iter().map(|a| a.action).collect::<Vec<_>>() }
+    };
+
+    let mut m = Client::new(app(&f));
+    let csrf = m.logged_in(MANAGER_A).await;
+    let html = m.get(&format!("/requests/{}", paging.0)).await.text();
+    for id in ["id=\"page-again\"", "id=\"escalate\"", "id=\"reassign\""] {
+        assert!(html.contains(id), "{id}");
+    }
+    assert!(html.contains(&format!("<option value=\"{}\">Oscar Other</option>", f.other_a.0)));
+    let r = m.post(&format!("/requests/{}/page-again", paging.0), &[("csrf", &csrf)]).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, format!("/requests/{}?flash=paging-again", paging.0)));
+    let html = m.get(&r.location()).await.text();
+    assert!(html.contains("Paging again now.") && html.contains("Page again — Ada Manager"), "the timeline names who asked");
+    assert!(html.contains("Page again — asked by Ada Manager"), "shown as on its way");
+    let r = m.post(&format!("/requests/{}/reassign", paging.0), &[("csrf", &csrf), ("person", &f.other_a.0.to_string())]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(m.get(&r.location()).await.text().contains("Reassign to Oscar Other — Ada Manager"));
+    assert_eq!(m.post(&format!("/requests/{}/reassign", paging.0), &[("csrf", &csrf), ("person", "99999")]).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(m.post(&format!("/requests/{}/reassign", paging.0), &[("csrf", &csrf), ("person", "")]).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(pending(paging).await, vec![RequestAction::PageAgain, RequestAction::Reassign(f.other_a)]);
+    // Exhausted: page again (from the first step) and reassign, but nothing to escalate.
+    let html = m.get(&format!("/requests/{}", exhausted.0)).await.text();
+    assert!(html.contains("id=\"page-again\"") && !html.contains("id=\"escalate\""));
+    let r = m.post(&format!("/requests/{}/escalate", exhausted.0), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.text().contains("page it again to start over"), "{}", r.text());
+    // Answered (someone has it) and completed: no buttons, 409.
+    let html = m.get(&format!("/requests/{}", f.request_a.0)).await.text();
+    assert!(!html.contains("id=\"page-again\"") && !html.contains("id=\"paging-actions\""));
+    let r = m.post(&format!("/requests/{}/page-again", f.request_a.0), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.text().contains("someone has it already"), "{}", r.text());
+    m.post(&format!("/requests/{}/complete", f.request_a.0), &[("csrf", &csrf)]).await;
+    let r = m.post(&format!("/requests/{}/reassign", f.request_a.0), &[("csrf", &csrf), ("person", &f.other_a.0.to_string())]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.text().contains("This request is completed"), "{}", r.text());
+    assert!(pending(f.request_a).await.is_empty());
+
+    // The employee paged for it may escalate, nothing else; another employee does not see it.
+    let mut e = Client::new(app(&f));
+    let ecsrf = e.logged_in(EMPLOYEE_A).await;
+    let html = e.get(&format!("/requests/{}", paging.0)).await.text();
+    assert!(html.contains("id=\"escalate\"") && !html.contains("id=\"page-again\"") && !html.contains("id=\"reassign\""));
+    assert_eq!(e.post(&format!("/requests/{}/page-again", paging.0), &[("csrf", &ecsrf)]).await.status, StatusCode::FORBIDDEN);
+    let r = e.post(&format!("/requests/{}/escalate", paging.0), &[("csrf", &ecsrf)]).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, format!("/requests/{}?flash=escalating", paging.0)));
+    assert!(e.get(&r.location()).await.text().contains("Escalate now — Eve Employee"));
+    let mut o = Client::new(app(&f));
+    let ocsrf = o.logged_in(OTHER_EMPLOYEE_A).await;
+    assert_eq!(o.post(&format!("/requests/{}/escalate", paging.0), &[("csrf", &ocsrf)]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(m.post(&format!("/requests/{}/page-again", paging.0), &[]).await.status, StatusCode::BAD_REQUEST, "no CSRF token");
+
+    // The API: 202 with the queued action, the same checks.
+    let token = api_token(&f, MANAGER_A).await;
+    let mut api = Client::new(app(&f));
+    let post_json = |uri: String, body: &str, token: &str| {
+        Request::builder().method(Method::POST).uri(uri).header(header::AUTHORIZATION, token).header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap()
+    };
+    let r = api.send(post_json(format!("/api/v1/requests/{}/escalate", paging.0), "", &token)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let body = json_of(&r).await;
+    assert_eq!((body["queued"].as_str(), body["status"].as_str()), (Some("escalate"), Some("notifying")));
+    let r = api.send(post_json(format!("/api/v1/requests/{}/reassign", exhausted.0), &format!("{{\"person\": {}}}", f.employee_a.0), &token)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    assert_eq!(pending(exhausted).await, vec![RequestAction::Reassign(f.employee_a)]);
+    let r = api.send(post_json(format!("/api/v1/requests/{}/page-again", f.request_a.0), "", &token)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let body = json_of(&r).await;
+    assert_eq!(body["error"]["code"], "conflict");
+    assert!(body["error"]["message"].as_str().unwrap().contains("completed"), "{body}");
+    let etoken = api_token(&f, EMPLOYEE_A).await;
+    assert_eq!(api.send(post_json(format!("/api/v1/requests/{}/page-again", paging.0), "", &etoken)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.send(post_json(format!("/api/v1/requests/{}/page-again", f.request_b.0), "", &token)).await.status, StatusCode::NOT_FOUND, "another org's");
+}

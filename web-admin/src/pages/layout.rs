@@ -29,6 +29,9 @@ pub fn flash_message(key: Option<&str>) -> Option<&'static str> {
         "revoked" => "Token revoked.",
         "deleted" => "Deleted.",
         "requeued" => "The failed deliveries are queued again.",
+        "paging-again" => "Paging again now.",
+        "escalating" => "Moving on to the next step now.",
+        "reassigned" => "Reassigned: paging them now.",
         _ => return None,
     })
 }

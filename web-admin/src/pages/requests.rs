@@ -5,6 +5,12 @@
 //! Managers see every request of their organization. Employees see the requests they are
 //! involved in (answered, acknowledged, completed or were paged for); any other id is a 404,
 //! exactly like another organization's.
+//!
+//! The paging buttons (issue 18 item 6): "Page again" and "Reassign to <person>" are for managers,
+//! "Escalate now" also for the employees who may see the request. They are queued in the store
+//! ([`oncall_core::store::RequestAction`], with the timeline event naming who asked) for the paging
+//! task that runs the escalation; a request someone has (answered, acknowledged) or closed (completed,
+//! abandoned) takes none: 409 with the reason ([`action_refusal`]).
 
 use super::layout::{base, see_other, Flash};
 use crate::auth::Viewer;
@@ -21,7 +27,7 @@ use axum::Form;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use oncall_core::request::{Recording, Request};
-use oncall_core::store::{event_kind, RequestFilter};
+use oncall_core::store::{event_kind, RequestAction, RequestFilter};
 use oncall_core::{OrgId, PersonId, RecordingId, RequestId, RequestStatus, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -195,6 +201,7 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>,
         .map(|e| {
             let who = dir.actor(e.actor, &users);
             let (icon, text) = match e.kind.as_str() {
+                event_kind::ACTION => ("action", format!("{} — {who}", capitalized(&e.detail))),
                 event_kind::STATUS => {
                     let label = RequestStatus::parse(&e.detail).map(|s| views::status_label(s).0).unwrap_or("?");
                     ("status", format!("{label} — {who}"))
@@ -243,6 +250,27 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>,
     ctx.insert("pages_at", &state.store.deferred_until(org, req.id).await?.map(|t| views::time(t, tz)));
     ctx.insert("can_acknowledge", &RequestStatus::Acknowledged.allowed_from().contains(&status));
     ctx.insert("can_complete", &RequestStatus::Completed.allowed_from().contains(&status));
+    // The paging buttons this viewer may press on this request now.
+    let allowed = |a: RequestAction| action_refusal(&v, status, a).is_none();
+    ctx.insert("can_page_again", &allowed(RequestAction::PageAgain));
+    ctx.insert("can_escalate", &allowed(RequestAction::Escalate));
+    ctx.insert("can_reassign", &allowed(RequestAction::Reassign(PersonId(0))));
+    ctx.insert("reassignable", &people.iter().filter(|p| !p.disabled).map(|p| serde_json::json!({"id": p.id.0, "name": p.name})).collect::<Vec<_>>());
+    let pending: Vec<_> = state
+        .store
+        .pending_request_actions(org, req.id)
+        .await?
+        .iter()
+        .map(|a| {
+            let what = match a.action {
+                RequestAction::PageAgain => "Page again".to_string(),
+                RequestAction::Escalate => "Escalate now".to_string(),
+                RequestAction::Reassign(p) => format!("Reassign to {}", dir.name(p)),
+            };
+            serde_json::json!({"what": what, "by": dir.actor(a.by, &users), "at": views::time(a.created_at, tz)})
+        })
+        .collect();
+    ctx.insert("pending_actions", &pending);
     ctx.insert("answered", &req.state.answered().map(|s| format!("{} after {}", dir.actor(s.by, &users), views::duration(s.at - req.received_at))));
     ctx.insert("acknowledged", &req.state.acknowledged().map(|s| format!("{} after {}", dir.actor(s.by, &users), views::duration(s.at - req.received_at))));
     ctx.insert("completed", &req.state.completed().map(|s| format!("{} after {}", dir.actor(s.by, &users), views::duration(s.at - req.received_at))));
@@ -282,6 +310,71 @@ pub async fn add_note(State(state): State<AppState>, v: Viewer, Path(id): Path<i
     let req = visible_request(&state, &v, RequestId(id)).await?;
     state.store.add_note(v.org.id, req.id, v.actor(), &f.note, Timestamp::now()).await?;
     Ok(see_other(&format!("/requests/{id}?flash=note#notes")).into_response())
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+/// Why `v` may not press `action` on a request that is `status` now (`Err` of the web's answer), or
+/// `None`. Page again and reassign are for managers; escalate also for an employee who may see it.
+pub fn action_refusal(v: &Viewer, status: RequestStatus, action: RequestAction) -> Option<WebError> {
+    if !v.is_manager() && !matches!(action, RequestAction::Escalate) {
+        return Some(WebError::Forbidden);
+    }
+    let conflict = |m: &str| Some(WebError::Conflict(m.to_string()));
+    match (status, action) {
+        (RequestStatus::Completed | RequestStatus::Abandoned, _) => conflict(&format!("This request is {status}: there is nobody left to page.")),
+        (RequestStatus::Answered | RequestStatus::Acknowledged, _) => conflict(&format!("This request is {status}: someone has it already.")),
+        (RequestStatus::Received, RequestAction::Escalate | RequestAction::Reassign(_)) => {
+            conflict("This request is not paging yet (it waits for business hours, or no policy was enabled): page it again to start.")
+        }
+        (RequestStatus::Exhausted, RequestAction::Escalate) => conflict("Every step was paged already: page it again to start over."),
+        _ => None,
+    }
+}
+
+/// Queues `action` on request `id` for the paging task, after the role and status checks; the
+/// request as it was.
+pub async fn queue_action(state: &AppState, v: &Viewer, id: RequestId, action: RequestAction) -> WebResult<Request> {
+    let req = visible_request(state, v, id).await?;
+    if let Some(refusal) = action_refusal(v, req.state.status(), action) {
+        return Err(refusal);
+    }
+    if let RequestAction::Reassign(person) = action {
+        match state.store.person(v.org.id, person).await {
+            Ok(p) if p.disabled => return Err(WebError::BadRequest(format!("{} is disabled: enable them first.", p.name))),
+            Ok(_) => {}
+            Err(oncall_core::StoreError::NotFound(_)) => return Err(WebError::BadRequest("Unknown person.".into())),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    state.store.queue_request_action(v.org.id, req.id, action, v.actor(), Timestamp::now()).await?;
+    tracing::info!(request = %req.id, org = %v.org.id, user = %v.user.id, action = action.as_str(), "request action from the web");
+    Ok(req)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReassignForm {
+    #[serde(default)]
+    person: String,
+}
+
+pub async fn page_again(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>) -> WebResult<Response> {
+    queue_action(&state, &v, RequestId(id), RequestAction::PageAgain).await?;
+    Ok(see_other(&format!("/requests/{id}?flash=paging-again")).into_response())
+}
+
+pub async fn escalate(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>) -> WebResult<Response> {
+    queue_action(&state, &v, RequestId(id), RequestAction::Escalate).await?;
+    Ok(see_other(&format!("/requests/{id}?flash=escalating")).into_response())
+}
+
+pub async fn reassign(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>, Form(f): Form<ReassignForm>) -> WebResult<Response> {
+    let person = f.person.trim().parse().map(PersonId).map_err(|_| WebError::BadRequest("Choose the person to page.".into()))?;
+    queue_action(&state, &v, RequestId(id), RequestAction::Reassign(person)).await?;
+    Ok(see_other(&format!("/requests/{id}?flash=reassigned")).into_response())
 }
 
 /// The recording if the viewer may hear it (its request is visible to them).
