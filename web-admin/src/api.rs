@@ -259,7 +259,7 @@ async fn on_call_now(State(state): State<AppState>, ApiUser(v): ApiUser) -> ApiR
         .map(|s| {
             let who = schedule::on_call(s, now);
             let p = who.and_then(|o| people.iter().find(|p| p.id == o.person));
-            let until = who.and_then(|_| schedule::shifts(s, now, now + Millis::hours(24 * 28)).first().map(|sh| sh.end));
+            let until = who.and_then(|_| schedule::whole_shifts(s, now, now + Millis::hours(24 * 28)).first().map(|sh| sh.end));
             json!({
                 "schedule": {"id": s.id.0, "name": s.name},
                 "person": p.map(|p| json!({"id": p.id.0, "name": p.name, "phone": p.phones().next().map(|e| e.to_string())})),

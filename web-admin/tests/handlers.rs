@@ -1582,3 +1582,20 @@ async fn paging_buttons_are_queued_with_role_checks_and_409_on_closed_requests()
     assert_eq!(api.send(post_json(format!("/api/v1/requests/{}/page-again", paging.0), "", &etoken)).await.status, StatusCode::FORBIDDEN);
     assert_eq!(api.send(post_json(format!("/api/v1/requests/{}/page-again", f.request_b.0), "", &token)).await.status, StatusCode::NOT_FOUND, "another org's");
 }
+
+/// Issue 18 item 11: My shifts gives a long shift's real end, not the end of the weeks it lists.
+#[tokio::test]
+async fn my_shifts_show_a_long_shifts_real_end() {
+    use oncall_core::schedule::{Layer, NewSchedule, Rotation, ShiftLength};
+    let f = fixture().await;
+    let start = chrono::Utc::now().date_naive() - chrono::Days::new(10);
+    let rotation = Rotation { members: vec![f.employee_a, f.other_a], shift_length: ShiftLength::Days(100), start_date: start, handoff_time: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap() };
+    let new = NewSchedule { name: "Long watch".into(), time_zone: "Europe/London".into(), layers: vec![Layer { name: "Only".into(), rotation }] };
+    f.store.create_schedule(f.org_a, &new, oncall_core::Timestamp::now()).await.unwrap();
+    let mut e = Client::new(app(&f));
+    e.logged_in(EMPLOYEE_A).await;
+    let page = e.get("/my/shifts").await.text();
+    let (begins, ends) = (start.format("%a %-d %b %Y, 09:00").to_string(), (start + chrono::Days::new(100)).format("%a %-d %b %Y, 09:00").to_string());
+    assert!(page.contains("Long watch") && page.contains(&ends), "My shifts should say the shift ends {ends}:\n{page}");
+    assert!(page.contains(&begins), "and that it began {begins}");
+}

@@ -18,7 +18,7 @@ pub use on_call_order::{on_call_order, OrderEntry, Role as OrderRole};
 pub use override_::Override;
 pub use rotation::{resolve_local, Rotation, RotationShift, ShiftLength};
 pub use swap::{NewSwap, Span, Swap, SwapId, SwapStatus};
-pub use timeline::{next_on_call, on_call, shifts, OnCall, Schedule, Shift, Source};
+pub use timeline::{next_on_call, on_call, shifts, whole_shifts, OnCall, Schedule, Shift, Source};
 
 use crate::validation::{self, ValidationError};
 use chrono_tz::Tz;

@@ -229,3 +229,18 @@ proptest! {
         }
     }
 }
+
+/// Issue 18 item 11: a week-long shift seen through a two-day window keeps its real start and end.
+#[test]
+fn whole_shifts_are_not_cut_at_the_window() {
+    let s = schedule(London, vec![layer(&[1, 2], ShiftLength::Weeks(1), date(2024, 1, 1), 9)], vec![]);
+    let (from, to) = (at(London, 2024, 1, 3, 12), at(London, 2024, 1, 5, 12));
+    let cut = shifts(&s, from, to);
+    assert_eq!((cut[0].start, cut[0].end), (from, to), "shifts() clips to the window");
+    let whole = whole_shifts(&s, from, to);
+    assert_eq!(whole.len(), 1);
+    assert_eq!((whole[0].person, whole[0].start, whole[0].end), (PersonId(1), at(London, 2024, 1, 1, 9), at(London, 2024, 1, 8, 9)));
+    // A window ending on a handoff, and the next person's shift beyond it, change nothing.
+    let whole = whole_shifts(&s, at(London, 2024, 1, 6, 0), at(London, 2024, 1, 9, 0));
+    assert_eq!(whole.iter().map(|x| (x.person, x.end)).collect::<Vec<_>>(), vec![(PersonId(1), at(London, 2024, 1, 8, 9)), (PersonId(2), at(London, 2024, 1, 15, 9))]);
+}

@@ -106,6 +106,29 @@ pub fn shifts(schedule: &Schedule, from: Timestamp, to: Timestamp) -> Vec<Shift>
     out
 }
 
+/// How far past a window [`whole_shifts`] looks for the real start and end of the shifts it cuts (someone alone
+/// in a rotation is on call without end; their shift is shown ending this far out).
+pub const WHOLE_LOOK: crate::timestamp::Millis = crate::timestamp::Millis(366 * 24 * 3_600_000);
+
+/// The shifts overlapping `[from, to)` with their real start and end (within [`WHOLE_LOOK`] either side), not
+/// cut at the window: a page listing "your next shifts" must say a shift ends on the 20th, not when its
+/// list stops looking (issue 18 item 11).
+pub fn whole_shifts(schedule: &Schedule, from: Timestamp, to: Timestamp) -> Vec<Shift> {
+    let mut out = shifts(schedule, from, to);
+    let same = |a: &Shift, b: &Shift| a.person == b.person && a.source == b.source;
+    if let Some(first) = out.first_mut().filter(|s| s.start == from) {
+        if let Some(before) = shifts(schedule, from - WHOLE_LOOK, from).pop().filter(|b| b.end == from && same(b, first)) {
+            first.start = before.start;
+        }
+    }
+    if let Some(last) = out.last_mut().filter(|s| s.end == to) {
+        if let Some(after) = shifts(schedule, to, to + WHOLE_LOOK).into_iter().next().filter(|a| a.start == to && same(a, last)) {
+            last.end = after.end;
+        }
+    }
+    out
+}
+
 /// How far ahead [`next_on_call`] looks.
 pub const NEXT_HORIZON: crate::timestamp::Millis = crate::timestamp::Millis(90 * 24 * 3_600_000);
 

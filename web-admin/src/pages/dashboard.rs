@@ -39,7 +39,7 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Query(f): Query<Flas
         .iter()
         .map(|s| {
             let who = schedule::on_call(s, now);
-            let until = who.and_then(|_| schedule::shifts(s, now, now + Millis::hours(24 * 28)).first().map(|sh| sh.end));
+            let until = who.and_then(|_| schedule::whole_shifts(s, now, now + Millis::hours(24 * 28)).first().map(|sh| sh.end));
             let person = who.and_then(|o| people.iter().find(|p| p.id == o.person));
             serde_json::json!({
                 "schedule_id": s.id.0,
@@ -98,7 +98,7 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Query(f): Query<Flas
         // My next shifts over the coming four weeks, across schedules.
         let mut mine: Vec<(Timestamp, serde_json::Value)> = Vec::new();
         for s in &schedules {
-            for sh in schedule::shifts(s, now, now + Millis::hours(24 * 28)).into_iter().filter(|sh| sh.person == me).take(5) {
+            for sh in schedule::whole_shifts(s, now, now + Millis::hours(24 * 28)).into_iter().filter(|sh| sh.person == me).take(5) {
                 mine.push((sh.start, serde_json::json!({"schedule": s.name, "start": views::time(sh.start, tz), "end": views::time(sh.end, tz), "now": sh.start <= now})));
             }
         }

@@ -429,9 +429,9 @@ pub async fn update(State(state): State<AppState>, Manager(v): Manager, Path(id)
 
 // ---- my shifts and the iCal feed ----
 
-/// A person's shifts across all schedules in `[from, to)`, by start.
+/// A person's shifts across all schedules overlapping `[from, to)`, whole (not cut at the window), by start.
 pub fn person_shifts(schedules: &[Schedule], person: PersonId, from: Timestamp, to: Timestamp) -> Vec<(&Schedule, schedule::Shift)> {
-    let mut out: Vec<_> = schedules.iter().flat_map(|s| schedule::shifts(s, from, to).into_iter().filter(|sh| sh.person == person).map(move |sh| (s, sh))).collect();
+    let mut out: Vec<_> = schedules.iter().flat_map(|s| schedule::whole_shifts(s, from, to).into_iter().filter(|sh| sh.person == person).map(move |sh| (s, sh))).collect();
     out.sort_by_key(|(_, sh)| sh.start);
     out
 }
@@ -550,7 +550,7 @@ fn shift_starting(sched: &Schedule, person: PersonId, start: Timestamp, now: Tim
     if start <= now || start >= now + MY_HORIZON {
         return None;
     }
-    schedule::shifts(sched, now, now + MY_HORIZON + Millis::hours(24 * 14))
+    schedule::whole_shifts(sched, now, now + MY_HORIZON + Millis::hours(24 * 14))
         .into_iter()
         .find(|s| s.start == start && s.person == person && matches!(s.source, schedule::Source::Layer(_)))
         .map(|s| Span { start: s.start, end: s.end })
@@ -577,7 +577,7 @@ async fn swap_page(state: &AppState, v: &Viewer, id: ScheduleId, start: Timestam
     let dir = Directory::new(&people);
     let tz = v.tz;
     let colleagues: Vec<_> = people.iter().filter(|p| !p.disabled && p.id != me).map(|p| views::person_view(p, &dir)).collect();
-    let theirs: Vec<_> = schedule::shifts(&sched, now, now + MY_HORIZON)
+    let theirs: Vec<_> = schedule::whole_shifts(&sched, now, now + MY_HORIZON)
         .into_iter()
         .filter(|s| s.person != me && s.start > now && matches!(s.source, schedule::Source::Layer(_)))
         .filter(|s| !(s.start < shift.end && shift.start < s.end))
