@@ -163,6 +163,10 @@ impl Reachability for PagingReach {
         general(&self.facts)
     }
 
+    fn paging_on(&self) -> Option<bool> {
+        Some(self.facts.paging)
+    }
+
     fn reach(&self, person: &Person, phone_accounts: &[String]) -> Reach {
         let registered: Vec<String> = match &self.registrar {
             Some(r) => r.registered_devices(person.id).into_iter().map(|d| d.username).collect(),

@@ -51,6 +51,11 @@ pub trait Reachability: Send + Sync + 'static {
     /// How `person` can be reached now; `phone_accounts` are the usernames of their SIP accounts
     /// (phones registering to OnCall), read from the store by the page.
     fn reach(&self, person: &Person, phone_accounts: &[String]) -> Reach;
+    /// Whether the paging side runs at all (`[paging] enabled`); `None` when not known. Request
+    /// actions (page again, escalate, reassign) are refused when it is off: nobody would carry them out.
+    fn paging_on(&self) -> Option<bool> {
+        None
+    }
     /// False for [`NotKnown`]: pages skip the store reads a verdict would need.
     fn known(&self) -> bool {
         true

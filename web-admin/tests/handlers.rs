@@ -1599,3 +1599,24 @@ async fn my_shifts_show_a_long_shifts_real_end() {
     assert!(page.contains("Long watch") && page.contains(&ends), "My shifts should say the shift ends {ends}:\n{page}");
     assert!(page.contains(&begins), "and that it began {begins}");
 }
+
+/// Paging off: the request buttons answer 409 saying so, instead of queueing work nobody carries out.
+#[tokio::test]
+async fn request_actions_are_refused_while_paging_is_off() {
+    struct PagingOff;
+    impl oncall_web::reachability::Reachability for PagingOff {
+        fn paging_on(&self) -> Option<bool> {
+            Some(false)
+        }
+        fn reach(&self, _person: &oncall_core::Person, _accounts: &[String]) -> oncall_web::reachability::Reach {
+            oncall_web::reachability::Reach { unreachable: false, problems: Vec::new() }
+        }
+    }
+    let f = fixture().await;
+    let mut c = Client::new(app_with(&f, |w| w.reachability = std::sync::Arc::new(PagingOff)));
+    let csrf = c.logged_in(MANAGER_A).await;
+    let r = c.post(&format!("/requests/{}/page-again", f.unassigned_a.0), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.text().contains("Paging is off"), "{}", r.text());
+    assert!(f.store.take_request_actions(f.org_a, "test", oncall_core::Timestamp::now(), 10).await.unwrap().is_empty(), "nothing was queued");
+}

@@ -30,6 +30,10 @@ impl Reachability for DemoLike {
         vec![ContactProblem::new("Paging", "paging is off ([paging] enabled = false)", "set [paging] enabled = true in oncall.toml")]
     }
 
+    fn paging_on(&self) -> Option<bool> {
+        Some(self.paging)
+    }
+
     fn reach(&self, person: &Person, accounts: &[String]) -> Reach {
         let mut problems: Vec<ContactProblem> = accounts
             .iter()

@@ -342,6 +342,9 @@ pub async fn queue_action(state: &AppState, v: &Viewer, id: RequestId, action: R
     if let Some(refusal) = action_refusal(v, req.state.status(), action) {
         return Err(refusal);
     }
+    if state.config.reachability.paging_on() == Some(false) {
+        return Err(WebError::Conflict("Paging is off ([paging] enabled = false in oncall.toml): nobody would be paged. Turn it on, then try again.".into()));
+    }
     if let RequestAction::Reassign(person) = action {
         match state.store.person(v.org.id, person).await {
             Ok(p) if p.disabled => return Err(WebError::BadRequest(format!("{} is disabled: enable them first.", p.name))),
