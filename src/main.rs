@@ -716,6 +716,9 @@ async fn serve(cfg: Config) -> Result<()> {
     if let Some(r) = &redirector {
         watch.watch(r.watched(org.id));
     }
+    // Issue 17: the numbers organizations own (`oncall org number add`); none configured = every call is ours.
+    let numbers = oncall_calls::numbers::NumberBook::load(&store, org.id).await.context("reading the organizations' numbers")?;
+    watch.watch(numbers.watched());
     watch.spawn();
     let redirect_counters = redirector.as_ref().map(|r| r.counters.clone());
     let controller = Controller {
@@ -749,6 +752,7 @@ async fn serve(cfg: Config) -> Result<()> {
         texts: sip_texts,
         redirect: redirector,
         hours,
+        numbers,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let controller_hold = controller.paging.as_ref().map(|p| p.hold.clone());

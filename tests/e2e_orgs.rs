@@ -2,10 +2,16 @@
 //! `oncall org add` with numbers and a first manager, `list`, numbers owned once, `disable`/`enable`,
 //! and `delete`, which refuses without `--yes`, then removes the organization's rows and recording
 //! files, counted, and leaves the other organization as it was.
+//!
+//! `calls_are_answered_by_their_number`: once numbers are configured, a baresip call to the demo's number gets
+//! its IVR, a call to a number nobody owns gets 404, a call to another organization's number is refused (the
+//! call side serves one organization so far) and never hears the demo's greeting, and disabling the demo
+//! makes its number 404 too.
 
 mod support;
 
 use serde_json::Value;
+use std::time::{Duration, Instant};
 use support::*;
 
 fn orgs(server: &Server) -> Vec<Value> {
@@ -62,5 +68,69 @@ fn an_operator_adds_disables_and_deletes_organizations() {
         desk_after.as_ref().map(|o| (&o["numbers"], &o["people"])) == desk_before.as_ref().map(|o| (&o["numbers"], &o["people"])) && desk_after.as_ref().is_some_and(|o| o["name"] == "Help Desk East"),
         || format!("help-desk changed: {desk_before:?} → {desk_after:?}"),
     );
+    checks.finish();
+}
+
+/// Dials `number` once: `Ok(())` when the IVR answered (then hangs up), `Err(reason)` when the call was refused.
+fn dial(caller: &mut Baresip, server: &Server, number: &str) -> Result<(), String> {
+    caller.command("dial", &format!("sip:{number}@{}", server.sip_udp));
+    let Some((_, ev)) = caller.wait_event_any(&["CALL_ESTABLISHED", "CALL_CLOSED"], Duration::from_secs(10)) else {
+        return Err("no answer within 10 s".into());
+    };
+    if field(&ev, "type") != "CALL_ESTABLISHED" {
+        return Err(field(&ev, "param").to_string());
+    }
+    caller.command("hangup", "");
+    caller.wait_event("CALL_CLOSED", Duration::from_secs(5));
+    Ok(())
+}
+
+fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    false
+}
+
+#[test]
+fn calls_are_answered_by_their_number() {
+    let server = Server::start("orgs-numbers", ServerOptions { demo: true, ..ServerOptions::default() });
+    let work = server.dir.subdir("peers");
+    let mut checks = Checks::default();
+    let mic = silence_wav_secs(&work, 60);
+    let mut caller = Baresip::start(&work.join("caller"), &mic, Duration::from_secs(90));
+    // No numbers yet: every call is the demo's (a single-tenant install changes nothing).
+    checks.check(dial(&mut caller, &server, "+15557777777").is_ok(), || "without numbers an unknown number should still reach the IVR".into());
+
+    server.oncall(&["org", "number", "add", "demo-apartments", "+15551230000"]);
+    server.oncall(&["org", "add", "--name", "Help Desk", "--number", "+15559870000"]);
+    let mut last = Ok(());
+    let refused = until(Duration::from_secs(10), || {
+        last = dial(&mut caller, &server, "+15557777777");
+        last.is_err()
+    });
+    eprintln!("[e2e] unknown number: {last:?}");
+    checks.check(refused && last.as_ref().is_err_and(|r| r.contains("404")), || format!("a number nobody owns should get 404, got {last:?}"));
+    let own = dial(&mut caller, &server, "+15551230000");
+    checks.check(own.is_ok(), || format!("the demo's number should reach its IVR: {own:?}"));
+    let other = dial(&mut caller, &server, "+15559870000");
+    eprintln!("[e2e] the help desk's number: {other:?}");
+    checks.check(other.as_ref().is_err_and(|r| r.contains("480")), || format!("another organization's number must not play the demo's IVR: {other:?}"));
+
+    server.oncall(&["org", "disable", "demo-apartments"]);
+    let mut last = Ok(());
+    let stopped = until(Duration::from_secs(10), || {
+        last = dial(&mut caller, &server, "+15551230000");
+        last.is_err()
+    });
+    eprintln!("[e2e] disabled organization's number: {last:?}");
+    checks.check(stopped && last.as_ref().is_err_and(|r| r.contains("404")), || format!("a disabled organization's number should get 404, got {last:?}"));
+    caller.quit();
+    let log = server.log_tail(200);
+    checks.check(log.contains("call refused by its number"), || "the refusals are not in the server log".into());
     checks.finish();
 }

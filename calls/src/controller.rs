@@ -67,6 +67,8 @@ pub struct Controller {
     pub hours: crate::opening_hours::HoursSource,
     /// Set when `[redirect] enabled`: answers INVITEs to `oncall-<schedule>@` (see `redirect.rs`).
     pub redirect: Option<crate::redirect::Redirector>,
+    /// The numbers organizations own: a call to nobody's number (or another organization's) is refused.
+    pub numbers: crate::numbers::NumberBook,
 }
 
 pub struct PagingLink {
@@ -309,7 +311,13 @@ impl Controller {
                         tracing::info!(%schedule, source = %source.addr, "bridge: an IVR call about the schedule");
                         Route::Bridge
                     }
-                    None => Route::Ivr,
+                    None => match self.numbers.admit(&request_uri, &to, self.trunks.source_trunk(source.addr.ip())) {
+                        crate::numbers::Admit::Ivr => Route::Ivr,
+                        crate::numbers::Admit::Refuse { status, reason } => {
+                            tracing::info!(%request_uri, %to, status, reason, "call refused by its number");
+                            Route::Reject { status }
+                        }
+                    },
                 };
                 // A bridge call is logged with the Request-URI its routing used (a proxy may rewrite it but not
                 // To), so paging picks the same schedule's policy.

@@ -48,6 +48,7 @@ pub mod config;
 pub mod controller;
 pub mod dial;
 pub mod hold_room;
+pub mod numbers;
 pub mod ivr_session;
 pub mod ivr_settings;
 pub mod opening_hours;

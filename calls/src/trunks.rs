@@ -61,8 +61,9 @@ pub struct Trunks {
     pending: HashMap<TxKey, usize>,
     /// Trunks in PBX mode (shown as "pbx").
     pbx: Vec<String>,
-    /// When any trunk lists allowed sources, INVITEs from anywhere else get 403.
-    allowed_sources: Vec<SourceNet>,
+    /// When any trunk lists allowed sources, INVITEs from anywhere else get 403. With the trunk's name: a
+    /// number may be tied to the trunk its calls come through (issue 17).
+    allowed_sources: Vec<(String, SourceNet)>,
     board: TrunkBoard,
     /// On shutdown: how long unregistrations may take before the controller stops anyway.
     unregister_deadline: Option<Instant>,
@@ -71,7 +72,7 @@ pub struct Trunks {
 }
 
 impl Trunks {
-    pub fn new(regs: Vec<(String, Registration)>, pbx: Vec<String>, allowed_sources: Vec<SourceNet>, board: TrunkBoard) -> Trunks {
+    pub fn new(regs: Vec<(String, Registration)>, pbx: Vec<String>, allowed_sources: Vec<(String, SourceNet)>, board: TrunkBoard) -> Trunks {
         let t = Trunks { regs, pending: HashMap::new(), pbx, allowed_sources, board, unregister_deadline: None, abandoned: false };
         t.publish();
         t
@@ -85,7 +86,12 @@ impl Trunks {
     /// Whether `ip` is in some trunk's `allowed_sources`: a carrier or PBX trusted to assert who is
     /// calling or texting (an empty list trusts nobody here, unlike [`Self::source_allowed`]).
     pub fn source_listed(&self, ip: IpAddr) -> bool {
-        self.allowed_sources.iter().any(|n| n.contains(ip))
+        self.source_trunk(ip).is_some()
+    }
+
+    /// The first trunk whose `allowed_sources` lists `ip`: the trunk a call from there came through.
+    pub fn source_trunk(&self, ip: IpAddr) -> Option<&str> {
+        self.allowed_sources.iter().find(|(_, n)| n.contains(ip)).map(|(name, _)| name.as_str())
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -184,7 +190,7 @@ pub fn from_config(trunks: &[TrunkConfig], ua: &UserAgent, board: TrunkBoard) ->
     let mut pbx = Vec::new();
     let mut sources = Vec::new();
     for t in trunks {
-        sources.extend(t.sources());
+        sources.extend(t.sources().into_iter().map(|n| (t.name.clone(), n)));
         if !t.register {
             tracing::info!(trunk = %t.name, allowed_sources = ?t.allowed_sources, "trunk in PBX mode (no registration)");
             pbx.push(t.name.clone());

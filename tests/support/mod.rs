@@ -1045,12 +1045,17 @@ ctrl_tcp_listen\t{LOOPBACK}:{ctrl_port}
 
     /// The next event of type `kind` (e.g. "CALL_ESTABLISHED", "CALL_CLOSED") within `limit`, with its arrival time.
     pub fn wait_event(&mut self, kind: &str, limit: Duration) -> Option<(Instant, Value)> {
+        self.wait_event_any(&[kind], limit)
+    }
+
+    /// The next event of any of `kinds` within `limit`.
+    pub fn wait_event_any(&mut self, kinds: &[&str], limit: Duration) -> Option<(Instant, Value)> {
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
                 Ok((t, v)) => {
-                    if v.get("event").and_then(Value::as_bool) == Some(true) && field(&v, "type") == kind {
+                    if v.get("event").and_then(Value::as_bool) == Some(true) && kinds.contains(&field(&v, "type")) {
                         return Some((t, v));
                     }
                 }

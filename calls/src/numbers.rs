@@ -1,0 +1,135 @@
+//! Which organization an INVITE is for (issue 17): the calls side's copy of the numbers organizations own
+//! (`oncall org number add`), kept fresh by the settings watch, and the answer for each call.
+//!
+//! With no numbers configured every call reaches the organization this server answers for (a single-tenant
+//! install changes nothing). Once numbers exist, a call to a number nobody owns, or to a disabled
+//! organization's, gets 404 instead of an IVR; never another organization's. The call side runs one
+//! organization's IVR, hours and paging for now, so a call for another organization is refused too (480)
+//! until the call side serves every organization.
+
+use crate::settings_watch::Watched;
+use oncall_core::inbound::{route, InboundCall, OwnedNumber, Routed};
+use oncall_core::{OrgId, Store};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+
+/// What to do with an incoming call, by its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// This server's organization: the IVR.
+    Ivr,
+    /// Refused with this status; the reason is for the log.
+    Refuse { status: u16, reason: &'static str },
+}
+
+#[derive(Clone)]
+pub struct NumberBook {
+    table: Arc<RwLock<Arc<Vec<OwnedNumber>>>>,
+    served: OrgId,
+}
+
+/// `(user, host)` of the first SIP or tel URI in a header value or Request-URI: `"Desk" <sip:+1555@h:5060>;tag=x`
+/// → `("+1555", "h")`; `tel:+1555` → `("+1555", "")`.
+pub fn user_and_host(value: &str) -> (&str, &str) {
+    let Some(at) = ["sip:", "sips:", "tel:"].iter().filter_map(|s| value.find(s).map(|i| i + s.len())).min() else { return ("", "") };
+    let rest = &value[at..];
+    let rest = &rest[..rest.find(['>', ';', '?', ' ']).unwrap_or(rest.len())];
+    match rest.split_once('@') {
+        Some((user, host)) => {
+            let host = host.strip_prefix('[').map_or_else(|| host.split(':').next().unwrap_or(host), |h| h.split(']').next().unwrap_or(h));
+            (user, host)
+        }
+        None => (rest, ""),
+    }
+}
+
+impl NumberBook {
+    /// The book for a server answering for `served`, read once now (so the first calls are routed too).
+    pub async fn load(store: &Store, served: OrgId) -> oncall_core::store::Result<NumberBook> {
+        let table = store.numbers(None).await?;
+        Ok(NumberBook { table: Arc::new(RwLock::new(Arc::new(table))), served })
+    }
+
+    /// An empty book (tests, and a server that does not route by number).
+    pub fn empty(served: OrgId) -> NumberBook {
+        NumberBook { table: Arc::default(), served }
+    }
+
+    fn snapshot(&self) -> Arc<Vec<OwnedNumber>> {
+        self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The answer for a call to `request_uri` (To `to`) that came through trunk `source`.
+    pub fn admit(&self, request_uri: &str, to: &str, source: Option<&str>) -> Admit {
+        let table = self.snapshot();
+        if table.is_empty() {
+            return Admit::Ivr;
+        }
+        let (user, host) = user_and_host(request_uri);
+        let to_user = Some(user_and_host(to).0).filter(|u| !u.is_empty());
+        match route(&table, &InboundCall { user, host, to_user, source }) {
+            Routed::Org(org) if org == self.served => Admit::Ivr,
+            Routed::Org(_) => Admit::Refuse { status: 480, reason: "the number belongs to an organization this server's call side does not serve yet" },
+            Routed::Disabled(_) => Admit::Refuse { status: 404, reason: "the number belongs to a disabled organization" },
+            Routed::Nobody => Admit::Refuse { status: 404, reason: "no organization owns the number" },
+        }
+    }
+
+    /// The copy the settings watch refreshes.
+    pub fn watched(&self) -> NumbersWatch {
+        NumbersWatch { table: self.table.clone() }
+    }
+}
+
+pub struct NumbersWatch {
+    table: Arc<RwLock<Arc<Vec<OwnedNumber>>>>,
+}
+
+impl Watched for NumbersWatch {
+    fn reload<'a>(&'a mut self, store: &'a Store) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            match store.numbers(None).await {
+                Ok(t) => *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(t),
+                Err(e) => tracing::warn!(error = %e, "cannot re-read the organizations' numbers; keeping the previous ones"),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book(numbers: Vec<OwnedNumber>) -> NumberBook {
+        NumberBook { table: Arc::new(RwLock::new(Arc::new(numbers))), served: OrgId(1) }
+    }
+
+    fn owned(org: i64, address: &str, disabled: bool) -> OwnedNumber {
+        OwnedNumber { org: OrgId(org), address: address.into(), source: None, org_disabled: disabled }
+    }
+
+    #[test]
+    fn uris_give_their_user_and_host() {
+        assert_eq!(user_and_host("sip:+15551230000@127.0.0.1:5060;transport=udp"), ("+15551230000", "127.0.0.1"));
+        assert_eq!(user_and_host("\"Desk\" <sip:help@Desk.Example>;tag=1"), ("help", "Desk.Example"));
+        assert_eq!(user_and_host("<sip:100@[::1]:5080>"), ("100", "::1"));
+        assert_eq!(user_and_host("tel:+15551230000"), ("+15551230000", ""));
+        assert_eq!(user_and_host("garbage"), ("", ""));
+    }
+
+    #[test]
+    fn without_numbers_every_call_reaches_the_ivr() {
+        assert_eq!(NumberBook::empty(OrgId(1)).admit("sip:anything@h", "<sip:anything@h>", None), Admit::Ivr);
+    }
+
+    #[test]
+    fn a_call_gets_its_own_organizations_ivr_or_a_refusal_never_another_ones() {
+        let b = book(vec![owned(1, "+15551230000", false), owned(2, "+15559870000", false), owned(3, "+15550000003", true)]);
+        assert_eq!(b.admit("sip:+15551230000@10.0.0.1", "", None), Admit::Ivr);
+        assert_eq!(b.admit("sip:oncall@10.0.0.1", "<sip:15551230000@carrier>", None), Admit::Ivr, "the To user, without its plus");
+        assert!(matches!(b.admit("sip:+15559870000@10.0.0.1", "", None), Admit::Refuse { status: 480, .. }));
+        assert!(matches!(b.admit("sip:+15550000003@10.0.0.1", "", None), Admit::Refuse { status: 404, .. }));
+        assert!(matches!(b.admit("sip:+15557777777@10.0.0.1", "", None), Admit::Refuse { status: 404, .. }));
+    }
+}
