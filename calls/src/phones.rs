@@ -93,6 +93,8 @@ struct Shared {
     account_lockouts: AtomicU64,
     rejected_locked: AtomicU64,
     replays: AtomicU64,
+    grace_answers: AtomicU64,
+    repeated_bad_answers: AtomicU64,
 }
 
 impl RegistrarHandle {
@@ -151,6 +153,14 @@ impl RegistrarHandle {
         for (name, kind, help, n) in families {
             out.family(name, kind, help).sample(&[], g(n));
         }
+        // Failed answers that did not count toward the lockouts (issue 18 item 2), by why.
+        out.family(
+            "oncall_registrar_uncounted_failures_total",
+            Kind::Counter,
+            "Failed digest answers not counted toward lockouts: while the accounts were re-read (a new account), or a resend of an answer that had already failed.",
+        )
+        .sample(&[("reason", "account_reload")], g(&s.grace_answers))
+        .sample(&[("reason", "repeated_answer")], g(&s.repeated_bad_answers));
         out.family(
             "oncall_registrar_lockouts_total",
             Kind::Counter,
@@ -382,6 +392,8 @@ impl RegistrarService {
         s.account_lockouts.store(st.account_lockouts, Ordering::Relaxed);
         s.rejected_locked.store(st.rejected_locked, Ordering::Relaxed);
         s.replays.store(st.replays, Ordering::Relaxed);
+        s.grace_answers.store(st.grace_answers, Ordering::Relaxed);
+        s.repeated_bad_answers.store(st.repeated_bad_answers, Ordering::Relaxed);
         s.bindings
             .store(self.registrar.binding_count(now) as u64, Ordering::Relaxed);
         let table = self.accounts.table.read().unwrap_or_else(|p| p.into_inner());
