@@ -413,4 +413,46 @@ mod tests {
             assert_eq!(base64(i.as_bytes()), o);
         }
     }
+
+    /// Issue 17 item 4: a text reply never reaches another organization. Ann (organization A, which these texts
+    /// serve) replies "ACK <B's request>" and is told nothing of hers matches; B's request stays open. Bob, B's
+    /// employee whose request it is, texting this server is nobody here. Only Ann's own request is taken.
+    #[tokio::test]
+    async fn a_reply_never_touches_another_organizations_request() {
+        use oncall_core::{Channel, NewPerson, NewRequest, RequestStatus};
+        let now = Timestamp(1_800_000_000_000);
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let a = store.create_organization("Apartments", "apartments", "UTC", now).await.unwrap();
+        let b = store.create_organization("Help Desk", "help-desk", "UTC", now).await.unwrap();
+        let person = |name: &str, phone: &str| NewPerson { name: name.into(), phones: vec![phone.into()], time_zone: "UTC".into(), ..NewPerson::default() };
+        let ann = store.add_person(a, &person("Ann", "+15551110000"), now).await.unwrap();
+        let bob = store.add_person(b, &person("Bob", "+15552220000"), now).await.unwrap();
+        let mut ids = Vec::new();
+        for (org, person) in [(b, bob), (a, ann)] {
+            let request = store.create_request(org, &NewRequest { caller: "+15550000000".into(), ..NewRequest::default() }, now).await.unwrap();
+            store.record_notification(org, &NotificationKey { request, stage: 0, person, channel: Channel::Text }, now).await.unwrap();
+            ids.push(request);
+        }
+        let (theirs, mine) = (ids[0], ids[1]);
+        let (controller, _rx) = mpsc::unbounded_channel();
+        let texts = Texts {
+            config: TextsConfig { enabled: true, ..TextsConfig::default() },
+            store: store.clone(),
+            org: a,
+            link_base: "http://oncall.test".into(),
+            dialer: Dialer::new(vec![], "sip:oncall@127.0.0.1".into(), None),
+            controller,
+            paging: None,
+            client: None,
+        };
+        let ann = ProvenSender::Asserted("+15551110000".into());
+        let answer = texts.handle_reply(&ann, &format!("ACK {}", theirs.0)).await.unwrap();
+        assert!(answer.contains("no open request of yours matches"), "{answer}");
+        assert_eq!(texts.handle_reply(&ProvenSender::Asserted("+15552220000".into()), &format!("ACK {}", theirs.0)).await, None, "Bob is nobody here");
+        assert_eq!(texts.handle_reply(&ProvenSender::Person(bob), &format!("DONE {}", theirs.0)).await, None, "not even by id");
+        assert_eq!(store.request(b, theirs).await.unwrap().state.status(), RequestStatus::Received, "B's request is untouched");
+        let answer = texts.handle_reply(&ann, &format!("ACK {}", mine.0)).await.unwrap();
+        assert!(answer.contains("is yours"), "{answer}");
+        assert_eq!(store.request(a, mine).await.unwrap().state.status(), RequestStatus::Acknowledged);
+    }
 }
