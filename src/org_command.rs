@@ -144,7 +144,7 @@ pub async fn run(cfg: &Config, store: &Store, command: OrgCommand) -> Result<()>
             for (table, n) in &removal.rows {
                 println!("  {n:>6} {table}");
             }
-            println!("  {:>6} recording files ({} rows had recordings)", files, removal.recordings.len());
+            println!("  {:>6} recording files ({} rows had recordings)", files, removal.count("recordings"));
         }
         OrgCommand::Number { command } => match command {
             NumberCommand::Add { org, number, trunk } => {

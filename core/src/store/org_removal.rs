@@ -1,16 +1,15 @@
 //! Deleting an organization and everything it holds (issue 17), saying what was removed.
 
-use super::rows::{i64_, opt_string, string};
+use super::rows::i64_;
 use super::{Result, Store};
 use crate::ids::OrgId;
 
-/// What deleting an organization removed: rows per table (only tables that had some), and the storage
-/// keys of its recordings, whose files and archived objects the caller deletes (the store holds only rows).
+/// What deleting an organization removed: rows per table (only tables that had some). Its recording files and
+/// archived objects are the caller's to delete (the store holds only rows); they are filed under the
+/// organization's slug.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrgRemoval {
     pub rows: Vec<(&'static str, u64)>,
-    /// (spool key, archive object key if uploaded) of every recording.
-    pub recordings: Vec<(String, Option<String>)>,
 }
 
 impl OrgRemoval {
@@ -48,6 +47,9 @@ const BY_ORG_ID: &[&str] = &[
     "business_hours",
     "business_closures",
     "organization_numbers",
+    "sip_accounts",
+    "users",
+    "people",
 ];
 
 impl Store {
@@ -56,12 +58,8 @@ impl Store {
     pub async fn delete_organization(&self, org: OrgId) -> Result<OrgRemoval> {
         self.organization(org).await?;
         let mut removal = OrgRemoval::default();
-        let recordings = sqlx::query("SELECT storage_key, object_key FROM recordings WHERE org_id = $1 ORDER BY id").bind(org.0).fetch_all(self.pool()).await?;
-        for row in &recordings {
-            removal.recordings.push((string(row, "storage_key")?, opt_string(row, "object_key")?));
-        }
         let mut tx = self.pool().begin().await?;
-        // Rows keyed through a parent rather than by org_id: registered phones, web sign-ins.
+        // Rows keyed through a parent rather than by org_id (registered phones, web sign-ins), before their parents.
         let through: [(&'static str, &str); 2] = [
             ("sip_bindings", "DELETE FROM sip_bindings WHERE account_id IN (SELECT id FROM sip_accounts WHERE org_id = $1)"),
             ("web_sessions", "DELETE FROM web_sessions WHERE user_id IN (SELECT id FROM users WHERE org_id = $1)"),
@@ -70,7 +68,7 @@ impl Store {
             let n = sqlx::query(sql).bind(org.0).execute(&mut *tx).await?.rows_affected();
             removal.rows.push((table, n));
         }
-        for table in BY_ORG_ID.iter().copied().chain(["sip_accounts", "users", "people"]) {
+        for table in BY_ORG_ID.iter().copied() {
             let n = sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1")).bind(org.0).execute(&mut *tx).await?.rows_affected();
             removal.rows.push((table, n));
         }
@@ -83,7 +81,7 @@ impl Store {
     /// Rows per table that `org` holds now (the operator's "before" count, and tests' "after").
     pub async fn organization_row_counts(&self, org: OrgId) -> Result<Vec<(&'static str, u64)>> {
         let mut out = Vec::new();
-        for table in BY_ORG_ID.iter().copied().chain(["sip_accounts", "users", "people"]) {
+        for table in BY_ORG_ID.iter().copied() {
             let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table} WHERE org_id = $1")).bind(org.0).fetch_one(self.pool()).await?;
             let n = i64_(&row, "n")? as u64;
             if n > 0 {
