@@ -69,25 +69,22 @@ impl Store {
 
     /// A schedule's swaps: open ones first, then the most recent.
     pub async fn swaps_of_schedule(&self, org: OrgId, schedule: ScheduleId) -> Result<Vec<Swap>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM shift_swaps WHERE org_id = $1 AND schedule_id = $2 \
-             ORDER BY CASE WHEN status IN ('asked', 'accepted') THEN 0 ELSE 1 END, created_at DESC, id DESC LIMIT {LIST_LIMIT}"
-        ))
-        .bind(org.0)
-        .bind(schedule.0)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(swap_row).collect()
+        self.swaps_where(org, "schedule_id = $2", schedule.0).await
     }
 
     /// The swaps a person asked for or was asked to take: open ones first, then the most recent.
     pub async fn swaps_of_person(&self, org: OrgId, person: PersonId) -> Result<Vec<Swap>> {
+        self.swaps_where(org, "(requester_id = $2 OR taker_id = $2)", person.0).await
+    }
+
+    /// `org`'s swaps matching `filter` (its one parameter `$2` bound to `id`), open ones first, then the most recent.
+    async fn swaps_where(&self, org: OrgId, filter: &str, id: i64) -> Result<Vec<Swap>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM shift_swaps WHERE org_id = $1 AND (requester_id = $2 OR taker_id = $2) \
+            "SELECT {COLUMNS} FROM shift_swaps WHERE org_id = $1 AND {filter} \
              ORDER BY CASE WHEN status IN ('asked', 'accepted') THEN 0 ELSE 1 END, created_at DESC, id DESC LIMIT {LIST_LIMIT}"
         ))
         .bind(org.0)
-        .bind(person.0)
+        .bind(id)
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(swap_row).collect()
