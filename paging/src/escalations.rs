@@ -287,17 +287,7 @@ impl Paging {
                     tracing::warn!(%request, error = %e, "cannot mark the request exhausted");
                 }
             }
-            Order::WriteEvent { request, kind, detail } => {
-                match kind {
-                    EventKind::PageCap => tracing::warn!(%request, max_pages_per_hour = self.config.max_pages_per_hour, "page cap reached: this request places no trunk call and sends no text"),
-                    EventKind::DialPlan => tracing::warn!(%request, %detail, "not dialled: the dial plan refuses the number"),
-                    EventKind::Action => tracing::info!(%request, %detail, "request action not carried out"),
-                    EventKind::Policy | EventKind::Instance => {}
-                }
-                if let Err(e) = self.store.append_event(self.org, request, Actor::System, kind.as_str(), &detail, now).await {
-                    tracing::warn!(%request, error = %e, kind = kind.as_str(), "cannot write to the request's log");
-                }
-            }
+            Order::WriteEvent { request, kind, detail } => self.write_event(request, kind, &detail, now).await,
             Order::Save { engine } => {
                 let request = engine.request();
                 match self.store.hold_escalation(self.org, &engine, &self.owner, LEASE, now).await {
@@ -337,6 +327,19 @@ impl Paging {
         }
     }
 
+    /// Logs `detail` and writes it to the request's timeline as a `kind` event.
+    async fn write_event(&self, request: RequestId, kind: EventKind, detail: &str, now: Timestamp) {
+        match kind {
+            EventKind::PageCap => tracing::warn!(%request, max_pages_per_hour = self.config.max_pages_per_hour, "page cap reached: this request places no trunk call and sends no text"),
+            EventKind::DialPlan => tracing::warn!(%request, %detail, "not dialled: the dial plan refuses the number"),
+            EventKind::Action => tracing::info!(%request, %detail, "request action not carried out"),
+            EventKind::Policy | EventKind::Instance => {}
+        }
+        if let Err(e) = self.store.append_event(self.org, request, Actor::System, kind.as_str(), detail, now).await {
+            tracing::warn!(%request, error = %e, kind = kind.as_str(), "cannot write to the request's log");
+        }
+    }
+
     /// Takes the buttons pressed on requests (`Order::TakeActions`) and hands each to the dispatcher: only for a
     /// request still open and not answered, and a reassignment with the person's contact plan as it is now. What
     /// cannot be done is said in the request's log.
@@ -362,10 +365,7 @@ impl Paging {
                     RequestAction::Escalate => "escalate now",
                     RequestAction::Reassign(_) => "reassign",
                 });
-                tracing::info!(%request, %detail, "request action not carried out");
-                if let Err(e) = self.store.append_event(self.org, request, Actor::System, EventKind::Action.as_str(), &detail, now).await {
-                    tracing::warn!(%request, error = %e, "cannot write to the request's log");
-                }
+                self.write_event(request, EventKind::Action, &detail, now).await;
             };
             if !matches!(status, RequestStatus::Received | RequestStatus::Notifying | RequestStatus::Exhausted) {
                 refuse(format!("the request is {status}")).await;
