@@ -82,11 +82,10 @@ impl Reachability for NotKnown {
 }
 
 /// The person's reach as the pages need it: their phone accounts read from the store first.
-pub async fn reach_of(state: &crate::state::AppState, person: &Person) -> Result<Reach, oncall_core::StoreError> {
-    let r = &state.config.reachability;
+pub async fn reach_of(store: &oncall_core::Store, r: &dyn Reachability, person: &Person) -> Result<Reach, oncall_core::StoreError> {
     if !r.known() {
         return Ok(Reach::default());
     }
-    let accounts: Vec<String> = state.store.sip_accounts_of(person.org, person.id).await?.into_iter().map(|a| a.username).collect();
+    let accounts: Vec<String> = store.sip_accounts_of(person.org, person.id).await?.into_iter().map(|a| a.username).collect();
     Ok(r.reach(person, &accounts))
 }

@@ -68,7 +68,7 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Query(f): Query<Flas
     }
     let (mut cannot_reach, mut partly) = (Vec::new(), Vec::new());
     for (p, names) in on_call_now {
-        let reach = reach_of(&state, p).await?;
+        let reach = reach_of(&state.store, &*state.config.reachability, p).await?;
         let w = serde_json::json!({"person_id": p.id.0, "person": p.name, "schedules": names.join(", "), "problems": reach.problems});
         if reach.unreachable {
             cannot_reach.push(w);

@@ -26,7 +26,7 @@ pub async fn list(State(state): State<AppState>, Manager(v): Manager, Query(f): 
         let login = users.iter().find(|u| u.person == Some(p.id));
         let rules: Vec<String> = p.notification_rules.iter().map(rule_text).collect();
         // A disabled person is never paged on purpose: their badge says so, no flag.
-        let reach = if p.disabled { Default::default() } else { reach_of(&state, p).await? };
+        let reach = if p.disabled { Default::default() } else { reach_of(&state.store, &*state.config.reachability, p).await? };
         rows.push(serde_json::json!({"p": views::person_view(p, &dir), "login": login.map(|u| u.email.clone()), "rules": rules, "reach": reach}));
     }
     let mut ctx = base(&v, "people", f.flash.as_deref());
