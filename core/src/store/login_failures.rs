@@ -8,14 +8,15 @@
 //! window's worth of failures.
 //!
 //! An attempt takes its place *before* its password is checked ([`Store::begin_login_attempt`]):
-//! its row is inserted first and only the rows with a smaller id are counted, so attempts racing
-//! each other (on one instance or several) are judged one after the other, as if they had come
+//! its row is inserted first and only the rows with a smaller id are counted, under a per-key
+//! lock on PostgreSQL, so attempts racing each other (on one instance or several) are judged one
+//! after the other, as if they had come
 //! in turn, instead of all passing the check before any failure is written (issue 15). An
 //! attempt that turns out refused or successful removes its rows again
 //! ([`Store::forget_login_attempt`]); a wrong password leaves them as the failure record.
 
 use super::rows::{i64_, string, ts};
-use super::{Result, Store};
+use super::{Backend, Result, Store};
 use crate::timestamp::Timestamp;
 
 /// How many failures one key has in the window asked about, and when the oldest of them was.
@@ -57,19 +58,27 @@ impl Store {
         let mut ids = Vec::with_capacity(keys.len());
         let mut before = Vec::with_capacity(keys.len());
         for key in keys {
-            // Each insert commits on its own: the id orders this attempt among its rivals, and
-            // an attempt counting after us sees our row (ids are handed out in insert order).
-            let row = sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2) RETURNING id").bind(*key).bind(at.0).fetch_one(self.pool()).await?;
+            // Insert and count in one transaction, one attempt per key at a time: the id orders
+            // this attempt among its rivals, and a rival counting after us must see our row.
+            // PostgreSQL hands out ids at insert, not at commit, so without the per-key lock a
+            // rival with a larger id could count before our row is committed and miss it (seen
+            // as two attempts both counting 4). SQLite has one writer, so the insert serializes.
+            let mut tx = self.pool().begin().await?;
+            if self.backend() == Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(*key).execute(&mut *tx).await?;
+            }
+            let row = sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2) RETURNING id").bind(*key).bind(at.0).fetch_one(&mut *tx).await?;
             let id = i64_(&row, "id")?;
-            ids.push(id);
             let row = sqlx::query(
                 "SELECT COUNT(*) AS n, MIN(at) AS oldest, MAX(at) AS newest FROM login_failures WHERE key = $1 AND at > $2 AND id < $3",
             )
             .bind(*key)
             .bind(since.0)
             .bind(id)
-            .fetch_one(self.pool())
+            .fetch_one(&mut *tx)
             .await?;
+            tx.commit().await?;
+            ids.push(id);
             let n = i64_(&row, "n")?;
             if n > 0 {
                 let count = u32::try_from(n).unwrap_or(u32::MAX);
