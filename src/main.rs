@@ -613,13 +613,18 @@ async fn serve(cfg: Config) -> Result<()> {
 
     // One watch keeps the call path's copies of web-edited settings fresh (IVR, hours, redirect, SIP accounts).
     let mut watch = oncall_calls::settings_watch::SettingsWatch::new(store.clone());
+    // Issue 17: every organization's IVR and hours; the first one's start from the config file.
     let ivr_source = ivr_settings::IvrSource::new(cfg.ivr.clone(), prompts.clone());
-    watch.watch(ivr_source.watched(org.id, cfg.ivr.clone(), cfg.storage.data_dir.clone(), prompts));
+    let first_ivr = ivr_source.watched(org.id, cfg.ivr.clone(), cfg.storage.data_dir.clone(), prompts.clone());
     // Business hours (issue 7): `[business_hours]` seeds the organization's once; the web page edits them after.
     let hours = opening_hours::HoursSource::start(store.clone(), org.id, org.time_zone.name(), &cfg.business_hours)
         .await
         .context("business hours ([business_hours])")?;
-    watch.watch(hours.watched(org.id));
+    let tenants = oncall_calls::tenants::Tenants::with(oncall_calls::tenants::Tenant { org: org.id, slug: org.slug.clone(), ivr: ivr_source, hours: hours.clone() });
+    let mut tenants_watch = tenants.watched(cfg.ivr.clone(), cfg.storage.data_dir.clone(), prompts, (org.id, first_ivr, hours.watched(org.id)));
+    // Read every organization once before the first call (the watch re-reads them after).
+    oncall_calls::settings_watch::Watched::reload(&mut tenants_watch, &store).await;
+    watch.watch(tenants_watch);
 
     let (in_tx, in_rx) = tokio::sync::mpsc::channel(8192);
     let limits = TransportLimits {
@@ -682,18 +687,21 @@ async fn serve(cfg: Config) -> Result<()> {
         }
         let (tx, rx) = (paging_events_tx, paging_events_rx);
         let hold = hold_room::HoldRoom::default();
-        let paging = escalations::Paging {
-            store: store.clone(),
-            org: org.id,
-            config: cfg.paging.clone(),
-            dialer,
-            controller: command_tx,
-            owner: cfg.instance.id(),
-            recordings_root: recordings_dir.clone(),
-            archive: archive.clone(),
-            texts: texts.clone(),
-        };
-        tokio::spawn(paging.run(rx));
+        // One paging task per organization (issue 17), each with its own escalations.
+        let (paging_store, paging_cfg, owner, paging_root, paging_archive, paging_texts) =
+            (store.clone(), cfg.paging.clone(), cfg.instance.id(), recordings_dir.clone(), archive.clone(), texts.clone());
+        let build: oncall_paging::per_org::PagingFor = Box::new(move |org| escalations::Paging {
+            store: paging_store.clone(),
+            org,
+            config: paging_cfg.clone(),
+            dialer: dialer.clone(),
+            controller: command_tx.clone(),
+            owner: owner.clone(),
+            recordings_root: paging_root.clone(),
+            archive: paging_archive.clone(),
+            texts: paging_texts.clone(),
+        });
+        tokio::spawn(oncall_paging::per_org::run(store.clone(), build, rx));
         let link = PagingLink {
             events: tx.clone(),
             key_timeout: Duration::from_secs(cfg.paging.key_timeout_secs),
@@ -707,7 +715,7 @@ async fn serve(cfg: Config) -> Result<()> {
         drop(command_tx);
         (None, None)
     };
-    let log_task = tokio::spawn(call_log::run(store.clone(), org.id, cfg.instance.id(), recordings_dir.clone(), log_rx, paging_tx));
+    let log_task = tokio::spawn(call_log::run(store.clone(), cfg.instance.id(), recordings_dir.clone(), log_rx, paging_tx));
 
     let trunk_board: TrunkBoard = Default::default();
     let trunks = trunks::from_config(&cfg.trunks, &ua, trunk_board.clone());
@@ -741,9 +749,8 @@ async fn serve(cfg: Config) -> Result<()> {
                 trusted_rate: cfg.sip.trusted_calls_per_second_per_source,
             },
         ))),
-        ivr: ivr_source.clone(),
+        tenants,
         recordings_dir,
-        org_slug: org.slug.clone(),
         log: log_tx,
         counters: counters.clone(),
         trunks,
@@ -751,7 +758,6 @@ async fn serve(cfg: Config) -> Result<()> {
         registrar,
         texts: sip_texts,
         redirect: redirector,
-        hours,
         numbers,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

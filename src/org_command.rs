@@ -99,20 +99,20 @@ pub async fn run(cfg: &Config, store: &Store, command: OrgCommand) -> Result<()>
                     Some(s) => format!("{} (via {s})", n.address),
                     None => n.address.clone(),
                 }).collect();
-                rows.push((org, owned, count("people"), count("requests")));
+                rows.push((org, owned, count("people"), count("requests"), count("calls")));
             }
             if json {
-                let list: Vec<_> = rows.iter().map(|(o, numbers, people, requests)| serde_json::json!({
+                let list: Vec<_> = rows.iter().map(|(o, numbers, people, requests, calls)| serde_json::json!({
                     "id": o.id.0, "slug": o.slug, "name": o.name, "time_zone": o.time_zone.name(),
-                    "disabled": o.disabled_at.is_some(), "numbers": numbers, "people": people, "requests": requests,
+                    "disabled": o.disabled_at.is_some(), "numbers": numbers, "people": people, "requests": requests, "calls": calls,
                 })).collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!("{:<4} {:<24} {:<28} {:<9} {:>6} {:>8}  numbers", "id", "slug", "name", "state", "people", "requests");
-                for (o, numbers, people, requests) in &rows {
+                println!("{:<4} {:<24} {:<28} {:<9} {:>6} {:>8} {:>6}  numbers", "id", "slug", "name", "state", "people", "requests", "calls");
+                for (o, numbers, people, requests, calls) in &rows {
                     let state = if o.disabled_at.is_some() { "disabled" } else { "active" };
                     let numbers = if numbers.is_empty() { "(none: calls reach it only as the default)".to_string() } else { numbers.join(", ") };
-                    println!("{:<4} {:<24} {:<28} {:<9} {:>6} {:>8}  {numbers}", o.id.0, o.slug, o.name, state, people, requests);
+                    println!("{:<4} {:<24} {:<28} {:<9} {:>6} {:>8} {:>6}  {numbers}", o.id.0, o.slug, o.name, state, people, requests, calls);
                 }
             }
         }

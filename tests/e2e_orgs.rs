@@ -4,9 +4,9 @@
 //! files, counted, and leaves the other organization as it was.
 //!
 //! `calls_are_answered_by_their_number`: once numbers are configured, a baresip call to the demo's number gets
-//! its IVR, a call to a number nobody owns gets 404, a call to another organization's number is refused (the
-//! call side serves one organization so far) and never hears the demo's greeting, and disabling the demo
-//! makes its number 404 too.
+//! its IVR, a call to a number nobody owns gets 404, a call to another organization's number is answered by
+//! that organization (its call row is the help desk's, the demo's count does not move), and disabling the
+//! demo makes its number 404 while the help desk's still answers.
 
 mod support;
 
@@ -117,9 +117,15 @@ fn calls_are_answered_by_their_number() {
     checks.check(refused && last.as_ref().is_err_and(|r| r.contains("404")), || format!("a number nobody owns should get 404, got {last:?}"));
     let own = dial(&mut caller, &server, "+15551230000");
     checks.check(own.is_ok(), || format!("the demo's number should reach its IVR: {own:?}"));
+    let calls_of = |slug: &str| by_slug(&orgs(&server), slug).map_or(0, |o| o["calls"].as_u64().unwrap_or(0));
+    let (demo_before, desk_before) = (calls_of("demo-apartments"), calls_of("help-desk"));
     let other = dial(&mut caller, &server, "+15559870000");
     eprintln!("[e2e] the help desk's number: {other:?}");
-    checks.check(other.as_ref().is_err_and(|r| r.contains("480")), || format!("another organization's number must not play the demo's IVR: {other:?}"));
+    checks.check(other.is_ok(), || format!("the help desk's number should reach the help desk's IVR: {other:?}"));
+    let filed = until(Duration::from_secs(5), || calls_of("help-desk") == desk_before + 1);
+    checks.check(filed && calls_of("demo-apartments") == demo_before, || {
+        format!("the help desk's call should be filed under the help desk only: demo {demo_before}→{}, desk {desk_before}→{}", calls_of("demo-apartments"), calls_of("help-desk"))
+    });
 
     server.oncall(&["org", "disable", "demo-apartments"]);
     let mut last = Ok(());
@@ -129,6 +135,8 @@ fn calls_are_answered_by_their_number() {
     });
     eprintln!("[e2e] disabled organization's number: {last:?}");
     checks.check(stopped && last.as_ref().is_err_and(|r| r.contains("404")), || format!("a disabled organization's number should get 404, got {last:?}"));
+    let desk = dial(&mut caller, &server, "+15559870000");
+    checks.check(desk.is_ok(), || format!("the help desk's number should still answer: {desk:?}"));
     caller.quit();
     let log = server.log_tail(200);
     checks.check(log.contains("call refused by its number"), || "the refusals are not in the server log".into());

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 #[derive(Debug)]
 pub enum CallLogEvent {
-    Received { call: CallRef, call_id: String, caller: String, called: String, at: Timestamp },
+    Received { call: CallRef, org: OrgId, call_id: String, caller: String, called: String, at: Timestamp },
     Answered { call: CallRef, at: Timestamp },
     /// The call ended without media (cancelled, rejected).
     EndedEarly { call: CallRef, at: Timestamp },
@@ -24,6 +24,7 @@ pub enum CallLogEvent {
 
 struct Row {
     id: CallRowId,
+    org: OrgId,
     recording: Option<(String, i64)>,
 }
 
@@ -37,39 +38,47 @@ fn kind_name(kind: RequestKind) -> &'static str {
 }
 
 /// `instance` is this instance's `[instance] id`: its calls are tagged with it, and the calls a crash left open
-/// under it are closed first (see [`recover_cut_calls`]).
+/// under it are closed first, in every organization (see [`recover_cut_calls`]). Each call's rows are
+/// written to the organization its number routed it to.
 pub async fn run(
     store: Store,
-    org: OrgId,
     instance: String,
     recordings_root: PathBuf,
     mut rx: mpsc::UnboundedReceiver<CallLogEvent>,
     paging: Option<mpsc::UnboundedSender<PagingEvent>>,
 ) {
-    recover_cut_calls(&store, org, &instance, &recordings_root, paging.as_ref()).await;
+    match store.list_organizations().await {
+        Ok(orgs) => {
+            for org in orgs {
+                recover_cut_calls(&store, org.id, &instance, &recordings_root, paging.as_ref()).await;
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot list the organizations to close the calls a crash cut"),
+    }
     let mut rows: HashMap<CallRef, Row> = HashMap::new();
     while let Some(ev) = rx.recv().await {
         let result = match ev {
-            CallLogEvent::Received { call, call_id, caller, called, at } => {
+            CallLogEvent::Received { call, org, call_id, caller, called, at } => {
                 let new = NewCall { org, call_id, caller, called, received_at: at, instance: instance.clone() };
                 store.insert_call(&new).await.map(|id| {
-                    rows.insert(call, Row { id, recording: None });
+                    rows.insert(call, Row { id, org, recording: None });
                 })
             }
             CallLogEvent::Answered { call, at } => match rows.get(&call) {
-                Some(r) => store.call_answered(org, r.id, at).await,
+                Some(r) => store.call_answered(r.org, r.id, at).await,
                 None => Ok(()),
             },
             CallLogEvent::EndedEarly { call, at } => match rows.remove(&call) {
-                Some(r) => store.call_ended(org, r.id, at, "", None, None).await,
+                Some(r) => store.call_ended(r.org, r.id, at, "", None, None).await,
                 None => Ok(()),
             },
             CallLogEvent::Session(SessionEvent::RecordingStarted { call, kind, path }) => match rows.get(&call) {
-                Some(r) => store.call_recording_started(org, r.id, &path.to_string_lossy(), kind_name(kind)).await,
+                Some(r) => store.call_recording_started(r.org, r.id, &path.to_string_lossy(), kind_name(kind)).await,
                 None => Ok(()),
             },
             CallLogEvent::Session(SessionEvent::MessageRecorded { call, kind, info }) => {
                 let Some(row) = rows.get_mut(&call) else { continue };
+                let org = row.org;
                 let key = info.path.strip_prefix(&recordings_root).unwrap_or(&info.path).to_string_lossy().into_owned();
                 row.recording = Some((info.path.to_string_lossy().into_owned(), info.duration_ms as i64));
                 let at = Timestamp::now();
@@ -108,11 +117,22 @@ pub async fn run(
             CallLogEvent::Session(SessionEvent::Finished { call, digits }) => match rows.remove(&call) {
                 Some(r) => {
                     let (path, dur) = r.recording.map_or((None, None), |(p, d)| (Some(p), Some(d)));
-                    store.call_ended(org, r.id, Timestamp::now(), &digits, path.as_deref(), dur).await
+                    store.call_ended(r.org, r.id, Timestamp::now(), &digits, path.as_deref(), dur).await
                 }
                 None => Ok(()),
             },
             CallLogEvent::Session(SessionEvent::ConversationRecorded { request, info }) => {
+                let org = match store.organization_of_request(request).await {
+                    Ok(Some(org)) => org,
+                    Ok(None) => {
+                        tracing::warn!(request = %request, "a conversation was recorded for a request that no longer exists");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!(request = %request, error = %e, "cannot file a recorded conversation");
+                        continue;
+                    }
+                };
                 let key = info.path.strip_prefix(&recordings_root).unwrap_or(&info.path).to_string_lossy().into_owned();
                 let rec = NewRecording {
                     request: Some(request),

@@ -11,12 +11,11 @@
 use crate::book::{self, CallBook, CallId, ContactRef, IncomingCall, Input, LegEnd, LegId, Output, PageKey, Route};
 use crate::call_log::CallLogEvent;
 use crate::ivr_session::{CloseJob, IvrSession, SessionEvent};
-use crate::ivr_settings::IvrSource;
 use crate::orders::{ControllerCommand, Outcome, PageOrder, PagingEvent};
 use crate::page_session::{PageSession, PageSessionEvent};
 use crate::trunks::Trunks;
 use oncall_core::escalation::NotificationKey;
-use oncall_core::{Channel, PersonId, RecordingKind, RequestId, Timestamp};
+use oncall_core::{Channel, OrgId, PersonId, RecordingKind, RequestId, Timestamp};
 use oncall_sip::admission::{Admission, Verdict};
 use oncall_sip::media::{MediaCallSpec, MediaCommand, MediaEngine, RtpPorts, Signal};
 use oncall_sip::sdp::Negotiated;
@@ -51,9 +50,9 @@ pub struct Controller {
     /// Every call's and leg's decisions, with the answer delay, the call ceiling, the drain time
     /// and the per-source rate limit ([`source_gate`]).
     pub book: CallBook,
-    pub ivr: IvrSource,
+    /// Every organization's IVR, hours and recordings prefix; a call gets its number's.
+    pub tenants: crate::tenants::Tenants,
     pub recordings_dir: PathBuf,
-    pub org_slug: String,
     pub log: mpsc::UnboundedSender<CallLogEvent>,
     pub counters: Arc<CallCounters>,
     pub trunks: Trunks,
@@ -63,8 +62,6 @@ pub struct Controller {
     pub registrar: Option<crate::phones::RegistrarService>,
     /// Text messages by SIP MESSAGE: sent for paging, and replies received (`[texts]`).
     pub texts: crate::sip_texts::SipTexts,
-    /// The organization's business hours: after hours, `normal` IVR options defer their page.
-    pub hours: crate::opening_hours::HoursSource,
     /// Set when `[redirect] enabled`: answers INVITEs to `oncall-<schedule>@` (see `redirect.rs`).
     pub redirect: Option<crate::redirect::Redirector>,
     /// The numbers organizations own: a call to nobody's number (or another organization's) is refused.
@@ -96,6 +93,8 @@ struct Sessions {
 /// An incoming call from its INVITE to its end: what carrying out the book's outputs needs.
 struct CallState {
     call_id: String,
+    /// The organization answering: its IVR, hours, recordings prefix and call rows.
+    org: OrgId,
     from: String,
     to: String,
     /// What the call log records as called: To, or the Request-URI of a bridge call.
@@ -300,6 +299,7 @@ impl Controller {
                 // `oncall-<schedule>@`: a 302 to the on-call people (or 403/404/480), or a `-bridge` call
                 // from a source the redirect target trusts, which the IVR takes.
                 let mut redirect = Vec::new();
+                let mut org = self.numbers.served();
                 let route = match self.redirect.as_ref().and_then(|r| r.decide(&request_uri, source.addr, Timestamp::now())) {
                     Some(crate::redirect::Decision::Redirect { contacts, .. }) => {
                         let route = Route::Redirect { contacts: contacts.iter().map(RedirectContact::header_value).collect() };
@@ -312,7 +312,12 @@ impl Controller {
                         Route::Bridge
                     }
                     None => match self.numbers.admit(&request_uri, &to, self.trunks.source_trunk(source.addr.ip())) {
-                        crate::numbers::Admit::Ivr => Route::Ivr,
+                        crate::numbers::Admit::Org(o) if self.tenants.get(o).is_some() => {
+                            org = o;
+                            Route::Ivr
+                        }
+                        // Created a moment ago: served after the next settings reload.
+                        crate::numbers::Admit::Org(_) => Route::Reject { status: 480 },
                         crate::numbers::Admit::Refuse { status, reason } => {
                             tracing::info!(%request_uri, %to, status, reason, "call refused by its number");
                             Route::Reject { status }
@@ -333,7 +338,7 @@ impl Controller {
                     route,
                     has_offer: offer.is_some(),
                 };
-                let state = CallState { call_id, from, to, called, source: source.addr, redirect, offer, sockets: None, port: None };
+                let state = CallState { call_id, org, from, to, called, source: source.addr, redirect, offer, sockets: None, port: None };
                 held.calls.insert(call, state);
                 self.feed(held, Input::Incoming(incoming), Cause::Other, now);
             }
@@ -588,7 +593,7 @@ impl Controller {
         };
         let port = sockets.0.local_addr().map(|a| a.port()).unwrap_or(0);
         tracing::info!(from = %c.from, to = %c.to, source = %c.source, rtp_port = port, "incoming call");
-        let received = CallLogEvent::Received { call, call_id: c.call_id.clone(), caller: c.from.clone(), called: c.called.clone(), at: Timestamp::now() };
+        let received = CallLogEvent::Received { call, org: c.org, call_id: c.call_id.clone(), caller: c.from.clone(), called: c.called.clone(), at: Timestamp::now() };
         let _ = self.log.send(received);
         c.sockets = Some(sockets);
         c.port = Some(port);
@@ -604,14 +609,15 @@ impl Controller {
     fn start_ivr(&mut self, held: &mut Held, call: CallRef) {
         let Some(c) = held.calls.get_mut(&call) else { return };
         let (Some(media), Some((rtp, rtcp))) = (c.offer, c.sockets.take()) else { return };
-        let path = self.recording_path(RecordingKind::Message);
-        let (ivr, prompts) = self.ivr.get();
+        let Some(tenant) = self.tenants.get(c.org) else { return };
+        let path = self.recording_path(&tenant.slug, RecordingKind::Message);
+        let (ivr, prompts) = tenant.ivr.get();
         let sessions = &held.sessions;
         let mut app = IvrSession::new(call, ivr, prompts, media.telephone_event.is_none(), path, sessions.events.clone(), sessions.closer.clone());
         if let Some(p) = self.paging.as_ref().filter(|p| !p.max_hold.is_zero()) {
             app = app.with_hold(p.hold.clone(), p.max_hold);
         }
-        if let Some((hour, minute)) = self.hours.closed_until(Timestamp::now()) {
+        if let Some((hour, minute)) = tenant.hours.closed_until(Timestamp::now()) {
             app = app.after_hours(hour, minute);
         }
         self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app) })));
@@ -622,10 +628,10 @@ impl Controller {
 impl Controller {
     /// A new recording's path: `<recordings>/<org>/<year>/<month>/<time>-<random>-<what>.wav` (the uploader reads
     /// `what` back from the name when it registers a file a crash left).
-    fn recording_path(&self, what: RecordingKind) -> PathBuf {
+    fn recording_path(&self, org_slug: &str, what: RecordingKind) -> PathBuf {
         let now = chrono::Utc::now();
         let token = format!("{}-{:08x}", now.format("%Y%m%dT%H%M%S"), rand::random::<u32>());
-        self.recordings_dir.join(&self.org_slug).join(now.format("%Y").to_string()).join(now.format("%m").to_string()).join(format!("{token}-{what}.wav"))
+        self.recordings_dir.join(org_slug).join(now.format("%Y").to_string()).join(now.format("%m").to_string()).join(format!("{token}-{what}.wav"))
     }
 
     fn place_leg(&mut self, held: &mut Held, leg: LegId, contact: ContactRef, now: Instant) {
@@ -653,12 +659,15 @@ impl Controller {
     fn start_page_session(&mut self, held: &mut Held, leg: LegId) {
         let Some(l) = held.legs.get_mut(&leg) else { return };
         let (Some(media), Some((rtp, rtcp))) = (l.media, l.sockets.take()) else { return };
-        let (_, prompts) = self.ivr.get();
+        // The caller's organization (its prompts, its recordings prefix), else the first one's prompts.
+        let org = l.caller_call.and_then(|c| held.calls.get(&c)).map_or(self.numbers.served(), |c| c.org);
+        let Some(tenant) = self.tenants.get(org).or_else(|| self.tenants.get(self.numbers.served())) else { return };
+        let (_, prompts) = tenant.ivr.get();
         let (timeout, retries) = self.paging.as_ref().map_or((Duration::from_secs(8), 2), |p| (p.key_timeout, p.max_retries));
         let call = l.call;
         let mut app = PageSession::new(call, l.key, &l.caller, l.message.clone(), prompts, media.telephone_event.is_none(), timeout, retries, held.page_tx.clone());
         if let (Some(caller_call), Some(p)) = (l.caller_call, &self.paging) {
-            app = app.with_caller(p.hold.clone(), caller_call, self.recording_path(RecordingKind::Conversation), held.sessions.closer.clone());
+            app = app.with_caller(p.hold.clone(), caller_call, self.recording_path(&tenant.slug, RecordingKind::Conversation), held.sessions.closer.clone());
         }
         self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app) })));
     }

@@ -49,6 +49,7 @@ pub mod controller;
 pub mod dial;
 pub mod hold_room;
 pub mod numbers;
+pub mod tenants;
 pub mod ivr_session;
 pub mod ivr_settings;
 pub mod opening_hours;

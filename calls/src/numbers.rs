@@ -3,9 +3,8 @@
 //!
 //! With no numbers configured every call reaches the organization this server answers for (a single-tenant
 //! install changes nothing). Once numbers exist, a call to a number nobody owns, or to a disabled
-//! organization's, gets 404 instead of an IVR; never another organization's. The call side runs one
-//! organization's IVR, hours and paging for now, so a call for another organization is refused too (480)
-//! until the call side serves every organization.
+//! organization's, gets 404 instead of an IVR; never another organization's. A call to an organization's
+//! number is answered with that organization's IVR and hours ([`crate::tenants`]).
 
 use crate::settings_watch::Watched;
 use oncall_core::inbound::{route, InboundCall, OwnedNumber, Routed};
@@ -17,8 +16,8 @@ use std::sync::{Arc, RwLock};
 /// What to do with an incoming call, by its number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admit {
-    /// This server's organization: the IVR.
-    Ivr,
+    /// This organization's IVR.
+    Org(OrgId),
     /// Refused with this status; the reason is for the log.
     Refuse { status: u16, reason: &'static str },
 }
@@ -45,7 +44,7 @@ pub fn user_and_host(value: &str) -> (&str, &str) {
 }
 
 impl NumberBook {
-    /// The book for a server answering for `served`, read once now (so the first calls are routed too).
+    /// The book for a server whose calls go to `served` while no numbers exist, read once now (so the first calls are routed too).
     pub async fn load(store: &Store, served: OrgId) -> oncall_core::store::Result<NumberBook> {
         let table = store.numbers(None).await?;
         Ok(NumberBook { table: Arc::new(RwLock::new(Arc::new(table))), served })
@@ -56,6 +55,11 @@ impl NumberBook {
         NumberBook { table: Arc::default(), served }
     }
 
+    /// The organization calls go to while no numbers exist (and redirect-target bridge calls).
+    pub fn served(&self) -> OrgId {
+        self.served
+    }
+
     fn snapshot(&self) -> Arc<Vec<OwnedNumber>> {
         self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -64,13 +68,12 @@ impl NumberBook {
     pub fn admit(&self, request_uri: &str, to: &str, source: Option<&str>) -> Admit {
         let table = self.snapshot();
         if table.is_empty() {
-            return Admit::Ivr;
+            return Admit::Org(self.served);
         }
         let (user, host) = user_and_host(request_uri);
         let to_user = Some(user_and_host(to).0).filter(|u| !u.is_empty());
         match route(&table, &InboundCall { user, host, to_user, source }) {
-            Routed::Org(org) if org == self.served => Admit::Ivr,
-            Routed::Org(_) => Admit::Refuse { status: 480, reason: "the number belongs to an organization this server's call side does not serve yet" },
+            Routed::Org(org) => Admit::Org(org),
             Routed::Disabled(_) => Admit::Refuse { status: 404, reason: "the number belongs to a disabled organization" },
             Routed::Nobody => Admit::Refuse { status: 404, reason: "no organization owns the number" },
         }
@@ -119,16 +122,16 @@ mod tests {
     }
 
     #[test]
-    fn without_numbers_every_call_reaches_the_ivr() {
-        assert_eq!(NumberBook::empty(OrgId(1)).admit("sip:anything@h", "<sip:anything@h>", None), Admit::Ivr);
+    fn without_numbers_every_call_reaches_the_first_organization() {
+        assert_eq!(NumberBook::empty(OrgId(1)).admit("sip:anything@h", "<sip:anything@h>", None), Admit::Org(OrgId(1)));
     }
 
     #[test]
     fn a_call_gets_its_own_organizations_ivr_or_a_refusal_never_another_ones() {
         let b = book(vec![owned(1, "+15551230000", false), owned(2, "+15559870000", false), owned(3, "+15550000003", true)]);
-        assert_eq!(b.admit("sip:+15551230000@10.0.0.1", "", None), Admit::Ivr);
-        assert_eq!(b.admit("sip:oncall@10.0.0.1", "<sip:15551230000@carrier>", None), Admit::Ivr, "the To user, without its plus");
-        assert!(matches!(b.admit("sip:+15559870000@10.0.0.1", "", None), Admit::Refuse { status: 480, .. }));
+        assert_eq!(b.admit("sip:+15551230000@10.0.0.1", "", None), Admit::Org(OrgId(1)));
+        assert_eq!(b.admit("sip:oncall@10.0.0.1", "<sip:15551230000@carrier>", None), Admit::Org(OrgId(1)), "the To user, without its plus");
+        assert_eq!(b.admit("sip:+15559870000@10.0.0.1", "", None), Admit::Org(OrgId(2)));
         assert!(matches!(b.admit("sip:+15550000003@10.0.0.1", "", None), Admit::Refuse { status: 404, .. }));
         assert!(matches!(b.admit("sip:+15557777777@10.0.0.1", "", None), Admit::Refuse { status: 404, .. }));
     }

@@ -101,7 +101,7 @@ fn call_ref(caller: CallerRef) -> CallRef {
 
 impl Paging {
     pub async fn run(self, mut events: mpsc::UnboundedReceiver<PagingEvent>) {
-        tracing::info!(key_timeout_secs = self.config.key_timeout_secs, trunk = self.dialer.trunk_name().unwrap_or("(none)"), "paging enabled");
+        tracing::info!(org = %self.org, key_timeout_secs = self.config.key_timeout_secs, trunk = self.dialer.trunk_name().unwrap_or("(none)"), "paging enabled");
         let mut run = self.start(Timestamp::now());
         loop {
             let wake = run.dispatcher.poll_timeout();

@@ -59,6 +59,7 @@
 pub mod config;
 pub mod dispatcher;
 pub mod escalations;
+pub mod per_org;
 /// Whether paging can reach a person now: the web's health warnings (issue 18 item 5).
 pub mod reachability;
 pub mod texts;

@@ -150,6 +150,14 @@ impl Store {
         request_from_row(org, &row)
     }
 
+    /// Which organization request `id` belongs to: for routing the server's own events (a paging
+    /// call's result, a recorded conversation) to that organization's task. Never an access check:
+    /// what a person may see is asked with their organization, as everywhere else.
+    pub async fn organization_of_request(&self, id: RequestId) -> Result<Option<OrgId>> {
+        let row = sqlx::query("SELECT org_id FROM requests WHERE id = $1").bind(id.0).fetch_optional(self.pool()).await?;
+        row.map(|r| super::rows::i64_(&r, "org_id").map(OrgId)).transpose()
+    }
+
     /// The newest `limit` requests.
     pub async fn list_requests(&self, org: OrgId, limit: i64) -> Result<Vec<Request>> {
         let rows = sqlx::query(&format!(
