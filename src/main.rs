@@ -8,7 +8,7 @@ mod org_command;
 use anyhow::{bail, Context, Result};
 use oncall_calls::controller::{CallCounters, Controller, PagingLink};
 use oncall_calls::trunks::{TrunkBoard, TrunkState};
-use oncall_calls::{call_log, hold_room, ivr_settings, opening_hours, phones, redirect, trunks};
+use oncall_calls::{call_log, hold_room, opening_hours, phones, redirect, trunks};
 use oncall_paging::{escalations, texts, webhooks};
 use clap::{Parser, Subcommand};
 use config::Config;
@@ -613,15 +613,11 @@ async fn serve(cfg: Config) -> Result<()> {
 
     // One watch keeps the call path's copies of web-edited settings fresh (IVR, hours, redirect, SIP accounts).
     let mut watch = oncall_calls::settings_watch::SettingsWatch::new(store.clone());
-    // Issue 17: every organization's IVR and hours; the first one's start from the config file.
-    let ivr_source = ivr_settings::IvrSource::new(cfg.ivr.clone(), prompts.clone());
-    let first_ivr = ivr_source.watched(org.id, cfg.ivr.clone(), cfg.storage.data_dir.clone(), prompts.clone());
     // Business hours (issue 7): `[business_hours]` seeds the organization's once; the web page edits them after.
-    let hours = opening_hours::HoursSource::start(store.clone(), org.id, org.time_zone.name(), &cfg.business_hours)
-        .await
-        .context("business hours ([business_hours])")?;
-    let tenants = oncall_calls::tenants::Tenants::with(oncall_calls::tenants::Tenant { org: org.id, slug: org.slug.clone(), ivr: ivr_source, hours: hours.clone() });
-    let mut tenants_watch = tenants.watched(cfg.ivr.clone(), cfg.storage.data_dir.clone(), prompts, (org.id, first_ivr, hours.watched(org.id)));
+    opening_hours::HoursSource::seed(&store, org.id, org.time_zone.name(), &cfg.business_hours).await.context("business hours ([business_hours])")?;
+    // Issue 17: every organization's IVR and hours (the config file's `[ivr]` until its managers save one).
+    let tenants = oncall_calls::tenants::Tenants::default();
+    let mut tenants_watch = tenants.watched(cfg.ivr.clone(), cfg.storage.data_dir.clone(), prompts);
     // Read every organization once before the first call (the watch re-reads them after).
     oncall_calls::settings_watch::Watched::reload(&mut tenants_watch, &store).await;
     watch.watch(tenants_watch);
@@ -688,20 +684,18 @@ async fn serve(cfg: Config) -> Result<()> {
         let (tx, rx) = (paging_events_tx, paging_events_rx);
         let hold = hold_room::HoldRoom::default();
         // One paging task per organization (issue 17), each with its own escalations.
-        let (paging_store, paging_cfg, owner, paging_root, paging_archive, paging_texts) =
-            (store.clone(), cfg.paging.clone(), cfg.instance.id(), recordings_dir.clone(), archive.clone(), texts.clone());
-        let build: oncall_paging::per_org::PagingFor = Box::new(move |org| escalations::Paging {
-            store: paging_store.clone(),
-            org,
-            config: paging_cfg.clone(),
-            dialer: dialer.clone(),
-            controller: command_tx.clone(),
-            owner: owner.clone(),
-            recordings_root: paging_root.clone(),
-            archive: paging_archive.clone(),
-            texts: paging_texts.clone(),
-        });
-        tokio::spawn(oncall_paging::per_org::run(store.clone(), build, rx));
+        let paging = escalations::Paging {
+            store: store.clone(),
+            org: org.id,
+            config: cfg.paging.clone(),
+            dialer,
+            controller: command_tx,
+            owner: cfg.instance.id(),
+            recordings_root: recordings_dir.clone(),
+            archive: archive.clone(),
+            texts: texts.clone(),
+        };
+        tokio::spawn(oncall_paging::per_org::run(store.clone(), paging, rx));
         let link = PagingLink {
             events: tx.clone(),
             key_timeout: Duration::from_secs(cfg.paging.key_timeout_secs),

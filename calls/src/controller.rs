@@ -64,7 +64,7 @@ pub struct Controller {
     pub texts: crate::sip_texts::SipTexts,
     /// Set when `[redirect] enabled`: answers INVITEs to `oncall-<schedule>@` (see `redirect.rs`).
     pub redirect: Option<crate::redirect::Redirector>,
-    /// The numbers organizations own: a call to nobody's number (or another organization's) is refused.
+    /// The numbers organizations own: which organization a call is for; a call to nobody's number is refused.
     pub numbers: crate::numbers::NumberBook,
 }
 
@@ -659,9 +659,9 @@ impl Controller {
     fn start_page_session(&mut self, held: &mut Held, leg: LegId) {
         let Some(l) = held.legs.get_mut(&leg) else { return };
         let (Some(media), Some((rtp, rtcp))) = (l.media, l.sockets.take()) else { return };
-        // The caller's organization (its prompts, its recordings prefix), else the first one's prompts.
+        // The holding caller's organization (its prompts, its recordings prefix), else the first one's prompts.
         let org = l.caller_call.and_then(|c| held.calls.get(&c)).map_or(self.numbers.served(), |c| c.org);
-        let Some(tenant) = self.tenants.get(org).or_else(|| self.tenants.get(self.numbers.served())) else { return };
+        let Some(tenant) = self.tenants.get(org) else { return };
         let (_, prompts) = tenant.ivr.get();
         let (timeout, retries) = self.paging.as_ref().map_or((Duration::from_secs(8), 2), |p| (p.key_timeout, p.max_retries));
         let call = l.call;

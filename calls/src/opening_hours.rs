@@ -1,5 +1,5 @@
-//! The organization's business hours as the call controller sees them: read from the store at start-up
-//! and by the settings watch after (so an edit on the web reaches the next call without a restart), and the
+//! An organization's business hours as the call controller sees them: read from the store by the
+//! settings watch, before the first call and every few seconds after (so an edit on the web reaches the next call without a restart), and the
 //! config file's `[business_hours]` written to the store once, when the organization has none yet.
 //!
 //! The controller asks one synchronous question per call, [`HoursSource::closed_until`]: is the
@@ -36,8 +36,8 @@ impl HoursSource {
     }
 
     /// Writes `[business_hours]` to the store when the organization has no business hours yet (the web
-    /// page's later edits win), then loads what the store holds.
-    pub async fn start(store: Store, org: OrgId, org_zone: &str, cfg: &BusinessHoursConfig) -> Result<HoursSource> {
+    /// page's later edits win); the settings watch then loads what the store holds.
+    pub async fn seed(store: &Store, org: OrgId, org_zone: &str, cfg: &BusinessHoursConfig) -> Result<()> {
         let stored = store.business_hours(org).await?;
         match (stored.is_some(), cfg.hours(org_zone)?) {
             (false, Some(hours)) => {
@@ -51,9 +51,7 @@ impl HoursSource {
             }
             _ => {}
         }
-        let this = HoursSource::default();
-        this.set(store.business_hours(org).await?.map(|s| s.hours));
-        Ok(this)
+        Ok(())
     }
 
     /// The copy the settings watch keeps fresh.

@@ -4,8 +4,9 @@
 //!
 //! The settings watch keeps the map fresh: it re-reads the list of organizations, adds a copy for
 //! one created since (`oncall org add` on a running server serves its numbers within one reload),
-//! and refreshes every copy's IVR and hours. The first organization's copy starts from what the
-//! binary loaded at start (the config file's `[business_hours]` seed is written for it alone).
+//! and refreshes every copy's IVR and hours. Every organization starts from the config file's
+//! `[ivr]` and the built-in prompts until its managers save their own; the binary writes the config
+//! file's `[business_hours]` for the first organization alone, before the first reload.
 
 use crate::ivr_settings::{IvrSource, IvrWatch};
 use crate::opening_hours::{HoursSource, HoursWatch};
@@ -35,13 +36,6 @@ pub struct Tenants {
 }
 
 impl Tenants {
-    /// The map holding `first` (the binary's default organization, with its hours already seeded).
-    pub fn with(first: Tenant) -> Tenants {
-        let t = Tenants::default();
-        t.insert(first);
-        t
-    }
-
     fn insert(&self, t: Tenant) {
         self.map.write().unwrap_or_else(|p| p.into_inner()).insert(t.org, t);
     }
@@ -51,10 +45,9 @@ impl Tenants {
         self.map.read().unwrap_or_else(|p| p.into_inner()).get(&org).cloned()
     }
 
-    /// The copy the settings watch keeps fresh. `first` is the first organization's own watches.
-    pub fn watched(&self, file_ivr: IvrConfig, data_dir: PathBuf, prompts: PromptLibrary, first: (OrgId, IvrWatch, HoursWatch)) -> TenantsWatch {
-        let watches = HashMap::from([(first.0, (first.1, first.2))]);
-        TenantsWatch { tenants: self.clone(), file_ivr, data_dir, prompts, watches }
+    /// The copy the settings watch keeps fresh; the map is empty until its first reload.
+    pub fn watched(&self, file_ivr: IvrConfig, data_dir: PathBuf, prompts: PromptLibrary) -> TenantsWatch {
+        TenantsWatch { tenants: self.clone(), file_ivr, data_dir, prompts, watches: HashMap::new() }
     }
 }
 

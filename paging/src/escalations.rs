@@ -37,6 +37,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// One organization's paging task (`per_org` clones one per organization, changing `org`).
+#[derive(Clone)]
 pub struct Paging {
     pub store: Store,
     pub org: OrgId,

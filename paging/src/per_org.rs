@@ -13,9 +13,6 @@ use oncall_core::{OrgId, RequestId, Store};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 
-/// Builds the paging task of one organization (everything but the organization is shared).
-pub type PagingFor = Box<dyn Fn(OrgId) -> Paging + Send>;
-
 /// How many request → organization answers are kept (requests far older are rarely paged again,
 /// and a miss costs one indexed read).
 const KEEP: usize = 10_000;
@@ -29,17 +26,18 @@ fn request_of(ev: &PagingEvent) -> RequestId {
 
 struct Router {
     store: Store,
-    build: PagingFor,
+    /// Every organization's task is this one with its `org` changed.
+    template: Paging,
     tasks: HashMap<OrgId, mpsc::UnboundedSender<PagingEvent>>,
     org_of: HashMap<RequestId, OrgId>,
 }
 
 impl Router {
     fn task(&mut self, org: OrgId) -> &mpsc::UnboundedSender<PagingEvent> {
-        let build = &self.build;
+        let template = &self.template;
         self.tasks.entry(org).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(build(org).run(rx));
+            tokio::spawn(Paging { org, ..template.clone() }.run(rx));
             tx
         })
     }
@@ -68,10 +66,10 @@ impl Router {
     }
 }
 
-/// Starts a paging task for each organization now, then hands each event to its request's
-/// organization's task until `events` closes.
-pub async fn run(store: Store, build: PagingFor, mut events: mpsc::UnboundedReceiver<PagingEvent>) {
-    let mut router = Router { store: store.clone(), build, tasks: HashMap::new(), org_of: HashMap::new() };
+/// Starts a paging task for each organization now (`template` with its `org` changed), then hands
+/// each event to its request's organization's task until `events` closes.
+pub async fn run(store: Store, template: Paging, mut events: mpsc::UnboundedReceiver<PagingEvent>) {
+    let mut router = Router { store: store.clone(), template, tasks: HashMap::new(), org_of: HashMap::new() };
     match store.list_organizations().await {
         Ok(orgs) => {
             for org in orgs {

@@ -10,8 +10,8 @@
 //! An attempt takes its place *before* its password is checked ([`Store::begin_login_attempt`]):
 //! its row is inserted first and only the rows with a smaller id are counted, under a per-key
 //! lock on PostgreSQL, so attempts racing each other (on one instance or several) are judged one
-//! after the other, as if they had come
-//! in turn, instead of all passing the check before any failure is written (issue 15). An
+//! after the other, as if they had come in turn, instead of all passing the check before any
+//! failure is written (issue 15). An
 //! attempt that turns out refused or successful removes its rows again
 //! ([`Store::forget_login_attempt`]); a wrong password leaves them as the failure record.
 
