@@ -40,7 +40,7 @@ struct Cli {
     /// Configuration file (TOML). Without it, built-in defaults and ONCALL_* variables apply.
     #[arg(long, short, global = true, env = "ONCALL_CONFIG")]
     config: Option<PathBuf>,
-    /// The organization (slug or id) that person, policy, schedule and user commands work on; default:
+    /// The organization (slug or id) that person, policy, schedule, user, calls and requests commands work on; default:
     /// the first one.
     #[arg(long, global = true, env = "ONCALL_ORG")]
     org: Option<String>,
@@ -52,11 +52,11 @@ struct Cli {
 enum Command {
     /// Run the server: SIP (UDP+TCP), media, IVR and the HTTP endpoints.
     Serve {
-        /// Seed the demo organization "Demo Apartments" first (idempotent).
+        /// Seed the demo organizations "Demo Apartments" and "Harbor Help Desk" first (idempotent).
         #[arg(long)]
         demo: bool,
     },
-    /// Seed the demo organization "Demo Apartments" (idempotent).
+    /// Seed the demo organizations "Demo Apartments" and "Harbor Help Desk" (idempotent).
     Demo,
     /// List recent calls.
     Calls {
@@ -259,11 +259,11 @@ fn main() -> Result<()> {
             Command::Demo => {
                 let store = open_store(&cfg).await?;
                 let org = oncall_core::demo::seed(&store, Timestamp::now()).await?;
-                println!("demo organization \"Demo Apartments\" ready (id {org}); run `oncall serve` and open http://{}", cfg.http.listen);
+                println!("demo organizations \"Demo Apartments\" (id {org}) and \"Harbor Help Desk\" ready; run `oncall serve` and open http://{}", cfg.http.listen);
                 println!("{DEMO_LOGINS}");
                 Ok(())
             }
-            Command::Calls { limit, json } => list_calls(&cfg, limit, json).await,
+            Command::Calls { limit, json } => list_calls(&cfg, cli.org.as_deref(), limit, json).await,
             Command::Org { command } => {
                 let store = open_store(&cfg).await?;
                 org_command::run(&cfg, &store, command).await
@@ -285,9 +285,9 @@ fn main() -> Result<()> {
                 Ok(())
             }
             Command::Recordings { command } => recordings_command(&cfg, command).await,
-            Command::Requests { limit, json } => list_requests(&cfg, limit, json).await,
-            Command::Person { command: PersonCommand::SipAccount { person, username, password } } => sip_account_command(&cfg, &person, &username, &password).await,
-            Command::Person { command: PersonCommand::SipDevices { person } } => sip_devices_command(&cfg, &person).await,
+            Command::Requests { limit, json } => list_requests(&cfg, cli.org.as_deref(), limit, json).await,
+            Command::Person { command: PersonCommand::SipAccount { person, username, password } } => sip_account_command(&cfg, cli.org.as_deref(), &person, &username, &password).await,
+            Command::Person { command: PersonCommand::SipDevices { person } } => sip_devices_command(&cfg, cli.org.as_deref(), &person).await,
             Command::Person { command: PersonCommand::Add { name, email, phone, sip_uri, role, time_zone, text } } => {
                 let store = open_store(&cfg).await?;
                 let org = target_org(&store, cli.org.as_deref()).await?;
@@ -354,9 +354,9 @@ fn parse_role(role: &str) -> Result<Role> {
     }
 }
 
-async fn list_requests(cfg: &Config, limit: i64, json: bool) -> Result<()> {
+async fn list_requests(cfg: &Config, org: Option<&str>, limit: i64, json: bool) -> Result<()> {
     let store = open_store(cfg).await?;
-    let org = store.ensure_default_organization().await?;
+    let org = target_org(&store, org).await?;
     let requests = store.list_requests(org.id, limit).await?;
     let rfc = |t: Option<Timestamp>| t.map(|t| t.to_utc().to_rfc3339());
     let actor = |a: oncall_core::Actor| serde_json::to_value(a).unwrap_or_default();
@@ -387,18 +387,19 @@ async fn list_requests(cfg: &Config, limit: i64, json: bool) -> Result<()> {
     Ok(())
 }
 
-const DEMO_LOGINS: &str = "demo logins (password oncall-demo-2026): manager dana@demo-apartments.example, \
-                           employee maria@demo-apartments.example";
-const DEMO_PHONES: &str = "demo phones (register to receive pages; password oncall-phone-2026): maria, james, aisha \
-                           (whoever is on call this week is paged first; see README)";
+const DEMO_LOGINS: &str = "demo logins (password oncall-demo-2026): Demo Apartments' manager dana@demo-apartments.example \
+                           and employee maria@demo-apartments.example; Harbor Help Desk's manager lee@harbor-help-desk.example";
+const DEMO_PHONES: &str = "demo numbers: call sip:100@<this server> for Demo Apartments, sip:200@ for Harbor Help Desk; demo phones \
+                           (register to receive pages; password oncall-phone-2026): maria, james, aisha (Demo Apartments), \
+                           sam, noor (Harbor Help Desk); whoever is on call now is paged first (see README)";
 
 /// The demo employees' SIP accounts, set once (a password changed later stays).
 async fn seed_demo_phones(cfg: &Config, store: &Store) -> Result<()> {
     use oncall_sip::registrar::AccountKeys;
-    let org = store.organization_by_slug(oncall_core::demo::DEMO_SLUG).await?.context("the demo organization")?;
     let existing: Vec<String> = store.all_sip_accounts().await?.into_iter().map(|a| a.username).collect();
     let realm = &cfg.registrar.realm;
-    for (email, username) in oncall_core::demo::DEMO_PHONES {
+    for (slug, email, username) in oncall_core::demo::DEMO_PHONES {
+        let Some(org) = store.organization_by_slug(slug).await? else { continue };
         let Some(person) = store.person_by_email(org.id, email).await? else { continue };
         if existing.iter().any(|u| u == username) {
             continue;
@@ -451,9 +452,9 @@ async fn open_store(cfg: &Config) -> Result<Store> {
     Ok(store.with_dial_plan(cfg.dial_plan.plan()?))
 }
 
-async fn list_calls(cfg: &Config, limit: i64, json: bool) -> Result<()> {
+async fn list_calls(cfg: &Config, org: Option<&str>, limit: i64, json: bool) -> Result<()> {
     let store = open_store(cfg).await?;
-    let org = store.ensure_default_organization().await?;
+    let org = target_org(&store, org).await?;
     let calls = store.list_calls(org.id, limit).await?;
     let rfc = |t: Option<Timestamp>| t.map(|t| t.to_utc().to_rfc3339());
     let rows: Vec<serde_json::Value> = calls
@@ -664,7 +665,6 @@ async fn serve(cfg: Config) -> Result<()> {
         Arc::new(texts::Texts {
             config: cfg.texts.clone(),
             store: store.clone(),
-            org: org.id,
             link_base,
             dialer: dialer.clone(),
             controller: command_tx.clone(),
@@ -716,7 +716,7 @@ async fn serve(cfg: Config) -> Result<()> {
     // Issue 7 item 4: `oncall-<schedule>@` answered with a 302 to the on-call people's phones.
     let redirector = redirect::Redirector::start(&cfg.redirect, &cfg.trunks, registrar_handle.clone());
     if let Some(r) = &redirector {
-        watch.watch(r.watched(org.id));
+        watch.watch(r.watched());
     }
     // Issue 17: the numbers organizations own (`oncall org number add`); none configured = every call is ours.
     let numbers = oncall_calls::numbers::NumberBook::load(&store, org.id).await.context("reading the organizations' numbers")?;
@@ -849,13 +849,13 @@ async fn shutdown_signal() {
 }
 
 /// `oncall person sip-account`: stores the digest keys of `password` for the configured realm.
-async fn sip_account_command(cfg: &Config, person: &str, username: &str, password: &str) -> Result<()> {
+async fn sip_account_command(cfg: &Config, org: Option<&str>, person: &str, username: &str, password: &str) -> Result<()> {
     use oncall_sip::registrar::AccountKeys;
     if password.len() < 8 {
         bail!("--password must be at least 8 characters (phones are scanned for weak SIP passwords)");
     }
     let store = open_store(cfg).await?;
-    let org = store.ensure_default_organization().await?;
+    let org = target_org(&store, org).await?;
     let id = person_arg(&store, org.id, person).await?;
     let realm = &cfg.registrar.realm;
     let keys = AccountKeys::from_password(username, realm, password);
@@ -880,9 +880,9 @@ async fn person_arg(store: &Store, org: oncall_core::OrgId, person: &str) -> Res
 }
 
 /// `oncall person sip-devices`: one line per registered phone.
-async fn sip_devices_command(cfg: &Config, person: &str) -> Result<()> {
+async fn sip_devices_command(cfg: &Config, org: Option<&str>, person: &str) -> Result<()> {
     let store = open_store(cfg).await?;
-    let org = store.ensure_default_organization().await?;
+    let org = target_org(&store, org).await?;
     let id = person_arg(&store, org.id, person).await?;
     for b in store.sip_bindings_of(org.id, id, Timestamp::now()).await? {
         println!("{}  {}  {}/{}  until {}", b.username, b.contact, b.source_addr, b.transport, b.expires_at.to_utc().format("%F %T"));

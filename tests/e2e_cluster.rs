@@ -279,51 +279,6 @@ fn wait_verified(server: &Server, limit: Duration) -> Result<String, String> {
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP with headers (web login)
 
-/// One HTTP/1.1 exchange: (status, head, body).
-fn http_exchange(addr: SocketAddr, request: &str) -> Option<(u16, String, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(request.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, head.to_string(), body.to_string()))
-}
-
-/// The value of cookie `name` set by a response head.
-fn set_cookie(head: &str, name: &str) -> Option<String> {
-    head.lines()
-        .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
-        .find_map(|l| l.split_once(':')?.1.trim().strip_prefix(&format!("{name}="))?.split(';').next().map(str::to_string))
-        .filter(|v| !v.is_empty())
-}
-
-fn get_with_cookie(addr: SocketAddr, path: &str, cookie: &str) -> Option<(u16, String, String)> {
-    http_exchange(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"))
-}
-
-/// Logs in on `server`'s web admin the way a browser does (login page for the CSRF cookie, then the form);
-/// the session cookie's value.
-fn web_login(server: &Server, email: &str, password: &str) -> String {
-    let addr = server.http;
-    let (_, head, _) = get_with_cookie(addr, "/login", "x=y").expect("GET /login");
-    let csrf = set_cookie(&head, "oncall_login_csrf").unwrap_or_else(|| panic!("no CSRF cookie from /login:\n{head}"));
-    let body = format!("email={}&password={password}&csrf={csrf}&next=%2Faccount", email.replace('@', "%40"));
-    let (status, head, _) = http_exchange(
-        addr,
-        &format!(
-            "POST /login HTTP/1.1\r\nHost: {addr}\r\nCookie: oncall_login_csrf={csrf}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    )
-    .expect("POST /login");
-    assert_eq!(status, 303, "login on {addr} answered {status}:\n{head}");
-    set_cookie(&head, "oncall_session").unwrap_or_else(|| panic!("no session cookie after login:\n{head}"))
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // SIPp figures
 

@@ -32,7 +32,7 @@ fn a_registered_softphone_receives_the_demo_page() {
         thread::sleep(Duration::from_millis(100));
     }
 
-    leave_page_message(&server, &work, "The boiler in the basement is leaking.");
+    leave_page_message_to(&server, &work, "The boiler in the basement is leaking.", "100");
     // Whoever is on call this week: their phone answers the page call by itself.
     let deadline = Instant::now() + Duration::from_secs(20);
     let paged = 'found: loop {

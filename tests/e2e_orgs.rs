@@ -3,10 +3,15 @@
 //! and `delete`, which refuses without `--yes`, then removes the organization's rows and recording
 //! files, counted, and leaves the other organization as it was.
 //!
-//! `calls_are_answered_by_their_number`: once numbers are configured, a baresip call to the demo's number gets
-//! its IVR, a call to a number nobody owns gets 404, a call to another organization's number is answered by
-//! that organization (its call row is the help desk's, the demo's count does not move), and disabling the
-//! demo makes its number 404 while the help desk's still answers.
+//! `calls_are_answered_by_their_number`: the demo seeds two organizations with their numbers; a baresip call to
+//! a number nobody owns gets 404, to Demo Apartments' number its IVR, to Harbor Help Desk's number the help
+//! desk's (its call row is the help desk's, the demo's count does not move); an organization added on the
+//! running server answers its number within one reload; disabling the demo makes its number 404 while the
+//! help desk's still answers.
+//!
+//! `each_organization_pages_its_own_phones`: with paging on and the demo's five phones registered (three of
+//! Demo Apartments, two of the help desk), a message left on each organization's number pages one of its own
+//! phones and none of the other's; each request and recording opens for its own manager only.
 
 mod support;
 
@@ -103,42 +108,198 @@ fn calls_are_answered_by_their_number() {
     let mut checks = Checks::default();
     let mic = silence_wav_secs(&work, 60);
     let mut caller = Baresip::start(&work.join("caller"), &mic, Duration::from_secs(90));
-    // No numbers yet: every call is the demo's (a single-tenant install changes nothing).
-    checks.check(dial(&mut caller, &server, "+15557777777").is_ok(), || "without numbers an unknown number should still reach the IVR".into());
-
-    server.oncall(&["org", "number", "add", "demo-apartments", "+15551230000"]);
-    server.oncall(&["org", "add", "--name", "Help Desk", "--number", "+15559870000"]);
-    let mut last = Ok(());
-    let refused = until(Duration::from_secs(10), || {
-        last = dial(&mut caller, &server, "+15557777777");
-        last.is_err()
-    });
-    eprintln!("[e2e] unknown number: {last:?}");
-    checks.check(refused && last.as_ref().is_err_and(|r| r.contains("404")), || format!("a number nobody owns should get 404, got {last:?}"));
-    let own = dial(&mut caller, &server, "+15551230000");
+    // The demo seeds both organizations' numbers, so a number nobody owns gets 404 from the first call.
+    let unknown = dial(&mut caller, &server, "+15557777777");
+    eprintln!("[e2e] unknown number: {unknown:?}");
+    checks.check(unknown.as_ref().is_err_and(|r| r.contains("404")), || format!("a number nobody owns should get 404, got {unknown:?}"));
+    let own = dial(&mut caller, &server, "100");
     checks.check(own.is_ok(), || format!("the demo's number should reach its IVR: {own:?}"));
     let calls_of = |slug: &str| by_slug(&orgs(&server), slug).map_or(0, |o| o["calls"].as_u64().unwrap_or(0));
-    let (demo_before, desk_before) = (calls_of("demo-apartments"), calls_of("help-desk"));
-    let other = dial(&mut caller, &server, "+15559870000");
+    let (demo_before, desk_before) = (calls_of("demo-apartments"), calls_of("harbor-help-desk"));
+    let other = dial(&mut caller, &server, "200");
     eprintln!("[e2e] the help desk's number: {other:?}");
     checks.check(other.is_ok(), || format!("the help desk's number should reach the help desk's IVR: {other:?}"));
-    let filed = until(Duration::from_secs(5), || calls_of("help-desk") == desk_before + 1);
+    let filed = until(Duration::from_secs(5), || calls_of("harbor-help-desk") == desk_before + 1);
     checks.check(filed && calls_of("demo-apartments") == demo_before, || {
-        format!("the help desk's call should be filed under the help desk only: demo {demo_before}→{}, desk {desk_before}→{}", calls_of("demo-apartments"), calls_of("help-desk"))
+        format!(
+            "the help desk's call should be filed under the help desk only: demo {demo_before}→{}, desk {desk_before}→{}",
+            calls_of("demo-apartments"),
+            calls_of("harbor-help-desk")
+        )
     });
+
+    // An organization added on a running server answers its number within one reload.
+    server.oncall(&["org", "add", "--name", "Help Desk", "--number", "+15559870000"]);
+    let mut last = Err(String::new());
+    let added = until(Duration::from_secs(10), || {
+        last = dial(&mut caller, &server, "+15559870000");
+        last.is_ok()
+    });
+    checks.check(added, || format!("a new organization's number should be answered within a reload: {last:?}"));
 
     server.oncall(&["org", "disable", "demo-apartments"]);
     let mut last = Ok(());
     let stopped = until(Duration::from_secs(10), || {
-        last = dial(&mut caller, &server, "+15551230000");
+        last = dial(&mut caller, &server, "100");
         last.is_err()
     });
     eprintln!("[e2e] disabled organization's number: {last:?}");
     checks.check(stopped && last.as_ref().is_err_and(|r| r.contains("404")), || format!("a disabled organization's number should get 404, got {last:?}"));
-    let desk = dial(&mut caller, &server, "+15559870000");
+    let desk = dial(&mut caller, &server, "200");
     checks.check(desk.is_ok(), || format!("the help desk's number should still answer: {desk:?}"));
     caller.quit();
     let log = server.log_tail(200);
     checks.check(log.contains("call refused by its number"), || "the refusals are not in the server log".into());
+    checks.finish();
+}
+
+/// The demo's phones: (organization, username), each an auto-answering baresip registered with OnCall.
+const PHONES: [(&str, &str); 5] =
+    [("demo-apartments", "maria"), ("demo-apartments", "james"), ("demo-apartments", "aisha"), ("harbor-help-desk", "sam"), ("harbor-help-desk", "noor")];
+/// Their people's mobile numbers (what a text reply comes from), URL-encoded.
+const MOBILES: [(&str, &str); 5] =
+    [("maria", "%2B12125550101"), ("james", "%2B12125550102"), ("aisha", "%2B12125550103"), ("sam", "%2B13125550201"), ("noor", "%2B13125550202")];
+const INBOUND_TOKEN: &str = "orgs-inbound-token-0123456789abcdef";
+
+/// `oncall requests --org <slug> --json`, newest first.
+fn requests_of(server: &Server, slug: &str) -> Vec<Value> {
+    let out = server.oncall(&["requests", "--org", slug, "--json"]);
+    let mut rows = serde_json::from_str::<Value>(out.trim()).unwrap_or_else(|e| panic!("requests --json printed {out:?}: {e}")).as_array().cloned().unwrap_or_default();
+    rows.sort_by_key(|r| -r["id"].as_i64().unwrap_or(0));
+    rows
+}
+
+/// A caller leaves a message on `number`; one phone gets the page, its user presses 1. Returns the request's id
+/// (checked: acknowledged, notified to that phone) and whose phone it was; checks that no phone of the other
+/// organization got any call.
+fn page_through(
+    server: &Server,
+    work: &std::path::Path,
+    phones: &mut [(&'static str, &'static str, Baresip)],
+    number: &str,
+    slug: &str,
+    text: &str,
+    checks: &mut Checks,
+) -> Option<(i64, &'static str)> {
+    std::fs::create_dir_all(work).expect("the caller's folder");
+    leave_page_message_to(server, work, text, number);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let paged = 'found: loop {
+        for (org, user, phone) in phones.iter_mut() {
+            if phone.wait_event("CALL_ESTABLISHED", Duration::from_millis(100)).is_some() {
+                break 'found Some((*org, *user));
+            }
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+    };
+    eprintln!("[e2e] a call to {number}: the page went to {paged:?}");
+    let Some((org, user)) = paged else {
+        checks.fail(format!("no phone got the page for {number}:\n{}", server.log_tail(60)));
+        return None;
+    };
+    checks.check(org == slug, || format!("a call to {slug}'s number {number} paged {user} of {org}"));
+    let announcement = prompt_secs("new_request") + prompt_secs("from") + prompt_secs("press_1_talk");
+    std::thread::sleep(Duration::from_secs_f64(announcement + 0.5));
+    let phone = &mut phones.iter_mut().find(|p| p.1 == user).expect("the paged phone").2;
+    phone.command("sndcode", "1");
+    let mut newest = None;
+    let acknowledged = until(Duration::from_secs(20), || {
+        newest = requests_of(server, slug).into_iter().next();
+        newest.as_ref().is_some_and(|r| field(r, "status") == "acknowledged")
+    });
+    phone.command("hangup", "");
+    let request = newest.unwrap_or_default();
+    let target = request["notifications"].as_array().and_then(|a| a.first()).map(|n| field(n, "target").to_string()).unwrap_or_default();
+    checks.check(acknowledged && target.contains(&format!("sip:{user}")), || format!("{slug}'s newest request should be acknowledged by {user}'s phone: {request}"));
+    // Nothing rang in the other organization (an auto-answering baresip reports CALL_ESTABLISHED at once).
+    for (org, user, phone) in phones.iter_mut().filter(|p| p.0 != slug) {
+        let rang: Vec<_> = phone.drain_events(Duration::from_millis(50)).into_iter().filter(|(_, e)| ["CALL_INCOMING", "CALL_ESTABLISHED"].contains(&field(e, "type"))).collect();
+        checks.check(rang.is_empty(), || format!("{user} of {org} got a call while {slug} was paged: {rang:?}"));
+    }
+    request["id"].as_i64().map(|id| (id, user))
+}
+
+/// A text reply by the SMS gateway's webhook from `user`'s mobile: the answer OnCall sends back.
+fn text_reply(server: &Server, user: &str, body: &str) -> String {
+    let from = MOBILES.iter().find(|m| m.0 == user).map_or("", |m| m.1);
+    let path = format!("/api/v1/texts/inbound?token={INBOUND_TOKEN}");
+    let form = format!("From={from}&Body={}", body.replace(' ', "+"));
+    http_post(server.http, &path, "application/x-www-form-urlencoded", &[], &form).map_or_else(|| "no answer".into(), |(status, b)| format!("{status} {b}"))
+}
+
+fn status_of(server: &Server, slug: &str, id: i64) -> String {
+    requests_of(server, slug).iter().find(|r| r["id"].as_i64() == Some(id)).map_or("missing".into(), |r| field(r, "status").to_string())
+}
+
+/// The first recording download link on a request page (`/recordings/<id>/download`).
+fn recording_link(page: &str) -> Option<String> {
+    let at = page.find("/download\"")?;
+    let start = page[..at].rfind("\"/recordings/")? + 1;
+    Some(page[start..at + "/download".len()].to_string())
+}
+
+/// Issue 17's two tenants, each with its number, schedule, policy and registered phones (the demo's): a call to
+/// Demo Apartments' number pages one of its phones and none of the help desk's, and the reverse; a text reply
+/// from the employee who took A's request naming B's request is refused and B's stays as it was, while naming
+/// their own completes it; each request, and its recording, is visible to its own organization's manager only
+/// (404 to the other's).
+#[test]
+fn each_organization_pages_its_own_phones() {
+    // One SMS gateway for the whole server (its outbound URL is never reached: the demo pages by call).
+    let config = format!(
+        "[paging]\nenabled = true\n\n[texts]\nenabled = true\ntransport = \"http\"\nurl = \"http://127.0.0.1:9/Messages.json\"\n\
+         account = \"AC1\"\ntoken = \"tok\"\nfrom = \"+15550001111\"\ninbound_token = \"{INBOUND_TOKEN}\"\n"
+    );
+    let server = Server::start("orgs-paging", ServerOptions { demo: true, extra_config: config, ..ServerOptions::default() });
+    let work = server.dir.subdir("peers");
+    let mut checks = Checks::default();
+    let mic = silence_wav_secs(&work, 150);
+    let sip = server.sip_udp;
+    let mut phones: Vec<(&str, &str, Baresip)> = PHONES
+        .into_iter()
+        .map(|(org, user)| {
+            let line = move |_port: u16| format!("<sip:{user}@{sip};transport=udp>;auth_pass=oncall-phone-2026;regint=60;answermode=auto\n");
+            (org, user, Baresip::start_with_account(&work.join(user), &mic, Duration::from_secs(150), line))
+        })
+        .collect();
+    let registered = until(Duration::from_secs(10), || server.log().matches("device registered username=").count() >= PHONES.len());
+    assert!(registered, "the demo phones did not all register:\n{}", server.log_tail(40));
+
+    let apartments = page_through(&server, &work.join("call-100"), &mut phones, "100", "demo-apartments", "The boiler in the basement is leaking.", &mut checks);
+    let desk = page_through(&server, &work.join("call-200"), &mut phones, "200", "harbor-help-desk", "My laptop will not start and I have a client at nine.", &mut checks);
+    for (_, _, phone) in phones.iter_mut() {
+        phone.quit();
+    }
+    let (Some((apartments, tenant)), Some((desk, _))) = (apartments, desk) else { return checks.finish() };
+
+    // The employee who took Demo Apartments' request names the help desk's: nothing of theirs matches.
+    let refused = text_reply(&server, tenant, &format!("DONE {desk}"));
+    eprintln!("[e2e] {tenant} texts DONE {desk}: {refused}");
+    checks.check(refused.starts_with("200") && refused.contains("no open request of yours matches"), || format!("{tenant}'s reply naming the other organization's request got {refused:?}"));
+    checks.check(status_of(&server, "harbor-help-desk", desk) == "acknowledged", || format!("the help desk's request changed: {}", status_of(&server, "harbor-help-desk", desk)));
+    let done = text_reply(&server, tenant, &format!("DONE {apartments}"));
+    checks.check(done.contains("is done"), || format!("{tenant}'s reply naming their own request got {done:?}"));
+    checks.check(status_of(&server, "demo-apartments", apartments) == "completed", || format!("their own request is {}", status_of(&server, "demo-apartments", apartments)));
+
+    // Each manager sees their own request and its recording; the other organization's are not found.
+    let dana = format!("oncall_session={}", web_login(&server, "dana@demo-apartments.example", "oncall-demo-2026"));
+    let lee = format!("oncall_session={}", web_login(&server, "lee@harbor-help-desk.example", "oncall-demo-2026"));
+    let page = |session: &str, id: i64| get_with_cookie(server.http, &format!("/requests/{id}"), session).map_or((0, String::new()), |(status, _, body)| (status, body));
+    let mut links = Vec::new();
+    for (session, mine, theirs, who) in [(&dana, apartments, desk, "Dana"), (&lee, desk, apartments, "Lee")] {
+        let (status, body) = page(session, mine);
+        let link = recording_link(&body);
+        checks.check(status == 200 && link.is_some(), || format!("{who}'s own request #{mine}: {status}, recording link {link:?}"));
+        let (status, _) = page(session, theirs);
+        checks.check(status == 404, || format!("{who} opened the other organization's request #{theirs}: {status}"));
+        links.push(link.unwrap_or_default());
+    }
+    for (session, mine, theirs, who) in [(&dana, &links[0], &links[1], "Dana"), (&lee, &links[1], &links[0], "Lee")] {
+        let status = |link: &str| get_with_cookie(server.http, link, session).map_or(0, |r| r.0);
+        checks.check(status(mine) == 200, || format!("{who}'s own recording {mine}: {}", status(mine)));
+        checks.check(status(theirs) == 404, || format!("{who} fetched the other organization's recording {theirs}: {}", status(theirs)));
+    }
     checks.finish();
 }

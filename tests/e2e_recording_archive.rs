@@ -8,7 +8,6 @@
 mod support;
 
 use std::fs;
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,45 +59,11 @@ impl S3Server {
 /// One HTTP/1.1 exchange with raw bytes: (status, head, body). The body is not de-chunked: the
 /// recordings endpoint answers with a `Content-Length`.
 fn http_raw(addr: SocketAddr, request: &str) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).expect("connect to the admin site");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no HTTP head in {:?}", String::from_utf8_lossy(&raw)));
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, head, raw[split + 4..].to_vec())
+    http_exchange_raw(addr, request).unwrap_or_else(|| panic!("no HTTP answer from the admin site to {request:?}"))
 }
 
 fn get(addr: SocketAddr, path: &str, cookie: &str, extra: &str) -> (u16, String, Vec<u8>) {
     http_raw(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n{extra}Connection: close\r\n\r\n"))
-}
-
-/// The value of cookie `name` set by a response head.
-fn set_cookie(head: &str, name: &str) -> Option<String> {
-    head.lines()
-        .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
-        .find_map(|l| l.split_once(':')?.1.trim().strip_prefix(&format!("{name}="))?.split(';').next().map(str::to_string))
-        .filter(|v| !v.is_empty())
-}
-
-/// Logs in like a browser (login page for the CSRF cookie, then the form): the session cookie.
-fn web_login(server: &Server, email: &str, password: &str) -> String {
-    let addr = server.http;
-    let (_, head, _) = get(addr, "/login", "x=y", "");
-    let csrf = set_cookie(&head, "oncall_login_csrf").unwrap_or_else(|| panic!("no CSRF cookie from /login:\n{head}"));
-    let body = format!("email={}&password={password}&csrf={csrf}&next=%2Faccount", email.replace('@', "%40"));
-    let (status, head, _) = http_raw(
-        addr,
-        &format!(
-            "POST /login HTTP/1.1\r\nHost: {addr}\r\nCookie: oncall_login_csrf={csrf}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    );
-    assert_eq!(status, 303, "login answered {status}:\n{head}");
-    set_cookie(&head, "oncall_session").unwrap_or_else(|| panic!("no session cookie after login:\n{head}"))
 }
 
 fn wait_until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {

@@ -16,8 +16,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 use support::*;
@@ -50,35 +49,6 @@ fn metric(server: &Server, name: &str) -> f64 {
                 .and_then(|v| v.trim().parse().ok())
         })
         .unwrap_or(0.0)
-}
-
-/// One HTTP/1.1 exchange with the web admin: (status, head, body).
-fn http_exchange(addr: SocketAddr, request: &str) -> Option<(u16, String, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(request.as_bytes()).ok()?;
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, head.to_string(), body.to_string()))
-}
-
-/// The value of cookie `name` set by a response head.
-fn set_cookie(head: &str, name: &str) -> Option<String> {
-    head.lines()
-        .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
-        .find_map(|l| {
-            l.split_once(':')?
-                .1
-                .trim()
-                .strip_prefix(&format!("{name}="))?
-                .split(';')
-                .next()
-                .map(str::to_string)
-        })
-        .filter(|v| !v.is_empty())
 }
 
 /// POSTs a form (already URL-encoded) with `cookie`.

@@ -300,18 +300,28 @@ impl Controller {
                 // from a source the redirect target trusts, which the IVR takes.
                 let mut redirect = Vec::new();
                 let mut org = self.numbers.served();
-                let route = match self.redirect.as_ref().and_then(|r| r.decide(&request_uri, source.addr, Timestamp::now())) {
+                let admit = self.numbers.admit(&request_uri, &to, self.trunks.source_trunk(source.addr.ip()));
+                let admitted = match admit {
+                    crate::numbers::Admit::Org(o) => Some(o),
+                    crate::numbers::Admit::Refuse { .. } => None,
+                };
+                let route = match self.redirect.as_ref().and_then(|r| r.decide(&request_uri, source.addr, admitted, Timestamp::now())) {
                     Some(crate::redirect::Decision::Redirect { contacts, .. }) => {
                         let route = Route::Redirect { contacts: contacts.iter().map(RedirectContact::header_value).collect() };
                         redirect = contacts;
                         route
                     }
                     Some(crate::redirect::Decision::Reject(status)) => Route::Reject { status },
-                    Some(crate::redirect::Decision::Bridge { schedule }) => {
-                        tracing::info!(%schedule, source = %source.addr, "bridge: an IVR call about the schedule");
-                        Route::Bridge
-                    }
-                    None => match self.numbers.admit(&request_uri, &to, self.trunks.source_trunk(source.addr.ip())) {
+                    Some(crate::redirect::Decision::Bridge { schedule }) => match admitted {
+                        // (The redirector only finds a schedule in an organization the number routes to.)
+                        Some(o) if self.tenants.get(o).is_some() => {
+                            tracing::info!(%schedule, source = %source.addr, "bridge: an IVR call about the schedule");
+                            org = o;
+                            Route::Bridge
+                        }
+                        _ => Route::Reject { status: 480 },
+                    },
+                    None => match admit {
                         crate::numbers::Admit::Org(o) if self.tenants.get(o).is_some() => {
                             org = o;
                             Route::Ivr

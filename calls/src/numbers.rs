@@ -55,7 +55,7 @@ impl NumberBook {
         NumberBook { table: Arc::default(), served }
     }
 
-    /// The organization calls go to while no numbers exist (and redirect-target bridge calls).
+    /// The organization calls go to while no numbers exist (and page legs without a holding caller).
     pub fn served(&self) -> OrgId {
         self.served
     }

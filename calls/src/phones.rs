@@ -15,7 +15,7 @@
 use crate::config::RegistrarSection;
 use crate::settings_watch::Watched;
 use oncall_core::prometheus_text::{Kind, PrometheusText};
-use oncall_core::{PersonId, Store, Timestamp};
+use oncall_core::{OrgId, PersonId, Store, Timestamp};
 use oncall_sip::auth::digest::Algorithm;
 use oncall_sip::message::{Method, Request, Response};
 use oncall_sip::registrar::{AccountKeys, BindingChange, LockoutConfig, LockoutTarget, Registrar, RegistrarConfig};
@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 /// One account as the registrar needs it.
 #[derive(Debug, Clone)]
 struct Account {
+    org: OrgId,
     person: PersonId,
     keys: AccountKeys,
 }
@@ -320,7 +321,7 @@ impl RegistrarService {
     }
 
     /// Proves who sent `request` (a MESSAGE) by the digest of their SIP account, as for REGISTER:
-    /// `Some((username, person))` when it verifies. Otherwise the 401 challenge (or 403 while locked
+    /// `Some((username, org, person))` when it verifies. Otherwise the 401 challenge (or 403 while locked
     /// out) has been sent and `None` comes back; the From header is never looked at.
     pub fn authenticate_sender(
         &mut self,
@@ -329,14 +330,14 @@ impl RegistrarService {
         request: &Request,
         source: Peer,
         now: Instant,
-    ) -> Option<(String, PersonId)> {
+    ) -> Option<(String, OrgId, PersonId)> {
         self.registrar.handle_timeout(now);
         let result = {
             let table = self.accounts.table.read().unwrap_or_else(|p| p.into_inner());
             let lookup = Lookup { table: &table, read_at: self.read_at() };
             self.registrar
                 .authenticate(request, source, &lookup, now)
-                .map(|username| table.get(&username).map(|a| (username, a.person)))
+                .map(|username| table.get(&username).map(|a| (username, a.org, a.person)))
         };
         let proven = match result {
             Ok(Some(p)) => Some(p),
@@ -436,6 +437,7 @@ async fn load_accounts(store: &Store, realm: &str, book: &AccountTable) -> anyho
         map.insert(
             a.username,
             Account {
+                org: a.org,
                 person: a.person,
                 keys: AccountKeys {
                     ha1_md5: a.ha1_md5,

@@ -17,6 +17,12 @@
 //! seconds (no database query per INVITE, so a flood of INVITEs costs nothing). A redirect opens
 //! no request and writes no call-log row; it is logged and counted on `/metrics`.
 //!
+//! Issue 17: the schedule is looked up in the organization the call's number routes to (`calls::numbers`:
+//! the Request-URI `oncall-<schedule>@host` or `oncall-<schedule>` if an organization owns it, else the To
+//! user, which a PBX forwarding its line keeps as its own DID; with no numbers configured, the first
+//! organization). A call no organization owns finds no schedule (404 to a trusted source, 403 to others), and a
+//! phone registered in one organization is trusted for that organization's schedules only.
+//!
 //! A request opened by a `-bridge` call is paged with the escalation policy that pages that schedule
 //! soonest ([`choose_policy`], read from the call's logged `called` URI by `oncall_paging::escalations`). When no
 //! enabled policy pages it, the organization's first enabled policy runs, with a warning: an
@@ -31,6 +37,7 @@ use oncall_core::schedule::{self, on_call_order, Schedule};
 use oncall_core::{Contact, OrgId, Person, PersonId, Store, Timestamp};
 use oncall_sip::message::uri::{unescape, Uri};
 use oncall_sip::ua::redirect::{QValue, RedirectContact};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -253,18 +260,30 @@ struct Snapshot {
     people: Vec<Person>,
 }
 
-/// Re-reads schedules and people for the redirect target.
+type Snapshots = Arc<RwLock<HashMap<OrgId, Snapshot>>>;
+
+/// Re-reads every enabled organization's schedules and people for the redirect target.
 pub struct SnapshotWatch {
-    target: Arc<RwLock<Snapshot>>,
-    org: OrgId,
+    target: Snapshots,
+}
+
+impl SnapshotWatch {
+    async fn read(store: &Store) -> oncall_core::store::Result<HashMap<OrgId, Snapshot>> {
+        let mut all = HashMap::new();
+        for org in store.list_organizations().await?.into_iter().filter(|o| o.disabled_at.is_none()) {
+            let snapshot = Snapshot { schedules: store.list_schedules(org.id).await?, people: store.list_people(org.id).await? };
+            all.insert(org.id, snapshot);
+        }
+        Ok(all)
+    }
 }
 
 impl Watched for SnapshotWatch {
     fn reload<'a>(&'a mut self, store: &'a Store) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
-            match (store.list_schedules(self.org).await, store.list_people(self.org).await) {
-                (Ok(schedules), Ok(people)) => *self.target.write().unwrap_or_else(|p| p.into_inner()) = Snapshot { schedules, people },
-                (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "redirect: cannot read schedules and people; keeping the previous ones"),
+            match SnapshotWatch::read(store).await {
+                Ok(all) => *self.target.write().unwrap_or_else(|p| p.into_inner()) = all,
+                Err(e) => tracing::warn!(error = %e, "redirect: cannot read schedules and people; keeping the previous ones"),
             }
         })
     }
@@ -272,7 +291,7 @@ impl Watched for SnapshotWatch {
 
 /// Decides the answers; owned by the call controller, its snapshot kept fresh by a background task.
 pub struct Redirector {
-    snapshot: Arc<RwLock<Snapshot>>,
+    snapshot: Snapshots,
     registrar: Option<RegistrarHandle>,
     trusted: Vec<SourceNet>,
     /// Registering trunks' usernames (lowercase): calls from a provider arrive for `sip:<username>@…`, which
@@ -299,7 +318,7 @@ impl Redirector {
                     .map(|(h, p, _)| if p == 5060 { h } else { format!("{h}:{p}") })
             })
         });
-        let snapshot: Arc<RwLock<Snapshot>> = Arc::default();
+        let snapshot = Snapshots::default();
         tracing::info!(
             trusted_sources = trusted.len(),
             phone_host = phone_host.as_deref().unwrap_or("(the asking PBX)"),
@@ -322,24 +341,27 @@ impl Redirector {
     }
 
     /// The copy of schedules and people the settings watch keeps fresh.
-    pub fn watched(&self, org: OrgId) -> SnapshotWatch {
-        SnapshotWatch { target: self.snapshot.clone(), org }
+    pub fn watched(&self) -> SnapshotWatch {
+        SnapshotWatch { target: self.snapshot.clone() }
     }
 
-    /// The answer to an INVITE for `request_uri` from `source`; `None` when it is not an `oncall-` target.
-    pub fn decide(&self, request_uri: &str, source: SocketAddr, now: Timestamp) -> Option<Decision> {
+    /// The answer to an INVITE for `request_uri` from `source` whose number routes to `org` (`None`: no
+    /// organization owns it); `None` when it is not an `oncall-` target.
+    pub fn decide(&self, request_uri: &str, source: SocketAddr, org: Option<OrgId>, now: Timestamp) -> Option<Decision> {
         if request_user(request_uri).is_some_and(|u| self.trunk_users.contains(&u.to_ascii_lowercase())) {
             return None;
         }
         let key = target_key(request_uri)?;
-        let snap = self.snapshot.read().unwrap_or_else(|p| p.into_inner());
+        let snaps = self.snapshot.read().unwrap_or_else(|p| p.into_inner());
+        let nobody = Snapshot::default();
+        let snap = org.and_then(|o| snaps.get(&o)).unwrap_or(&nobody);
         let decision = if !self.trusted(source, &snap.people) {
             tracing::warn!(%source, %key, "redirect asked by an untrusted source; 403");
             Decision::Reject(403)
         } else {
             match resolve(&snap.schedules, &key) {
                 Target::Unknown => {
-                    tracing::info!(%source, %key, "redirect: no such schedule; 404");
+                    tracing::info!(%source, %key, org = ?org, "redirect: no such schedule in the organization the number routes to; 404");
                     Decision::Reject(404)
                 }
                 Target::Bridge(s) => Decision::Bridge {
@@ -586,7 +608,7 @@ mod tests {
 
     fn redirector(schedules: Vec<Schedule>, people: Vec<Person>) -> Redirector {
         Redirector {
-            snapshot: Arc::new(RwLock::new(Snapshot { schedules, people })),
+            snapshot: Arc::new(RwLock::new(HashMap::from([(OrgId(1), Snapshot { schedules, people })]))),
             registrar: None,
             trusted: vec!["10.0.0.0/8".parse::<SourceNet>().unwrap()],
             trunk_users: vec!["oncall-4471".into()],
@@ -594,6 +616,18 @@ mod tests {
             max_contacts: 10,
             counters: Arc::default(),
         }
+    }
+
+    /// Issue 17: a schedule is found only in the organization the call's number routes to.
+    #[test]
+    fn another_organizations_schedule_is_not_found() {
+        let r = redirector(vec![schedule(1, "Night", &[1])], vec![person(1, vec![phone("+441632960001")], false)]);
+        let pbx: SocketAddr = "10.1.2.3:5060".parse().unwrap();
+        let now = Timestamp::now();
+        assert!(matches!(r.decide("sip:oncall-night@h", pbx, Some(OrgId(1)), now), Some(Decision::Redirect { .. })));
+        assert_eq!(r.decide("sip:oncall-night@h", pbx, Some(OrgId(2)), now), Some(Decision::Reject(404)));
+        assert_eq!(r.decide("sip:oncall-night-bridge@h", pbx, None, now), Some(Decision::Reject(404)));
+        assert_eq!(r.decide("sip:oncall-night@h", "192.0.2.66:5060".parse().unwrap(), None, now), Some(Decision::Reject(403)));
     }
 
     #[test]
@@ -607,7 +641,7 @@ mod tests {
         );
         let pbx: SocketAddr = "10.1.2.3:5060".parse().unwrap();
         let now = Timestamp::now();
-        match r.decide("sip:oncall-night@oncall.example", pbx, now) {
+        match r.decide("sip:oncall-night@oncall.example", pbx, Some(OrgId(1)), now) {
             // No trunk domain: the number goes back to the asking PBX.
             Some(Decision::Redirect { schedule, contacts }) => {
                 assert_eq!(schedule, "Night");
@@ -622,26 +656,26 @@ mod tests {
             other => panic!("expected a redirect, got {other:?}"),
         }
         assert_eq!(
-            r.decide("sip:oncall-night@h", "192.0.2.66:5060".parse().unwrap(), now),
+            r.decide("sip:oncall-night@h", "192.0.2.66:5060".parse().unwrap(), Some(OrgId(1)), now),
             Some(Decision::Reject(403))
         );
         assert_eq!(
-            r.decide("sip:oncall-payroll@h", "192.0.2.66:5060".parse().unwrap(), now),
+            r.decide("sip:oncall-payroll@h", "192.0.2.66:5060".parse().unwrap(), Some(OrgId(1)), now),
             Some(Decision::Reject(403))
         );
-        assert_eq!(r.decide("sip:oncall-payroll@h", pbx, now), Some(Decision::Reject(404)));
+        assert_eq!(r.decide("sip:oncall-payroll@h", pbx, Some(OrgId(1)), now), Some(Decision::Reject(404)));
         // Weekend's only person is disabled: nobody to send the call to.
-        assert_eq!(r.decide("sip:oncall-weekend@h", pbx, now), Some(Decision::Reject(480)));
+        assert_eq!(r.decide("sip:oncall-weekend@h", pbx, Some(OrgId(1)), now), Some(Decision::Reject(480)));
         assert_eq!(
-            r.decide("sip:oncall-night-bridge@h", pbx, now),
+            r.decide("sip:oncall-night-bridge@h", pbx, Some(OrgId(1)), now),
             Some(Decision::Bridge {
                 schedule: "Night".into()
             })
         );
-        assert_eq!(r.decide("sip:100@h", pbx, now), None);
+        assert_eq!(r.decide("sip:100@h", pbx, Some(OrgId(1)), now), None);
         // A provider delivering a call to the trunk's own username is an ordinary call.
         assert_eq!(
-            r.decide("sip:OnCall-4471@h", "192.0.2.66:5060".parse().unwrap(), now),
+            r.decide("sip:OnCall-4471@h", "192.0.2.66:5060".parse().unwrap(), Some(OrgId(1)), now),
             None
         );
         let mut text = PrometheusText::new();

@@ -6,7 +6,7 @@
 use crate::dial::Route;
 use crate::orders::{ControllerCommand, Outcome, PagingEvent};
 use oncall_core::escalation::NotificationKey;
-use oncall_core::PersonId;
+use oncall_core::{OrgId, PersonId};
 use oncall_sip::message::{Request, Response};
 use oncall_sip::transaction::{Peer, TxKey};
 use oncall_sip::ua::outbound_message::{MessageFailure, MessageRef, OutgoingMessage};
@@ -24,8 +24,8 @@ pub enum ProvenSender {
     /// A phone number or SIP URI asserted by a source we trust to assert it: a trunk's
     /// `allowed_sources`, or an SMS gateway whose signature verified.
     Asserted(String),
-    /// The person of a SIP account whose digest answer verified.
-    Person(PersonId),
+    /// The person of a SIP account whose digest answer verified, in the account's organization.
+    Person { org: OrgId, person: PersonId },
 }
 
 /// Applies a text reply from a proven sender (paging's texts do: the store, the escalation).
@@ -112,9 +112,9 @@ impl SipTexts {
             ProvenSender::Asserted(reply_to.clone())
         } else if let Some(registrar) = registrar {
             match registrar.authenticate_sender(ua, &key, &request, source, now) {
-                Some((username, person)) => {
-                    tracing::info!(%username, %person, source = %source.addr, "text reply from an authenticated SIP account");
-                    ProvenSender::Person(person)
+                Some((username, org, person)) => {
+                    tracing::info!(%username, %org, %person, source = %source.addr, "text reply from an authenticated SIP account");
+                    ProvenSender::Person { org, person }
                 }
                 // Challenged (401) or refused (403) already.
                 None => return,

@@ -1,10 +1,13 @@
-//! Demo data: "Demo Apartments", a small building-maintenance team with a month of history.
+//! Demo data: "Demo Apartments", a small building-maintenance team with a month of history, and
+//! "Harbor Help Desk", a second client organization on the same server (issue 17), so the first run
+//! shows that each organization's number reaches its own IVR, people and paging.
 //!
-//! [`seed`] is for trying OnCall out and for screenshots: four people, a weekly rotation, a
-//! three-step policy and a few dozen past requests with plausible answer, acknowledge and
-//! complete times so the charts have something to show. It is idempotent: when the
-//! organization already exists it is returned untouched. The history is generated from a fixed
-//! seed, so the same `now` always produces the same data.
+//! [`seed`] is for trying OnCall out and for screenshots. Demo Apartments: four people, a weekly
+//! rotation, a three-step policy and a few dozen past requests with plausible answer, acknowledge and
+//! complete times so the charts have something to show. Harbor Help Desk: three people, a daily
+//! rotation and a two-step policy, no history. Each organization is seeded once: when it already
+//! exists it is left untouched. The history is generated from a fixed seed, so the same `now` always
+//! produces the same data.
 
 use crate::escalation::{NewPolicy, Step, Target};
 use crate::ids::{OrgId, PersonId};
@@ -21,14 +24,28 @@ pub const DEMO_SLUG: &str = "demo-apartments";
 pub const DEMO_MANAGER_EMAIL: &str = "dana@demo-apartments.example";
 pub const DEMO_EMPLOYEE_EMAIL: &str = "maria@demo-apartments.example";
 pub const DEMO_PASSWORD: &str = "oncall-demo-2026";
-/// The demo employees' SIP accounts (e-mail, username), all with [`DEMO_PHONE_PASSWORD`]: a softphone
-/// registered as whoever is on call receives the page with no trunk (issue 18 item 13).
-pub const DEMO_PHONES: [(&str, &str); 3] =
-    [("maria@demo-apartments.example", "maria"), ("james@demo-apartments.example", "james"), ("aisha@demo-apartments.example", "aisha")];
+/// The second demo organization: its manager signs in with [`DEMO_PASSWORD`] too.
+pub const DESK_SLUG: &str = "harbor-help-desk";
+pub const DESK_MANAGER_EMAIL: &str = "lee@harbor-help-desk.example";
+/// The demo employees' SIP accounts (organization, e-mail, username), all with [`DEMO_PHONE_PASSWORD`]: a
+/// softphone registered as whoever is on call receives the page with no trunk (issue 18 item 13).
+pub const DEMO_PHONES: [(&str, &str, &str); 5] = [
+    (DEMO_SLUG, "maria@demo-apartments.example", "maria"),
+    (DEMO_SLUG, "james@demo-apartments.example", "james"),
+    (DEMO_SLUG, "aisha@demo-apartments.example", "aisha"),
+    (DESK_SLUG, "sam@harbor-help-desk.example", "sam"),
+    (DESK_SLUG, "noor@harbor-help-desk.example", "noor"),
+];
 pub const DEMO_PHONE_PASSWORD: &str = "oncall-phone-2026";
+/// The numbers each demo organization answers (organization, number): a short one to call from a softphone
+/// on the same machine (`sip:100@127.0.0.1:5060`), and the line its callers dial through a trunk.
+pub const DEMO_NUMBERS: [(&str, &str); 4] = [(DEMO_SLUG, "100"), (DEMO_SLUG, DEMO_LINE), (DESK_SLUG, "200"), (DESK_SLUG, DESK_LINE)];
 const DEMO_TZ: &str = "America/New_York";
+const DESK_TZ: &str = "America/Chicago";
 /// The number the demo building's residents call.
 const DEMO_LINE: &str = "+12125550100";
+/// The help desk's number.
+const DESK_LINE: &str = "+13125550200";
 
 /// A tiny deterministic generator (SplitMix64): demo data must be reproducible and needs no
 /// cryptographic quality.
@@ -51,19 +68,44 @@ impl Rng {
 }
 
 fn person(name: &str, email: &str, role: Role, phone: &str, rules: Vec<NotificationRule>) -> NewPerson {
+    in_zone(DEMO_TZ, name, email, role, phone, rules)
+}
+
+fn in_zone(time_zone: &str, name: &str, email: &str, role: Role, phone: &str, rules: Vec<NotificationRule>) -> NewPerson {
     NewPerson {
         name: name.into(),
         email: Some(email.into()),
         role: Some(role),
         phones: vec![phone.into()],
         sip_uris: vec![],
-        time_zone: DEMO_TZ.into(),
+        time_zone: time_zone.into(),
         notification_rules: rules,
     }
 }
 
-/// Seeds the demo organization (once) and returns its id.
+/// A login linked to the person with the same e-mail; one that exists already is kept.
+async fn login(store: &Store, org: OrgId, name: &str, email: &str, role: Role) -> Result<()> {
+    match store.add_user(org, name, email, role, DEMO_PASSWORD).await {
+        Ok(_) | Err(crate::StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The Monday at least `days` days before `now` in `tz`: where a demo rotation begins.
+fn monday_before(now: Timestamp, days: i64, tz: &str) -> Result<chrono::NaiveDate> {
+    let tz: chrono_tz::Tz = tz.parse().map_err(|_| crate::ValidationError::new("time_zone", tz))?;
+    let start = (now - Millis::hours(days * 24)).to_utc().with_timezone(&tz).date_naive();
+    Ok(start - chrono::Days::new(u64::from(start.weekday().num_days_from_monday())))
+}
+
+/// Seeds the demo organizations (each once) and returns Demo Apartments' id.
 pub async fn seed(store: &Store, now: Timestamp) -> Result<OrgId> {
+    let apartments = seed_apartments(store, now).await?;
+    seed_help_desk(store, now).await?;
+    Ok(apartments)
+}
+
+async fn seed_apartments(store: &Store, now: Timestamp) -> Result<OrgId> {
     if let Some(org) = store.organization_by_slug(DEMO_SLUG).await? {
         return Ok(org.id);
     }
@@ -87,20 +129,11 @@ pub async fn seed(store: &Store, now: Timestamp) -> Result<OrgId> {
         .add_person(org, &person("Dana Whitfield", "dana@demo-apartments.example", Role::Manager, "+1 212 555 0199", call_now), now)
         .await?;
     store.create_team(org, "Maintenance", &[maria, james, aisha], now).await?;
-    // Logins are linked to the people with the same e-mail.
-    match store.add_user(org, "Dana Whitfield", DEMO_MANAGER_EMAIL, Role::Manager, DEMO_PASSWORD).await {
-        Ok(_) | Err(crate::StoreError::Conflict(_)) => {}
-        Err(e) => return Err(e),
-    }
-    match store.add_user(org, "Maria Lopez", DEMO_EMPLOYEE_EMAIL, Role::Employee, DEMO_PASSWORD).await {
-        Ok(_) | Err(crate::StoreError::Conflict(_)) => {}
-        Err(e) => return Err(e),
-    }
+    login(store, org, "Dana Whitfield", DEMO_MANAGER_EMAIL, Role::Manager).await?;
+    login(store, org, "Maria Lopez", DEMO_EMPLOYEE_EMAIL, Role::Employee).await?;
 
     // A weekly rotation that began on the Monday at least 35 days ago, handing off at 09:00.
-    let tz: chrono_tz::Tz = DEMO_TZ.parse().map_err(|_| crate::ValidationError::new("time_zone", DEMO_TZ))?;
-    let start = (now - Millis::hours(35 * 24)).to_utc().with_timezone(&tz).date_naive();
-    let monday = start - chrono::Days::new(u64::from(start.weekday().num_days_from_monday()));
+    let monday = monday_before(now, 35, DEMO_TZ)?;
     let schedule_id = store
         .create_schedule(
             org,
@@ -140,6 +173,55 @@ pub async fn seed(store: &Store, now: Timestamp) -> Result<OrgId> {
     seed_history(store, org, &schedule, dana, now).await?;
     tracing::info!(org = %org, "seeded demo organization");
     Ok(org)
+}
+
+/// The second tenant. Created together with the demo numbers of both organizations: from then on calls are
+/// matched by the dialled number, so Demo Apartments (also one seeded before there were numbers) must own its
+/// numbers too. A number someone else owns already is left to them.
+async fn seed_help_desk(store: &Store, now: Timestamp) -> Result<()> {
+    if store.organization_by_slug(DESK_SLUG).await?.is_some() {
+        return Ok(());
+    }
+    let org = store.create_organization("Harbor Help Desk", DESK_SLUG, DESK_TZ, now).await?;
+    let call_now = vec![NotificationRule::new(Channel::Call, Millis(0))];
+    let person = |name: &str, email: &str, role, phone: &str| in_zone(DESK_TZ, name, email, role, phone, call_now.clone());
+    let sam = store.add_person(org, &person("Sam Rivera", "sam@harbor-help-desk.example", Role::Employee, "+1 312 555 0201"), now).await?;
+    let noor = store.add_person(org, &person("Noor Haddad", "noor@harbor-help-desk.example", Role::Employee, "+1 312 555 0202"), now).await?;
+    let lee = store.add_person(org, &person("Lee Park", DESK_MANAGER_EMAIL, Role::Manager, "+1 312 555 0299"), now).await?;
+    login(store, org, "Lee Park", DESK_MANAGER_EMAIL, Role::Manager).await?;
+    let schedule = store
+        .create_schedule(
+            org,
+            &NewSchedule {
+                name: "Help desk on-call".into(),
+                time_zone: DESK_TZ.into(),
+                layers: vec![Layer {
+                    name: "Daily".into(),
+                    rotation: Rotation {
+                        members: vec![sam, noor],
+                        shift_length: ShiftLength::Days(1),
+                        start_date: monday_before(now, 7, DESK_TZ)?,
+                        handoff_time: NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default(),
+                    },
+                }],
+            },
+            now,
+        )
+        .await?;
+    let steps = vec![
+        Step { targets: vec![Target::Schedule(schedule)], wait: Millis::minutes(5) },
+        Step { targets: vec![Target::Person(lee)], wait: Millis::minutes(10) },
+    ];
+    store.create_policy(org, &NewPolicy { name: "Help desk".into(), steps, repeat: 1 }, now).await?;
+    for (slug, number) in DEMO_NUMBERS {
+        let Some(owner) = store.organization_by_slug(slug).await? else { continue };
+        match store.add_number(owner.id, number, None, now).await {
+            Ok(_) | Err(crate::StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    tracing::info!(org = %org, "seeded the demo's second organization");
+    Ok(())
 }
 
 const CALLERS: &[&str] = &["+12125550142", "+12125550178", "+16465550113", "+19175550166", "+13475550120", "+12125550187"];

@@ -33,7 +33,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use oncall_core::escalation::NotificationKey;
 use oncall_core::text_reply::{self, Pick, ReplyAction};
-use oncall_core::{Actor, Contact, OrgId, Person, RequestId, Store, Timestamp};
+use oncall_core::{Actor, Contact, Person, RequestId, Store, Timestamp};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -140,7 +140,6 @@ fn base64(data: &[u8]) -> String {
 pub struct Texts {
     pub config: TextsConfig,
     pub store: Store,
-    pub org: OrgId,
     /// Links in texts point under this (`[http] public_url`, else built from `[http] listen`).
     pub link_base: String,
     /// Contacts → routes for SIP MESSAGE (the calls side's dial plan).
@@ -194,18 +193,23 @@ impl Texts {
 
     /// Handles a reply from a proven `sender`; returns the answer to send back, `None` when the
     /// sender is nobody we know (a SIP answer to them could be reflected at a victim).
+    ///
+    /// Issue 17: one gateway number and one MESSAGE identity serve every organization, so the sender
+    /// says which: a phone number is looked up in each enabled organization (someone working for two
+    /// is the same number in both), a SIP account is its own organization's. The reply only ever
+    /// touches a request that one of those people was notified of.
     pub async fn handle_reply(&self, sender: &ProvenSender, text: &str) -> Option<String> {
         let found = match sender {
-            ProvenSender::Asserted(s) => self.store.person_by_text_sender(self.org, s).await,
-            ProvenSender::Person(id) => match self.store.person(self.org, *id).await {
-                Ok(p) => Ok((!p.disabled).then_some(p)),
-                Err(oncall_core::StoreError::NotFound(_)) => Ok(None),
+            ProvenSender::Asserted(s) => self.people_by_sender(s).await,
+            ProvenSender::Person { org, person } => match self.store.person(*org, *person).await {
+                Ok(p) => Ok((!p.disabled).then_some(p).into_iter().collect()),
+                Err(oncall_core::StoreError::NotFound(_)) => Ok(Vec::new()),
                 Err(e) => Err(e),
             },
         };
-        let person = match found {
-            Ok(Some(p)) => p,
-            Ok(None) => {
+        let people = match found {
+            Ok(people) if !people.is_empty() => people,
+            Ok(_) => {
                 tracing::warn!(?sender, "text reply from an unknown sender");
                 return None;
             }
@@ -214,31 +218,50 @@ impl Texts {
                 return Some("OnCall: try again later.".into());
             }
         };
-        Some(self.apply_reply(&person, text).await)
+        Some(self.apply_reply(&people, text).await)
     }
 
-    async fn apply_reply(&self, person: &Person, text: &str) -> String {
+    /// The person `sender` is in each enabled organization (at most one per organization).
+    async fn people_by_sender(&self, sender: &str) -> oncall_core::store::Result<Vec<Person>> {
+        let mut people = Vec::new();
+        for org in self.store.list_organizations().await?.into_iter().filter(|o| o.disabled_at.is_none()) {
+            people.extend(self.store.person_by_text_sender(org.id, sender).await?);
+        }
+        Ok(people)
+    }
+
+    async fn apply_reply(&self, people: &[Person], text: &str) -> String {
         let reply = match text_reply::parse(text) {
             Ok(r) => r,
             Err(_) => return text_reply::HELP.to_string(),
         };
-        let open = match self.store.open_requests_notified_to(self.org, person.id).await {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::error!(error = %e, "text reply: cannot list open requests");
-                return "OnCall: try again later.".into();
+        // Request ids are unique across organizations: one list, newest first, each with its person.
+        let mut open: Vec<(RequestId, &Person)> = Vec::new();
+        for person in people {
+            match self.store.open_requests_notified_to(person.org, person.id).await {
+                Ok(ids) => open.extend(ids.into_iter().map(|id| (id, person))),
+                Err(e) => {
+                    tracing::error!(error = %e, "text reply: cannot list open requests");
+                    return "OnCall: try again later.".into();
+                }
             }
-        };
-        let request = match text_reply::pick_request(&reply, &open) {
+        }
+        open.sort_by(|a, b| b.0.cmp(&a.0));
+        let ids: Vec<RequestId> = open.iter().map(|(id, _)| *id).collect();
+        let request = match text_reply::pick_request(&reply, &ids) {
             Pick::One(r) => r,
             Pick::None => return "OnCall: no open request of yours matches.".into(),
             Pick::Ambiguous(list) => return text_reply::ask_which(&list),
         };
+        let Some(&(_, person)) = open.iter().find(|(id, _)| *id == request) else {
+            return "OnCall: no open request of yours matches.".into();
+        };
+        let org = person.org;
         let now = Timestamp::now();
         let me = Actor::Person(person.id);
         tracing::info!(%request, person = %person.id, action = reply.action.as_str(), "text reply");
         let answer = match reply.action {
-            ReplyAction::Acknowledge => match self.store.acknowledge(self.org, request, me, now).await {
+            ReplyAction::Acknowledge => match self.store.acknowledge(org, request, me, now).await {
                 Ok(()) => format!("OnCall: request #{} is yours.", request.0),
                 Err(e) => {
                     tracing::info!(%request, error = %e, "text acknowledge refused");
@@ -250,8 +273,8 @@ impl Texts {
             },
             ReplyAction::Complete => {
                 // A request not yet acknowledged is taken on the way (acknowledged, then completed).
-                let _ = self.store.acknowledge(self.org, request, me, now).await;
-                match self.store.complete(self.org, request, me, now).await {
+                let _ = self.store.acknowledge(org, request, me, now).await;
+                match self.store.complete(org, request, me, now).await {
                     Ok(()) => format!("OnCall: request #{} is done. Thank you.", request.0),
                     Err(e) => {
                         tracing::info!(%request, error = %e, "text complete refused");
@@ -414,9 +437,10 @@ mod tests {
         }
     }
 
-    /// Issue 17 item 4: a text reply never reaches another organization. Ann (organization A, which these texts
-    /// serve) replies "ACK <B's request>" and is told nothing of hers matches; B's request stays open. Bob, B's
-    /// employee whose request it is, texting this server is nobody here. Only Ann's own request is taken.
+    /// Issue 17 item 4: one gateway serves every organization, and a reply never reaches another's request.
+    /// Ann (organization A) replies "ACK <B's request>" and is told nothing of hers matches; B's request stays
+    /// open. Bob, B's employee whose request it is, is found in B and takes it; his SIP account proves B, so
+    /// it cannot be turned on A's request. Ann's own request is hers to take.
     #[tokio::test]
     async fn a_reply_never_touches_another_organizations_request() {
         use oncall_core::{Channel, NewPerson, NewRequest, RequestStatus};
@@ -438,20 +462,26 @@ mod tests {
         let texts = Texts {
             config: TextsConfig { enabled: true, ..TextsConfig::default() },
             store: store.clone(),
-            org: a,
             link_base: "http://oncall.test".into(),
             dialer: Dialer::new(vec![], "sip:oncall@127.0.0.1".into(), None),
             controller,
             paging: None,
             client: None,
         };
-        let ann = ProvenSender::Asserted("+15551110000".into());
-        let answer = texts.handle_reply(&ann, &format!("ACK {}", theirs.0)).await.unwrap();
+        let ann_text = ProvenSender::Asserted("+15551110000".into());
+        let answer = texts.handle_reply(&ann_text, &format!("ACK {}", theirs.0)).await.unwrap();
         assert!(answer.contains("no open request of yours matches"), "{answer}");
-        assert_eq!(texts.handle_reply(&ProvenSender::Asserted("+15552220000".into()), &format!("ACK {}", theirs.0)).await, None, "Bob is nobody here");
-        assert_eq!(texts.handle_reply(&ProvenSender::Person(bob), &format!("DONE {}", theirs.0)).await, None, "not even by id");
+        let forged = ProvenSender::Person { org: a, person: bob };
+        assert_eq!(texts.handle_reply(&forged, &format!("DONE {}", mine.0)).await, None, "Bob is nobody in A");
         assert_eq!(store.request(b, theirs).await.unwrap().state.status(), RequestStatus::Received, "B's request is untouched");
-        let answer = texts.handle_reply(&ann, &format!("ACK {}", mine.0)).await.unwrap();
+        let bob_sip = ProvenSender::Person { org: b, person: bob };
+        let answer = texts.handle_reply(&bob_sip, &format!("ACK {}", mine.0)).await.unwrap();
+        assert!(answer.contains("no open request of yours matches"), "Bob cannot take A's request: {answer}");
+        let answer = texts.handle_reply(&ProvenSender::Asserted("+15552220000".into()), &format!("ACK {}", theirs.0)).await.unwrap();
+        assert!(answer.contains("is yours"), "Bob takes his own organization's request: {answer}");
+        assert_eq!(store.request(b, theirs).await.unwrap().state.status(), RequestStatus::Acknowledged);
+        assert_eq!(store.request(a, mine).await.unwrap().state.status(), RequestStatus::Received, "A's request is untouched");
+        let answer = texts.handle_reply(&ann_text, &format!("ACK {}", mine.0)).await.unwrap();
         assert!(answer.contains("is yours"), "{answer}");
         assert_eq!(store.request(a, mine).await.unwrap().state.status(), RequestStatus::Acknowledged);
     }

@@ -1886,6 +1886,11 @@ pub const TAIL: f64 = 0.8;
 /// A caller (baresip) dials OnCall, presses 1 ("page on-call") [`KEY_1_AT`] s after the answer, says `text`
 /// after the record prompt and beep, presses # and is hung up on (or hangs up). Returns the speech WAV.
 pub fn leave_page_message(server: &Server, work: &Path, text: &str) -> PathBuf {
+    leave_page_message_to(server, work, text, "oncall")
+}
+
+/// [`leave_page_message`] to `number` (the Request-URI user: which organization's IVR answers).
+pub fn leave_page_message_to(server: &Server, work: &Path, text: &str, number: &str) -> PathBuf {
     let speech = speech_wav(work, "speech", text);
     let speech_secs = read_wav(&speech).secs();
     let record_prompt = prompt_secs("record_after_tone") + prompt_secs("beep");
@@ -1893,7 +1898,7 @@ pub fn leave_page_message(server: &Server, work: &Path, text: &str) -> PathBuf {
     let microphone = work.join("caller-microphone.wav");
     tool(work, "sox", &[&speech.display().to_string(), &microphone.display().to_string(), "pad", &format!("{speech_at:.3}"), "40"]);
     let mut caller = Baresip::start(&work.join("caller"), &microphone, Duration::from_secs(60));
-    caller.command("dial", &server.sip_uri());
+    caller.command("dial", &format!("sip:{number}@{}", server.sip_udp));
     let Some((established, _)) = caller.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) else {
         panic!("the caller's call was not established:\n{}", tail(&caller.log(), 40));
     };
@@ -2079,4 +2084,57 @@ impl Server {
             p.kill();
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The web admin as a browser sees it (cookies, the login form)
+
+/// One HTTP/1.1 exchange, `request` written as is: (status, head, body bytes). None when nothing answers.
+pub fn http_exchange_raw(addr: SocketAddr, request: &str) -> Option<(u16, String, Vec<u8>)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(1000)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(request.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head, raw.get(split + 4..).unwrap_or_default().to_vec()))
+}
+
+/// [`http_exchange_raw`] with the body as text.
+pub fn http_exchange(addr: SocketAddr, request: &str) -> Option<(u16, String, String)> {
+    http_exchange_raw(addr, request).map(|(status, head, body)| (status, head, String::from_utf8_lossy(&body).to_string()))
+}
+
+pub fn get_with_cookie(addr: SocketAddr, path: &str, cookie: &str) -> Option<(u16, String, String)> {
+    http_exchange(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"))
+}
+
+/// The value of cookie `name` set by a response head.
+pub fn set_cookie(head: &str, name: &str) -> Option<String> {
+    head.lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .find_map(|l| l.split_once(':')?.1.trim().strip_prefix(&format!("{name}="))?.split(';').next().map(str::to_string))
+        .filter(|v| !v.is_empty())
+}
+
+/// Logs in on `server`'s web admin the way a browser does (login page for the CSRF cookie, then the form);
+/// the session cookie's value.
+pub fn web_login(server: &Server, email: &str, password: &str) -> String {
+    let addr = server.http;
+    let (_, head, _) = get_with_cookie(addr, "/login", "x=y").expect("GET /login");
+    let csrf = set_cookie(&head, "oncall_login_csrf").unwrap_or_else(|| panic!("no CSRF cookie from /login:\n{head}"));
+    let body = format!("email={}&password={password}&csrf={csrf}&next=%2Faccount", email.replace('@', "%40"));
+    let (status, head, _) = http_exchange(
+        addr,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: {addr}\r\nCookie: oncall_login_csrf={csrf}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .expect("POST /login");
+    assert_eq!(status, 303, "login on {addr} answered {status}:\n{head}");
+    set_cookie(&head, "oncall_session").unwrap_or_else(|| panic!("no session cookie after login:\n{head}"))
 }

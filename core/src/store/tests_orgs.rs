@@ -68,7 +68,8 @@ async fn deleting_an_organization_removes_its_rows_only() {
         assert!(s.organization_row_counts(demo).await.unwrap().is_empty());
         assert!(matches!(s.organization(demo).await, Err(StoreError::NotFound(_))));
         assert_eq!(s.organization_row_counts(other).await.unwrap(), other_before, "{}: the other organization is untouched", db.label);
-        assert_eq!(s.numbers(None).await.unwrap().iter().map(|n| n.org).collect::<Vec<_>>(), vec![other]);
+        let owners: Vec<_> = s.numbers(None).await.unwrap().iter().map(|n| n.org).collect();
+        assert!(owners.contains(&other) && !owners.contains(&demo), "{}: numbers left {owners:?}", db.label);
         // The demo can be seeded again afterwards (nothing of it is left to collide with).
         crate::demo::seed(s, NOW).await.unwrap();
     })

@@ -37,6 +37,7 @@ async fn login_page(state: &AppState, headers: &HeaderMap, email: &str, next: &s
     ctx.insert("next", next);
     ctx.insert("error", &error);
     let demo = state.store.organization_by_slug(oncall_core::demo::DEMO_SLUG).await?.is_some();
+    let desk = state.store.organization_by_slug(oncall_core::demo::DESK_SLUG).await?.is_some();
     if demo {
         ctx.insert(
             "demo",
@@ -44,6 +45,7 @@ async fn login_page(state: &AppState, headers: &HeaderMap, email: &str, next: &s
                 "manager": oncall_core::demo::DEMO_MANAGER_EMAIL,
                 "employee": oncall_core::demo::DEMO_EMPLOYEE_EMAIL,
                 "password": oncall_core::demo::DEMO_PASSWORD,
+                "desk_manager": desk.then_some(oncall_core::demo::DESK_MANAGER_EMAIL),
             }),
         );
     }
