@@ -104,6 +104,11 @@ enum Command {
         #[command(subcommand)]
         command: org_command::OrgCommand,
     },
+    /// Operator accounts: who signs in at /operator to manage the organizations in the browser.
+    Operator {
+        #[command(subcommand)]
+        command: org_command::OperatorCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -267,6 +272,10 @@ fn main() -> Result<()> {
             Command::Org { command } => {
                 let store = open_store(&cfg).await?;
                 org_command::run(&cfg, &store, command).await
+            }
+            Command::Operator { command } => {
+                let store = open_store(&cfg).await?;
+                org_command::run_operator(&cfg, &store, command).await
             }
             Command::User { command } => {
                 let store = open_store(&cfg).await?;
@@ -778,7 +787,8 @@ async fn serve(cfg: Config) -> Result<()> {
     web.metrics_access = cfg.http.metrics_access();
     web.max_body_bytes = cfg.http.max_body_bytes;
     web.max_upload_bytes = cfg.http.max_upload_bytes;
-    let mut app = oncall_web::app(status.clone(), store.clone(), web, recordings);
+    let org_files: Arc<dyn oncall_web::OrgFiles> = Arc::new(org_command::RecordingsRemover(cfg.storage.clone()));
+    let mut app = oncall_web::app(status.clone(), store.clone(), web, recordings, Some(org_files));
     if let Some(t) = &texts {
         app = app.merge(oncall_web::text_inbound::routes(Arc::new(texts::WebInbound(t.clone())), texts::inbound_auth(&cfg.texts, cfg.http.public_url.as_deref()), texts::inbound_throttle(&cfg.texts)));
     }

@@ -1,7 +1,7 @@
 //! `oncall org …`: the operator's commands for client organizations (issue 17). The operator is whoever
 //! runs the server (holds its config and database), not an organization's manager.
 
-use crate::config::Config;
+use crate::config::{Config, StorageConfig};
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use oncall_core::{Role, Store, Timestamp};
@@ -139,7 +139,7 @@ pub async fn run(cfg: &Config, store: &Store, command: OrgCommand) -> Result<()>
                 bail!("deleting {} removes {} and its recordings; run again with --yes", o.slug, if what.is_empty() { "nothing else".into() } else { what.join(", ") });
             }
             let removal = store.delete_organization(o.id).await?;
-            let files = remove_recordings(cfg, &o.slug).await?;
+            let files = remove_recordings(&cfg.storage, &o.slug).await?;
             println!("deleted organization {} ({}):", o.slug, o.name);
             for (table, n) in &removal.rows {
                 println!("  {n:>6} {table}");
@@ -182,10 +182,10 @@ pub async fn run(cfg: &Config, store: &Store, command: OrgCommand) -> Result<()>
 
 /// Removes an organization's recordings: every archived object under its prefix and its local folder.
 /// Returns how many files or objects went.
-async fn remove_recordings(cfg: &Config, slug: &str) -> Result<usize> {
-    let dir = cfg.storage.recordings_dir();
+async fn remove_recordings(storage: &StorageConfig, slug: &str) -> Result<usize> {
+    let dir = storage.recordings_dir();
     let mut removed = 0;
-    let archive = cfg.storage.archive().open(&dir).await?;
+    let archive = storage.archive().open(&dir).await?;
     for object in archive.list(&format!("{slug}/")).await? {
         archive.delete(&object.key).await.with_context(|| format!("deleting archived recording {}", object.key))?;
         removed += 1;
@@ -202,4 +202,62 @@ fn walk_files(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| {
         entries.flatten().map(|e| if e.path().is_dir() { walk_files(&e.path()) } else { 1 }).sum()
     })
+}
+
+/// The operator web area's "delete organization" removes recordings as `oncall org delete` does.
+pub struct RecordingsRemover(pub StorageConfig);
+
+impl oncall_web::OrgFiles for RecordingsRemover {
+    fn remove_recordings(&self, slug: String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, String>> + Send + '_>> {
+        Box::pin(async move { remove_recordings(&self.0, &slug).await.map_err(|e| format!("{e:#}")) })
+    }
+}
+
+#[derive(Subcommand)]
+pub enum OperatorCommand {
+    /// Add an operator (signs in at /operator); prints a generated password unless --password is given.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Operator")]
+        name: String,
+        #[arg(long, env = "ONCALL_OPERATOR_PASSWORD")]
+        password: Option<String>,
+    },
+    /// Set an operator's password (signs them out everywhere).
+    Passwd {
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "ONCALL_OPERATOR_PASSWORD")]
+        password: String,
+    },
+    /// List the operators.
+    List,
+}
+
+pub async fn run_operator(cfg: &Config, store: &Store, command: OperatorCommand) -> Result<()> {
+    match command {
+        OperatorCommand::Add { email, name, password } => {
+            let (password, generated) = match password {
+                Some(p) => (p, false),
+                None => (oncall_core::secret::new_token()[..20].to_string(), true),
+            };
+            store.add_operator(&name, &email, &password, Timestamp::now()).await?;
+            if generated {
+                println!("operator {email} signs in at http://{}/operator/login with password {password}", cfg.http.listen);
+            } else {
+                println!("operator {email} added; sign in at http://{}/operator/login", cfg.http.listen);
+            }
+        }
+        OperatorCommand::Passwd { email, password } => {
+            store.set_operator_password(&email, &password).await?;
+            println!("password changed for operator {email}");
+        }
+        OperatorCommand::List => {
+            for o in store.list_operators().await? {
+                println!("{}  {}", o.email, o.name);
+            }
+        }
+    }
+    Ok(())
 }

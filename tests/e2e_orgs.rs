@@ -1,7 +1,8 @@
 //! The operator's organization commands against a running demo server's database (issue 17):
 //! `oncall org add` with numbers and a first manager, `list`, numbers owned once, `disable`/`enable`,
-//! and `delete`, which refuses without `--yes`, then removes the organization's rows and recording
-//! files, counted, and leaves the other organization as it was.
+//! an operator account (`oncall operator add`) whose web area lists the organizations, and `delete`,
+//! which refuses without `--yes`, then removes the organization's rows and recording files, counted,
+//! and leaves the other organization as it was.
 //!
 //! `calls_are_answered_by_their_number`: the demo seeds two organizations with their numbers; a baresip call to
 //! a number nobody owns gets 404, to Demo Apartments' number its IVR, to Harbor Help Desk's number the help
@@ -54,6 +55,16 @@ fn an_operator_adds_disables_and_deletes_organizations() {
     checks.check(by_slug(&orgs(&server), "help-desk").is_some_and(|o| o["disabled"] == false), || "help-desk is not enabled again".into());
     server.oncall(&["org", "rename", "help-desk", "--name", "Help Desk East"]);
 
+    // The operator's web area, with an account from `oncall operator add`.
+    let out = server.oncall(&["operator", "add", "--email", "ops@oncall.example"]);
+    let password = out.split("with password ").nth(1).unwrap_or("").trim().to_string();
+    checks.check(password.len() == 20, || format!("operator add printed {out:?}"));
+    let operator = operator_login(&server, "ops@oncall.example", &password);
+    let page = get_with_cookie(server.http, "/operator", &format!("oncall_operator={operator}")).map(|r| (r.0, r.2));
+    checks.check(page.as_ref().is_some_and(|(status, body)| *status == 200 && body.contains("Help Desk East") && body.contains("+15559870000")), || {
+        format!("the operator's page: {page:?}")
+    });
+
     // A recording file of the demo organization, where the server files them (recordings/<slug>/…).
     let folder = server.data_dir.join("recordings/demo-apartments/2026/12");
     std::fs::create_dir_all(&folder).unwrap();
@@ -74,6 +85,22 @@ fn an_operator_adds_disables_and_deletes_organizations() {
         || format!("help-desk changed: {desk_before:?} → {desk_after:?}"),
     );
     checks.finish();
+}
+
+/// Signs in at /operator like a browser: the operator session cookie's value.
+fn operator_login(server: &Server, email: &str, password: &str) -> String {
+    let addr = server.http;
+    let (_, head, _) = get_with_cookie(addr, "/operator/login", "x=y").expect("GET /operator/login");
+    let csrf = set_cookie(&head, "oncall_login_csrf").unwrap_or_else(|| panic!("no CSRF cookie from /operator/login:\n{head}"));
+    let body = format!("email={}&password={password}&csrf={csrf}", email.replace('@', "%40"));
+    let request = format!(
+        "POST /operator/login HTTP/1.1\r\nHost: {addr}\r\nCookie: oncall_login_csrf={csrf}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, head, _) = http_exchange(addr, &request).expect("POST /operator/login");
+    assert_eq!(status, 303, "operator login answered {status}:\n{head}");
+    set_cookie(&head, "oncall_operator").unwrap_or_else(|| panic!("no operator cookie after login:\n{head}"))
 }
 
 /// Dials `number` once: `Ok(())` when the IVR answered (then hangs up), `Err(reason)` when the call was refused.

@@ -181,7 +181,20 @@ pub async fn session_layer(State(state): State<AppState>, req: Request, next: Ne
         Err(e) => return WebError::from(e).into_response(),
     };
 
-    let (mut parts, body) = req.into_parts();
+    match csrf_checked(&state, req, &viewer.csrf).await {
+        Ok(mut req) => {
+            req.extensions_mut().insert(viewer);
+            next.run(req).await
+        }
+        Err(refused) => refused,
+    }
+}
+
+/// `req` when it is a GET/HEAD or carries the CSRF token `expected`; else the error page. Shared by the
+/// organizations' session layer and the operator's.
+pub(crate) async fn csrf_checked(state: &AppState, req: Request, expected: &str) -> Result<Request, Response> {
+    let (parts, body) = req.into_parts();
+    let expired = || WebError::BadRequest("This form has expired. Go back, reload the page and try again.".into()).into_response();
     let body = if parts.method == Method::GET || parts.method == Method::HEAD {
         body
     } else if is_form(&parts) {
@@ -191,20 +204,19 @@ pub async fn session_layer(State(state): State<AppState>, req: Request, next: Ne
         // `DefaultBodyLimit` bounds.
         let bytes = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
             Ok(b) => b,
-            Err(_) => return WebError::TooLarge("The form is too large.".into()).into_response(),
+            Err(_) => return Err(WebError::TooLarge("The form is too large.".into()).into_response()),
         };
-        if !csrf_ok(&parts, &bytes, &viewer.csrf) {
-            return WebError::BadRequest("This form has expired. Go back, reload the page and try again.".into()).into_response();
+        if !csrf_ok(&parts, &bytes, expected) {
+            return Err(expired());
         }
         Body::from(bytes)
     } else {
-        if !csrf_ok(&parts, &[], &viewer.csrf) {
-            return WebError::BadRequest("This form has expired. Go back, reload the page and try again.".into()).into_response();
+        if !csrf_ok(&parts, &[], expected) {
+            return Err(expired());
         }
         body
     };
-    parts.extensions.insert(viewer);
-    next.run(Request::from_parts(parts, body)).await
+    Ok(Request::from_parts(parts, body))
 }
 
 fn csrf_ok(parts: &Parts, body: &[u8], expected: &str) -> bool {

@@ -45,6 +45,7 @@ use std::sync::Arc;
 
 pub use config::WebConfig;
 pub use metrics_access::MetricsAccess;
+pub use pages::operator::OrgFiles;
 pub use recording_source::{LocalRecordings, RecordingSource};
 pub use state::AppState;
 
@@ -60,12 +61,16 @@ pub trait StatusSource: Send + Sync + 'static {
     }
 }
 
-/// The whole HTTP application: ops endpoints, the admin site and the JSON API.
-/// `recordings` serves the files the `recordings` table points at.
-pub fn app(status: Arc<dyn StatusSource>, store: oncall_core::Store, config: WebConfig, recordings: Arc<dyn RecordingSource>) -> Router {
+/// The whole HTTP application: ops endpoints, the admin site, the operator area and the JSON API.
+/// `recordings` serves the files the `recordings` table points at; `org_files` removes a deleted
+/// organization's.
+pub fn app(status: Arc<dyn StatusSource>, store: oncall_core::Store, config: WebConfig, recordings: Arc<dyn RecordingSource>, org_files: Option<Arc<dyn OrgFiles>>) -> Router {
     let force_tls = config.force_secure_cookies;
     let (access, max_body) = (config.metrics_access.clone(), config.max_body_bytes);
-    let state = AppState::new(store, config, recordings);
+    let mut state = AppState::new(store, config, recordings);
+    if let Some(files) = org_files {
+        state = state.with_org_files(files);
+    }
     router(status, access)
         .merge(pages::routes(state.clone()))
         .merge(api::routes(state))

@@ -19,6 +19,8 @@ const TEMPLATES: &[(&str, &str)] = embedded!(
     "macros.html",
     "error.html",
     "login.html",
+    "operator_login.html",
+    "operator.html",
     "dashboard.html",
     "requests.html",
     "request.html",

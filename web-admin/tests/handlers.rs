@@ -928,7 +928,7 @@ async fn second_instance(f: &support::Fixture) -> Router {
     }
     let store = oncall_core::Store::connect(&format!("sqlite://{}", f.dir.path().join("oncall.db").display())).await.unwrap();
     let cfg = oncall_web::WebConfig::new(f.data_dir.clone());
-    oncall_web::app(std::sync::Arc::new(Up), store, cfg, std::sync::Arc::new(oncall_web::LocalRecordings::new(f.recordings_dir.clone())))
+    oncall_web::app(std::sync::Arc::new(Up), store, cfg, std::sync::Arc::new(oncall_web::LocalRecordings::new(f.recordings_dir.clone())), None)
 }
 
 #[tokio::test]
@@ -1619,4 +1619,70 @@ async fn request_actions_are_refused_while_paging_is_off() {
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert!(r.text().contains("Paging is off"), "{}", r.text());
     assert!(f.store.take_request_actions(f.org_a, "test", oncall_core::Timestamp::now(), 10).await.unwrap().is_empty(), "nothing was queued");
+}
+
+/// Issue 17 item 1: the operator's area, with its own role and session. A manager's session does not open it
+/// and a manager's password is not an operator's; the operator's session opens no organization's page. The
+/// operator creates an organization with numbers and a first manager (one-time password shown once), who signs
+/// in; a bad number creates nothing; disabling signs the organization's people out and keeps them out; deleting
+/// needs the slug typed and says what it removed.
+#[tokio::test]
+async fn the_operator_manages_organizations_in_the_browser() {
+    let f = fixture().await;
+    f.store.add_operator("Olive", "olive@operator.example", PASSWORD, oncall_core::Timestamp::now()).await.unwrap();
+    let mut manager = Client::new(app(&f));
+    manager.logged_in(MANAGER_A).await;
+    let r = manager.get("/operator").await;
+    assert_eq!((r.status, r.location().as_str()), (StatusCode::SEE_OTHER, "/operator/login"));
+    let page = manager.get("/operator/login").await;
+    let csrf = csrf_in(&page.text());
+    let r = manager.post("/operator/login", &[("email", MANAGER_A), ("password", PASSWORD), ("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a manager is no operator");
+
+    let mut op = Client::new(app(&f));
+    let page = op.get("/operator/login").await;
+    let csrf = csrf_in(&page.text());
+    let r = op.post("/operator/login", &[("email", "olive@operator.example"), ("password", PASSWORD), ("csrf", &csrf)]).await;
+    assert_eq!((r.status, r.location().as_str()), (StatusCode::SEE_OTHER, "/operator"), "{}", r.text());
+    let home = op.get("/operator").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.text().contains("Alpha Apartments") && home.text().contains("Beta Buildings"), "{}", home.text());
+    let csrf = csrf_in(&home.text());
+    assert_eq!(op.get("/requests").await.status, StatusCode::SEE_OTHER, "the operator's session opens no organization's page");
+    assert_eq!(op.post("/operator/orgs", &[("name", "Night Desk")]).await.status, StatusCode::BAD_REQUEST, "no CSRF token");
+
+    let r = op
+        .post("/operator/orgs", &[("csrf", &csrf), ("name", "Night Desk"), ("time_zone", "Europe/Berlin"), ("numbers", "+1 555 987 0000, 4100"), ("manager_email", "boss@night.example")])
+        .await;
+    let text = r.text();
+    assert_eq!(r.status, StatusCode::OK, "{text}");
+    assert!(text.contains("+15559870000 answers for it") && text.contains("4100 answers for it"), "{text}");
+    let password: String = text.split("one-time password ").nth(1).unwrap_or("").chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+    assert_eq!(password.len(), 20, "{text}");
+    let mut boss = Client::new(app(&f));
+    assert_eq!(boss.login("boss@night.example", &password).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(boss.get("/").await.status, StatusCode::OK);
+
+    let r = op.post("/operator/orgs", &[("csrf", &csrf), ("name", "Broken"), ("numbers", "not a number!")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("E.164"), "{}", r.text());
+    assert!(f.store.find_organization("broken").await.is_err(), "a bad number creates nothing");
+
+    let night = f.store.find_organization("night-desk").await.unwrap();
+    let r = op.post(&format!("/operator/orgs/{}/disable", night.id.0), &[("csrf", &csrf)]).await;
+    assert!(r.status == StatusCode::OK && r.text().contains("night-desk is disabled"), "{}", r.text());
+    assert_eq!(boss.get("/").await.status, StatusCode::SEE_OTHER, "a disabled organization's session ends");
+    assert_eq!(boss.login("boss@night.example", &password).await.status, StatusCode::UNAUTHORIZED);
+
+    let r = op.post(&format!("/operator/orgs/{}/delete", night.id.0), &[("csrf", &csrf), ("confirm", "nope")]).await;
+    assert!(r.status == StatusCode::BAD_REQUEST && r.text().contains("nothing was deleted"), "{}", r.text());
+    let r = op.post(&format!("/operator/orgs/{}/delete", night.id.0), &[("csrf", &csrf), ("confirm", "night-desk")]).await;
+    let text = r.text();
+    assert!(r.status == StatusCode::OK && text.contains("Deleted Night Desk (night-desk)") && text.contains("1 users") && text.contains("2 organization_numbers"), "{text}");
+    assert!(f.store.find_organization("night-desk").await.is_err());
+    assert!(f.store.find_organization("alpha").await.is_ok() && f.store.find_organization("beta").await.is_ok());
+
+    let r = op.post("/operator/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(op.get("/operator").await.status, StatusCode::SEE_OTHER);
 }

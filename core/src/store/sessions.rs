@@ -3,8 +3,8 @@
 //! Both are bearer secrets from [`crate::secret`]: the caller gets the token once, the database
 //! keeps its SHA-256 digest. A session carries its own CSRF token (random, stored in clear: it is
 //! not a credential by itself, only proof that a form came from a page we rendered). Looking a
-//! session or token up also checks that its user is not disabled, so disabling someone logs
-//! them out everywhere at once.
+//! session or token up also checks that its user and their organization are not disabled, so
+//! disabling someone (or the operator disabling their organization) logs them out everywhere at once.
 
 use super::rows::{i64_, opt_ts, string, ts};
 use super::users::{user_from_row, USER_COLUMNS};
@@ -64,7 +64,8 @@ impl Store {
         let cols = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
         let row = sqlx::query(&format!(
             "SELECT {cols}, s.csrf_token, s.expires_at FROM web_sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL"
+             JOIN organizations o ON o.id = u.org_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL AND o.disabled_at IS NULL"
         ))
         .bind(secret::digest(token))
         .bind(now.0)
@@ -122,7 +123,8 @@ impl Store {
         let hash = secret::digest(token.trim());
         let row = sqlx::query(&format!(
             "SELECT {cols}, t.id AS token_id FROM api_tokens t JOIN users u ON u.id = t.user_id AND u.org_id = t.org_id \
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL"
+             JOIN organizations o ON o.id = u.org_id \
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL AND o.disabled_at IS NULL"
         ))
         .bind(&hash)
         .fetch_optional(self.pool())

@@ -4,7 +4,7 @@
 //! if any (so "my shifts" works after login). E-mails are unique across organizations because
 //! login happens before we know the organization.
 
-use super::rows::{corrupt, i64_, opt_i64, string};
+use super::rows::{corrupt, i64_, opt_i64, opt_ts, string};
 use super::{one_row, Result, Store, StoreError};
 use crate::ids::{OrgId, PersonId, UserId};
 use crate::password::{self, PasswordError};
@@ -56,7 +56,7 @@ impl From<PasswordError> for StoreError {
 }
 
 /// Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-async fn hash_blocking(password: &str) -> Result<String> {
+pub(super) async fn hash_blocking(password: &str) -> Result<String> {
     let p = password.to_string();
     tokio::task::spawn_blocking(move || password::hash(&p))
         .await
@@ -103,10 +103,13 @@ impl Store {
         Ok(())
     }
 
-    /// The user if `password` is right; `None` for a wrong password, an unknown e-mail or a
-    /// disabled user (indistinguishable on purpose).
+    /// The user if `password` is right; `None` for a wrong password, an unknown e-mail, a
+    /// disabled user or one of a disabled organization (indistinguishable on purpose).
     pub async fn verify_password(&self, email: &str, password: &str) -> Result<Option<User>> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1"))
+        let cols = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+        let row = sqlx::query(&format!(
+            "SELECT {cols}, u.password_hash, o.disabled_at AS org_disabled_at FROM users u JOIN organizations o ON o.id = u.org_id WHERE u.email = $1"
+        ))
             .bind(email.trim().to_lowercase())
             .fetch_optional(self.pool())
             .await?;
@@ -121,7 +124,7 @@ impl Store {
             .await
             .map_err(|e| StoreError::Password(e.to_string()))?;
         let user = user_from_row(&row)?;
-        if !ok || user.disabled {
+        if !ok || user.disabled || opt_ts(&row, "org_disabled_at")?.is_some() {
             return Ok(None);
         }
         Ok(Some(user))

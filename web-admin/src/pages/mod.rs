@@ -1,10 +1,12 @@
-//! The server-rendered site, one file per area. Every route except the login page, static
-//! files and the private calendar feeds sits behind [`crate::auth::session_layer`].
+//! The server-rendered site, one file per area. Every route except the login pages, static
+//! files and the private calendar feeds sits behind [`crate::auth::session_layer`], or, under
+//! `/operator`, behind [`operator::operator_layer`].
 
 pub mod account;
 pub mod business_hours;
 pub mod dashboard;
 pub mod ivr;
+pub mod operator;
 pub mod people;
 pub mod policies;
 pub mod reports;
@@ -84,6 +86,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/static/style.css", get(style))
         .route("/static/app.js", get(script))
         .route("/calendar/{token}", get(schedules::ical_feed))
+        .merge(operator::routes(state.clone()))
         .merge(protected)
         .fallback(not_found)
         .with_state(state)
