@@ -38,6 +38,20 @@ pub enum OrgCommand {
         #[arg(long)]
         name: String,
     },
+    /// Set an organization's own limits and text sender; only the options given change (0 or "" clears one).
+    Set {
+        /// Slug or id.
+        org: String,
+        /// Its calls in progress at once; one more gets 503 (the server's [sip] max_calls still holds for all).
+        #[arg(long)]
+        max_calls: Option<u32>,
+        /// Requests per hour that may page phone numbers, instead of [paging] max_pages_per_hour.
+        #[arg(long)]
+        max_pages_per_hour: Option<u32>,
+        /// The number or SIP URI its texts come from, instead of [texts] from.
+        #[arg(long)]
+        text_from: Option<String>,
+    },
     /// Switch an organization off: its numbers get the unknown-number answer; its data stays.
     Disable { org: String },
     /// Switch a disabled organization on again.
@@ -105,6 +119,7 @@ pub async fn run(cfg: &Config, store: &Store, command: OrgCommand) -> Result<()>
                 let list: Vec<_> = rows.iter().map(|(o, numbers, people, requests, calls)| serde_json::json!({
                     "id": o.id.0, "slug": o.slug, "name": o.name, "time_zone": o.time_zone.name(),
                     "disabled": o.disabled_at.is_some(), "numbers": numbers, "people": people, "requests": requests, "calls": calls,
+                    "limits": o.limits,
                 })).collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -120,6 +135,22 @@ pub async fn run(cfg: &Config, store: &Store, command: OrgCommand) -> Result<()>
             let o = store.find_organization(&org).await?;
             store.rename_organization(o.id, &name).await?;
             println!("{} renamed to {name:?}", o.slug);
+        }
+        OrgCommand::Set { org, max_calls, max_pages_per_hour, text_from } => {
+            let o = store.find_organization(&org).await?;
+            let mut limits = o.limits.clone();
+            let own = |n: u32| (n > 0).then_some(n);
+            if let Some(n) = max_calls {
+                limits.max_calls = own(n);
+            }
+            if let Some(n) = max_pages_per_hour {
+                limits.max_pages_per_hour = own(n);
+            }
+            if let Some(from) = text_from {
+                limits.text_from = Some(from.trim().to_string()).filter(|f| !f.is_empty());
+            }
+            store.set_organization_limits(o.id, &limits).await?;
+            println!("{}: {}", o.slug, describe_limits(&limits));
         }
         OrgCommand::Disable { org } => {
             let o = store.find_organization(&org).await?;
@@ -178,6 +209,14 @@ pub async fn run(cfg: &Config, store: &Store, command: OrgCommand) -> Result<()>
         },
     }
     Ok(())
+}
+
+/// "max 20 calls, 10 pages per hour, texts from +15550001111", or the server's settings.
+fn describe_limits(l: &oncall_core::store::OrgLimits) -> String {
+    let calls = l.max_calls.map_or("calls up to [sip] max_calls".to_string(), |n| format!("max {n} calls at once"));
+    let pages = l.max_pages_per_hour.map_or("[paging] max_pages_per_hour".to_string(), |n| format!("{n} paging requests per hour"));
+    let from = l.text_from.as_ref().map_or("texts from [texts] from".to_string(), |f| format!("texts from {f}"));
+    format!("{calls}, {pages}, {from}")
 }
 
 /// Removes an organization's recordings: every archived object under its prefix and its local folder.

@@ -6,7 +6,8 @@
 //!
 //! `calls_are_answered_by_their_number`: the demo seeds two organizations with their numbers; a baresip call to
 //! a number nobody owns gets 404, to Demo Apartments' number its IVR, to Harbor Help Desk's number the help
-//! desk's (its call row is the help desk's, the demo's count does not move); an organization added on the
+//! desk's (its call row is the help desk's, the demo's count does not move); with `oncall org set --max-calls 1`
+//! the help desk's second call at once gets 503 while Demo Apartments still answers; an organization added on the
 //! running server answers its number within one reload; disabling the demo makes its number 404 while the
 //! help desk's still answers.
 //!
@@ -154,6 +155,28 @@ fn calls_are_answered_by_their_number() {
             calls_of("harbor-help-desk")
         )
     });
+
+    // The operator's per-organization call limit: with one help desk call in progress, the next gets 503, and
+    // Demo Apartments is not limited by it.
+    server.oncall(&["org", "set", "harbor-help-desk", "--max-calls", "1"]);
+    let mut holder = Baresip::start(&work.join("holder"), &mic, Duration::from_secs(90));
+    let mut last = Ok(());
+    let limited = until(Duration::from_secs(10), || {
+        holder.command("dial", &format!("sip:200@{}", server.sip_udp));
+        let held = holder.wait_event_any(&["CALL_ESTABLISHED", "CALL_CLOSED"], Duration::from_secs(10)).is_some_and(|(_, e)| field(&e, "type") == "CALL_ESTABLISHED");
+        last = dial(&mut caller, &server, "200");
+        if held {
+            holder.command("hangup", "");
+            holder.wait_event("CALL_CLOSED", Duration::from_secs(5));
+        }
+        last.is_err()
+    });
+    eprintln!("[e2e] a second help desk call at --max-calls 1: {last:?}");
+    checks.check(limited && last.as_ref().is_err_and(|r| r.contains("503")), || format!("the help desk's second call should get 503, got {last:?}"));
+    let apartments = dial(&mut caller, &server, "100");
+    checks.check(apartments.is_ok(), || format!("Demo Apartments is not limited by the help desk's max-calls: {apartments:?}"));
+    holder.quit();
+    server.oncall(&["org", "set", "harbor-help-desk", "--max-calls", "0"]);
 
     // An organization added on a running server answers its number within one reload.
     server.oncall(&["org", "add", "--name", "Help Desk", "--number", "+15559870000"]);

@@ -322,6 +322,10 @@ impl Controller {
                         _ => Route::Reject { status: 480 },
                     },
                     None => match admit {
+                        crate::numbers::Admit::Org(o) if self.tenants.get(o).is_some_and(|t| t.max_calls.is_some_and(|max| held.calls.values().filter(|c| c.org == o).count() >= max as usize)) => {
+                            tracing::warn!(org = %o, "the organization's calls are at its max_calls (oncall org set); 503");
+                            Route::Reject { status: 503 }
+                        }
                         crate::numbers::Admit::Org(o) if self.tenants.get(o).is_some() => {
                             org = o;
                             Route::Ivr

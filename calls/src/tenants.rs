@@ -25,6 +25,8 @@ use std::sync::{Arc, RwLock};
 pub struct Tenant {
     pub org: OrgId,
     pub slug: String,
+    /// Its calls in progress at once (the operator's `oncall org set --max-calls`); `None`: no own limit.
+    pub max_calls: Option<u32>,
     pub ivr: IvrSource,
     pub hours: HoursSource,
 }
@@ -61,17 +63,21 @@ pub struct TenantsWatch {
 
 impl TenantsWatch {
     /// Adds a copy for each organization the map lacks (the config file's menu and the built-in
-    /// prompts until its managers save their own, and no business hours until they set them).
+    /// prompts until its managers save their own, and no business hours until they set them), and
+    /// takes the operator's limits of the others.
     fn add_new(&mut self, orgs: Vec<oncall_core::store::Organization>) {
         for org in orgs {
             if self.watches.contains_key(&org.id) {
+                if let Some(t) = self.tenants.map.write().unwrap_or_else(|p| p.into_inner()).get_mut(&org.id) {
+                    t.max_calls = org.limits.max_calls;
+                }
                 continue;
             }
             let ivr = IvrSource::new(self.file_ivr.clone(), self.prompts.clone());
             let hours = HoursSource::default();
             let w = (ivr.watched(org.id, self.file_ivr.clone(), self.data_dir.clone(), self.prompts.clone()), hours.watched(org.id));
             tracing::info!(organization = %org.slug, "organization served by the call side");
-            self.tenants.insert(Tenant { org: org.id, slug: org.slug, ivr, hours });
+            self.tenants.insert(Tenant { org: org.id, slug: org.slug, max_calls: org.limits.max_calls, ivr, hours });
             self.watches.insert(org.id, w);
         }
     }

@@ -515,6 +515,7 @@ mod tests {
             time_zone: chrono_tz::Europe::London,
             created_at: Timestamp(0),
             disabled_at: None,
+            limits: Default::default(),
         }
     }
 

@@ -361,6 +361,11 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// The page cap for requests beginning from now on (the organization's own, which the operator may change).
+    pub fn set_max_pages_per_hour(&mut self, max: u32) {
+        self.settings.max_pages_per_hour = max;
+    }
+
     /// A dispatcher starting at `now`: its first heartbeat is due at once.
     pub fn new(settings: Settings, now: Timestamp) -> Dispatcher {
         Dispatcher {

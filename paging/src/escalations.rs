@@ -491,6 +491,9 @@ impl Paging {
             }
         };
         tracing::info!(%request, policy = %policy.name, message_secs = message.len() as f64 / 8000.0, "escalation started");
+        // The organization's own page cap (`oncall org set --max-pages-per-hour`), read now so a change applies at once.
+        let own_cap = self.store.organization(self.org).await.ok().and_then(|o| o.limits.max_pages_per_hour);
+        run.dispatcher.set_max_pages_per_hour(own_cap.unwrap_or(self.config.max_pages_per_hour));
         run.requests.insert(request, Kept { caller: announce_caller(&caller), message });
         run.dispatcher.handle(Input::EscalationBegun { engine: Box::new(engine), caller_call, policy_note }, now);
     }

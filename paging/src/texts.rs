@@ -158,13 +158,16 @@ impl Texts {
             return Err("texts are off ([texts] enabled = false)".into());
         }
         let body = notification_body(key.request, caller, &request_link(&self.link_base, key.request));
+        // The organization's own sender (`oncall org set --text-from`), else `[texts] from`.
+        let own_from = self.store.organization(person.org).await.ok().and_then(|o| o.limits.text_from);
+        let from = own_from.unwrap_or_else(|| self.config.from.clone());
         let phone = person.contacts.iter().find(|c| matches!(c, Contact::Phone(_)));
         let sip = person.contacts.iter().find(|c| matches!(c, Contact::Sip(_)));
         match (self.config.transport.as_str(), phone, sip) {
             ("http", Some(Contact::Phone(number)), _) => {
                 let number = number.as_str().to_string();
                 let client = self.client.clone().ok_or("no HTTP client")?;
-                let (config, paging) = (self.config.clone(), self.paging.clone());
+                let (config, paging) = (TextsConfig { from, ..self.config.clone() }, self.paging.clone());
                 tracing::info!(request = %key.request, person = %key.person, to = %number, "sending a text through the SMS gateway");
                 tokio::spawn(async move {
                     let outcome = match post_to_gateway(&client, &config, &number, &body).await {
@@ -178,15 +181,15 @@ impl Texts {
                 });
                 Ok(())
             }
-            (_, _, Some(uri)) => self.send_by_sip(key, uri, body).await,
-            ("sip", Some(number), None) => self.send_by_sip(key, number, body).await,
+            (_, _, Some(uri)) => self.send_by_sip(key, uri, &from, body).await,
+            ("sip", Some(number), None) => self.send_by_sip(key, number, &from, body).await,
             _ => Err("no phone number or SIP URI to text".into()),
         }
     }
 
     /// A SIP MESSAGE along the dialer's route (a SIP URI directly, a number through the first trunk).
-    async fn send_by_sip(&self, key: NotificationKey, contact: &Contact, body: String) -> Result<(), String> {
-        let route = self.dialer.route(contact, &self.config.from).await?;
+    async fn send_by_sip(&self, key: NotificationKey, contact: &Contact, from: &str, body: String) -> Result<(), String> {
+        let route = self.dialer.route(contact, from).await?;
         tracing::info!(request = %key.request, person = %key.person, target = %route.target, via = %route.next_hop(), "sending a text as SIP MESSAGE");
         self.controller.send(ControllerCommand::SendText { key: Some(key), route, body }).map_err(|_| "the call controller has stopped".to_string())
     }
@@ -434,6 +437,40 @@ mod tests {
             ("foobar", "Zm9vYmFy"),
         ] {
             assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    /// Issue 17 item 3: an organization's texts come from its own sender (`oncall org set --text-from`), the
+    /// others' from `[texts] from`.
+    #[tokio::test]
+    async fn each_organization_texts_from_its_own_sender() {
+        use oncall_core::store::OrgLimits;
+        use oncall_core::{Channel, NewPerson, NewRequest};
+        let now = Timestamp(1_800_000_000_000);
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let a = store.create_organization("Apartments", "apartments", "UTC", now).await.unwrap();
+        let b = store.create_organization("Help Desk", "help-desk", "UTC", now).await.unwrap();
+        store.set_organization_limits(b, &OrgLimits { text_from: Some("sip:desk@oncall.example".into()), ..OrgLimits::default() }).await.unwrap();
+        let (controller, mut rx) = mpsc::unbounded_channel();
+        let texts = Texts {
+            config: TextsConfig { enabled: true, transport: "sip".into(), from: "sip:oncall@oncall.example".into(), ..TextsConfig::default() },
+            store: store.clone(),
+            link_base: "http://oncall.test".into(),
+            dialer: Dialer::new(vec![], "sip:oncall@127.0.0.1".into(), None),
+            controller,
+            paging: None,
+            client: None,
+        };
+        for (org, want) in [(a, "sip:oncall@oncall.example"), (b, "sip:desk@oncall.example")] {
+            let new = NewPerson { name: "Pat".into(), sip_uris: vec!["sip:pat@127.0.0.1:5090".into()], time_zone: "UTC".into(), ..NewPerson::default() };
+            let person = store.add_person(org, &new, now).await.unwrap();
+            let request = store.create_request(org, &NewRequest { caller: "+15550000000".into(), ..NewRequest::default() }, now).await.unwrap();
+            let key = NotificationKey { request, stage: 0, person, channel: Channel::Text };
+            texts.send_notification(key, &store.person(org, person).await.unwrap(), "+15550000000").await.unwrap();
+            match rx.recv().await {
+                Some(ControllerCommand::SendText { route, .. }) => assert_eq!(route.from_uri, want),
+                _ => panic!("no SIP MESSAGE for the person of {org}"),
+            }
         }
     }
 

@@ -46,7 +46,7 @@ pub use escalation_work::{ClaimedWork, NotificationRecord};
 pub use login_failures::{KeyFailures, LoginAttempt};
 pub use operators::{Operator, OperatorSession};
 pub use org_removal::OrgRemoval;
-pub use orgs::{slugify, validate_slug, Organization, DEFAULT_ORG_NAME};
+pub use orgs::{slugify, validate_slug, OrgLimits, Organization, DEFAULT_ORG_NAME};
 pub use people::Team;
 pub use request_actions::{QueuedAction, RequestAction};
 pub use requests::event_kind;

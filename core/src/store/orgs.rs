@@ -1,6 +1,6 @@
 //! Organizations (tenants): create, look up by slug, and the single-org default.
 
-use super::rows::{i64_, opt_ts, string, ts};
+use super::rows::{i64_, opt_i64, opt_string, opt_ts, string, ts};
 use super::{Result, Store, StoreError};
 use crate::ids::OrgId;
 use crate::timestamp::Timestamp;
@@ -22,12 +22,25 @@ pub struct Organization {
     /// cannot sign in; its data stays until it is deleted.
     #[serde(default)]
     pub disabled_at: Option<Timestamp>,
+    #[serde(default)]
+    pub limits: OrgLimits,
+}
+
+/// What the operator sets per organization (issue 17); `None`: the server's setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgLimits {
+    /// Its calls in progress at once; one more gets 503 (the server's `[sip] max_calls` holds for all).
+    pub max_calls: Option<u32>,
+    /// Requests per hour that may page phone numbers (trunk calls, texts), instead of `[paging] max_pages_per_hour`.
+    pub max_pages_per_hour: Option<u32>,
+    /// The number or SIP identity its texts are sent from, instead of `[texts] from`.
+    pub text_from: Option<String>,
 }
 
 /// Name of the organization created on first start of a single-tenant install.
 pub const DEFAULT_ORG_NAME: &str = "Default";
 
-const COLUMNS: &str = "id, name, slug, time_zone, created_at, disabled_at";
+const COLUMNS: &str = "id, name, slug, time_zone, created_at, disabled_at, max_calls, max_pages_per_hour, text_from";
 
 fn from_row(row: &AnyRow) -> Result<Organization> {
     let tz = string(row, "time_zone")?;
@@ -38,6 +51,11 @@ fn from_row(row: &AnyRow) -> Result<Organization> {
         time_zone: tz.parse().map_err(|_| super::rows::corrupt("time_zone", &tz))?,
         created_at: ts(row, "created_at")?,
         disabled_at: opt_ts(row, "disabled_at")?,
+        limits: OrgLimits {
+            max_calls: opt_i64(row, "max_calls")?.map(|n| n.clamp(0, u32::MAX as i64) as u32),
+            max_pages_per_hour: opt_i64(row, "max_pages_per_hour")?.map(|n| n.clamp(0, u32::MAX as i64) as u32),
+            text_from: opt_string(row, "text_from")?.filter(|s| !s.is_empty()),
+        },
     })
 }
 
@@ -127,6 +145,21 @@ impl Store {
     pub async fn rename_organization(&self, id: OrgId, name: &str) -> Result<()> {
         let name = validation::non_blank("name", name)?;
         let done = sqlx::query("UPDATE organizations SET name = $1 WHERE id = $2").bind(name).bind(id.0).execute(self.pool()).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Sets organization `id`'s limits and text identity (each `None` goes back to the server's setting).
+    pub async fn set_organization_limits(&self, id: OrgId, limits: &OrgLimits) -> Result<()> {
+        let done = sqlx::query("UPDATE organizations SET max_calls = $1, max_pages_per_hour = $2, text_from = $3 WHERE id = $4")
+            .bind(limits.max_calls.map(i64::from))
+            .bind(limits.max_pages_per_hour.map(i64::from))
+            .bind(limits.text_from.clone().filter(|s| !s.trim().is_empty()))
+            .bind(id.0)
+            .execute(self.pool())
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(id.to_string()));
         }

@@ -160,6 +160,7 @@ async fn page(state: &AppState, v: &OperatorViewer, flash: Option<String>, error
         orgs.push(serde_json::json!({
             "id": o.id.0, "name": o.name, "slug": o.slug, "time_zone": o.time_zone.name(), "disabled": o.disabled_at.is_some(),
             "numbers": owned, "people": count("people"), "users": count("users"), "requests": count("requests"), "calls": count("calls"),
+            "limits": o.limits,
         }));
     }
     let mut ctx = Context::new();
