@@ -728,7 +728,7 @@ async fn serve(cfg: Config) -> Result<()> {
         watch.watch(r.watched());
     }
     // Issue 17: the numbers organizations own (`oncall org number add`); none configured = every call is ours.
-    let numbers = oncall_calls::numbers::NumberBook::load(&store, org.id).await.context("reading the organizations' numbers")?;
+    let numbers = oncall_calls::numbers::NumberBook::load(&store, org.id, &cfg.trunks).await.context("reading the organizations' numbers")?;
     watch.watch(numbers.watched());
     watch.spawn();
     let redirect_counters = redirector.as_ref().map(|r| r.counters.clone());

@@ -182,6 +182,10 @@ pub struct TrunkConfig {
     pub allowed_sources: Vec<String>,
     /// The registration expiry asked for, in seconds.
     pub expires_secs: u32,
+    /// The organization (slug) that brings this trunk (issue 17): every call through it is that organization's,
+    /// and its people's numbers are called and texted through it; no other organization's are. `None`: shared
+    /// by every organization without a trunk of its own.
+    pub organization: Option<String>,
 }
 
 impl Default for TrunkConfig {
@@ -197,6 +201,7 @@ impl Default for TrunkConfig {
             register: true,
             allowed_sources: Vec::new(),
             expires_secs: 3600,
+            organization: None,
         }
     }
 }

@@ -59,6 +59,14 @@ impl Dialer {
         Dialer { trunks, local_uri, registrar }
     }
 
+    /// The dialer of organization `slug` (issue 17): its own trunks first, then the shared ones (no
+    /// `organization`); never another organization's.
+    pub fn for_org(&self, slug: &str) -> Dialer {
+        let own = self.trunks.iter().filter(|t| t.organization.as_deref() == Some(slug));
+        let shared = self.trunks.iter().filter(|t| t.organization.is_none());
+        Dialer { trunks: own.chain(shared).cloned().collect(), local_uri: self.local_uri.clone(), registrar: self.registrar.clone() }
+    }
+
     /// Our own SIP URI.
     pub fn local_uri(&self) -> &str {
         &self.local_uri
@@ -139,5 +147,31 @@ mod tests {
         assert_eq!(resolve_sip_uri("sip:erin@127.0.0.1:5070;transport=udp").await, Ok("127.0.0.1:5070".parse().unwrap()));
         assert_eq!(resolve_sip_uri("sip:10.1.2.3").await, Ok("10.1.2.3:5060".parse().unwrap()));
         assert!(resolve_sip_uri("mailto:x@y").await.is_err());
+    }
+
+    /// Issue 17: an organization's numbers go through its own trunk, else a shared one; never another's.
+    #[tokio::test]
+    async fn an_organization_calls_out_through_its_own_trunk() {
+        let trunk = |name: &str, registrar: &str, org: Option<&str>| TrunkConfig {
+            name: name.into(),
+            registrar: registrar.into(),
+            username: format!("{name}-user"),
+            organization: org.map(str::to_string),
+            ..TrunkConfig::default()
+        };
+        let dialer = Dialer::new(
+            vec![trunk("apartments", "192.0.2.1", Some("apartments")), trunk("shared", "192.0.2.2", None), trunk("desk", "192.0.2.3", Some("help-desk"))],
+            "sip:oncall@127.0.0.1".into(),
+            None,
+        );
+        async fn via(d: &Dialer) -> Result<(String, Option<String>), String> {
+            let number = Contact::Phone("+15551230000".parse().unwrap());
+            d.route(&number, "").await.map(|r| (r.via.addr.ip().to_string(), r.credentials.map(|c| c.0)))
+        }
+        assert_eq!(via(&dialer.for_org("help-desk")).await, Ok(("192.0.2.3".into(), Some("desk-user".into()))));
+        assert_eq!(via(&dialer.for_org("apartments")).await, Ok(("192.0.2.1".into(), Some("apartments-user".into()))));
+        assert_eq!(via(&dialer.for_org("night-desk")).await, Ok(("192.0.2.2".into(), Some("shared-user".into()))), "the shared trunk");
+        let own_only = Dialer::new(vec![trunk("desk", "192.0.2.3", Some("help-desk"))], "sip:oncall@127.0.0.1".into(), None);
+        assert!(via(&own_only.for_org("apartments")).await.is_err(), "never another organization's trunk");
     }
 }

@@ -9,6 +9,7 @@
 
 use crate::escalations::Paging;
 use oncall_calls::orders::PagingEvent;
+use oncall_core::store::Organization;
 use oncall_core::{OrgId, RequestId, Store};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
@@ -33,13 +34,27 @@ struct Router {
 }
 
 impl Router {
-    fn task(&mut self, org: OrgId) -> &mpsc::UnboundedSender<PagingEvent> {
-        let template = &self.template;
-        self.tasks.entry(org).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(Paging { org, ..template.clone() }.run(rx));
-            tx
-        })
+    /// Starts `org`'s task: the template with its `org`, and a dialer with the organization's own trunks.
+    fn spawn(&mut self, org: &Organization) -> mpsc::UnboundedSender<PagingEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let paging = Paging { org: org.id, dialer: self.template.dialer.for_org(&org.slug), ..self.template.clone() };
+        tokio::spawn(paging.run(rx));
+        self.tasks.insert(org.id, tx.clone());
+        tx
+    }
+
+    /// `org`'s task, started on its first event when the organization was created after start-up.
+    async fn task(&mut self, org: OrgId) -> Option<mpsc::UnboundedSender<PagingEvent>> {
+        if let Some(tx) = self.tasks.get(&org) {
+            return Some(tx.clone());
+        }
+        match self.store.organization(org).await {
+            Ok(o) => Some(self.spawn(&o)),
+            Err(e) => {
+                tracing::error!(%org, error = %e, "cannot read the organization to start its paging; event dropped");
+                None
+            }
+        }
     }
 
     async fn org_of(&mut self, request: RequestId) -> Option<OrgId> {
@@ -66,20 +81,22 @@ impl Router {
     }
 }
 
-/// Starts a paging task for each organization now (`template` with its `org` changed), then hands
+/// Starts a paging task for each organization now (`template` with its `org` and dialer changed), then hands
 /// each event to its request's organization's task until `events` closes.
 pub async fn run(store: Store, template: Paging, mut events: mpsc::UnboundedReceiver<PagingEvent>) {
     let mut router = Router { store: store.clone(), template, tasks: HashMap::new(), org_of: HashMap::new() };
     match store.list_organizations().await {
         Ok(orgs) => {
-            for org in orgs {
-                router.task(org.id);
+            for org in &orgs {
+                router.spawn(org);
             }
         }
         Err(e) => tracing::error!(error = %e, "cannot list the organizations: their paging starts with their next request"),
     }
     while let Some(ev) = events.recv().await {
         let Some(org) = router.org_of(request_of(&ev)).await else { continue };
-        let _ = router.task(org).send(ev);
+        if let Some(task) = router.task(org).await {
+            let _ = task.send(ev);
+        }
     }
 }

@@ -158,9 +158,10 @@ impl Texts {
             return Err("texts are off ([texts] enabled = false)".into());
         }
         let body = notification_body(key.request, caller, &request_link(&self.link_base, key.request));
-        // The organization's own sender (`oncall org set --text-from`), else `[texts] from`.
-        let own_from = self.store.organization(person.org).await.ok().and_then(|o| o.limits.text_from);
-        let from = own_from.unwrap_or_else(|| self.config.from.clone());
+        // The organization's own sender (`oncall org set --text-from`), else `[texts] from`; its own trunks.
+        let org = self.store.organization(person.org).await.ok();
+        let from = org.as_ref().and_then(|o| o.limits.text_from.clone()).unwrap_or_else(|| self.config.from.clone());
+        let dialer = org.map_or_else(|| self.dialer.clone(), |o| self.dialer.for_org(&o.slug));
         let phone = person.contacts.iter().find(|c| matches!(c, Contact::Phone(_)));
         let sip = person.contacts.iter().find(|c| matches!(c, Contact::Sip(_)));
         match (self.config.transport.as_str(), phone, sip) {
@@ -181,15 +182,15 @@ impl Texts {
                 });
                 Ok(())
             }
-            (_, _, Some(uri)) => self.send_by_sip(key, uri, &from, body).await,
-            ("sip", Some(number), None) => self.send_by_sip(key, number, &from, body).await,
+            (_, _, Some(uri)) => self.send_by_sip(&dialer, key, uri, &from, body).await,
+            ("sip", Some(number), None) => self.send_by_sip(&dialer, key, number, &from, body).await,
             _ => Err("no phone number or SIP URI to text".into()),
         }
     }
 
     /// A SIP MESSAGE along the dialer's route (a SIP URI directly, a number through the first trunk).
-    async fn send_by_sip(&self, key: NotificationKey, contact: &Contact, from: &str, body: String) -> Result<(), String> {
-        let route = self.dialer.route(contact, from).await?;
+    async fn send_by_sip(&self, dialer: &Dialer, key: NotificationKey, contact: &Contact, from: &str, body: String) -> Result<(), String> {
+        let route = dialer.route(contact, from).await?;
         tracing::info!(request = %key.request, person = %key.person, target = %route.target, via = %route.next_hop(), "sending a text as SIP MESSAGE");
         self.controller.send(ControllerCommand::SendText { key: Some(key), route, body }).map_err(|_| "the call controller has stopped".to_string())
     }
