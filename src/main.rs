@@ -3,6 +3,7 @@
 
 mod config;
 mod log_format;
+mod integration_command;
 mod org_command;
 
 use anyhow::{bail, Context, Result};
@@ -103,6 +104,11 @@ enum Command {
     Org {
         #[command(subcommand)]
         command: org_command::OrgCommand,
+    },
+    /// Integration keys for monitoring (Alertmanager, Grafana, Events API v2, scripts) in the --org organization.
+    Integration {
+        #[command(subcommand)]
+        command: integration_command::IntegrationCommand,
     },
     /// Operator accounts: who signs in at /operator to manage the organizations in the browser.
     Operator {
@@ -272,6 +278,12 @@ fn main() -> Result<()> {
             Command::Org { command } => {
                 let store = open_store(&cfg).await?;
                 org_command::run(&cfg, &store, command).await
+            }
+            Command::Integration { command } => {
+                let store = open_store(&cfg).await?;
+                let org = target_org(&store, cli.org.as_deref()).await?;
+                let base = cfg.http.public_url.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| format!("http://{}", cfg.http.listen));
+                integration_command::run(&store, &org, base.trim_end_matches('/'), command).await
             }
             Command::Operator { command } => {
                 let store = open_store(&cfg).await?;
@@ -703,6 +715,7 @@ async fn serve(cfg: Config) -> Result<()> {
             recordings_root: recordings_dir.clone(),
             archive: archive.clone(),
             texts: texts.clone(),
+            speaker: Some(Arc::new(oncall_paging::speech::EspeakNg::new(&cfg.paging.speech_voice))),
         };
         tokio::spawn(oncall_paging::per_org::run(store.clone(), paging, rx));
         let link = PagingLink {
@@ -718,6 +731,7 @@ async fn serve(cfg: Config) -> Result<()> {
         drop(command_tx);
         (None, None)
     };
+    let alert_events = paging_tx.clone();
     let log_task = tokio::spawn(call_log::run(store.clone(), cfg.instance.id(), recordings_dir.clone(), log_rx, paging_tx));
 
     let trunk_board: TrunkBoard = Default::default();
@@ -789,6 +803,9 @@ async fn serve(cfg: Config) -> Result<()> {
     web.max_upload_bytes = cfg.http.max_upload_bytes;
     let org_files: Arc<dyn oncall_web::OrgFiles> = Arc::new(org_command::RecordingsRemover(cfg.storage.clone()));
     let mut app = oncall_web::app(status.clone(), store.clone(), web, recordings, Some(org_files));
+    // Alerts from monitoring (issue 20): always received (and stored); paged when paging is on.
+    let alert_pager = alert_events.map(|tx| Arc::new(oncall_paging::alert_pages::AlertPages(tx)) as Arc<dyn oncall_web::alerts::AlertPager>);
+    app = app.merge(oncall_web::alerts::routes(store.clone(), alert_pager));
     if let Some(t) = &texts {
         app = app.merge(oncall_web::text_inbound::routes(Arc::new(texts::WebInbound(t.clone())), texts::inbound_auth(&cfg.texts, cfg.http.public_url.as_deref()), texts::inbound_throttle(&cfg.texts)));
     }

@@ -24,6 +24,9 @@ pub struct PagingConfig {
     /// Requests paged per organization in any hour with trunk calls and texts (issue #15 item 4); beyond it a
     /// request still opens and rings registered phones and SIP URIs, but costs nothing. 0: no cap.
     pub max_pages_per_hour: u32,
+    /// The espeak-ng voice (language) an alert's summary is spoken with in its page call (issue 20): `en`,
+    /// `de`, `fr`, … (`espeak-ng --voices` lists them).
+    pub speech_voice: String,
 }
 
 impl PagingConfig {
@@ -37,7 +40,7 @@ impl PagingConfig {
 
 impl Default for PagingConfig {
     fn default() -> Self {
-        PagingConfig { enabled: true, key_timeout_secs: 8, max_retries: 2, max_hold_secs: 300, snooze_secs: 900, max_pages_per_hour: 60 }
+        PagingConfig { enabled: true, key_timeout_secs: 8, max_retries: 2, max_hold_secs: 300, snooze_secs: 900, max_pages_per_hour: 60, speech_voice: "en".into() }
     }
 }
 

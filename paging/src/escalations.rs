@@ -55,6 +55,8 @@ pub struct Paging {
     pub archive: Arc<dyn oncall_recordings::storage::RecordingStore>,
     /// Sends `text` notifications (`[texts]`); `None` fails them.
     pub texts: Option<Arc<crate::texts::Texts>>,
+    /// Speaks an alert's summary in its page call; `None`: alerts page without speech.
+    pub speaker: Option<Arc<dyn crate::speech::Speaker>>,
 }
 
 /// What a request's pages read out.
@@ -143,7 +145,9 @@ impl Paging {
     async fn on_event(&self, run: &mut Run, ev: PagingEvent, now: Timestamp) {
         match ev {
             PagingEvent::RequestOpened { request, caller, recording, caller_call } => {
-                self.open(run, request, &caller, Some(recording), caller_call, now).await;
+                // An alert's request has no recording (an empty path): its page speaks the summary.
+                let recording = Some(recording).filter(|p| !p.as_os_str().is_empty());
+                self.open(run, request, &caller, recording, caller_call, now).await;
             }
             PagingEvent::CallResult { key, outcome } => {
                 tracing::info!(request = %key.request, person = %key.person, stage = key.stage, ?outcome, "page call result");
@@ -465,7 +469,16 @@ impl Paging {
             }),
             None => Vec::new(),
         };
-        let choice = choose_policy(&called, &schedules, &policies);
+        // An alert's summary is spoken where a caller's message would play, and its integration may name the policy.
+        let alert = self.store.alert_of_request(self.org, request).await.unwrap_or_else(|e| {
+            tracing::warn!(%request, error = %e, "cannot tell whether the request is an alert's");
+            None
+        });
+        let bound = alert.as_ref().and_then(|(_, p)| *p).and_then(|p| policies.iter().find(|x| x.id == p && !x.disabled));
+        let choice = match bound {
+            Some(p) => PolicyChoice::Default(p),
+            None => choose_policy(&called, &schedules, &policies),
+        };
         let Some(policy) = choice.policy() else {
             tracing::warn!(%request, "no enabled escalation policy: request not paged");
             return;
@@ -482,7 +495,10 @@ impl Paging {
             }
             PolicyChoice::Default(_) | PolicyChoice::Nothing => None,
         };
-        let message = self.message(request, recording).await;
+        let message = match (&alert, &self.speaker) {
+            (Some((summary, _)), Some(speaker)) => speaker.speak(summary).await.unwrap_or_else(|| Arc::from(Vec::new())),
+            _ => self.message(request, recording).await,
+        };
         let engine = match self.store.begin_escalation(self.org, request, policy.id, now).await {
             Ok(e) => e,
             Err(e) => {
@@ -624,6 +640,7 @@ mod tests {
             recordings_root: PathBuf::from("/nowhere"),
             archive: Arc::new(oncall_recordings::storage::LocalStore::new("/nowhere")),
             texts: None,
+            speaker: None,
         };
         (paging, rx)
     }

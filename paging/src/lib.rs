@@ -56,12 +56,14 @@
 //!   `dial_plan`, `Input::TakenOver`'s `capped`, the `page_cap` / `dial_plan` request events; the
 //!   request log read (was it capped?) stays in the wrapper.
 
+pub mod alert_pages;
 pub mod config;
 pub mod dispatcher;
 pub mod escalations;
 pub mod per_org;
 /// Whether paging can reach a person now: the web's health warnings (issue 18 item 5).
 pub mod reachability;
+pub mod speech;
 pub mod texts;
 pub mod webhooks;
 

@@ -16,6 +16,7 @@
 //! to the store, which puts it in every `WHERE`. An id from another organization is therefore
 //! simply "not found" (404), never "forbidden", so ids cannot be probed.
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod calendar;

@@ -47,6 +47,7 @@ const BY_ORG_ID: &[&str] = &[
     "business_hours",
     "business_closures",
     "organization_numbers",
+    "integration_keys",
     "sip_accounts",
     "users",
     "people",
