@@ -40,9 +40,7 @@ impl EspeakNg {
         if !out.status.success() {
             return Err(format!("{} failed: {}", self.program, String::from_utf8_lossy(&out.stderr).trim()));
         }
-        let reader = hound::WavReader::new(std::io::Cursor::new(out.stdout)).map_err(|e| format!("{} wrote no WAV: {e}", self.program))?;
-        let rate = reader.spec().sample_rate;
-        let samples: Vec<i16> = reader.into_samples::<i16>().collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        let (rate, samples) = streamed_wav(&out.stdout).ok_or_else(|| format!("{} wrote no 16-bit mono WAV", self.program))?;
         Ok(to_8khz(&samples, rate))
     }
 }
@@ -72,6 +70,33 @@ impl Speaker for EspeakNg {
     }
 }
 
+/// The rate and samples of a 16-bit mono WAV written to a pipe: espeak-ng cannot seek back to fill in the
+/// sizes, so the `data` chunk is taken to run to the end whatever its header says.
+pub fn streamed_wav(bytes: &[u8]) -> Option<(u32, Vec<i16>)> {
+    if bytes.len() < 44 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return None;
+    }
+    let (mut at, mut rate) = (12, None);
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().ok()?) as usize;
+        let body = at + 8;
+        if id == b"fmt " && body + 16 <= bytes.len() {
+            let channels = u16::from_le_bytes([bytes[body + 2], bytes[body + 3]]);
+            let bits = u16::from_le_bytes([bytes[body + 14], bytes[body + 15]]);
+            if channels != 1 || bits != 16 {
+                return None;
+            }
+            rate = Some(u32::from_le_bytes(bytes[body + 4..body + 8].try_into().ok()?));
+        } else if id == b"data" {
+            let samples = bytes[body..].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+            return Some((rate?, samples));
+        }
+        at = body.checked_add(len)?;
+    }
+    None
+}
+
 /// Resamples to 8 kHz: each output sample is the mean of the input samples it covers (a box filter, which
 /// keeps speech intelligible without aliasing from a plain pick), or the input itself at 8 kHz.
 pub fn to_8khz(samples: &[i16], rate: u32) -> Vec<i16> {
@@ -92,6 +117,14 @@ pub fn to_8khz(samples: &[i16], rate: u32) -> Vec<i16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_piped_wav_is_read_to_its_end() {
+        let mut wav = b"RIFF\xff\xff\xff\xffWAVEfmt \x10\0\0\0\x01\0\x01\0\x22\x56\0\0\x44\xac\0\0\x02\0\x10\0data\xff\xff\xff\xff".to_vec();
+        wav.extend_from_slice(&[1, 0, 2, 0, 0xff, 0xff]);
+        assert_eq!(streamed_wav(&wav), Some((22050, vec![1, 2, -1])));
+        assert_eq!(streamed_wav(b"not a wav"), None);
+    }
 
     #[test]
     fn resampling_keeps_the_duration_and_the_level() {

@@ -1,0 +1,139 @@
+//! Requests from monitoring (issue 20) with a real Prometheus Alertmanager (Debian's `prometheus-alertmanager`,
+//! started on loopback with a webhook receiver pointing at OnCall, its key from `oncall integration add`).
+//!
+//! `an_alertmanager_alert_pages_and_its_resolution_completes_the_request`: 100 alerts posted to Alertmanager's
+//! API in one group open one request; Erin's registered baresip is paged once; after the announcement she
+//! presses 2 and hears the alert's summary spoken (espeak-ng in OnCall; the test renders the same sentence and
+//! finds it in what she heard), presses 1 and the request is acknowledged; the alerts resolved in Alertmanager
+//! complete the request.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+use support::*;
+
+const SUMMARY: &str = "Disk almost full on the database server";
+
+/// Alertmanager on loopback (no cluster port), sending every group to OnCall's receiver with `key`.
+fn start_alertmanager(dir: &Path, oncall: SocketAddr, key: &str) -> (Spawned, SocketAddr) {
+    let bin = require_tool("prometheus-alertmanager");
+    let port = free_port();
+    let config = dir.join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "route:\n  receiver: oncall\n  group_by: ['alertname']\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\n\
+             receivers:\n- name: oncall\n  webhook_configs:\n  - url: http://{oncall}/api/v1/alerts/alertmanager\n    send_resolved: true\n\
+             \x20   http_config:\n      authorization:\n        credentials: {key}\n"
+        ),
+    )
+    .unwrap();
+    let storage = dir.join("alertmanager-data");
+    std::fs::create_dir_all(&storage).unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.path={}", storage.display()))
+        .arg(format!("--web.listen-address={LOOPBACK}:{port}"))
+        .arg("--cluster.listen-address=");
+    let am = Spawned::spawn(&mut cmd, dir, "alertmanager");
+    let addr: SocketAddr = format!("{LOOPBACK}:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while http_get(addr, "/-/ready").map(|r| r.0) != Some(200) {
+        assert!(Instant::now() < deadline, "Alertmanager did not get ready:\n{}", tail(&am.stderr_text(), 30));
+        thread::sleep(Duration::from_millis(200));
+    }
+    (am, addr)
+}
+
+/// Posts `alerts` DiskFull alerts (one per instance) to Alertmanager's API; `resolved` sets them ended.
+fn post_alerts(am: SocketAddr, alerts: usize, resolved: bool) {
+    let ends = if resolved { ", \"endsAt\": \"2020-01-01T00:00:00Z\"" } else { "" };
+    let list: Vec<String> = (0..alerts)
+        .map(|i| format!("{{\"labels\": {{\"alertname\": \"DiskFull\", \"instance\": \"db{i}\"}}, \"annotations\": {{\"summary\": \"{SUMMARY}\"}}{ends}}}"))
+        .collect();
+    let body = format!("[{}]", list.join(","));
+    let answer = http_post(am, "/api/v2/alerts", "application/json", &[], &body);
+    assert_eq!(answer.as_ref().map(|a| a.0), Some(200), "Alertmanager refused the alerts: {answer:?}");
+}
+
+#[test]
+fn an_alertmanager_alert_pages_and_its_resolution_completes_the_request() {
+    let server = Server::start(
+        "alerts-am",
+        ServerOptions {
+            extra_config: "[paging]\nenabled = true\nkey_timeout_secs = 8\nspeech_voice = \"en-us\"\n\n[registrar]\nenabled = true\nrealm = \"oncall-test\"\nalgorithms = [\"MD5\"]\n".into(),
+            ..ServerOptions::default()
+        },
+    );
+    let work = server.dir.subdir("peers");
+    let mut checks = Checks::default();
+    server.oncall(&["person", "add", "--name", "Erin", "--email", "erin@example.test", "--phone", "+441632960001"]);
+    server.oncall(&["person", "sip-account", "erin@example.test", "--username", "erin", "--password", "desk-phone-7"]);
+    server.oncall(&["policy", "add", "--name", "Ops", "--person", "erin@example.test", "--wait-secs", "60"]);
+    let out = server.oncall(&["integration", "add", "--name", "Alertmanager", "--policy", "Ops"]);
+    let key = out.split("key ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or_else(|| panic!("integration add printed {out:?}")).to_string();
+
+    let mic = silence_wav_secs(&work, 90);
+    let sip = server.sip_udp;
+    let mut erin = Baresip::start_with_account(&work.join("erin"), &mic, Duration::from_secs(90), move |_| {
+        format!("<sip:erin@{sip};transport=udp>;auth_pass=desk-phone-7;regint=60;answermode=auto\n")
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("device registered username=erin") {
+        assert!(Instant::now() < deadline, "Erin's phone did not register:\n{}", server.log_tail(30));
+        thread::sleep(Duration::from_millis(100));
+    }
+
+    let (mut am, am_addr) = start_alertmanager(&work, server.http, &key);
+    post_alerts(am_addr, 100, false);
+    let Some((established, _)) = erin.wait_event("CALL_ESTABLISHED", Duration::from_secs(20)) else {
+        panic!("Erin was not paged for the alert:\n{}\n{}", server.log_tail(40), tail(&am.stderr_text(), 20));
+    };
+    let requests = server.requests();
+    checks.check(requests.len() == 1, || format!("100 alerts in one group should open one request: {requests:#?}"));
+    let announcement = prompt_secs("new_request") + prompt_secs("from") + prompt_secs("press_1_talk");
+    sleep_until(established + Duration::from_secs_f64(announcement + 0.5));
+    let key_2 = Instant::now();
+    erin.command("sndcode", "2");
+    let spoken = speech_wav(&work, "summary", SUMMARY);
+    thread::sleep(Duration::from_secs_f64(read_wav(&spoken).secs() + 1.0));
+    erin.command("sndcode", "1");
+    match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "acknowledged") {
+        Ok(row) => checks.check(field(&row, "caller") == "Alertmanager", || format!("the request's caller: {row}")),
+        Err(rows) => checks.fail(format!("the alert's request was not acknowledged after 1: {rows:#?}")),
+    }
+    erin.command("hangup", "");
+    thread::sleep(Duration::from_secs(1));
+    checks.check(server.log().matches("paging a registered phone").count() == 1, || "the group should page Erin once".into());
+
+    post_alerts(am_addr, 100, true);
+    match server.wait_for_request(Duration::from_secs(15), |r| field(r, "status") == "completed") {
+        Ok(row) => eprintln!("[e2e] after the alerts resolved: {row}"),
+        Err(rows) => checks.fail(format!("resolving the alerts in Alertmanager did not complete the request: {rows:#?}\n{}", tail(&am.stderr_text(), 20))),
+    }
+    am.kill();
+    erin.quit();
+
+    // What Erin heard after pressing 2 is the summary, spoken.
+    match erin.heard_wav() {
+        None => checks.fail("Erin's baresip wrote no dump of what it heard"),
+        Some(path) => {
+            let heard = read_wav(&path);
+            let from = ((key_2 - established).as_secs_f64() * 8000.0) as usize;
+            let window = &heard.samples[from.min(heard.samples.len())..(from + 8 * 8000).min(heard.samples.len())];
+            let voice = read_wav(&spoken);
+            let start = first_sound(&voice.samples, 300).unwrap_or(0);
+            let needle = &voice.samples[start..(start + 4000).min(voice.samples.len())];
+            let (lag, corr) = best_match(window, needle, window.len().saturating_sub(needle.len()));
+            let level = rms_dbfs(window);
+            eprintln!("[e2e] after 2 Erin heard {level:.1} dBFS; the summary found {:.2} s in, correlation {corr:.3}", lag as f64 / 8000.0);
+            checks.check(level > -40.0, || format!("Erin heard silence after pressing 2 ({level:.1} dBFS)"));
+            checks.check(corr > 0.5, || format!("what Erin heard after 2 is not the spoken summary (best correlation {corr:.2})"));
+        }
+    }
+    checks.finish();
+}
