@@ -210,6 +210,16 @@ pub struct Request {
     pub summary: String,
     pub received_at: Timestamp,
     pub state: RequestState,
+    /// Where it came from: `call`, or `alert` (monitoring, issue 20; `caller` is then the integration's name).
+    #[serde(default = "call_source")]
+    pub source: String,
+    /// Alerts counted on it (0 for a call's request).
+    #[serde(default)]
+    pub alert_count: i64,
+}
+
+fn call_source() -> String {
+    "call".into()
 }
 
 /// Input for a new request.

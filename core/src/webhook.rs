@@ -527,6 +527,8 @@ mod tests {
             caller: "+12125550142".into(),
             summary: "Water\n leak in 4B".into(),
             received_at: Timestamp(1_717_200_000_000),
+            source: "call".into(),
+            alert_count: 0,
             state: RequestState::Acknowledged {
                 answered: None,
                 acknowledged: Stamp {

@@ -37,6 +37,7 @@ const TEMPLATES: &[(&str, &str)] = embedded!(
     "ivr.html",
     "account.html",
     "webhooks.html",
+    "integrations.html",
     "webhook.html",
     "business_hours.html",
 );

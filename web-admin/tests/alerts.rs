@@ -56,6 +56,7 @@ async fn an_alert_group_pages_once_and_its_resolution_completes_it() {
     assert_eq!(paged.0.lock().unwrap().clone(), vec![(id, "Alertmanager".to_string())], "paged once");
     let r = f.store.request(f.org_a, id).await.unwrap();
     assert_eq!(r.summary, "Disk almost full");
+    assert_eq!((r.source.as_str(), r.alert_count), ("alert", 3), "the group was delivered three times");
     assert!(f.store.request(f.org_b, id).await.is_err(), "the key's organization only");
     let (status, _) = post(&app, "/api/v1/alerts/alertmanager", "application/json", Some(&key), group("resolved", 1)).await;
     assert_eq!(status, StatusCode::OK);

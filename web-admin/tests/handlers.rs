@@ -1686,3 +1686,33 @@ async fn the_operator_manages_organizations_in_the_browser() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(op.get("/operator").await.status, StatusCode::SEE_OTHER);
 }
+
+/// Issue 20: a manager creates an integration key on the web (shown once, with the URLs to paste) and revokes
+/// it; an employee cannot reach the page; another organization's manager does not see it.
+#[tokio::test]
+async fn managers_create_and_revoke_integration_keys() {
+    let f = fixture().await;
+    let mut c = Client::new(app(&f));
+    let csrf = c.logged_in(MANAGER_A).await;
+    let r = c.post("/integrations", &[("csrf", &csrf), ("name", "Prom East"), ("policy", "")]).await;
+    let text = r.text();
+    assert_eq!(r.status, StatusCode::OK, "{text}");
+    assert!(text.contains("/api/v1/alerts/alertmanager") && text.contains("/v2/enqueue"), "{text}");
+    let key: String = text.split("<code class=\"token\">").nth(1).unwrap_or("").chars().take_while(|c| *c != '<').collect();
+    assert!(key.starts_with("oci_"), "{text}");
+    let found = f.store.integration_by_secret(&key).await.unwrap().expect("the key works");
+    assert_eq!(found.org, f.org_a);
+    let list = c.get("/integrations").await.text();
+    assert!(list.contains("Prom East") && !list.contains(&key), "the secret is not shown again");
+    let r = c.post(&format!("/integrations/{}/revoke", found.id), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(f.store.integration_by_secret(&key).await.unwrap().is_none(), "revoked");
+
+    let mut other = Client::new(app(&f));
+    let csrf_b = other.logged_in(MANAGER_B).await;
+    assert!(!other.get("/integrations").await.text().contains("Prom East"));
+    assert_eq!(other.post(&format!("/integrations/{}/revoke", found.id), &[("csrf", &csrf_b)]).await.status, StatusCode::NOT_FOUND);
+    let mut employee = Client::new(app(&f));
+    employee.logged_in(EMPLOYEE_A).await;
+    assert_eq!(employee.get("/integrations").await.status, StatusCode::FORBIDDEN);
+}

@@ -19,7 +19,7 @@ use sqlx::any::AnyRow;
 
 pub(super) const REQUEST_COLUMNS: &str = "id, call_row_id, caller, summary, status, received_at, notifying_at, \
      answered_at, answered_by, acknowledged_at, acknowledged_by, completed_at, completed_by, \
-     abandoned_at, abandoned_by, exhausted_at";
+     abandoned_at, abandoned_by, exhausted_at, source, alert_count";
 
 /// What the requests list asks for. Empty fields do not filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,6 +101,8 @@ pub(super) fn request_from_row(org: OrgId, row: &AnyRow) -> Result<Request> {
         summary: string(row, "summary")?,
         received_at: ts(row, "received_at")?,
         state,
+        source: string(row, "source")?,
+        alert_count: i64_(row, "alert_count")?,
     })
 }
 

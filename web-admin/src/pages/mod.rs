@@ -5,6 +5,7 @@
 pub mod account;
 pub mod business_hours;
 pub mod dashboard;
+pub mod integrations;
 pub mod ivr;
 pub mod operator;
 pub mod people;
@@ -73,6 +74,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/ivr/greeting", post(ivr::upload_greeting).layer(axum::extract::DefaultBodyLimit::max(state.config.max_upload_bytes)))
         .route("/ivr/greeting.wav", get(ivr::greeting_audio))
         .route("/ivr/prompts/{name}", get(ivr::prompt_audio))
+        .route("/integrations", get(integrations::list).post(integrations::create))
+        .route("/integrations/{id}/revoke", post(integrations::revoke))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", get(webhooks::show))
         .route("/webhooks/{id}/disable", post(webhooks::disable))

@@ -50,6 +50,9 @@ pub struct RequestRow {
     pub open: bool,
     /// The caller's message (recording id and length), for the lists' players (issue 18 item 6).
     pub message: Option<MessageCell>,
+    /// "Phone call", or for a request from monitoring "Alert from <integration>" and how often it was received.
+    pub source: String,
+    pub is_alert: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -91,6 +94,12 @@ pub fn request_row(r: &Request, now: Timestamp, tz: Tz, dir: &Directory, users: 
         handled_by,
         open: !status.is_terminal(),
         message: None,
+        source: match (r.source.as_str(), r.alert_count) {
+            ("alert", n) if n > 1 => format!("Alert from {} (received {n} times)", r.caller),
+            ("alert", _) => format!("Alert from {}", r.caller),
+            _ => "Phone call".into(),
+        },
+        is_alert: r.source == "alert",
     }
 }
 
