@@ -15,6 +15,10 @@ pub enum IntegrationCommand {
         /// The escalation policy (name or id) its alerts page with; default: the first enabled one.
         #[arg(long)]
         policy: Option<String>,
+        /// Make it a heartbeat monitor: the job must hit /api/v1/heartbeat with the key at least this often
+        /// (seconds), else a request opens (and the next beat resolves it).
+        #[arg(long)]
+        heartbeat_secs: Option<i64>,
     },
     /// List the keys (their first characters, never the secret).
     List,
@@ -25,7 +29,7 @@ pub enum IntegrationCommand {
 pub async fn run(store: &Store, org: &Organization, base_url: &str, command: IntegrationCommand) -> Result<()> {
     let now = Timestamp::now();
     match command {
-        IntegrationCommand::Add { name, policy } => {
+        IntegrationCommand::Add { name, policy, heartbeat_secs } => {
             let policy = match policy {
                 Some(p) => {
                     let policies = store.list_policies(org.id).await?;
@@ -34,8 +38,11 @@ pub async fn run(store: &Store, org: &Organization, base_url: &str, command: Int
                 }
                 None => None,
             };
-            let (integration, secret) = store.create_integration(org.id, &name, policy, now).await?;
+            let (integration, secret) = store.create_monitor(org.id, &name, policy, heartbeat_secs, now).await?;
             println!("integration {} ({}) for {}: key {secret}", integration.id, integration.name, org.slug);
+            if let Some(secs) = heartbeat_secs {
+                println!("  heartbeat: the job runs `curl -fsS -X POST -H 'Authorization: Bearer <key>' {base_url}/api/v1/heartbeat` at least every {secs} s");
+            }
             println!("  Alertmanager webhook_configs url: {base_url}/api/v1/alerts/alertmanager (http_config.authorization.credentials: the key)");
             println!("  Events API v2 (PagerDuty-compatible): POST {base_url}/v2/enqueue with routing_key = the key");
             println!("  generic JSON: POST {base_url}/api/v1/alerts with Authorization: Bearer <key>");
@@ -44,7 +51,8 @@ pub async fn run(store: &Store, org: &Organization, base_url: &str, command: Int
         IntegrationCommand::List => {
             for i in store.list_integrations(org.id).await? {
                 let state = if i.revoked_at.is_some() { "revoked" } else { "active" };
-                println!("{:<4} {:<24} {}…  {state}", i.id, i.name, i.prefix);
+                let beat = i.heartbeat_secs.map(|s| format!("  heartbeat every {s} s")).unwrap_or_default();
+                println!("{:<4} {:<24} {}…  {state}{beat}", i.id, i.name, i.prefix);
             }
         }
         IntegrationCommand::Revoke { id } => {

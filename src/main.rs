@@ -387,7 +387,7 @@ async fn list_requests(cfg: &Config, org: Option<&str>, limit: i64, json: bool) 
         let recordings = store.recordings_for_request(org.id, r.id).await?;
         let st = r.state;
         rows.push(serde_json::json!({
-            "id": r.id.0, "caller": r.caller, "status": st.status().as_str(), "received_at": rfc(Some(r.received_at)),
+            "id": r.id.0, "caller": r.caller, "summary": r.summary, "source": r.source, "alert_count": r.alert_count, "status": st.status().as_str(), "received_at": rfc(Some(r.received_at)),
             "answered_at": rfc(st.answered().map(|s| s.at)), "answered_by": st.answered().map(|s| actor(s.by)),
             "acknowledged_at": rfc(st.acknowledged().map(|s| s.at)), "acknowledged_by": st.acknowledged().map(|s| actor(s.by)),
             "completed_at": rfc(st.completed().map(|s| s.at)),
@@ -805,7 +805,8 @@ async fn serve(cfg: Config) -> Result<()> {
     let mut app = oncall_web::app(status.clone(), store.clone(), web, recordings, Some(org_files));
     // Alerts from monitoring (issue 20): always received (and stored); paged when paging is on.
     let alert_pager = alert_events.map(|tx| Arc::new(oncall_paging::alert_pages::AlertPages(tx)) as Arc<dyn oncall_web::alerts::AlertPager>);
-    app = app.merge(oncall_web::alerts::routes(store.clone(), alert_pager));
+    app = app.merge(oncall_web::alerts::routes(store.clone(), alert_pager.clone()));
+    tokio::spawn(oncall_paging::heartbeats::run(store.clone(), alert_pager));
     if let Some(t) = &texts {
         app = app.merge(oncall_web::text_inbound::routes(Arc::new(texts::WebInbound(t.clone())), texts::inbound_auth(&cfg.texts, cfg.http.public_url.as_deref()), texts::inbound_throttle(&cfg.texts)));
     }

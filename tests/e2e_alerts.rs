@@ -137,3 +137,33 @@ fn an_alertmanager_alert_pages_and_its_resolution_completes_the_request() {
     }
     checks.finish();
 }
+
+/// A heartbeat monitor once for real, with a 2 s interval: a beat is taken, the missed next one opens a request
+/// within the check interval, and the next beat completes it. A key that is no heartbeat gets 400, a wrong one 403.
+#[test]
+fn a_missed_heartbeat_opens_a_request_and_the_next_beat_resolves_it() {
+    let server = Server::start("alerts-heartbeat", ServerOptions { extra_config: "[paging]\nenabled = false\n".into(), ..ServerOptions::default() });
+    let mut checks = Checks::default();
+    let out = server.oncall(&["integration", "add", "--name", "Nightly backup", "--heartbeat-secs", "2"]);
+    let key = out.split("key ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or_else(|| panic!("integration add printed {out:?}")).to_string();
+    let plain = server.oncall(&["integration", "add", "--name", "Script"]);
+    let plain = plain.split("key ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or("").to_string();
+    let beat = |key: &str| http_post(server.http, "/api/v1/heartbeat", "text/plain", &[("Authorization", &format!("Bearer {key}"))], "").map(|r| r.0);
+    checks.check(beat(&key) == Some(200), || "the first beat".into());
+    checks.check(beat(&plain) == Some(400), || "a key that is no heartbeat should get 400".into());
+    checks.check(beat("oci_wrong") == Some(403), || "a wrong key should get 403".into());
+    let missed = server.wait_for_request(Duration::from_secs(15), |r| field(r, "caller") == "Nightly backup");
+    match &missed {
+        Ok(row) => {
+            eprintln!("[e2e] missed heartbeat: {row}");
+            checks.check(field(row, "status") == "received" && field(row, "summary").starts_with("No heartbeat from Nightly backup"), || format!("{row}"));
+        }
+        Err(rows) => checks.fail(format!("no request after the missed beat: {rows:#?}\n{}", server.log_tail(20))),
+    }
+    checks.check(beat(&key) == Some(200), || "the beat after".into());
+    match server.wait_for_request(Duration::from_secs(5), |r| field(r, "caller") == "Nightly backup" && field(r, "status") == "completed") {
+        Ok(_) => {}
+        Err(rows) => checks.fail(format!("the next beat did not complete the request: {rows:#?}")),
+    }
+    checks.finish();
+}

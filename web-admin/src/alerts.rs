@@ -7,6 +7,8 @@
 //!   `event_action` trigger/acknowledge/resolve, `dedup_key`, `payload.summary`), answered as PagerDuty does
 //!   (202 with the `dedup_key`), so tools that speak it work with only the URL changed.
 //! - `POST /api/v1/alerts`: generic JSON (`summary`, `dedup_key`, `action`), for scripts.
+//! - `GET|POST /api/v1/heartbeat`: a beat of a heartbeat monitor (a key made with an interval); a missed beat
+//!   opens a request (`oncall_paging::heartbeats`), the next beat resolves it.
 //!
 //! Each is authenticated by an integration key (`Authorization: Bearer <key>` or `?key=`; Events v2 also by
 //! `routing_key`), which also says the organization. Bad input gets a 4xx with a reason and stores nothing:
@@ -45,6 +47,7 @@ pub fn routes(store: Store, pager: Option<Arc<dyn AlertPager>>) -> Router {
         .route("/api/v1/alerts/events", post(events_v2))
         .route("/v2/enqueue", post(events_v2))
         .route("/api/v1/alerts", post(generic))
+        .route("/api/v1/heartbeat", post(heartbeat).get(heartbeat))
         .with_state(Alerts { store, pager })
 }
 
@@ -265,6 +268,27 @@ async fn generic(State(a): State<Alerts>, req: Request) -> Response {
     match apply(&a, &integration, action, &dedup_key, &summary).await {
         Ok(outcome) => (StatusCode::ACCEPTED, Json(json!({ "status": "ok", "dedup_key": dedup_key, "request_id": outcome.request().map(|r| r.0) }))).into_response(),
         Err(r) => r,
+    }
+}
+
+/// A beat of a heartbeat monitor (GET or POST, any body: cron jobs `curl` it): remembered, and the request a
+/// missed beat opened is resolved.
+async fn heartbeat(State(a): State<Alerts>, req: Request) -> Response {
+    let query: HashMap<String, String> = req.uri().query().and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default();
+    let integration = match integration(&a.store, req.headers(), &query, None).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    match a.store.heartbeat(&integration, Timestamp::now()).await {
+        Ok(outcome) => {
+            tracing::debug!(integration = %integration.name, ?outcome, "heartbeat");
+            (StatusCode::OK, Json(json!({ "status": "ok", "resolved_request_id": outcome.request().map(|r| r.0) }))).into_response()
+        }
+        Err(oncall_core::StoreError::Invalid(e)) => refuse(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "heartbeat: cannot store it");
+            refuse(StatusCode::SERVICE_UNAVAILABLE, "try again later")
+        }
     }
 }
 

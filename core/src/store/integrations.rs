@@ -32,7 +32,13 @@ pub struct Integration {
     pub policy: Option<PolicyId>,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+    /// A heartbeat monitor: the job must beat at least this often (seconds), else a request opens.
+    pub heartbeat_secs: Option<i64>,
+    pub last_beat_at: Option<Timestamp>,
 }
+
+/// The de-duplication key of a missed heartbeat's request.
+pub const HEARTBEAT_KEY: &str = "heartbeat";
 
 /// What an alert did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +64,7 @@ impl AlertOutcome {
     }
 }
 
-const COLUMNS: &str = "id, org_id, name, prefix, policy_id, created_at, revoked_at";
+const COLUMNS: &str = "id, org_id, name, prefix, policy_id, created_at, revoked_at, heartbeat_secs, last_beat_at";
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Integration> {
     Ok(Integration {
@@ -69,6 +75,8 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Integration> {
         policy: opt_i64(row, "policy_id")?.map(PolicyId),
         created_at: ts(row, "created_at")?,
         revoked_at: opt_ts(row, "revoked_at")?,
+        heartbeat_secs: opt_i64(row, "heartbeat_secs")?,
+        last_beat_at: opt_ts(row, "last_beat_at")?,
     })
 }
 
@@ -88,22 +96,33 @@ fn cut(s: &str, max: usize) -> String {
 impl Store {
     /// Creates an integration key; returns it and its secret (shown to the manager once).
     pub async fn create_integration(&self, org: OrgId, name: &str, policy: Option<PolicyId>, now: Timestamp) -> Result<(Integration, String)> {
+        self.create_monitor(org, name, policy, None, now).await
+    }
+
+    /// An integration key that is also a heartbeat monitor when `heartbeat_secs` is given (at least 1).
+    pub async fn create_monitor(&self, org: OrgId, name: &str, policy: Option<PolicyId>, heartbeat_secs: Option<i64>, now: Timestamp) -> Result<(Integration, String)> {
         let name = validation::non_blank("name", name)?;
+        if heartbeat_secs.is_some_and(|s| s < 1) {
+            return Err(ValidationError::new("heartbeat", "the interval must be at least one second").into());
+        }
         if let Some(p) = policy {
             self.policy(org, p).await?;
         }
         let token = format!("oci_{}", secret::new_token());
         let prefix = token[..12].to_string();
-        let row = sqlx::query("INSERT INTO integration_keys (org_id, name, token_hash, prefix, policy_id, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
-            .bind(org.0)
-            .bind(&name)
-            .bind(secret::digest(&token))
-            .bind(&prefix)
-            .bind(policy.map(|p| p.0))
-            .bind(now.0)
-            .fetch_one(self.pool())
-            .await?;
-        let integration = Integration { id: i64_(&row, "id")?, org, name, prefix, policy, created_at: now, revoked_at: None };
+        let row = sqlx::query(
+            "INSERT INTO integration_keys (org_id, name, token_hash, prefix, policy_id, created_at, heartbeat_secs) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(org.0)
+        .bind(&name)
+        .bind(secret::digest(&token))
+        .bind(&prefix)
+        .bind(policy.map(|p| p.0))
+        .bind(now.0)
+        .bind(heartbeat_secs)
+        .fetch_one(self.pool())
+        .await?;
+        let integration = Integration { id: i64_(&row, "id")?, org, name, prefix, policy, created_at: now, revoked_at: None, heartbeat_secs, last_beat_at: None };
         Ok((integration, token))
     }
 
@@ -215,6 +234,35 @@ impl Store {
         }
     }
 
+    /// A beat of heartbeat monitor `integration` at `now`: remembered, and the request a missed beat opened is
+    /// resolved. `Err(Invalid)` for a key that is no heartbeat.
+    pub async fn heartbeat(&self, integration: &Integration, now: Timestamp) -> Result<AlertOutcome> {
+        if integration.heartbeat_secs.is_none() {
+            return Err(ValidationError::new("key", "this integration key is not a heartbeat monitor (oncall integration add --heartbeat-secs)").into());
+        }
+        sqlx::query("UPDATE integration_keys SET last_beat_at = $1 WHERE id = $2 AND org_id = $3").bind(now.0).bind(integration.id).bind(integration.org.0).execute(self.pool()).await?;
+        self.alert_resolve(integration, HEARTBEAT_KEY, now).await
+    }
+
+    /// The heartbeat monitors whose beat is overdue at `now` (none since the interval, counted from the last
+    /// beat or from their creation) and whose missed beat has no open request yet; their organization is
+    /// enabled and they are not revoked.
+    pub async fn overdue_heartbeats(&self, now: Timestamp) -> Result<Vec<Integration>> {
+        let cols = COLUMNS.split(", ").map(|c| format!("k.{c}")).collect::<Vec<_>>().join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT {cols} FROM integration_keys k JOIN organizations o ON o.id = k.org_id \
+             WHERE k.heartbeat_secs IS NOT NULL AND k.revoked_at IS NULL AND o.disabled_at IS NULL \
+             AND COALESCE(k.last_beat_at, k.created_at) + k.heartbeat_secs * 1000 <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.org_id = k.org_id AND r.integration_id = k.id AND r.dedup_key = $2 \
+                             AND r.status NOT IN ('completed', 'abandoned')) ORDER BY k.id"
+        ))
+        .bind(now.0)
+        .bind(HEARTBEAT_KEY)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// What paging needs of a request an alert opened: its summary (spoken in the page call) and the
     /// integration's policy. `None` for a request from a call.
     pub async fn alert_of_request(&self, org: OrgId, id: RequestId) -> Result<Option<(String, Option<PolicyId>)>> {
@@ -261,5 +309,28 @@ mod tests {
         let (_, other) = store.create_integration(org, "Grafana", None, now).await.unwrap();
         store.set_organization_disabled(org, Some(now)).await.unwrap();
         assert_eq!(store.integration_by_secret(&other).await.unwrap(), None);
+    }
+
+    /// A heartbeat monitor on a virtual clock: overdue once its interval passes without a beat (counted from
+    /// its creation, then from the last beat); the missed beat's request is opened once (the check does not
+    /// find it overdue again while that is open); the next beat resolves it.
+    #[tokio::test]
+    async fn a_missed_heartbeat_opens_one_request_and_the_next_beat_resolves_it() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let t0 = Timestamp(1_800_000_000_000);
+        let at = |secs: i64| Timestamp(t0.0 + secs * 1000);
+        let org = store.create_organization("Ops", "ops", "UTC", t0).await.unwrap();
+        let (job, _) = store.create_monitor(org, "Nightly backup", None, Some(60), t0).await.unwrap();
+        let (plain, _) = store.create_integration(org, "Alertmanager", None, t0).await.unwrap();
+        assert!(store.overdue_heartbeats(at(59)).await.unwrap().is_empty());
+        assert_eq!(store.overdue_heartbeats(at(60)).await.unwrap().iter().map(|i| i.id).collect::<Vec<_>>(), vec![job.id]);
+        let AlertOutcome::Opened(request) = store.alert_trigger(&job, HEARTBEAT_KEY, "No heartbeat", at(60)).await.unwrap() else { panic!() };
+        assert!(store.overdue_heartbeats(at(120)).await.unwrap().is_empty(), "one request per missed beat");
+        assert_eq!(store.heartbeat(&job, at(130)).await.unwrap(), AlertOutcome::Resolved(request));
+        assert_eq!(store.request(org, request).await.unwrap().state.status(), RequestStatus::Completed);
+        assert!(store.overdue_heartbeats(at(189)).await.unwrap().is_empty(), "counted from the last beat");
+        assert_eq!(store.overdue_heartbeats(at(190)).await.unwrap().len(), 1);
+        assert!(matches!(store.heartbeat(&plain, at(190)).await, Err(StoreError::Invalid(_))), "not a heartbeat");
+        assert!(matches!(store.create_monitor(org, "x", None, Some(0), t0).await, Err(StoreError::Invalid(_))));
     }
 }
