@@ -2,10 +2,9 @@
 //! started on loopback with a webhook receiver pointing at OnCall, its key from `oncall integration add`).
 //!
 //! `an_alertmanager_alert_pages_and_its_resolution_completes_the_request`: 100 alerts posted to Alertmanager's
-//! API in one group open one request; Erin's registered baresip is paged once; after the announcement she
-//! presses 2 and hears the alert's summary spoken (espeak-ng in OnCall; the test renders the same sentence and
-//! finds it in what she heard), presses 1 and the request is acknowledged; the alerts resolved in Alertmanager
-//! complete the request.
+//! API in one group open one request; Erin's registered baresip is paged once and hears "new request" and the
+//! alert's summary spoken (espeak-ng in OnCall; the test renders the same sentence and finds it in what she
+//! heard), presses 1 and the request is acknowledged; the alerts resolved in Alertmanager complete the request.
 
 mod support;
 
@@ -95,12 +94,9 @@ fn an_alertmanager_alert_pages_and_its_resolution_completes_the_request() {
     };
     let requests = server.requests();
     checks.check(requests.len() == 1, || format!("100 alerts in one group should open one request: {requests:#?}"));
-    let announcement = prompt_secs("new_request") + prompt_secs("from") + prompt_secs("press_1_talk");
-    sleep_until(established + Duration::from_secs_f64(announcement + 0.5));
-    let key_2 = Instant::now();
-    erin.command("sndcode", "2");
+    // "New request", the summary, then the keys.
     let spoken = speech_wav(&work, "summary", SUMMARY);
-    thread::sleep(Duration::from_secs_f64(read_wav(&spoken).secs() + 1.0));
+    sleep_until(established + Duration::from_secs_f64(prompt_secs("new_request") + read_wav(&spoken).secs() + prompt_secs("press_1_talk") + 0.5));
     erin.command("sndcode", "1");
     match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "acknowledged") {
         Ok(row) => checks.check(field(&row, "caller") == "Alertmanager", || format!("the request's caller: {row}")),
@@ -118,21 +114,21 @@ fn an_alertmanager_alert_pages_and_its_resolution_completes_the_request() {
     am.kill();
     erin.quit();
 
-    // What Erin heard after pressing 2 is the summary, spoken.
+    // What Erin heard after "new request" is the summary, spoken.
     match erin.heard_wav() {
         None => checks.fail("Erin's baresip wrote no dump of what it heard"),
         Some(path) => {
             let heard = read_wav(&path);
-            let from = ((key_2 - established).as_secs_f64() * 8000.0) as usize;
+            let from = (prompt_secs("new_request") * 8000.0) as usize;
             let window = &heard.samples[from.min(heard.samples.len())..(from + 8 * 8000).min(heard.samples.len())];
             let voice = read_wav(&spoken);
             let start = first_sound(&voice.samples, 300).unwrap_or(0);
             let needle = &voice.samples[start..(start + 4000).min(voice.samples.len())];
             let (lag, corr) = best_match(window, needle, window.len().saturating_sub(needle.len()));
             let level = rms_dbfs(window);
-            eprintln!("[e2e] after 2 Erin heard {level:.1} dBFS; the summary found {:.2} s in, correlation {corr:.3}", lag as f64 / 8000.0);
-            checks.check(level > -40.0, || format!("Erin heard silence after pressing 2 ({level:.1} dBFS)"));
-            checks.check(corr > 0.5, || format!("what Erin heard after 2 is not the spoken summary (best correlation {corr:.2})"));
+            eprintln!("[e2e] after \"new request\" Erin heard {level:.1} dBFS; the summary found {:.2} s in, correlation {corr:.3}", lag as f64 / 8000.0);
+            checks.check(level > -40.0, || format!("Erin heard silence after \"new request\" ({level:.1} dBFS)"));
+            checks.check(corr > 0.5, || format!("what Erin heard after \"new request\" is not the spoken summary (best correlation {corr:.2})"));
         }
     }
     checks.finish();

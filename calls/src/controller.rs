@@ -123,6 +123,8 @@ struct LegState {
     /// The caller's call while they hold for this page.
     caller_call: Option<CallRef>,
     message: Arc<[i16]>,
+    /// An alert's page: the message plays before the keys.
+    speak_first: bool,
     target: String,
 }
 
@@ -649,7 +651,7 @@ impl Controller {
     }
 
     fn place_leg(&mut self, held: &mut Held, leg: LegId, contact: ContactRef, now: Instant) {
-        let Some(PageOrder { key, route, caller, caller_call, message }) = held.orders.remove(&contact) else { return };
+        let Some(PageOrder { key, route, caller, caller_call, message, speak_first }) = held.orders.remove(&contact) else { return };
         let crate::dial::Route { target, via, credentials, from_uri } = route;
         let Some(sockets) = self.ports.allocate() else {
             tracing::warn!(request = %key.request, person = %key.person, "no free RTP port for a page call");
@@ -667,7 +669,7 @@ impl Controller {
         let call = self.ua.place_call(out, now);
         tracing::info!(call = call.0, request = %key.request, person = %key.person, %target, via = %via.addr, rtp_port = port, "page call placed");
         held.leg_of.insert(call, leg);
-        held.legs.insert(leg, LegState { call, key, port, sockets: Some(sockets), media: None, caller, caller_call, message, target });
+        held.legs.insert(leg, LegState { call, key, port, sockets: Some(sockets), media: None, caller, caller_call, message, speak_first, target });
     }
 
     fn start_page_session(&mut self, held: &mut Held, leg: LegId) {
@@ -680,6 +682,9 @@ impl Controller {
         let (timeout, retries) = self.paging.as_ref().map_or((Duration::from_secs(8), 2), |p| (p.key_timeout, p.max_retries));
         let call = l.call;
         let mut app = PageSession::new(call, l.key, &l.caller, l.message.clone(), prompts, media.telephone_event.is_none(), timeout, retries, held.page_tx.clone());
+        if l.speak_first {
+            app = app.with_message_first();
+        }
         if let (Some(caller_call), Some(p)) = (l.caller_call, &self.paging) {
             app = app.with_caller(p.hold.clone(), caller_call, self.recording_path(&tenant.slug, RecordingKind::Conversation), held.sessions.closer.clone());
         }

@@ -37,6 +37,8 @@ pub struct PageOrder {
     pub message: Arc<[i16]>,
     /// The caller's call, holding for a bridge (when they have not hung up).
     pub caller_call: Option<CallRef>,
+    /// An alert's page (issue 20): `message` is its summary, spoken right after "new request".
+    pub speak_first: bool,
 }
 
 /// What the paging task asks of the call controller.

@@ -98,6 +98,12 @@ impl PageSession {
         }
     }
 
+    /// An alert's page: the message (its spoken summary) plays before the keys.
+    pub fn with_message_first(mut self) -> PageSession {
+        self.flow = self.flow.with_message_first();
+        self
+    }
+
     /// The caller holds as `caller_call` in `room`: pressing 1 bridges to them (the flow offers it),
     /// recording the conversation to `recording_path`, closed by the recording `closer`.
     pub fn with_caller(mut self, room: HoldRoom, caller_call: CallRef, recording_path: PathBuf, closer: std::sync::mpsc::Sender<CloseJob>) -> Self {

@@ -67,6 +67,8 @@ pub struct PageFlow {
     retries: u32,
     max_retries: u32,
     timeout: Duration,
+    /// An alert's page: its message (the spoken summary) plays right after "new request", before the keys.
+    message_first: bool,
     outputs: VecDeque<PageOutput>,
 }
 
@@ -81,8 +83,16 @@ impl PageFlow {
             retries: 0,
             max_retries,
             timeout,
+            message_first: false,
             outputs: VecDeque::new(),
         }
+    }
+
+    /// The page of an alert (no caller): "New request", the message (its summary, spoken), then the keys; 2
+    /// plays the message again, 1 accepts.
+    pub fn with_message_first(mut self) -> Self {
+        self.message_first = true;
+        self
     }
 
     /// The caller holds for this page: accepting bridges to them (unless [`PageInput::CallerGone`]).
@@ -122,6 +132,12 @@ impl PageFlow {
                 self.accept_without_caller();
             }
             (_, I::CallerGone) => self.caller_present = false,
+            (S::Ringing, I::Answered) if self.message_first => {
+                self.outputs.push_back(PageOutput::Play(vec!["new_request".into()]));
+                self.outputs.push_back(PageOutput::PlayMessage);
+                self.outputs.push_back(PageOutput::Play(vec!["press_1_talk".into()]));
+                self.state = S::Announce { deadline: None };
+            }
             (S::Ringing, I::Answered) => {
                 self.outputs.push_back(PageOutput::Play(self.announcement()));
                 self.state = S::Announce { deadline: None };
@@ -350,5 +366,21 @@ mod tests {
         f.handle(PageInput::Hangup, t);
         assert_eq!(drain(&mut f), vec![PageOutput::Declined]);
         assert!(f.is_done());
+    }
+
+    /// An alert's page speaks its summary before the keys; 1 accepts without a bridge (nobody holds).
+    #[test]
+    fn an_alerts_page_plays_its_message_before_the_keys() {
+        let now = Instant::now();
+        let mut f = PageFlow::new("", false, Duration::from_secs(8), 2).with_message_first();
+        f.handle(PageInput::Answered, now);
+        assert_eq!(
+            std::iter::from_fn(|| f.poll_output()).collect::<Vec<_>>(),
+            vec![PageOutput::Play(vec!["new_request".into()]), PageOutput::PlayMessage, PageOutput::Play(vec!["press_1_talk".into()])]
+        );
+        f.handle(PageInput::PlaybackFinished, now);
+        f.handle(PageInput::Digit(Digit::D1), now);
+        let out: Vec<_> = std::iter::from_fn(|| f.poll_output()).collect();
+        assert!(out.contains(&PageOutput::Accepted) && !out.contains(&PageOutput::Bridge), "{out:?}");
     }
 }

@@ -63,6 +63,8 @@ pub struct Paging {
 struct Kept {
     caller: String,
     message: Arc<[i16]>,
+    /// An alert's request: `message` is its summary, spoken before the keys.
+    speak_first: bool,
 }
 
 /// The task's state: the dispatcher, and what the wrapper keeps for the orders it carries out.
@@ -407,8 +409,7 @@ impl Paging {
         let capped = match &engine {
             Some(_) => {
                 let (caller, recording) = self.stored_caller(request).await;
-                let message = self.message(request, recording).await;
-                run.requests.insert(request, Kept { caller: announce_caller(&caller), message });
+                run.requests.insert(request, self.kept(request, &caller, recording).await);
                 self.store.request_events(self.org, request).await.map(|log| log.iter().any(|e| e.kind == EventKind::PageCap.as_str())).unwrap_or(false)
             }
             None => false,
@@ -425,6 +426,26 @@ impl Paging {
             Err(_) => None,
         };
         (caller, recording)
+    }
+
+    /// What `request`'s pages read out: for an alert its summary, spoken (`speech.rs`) and played before the keys;
+    /// else the caller's message.
+    async fn kept(&self, request: RequestId, caller: &str, recording: Option<PathBuf>) -> Kept {
+        let alert = self.store.alert_of_request(self.org, request).await.unwrap_or_else(|e| {
+            tracing::warn!(%request, error = %e, "cannot tell whether the request is an alert's");
+            None
+        });
+        let caller = announce_caller(caller);
+        match alert {
+            Some((summary, _)) => {
+                let spoken = match &self.speaker {
+                    Some(s) => s.speak(&summary).await,
+                    None => None,
+                };
+                Kept { caller, message: spoken.unwrap_or_else(|| Arc::from(Vec::new())), speak_first: true }
+            }
+            None => Kept { caller, message: self.message(request, recording).await, speak_first: false },
+        }
     }
 
     async fn message(&self, request: RequestId, recording: Option<PathBuf>) -> Arc<[i16]> {
@@ -469,12 +490,9 @@ impl Paging {
             }),
             None => Vec::new(),
         };
-        // An alert's summary is spoken where a caller's message would play, and its integration may name the policy.
-        let alert = self.store.alert_of_request(self.org, request).await.unwrap_or_else(|e| {
-            tracing::warn!(%request, error = %e, "cannot tell whether the request is an alert's");
-            None
-        });
-        let bound = alert.as_ref().and_then(|(_, p)| *p).and_then(|p| policies.iter().find(|x| x.id == p && !x.disabled));
+        // An alert's integration may name the policy.
+        let bound_to = self.store.alert_of_request(self.org, request).await.ok().flatten().and_then(|(_, p)| p);
+        let bound = bound_to.and_then(|p| policies.iter().find(|x| x.id == p && !x.disabled));
         let choice = match bound {
             Some(p) => PolicyChoice::Default(p),
             None => choose_policy(&called, &schedules, &policies),
@@ -495,10 +513,7 @@ impl Paging {
             }
             PolicyChoice::Default(_) | PolicyChoice::Nothing => None,
         };
-        let message = match (&alert, &self.speaker) {
-            (Some((summary, _)), Some(speaker)) => speaker.speak(summary).await.unwrap_or_else(|| Arc::from(Vec::new())),
-            _ => self.message(request, recording).await,
-        };
+        let kept = self.kept(request, &caller, recording).await;
         let engine = match self.store.begin_escalation(self.org, request, policy.id, now).await {
             Ok(e) => e,
             Err(e) => {
@@ -506,11 +521,11 @@ impl Paging {
                 return;
             }
         };
-        tracing::info!(%request, policy = %policy.name, message_secs = message.len() as f64 / 8000.0, "escalation started");
+        tracing::info!(%request, policy = %policy.name, message_secs = kept.message.len() as f64 / 8000.0, "escalation started");
         // The organization's own page cap (`oncall org set --max-pages-per-hour`), read now so a change applies at once.
         let own_cap = self.store.organization(self.org).await.ok().and_then(|o| o.limits.max_pages_per_hour);
         run.dispatcher.set_max_pages_per_hour(own_cap.unwrap_or(self.config.max_pages_per_hour));
-        run.requests.insert(request, Kept { caller: announce_caller(&caller), message });
+        run.requests.insert(request, kept);
         run.dispatcher.handle(Input::EscalationBegun { engine: Box::new(engine), caller_call, policy_note }, now);
     }
 
@@ -530,10 +545,10 @@ impl Paging {
                 continue;
             }
             let (caller, recording) = self.stored_caller(request).await;
-            let message = self.message(request, recording).await;
+            let kept = self.kept(request, &caller, recording).await;
             tracing::info!(%request, owner = %self.owner, phase = ?work.engine.phase(), "escalation taken over");
             let capped = self.store.request_events(self.org, request).await.map(|log| log.iter().any(|e| e.kind == EventKind::PageCap.as_str())).unwrap_or(false);
-            run.requests.insert(request, Kept { caller: announce_caller(&caller), message });
+            run.requests.insert(request, kept);
             run.dispatcher.handle(Input::TakenOver { engine: Box::new(work.engine), capped }, now);
         }
     }
@@ -571,7 +586,7 @@ impl Paging {
     async fn page(&self, run: &mut Run, key: NotificationKey, by: PageBy, caller_call: Option<CallerRef>, now: Timestamp) -> Result<(), String> {
         // Forgotten meanwhile (the escalation ended while the person was looked up): nothing to page.
         let Some(kept) = run.requests.get(&key.request) else { return Ok(()) };
-        let (caller, message) = (kept.caller.clone(), kept.message.clone());
+        let (caller, message, speak_first) = (kept.caller.clone(), kept.message.clone(), kept.speak_first);
         let name = run.people.get(&key).map(|p| p.name.clone()).unwrap_or_default();
         let (route, target) = match by {
             PageBy::Device(device) => {
@@ -591,7 +606,7 @@ impl Paging {
             }
         };
         self.describe(&key, Some(&target), None, now).await;
-        let order = PageOrder { key, route, caller, message, caller_call: caller_call.map(call_ref) };
+        let order = PageOrder { key, route, caller, message, caller_call: caller_call.map(call_ref), speak_first };
         self.controller.send(ControllerCommand::Page(order)).map_err(|_| "the call controller has stopped".to_string())
     }
 
