@@ -118,15 +118,8 @@ fn an_alertmanager_alert_pages_and_its_resolution_completes_the_request() {
     match erin.heard_wav() {
         None => checks.fail("Erin's baresip wrote no dump of what it heard"),
         Some(path) => {
-            let heard = read_wav(&path);
-            let from = (prompt_secs("new_request") * 8000.0) as usize;
-            let window = &heard.samples[from.min(heard.samples.len())..(from + 8 * 8000).min(heard.samples.len())];
-            let voice = read_wav(&spoken);
-            let start = first_sound(&voice.samples, 300).unwrap_or(0);
-            let needle = &voice.samples[start..(start + 4000).min(voice.samples.len())];
-            let (lag, corr) = best_match(window, needle, window.len().saturating_sub(needle.len()));
-            let level = rms_dbfs(window);
-            eprintln!("[e2e] after \"new request\" Erin heard {level:.1} dBFS; the summary found {:.2} s in, correlation {corr:.3}", lag as f64 / 8000.0);
+            let (at, corr, level) = find_speech(&read_wav(&path).samples, prompt_secs("new_request"), 8.0, &spoken);
+            eprintln!("[e2e] after \"new request\" Erin heard {level:.1} dBFS; the summary found {at:.2} s in, correlation {corr:.3}");
             checks.check(level > -40.0, || format!("Erin heard silence after \"new request\" ({level:.1} dBFS)"));
             checks.check(corr > 0.5, || format!("what Erin heard after \"new request\" is not the spoken summary (best correlation {corr:.2})"));
         }

@@ -81,17 +81,6 @@ fn compose(path: &Path, total: f64, clips: &[(f64, &Path)]) {
     w.finalize().expect("finish microphone WAV");
 }
 
-/// Where `needle`'s first sound best matches in `heard[from_secs..from_secs + window_secs]`: (seconds in, correlation).
-fn find_speech(heard: &[i16], from_secs: f64, window_secs: f64, needle_wav: &Path) -> (f64, f64, f64) {
-    let from = ((from_secs * 8000.0) as usize).min(heard.len());
-    let window = &heard[from..(from + (window_secs * 8000.0) as usize).min(heard.len())];
-    let voice = read_wav(needle_wav);
-    let start = first_sound(&voice.samples, 300).unwrap_or(0);
-    let needle = &voice.samples[start..(start + 4000).min(voice.samples.len())];
-    let (lag, corr) = best_match(window, needle, window.len().saturating_sub(needle.len()));
-    (lag as f64 / 8000.0, corr, rms_dbfs(window))
-}
-
 /// A caller who presses 1, leaves `message` and then stays on the line (holding), saying `reply` every
 /// 5 s from 2 s after the message. Returns the caller's phone and when the call was established.
 fn call_and_hold(server: &Server, work: &Path, message: &Path, reply: &Path) -> (Baresip, Instant) {

@@ -441,20 +441,15 @@ mod tests {
         }
     }
 
-    /// Issue 17 item 3: an organization's texts come from its own sender (`oncall org set --text-from`), the
-    /// others' from `[texts] from`.
-    #[tokio::test]
-    async fn each_organization_texts_from_its_own_sender() {
-        use oncall_core::store::OrgLimits;
-        use oncall_core::{Channel, NewPerson, NewRequest};
+    /// Two organizations on a fresh store, and texts with `config` whose controller's end comes back.
+    async fn two_organizations(config: TextsConfig) -> (Store, oncall_core::OrgId, oncall_core::OrgId, Texts, mpsc::UnboundedReceiver<ControllerCommand>) {
         let now = Timestamp(1_800_000_000_000);
         let store = Store::connect("sqlite::memory:").await.unwrap();
         let a = store.create_organization("Apartments", "apartments", "UTC", now).await.unwrap();
         let b = store.create_organization("Help Desk", "help-desk", "UTC", now).await.unwrap();
-        store.set_organization_limits(b, &OrgLimits { text_from: Some("sip:desk@oncall.example".into()), ..OrgLimits::default() }).await.unwrap();
-        let (controller, mut rx) = mpsc::unbounded_channel();
+        let (controller, rx) = mpsc::unbounded_channel();
         let texts = Texts {
-            config: TextsConfig { enabled: true, transport: "sip".into(), from: "sip:oncall@oncall.example".into(), ..TextsConfig::default() },
+            config,
             store: store.clone(),
             link_base: "http://oncall.test".into(),
             dialer: Dialer::new(vec![], "sip:oncall@127.0.0.1".into(), None),
@@ -462,6 +457,19 @@ mod tests {
             paging: None,
             client: None,
         };
+        (store, a, b, texts, rx)
+    }
+
+    /// Issue 17 item 3: an organization's texts come from its own sender (`oncall org set --text-from`), the
+    /// others' from `[texts] from`.
+    #[tokio::test]
+    async fn each_organization_texts_from_its_own_sender() {
+        use oncall_core::store::OrgLimits;
+        use oncall_core::{Channel, NewPerson, NewRequest};
+        let now = Timestamp(1_800_000_000_000);
+        let config = TextsConfig { enabled: true, transport: "sip".into(), from: "sip:oncall@oncall.example".into(), ..TextsConfig::default() };
+        let (store, a, b, texts, mut rx) = two_organizations(config).await;
+        store.set_organization_limits(b, &OrgLimits { text_from: Some("sip:desk@oncall.example".into()), ..OrgLimits::default() }).await.unwrap();
         for (org, want) in [(a, "sip:oncall@oncall.example"), (b, "sip:desk@oncall.example")] {
             let new = NewPerson { name: "Pat".into(), sip_uris: vec!["sip:pat@127.0.0.1:5090".into()], time_zone: "UTC".into(), ..NewPerson::default() };
             let person = store.add_person(org, &new, now).await.unwrap();
@@ -483,9 +491,7 @@ mod tests {
     async fn a_reply_never_touches_another_organizations_request() {
         use oncall_core::{Channel, NewPerson, NewRequest, RequestStatus};
         let now = Timestamp(1_800_000_000_000);
-        let store = Store::connect("sqlite::memory:").await.unwrap();
-        let a = store.create_organization("Apartments", "apartments", "UTC", now).await.unwrap();
-        let b = store.create_organization("Help Desk", "help-desk", "UTC", now).await.unwrap();
+        let (store, a, b, texts, _rx) = two_organizations(TextsConfig { enabled: true, ..TextsConfig::default() }).await;
         let person = |name: &str, phone: &str| NewPerson { name: name.into(), phones: vec![phone.into()], time_zone: "UTC".into(), ..NewPerson::default() };
         let ann = store.add_person(a, &person("Ann", "+15551110000"), now).await.unwrap();
         let bob = store.add_person(b, &person("Bob", "+15552220000"), now).await.unwrap();
@@ -496,16 +502,6 @@ mod tests {
             ids.push(request);
         }
         let (theirs, mine) = (ids[0], ids[1]);
-        let (controller, _rx) = mpsc::unbounded_channel();
-        let texts = Texts {
-            config: TextsConfig { enabled: true, ..TextsConfig::default() },
-            store: store.clone(),
-            link_base: "http://oncall.test".into(),
-            dialer: Dialer::new(vec![], "sip:oncall@127.0.0.1".into(), None),
-            controller,
-            paging: None,
-            client: None,
-        };
         let ann_text = ProvenSender::Asserted("+15551110000".into());
         let answer = texts.handle_reply(&ann_text, &format!("ACK {}", theirs.0)).await.unwrap();
         assert!(answer.contains("no open request of yours matches"), "{answer}");

@@ -2138,3 +2138,14 @@ pub fn web_login(server: &Server, email: &str, password: &str) -> String {
     assert_eq!(status, 303, "login on {addr} answered {status}:\n{head}");
     set_cookie(&head, "oncall_session").unwrap_or_else(|| panic!("no session cookie after login:\n{head}"))
 }
+
+/// Where `needle`'s first sound best matches in `heard[from_secs..from_secs + window_secs]`: (seconds in, correlation).
+pub fn find_speech(heard: &[i16], from_secs: f64, window_secs: f64, needle_wav: &Path) -> (f64, f64, f64) {
+    let from = ((from_secs * 8000.0) as usize).min(heard.len());
+    let window = &heard[from..(from + (window_secs * 8000.0) as usize).min(heard.len())];
+    let voice = read_wav(needle_wav);
+    let start = first_sound(&voice.samples, 300).unwrap_or(0);
+    let needle = &voice.samples[start..(start + 4000).min(voice.samples.len())];
+    let (lag, corr) = best_match(window, needle, window.len().saturating_sub(needle.len()));
+    (lag as f64 / 8000.0, corr, rms_dbfs(window))
+}

@@ -4,9 +4,8 @@
 //! (Argon2 hashes, SHA-256 digests of bearer secrets).
 
 use super::rows::{i64_, string, ts};
-use super::users::hash_blocking;
+use super::users::{hash_blocking, password_matches};
 use super::{Result, Store, StoreError};
-use crate::password;
 use crate::secret;
 use crate::timestamp::{Millis, Timestamp};
 use crate::validation;
@@ -74,14 +73,8 @@ impl Store {
             .bind(email.trim().to_lowercase())
             .fetch_optional(self.pool())
             .await?;
-        let Some(row) = row else {
-            let _ = tokio::task::spawn_blocking(|| password::hash("timing-equalizer")).await;
-            return Ok(None);
-        };
-        let stored = string(&row, "password_hash")?;
-        let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &stored)).await.map_err(|e| StoreError::Password(e.to_string()))?;
-        Ok(if ok { Some(operator_from_row(&row)?) } else { None })
+        let ok = password_matches(row.as_ref(), password).await?;
+        row.filter(|_| ok).map(|r| operator_from_row(&r)).transpose()
     }
 
     /// Opens a session for `operator` lasting `ttl`: the cookie's token (not stored) and the session.

@@ -59,6 +59,14 @@ fn from_row(row: &AnyRow) -> Result<Organization> {
     })
 }
 
+/// An `UPDATE` of organization `id` that touched no row: it does not exist.
+fn updated(rows: u64, id: OrgId) -> Result<()> {
+    if rows == 0 {
+        return Err(StoreError::NotFound(id.to_string()));
+    }
+    Ok(())
+}
+
 /// Lowercase letters, digits and single dashes: safe in URLs and unambiguous to type.
 pub fn validate_slug(slug: &str) -> Result<String, ValidationError> {
     let s = slug.trim();
@@ -145,10 +153,7 @@ impl Store {
     pub async fn rename_organization(&self, id: OrgId, name: &str) -> Result<()> {
         let name = validation::non_blank("name", name)?;
         let done = sqlx::query("UPDATE organizations SET name = $1 WHERE id = $2").bind(name).bind(id.0).execute(self.pool()).await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
-        Ok(())
+        updated(done.rows_affected(), id)
     }
 
     /// Sets organization `id`'s limits and text identity (each `None` goes back to the server's setting).
@@ -160,10 +165,7 @@ impl Store {
             .bind(id.0)
             .execute(self.pool())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
-        Ok(())
+        updated(done.rows_affected(), id)
     }
 
     /// Switches organization `id` off (`Some(now)`) or on again (`None`).
@@ -173,10 +175,7 @@ impl Store {
             .bind(id.0)
             .execute(self.pool())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(id.to_string()));
-        }
-        Ok(())
+        updated(done.rows_affected(), id)
     }
 
     /// The organization an operator names by slug or id.

@@ -55,6 +55,18 @@ impl From<PasswordError> for StoreError {
     }
 }
 
+/// Whether `password` matches `row`'s `password_hash` (off the async workers). Without a row it burns
+/// comparable time, so unknown e-mails are not faster to reject, and says no.
+pub(super) async fn password_matches(row: Option<&AnyRow>, password: &str) -> Result<bool> {
+    let Some(row) = row else {
+        let _ = tokio::task::spawn_blocking(|| password::hash("timing-equalizer")).await;
+        return Ok(false);
+    };
+    let stored = string(row, "password_hash")?;
+    let pw = password.to_string();
+    tokio::task::spawn_blocking(move || password::verify(&pw, &stored)).await.map_err(|e| StoreError::Password(e.to_string()))
+}
+
 /// Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
 pub(super) async fn hash_blocking(password: &str) -> Result<String> {
     let p = password.to_string();
@@ -113,16 +125,8 @@ impl Store {
             .bind(email.trim().to_lowercase())
             .fetch_optional(self.pool())
             .await?;
-        let Some(row) = row else {
-            // Burn comparable time so unknown e-mails are not faster to reject.
-            let _ = tokio::task::spawn_blocking(|| password::hash("timing-equalizer")).await;
-            return Ok(None);
-        };
-        let stored = string(&row, "password_hash")?;
-        let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &stored))
-            .await
-            .map_err(|e| StoreError::Password(e.to_string()))?;
+        let ok = password_matches(row.as_ref(), password).await?;
+        let Some(row) = row else { return Ok(None) };
         let user = user_from_row(&row)?;
         if !ok || user.disabled || opt_ts(&row, "org_disabled_at")?.is_some() {
             return Ok(None);
