@@ -46,7 +46,7 @@ use std::sync::Arc;
 
 pub use config::WebConfig;
 pub use metrics_access::MetricsAccess;
-pub use pages::operator::OrgFiles;
+pub use state::OrgFiles;
 pub use recording_source::{LocalRecordings, RecordingSource};
 pub use state::AppState;
 

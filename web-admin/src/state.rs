@@ -2,11 +2,19 @@
 //! login limiter. Cheap to clone (everything behind `Arc`).
 
 use crate::config::WebConfig;
-use crate::pages::operator::OrgFiles;
 use crate::rate_limit::LoginLimiter;
 use crate::recording_source::RecordingSource;
 use oncall_core::Store;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+
+/// What deleting an organization needs beyond its rows (the operator area): its recording files and archived
+/// objects, filed under its slug (the binary knows the recordings folder and the archive).
+pub trait OrgFiles: Send + Sync + 'static {
+    /// Removes them; how many files or objects went.
+    fn remove_recordings(&self, slug: String) -> Pin<Box<dyn Future<Output = Result<usize, String>> + Send + '_>>;
+}
 
 #[derive(Clone)]
 pub struct AppState {

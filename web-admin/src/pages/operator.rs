@@ -22,21 +22,12 @@ use axum::{Form, Router};
 use oncall_core::store::OperatorSession;
 use oncall_core::{secret, Millis, OrgId, Role, Timestamp};
 use serde::Deserialize;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use tera::Context;
 
 pub const OPERATOR_COOKIE: &str = "oncall_operator";
 /// Login attempts are limited per e-mail like the organizations' logins, under a key of their own.
 const LIMIT_PREFIX: &str = "operator:";
-
-/// What deleting an organization needs beyond its rows: its recording files and archived objects, filed
-/// under its slug (the binary knows the recordings folder and the archive).
-pub trait OrgFiles: Send + Sync + 'static {
-    /// Removes them; how many files or objects went.
-    fn remove_recordings(&self, slug: String) -> Pin<Box<dyn Future<Output = Result<usize, String>> + Send + '_>>;
-}
 
 pub fn routes(state: AppState) -> Router<AppState> {
     let protected = Router::new()
