@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use oncall_ivr::IvrConfig;
 pub use oncall_calls::config::{BusinessHoursConfig, RedirectConfig, RegistrarSection, TrunkConfig};
-pub use oncall_paging::config::{PagingConfig, TextsConfig, WebhooksConfig};
+pub use oncall_paging::config::{EmailConfig, PagingConfig, TextsConfig, WebhooksConfig};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,6 +32,8 @@ pub struct Config {
     pub business_hours: BusinessHoursConfig,
     /// `[dial_plan]`: which numbers may be called or texted through a trunk (issue #15 item 4).
     pub dial_plan: DialPlanConfig,
+    /// `[email]`: alerts by e-mail to `<integration key>@domain` (issue 20).
+    pub email: EmailConfig,
 }
 
 /// `[dial_plan]`: E.164 prefixes allowed and denied for calls and texts through a trunk; the longest
@@ -327,6 +329,7 @@ impl Config {
             }
         }
         self.paging.validate()?;
+        self.email.validate()?;
         if self.sip.rtp_port_min >= self.sip.rtp_port_max {
             bail!("sip.rtp_port_min ({}) must be below sip.rtp_port_max ({})", self.sip.rtp_port_min, self.sip.rtp_port_max);
         }

@@ -806,7 +806,12 @@ async fn serve(cfg: Config) -> Result<()> {
     // Alerts from monitoring (issue 20): always received (and stored); paged when paging is on.
     let alert_pager = alert_events.map(|tx| Arc::new(oncall_paging::alert_pages::AlertPages(tx)) as Arc<dyn oncall_web::alerts::AlertPager>);
     app = app.merge(oncall_web::alerts::routes(store.clone(), alert_pager.clone()));
-    tokio::spawn(oncall_paging::heartbeats::run(store.clone(), alert_pager));
+    tokio::spawn(oncall_paging::heartbeats::run(store.clone(), alert_pager.clone()));
+    if cfg.email.enabled {
+        let listener = tokio::net::TcpListener::bind(&cfg.email.listen).await.with_context(|| format!("binding email.listen {}", cfg.email.listen))?;
+        tracing::info!(listen = %cfg.email.listen, domain = %cfg.email.domain, "alerts by e-mail: mail to <integration key>@{}", cfg.email.domain);
+        tokio::spawn(oncall_paging::mail::serve(listener, cfg.email.domain.trim().to_string(), store.clone(), alert_pager));
+    }
     if let Some(t) = &texts {
         app = app.merge(oncall_web::text_inbound::routes(Arc::new(texts::WebInbound(t.clone())), texts::inbound_auth(&cfg.texts, cfg.http.public_url.as_deref()), texts::inbound_throttle(&cfg.texts)));
     }

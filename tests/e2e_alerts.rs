@@ -5,6 +5,9 @@
 //! API in one group open one request; Erin's registered baresip is paged once and hears "new request" and the
 //! alert's summary spoken (espeak-ng in OnCall; the test renders the same sentence and finds it in what she
 //! heard), presses 1 and the request is acknowledged; the alerts resolved in Alertmanager complete the request.
+//!
+//! `a_missed_heartbeat_opens_a_request_and_the_next_beat_resolves_it` (a 2 s heartbeat monitor) and
+//! `an_alert_mail_opens_a_request_and_an_unknown_key_is_refused_at_rcpt` (swaks against the `[email]` listener).
 
 mod support;
 
@@ -154,5 +157,47 @@ fn a_missed_heartbeat_opens_a_request_and_the_next_beat_resolves_it() {
         Ok(_) => {}
         Err(rows) => checks.fail(format!("the next beat did not complete the request: {rows:#?}")),
     }
+    checks.finish();
+}
+
+/// Alerts by e-mail with a real SMTP client (swaks): a message to `<key>@domain` opens a request whose summary
+/// is its subject; the same subject again counts on it; an unknown key is refused at RCPT and opens nothing.
+#[test]
+fn an_alert_mail_opens_a_request_and_an_unknown_key_is_refused_at_rcpt() {
+    let swaks = require_tool("swaks");
+    let port = free_port();
+    let server = Server::start(
+        "alerts-mail",
+        ServerOptions {
+            extra_config: format!("[paging]\nenabled = false\n\n[email]\nenabled = true\nlisten = \"{LOOPBACK}:{port}\"\ndomain = \"alerts.oncall.test\"\n"),
+            ..ServerOptions::default()
+        },
+    );
+    let mut checks = Checks::default();
+    let out = server.oncall(&["integration", "add", "--name", "Nagios mail"]);
+    let key = out.split("key ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or_else(|| panic!("integration add printed {out:?}")).to_string();
+    let local = key.trim_start_matches("oci_").to_string();
+    let send = |to: &str, label: &str| {
+        let mut cmd = Command::new(&swaks);
+        cmd.args(["--server", &format!("{LOOPBACK}:{port}"), "--from", "nagios@example.test", "--to", to])
+            .args(["--header", "Subject: PROBLEM: web1 is DOWN", "--body", "Host web1 stopped answering pings.", "--timeout", "10"]);
+        run_for(&mut cmd, Duration::from_secs(20), &server.dir.path, label)
+    };
+    for n in 1..=2 {
+        let sent = send(&format!("{local}@alerts.oncall.test"), &format!("swaks-{n}"));
+        checks.check(sent.success(), || format!("swaks to the key's address: {}", sent.describe()));
+    }
+    match server.wait_for_request(Duration::from_secs(5), |r| field(r, "caller") == "Nagios mail") {
+        Ok(row) => {
+            eprintln!("[e2e] alert mail: {row}");
+            checks.check(field(&row, "summary") == "PROBLEM: web1 is DOWN" && row["alert_count"] == 2, || format!("one request counting both mails: {row}"));
+        }
+        Err(rows) => checks.fail(format!("no request from the mail: {rows:#?}\n{}", server.log_tail(20))),
+    }
+    let before = server.requests().len();
+    let refused = send(&format!("{}@alerts.oncall.test", "0".repeat(64)), "swaks-unknown");
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    checks.check(!refused.success() && said.contains("<** 550"), || format!("an unknown key should be refused at RCPT: {}", refused.describe()));
+    checks.check(server.requests().len() == before, || "the refused mail opened a request".into());
     checks.finish();
 }

@@ -44,6 +44,36 @@ impl Default for PagingConfig {
     }
 }
 
+/// `[email]`: alerts by e-mail (issue 20, `mail.rs`): an SMTP listener for mail to `<integration key>@domain`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// Off by default.
+    pub enabled: bool,
+    /// Where the SMTP listener binds (a mail server in front relays to it; port 25 needs privileges).
+    pub listen: String,
+    /// The domain of the addresses: mail to `<key>@<domain>` opens requests; other recipients get 550.
+    pub domain: String,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig { enabled: false, listen: "127.0.0.1:2525".into(), domain: String::new() }
+    }
+}
+
+impl EmailConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.enabled && self.domain.trim().is_empty() {
+            bail!("email.domain must be set when [email] enabled = true (mail goes to <integration key>@<domain>)");
+        }
+        if self.enabled && self.listen.parse::<std::net::SocketAddr>().is_err() {
+            bail!("email.listen ({:?}) must be an address and port, like 127.0.0.1:2525", self.listen);
+        }
+        Ok(())
+    }
+}
+
 /// `[texts]`: how `text` notifications are sent (an HTTP SMS gateway, Twilio-compatible by default,
 /// or SIP MESSAGE) and how replies come back (`POST /api/v1/texts/inbound`, or SIP MESSAGE).
 #[derive(Debug, Clone, Serialize, Deserialize)]

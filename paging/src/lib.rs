@@ -61,6 +61,7 @@ pub mod config;
 pub mod dispatcher;
 pub mod escalations;
 pub mod heartbeats;
+pub mod mail;
 pub mod per_org;
 /// Whether paging can reach a person now: the web's health warnings (issue 18 item 5).
 pub mod reachability;
