@@ -382,6 +382,8 @@ impl Payload<'_> {
                 "status": st.status().as_str(),
                 "caller": r.caller,
                 "summary": r.summary,
+                "source": r.source,
+                "alert_count": r.alert_count,
                 "received_at": rfc3339(r.received_at),
                 "notifying_since": notifying,
                 "answered": stamp(st.answered()),

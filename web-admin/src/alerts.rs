@@ -111,12 +111,12 @@ impl Action {
     }
 }
 
-/// Applies the alert and starts paging a request it opened.
-async fn apply(a: &Alerts, integration: &Integration, action: Action, dedup_key: &str, summary: &str) -> Result<AlertOutcome, Response> {
+/// Applies the alert (`detail`: its line in the request's log) and starts paging a request it opened.
+async fn apply(a: &Alerts, integration: &Integration, action: Action, dedup_key: &str, summary: &str, detail: &str) -> Result<AlertOutcome, Response> {
     let now = Timestamp::now();
     let store = &a.store;
     let done = match action {
-        Action::Trigger => store.alert_trigger(integration, dedup_key, summary, now).await,
+        Action::Trigger => store.alert_trigger_detailed(integration, dedup_key, summary, detail, now).await,
         Action::Acknowledge => store.alert_acknowledge(integration, dedup_key, now).await,
         Action::Resolve => store.alert_resolve(integration, dedup_key, now).await,
     };
@@ -157,6 +157,14 @@ fn group_summary(body: &Value) -> String {
     }
 }
 
+/// The group's common labels, `name=value` sorted by name, for the request's log ("alertname=DiskFull, severity=page").
+fn group_labels(body: &Value) -> String {
+    let Some(labels) = body.get("commonLabels").and_then(Value::as_object) else { return String::new() };
+    let mut pairs: Vec<String> = labels.iter().filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}"))).collect();
+    pairs.sort();
+    pairs.join(", ")
+}
+
 async fn alertmanager(State(a): State<Alerts>, req: Request) -> Response {
     let (headers, query, body) = match json_body(req).await {
         Ok(b) => b,
@@ -172,7 +180,12 @@ async fn alertmanager(State(a): State<Alerts>, req: Request) -> Response {
     let Some(action) = Action::parse(status).filter(|a| *a != Action::Acknowledge) else {
         return refuse(StatusCode::BAD_REQUEST, format!("status {status:?} is neither firing nor resolved"));
     };
-    match apply(&a, &integration, action, group, &group_summary(&body)).await {
+    let summary = group_summary(&body);
+    let detail = match group_labels(&body) {
+        labels if labels.is_empty() => summary.clone(),
+        labels => format!("{summary} [{labels}]"),
+    };
+    match apply(&a, &integration, action, group, &summary, &detail).await {
         Ok(outcome) => (StatusCode::OK, Json(json!({ "status": "ok", "request_id": outcome.request().map(|r| r.0) }))).into_response(),
         Err(r) => r,
     }
@@ -224,7 +237,7 @@ async fn events_v2(State(a): State<Alerts>, req: Request) -> Response {
         (None, Action::Trigger) => return refuse(StatusCode::BAD_REQUEST, "a trigger needs payload.summary"),
         (None, _) => String::new(),
     };
-    match apply(&a, &integration, action, &dedup_key, &summary).await {
+    match apply(&a, &integration, action, &dedup_key, &summary, &summary).await {
         Ok(outcome) => (
             StatusCode::ACCEPTED,
             Json(json!({ "status": "success", "message": "Event processed", "dedup_key": dedup_key, "request_id": outcome.request().map(|r| r.0) })),
@@ -265,7 +278,7 @@ async fn generic(State(a): State<Alerts>, req: Request) -> Response {
     if dedup_key.is_empty() {
         return refuse(StatusCode::BAD_REQUEST, "acknowledge and resolve need the dedup_key");
     }
-    match apply(&a, &integration, action, &dedup_key, &summary).await {
+    match apply(&a, &integration, action, &dedup_key, &summary, &summary).await {
         Ok(outcome) => (StatusCode::ACCEPTED, Json(json!({ "status": "ok", "dedup_key": dedup_key, "request_id": outcome.request().map(|r| r.0) }))).into_response(),
         Err(r) => r,
     }
@@ -305,5 +318,6 @@ mod tests {
         let grafana = json!({"title": "[FIRING:1] High latency", "alerts": [{"labels": {}}]});
         assert_eq!(group_summary(&grafana), "[FIRING:1] High latency");
         assert_eq!(group_summary(&json!({})), "Alert");
+        assert_eq!(group_labels(&json!({"commonLabels": {"severity": "page", "alertname": "DiskFull"}})), "alertname=DiskFull, severity=page");
     }
 }

@@ -127,3 +127,33 @@ async fn bad_alerts_get_a_reason_and_store_nothing() {
     let (status, body) = post(&app, "/api/v1/alerts", "application/json", Some(&key), ok).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 }
+
+/// Grafana's webhook contact point (the Alertmanager shape plus its own fields): firing opens a request with the
+/// title as summary (no summary annotation) and the labels in its log; resolved completes it.
+#[tokio::test]
+async fn a_grafana_alert_opens_and_resolves_a_request() {
+    let f = fixture().await;
+    let (_, key) = f.store.create_integration(f.org_a, "Grafana", None, Timestamp::now()).await.unwrap();
+    let app = oncall_web::alerts::routes(f.store.clone(), None);
+    let grafana = |status: &str| {
+        json!({
+            "receiver": "OnCall", "status": status, "orgId": 1, "groupKey": "{}/{}:{alertname=\"High latency\"}",
+            "alerts": [{"status": status, "labels": {"alertname": "High latency", "grafana_folder": "Web"}, "annotations": {},
+                        "startsAt": "2026-12-02T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://grafana/alerting/1",
+                        "fingerprint": "57c6d9296de2ad39", "values": {"A": 812.5}}],
+            "groupLabels": {"alertname": "High latency"}, "commonLabels": {"alertname": "High latency", "grafana_folder": "Web"},
+            "commonAnnotations": {}, "externalURL": "http://grafana/", "version": "1", "truncatedAlerts": 0,
+            "title": format!("[{}:1] High latency (Web)", status.to_uppercase()), "state": "alerting", "message": "**Firing**"
+        })
+        .to_string()
+    };
+    let (status, body) = post(&app, &format!("/api/v1/alerts/alertmanager?key={key}"), "application/json", None, grafana("firing")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = RequestId(body["request_id"].as_i64().unwrap());
+    assert_eq!(f.store.request(f.org_a, id).await.unwrap().summary, "[FIRING:1] High latency (Web)");
+    let log = f.store.request_events(f.org_a, id).await.unwrap();
+    assert!(log.iter().any(|e| e.kind == "alert" && e.detail.contains("[alertname=High latency, grafana_folder=Web]")), "{log:?}");
+    let (status, _) = post(&app, &format!("/api/v1/alerts/alertmanager?key={key}"), "application/json", None, grafana("resolved")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(f.store.request(f.org_a, id).await.unwrap().state.status(), RequestStatus::Completed);
+}

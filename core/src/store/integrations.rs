@@ -174,7 +174,12 @@ impl Store {
     /// A firing alert: opens a request (caller: the integration's name, summary: the alert's) or counts on the
     /// open one with the same `dedup_key`.
     pub async fn alert_trigger(&self, integration: &Integration, dedup_key: &str, summary: &str, now: Timestamp) -> Result<AlertOutcome> {
-        let (dedup_key, summary) = (cut(dedup_key, MAX_DEDUP), cut(summary, MAX_SUMMARY));
+        self.alert_trigger_detailed(integration, dedup_key, summary, summary, now).await
+    }
+
+    /// [`Store::alert_trigger`] with the request log's line for this alert (`detail`: the summary and, say, its labels).
+    pub async fn alert_trigger_detailed(&self, integration: &Integration, dedup_key: &str, summary: &str, detail: &str, now: Timestamp) -> Result<AlertOutcome> {
+        let (dedup_key, summary, detail) = (cut(dedup_key, MAX_DEDUP), cut(summary, MAX_SUMMARY), cut(detail, 4 * MAX_SUMMARY));
         if dedup_key.is_empty() {
             return Err(ValidationError::new("dedup_key", "must not be empty").into());
         }
@@ -194,7 +199,7 @@ impl Store {
         if let Some(row) = open {
             let id = RequestId(i64_(&row, "id")?);
             let count = i64_(&row, "alert_count")?;
-            insert_event(&mut tx, org, id, now, Actor::System, ALERT_EVENT, &summary).await?;
+            insert_event(&mut tx, org, id, now, Actor::System, ALERT_EVENT, &detail).await?;
             tx.commit().await?;
             return Ok(AlertOutcome::Counted(id, count));
         }
@@ -213,7 +218,7 @@ impl Store {
         .await?;
         let id = RequestId(i64_(&row, "id")?);
         insert_event(&mut tx, org, id, now, Actor::System, super::requests::event_kind::STATUS, RequestStatus::Received.as_str()).await?;
-        insert_event(&mut tx, org, id, now, Actor::System, ALERT_EVENT, &summary).await?;
+        insert_event(&mut tx, org, id, now, Actor::System, ALERT_EVENT, &detail).await?;
         tx.commit().await?;
         Ok(AlertOutcome::Opened(id))
     }
