@@ -801,10 +801,10 @@ async fn serve(cfg: Config) -> Result<()> {
     web.metrics_access = cfg.http.metrics_access();
     web.max_body_bytes = cfg.http.max_body_bytes;
     web.max_upload_bytes = cfg.http.max_upload_bytes;
-    let org_files: Arc<dyn oncall_web::OrgFiles> = Arc::new(org_command::RecordingsRemover(cfg.storage.clone()));
-    let mut app = oncall_web::app(status.clone(), store.clone(), web, recordings, Some(org_files));
-    // Alerts from monitoring (issue 20): always received (and stored); paged when paging is on.
+    // Alerts from monitoring and API requests (issue 20): always received (and stored); paged when paging is on.
     let alert_pager = alert_events.map(|tx| Arc::new(oncall_paging::alert_pages::AlertPages(tx)) as Arc<dyn oncall_web::alerts::AlertPager>);
+    let hooks = oncall_web::Hooks { org_files: Some(Arc::new(org_command::RecordingsRemover(cfg.storage.clone()))), pager: alert_pager.clone() };
+    let mut app = oncall_web::app(status.clone(), store.clone(), web, recordings, hooks);
     app = app.merge(oncall_web::alerts::routes(store.clone(), alert_pager.clone()));
     tokio::spawn(oncall_paging::heartbeats::run(store.clone(), alert_pager.clone()));
     if cfg.email.enabled {

@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 pub fn routes(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/me", get(me))
-        .route("/api/v1/requests", get(list_requests))
+        .route("/api/v1/requests", get(list_requests).post(create_request))
         .route("/api/v1/requests/{id}", get(get_request))
         .route("/api/v1/requests/{id}/acknowledge", post(acknowledge))
         .route("/api/v1/requests/{id}/complete", post(complete))
@@ -137,6 +137,8 @@ fn request_json(r: &oncall_core::Request) -> Value {
         "id": r.id.0,
         "caller": r.caller,
         "summary": r.summary,
+        "source": r.source,
+        "alert_count": r.alert_count,
         "status": r.state.status().as_str(),
         "received_at": rfc3339(r.received_at),
         "answered": stamp(r.state.answered()),
@@ -160,6 +162,26 @@ async fn list_requests(State(state): State<AppState>, ApiUser(v): ApiUser, Query
     }
     let rows = state.store.search_requests(v.org.id, &filter).await?;
     Ok(Json(json!({"requests": rows.iter().map(request_json).collect::<Vec<_>>(), "limit": filter.limit, "offset": filter.offset})))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewApiRequest {
+    summary: String,
+}
+
+/// `POST /api/v1/requests` (managers, issue 20): a script opens a request that pages whoever is on call, its
+/// summary spoken in the page call; the caller shown is the token's user.
+async fn create_request(State(state): State<AppState>, ApiUser(v): ApiUser, Json(b): Json<NewApiRequest>) -> ApiResult<(StatusCode, Json<Value>)> {
+    if !v.is_manager() {
+        return Err(ApiError(WebError::Forbidden));
+    }
+    let id = state.store.create_api_request(v.org.id, &v.user.name, &b.summary, Timestamp::now()).await?;
+    tracing::info!(request = %id, org = %v.org.id, user = %v.user.id, "request opened through the API");
+    if let Some(p) = &state.pager {
+        p.opened(id, v.user.name.clone());
+    }
+    let r = state.store.request(v.org.id, id).await?;
+    Ok((StatusCode::CREATED, Json(request_json(&r))))
 }
 
 async fn get_request(State(state): State<AppState>, ApiUser(v): ApiUser, Path(id): Path<i64>) -> ApiResult<Json<Value>> {

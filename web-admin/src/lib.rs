@@ -46,7 +46,7 @@ use std::sync::Arc;
 
 pub use config::WebConfig;
 pub use metrics_access::MetricsAccess;
-pub use state::OrgFiles;
+pub use state::{Hooks, OrgFiles};
 pub use recording_source::{LocalRecordings, RecordingSource};
 pub use state::AppState;
 
@@ -63,15 +63,12 @@ pub trait StatusSource: Send + Sync + 'static {
 }
 
 /// The whole HTTP application: ops endpoints, the admin site, the operator area and the JSON API.
-/// `recordings` serves the files the `recordings` table points at; `org_files` removes a deleted
-/// organization's.
-pub fn app(status: Arc<dyn StatusSource>, store: oncall_core::Store, config: WebConfig, recordings: Arc<dyn RecordingSource>, org_files: Option<Arc<dyn OrgFiles>>) -> Router {
+/// `recordings` serves the files the `recordings` table points at; `hooks` remove a deleted organization's
+/// recordings and page requests opened through the API.
+pub fn app(status: Arc<dyn StatusSource>, store: oncall_core::Store, config: WebConfig, recordings: Arc<dyn RecordingSource>, hooks: Hooks) -> Router {
     let force_tls = config.force_secure_cookies;
     let (access, max_body) = (config.metrics_access.clone(), config.max_body_bytes);
-    let mut state = AppState::new(store, config, recordings);
-    if let Some(files) = org_files {
-        state = state.with_org_files(files);
-    }
+    let state = AppState::new(store, config, recordings).with_hooks(hooks);
     router(status, access)
         .merge(pages::routes(state.clone()))
         .merge(api::routes(state))

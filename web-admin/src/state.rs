@@ -24,18 +24,28 @@ pub struct AppState {
     pub login_limiter: Arc<LoginLimiter>,
     /// Removes a deleted organization's recordings (the operator area); `None`: none to remove.
     pub org_files: Option<Arc<dyn OrgFiles>>,
+    /// Starts paging a request opened here (`POST /api/v1/requests`); `None`: paging is off.
+    pub pager: Option<Arc<dyn crate::alerts::AlertPager>>,
+}
+
+/// What the binary hands the web app beyond the store and settings.
+#[derive(Default, Clone)]
+pub struct Hooks {
+    pub org_files: Option<Arc<dyn OrgFiles>>,
+    pub pager: Option<Arc<dyn crate::alerts::AlertPager>>,
 }
 
 impl AppState {
     pub fn new(store: Store, config: WebConfig, recordings: Arc<dyn RecordingSource>) -> AppState {
         // The limiter's failures live in the store, so every instance on this database shares them.
         let login_limiter = Arc::new(LoginLimiter::new(store.clone(), config.login_policy));
-        AppState { store, config: Arc::new(config), recordings, login_limiter, org_files: None }
+        AppState { store, config: Arc::new(config), recordings, login_limiter, org_files: None, pager: None }
     }
 
-    /// With the recordings remover the operator's "delete organization" uses.
-    pub fn with_org_files(mut self, files: Arc<dyn OrgFiles>) -> AppState {
-        self.org_files = Some(files);
+    /// With the binary's hooks: the recordings remover the operator's "delete organization" uses, the pager.
+    pub fn with_hooks(mut self, hooks: Hooks) -> AppState {
+        self.org_files = hooks.org_files;
+        self.pager = hooks.pager;
         self
     }
 }

@@ -928,7 +928,7 @@ async fn second_instance(f: &support::Fixture) -> Router {
     }
     let store = oncall_core::Store::connect(&format!("sqlite://{}", f.dir.path().join("oncall.db").display())).await.unwrap();
     let cfg = oncall_web::WebConfig::new(f.data_dir.clone());
-    oncall_web::app(std::sync::Arc::new(Up), store, cfg, std::sync::Arc::new(oncall_web::LocalRecordings::new(f.recordings_dir.clone())), None)
+    oncall_web::app(std::sync::Arc::new(Up), store, cfg, std::sync::Arc::new(oncall_web::LocalRecordings::new(f.recordings_dir.clone())), Default::default())
 }
 
 #[tokio::test]
@@ -1715,4 +1715,25 @@ async fn managers_create_and_revoke_integration_keys() {
     let mut employee = Client::new(app(&f));
     employee.logged_in(EMPLOYEE_A).await;
     assert_eq!(employee.get("/integrations").await.status, StatusCode::FORBIDDEN);
+}
+
+/// Issue 20: a script opens a request with a manager's API token (201, source "api", its summary); an
+/// employee's token gets 403, and an empty summary 400.
+#[tokio::test]
+async fn a_script_opens_a_request_with_a_managers_token() {
+    let f = fixture().await;
+    let manager = api_token(&f, MANAGER_A).await;
+    let employee = api_token(&f, EMPLOYEE_A).await;
+    let mut api = Client::new(app(&f));
+    let post = |auth: &str, body: &str| {
+        Request::post("/api/v1/requests").header("authorization", auth).header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap()
+    };
+    let r = api.send(post(&manager, r#"{"summary": "Nightly import failed"}"#)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let v = json_of(&r).await;
+    assert_eq!((v["source"].as_str(), v["summary"].as_str(), v["status"].as_str()), (Some("api"), Some("Nightly import failed"), Some("received")), "{v}");
+    let id = oncall_core::RequestId(v["id"].as_i64().unwrap());
+    assert!(f.store.alert_of_request(f.org_a, id).await.unwrap().is_some(), "paged like an alert, its summary spoken");
+    assert_eq!(api.send(post(&employee, r#"{"summary": "x"}"#)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.send(post(&manager, r#"{"summary": "  "}"#)).await.status, StatusCode::BAD_REQUEST);
 }

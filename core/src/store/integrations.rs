@@ -18,6 +18,8 @@ use serde::Serialize;
 
 /// Requests opened by alerts say so in `requests.source`.
 pub const ALERT_SOURCE: &str = "alert";
+/// Requests scripts open with a user's API token (`POST /api/v1/requests`).
+pub const API_SOURCE: &str = "api";
 /// The log line of each alert counted on a request (detail: the alert's summary).
 pub const ALERT_EVENT: &str = "alert";
 
@@ -268,16 +270,38 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// What paging needs of a request an alert opened: its summary (spoken in the page call) and the
-    /// integration's policy. `None` for a request from a call.
+    /// A request a script opened through the API (`POST /api/v1/requests`): paged like an alert, its summary spoken.
+    pub async fn create_api_request(&self, org: OrgId, caller: &str, summary: &str, now: Timestamp) -> Result<RequestId> {
+        let summary = cut(summary, MAX_SUMMARY);
+        if summary.is_empty() {
+            return Err(ValidationError::new("summary", "say what is wrong").into());
+        }
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query("INSERT INTO requests (org_id, caller, summary, status, received_at, source) VALUES ($1, $2, $3, 'received', $4, $5) RETURNING id")
+            .bind(org.0)
+            .bind(cut(caller, 200))
+            .bind(&summary)
+            .bind(now.0)
+            .bind(API_SOURCE)
+            .fetch_one(&mut *tx)
+            .await?;
+        let id = RequestId(i64_(&row, "id")?);
+        insert_event(&mut tx, org, id, now, Actor::System, super::requests::event_kind::STATUS, RequestStatus::Received.as_str()).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// What paging needs of a request an alert (or a script) opened: its summary (spoken in the page call) and
+    /// the integration's policy. `None` for a request from a call.
     pub async fn alert_of_request(&self, org: OrgId, id: RequestId) -> Result<Option<(String, Option<PolicyId>)>> {
         let row = sqlx::query(
             "SELECT r.summary, k.policy_id FROM requests r LEFT JOIN integration_keys k ON k.id = r.integration_id AND k.org_id = r.org_id \
-             WHERE r.org_id = $1 AND r.id = $2 AND r.source = $3",
+             WHERE r.org_id = $1 AND r.id = $2 AND r.source IN ($3, $4)",
         )
         .bind(org.0)
         .bind(id.0)
         .bind(ALERT_SOURCE)
+        .bind(API_SOURCE)
         .fetch_optional(self.pool())
         .await?;
         row.map(|r| Ok((string(&r, "summary")?, opt_i64(&r, "policy_id")?.map(PolicyId)))).transpose()

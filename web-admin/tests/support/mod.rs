@@ -148,7 +148,7 @@ pub fn app(f: &Fixture) -> axum::Router {
 pub fn app_with(f: &Fixture, change: impl FnOnce(&mut WebConfig)) -> axum::Router {
     let mut cfg = WebConfig::new(f.data_dir.clone());
     change(&mut cfg);
-    oncall_web::app(Arc::new(Up), f.store.clone(), cfg, Arc::new(LocalRecordings::new(f.recordings_dir.clone())), None)
+    oncall_web::app(Arc::new(Up), f.store.clone(), cfg, Arc::new(LocalRecordings::new(f.recordings_dir.clone())), Default::default())
 }
 
 /// The value of the first `name="csrf" value="..."` in a page.
