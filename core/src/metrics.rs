@@ -27,6 +27,8 @@ pub struct MetricsRow {
     pub acknowledged_at: Option<Timestamp>,
     pub acknowledged_by: Option<Actor>,
     pub completed_at: Option<Timestamp>,
+    /// `call`, `alert` or `api` (issue 20): the metrics are also split by it.
+    pub source: String,
 }
 
 impl MetricsRow {
@@ -118,6 +120,9 @@ pub struct Metrics {
     pub by_hour: Vec<(u32, Summary)>,
     /// People who answered or acknowledged, by id.
     pub by_person: Vec<(PersonId, Summary)>,
+    /// Where the requests came from (`call`, `alert`, `api`), those that had any.
+    #[serde(default)]
+    pub by_source: Vec<(String, Summary)>,
 }
 
 /// Longest range (in days) for which empty days are filled in.
@@ -145,7 +150,9 @@ pub fn compute(rows: &[MetricsRow], tz: Tz, from: Timestamp, to: Timestamp) -> M
     }
     let mut hours: Vec<Vec<&MetricsRow>> = vec![Vec::new(); 24];
     let mut people: BTreeMap<PersonId, Vec<&MetricsRow>> = BTreeMap::new();
+    let mut sources: BTreeMap<&str, Vec<&MetricsRow>> = BTreeMap::new();
     for &r in &rows {
+        sources.entry(r.source.as_str()).or_default().push(r);
         let l = local(r.received_at);
         days.entry(l.date_naive()).or_default().push(r);
         if let Some(h) = hours.get_mut(l.hour() as usize) {
@@ -163,6 +170,7 @@ pub fn compute(rows: &[MetricsRow], tz: Tz, from: Timestamp, to: Timestamp) -> M
         by_day: days.into_iter().map(|(d, rs)| (d, Summary::of(&rs))).collect(),
         by_hour: hours.iter().enumerate().map(|(h, rs)| (h as u32, Summary::of(rs))).collect(),
         by_person: people.into_iter().map(|(p, rs)| (p, Summary::of(&rs))).collect(),
+        by_source: sources.into_iter().map(|(s, rs)| (s.to_string(), Summary::of(&rs))).collect(),
     }
 }
 
@@ -180,6 +188,7 @@ mod tests {
             acknowledged_at: ack_after_min.map(|m| Timestamp(received) + Millis::minutes(m)),
             acknowledged_by: ack_after_min.map(|_| Actor::Person(PersonId(who))),
             completed_at: None,
+            source: if who == 9 { "alert".into() } else { "call".into() },
         }
     }
 
@@ -212,5 +221,15 @@ mod tests {
         assert_eq!(m.by_person[0].1.requests, 2);
         // Continuous axis: every day of the range is present.
         assert!(m.by_day.windows(2).all(|w| w[0].0.succ_opt() == Some(w[1].0)));
+    }
+
+    /// Issue 20: requests are also counted by where they came from.
+    #[test]
+    fn split_by_source() {
+        let t = 1_704_166_200_000;
+        let rows = vec![row(t, Some(2), 1), row(t + 1000, Some(4), 9), row(t + 2000, None, 9)];
+        let m = compute(&rows, New_York, Timestamp(t - 1), Timestamp(t + 86_400_000));
+        let by: Vec<(&str, usize, usize)> = m.by_source.iter().map(|(s, x)| (s.as_str(), x.requests, x.acknowledged)).collect();
+        assert_eq!(by, vec![("alert", 2, 1), ("call", 1, 1)]);
     }
 }

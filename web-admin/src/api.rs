@@ -380,6 +380,7 @@ async fn metrics(State(state): State<AppState>, ApiUser(v): ApiUser, Query(q): Q
         "by_day": m.by_day.iter().map(|(d, s)| json!({"date": d.format("%Y-%m-%d").to_string(), "summary": s})).collect::<Vec<_>>(),
         "by_hour": m.by_hour.iter().map(|(h, s)| json!({"hour": h, "summary": s})).collect::<Vec<_>>(),
         "by_person": m.by_person.iter().map(|(p, s)| json!({"person_id": p.0, "summary": s})).collect::<Vec<_>>(),
+        "by_source": m.by_source.iter().map(|(source, s)| json!({"source": source, "summary": s})).collect::<Vec<_>>(),
     })))
 }
 

@@ -386,6 +386,7 @@ async fn metrics_page_draws_svg_charts() {
     let html = c.get("/reports").await.text();
     assert!(html.matches("<svg class=\"chart\"").count() >= 6, "{html}");
     assert!(html.contains("p90") && html.contains("Median time to acknowledge, per person"));
+    assert!(html.contains("id=\"by-source\"") && html.contains("Phone calls"), "the metrics are split by source");
     assert_eq!(c.get("/reports?from=2026-02-01&to=2026-01-01").await.status, StatusCode::BAD_REQUEST);
 }
 

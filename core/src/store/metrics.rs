@@ -12,7 +12,7 @@ impl Store {
     /// Metrics of the requests received in `[from, to)`, bucketed in `tz`.
     pub async fn metrics(&self, org: OrgId, from: Timestamp, to: Timestamp, tz: Tz) -> Result<Metrics> {
         let rows = sqlx::query(
-            "SELECT status, received_at, answered_at, answered_by, acknowledged_at, acknowledged_by, completed_at \
+            "SELECT status, received_at, answered_at, answered_by, acknowledged_at, acknowledged_by, completed_at, source \
              FROM requests WHERE org_id = $1 AND received_at >= $2 AND received_at < $3",
         )
         .bind(org.0)
@@ -32,6 +32,7 @@ impl Store {
                     acknowledged_at: opt_ts(r, "acknowledged_at")?,
                     acknowledged_by: opt_actor(r, "acknowledged_by")?,
                     completed_at: opt_ts(r, "completed_at")?,
+                    source: string(r, "source")?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -122,5 +122,22 @@ pub async fn show(State(state): State<AppState>, Manager(v): Manager, Query(q): 
     ctx.insert("chart_by_hour", &by_hour);
     ctx.insert("chart_per_person", &per_person);
     ctx.insert("people", &person_rows);
+    let source_rows: Vec<_> = m
+        .by_source
+        .iter()
+        .map(|(source, s)| {
+            let name = match source.as_str() {
+                "call" => "Phone calls",
+                "alert" => "Alerts from monitoring",
+                "api" => "Opened through the API",
+                other => other,
+            };
+            serde_json::json!({
+                "name": name, "requests": s.requests, "acknowledged": s.acknowledged, "exhausted": s.exhausted,
+                "ack_p50": views::opt_duration(s.time_to_acknowledge.p50), "complete_p50": views::opt_duration(s.time_to_complete.p50),
+            })
+        })
+        .collect();
+    ctx.insert("sources", &source_rows);
     Ok(render("reports.html", &ctx)?)
 }
