@@ -19,6 +19,9 @@ pub enum IntegrationCommand {
         /// (seconds), else a request opens (and the next beat resolves it).
         #[arg(long)]
         heartbeat_secs: Option<i64>,
+        /// `urgent` pages at once (the default); `normal` alerts opened after business hours page when they start.
+        #[arg(long, default_value = "urgent")]
+        urgency: String,
     },
     /// List the keys (their first characters, never the secret).
     List,
@@ -29,7 +32,12 @@ pub enum IntegrationCommand {
 pub async fn run(store: &Store, org: &Organization, base_url: &str, command: IntegrationCommand) -> Result<()> {
     let now = Timestamp::now();
     match command {
-        IntegrationCommand::Add { name, policy, heartbeat_secs } => {
+        IntegrationCommand::Add { name, policy, heartbeat_secs, urgency } => {
+            let normal = match urgency.as_str() {
+                "urgent" => false,
+                "normal" => true,
+                other => anyhow::bail!("--urgency must be urgent or normal, not {other:?}"),
+            };
             let policy = match policy {
                 Some(p) => {
                     let policies = store.list_policies(org.id).await?;
@@ -39,6 +47,9 @@ pub async fn run(store: &Store, org: &Organization, base_url: &str, command: Int
                 None => None,
             };
             let (integration, secret) = store.create_monitor(org.id, &name, policy, heartbeat_secs, now).await?;
+            if normal {
+                store.set_integration_urgency(org.id, integration.id, true).await?;
+            }
             println!("integration {} ({}) for {}: key {secret}", integration.id, integration.name, org.slug);
             if let Some(secs) = heartbeat_secs {
                 println!("  heartbeat: the job runs `curl -fsS -X POST -H 'Authorization: Bearer <key>' {base_url}/api/v1/heartbeat` at least every {secs} s");
@@ -52,7 +63,7 @@ pub async fn run(store: &Store, org: &Organization, base_url: &str, command: Int
             for i in store.list_integrations(org.id).await? {
                 let state = if i.revoked_at.is_some() { "revoked" } else { "active" };
                 let beat = i.heartbeat_secs.map(|s| format!("  heartbeat every {s} s")).unwrap_or_default();
-                println!("{:<4} {:<24} {}…  {state}{beat}", i.id, i.name, i.prefix);
+                println!("{:<4} {:<24} {}…  {state}  {}{beat}", i.id, i.name, i.prefix, i.urgency);
             }
         }
         IntegrationCommand::Revoke { id } => {

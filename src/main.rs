@@ -715,7 +715,7 @@ async fn serve(cfg: Config) -> Result<()> {
             recordings_root: recordings_dir.clone(),
             archive: archive.clone(),
             texts: texts.clone(),
-            speaker: Some(Arc::new(oncall_paging::speech::EspeakNg::new(&cfg.paging.speech_voice))),
+            speaker: Some(Arc::new(oncall_paging::speech::EspeakNg::default())),
         };
         tokio::spawn(oncall_paging::per_org::run(store.clone(), paging, rx));
         let link = PagingLink {

@@ -51,6 +51,9 @@ pub enum OrgCommand {
         /// The number or SIP URI its texts come from, instead of [texts] from.
         #[arg(long)]
         text_from: Option<String>,
+        /// The espeak-ng voice its alert summaries are spoken with (en, en-us, de, fr…), instead of [paging] speech_voice.
+        #[arg(long)]
+        speech_voice: Option<String>,
     },
     /// Switch an organization off: its numbers get the unknown-number answer; its data stays.
     Disable { org: String },
@@ -136,7 +139,7 @@ pub async fn run(cfg: &Config, store: &Store, command: OrgCommand) -> Result<()>
             store.rename_organization(o.id, &name).await?;
             println!("{} renamed to {name:?}", o.slug);
         }
-        OrgCommand::Set { org, max_calls, max_pages_per_hour, text_from } => {
+        OrgCommand::Set { org, max_calls, max_pages_per_hour, text_from, speech_voice } => {
             let o = store.find_organization(&org).await?;
             let mut limits = o.limits.clone();
             let own = |n: u32| (n > 0).then_some(n);
@@ -148,6 +151,9 @@ pub async fn run(cfg: &Config, store: &Store, command: OrgCommand) -> Result<()>
             }
             if let Some(from) = text_from {
                 limits.text_from = Some(from.trim().to_string()).filter(|f| !f.is_empty());
+            }
+            if let Some(voice) = speech_voice {
+                limits.speech_voice = Some(voice.trim().to_string()).filter(|v| !v.is_empty());
             }
             store.set_organization_limits(o.id, &limits).await?;
             println!("{}: {}", o.slug, describe_limits(&limits));
@@ -216,7 +222,8 @@ fn describe_limits(l: &oncall_core::store::OrgLimits) -> String {
     let calls = l.max_calls.map_or("calls up to [sip] max_calls".to_string(), |n| format!("max {n} calls at once"));
     let pages = l.max_pages_per_hour.map_or("[paging] max_pages_per_hour".to_string(), |n| format!("{n} paging requests per hour"));
     let from = l.text_from.as_ref().map_or("texts from [texts] from".to_string(), |f| format!("texts from {f}"));
-    format!("{calls}, {pages}, {from}")
+    let voice = l.speech_voice.as_ref().map_or("alerts spoken in [paging] speech_voice".to_string(), |v| format!("alerts spoken in {v}"));
+    format!("{calls}, {pages}, {from}, {voice}")
 }
 
 /// Removes an organization's recordings: every archived object under its prefix and its local folder.

@@ -65,6 +65,8 @@ struct Kept {
     message: Arc<[i16]>,
     /// An alert's request: `message` is its summary, spoken before the keys.
     speak_first: bool,
+    /// An alert's summary, for its texts.
+    summary: Option<String>,
 }
 
 /// The task's state: the dispatcher, and what the wrapper keeps for the orders it carries out.
@@ -207,8 +209,12 @@ impl Paging {
         deferring && !run.dispatcher.is_running(request)
     }
 
-    /// The request's call chose a `normal` option (its recording kind is `page_when_open`).
+    /// The request's call chose a `normal` option (its recording kind is `page_when_open`), or its alert came
+    /// through an integration of `normal` urgency.
     async fn is_normal_urgency(&self, request: RequestId) -> bool {
+        if self.store.alert_is_normal_urgency(self.org, request).await.unwrap_or(false) {
+            return true;
+        }
         let Ok(Some(call)) = self.store.request(self.org, request).await.map(|r| r.call) else { return false };
         matches!(self.store.call(self.org, call).await, Ok(c) if c.recording_kind.as_deref() == Some("page_when_open"))
     }
@@ -438,13 +444,15 @@ impl Paging {
         let caller = announce_caller(caller);
         match alert {
             Some((summary, _)) => {
+                // The organization's own voice (`oncall org set --speech-voice`), else `[paging] speech_voice`.
+                let voice = self.store.organization(self.org).await.ok().and_then(|o| o.limits.speech_voice).unwrap_or_else(|| self.config.speech_voice.clone());
                 let spoken = match &self.speaker {
-                    Some(s) => s.speak(&summary).await,
+                    Some(s) => s.speak(&summary, &voice).await,
                     None => None,
                 };
-                Kept { caller, message: spoken.unwrap_or_else(|| Arc::from(Vec::new())), speak_first: true }
+                Kept { caller, message: spoken.unwrap_or_else(|| Arc::from(Vec::new())), speak_first: true, summary: Some(summary) }
             }
-            None => Kept { caller, message: self.message(request, recording).await, speak_first: false },
+            None => Kept { caller, message: self.message(request, recording).await, speak_first: false, summary: None },
         }
     }
 
@@ -626,7 +634,7 @@ impl Paging {
             self.describe(&key, Some(&to.join(" or ")), None, now).await;
         }
         let person = Person { contacts, ..person.clone() };
-        texts.send_notification(key, &person, &kept.caller).await
+        texts.send_notification(key, &person, &kept.caller, kept.summary.as_deref()).await
     }
 }
 
@@ -789,6 +797,11 @@ mod tests {
         let daytime = open_request("page_when_open").await;
         assert!(!paging.open(&mut run, daytime, caller, None, None, paris(31, 10, 0)).await);
         // Opened last: it begins paging at once, which would fill the channel checked above.
+        // Issue 20: an alert through a `normal` integration waits for the hours too; an urgent one does not.
+        let (calm, _) = store.create_integration(org, "Backups", None, night).await.unwrap();
+        store.set_integration_urgency(org, calm.id, true).await.unwrap();
+        let oncall_core::store::AlertOutcome::Opened(quiet) = store.alert_trigger(&calm, "backup", "Backup slow", night).await.unwrap() else { panic!() };
+        assert!(paging.open(&mut run, quiet, "Backups", None, None, night).await, "a normal alert waits at 02:00");
         let urgent = open_request("page").await;
         assert!(!paging.open(&mut run, urgent, caller, None, None, night).await, "urgent pages at any hour");
     }

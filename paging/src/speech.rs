@@ -9,28 +9,30 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-/// Turns a sentence into 8 kHz mono samples; `None` when it cannot.
+/// Turns a sentence into 8 kHz mono samples in `voice` (a language, `en`, `de`, …); `None` when it cannot.
 pub trait Speaker: Send + Sync + 'static {
-    fn speak<'a>(&'a self, text: &'a str) -> Pin<Box<dyn Future<Output = Option<Arc<[i16]>>> + Send + 'a>>;
+    fn speak<'a>(&'a self, text: &'a str, voice: &'a str) -> Pin<Box<dyn Future<Output = Option<Arc<[i16]>>> + Send + 'a>>;
 }
 
 /// Phrases kept at most (a phrase is a few seconds: ~50 KiB at 8 kHz).
 const KEEP: usize = 200;
 
-/// espeak-ng as a subprocess, `voice` its language (`en`, `de`, …).
+/// espeak-ng as a subprocess.
 pub struct EspeakNg {
     program: String,
-    voice: String,
-    spoken: Mutex<HashMap<String, Arc<[i16]>>>,
+    /// Phrases by (voice, text).
+    spoken: Mutex<HashMap<(String, String), Arc<[i16]>>>,
+}
+
+impl Default for EspeakNg {
+    fn default() -> EspeakNg {
+        EspeakNg { program: "espeak-ng".into(), spoken: Mutex::default() }
+    }
 }
 
 impl EspeakNg {
-    pub fn new(voice: &str) -> EspeakNg {
-        EspeakNg { program: "espeak-ng".into(), voice: voice.into(), spoken: Mutex::default() }
-    }
-
-    async fn render(&self, text: &str) -> Result<Vec<i16>, String> {
-        let (program, voice, text) = (self.program.clone(), self.voice.clone(), text.to_string());
+    async fn render(&self, text: &str, voice: &str) -> Result<Vec<i16>, String> {
+        let (program, voice, text) = (self.program.clone(), voice.to_string(), text.to_string());
         // A blocking child on the blocking pool (the tokio `process` feature is not worth it for this).
         let run = tokio::task::spawn_blocking(move || std::process::Command::new(&program).args(["-v", &voice, "-s", "150", "--stdout"]).arg(&text).output());
         let out = run
@@ -46,19 +48,20 @@ impl EspeakNg {
 }
 
 impl Speaker for EspeakNg {
-    fn speak<'a>(&'a self, text: &'a str) -> Pin<Box<dyn Future<Output = Option<Arc<[i16]>>> + Send + 'a>> {
+    fn speak<'a>(&'a self, text: &'a str, voice: &'a str) -> Pin<Box<dyn Future<Output = Option<Arc<[i16]>>> + Send + 'a>> {
         Box::pin(async move {
-            if let Some(kept) = self.spoken.lock().unwrap_or_else(|p| p.into_inner()).get(text) {
+            let key = (voice.to_string(), text.to_string());
+            if let Some(kept) = self.spoken.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
                 return Some(kept.clone());
             }
-            match self.render(text).await {
+            match self.render(text, voice).await {
                 Ok(samples) => {
                     let samples: Arc<[i16]> = samples.into();
                     let mut spoken = self.spoken.lock().unwrap_or_else(|p| p.into_inner());
                     if spoken.len() >= KEEP {
                         spoken.clear();
                     }
-                    spoken.insert(text.to_string(), samples.clone());
+                    spoken.insert(key, samples.clone());
                     Some(samples)
                 }
                 Err(e) => {

@@ -40,11 +40,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// The text of a `text` notification.
-pub fn notification_body(request: RequestId, caller: &str, link: &str) -> String {
+/// The text of a `text` notification; an alert's says what is wrong (`summary`).
+pub fn notification_body(request: RequestId, caller: &str, summary: Option<&str>, link: &str) -> String {
     let caller = if caller.is_empty() { "an unknown caller" } else { caller };
+    let about = summary.map(|s| format!(": {s}")).unwrap_or_default();
     format!(
-        "OnCall: new request #{} from {caller}. Reply 1 or ACK to take it, DONE when done. {link}",
+        "OnCall: new request #{} from {caller}{about}. Reply 1 or ACK to take it, DONE when done. {link}",
         request.0
     )
 }
@@ -153,11 +154,11 @@ pub struct Texts {
 impl Texts {
     /// Sends a notification's text to `person`: `Ok` once it is on its way (the outcome is reported
     /// to the paging task later), `Err` with why when it cannot be sent at all.
-    pub async fn send_notification(&self, key: NotificationKey, person: &Person, caller: &str) -> Result<(), String> {
+    pub async fn send_notification(&self, key: NotificationKey, person: &Person, caller: &str, summary: Option<&str>) -> Result<(), String> {
         if !self.config.enabled {
             return Err("texts are off ([texts] enabled = false)".into());
         }
-        let body = notification_body(key.request, caller, &request_link(&self.link_base, key.request));
+        let body = notification_body(key.request, caller, summary, &request_link(&self.link_base, key.request));
         // The organization's own sender (`oncall org set --text-from`), else `[texts] from`; its own trunks.
         let org = self.store.organization(person.org).await.ok();
         let from = org.as_ref().and_then(|o| o.limits.text_from.clone()).unwrap_or_else(|| self.config.from.clone());
@@ -399,12 +400,10 @@ mod tests {
 
     #[test]
     fn the_notification_carries_id_caller_and_link() {
-        let body = notification_body(
-            RequestId(12),
-            "+15551234",
-            &request_link("https://oncall.example.com/", RequestId(12)),
-        );
+        let body = notification_body(RequestId(12), "+15551234", None, &request_link("https://oncall.example.com/", RequestId(12)));
         assert_eq!(body, "OnCall: new request #12 from +15551234. Reply 1 or ACK to take it, DONE when done. https://oncall.example.com/requests/12");
+        let alert = notification_body(RequestId(13), "Alertmanager", Some("Disk almost full"), "https://o/requests/13");
+        assert_eq!(alert, "OnCall: new request #13 from Alertmanager: Disk almost full. Reply 1 or ACK to take it, DONE when done. https://o/requests/13");
     }
 
     #[test]
@@ -475,7 +474,7 @@ mod tests {
             let person = store.add_person(org, &new, now).await.unwrap();
             let request = store.create_request(org, &NewRequest { caller: "+15550000000".into(), ..NewRequest::default() }, now).await.unwrap();
             let key = NotificationKey { request, stage: 0, person, channel: Channel::Text };
-            texts.send_notification(key, &store.person(org, person).await.unwrap(), "+15550000000").await.unwrap();
+            texts.send_notification(key, &store.person(org, person).await.unwrap(), "+15550000000", None).await.unwrap();
             match rx.recv().await {
                 Some(ControllerCommand::SendText { route, .. }) => assert_eq!(route.from_uri, want),
                 _ => panic!("no SIP MESSAGE for the person of {org}"),

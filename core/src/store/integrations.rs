@@ -37,6 +37,8 @@ pub struct Integration {
     /// A heartbeat monitor: the job must beat at least this often (seconds), else a request opens.
     pub heartbeat_secs: Option<i64>,
     pub last_beat_at: Option<Timestamp>,
+    /// `urgent` (pages at once) or `normal` (after business hours, pages when they start).
+    pub urgency: String,
 }
 
 /// The de-duplication key of a missed heartbeat's request.
@@ -66,7 +68,7 @@ impl AlertOutcome {
     }
 }
 
-const COLUMNS: &str = "id, org_id, name, prefix, policy_id, created_at, revoked_at, heartbeat_secs, last_beat_at";
+const COLUMNS: &str = "id, org_id, name, prefix, policy_id, created_at, revoked_at, heartbeat_secs, last_beat_at, urgency";
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Integration> {
     Ok(Integration {
@@ -79,6 +81,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Integration> {
         revoked_at: opt_ts(row, "revoked_at")?,
         heartbeat_secs: opt_i64(row, "heartbeat_secs")?,
         last_beat_at: opt_ts(row, "last_beat_at")?,
+        urgency: string(row, "urgency")?,
     })
 }
 
@@ -124,8 +127,32 @@ impl Store {
         .bind(heartbeat_secs)
         .fetch_one(self.pool())
         .await?;
-        let integration = Integration { id: i64_(&row, "id")?, org, name, prefix, policy, created_at: now, revoked_at: None, heartbeat_secs, last_beat_at: None };
+        let integration = Integration { id: i64_(&row, "id")?, org, name, prefix, policy, created_at: now, revoked_at: None, heartbeat_secs, last_beat_at: None, urgency: "urgent".into() };
         Ok((integration, token))
+    }
+
+    /// Sets an integration's urgency: `normal` alerts opened after business hours page when they start.
+    pub async fn set_integration_urgency(&self, org: OrgId, id: i64, normal: bool) -> Result<()> {
+        let done = sqlx::query("UPDATE integration_keys SET urgency = $1 WHERE org_id = $2 AND id = $3")
+            .bind(if normal { "normal" } else { "urgent" })
+            .bind(org.0)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("integration {id}")));
+        }
+        Ok(())
+    }
+
+    /// Whether `request` came from an integration of `normal` urgency (it waits for business hours).
+    pub async fn alert_is_normal_urgency(&self, org: OrgId, request: RequestId) -> Result<bool> {
+        let row = sqlx::query("SELECT k.urgency FROM requests r JOIN integration_keys k ON k.id = r.integration_id AND k.org_id = r.org_id WHERE r.org_id = $1 AND r.id = $2")
+            .bind(org.0)
+            .bind(request.0)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| string(&r, "urgency")).transpose()?.is_some_and(|u| u == "normal"))
     }
 
     pub async fn list_integrations(&self, org: OrgId) -> Result<Vec<Integration>> {
@@ -361,5 +388,8 @@ mod tests {
         assert_eq!(store.overdue_heartbeats(at(190)).await.unwrap().len(), 1);
         assert!(matches!(store.heartbeat(&plain, at(190)).await, Err(StoreError::Invalid(_))), "not a heartbeat");
         assert!(matches!(store.create_monitor(org, "x", None, Some(0), t0).await, Err(StoreError::Invalid(_))));
+        assert!(!store.alert_is_normal_urgency(org, request).await.unwrap(), "urgent by default");
+        store.set_integration_urgency(org, job.id, true).await.unwrap();
+        assert!(store.alert_is_normal_urgency(org, request).await.unwrap());
     }
 }

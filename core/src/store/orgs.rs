@@ -35,12 +35,15 @@ pub struct OrgLimits {
     pub max_pages_per_hour: Option<u32>,
     /// The number or SIP identity its texts are sent from, instead of `[texts] from`.
     pub text_from: Option<String>,
+    /// The espeak-ng voice (language) its alert summaries are spoken with, instead of `[paging] speech_voice`.
+    #[serde(default)]
+    pub speech_voice: Option<String>,
 }
 
 /// Name of the organization created on first start of a single-tenant install.
 pub const DEFAULT_ORG_NAME: &str = "Default";
 
-const COLUMNS: &str = "id, name, slug, time_zone, created_at, disabled_at, max_calls, max_pages_per_hour, text_from";
+const COLUMNS: &str = "id, name, slug, time_zone, created_at, disabled_at, max_calls, max_pages_per_hour, text_from, speech_voice";
 
 fn from_row(row: &AnyRow) -> Result<Organization> {
     let tz = string(row, "time_zone")?;
@@ -55,6 +58,7 @@ fn from_row(row: &AnyRow) -> Result<Organization> {
             max_calls: opt_i64(row, "max_calls")?.map(|n| n.clamp(0, u32::MAX as i64) as u32),
             max_pages_per_hour: opt_i64(row, "max_pages_per_hour")?.map(|n| n.clamp(0, u32::MAX as i64) as u32),
             text_from: opt_string(row, "text_from")?.filter(|s| !s.is_empty()),
+            speech_voice: opt_string(row, "speech_voice")?.filter(|s| !s.is_empty()),
         },
     })
 }
@@ -158,10 +162,16 @@ impl Store {
 
     /// Sets organization `id`'s limits and text identity (each `None` goes back to the server's setting).
     pub async fn set_organization_limits(&self, id: OrgId, limits: &OrgLimits) -> Result<()> {
-        let done = sqlx::query("UPDATE organizations SET max_calls = $1, max_pages_per_hour = $2, text_from = $3 WHERE id = $4")
+        if let Some(v) = &limits.speech_voice {
+            if v.is_empty() || v.len() > 32 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_+".contains(c)) {
+                return Err(ValidationError::new("speech_voice", "an espeak-ng voice name such as en, en-us or de").into());
+            }
+        }
+        let done = sqlx::query("UPDATE organizations SET max_calls = $1, max_pages_per_hour = $2, text_from = $3, speech_voice = $4 WHERE id = $5")
             .bind(limits.max_calls.map(i64::from))
             .bind(limits.max_pages_per_hour.map(i64::from))
             .bind(limits.text_from.clone().filter(|s| !s.trim().is_empty()))
+            .bind(limits.speech_voice.clone())
             .bind(id.0)
             .execute(self.pool())
             .await?;

@@ -26,7 +26,7 @@ async fn page(state: &AppState, v: &Viewer, headers: &HeaderMap, flash: Option<&
         .map(|i| {
             let policy = i.policy.and_then(|p| policies.iter().find(|x| x.id == p)).map(|p| p.name.clone());
             json!({"id": i.id, "name": i.name, "prefix": i.prefix, "policy": policy, "created": views::time(i.created_at, v.tz),
-                   "revoked": i.revoked_at.map(|t| views::time(t, v.tz))})
+                   "revoked": i.revoked_at.map(|t| views::time(t, v.tz)), "urgency": i.urgency, "heartbeat_secs": i.heartbeat_secs})
         })
         .collect();
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("oncall.example.com");
@@ -50,6 +50,9 @@ pub struct NewKey {
     /// A policy id, or empty for the organization's first enabled one.
     #[serde(default)]
     policy: String,
+    /// `normal`: alerts after business hours page when they start; else urgent.
+    #[serde(default)]
+    urgency: String,
 }
 
 pub async fn create(State(state): State<AppState>, Manager(v): Manager, headers: HeaderMap, Form(f): Form<NewKey>) -> WebResult<Response> {
@@ -59,6 +62,9 @@ pub async fn create(State(state): State<AppState>, Manager(v): Manager, headers:
     };
     match state.store.create_integration(v.org.id, &f.name, policy, Timestamp::now()).await {
         Ok((integration, key)) => {
+            if f.urgency == "normal" {
+                state.store.set_integration_urgency(v.org.id, integration.id, true).await?;
+            }
             tracing::info!(org = %v.org.id, user = %v.user.id, integration = integration.id, "integration key created");
             page(&state, &v, &headers, None, Some((integration.name, key)), None).await
         }
