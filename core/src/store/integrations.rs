@@ -98,6 +98,14 @@ fn cut(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
+/// An `UPDATE` of integration `id` that touched no row: there is none (in this organization).
+fn found(rows: u64, id: i64) -> Result<()> {
+    if rows == 0 {
+        return Err(StoreError::NotFound(format!("integration {id}")));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Creates an integration key; returns it and its secret (shown to the manager once).
     pub async fn create_integration(&self, org: OrgId, name: &str, policy: Option<PolicyId>, now: Timestamp) -> Result<(Integration, String)> {
@@ -139,10 +147,7 @@ impl Store {
             .bind(id)
             .execute(self.pool())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("integration {id}")));
-        }
-        Ok(())
+        found(done.rows_affected(), id)
     }
 
     /// Whether `request` came from an integration of `normal` urgency (it waits for business hours).
@@ -167,10 +172,7 @@ impl Store {
             .bind(id)
             .execute(self.pool())
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("integration {id}")));
-        }
-        Ok(())
+        found(done.rows_affected(), id)
     }
 
     /// The live integration a secret belongs to (not revoked, its organization not disabled).
