@@ -2,6 +2,7 @@
 //! user agent, media engine, IVR sessions, and the HTTP endpoints.
 
 mod config;
+mod config_command;
 mod log_format;
 mod integration_command;
 mod org_command;
@@ -109,6 +110,11 @@ enum Command {
     Integration {
         #[command(subcommand)]
         command: integration_command::IntegrationCommand,
+    },
+    /// Check the configuration file before a restart (`check`), or print the effective one, secrets masked (`show`).
+    Config {
+        #[command(subcommand)]
+        command: config_command::ConfigCommand,
     },
     /// Operator accounts: who signs in at /operator to manage the organizations in the browser.
     Operator {
@@ -236,6 +242,9 @@ enum RecordingsCommand {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Command::Config { command } = &cli.command {
+        return config_command::run(cli.config.as_deref(), command);
+    }
     let mut cfg = Config::load(cli.config.as_deref())?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -285,6 +294,8 @@ fn main() -> Result<()> {
                 let base = cfg.http.public_url.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| format!("http://{}", cfg.http.listen));
                 integration_command::run(&store, &org, base.trim_end_matches('/'), command).await
             }
+            // Handled before the configuration is loaded (main's first lines).
+            Command::Config { .. } => Ok(()),
             Command::Operator { command } => {
                 let store = open_store(&cfg).await?;
                 org_command::run_operator(&cfg, &store, command).await
