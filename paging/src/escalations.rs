@@ -437,10 +437,20 @@ impl Paging {
     /// What `request`'s pages read out: for an alert its summary, spoken (`speech.rs`) and played before the keys;
     /// else the caller's message.
     async fn kept(&self, request: RequestId, caller: &str, recording: Option<PathBuf>) -> Kept {
-        let alert = self.store.alert_of_request(self.org, request).await.unwrap_or_else(|e| {
+        let alert = self.alert(request).await;
+        self.kept_for(request, caller, recording, alert).await
+    }
+
+    /// An alert's (or a script's) summary and its integration's policy; `None` for a call's request.
+    async fn alert(&self, request: RequestId) -> Option<(String, Option<oncall_core::PolicyId>)> {
+        self.store.alert_of_request(self.org, request).await.unwrap_or_else(|e| {
             tracing::warn!(%request, error = %e, "cannot tell whether the request is an alert's");
             None
-        });
+        })
+    }
+
+    /// [`Paging::kept`] with the request's [`Paging::alert`] already read.
+    async fn kept_for(&self, request: RequestId, caller: &str, recording: Option<PathBuf>, alert: Option<(String, Option<oncall_core::PolicyId>)>) -> Kept {
         let caller = announce_caller(caller);
         match alert {
             Some((summary, _)) => {
@@ -499,8 +509,8 @@ impl Paging {
             None => Vec::new(),
         };
         // An alert's integration may name the policy.
-        let bound_to = self.store.alert_of_request(self.org, request).await.ok().flatten().and_then(|(_, p)| p);
-        let bound = bound_to.and_then(|p| policies.iter().find(|x| x.id == p && !x.disabled));
+        let alert = self.alert(request).await;
+        let bound = alert.as_ref().and_then(|(_, p)| *p).and_then(|p| policies.iter().find(|x| x.id == p && !x.disabled));
         let choice = match bound {
             Some(p) => PolicyChoice::Default(p),
             None => choose_policy(&called, &schedules, &policies),
@@ -521,7 +531,7 @@ impl Paging {
             }
             PolicyChoice::Default(_) | PolicyChoice::Nothing => None,
         };
-        let kept = self.kept(request, &caller, recording).await;
+        let kept = self.kept_for(request, &caller, recording, alert).await;
         let engine = match self.store.begin_escalation(self.org, request, policy.id, now).await {
             Ok(e) => e,
             Err(e) => {

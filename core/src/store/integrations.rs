@@ -7,7 +7,7 @@
 //! hundred alerts in one group pages once. Resolving completes the request, which ends its paging.
 
 use super::requests::insert_event;
-use super::rows::{i64_, opt_i64, opt_ts, string, ts};
+use super::rows::{i64_, opt_i64, opt_ts, string, ts, updated};
 use super::{Result, Store, StoreError};
 use crate::ids::{OrgId, PolicyId, RequestId};
 use crate::request::{Actor, RequestStatus};
@@ -98,14 +98,6 @@ fn cut(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
-/// An `UPDATE` of integration `id` that touched no row: there is none (in this organization).
-fn found(rows: u64, id: i64) -> Result<()> {
-    if rows == 0 {
-        return Err(StoreError::NotFound(format!("integration {id}")));
-    }
-    Ok(())
-}
-
 impl Store {
     /// Creates an integration key; returns it and its secret (shown to the manager once).
     pub async fn create_integration(&self, org: OrgId, name: &str, policy: Option<PolicyId>, now: Timestamp) -> Result<(Integration, String)> {
@@ -147,7 +139,7 @@ impl Store {
             .bind(id)
             .execute(self.pool())
             .await?;
-        found(done.rows_affected(), id)
+        updated(done.rows_affected(), format_args!("integration {id}"))
     }
 
     /// Whether `request` came from an integration of `normal` urgency (it waits for business hours).
@@ -172,7 +164,7 @@ impl Store {
             .bind(id)
             .execute(self.pool())
             .await?;
-        found(done.rows_affected(), id)
+        updated(done.rows_affected(), format_args!("integration {id}"))
     }
 
     /// The live integration a secret belongs to (not revoked, its organization not disabled).

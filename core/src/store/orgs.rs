@@ -1,6 +1,6 @@
 //! Organizations (tenants): create, look up by slug, and the single-org default.
 
-use super::rows::{i64_, opt_i64, opt_string, opt_ts, string, ts};
+use super::rows::{i64_, opt_i64, opt_string, opt_ts, string, ts, updated};
 use super::{Result, Store, StoreError};
 use crate::ids::OrgId;
 use crate::timestamp::Timestamp;
@@ -61,14 +61,6 @@ fn from_row(row: &AnyRow) -> Result<Organization> {
             speech_voice: opt_string(row, "speech_voice")?.filter(|s| !s.is_empty()),
         },
     })
-}
-
-/// An `UPDATE` of organization `id` that touched no row: it does not exist.
-fn updated(rows: u64, id: OrgId) -> Result<()> {
-    if rows == 0 {
-        return Err(StoreError::NotFound(id.to_string()));
-    }
-    Ok(())
 }
 
 /// Lowercase letters, digits and single dashes: safe in URLs and unambiguous to type.

@@ -54,3 +54,11 @@ pub(super) fn u32_(row: &AnyRow, col: &str) -> Result<u32> {
 pub(super) fn f64_(row: &AnyRow, col: &str) -> Result<f64> {
     Ok(row.try_get::<f64, _>(col)?)
 }
+
+/// An `UPDATE` of `what` that touched no row: there is none (in this organization).
+pub(super) fn updated(rows: u64, what: impl std::fmt::Display) -> Result<()> {
+    if rows == 0 {
+        return Err(StoreError::NotFound(what.to_string()));
+    }
+    Ok(())
+}
