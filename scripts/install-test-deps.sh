@@ -1,13 +1,14 @@
 #!/bin/sh
 # Installs the real SIP peers and audio tools the end-to-end tests in tests/ drive (see tests/support/mod.rs):
 # SIPp (sip-tester), baresip (baresip-core), sipsak, kamailio (a registrar), espeak-ng, SoX, the SIPVicious scanners (svmap, svwar)
-# the sqlite3 shell (tests that change the database behind the server's back), Prometheus Alertmanager and swaks (alerts, issue 20).
+# the sqlite3 shell (tests that change the database behind the server's back), Prometheus Alertmanager and swaks (alerts, issue 20),
+# and what the Debian package test uses (dpkg-deb, objcopy/objdump from binutils, setpriv from util-linux; issue 24).
 # Idempotent: installs only what is missing, and runs `apt-get update` only when something has to be installed.
 # Debian/Ubuntu; run as root (or with sudo).
 set -eu
 
 # binary:package pairs
-NEEDED="sipp:sip-tester baresip:baresip-core sipsak:sipsak kamailio:kamailio espeak-ng:espeak-ng sox:sox soxi:sox svmap:sipvicious svwar:sipvicious sqlite3:sqlite3 prometheus-alertmanager:prometheus-alertmanager swaks:swaks"
+NEEDED="sipp:sip-tester baresip:baresip-core sipsak:sipsak kamailio:kamailio espeak-ng:espeak-ng sox:sox soxi:sox svmap:sipvicious svwar:sipvicious sqlite3:sqlite3 prometheus-alertmanager:prometheus-alertmanager swaks:swaks dpkg-deb:dpkg objcopy:binutils objdump:binutils setpriv:util-linux"
 
 missing=""
 for pair in $NEEDED; do
@@ -22,7 +23,7 @@ for pair in $NEEDED; do
 done
 
 if [ -z "$missing" ]; then
-    echo "install-test-deps: sipp, baresip, sipsak, kamailio, espeak-ng, sox, sipvicious, sqlite3, alertmanager and swaks are already installed"
+    echo "install-test-deps: sipp, baresip, sipsak, kamailio, espeak-ng, sox, sipvicious, sqlite3, alertmanager, swaks and the packaging tools are already installed"
     exit 0
 fi
 

@@ -267,11 +267,21 @@ impl Default for StorageConfig {
 pub struct LogConfig {
     /// A tracing filter such as `info` or `oncall=debug,info`; RUST_LOG wins when set.
     pub level: String,
+    /// "text" (the default: one readable line per event) or "json" (one JSON object per line).
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into() }
+        LogConfig { level: "info".into(), format: LogFormat::Text }
     }
 }
 

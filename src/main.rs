@@ -1,11 +1,13 @@
 //! `oncall`: the one binary. It only wires the crates together: config, store, SIP transports,
 //! user agent, media engine, IVR sessions, and the HTTP endpoints.
 
+mod backup_command;
 mod config;
 mod config_command;
 mod log_format;
 mod integration_command;
 mod org_command;
+mod store_gauges;
 
 use anyhow::{bail, Context, Result};
 use oncall_calls::controller::{CallCounters, Controller, PagingLink};
@@ -116,6 +118,11 @@ enum Command {
         #[command(subcommand)]
         command: config_command::ConfigCommand,
     },
+    /// Back up while the server runs: a consistent database snapshot (SQLite), the recordings kept only on this
+    /// machine and a manifest with checksums, into the new folder DIR. PostgreSQL: checks it and says to use pg_dump.
+    Backup { dir: PathBuf },
+    /// Restore a backup folder into the configured data folder, which must be empty; checksums are checked first.
+    Restore { dir: PathBuf },
     /// Operator accounts: who signs in at /operator to manage the organizations in the browser.
     Operator {
         #[command(subcommand)]
@@ -247,13 +254,15 @@ fn main() -> Result<()> {
     }
     let mut cfg = Config::load(cli.config.as_deref())?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let json = cfg.log.format == config::LogFormat::Json;
+    let ansi = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let format = if json { log_format::WithInstance::json(&cfg.instance.id) } else { log_format::WithInstance::new(&cfg.instance.id, ansi) };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .fmt_fields(log_format::fields())
-        .event_format(log_format::WithInstance::new(&cfg.instance.id, ansi))
+        .event_format(format)
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
@@ -294,6 +303,13 @@ fn main() -> Result<()> {
                 let base = cfg.http.public_url.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| format!("http://{}", cfg.http.listen));
                 integration_command::run(&store, &org, base.trim_end_matches('/'), command).await
             }
+            Command::Backup { dir } => {
+                let store = open_store(&cfg).await?;
+                let done = backup_command::backup(&cfg, &store, &dir).await;
+                store.close().await;
+                done
+            }
+            Command::Restore { dir } => backup_command::restore(&cfg, &dir).await,
             // Handled before the configuration is loaded (main's first lines).
             Command::Config { .. } => Ok(()),
             Command::Operator { command } => {
@@ -531,6 +547,8 @@ struct Status {
     redirects: Option<Arc<redirect::RedirectCounters>>,
     /// `[instance] id`, labelled on `oncall_instance_info` so each instance's series can be told apart.
     instance: String,
+    /// Requests, notifications and disk space, refreshed from the store in the background.
+    store_gauges: Arc<store_gauges::StoreGauges>,
 }
 
 impl Status {
@@ -576,6 +594,7 @@ impl oncall_web::StatusSource for Status {
         if let Some(r) = &self.redirects {
             r.write_metrics(&mut out);
         }
+        self.store_gauges.write(&mut out);
         out.finish()
     }
 }
@@ -796,7 +815,9 @@ async fn serve(cfg: Config) -> Result<()> {
 
     // Paging health (issue 18 item 5): the dashboard and the People page say whom paging cannot reach now.
     let reach = oncall_paging::reachability::PagingReach::new(&cfg.paging, &cfg.texts, cfg.trunks.first().map(|t| t.name.as_str()), registrar_handle.clone(), store.dial_plan().clone());
-    let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine, trunks: trunk_board, registrar: registrar_handle, hold: controller_hold, redirects: redirect_counters, instance: cfg.instance.id() });
+    let store_gauges = Arc::new(store_gauges::StoreGauges::new(cfg.storage.data_dir.clone()));
+    tokio::spawn(store_gauges.clone().run(store.clone(), stop_tx.subscribe()));
+    let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine, trunks: trunk_board, registrar: registrar_handle, hold: controller_hold, redirects: redirect_counters, instance: cfg.instance.id(), store_gauges: store_gauges.clone() });
     let listener = oncall_web::server::bind(cfg.http.listen).context("binding http.listen")?;
     let http_addr = listener.local_addr()?;
     let mut web = oncall_web::WebConfig::new(cfg.storage.data_dir.clone());

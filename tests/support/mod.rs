@@ -311,6 +311,8 @@ pub struct ServerOptions {
     pub extra_http: String,
     /// `serve --demo`: the demo organization (and its softphone accounts, with the registrar on) is seeded first.
     pub demo: bool,
+    /// `oncall restore DIR` into the (empty) data folder before the server starts.
+    pub restore_from: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -327,6 +329,7 @@ impl Default for ServerOptions {
             open_files: None,
             extra_http: String::new(),
             demo: false,
+            restore_from: None,
         }
     }
 }
@@ -407,6 +410,12 @@ silence_secs = {silence_secs}
             },
         );
         fs::write(&config_path, config).expect("write server config");
+        if let Some(backup) = &options.restore_from {
+            let out = Command::new(env!("CARGO_BIN_EXE_oncall")).arg("--config").arg(&config_path).arg("restore").arg(backup).output().expect("run oncall restore");
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(out.status.success(), "oncall restore {} failed:\n{text}", backup.display());
+            eprintln!("[e2e] {}", text.trim());
+        }
         let process = Server::launch(&config_path, &dir.path, options.open_files, options.demo);
         let mut server = Server {
             process: Some(process),

@@ -39,3 +39,47 @@ impl Store {
         Ok(metrics::compute(&rows, tz, from, to))
     }
 }
+
+/// Totals since the database began, per organization, for Prometheus (`/metrics`): the dashboard and alert rules
+/// take rates of them. Counts only grow, except when retention or an organization's removal deletes rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PagingTotals {
+    /// (organization slug, request status, requests now in it)
+    pub requests: Vec<(String, String, u64)>,
+    /// (slug, channel, notification status, notifications)
+    pub notifications: Vec<(String, String, String, u64)>,
+    /// (slug, acknowledged requests, their seconds from received to acknowledged, summed)
+    pub acknowledged: Vec<(String, u64, f64)>,
+}
+
+impl Store {
+    pub async fn paging_totals(&self) -> Result<PagingTotals> {
+        let count = |r: &sqlx::any::AnyRow, c: &str| -> Result<u64> { Ok(sqlx::Row::try_get::<i64, _>(r, c)?.max(0) as u64) };
+        let mut out = PagingTotals::default();
+        for r in sqlx::query("SELECT o.slug, r.status, COUNT(*) AS n FROM requests r JOIN organizations o ON o.id = r.org_id GROUP BY o.slug, r.status ORDER BY o.slug, r.status")
+            .fetch_all(self.pool())
+            .await?
+        {
+            out.requests.push((string(&r, "slug")?, string(&r, "status")?, count(&r, "n")?));
+        }
+        for r in sqlx::query(
+            "SELECT o.slug, n.channel, n.status, COUNT(*) AS n FROM notifications n JOIN organizations o ON o.id = n.org_id \
+             GROUP BY o.slug, n.channel, n.status ORDER BY o.slug, n.channel, n.status",
+        )
+        .fetch_all(self.pool())
+        .await?
+        {
+            out.notifications.push((string(&r, "slug")?, string(&r, "channel")?, string(&r, "status")?, count(&r, "n")?));
+        }
+        for r in sqlx::query(
+            "SELECT o.slug, COUNT(*) AS n, CAST(COALESCE(SUM(r.acknowledged_at - r.received_at), 0) AS BIGINT) AS ms FROM requests r \
+             JOIN organizations o ON o.id = r.org_id WHERE r.acknowledged_at IS NOT NULL GROUP BY o.slug ORDER BY o.slug",
+        )
+        .fetch_all(self.pool())
+        .await?
+        {
+            out.acknowledged.push((string(&r, "slug")?, count(&r, "n")?, count(&r, "ms")? as f64 / 1000.0));
+        }
+        Ok(out)
+    }
+}

@@ -35,3 +35,8 @@ pub(super) fn migrator(backend: Backend) -> Migrator {
         ..Migrator::DEFAULT
     }
 }
+
+/// The newest embedded migration's version.
+pub(super) fn latest_version() -> i64 {
+    EMBEDDED.migrations.iter().map(|m| m.version).max().unwrap_or(0)
+}

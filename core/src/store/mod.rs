@@ -45,6 +45,7 @@ pub use business_hours::StoredBusinessHours;
 pub use calls::{Call, NewCall};
 pub use escalation_work::{ClaimedWork, NotificationRecord};
 pub use login_failures::{KeyFailures, LoginAttempt};
+pub use metrics::PagingTotals;
 pub use integrations::{AlertOutcome, Integration};
 pub use operators::{Operator, OperatorSession};
 pub use org_removal::OrgRemoval;
@@ -92,6 +93,11 @@ pub enum StoreError {
     DatabaseFile { path: String, source: std::io::Error },
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "the database was last used by a newer OnCall: it has schema version {found}, this binary knows up to {known}. \
+         It was not changed. Run the newer oncall again, or restore a backup made with this version (`oncall restore`)"
+    )]
+    NewerSchema { found: i64, known: i64 },
     #[error("database error: {0}")]
     Db(sqlx::Error),
 }
@@ -156,7 +162,11 @@ impl Store {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
-        migrations::migrator(backend).run(&pool).await?;
+        migrations::migrator(backend).run(&pool).await.map_err(|e| match e {
+            // sqlx checks the applied versions before it applies any: nothing was touched.
+            sqlx::migrate::MigrateError::VersionMissing(found) => StoreError::NewerSchema { found, known: migrations::latest_version() },
+            e => StoreError::Migrate(e),
+        })?;
         Ok(Store { pool, backend, dial_plan: Default::default(), actions_queued: Default::default() })
     }
 
@@ -179,9 +189,41 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// A consistent copy of a SQLite database at `to`, taken while the server runs (`VACUUM INTO`: one read
+    /// transaction, so writers carry on and the copy is of one instant). PostgreSQL has `pg_dump` for this.
+    pub async fn snapshot_sqlite(&self, to: &std::path::Path) -> Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::BadUrl("a snapshot is for SQLite; use pg_dump for PostgreSQL".into()));
+        }
+        let to = to.to_str().ok_or_else(|| StoreError::BadUrl(format!("{} is not UTF-8", to.display())))?;
+        sqlx::query(&format!("VACUUM INTO '{}'", to.replace('\'', "''"))).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The newest migration applied to this database (the schema version a backup records).
+    pub async fn schema_version(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar::<_, i64>("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE").fetch_one(&self.pool).await?)
+    }
+
+    /// The newest schema version this binary knows.
+    pub fn known_schema_version() -> i64 {
+        migrations::latest_version()
+    }
+
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
+}
+
+/// The file a `sqlite:` URL names (None for PostgreSQL and in-memory databases).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.trim().strip_prefix("sqlite:")?;
+    if rest.contains(":memory:") || rest.contains("mode=memory") {
+        return None;
+    }
+    let path = rest.trim_start_matches("//");
+    let file = path.split_once('?').map_or(path, |(f, _)| f);
+    (!file.is_empty()).then(|| std::path::PathBuf::from(file))
 }
 
 /// Recognizes the backend and, for SQLite, makes sure the file (and its directory) can be
@@ -257,6 +299,8 @@ pub(crate) mod testing;
 mod tests;
 #[cfg(test)]
 mod tests_orgs;
+#[cfg(test)]
+mod tests_upgrade;
 
 /// An UPDATE or DELETE scoped to one organization that must have touched a row: none means the id does
 /// not exist there (or belongs to another organization), which callers see as NotFound.

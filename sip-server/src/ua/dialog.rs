@@ -56,7 +56,11 @@ pub struct OutboundState {
     pub invite_key: TxKey,
     /// Answers 401/407 challenges, when the call has credentials.
     pub auth: Option<ClientAuth>,
+    /// We want the call given up; the CANCEL goes out once a provisional response came (§9.1).
     pub cancel_requested: bool,
+    /// A 1xx came for the current INVITE: a CANCEL may be sent.
+    pub provisional: bool,
+    pub cancel_sent: bool,
     /// Our ACK for the 2xx, re-sent when the 2xx is retransmitted.
     pub ack: Option<Vec<u8>>,
 }

@@ -78,7 +78,7 @@ impl UserAgent {
             local_media: Some(out.local_media),
             sdp_session: session,
             sdp_version: 1,
-            outbound: Some(OutboundState { invite, invite_key: key.clone(), auth: out.credentials.map(|(user, pass)| ClientAuth::new(user, pass)), cancel_requested: false, ack: None }),
+            outbound: Some(OutboundState { invite, invite_key: key.clone(), auth: out.credentials.map(|(user, pass)| ClientAuth::new(user, pass)), cancel_requested: false, provisional: false, cancel_sent: false, ack: None }),
         };
         self.by_dialog.insert((call_id, local_tag), call);
         self.by_invite.insert(key, call);
@@ -108,6 +108,20 @@ impl UserAgent {
             return;
         }
         ob.cancel_requested = true;
+        // §9.1: no CANCEL before a provisional response (a CANCEL that overtakes its INVITE gets 481 and the
+        // phone rings on); the first 1xx sends it.
+        if ob.provisional {
+            self.send_cancel(call, now);
+        }
+    }
+
+    fn send_cancel(&mut self, call: CallRef, now: Instant) {
+        let Some(d) = self.dialogs.get_mut(&call) else { return };
+        let Some(ob) = d.outbound.as_mut() else { return };
+        if ob.cancel_sent {
+            return;
+        }
+        ob.cancel_sent = true;
         // §9.1: same Request-URI, Call-ID, From, To, CSeq number and top Via (branch) as the INVITE.
         let inv = &ob.invite;
         let mut headers = Headers::default();
@@ -136,6 +150,14 @@ impl UserAgent {
         let status = resp.status;
         let Some(d) = self.dialogs.get_mut(&call) else { return };
         if status < 200 {
+            let given_up = d.outbound.as_mut().is_some_and(|ob| {
+                ob.provisional = true;
+                ob.cancel_requested
+            });
+            if given_up {
+                // Sends the CANCEL that waited for this response (once); no progress for a call given up.
+                return self.send_cancel(call, now);
+            }
             if status > 100 {
                 self.events.push_back(UaEvent::Progress { call, status });
             }
@@ -174,8 +196,9 @@ impl UserAgent {
         }
         // 401/407: answer the challenge once per nonce.
         let peer = d.peer;
-        let cancelled = d.outbound.as_ref().is_some_and(|o| o.cancel_requested) && status == 487;
-        if status == 401 || status == 407 {
+        let given_up = d.outbound.as_ref().is_some_and(|o| o.cancel_requested);
+        let cancelled = given_up && matches!(status, 401 | 407 | 487);
+        if (status == 401 || status == 407) && !given_up {
             if let Some(retry) = self.authenticated_retry(call, &resp) {
                 self.by_invite.remove(&key);
                 if let Some(new_key) = self.tx.send_request(retry.clone(), peer, now) {
@@ -186,6 +209,7 @@ impl UserAgent {
                         if let Some(ob) = d.outbound.as_mut() {
                             ob.invite = retry;
                             ob.invite_key = new_key;
+                            ob.provisional = false;
                         }
                     }
                 }

@@ -407,6 +407,26 @@ mod outbound_calls {
     }
 
     #[test]
+    fn cancel_waits_for_a_provisional_response() {
+        let mut a = agent(5060);
+        let t = Instant::now();
+        let call = call_to_b(&mut a, t);
+        let invite = String::from_utf8(a.poll_transmit().unwrap().data).unwrap();
+        a.cancel(call, t);
+        assert!(a.poll_transmit().is_none(), "§9.1: no CANCEL before a provisional response");
+        let SipMessage::Request(req) = crate::message::parse_datagram(invite.as_bytes()).unwrap() else { panic!() };
+        let trying = Response::from_request_headers(&req.headers, 100, None);
+        a.handle_datagram(&trying.to_bytes(), peer(5080), t);
+        let sent: Vec<String> = std::iter::from_fn(|| a.poll_transmit()).map(|t| String::from_utf8(t.data).unwrap()).collect();
+        assert!(matches!(sent.as_slice(), [c] if c.starts_with("CANCEL ")), "{sent:?}");
+        assert_eq!(header(&sent[0], "Via"), header(&invite, "Via"), "the CANCEL matches the INVITE's branch");
+        let ringing = Response::from_request_headers(&req.headers, 180, Some("b1"));
+        a.handle_datagram(&ringing.to_bytes(), peer(5080), t);
+        assert!(a.poll_transmit().is_none(), "one CANCEL only");
+        assert!(events(&mut a).is_empty(), "no progress reported for a call being given up");
+    }
+
+    #[test]
     fn nobody_answers_the_invite_timer_b() {
         let mut a = agent(5060);
         let t = Instant::now();
