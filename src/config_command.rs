@@ -1,5 +1,5 @@
-//! `oncall config check|show` (issue 24): check a configuration file before a restart, and see what the server
-//! would run with, secrets masked.
+//! `oncall config check|show` (issue 24): check a configuration file before a restart (keys, addresses, trunks,
+//! the prompts the menu names), and see what the server would run with, secrets masked.
 
 use crate::config::Config;
 use anyhow::Result;
@@ -29,7 +29,13 @@ pub fn run(path: Option<&Path>, command: &ConfigCommand) -> Result<()> {
     };
     match command {
         ConfigCommand::Check => {
-            let problems = problems(&cfg);
+            let mut problems = problems(&cfg);
+            // The prompts the menu names, built in or from storage.sounds_dir (a missing folder is reported above).
+            if !problems.iter().any(|p| p.starts_with("storage.sounds_dir")) {
+                if let Err(e) = crate::load_prompts(&cfg) {
+                    problems.push(format!("{e:#}"));
+                }
+            }
             println!("{shown}: {}", if problems.is_empty() { "ok" } else { "problems found" });
             println!("  SIP {} (UDP), {} (TCP); HTTP {}; database {}; recordings {}", cfg.sip.listen_udp, cfg.sip.listen_tcp, cfg.http.listen, database(&cfg), cfg.storage.recordings_dir().display());
             for t in &cfg.trunks {

@@ -28,6 +28,7 @@ fn broken_files_name_the_key_and_the_problem() {
         ("[[trunks]]\nname = \"carrier\"\nregistrar = \"192.0.2.10\"\nusername = \"acme\"\n", "trunks[0] (carrier).password"),
         ("[email]\nenabled = true\n", "email.domain"),
         ("[storage]\nsounds_dir = \"/nonexistent/sounds\"\n", "storage.sounds_dir"),
+        ("[ivr]\ngreeting = \"welcome_to_acme\"\n", "welcome_to_acme"),
     ];
     for (toml, key) in cases {
         let (ok, said) = oncall(&dir, &["config", "check"], toml);
