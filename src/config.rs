@@ -99,6 +99,9 @@ pub struct SipConfig {
     pub tcp_message_timeout_secs: u64,
     /// Calls held at once; beyond it new calls get 503 with Retry-After. 0 = no limit.
     pub max_calls: usize,
+    /// New calls get 503 (Retry-After 5) while the busiest media thread uses more than this share of its 20 ms
+    /// tick (smoothed over ~200 ms; waking late counts), so the calls in progress keep their timing. 0 = off.
+    pub max_media_load: f64,
     /// New calls per second accepted from one source address (0 = no limit), and the burst above it. On by
     /// default (issue #15 item 4: anonymous callers page people); sources in a trunk's `allowed_sources` are
     /// limited by `trusted_calls_per_second_per_source` instead.
@@ -125,6 +128,7 @@ impl Default for SipConfig {
             tcp_idle_timeout_secs: 120,
             tcp_message_timeout_secs: 30,
             max_calls: 4000,
+            max_media_load: 0.6,
             calls_per_second_per_source: 5.0,
             call_burst_per_source: 20.0,
             trusted_calls_per_second_per_source: 0.0,

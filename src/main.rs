@@ -619,6 +619,8 @@ impl Status {
         for (name, kind, help, value) in families {
             out.family(name, kind, help).sample(&[], value);
         }
+        out.family("oncall_media_load", Kind::Gauge, "The busiest media thread's share of its 20 ms tick used (smoothed); above [sip] max_media_load new calls get 503.")
+            .sample(&[], Value::Float(s.load()));
         let (p50, p99, n) = s.send_jitter.lock().map(|h| (h.quantile_us(0.5), h.quantile_us(0.99), h.count())).unwrap_or_default();
         out.family("oncall_rtp_send_jitter_us", Kind::Summary, "Deviation of RTP send intervals from 20 ms.").summary(
             &[],
@@ -806,6 +808,8 @@ async fn serve(cfg: Config) -> Result<()> {
         texts: sip_texts,
         redirect: redirector,
         numbers,
+        max_media_load: cfg.sip.max_media_load,
+        media_overloaded: false,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let controller_hold = controller.paging.as_ref().map(|p| p.hold.clone());

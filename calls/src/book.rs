@@ -10,7 +10,8 @@
 //! Decisions (each one the behaviour the controller had inline before, moved here unchanged):
 //! - An incoming call: a route decided by the redirect target (302, a rejection, or a bridge call
 //!   the IVR takes) comes first; then 403 from a source no trunk allows (bridge calls are trusted);
-//!   then 503 while draining (Retry-After 30), at the call ceiling (5) or when the source calls too
+//!   then 503 while draining (Retry-After 30), at the call ceiling (5), while the media engine is
+//!   overloaded (5: `Input::MediaLoad`, so calls in progress keep their timing) or when the source calls too
 //!   fast (10; a source a trunk lists, and a bridge call, are rated as trusted); then RTP ports
 //!   are reserved (503, Retry-After 5, when none is free); then the call rings and is answered
 //!   `answer_after` later (at once when zero), and the IVR starts as soon as the call is answered
@@ -241,6 +242,9 @@ pub enum Input {
     Drain { trunks_pending: bool },
     /// The trunks are unregistered (or gave up).
     TrunksDone,
+    /// The media engine's load crossed `[sip] max_media_load` (up: new calls get 503 so the calls in progress keep
+    /// their 20 ms timing; down: they are let in again).
+    MediaLoad { overloaded: bool },
 }
 
 /// Why a call was refused.
@@ -254,6 +258,8 @@ pub enum RejectReason {
     Draining,
     /// 503: at `max_calls`.
     AtCapacity,
+    /// 503: the media threads are near the end of their 20 ms budget.
+    MediaOverloaded,
     /// 503: its source calls too fast.
     RateLimited,
     /// 503: no RTP port free.
@@ -358,6 +364,8 @@ pub struct CallBook {
     legs: BTreeMap<LegId, Leg>,
     next_leg: u64,
     drain: Option<Drain>,
+    /// The last `Input::MediaLoad`.
+    media_overloaded: bool,
     counters: Counters,
     out: VecDeque<Output>,
 }
@@ -371,6 +379,7 @@ impl CallBook {
             legs: BTreeMap::new(),
             next_leg: 0,
             drain: None,
+            media_overloaded: false,
             counters: Counters::default(),
             out: VecDeque::new(),
         }
@@ -535,6 +544,7 @@ impl CallBook {
                     });
                 }
             }
+            Input::MediaLoad { overloaded } => self.media_overloaded = overloaded,
             Input::TrunksDone => {
                 if let Some(d) = &mut self.drain {
                     d.trunks_pending = false;
@@ -617,6 +627,9 @@ impl CallBook {
         }
         if self.settings.max_calls > 0 && self.calls.len() >= self.settings.max_calls {
             return self.reject(call, 503, RejectReason::AtCapacity, Some(RETRY_BUSY));
+        }
+        if self.media_overloaded {
+            return self.reject(call, 503, RejectReason::MediaOverloaded, Some(RETRY_BUSY));
         }
         if let Some(gate) = &mut self.gate {
             if !gate(source, bridged || trusted, now) {

@@ -66,6 +66,10 @@ pub struct Controller {
     pub redirect: Option<crate::redirect::Redirector>,
     /// The numbers organizations own: which organization a call is for; a call to nobody's number is refused.
     pub numbers: crate::numbers::NumberBook,
+    /// `[sip] max_media_load`: above it new calls get 503 (0 turns the check off).
+    pub max_media_load: f64,
+    /// What the book was last told (`Input::MediaLoad`).
+    pub media_overloaded: bool,
 }
 
 pub struct PagingLink {
@@ -356,6 +360,7 @@ impl Controller {
                 };
                 let state = CallState { call_id, org, from, to, called, source: source.addr, redirect, offer, sockets: None, port: None };
                 held.calls.insert(call, state);
+                self.check_media_load(held, now);
                 self.feed(held, Input::Incoming(incoming), Cause::Other, now);
             }
             UaEvent::Confirmed { call } => self.feed(held, Input::Confirmed { call: book_call(call) }, Cause::Other, now),
@@ -585,6 +590,26 @@ impl Controller {
         }
     }
 
+    /// Tells the book when the busiest media thread's load crosses `max_media_load` (asked at each new INVITE: the
+    /// one moment it matters).
+    fn check_media_load(&mut self, held: &mut Held, now: Instant) {
+        if self.max_media_load <= 0.0 {
+            return;
+        }
+        let load = self.engine.stats.load();
+        // Hysteresis: let calls in again only well below the limit, so admission does not flap call by call.
+        let overloaded = if self.media_overloaded { load > self.max_media_load * 0.85 } else { load > self.max_media_load };
+        if overloaded != self.media_overloaded {
+            self.media_overloaded = overloaded;
+            if overloaded {
+                tracing::warn!(load = format!("{load:.2}"), limit = self.max_media_load, "media threads near their 20 ms budget: new calls get 503 until the load falls");
+            } else {
+                tracing::info!(load = format!("{load:.2}"), "media load back down: taking new calls again");
+            }
+            self.feed(held, Input::MediaLoad { overloaded }, Cause::Other, now);
+        }
+    }
+
     fn reject(&mut self, held: &mut Held, call: CallRef, status: u16, reason: book::RejectReason, retry_after: Option<u32>, now: Instant) {
         use book::RejectReason::*;
         if let Some(c) = held.calls.remove(&call) {
@@ -592,7 +617,7 @@ impl Controller {
                 // The redirect target logs its own refusals.
                 Routed => {}
                 UntrustedSource => tracing::warn!(source = %c.source, from = %c.from, "INVITE from an address no trunk allows; 403"),
-                Draining | AtCapacity | RateLimited => tracing::info!(source = %c.source, ?reason, "503 for new call"),
+                Draining | AtCapacity | RateLimited | MediaOverloaded => tracing::info!(source = %c.source, ?reason, "503 for new call"),
                 NoMediaPort => tracing::warn!("no free RTP port; 503"),
             }
         }

@@ -194,6 +194,20 @@ fn a_call_that_ends_stops_its_ivr_or_is_logged_as_ended_early() {
 }
 
 #[test]
+fn while_media_is_overloaded_new_calls_get_503_and_calls_in_progress_go_on() {
+    let t0 = Instant::now();
+    let mut b = book(settings());
+    answered_call(&mut b, 1, t0);
+    b.handle(Input::MediaLoad { overloaded: true }, t0);
+    b.handle(Input::Incoming(invite(2)), t0);
+    assert_eq!(outputs(&mut b), vec![reject(2, 503, RejectReason::MediaOverloaded, Some(5))]);
+    assert_eq!(b.active_calls(), 1, "the call in progress is untouched");
+    b.handle(Input::MediaLoad { overloaded: false }, t0 + SECOND);
+    answered_call(&mut b, 3, t0 + SECOND);
+    assert_eq!(b.active_calls(), 2, "let in again once the load fell");
+}
+
+#[test]
 fn at_capacity_a_new_call_gets_503_retry_after_5() {
     let t0 = Instant::now();
     let mut b = book(Settings {

@@ -12,7 +12,7 @@ use crate::ua::CallRef;
 use crate::rtp::g711;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -43,6 +43,25 @@ pub struct EngineStats {
     pub ticks_late: AtomicU64,
     /// |send interval - 20 ms| per packet, in µs.
     pub send_jitter: Mutex<Histogram>,
+    /// Per media thread, in thousandths of a tick: how much of its 20 ms a tick used from its scheduled start to
+    /// the end of its work (waking late counts, as a starved CPU does), smoothed over about 200 ms. 1000 and above
+    /// is a thread that no longer keeps the 20 ms schedule.
+    pub load: Vec<AtomicU32>,
+}
+
+impl EngineStats {
+    /// The busiest media thread's load (1.0 = a whole tick used).
+    pub fn load(&self) -> f64 {
+        self.load.iter().map(|l| l.load(Ordering::Relaxed)).max().unwrap_or(0) as f64 / 1000.0
+    }
+}
+
+/// One tick's share of a thread's smoothed load (an exponential average over ~10 ticks).
+const LOAD_WEIGHT: f64 = 0.1;
+
+/// The smoothed load after a tick that used `used` of its `tick`.
+pub fn next_load(previous: f64, used: Duration, tick: Duration) -> f64 {
+    previous + LOAD_WEIGHT * (used.as_secs_f64() / tick.as_secs_f64() - previous)
 }
 
 #[derive(Clone)]
@@ -53,14 +72,15 @@ pub struct MediaEngine {
 
 impl MediaEngine {
     pub fn start(threads: usize) -> MediaEngine {
-        let stats = Arc::new(EngineStats::default());
-        let senders = (0..threads.max(1))
+        let threads = threads.max(1);
+        let stats = Arc::new(EngineStats { load: (0..threads).map(|_| AtomicU32::new(0)).collect(), ..EngineStats::default() });
+        let senders = (0..threads)
             .map(|i| {
                 let (tx, rx) = mpsc::channel();
                 let stats = stats.clone();
                 std::thread::Builder::new()
                     .name(format!("media-{i}"))
-                    .spawn(move || run(rx, stats))
+                    .spawn(move || run(rx, stats, i))
                     .expect("spawning a media thread at start-up");
                 tx
             })
@@ -90,7 +110,7 @@ struct Call {
     packets_received: u64,
 }
 
-fn run(rx: Receiver<MediaCommand>, stats: Arc<EngineStats>) {
+fn run(rx: Receiver<MediaCommand>, stats: Arc<EngineStats>, thread: usize) {
     let mut calls: HashMap<CallRef, Call> = HashMap::new();
     let mut buf = [0u8; 2048];
     let mut batch = RecvBatch::default();
@@ -98,7 +118,10 @@ fn run(rx: Receiver<MediaCommand>, stats: Arc<EngineStats>) {
     let mut payload = [0u8; 12 + SAMPLES_PER_FRAME];
     let mut local_hist = Histogram::default();
     let mut deadline = Instant::now() + TICK;
+    let mut load = 0.0;
     loop {
+        // This tick was due at `deadline - TICK`.
+        let scheduled = deadline - TICK;
         loop {
             match rx.try_recv() {
                 Ok(cmd) => apply(cmd, &mut calls, &stats),
@@ -123,6 +146,8 @@ fn run(rx: Receiver<MediaCommand>, stats: Arc<EngineStats>) {
             local_hist = Histogram::default();
         }
         let now = Instant::now();
+        load = next_load(load, now.saturating_duration_since(scheduled), TICK);
+        stats.load[thread].store((load * 1000.0) as u32, Ordering::Relaxed);
         if now < deadline {
             std::thread::sleep(deadline - now);
             deadline += TICK;
@@ -281,9 +306,30 @@ fn send(call: &mut Call, pcm: &mut [i16; SAMPLES_PER_FRAME], packet: &mut [u8; 1
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
     use crate::media::bridge::TelephoneEvent;
     use crate::sdp::Direction;
+
+    #[test]
+    fn load_follows_the_share_of_each_tick_used() {
+        let tick = Duration::from_millis(20);
+        let mut load = 0.0;
+        for _ in 0..60 {
+            load = next_load(load, Duration::from_millis(5), tick);
+        }
+        assert!((load - 0.25).abs() < 0.01, "5 of 20 ms: {load}");
+        // Starved: ticks that end a whole tick after they were due push it past 1 within ~10 ticks.
+        for _ in 0..20 {
+            load = next_load(load, Duration::from_millis(25), tick);
+        }
+        assert!(load > 1.0, "{load}");
+        // One slow tick alone does not.
+        let mut calm = 0.2;
+        calm = next_load(calm, Duration::from_millis(40), tick);
+        assert!(calm < 0.4, "{calm}");
+    }
+
 
     /// An app that sends silence and, on the first tick, one relayed telephone-event stamped with the
     /// stream's timestamp at that tick.
