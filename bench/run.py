@@ -8,6 +8,9 @@ jitter p50/p99). Nothing here asserts a threshold: it prints numbers.
 
   bench/run.py ivr   --calls 500 --hold 45     # N concurrent IVR calls recording a message
   bench/run.py setup --rate 1000 --total 20000 # call setups per second (INVITE/200/ACK/BYE)
+  bench/run.py short --rate 40 --seconds 30     # issue 22's short IVR calls (~20 s: greeting, 1, ~6 s message,
+                                               # #, goodbye) offered at a rate; past capacity OnCall answers 503
+  bench/run.py short ... --max-media-load 0     # the same with the overload check off (before/after)
 
 It uses target/release/oncall (run `cargo build --release` first) and binds only 127.0.0.1.
 """
@@ -53,9 +56,100 @@ def metrics(http):
     return out
 
 
+def speech_file(tmp):
+    """6 s of speech (padded) as raw A-law for SIPp's rtp_stream, `speech.al` in SIPp's folder; (path, seconds
+    of voice)."""
+    wav, raw = os.path.join(tmp, "speech.wav"), os.path.join(tmp, "speech.al")
+    subprocess.run(["espeak-ng", "-w", wav, "The boiler in building B has stopped and there is no hot water. "
+                    "Please send someone this morning."], check=True)
+    voice = float(subprocess.run(["soxi", "-D", wav], check=True, capture_output=True, text=True).stdout)
+    subprocess.run(["sox", "-V1", wav, "-r", "8000", "-c", "1", "-t", "al", raw, "pad", "0", "6", "trim", "0", "6"], check=True)
+    return raw, min(voice, 6.0)
+
+
+def wav_seconds(path):
+    import wave
+    try:
+        with wave.open(path) as w:
+            return w.getnframes() / float(w.getframerate())
+    except (wave.Error, EOFError, OSError):
+        return 0.0
+
+
+def sample_until_done(sipp, oncall, http, timeout):
+    """Samples OnCall every second while SIPp runs, then stops both (OnCall by SIGTERM, with its drain).
+    Returns ([(t, cpu_s, rss_kib, media_calls, media_load)], the last /metrics)."""
+    samples = []
+    t0 = time.time()
+    while sipp.poll() is None and time.time() - t0 < timeout:
+        m = metrics(http)
+        samples.append((time.time(), proc_cpu_seconds(oncall.pid), proc_rss_kib(oncall.pid), m.get("oncall_media_calls", 0), m.get("oncall_media_load", 0)))
+        time.sleep(1.0)
+    if sipp.poll() is None:
+        sipp.send_signal(signal.SIGINT)
+        sipp.wait(timeout=10)
+    m = metrics(http)
+    oncall.send_signal(signal.SIGTERM)
+    try:
+        oncall.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        oncall.kill()
+    return samples, m
+
+
+def run_short(args):
+    """Short IVR calls offered at --rate for --seconds: accepted vs refused, the accepted calls' timing and
+    recordings, CPU and memory; prints numbers, asserts nothing."""
+    for tool in ["sipp", "espeak-ng", "sox"]:
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found: apt-get install sip-tester espeak-ng sox")
+    tmp = tempfile.mkdtemp(prefix="oncall-bench-short-")
+    speech, speech_secs = speech_file(tmp)
+    oncall, sip_port, http = start_oncall(tmp, args)
+    pid = oncall.pid
+    time.sleep(0.5)
+    base_rss = proc_rss_kib(pid)
+    total = int(args.rate * args.seconds)
+    stat = os.path.join(tmp, "sipp_stat.csv")
+    cmd = ["sipp", "-sf", os.path.join(ROOT, "bench/scenarios/ivr_short.xml"), f"127.0.0.1:{sip_port}",
+           "-i", "127.0.0.1", "-p", str(free_port()), "-r", str(args.rate), "-m", str(total), "-l", "100000",
+           "-nostdin", "-trace_stat", "-stf", stat, "-fd", "1", "-max_socket", "65000",
+           "-timeout", str(int(args.timeout)) + "s", "-timeout_error"]
+    sipp = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "sipp.err"), "w"))
+    samples, m = sample_until_done(sipp, oncall, http, args.timeout)
+    s = sipp_final_stats(stat) if os.path.exists(stat) else {}
+    peak = max((x[3] for x in samples), default=0)
+    steady = [x for x in samples if peak and x[3] >= 0.9 * peak]
+    cpu_pct = 100.0 * (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0]) if len(steady) >= 2 else 0.0
+    calls_avg = sum(x[3] for x in steady) / len(steady) if steady else 0
+    rss_steady = max((x[2] for x in steady), default=0)
+    wavs = []
+    for d, _, files in os.walk(os.path.join(tmp, "data", "recordings")):
+        wavs += [os.path.join(d, f) for f in files if f.endswith(".wav")]
+    lengths = sorted(wav_seconds(w) for w in wavs)
+    whole = sum(1 for x in lengths if x >= speech_secs)
+    median = lengths[len(lengths) // 2] if lengths else 0.0
+    answered, refused = m.get("oncall_calls_answered_total", 0), m.get("oncall_calls_rejected_total", 0)
+    print(f"== OnCall bench: short IVR calls, {args.rate}/s for {args.seconds} s (max_media_load {args.max_media_load if args.max_media_load is not None else 'default'}) ==")
+    for k in ["TotalCallCreated", "SuccessfulCall(C)", "FailedCall(C)", "CallLength(C)"]:
+        if k in s:
+            print(f"  SIPp {k:24} {s[k]}")
+    print(f"  offered / answered / refused (503)  {total} / {answered:.0f} / {refused:.0f}")
+    print(f"  peak concurrent calls    {peak:.0f} (steady-state average {calls_avg:.0f})")
+    print(f"  media load max / last   {max((x[4] for x in samples), default=0):.2f} / {m.get('oncall_media_load', 0):.2f}")
+    print(f"  CPU (steady state)       {cpu_pct:.1f} % of one core" + (f" = {cpu_pct / calls_avg:.3f} % per call" if calls_avg else ""))
+    print(f"  RSS idle / steady        {base_rss} / {rss_steady} KiB" + (f" = {(rss_steady - base_rss) / calls_avg:.1f} KiB per call" if calls_avg else ""))
+    print(f"  RTP send jitter p50/p99  {m.get('oncall_rtp_send_jitter_us_q0.5', 0):.0f} / {m.get('oncall_rtp_send_jitter_us_q0.99', 0):.0f} µs")
+    print(f"  media ticks late         {m.get('oncall_media_ticks_late_total', 0):.0f}")
+    print(f"  recordings               {len(lengths)}, {whole} at least the {speech_secs:.1f} s spoken; median {median:.1f} s")
+    print(f"(work dir: {tmp})")
+
+
 def start_oncall(tmp, args):
     sip, http = free_port(), free_port()
     cfg = os.path.join(tmp, "oncall.toml")
+    load = getattr(args, "max_media_load", None)
+    media_load = f"max_media_load = {load}\n" if load is not None else ""
     with open(cfg, "w") as f:
         f.write(f"""[sip]
 listen_udp = "127.0.0.1:{sip}"
@@ -63,7 +157,7 @@ listen_tcp = "127.0.0.1:{sip}"
 rtp_port_min = 20000
 rtp_port_max = 29998
 calls_per_second_per_source = 0  # every benchmark call comes from SIPp's one address; measure OnCall, not the limiter
-[http]
+{media_load}[http]
 listen = "127.0.0.1:{http}"
 [storage]
 data_dir = "{tmp}/data"
@@ -76,7 +170,9 @@ enabled = false  # the benchmarks measure the IVR: callers are released after th
 [log]
 level = "warn"
 """)
-    binary = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "oncall")
+
+    # ONCALL_BENCH_BINARY: another build (e.g. a debug one, to try a scenario); the figures are for release.
+    binary = os.environ.get("ONCALL_BENCH_BINARY") or os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "oncall")
     if not os.path.exists(binary):
         sys.exit(f"{binary} not found: run `cargo build --release` first")
     log = open(os.path.join(tmp, "oncall.log"), "w")
@@ -194,21 +290,7 @@ def run(args):
            "-trace_stat", "-stf", stat, "-fd", "1", "-max_socket", "65000", "-timeout", str(int(args.timeout)) + "s",
            "-timeout_error"] + extra
     sipp = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "sipp.err"), "w"))
-    samples = []  # (t, cpu_s, rss_kib, active_calls)
-    t0 = time.time()
-    while sipp.poll() is None and time.time() - t0 < args.timeout:
-        m = metrics(http)
-        samples.append((time.time(), proc_cpu_seconds(pid), proc_rss_kib(pid), m.get("oncall_media_calls", 0)))
-        time.sleep(1.0)
-    if sipp.poll() is None:
-        sipp.send_signal(signal.SIGINT)
-        sipp.wait(timeout=10)
-    m = metrics(http)
-    oncall.send_signal(signal.SIGTERM)
-    try:
-        oncall.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        oncall.kill()
+    samples, m = sample_until_done(sipp, oncall, http, args.timeout)
 
     s = sipp_final_stats(stat) if os.path.exists(stat) else {}
     peak_calls = max((x[3] for x in samples), default=0)
@@ -243,7 +325,7 @@ def run(args):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["ivr", "setup"])
+    ap.add_argument("mode", choices=["ivr", "setup", "short"])
     ap.add_argument("--calls", type=int, default=100, help="ivr: concurrent calls")
     ap.add_argument("--hold", type=float, default=30, help="ivr: seconds to keep generating new calls after ramp-up")
     ap.add_argument("--rate", type=float, default=0, help="calls per second (SIPp -r)")
@@ -251,4 +333,7 @@ if __name__ == "__main__":
     ap.add_argument("--limit", type=int, default=5000, help="setup: concurrent-call limit (SIPp -l)")
     ap.add_argument("--timeout", type=float, default=300, help="stop after this many seconds")
     ap.add_argument("--wrap", help="run OnCall under this command, e.g. \"heaptrack -o /tmp/oncall-heap\"")
-    run(ap.parse_args())
+    ap.add_argument("--seconds", type=float, default=30, help="short: how long calls are offered")
+    ap.add_argument("--max-media-load", type=float, default=None, help="short: [sip] max_media_load (0: check off)")
+    a = ap.parse_args()
+    run_short(a) if a.mode == "short" else run(a)

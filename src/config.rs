@@ -128,7 +128,7 @@ impl Default for SipConfig {
             tcp_idle_timeout_secs: 120,
             tcp_message_timeout_secs: 30,
             max_calls: 4000,
-            max_media_load: 0.6,
+            max_media_load: 0.4,
             calls_per_second_per_source: 5.0,
             call_burst_per_source: 20.0,
             trusted_calls_per_second_per_source: 0.0,

@@ -154,3 +154,19 @@ fn the_503_for_exhausted_rtp_ports_carries_retry_after() {
         run.describe()
     );
 }
+
+/// Overload (issue 22 item 3): above `[sip] max_media_load` new calls get 503 with Retry-After. The limit here is
+/// below what an idle engine's wake-up alone uses, so every call is refused: the wiring from the media threads'
+/// load to the INVITE's answer, end to end, without having to saturate the machine. `oncall_media_load` reports
+/// the load on /metrics.
+#[test]
+fn an_overloaded_media_engine_refuses_new_calls_with_503() {
+    let server = Server::start("media-overload", ServerOptions { extra_sip: "max_media_load = 0.0001".into(), ..ServerOptions::default() });
+    let run = Sipp::new(&server, "uac_flood.xml", "sipp-overload").load(5, 3, 3).limit(Duration::from_secs(20)).run();
+    let refused = run.screen_counts("503", "<----------").first().copied().unwrap_or(0);
+    assert!(refused == 3 && run.success(), "every call should get 503 with Retry-After: {refused} did\n{}", run.describe());
+    assert!(server.log().contains("media threads near their 20 ms budget"), "{}", server.log_tail(20));
+    let (_, metrics) = http_get(server.http, "/metrics").expect("/metrics");
+    let load = metrics.lines().find_map(|l| l.strip_prefix("oncall_media_load ")).and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(load.is_some_and(|l| l > 0.0), "oncall_media_load on /metrics: {load:?}");
+}

@@ -23,6 +23,8 @@ const MAX_LINE: usize = 4096;
 const MAX_MESSAGE: usize = 256 * 1024;
 /// Idle time before a connection is closed.
 const IDLE: Duration = Duration::from_secs(60);
+/// Connections served at once; more get 421 and are closed (each holds up to a message's bytes in memory).
+const MAX_CONNECTIONS: usize = 64;
 
 /// What the edge does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,10 +163,19 @@ impl Session {
 
 /// Listens on `listen` for mail to `<key>@domain` until the task is dropped.
 pub async fn serve(listener: TcpListener, domain: String, store: Store, pager: Option<Arc<dyn AlertPager>>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let Ok((mut stream, peer)) = listener.accept().await else { continue };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "alert mail: {MAX_CONNECTIONS} connections already open; 421");
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(b"421 too many connections, try again later\r\n")).await;
+            });
+            continue;
+        };
         let (store, pager, domain) = (store.clone(), pager.clone(), domain.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(e) = connection(stream, &domain, &store, pager.as_deref()).await {
                 tracing::debug!(%peer, error = %e, "alert mail connection ended");
             }

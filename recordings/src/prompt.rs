@@ -1,4 +1,4 @@
-//! Prompt loading: any audio file symphonia can decode (WAV, MP3, FLAC, Ogg Vorbis, AAC/M4A, AIFF, CAF) turned
+//! Prompt loading: any audio file symphonia can decode (WAV, MP3, FLAC, Ogg Vorbis: the formats symphonia is built with, issue 22 item 4) turned
 //! into 8 kHz mono 16-bit samples, the format the RTP path plays without further conversion.
 //!
 //! [`decode_to_8k_mono`] decodes, mixes all channels down to mono by averaging, and resamples with
@@ -31,7 +31,7 @@ pub const PROMPT_SAMPLE_RATE: u32 = 8000;
 
 /// File extensions [`PromptLibrary::load_dir`] treats as audio (compared case-insensitively).
 pub const AUDIO_EXTENSIONS: &[&str] =
-    &["wav", "wave", "mp3", "flac", "ogg", "oga", "m4a", "mp4", "aif", "aiff", "caf", "mka"];
+    &["wav", "wave", "mp3", "flac", "ogg", "oga"];
 
 #[derive(Debug, Error)]
 pub enum DecodeError {
