@@ -264,7 +264,10 @@ fn main() -> Result<()> {
         .fmt_fields(log_format::fields())
         .event_format(format)
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // The media threads keep 20 ms schedules; signalling, the database and the web can wait a few milliseconds.
+    // Nice 5 on the runtime's threads (a thread may lower its own priority without privileges) lets the media
+    // threads, at nice 0, win a busy CPU (issue 22: late ticks under load).
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().on_thread_start(below_media_priority).build()?;
     rt.block_on(async move {
         match cli.command {
             Command::Serve { demo } => {
@@ -628,6 +631,13 @@ impl Status {
             None,
             n,
         );
+    }
+}
+
+fn below_media_priority() {
+    // SAFETY: gettid and setpriority are plain system calls on this thread; a failure only leaves the priority.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 5);
     }
 }
 
