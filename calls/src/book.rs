@@ -302,6 +302,9 @@ pub enum Output {
         key: PageKey,
         contact: ContactRef,
     },
+    /// Do not ring `contact`: another phone of the same page already answered (paging sends one order per
+    /// phone, and an auto-answering phone can answer before the next order arrives). Forget its order.
+    SkipContact { key: PageKey, contact: ContactRef },
     /// CANCEL the leg (still ringing, as far as the book knows).
     CancelLeg { leg: LegId },
     /// BYE the leg (answered).
@@ -449,7 +452,12 @@ impl CallBook {
                 });
             }
             Input::Page { key, contacts } => {
+                let taken = self.legs.values().any(|l| l.key == key && l.answered);
                 for contact in contacts {
+                    if taken {
+                        self.out.push_back(Output::SkipContact { key, contact });
+                        continue;
+                    }
                     let leg = LegId(self.next_leg);
                     self.next_leg += 1;
                     self.legs.insert(

@@ -521,6 +521,11 @@ impl Controller {
                     self.forget_call(held, call);
                 }
                 Output::PlaceLeg { leg, contact, .. } => self.place_leg(held, leg, contact, now),
+                Output::SkipContact { contact, .. } => {
+                    if let Some(order) = held.orders.remove(&contact) {
+                        tracing::info!(request = %order.key.request, person = %order.key.person, target = %order.route.target, "another phone already answered: not ringing this one");
+                    }
+                }
                 Output::CancelLeg { leg } => {
                     let Some(l) = held.legs.get(&leg) else { continue };
                     let (call, key, target) = (l.call, l.key, &l.target);

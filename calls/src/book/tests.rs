@@ -208,6 +208,23 @@ fn while_media_is_overloaded_new_calls_get_503_and_calls_in_progress_go_on() {
 }
 
 #[test]
+fn a_phone_ordered_after_another_answered_is_not_rung() {
+    // Paging orders one phone at a time; the first answered (auto-answer) before the second order came.
+    let t0 = Instant::now();
+    let mut b = book(settings());
+    let key = PageKey { request: RequestRef(1), person: PersonRef(1), stage: 0 };
+    b.handle(Input::Page { key, contacts: vec![ContactRef(0)] }, t0);
+    let leg = match outputs(&mut b).as_slice() {
+        [Output::PlaceLeg { leg, .. }] => *leg,
+        other => panic!("{other:?}"),
+    };
+    b.handle(Input::LegAnswered { leg, usable_media: true }, t0);
+    outputs(&mut b);
+    b.handle(Input::Page { key, contacts: vec![ContactRef(1)] }, t0);
+    assert_eq!(outputs(&mut b), vec![Output::SkipContact { key, contact: ContactRef(1) }]);
+}
+
+#[test]
 fn at_capacity_a_new_call_gets_503_retry_after_5() {
     let t0 = Instant::now();
     let mut b = book(Settings {
