@@ -34,6 +34,8 @@ pub struct Config {
     pub dial_plan: DialPlanConfig,
     /// `[email]`: alerts by e-mail to `<integration key>@domain` (issue 20).
     pub email: EmailConfig,
+    /// `[transcription]`: what callers said, in words (issue 23).
+    pub transcription: oncall_transcribe::TranscriptionConfig,
 }
 
 /// `[dial_plan]`: E.164 prefixes allowed and denied for calls and texts through a trunk; the longest
@@ -344,6 +346,7 @@ impl Config {
         }
         self.paging.validate()?;
         self.email.validate()?;
+        self.transcription.choice().map_err(|e| anyhow::anyhow!("{e}"))?;
         if self.sip.rtp_port_min >= self.sip.rtp_port_max {
             bail!("sip.rtp_port_min ({}) must be below sip.rtp_port_max ({})", self.sip.rtp_port_min, self.sip.rtp_port_max);
         }

@@ -827,6 +827,27 @@ async fn serve(cfg: Config) -> Result<()> {
     // Webhooks (issue 7): sent from the database's delivery queue, safe to run on every instance.
     let webhook_task = cfg.webhooks.enabled.then(|| tokio::spawn(webhooks::Sender { store: store.clone(), config: cfg.webhooks.clone() }.run(stop_tx.subscribe())));
 
+    // Playback, downloads and transcription read the spool while the file is there, else the archive (S3 with
+    // `keep_spool = false` deletes the spool copy once uploaded; in a cluster it may be on another instance).
+    let recordings = Arc::new(oncall_recordings::access::SpoolThenArchive::new(&cfg.storage.recordings_dir(), archive.clone()));
+    // Transcription (issue 23): off the media threads, from the store's queue; paging never waits for it.
+    let transcription_task = match cfg.transcription.engine(&cfg.storage.data_dir).map_err(|e| anyhow::anyhow!("{e}"))? {
+        Some(engine) => {
+            let worker = oncall_transcribe::worker::Worker {
+                store: store.clone(),
+                recordings: recordings.clone(),
+                engine,
+                config: cfg.transcription.clone(),
+                owner: cfg.instance.id(),
+            };
+            Some(tokio::spawn(Arc::new(worker).run(stop_tx.subscribe())))
+        }
+        None => {
+            tracing::info!(engine = %cfg.transcription.engine, "transcription off (install pocketsphinx and pocketsphinx-en-us, or set [transcription] engine)");
+            None
+        }
+    };
+
     // Paging health (issue 18 item 5): the dashboard and the People page say whom paging cannot reach now.
     let reach = oncall_paging::reachability::PagingReach::new(&cfg.paging, &cfg.texts, cfg.trunks.first().map(|t| t.name.as_str()), registrar_handle.clone(), store.dial_plan().clone());
     let store_gauges = Arc::new(store_gauges::StoreGauges::new(cfg.storage.data_dir.clone()));
@@ -841,9 +862,6 @@ async fn serve(cfg: Config) -> Result<()> {
     web.force_secure_cookies = cfg.http.secure_cookies;
     web.trusted_proxies = cfg.http.trusted_proxies()?;
     web.reachability = Arc::new(reach);
-    // Playback and downloads read the spool while the file is there, else the archive (S3 with
-    // `keep_spool = false` deletes the spool copy once uploaded; in a cluster it may be on another instance).
-    let recordings = Arc::new(oncall_recordings::access::SpoolThenArchive::new(&cfg.storage.recordings_dir(), archive.clone()));
     web.metrics_access = cfg.http.metrics_access();
     web.max_body_bytes = cfg.http.max_body_bytes;
     web.max_upload_bytes = cfg.http.max_upload_bytes;
@@ -875,6 +893,10 @@ async fn serve(cfg: Config) -> Result<()> {
     // recordings (closed on their own thread) and call rows are written.
     if tokio::time::timeout(Duration::from_secs(10), log_task).await.is_err() {
         tracing::warn!("call log did not finish writing within 10 s");
+    }
+    if let Some(task) = transcription_task {
+        // A job in progress is cut; its lease expires and it is taken again at the next start.
+        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
     }
     if let Some(task) = webhook_task {
         let _ = tokio::time::timeout(Duration::from_secs(cfg.webhooks.timeout_secs + 5), task).await;

@@ -54,6 +54,10 @@ pub enum OrgCommand {
         /// The espeak-ng voice its alert summaries are spoken with (en, en-us, de, fr…), instead of [paging] speech_voice.
         #[arg(long)]
         speech_voice: Option<String>,
+        /// The language its callers speak (en, en-US, de…), for transcribing their messages, instead of
+        /// [transcription] language. An empty value goes back to the server's.
+        #[arg(long)]
+        language: Option<String>,
     },
     /// Switch an organization off: its numbers get the unknown-number answer; its data stays.
     Disable { org: String },
@@ -139,7 +143,7 @@ pub async fn run(cfg: &Config, store: &Store, command: OrgCommand) -> Result<()>
             store.rename_organization(o.id, &name).await?;
             println!("{} renamed to {name:?}", o.slug);
         }
-        OrgCommand::Set { org, max_calls, max_pages_per_hour, text_from, speech_voice } => {
+        OrgCommand::Set { org, max_calls, max_pages_per_hour, text_from, speech_voice, language } => {
             let o = store.find_organization(&org).await?;
             let mut limits = o.limits.clone();
             let own = |n: u32| (n > 0).then_some(n);
@@ -154,6 +158,9 @@ pub async fn run(cfg: &Config, store: &Store, command: OrgCommand) -> Result<()>
             }
             if let Some(voice) = speech_voice {
                 limits.speech_voice = Some(voice.trim().to_string()).filter(|v| !v.is_empty());
+            }
+            if let Some(language) = language {
+                limits.language = Some(language.trim().to_string()).filter(|l| !l.is_empty());
             }
             store.set_organization_limits(o.id, &limits).await?;
             println!("{}: {}", o.slug, describe_limits(&limits));
@@ -223,7 +230,8 @@ fn describe_limits(l: &oncall_core::store::OrgLimits) -> String {
     let pages = l.max_pages_per_hour.map_or("[paging] max_pages_per_hour".to_string(), |n| format!("{n} paging requests per hour"));
     let from = l.text_from.as_ref().map_or("texts from [texts] from".to_string(), |f| format!("texts from {f}"));
     let voice = l.speech_voice.as_ref().map_or("alerts spoken in [paging] speech_voice".to_string(), |v| format!("alerts spoken in {v}"));
-    format!("{calls}, {pages}, {from}, {voice}")
+    let language = l.language.as_ref().map_or("messages transcribed in [transcription] language".to_string(), |v| format!("messages transcribed in {v}"));
+    format!("{calls}, {pages}, {from}, {voice}, {language}")
 }
 
 /// Removes an organization's recordings: every archived object under its prefix and its local folder.

@@ -3,6 +3,7 @@
 //! database, so a task refreshes them every 15 s and the scrape writes the last snapshot.
 
 use oncall_core::prometheus_text::{Kind, PrometheusText};
+use oncall_core::store::transcriptions::TranscriptionCounts;
 use oncall_core::store::PagingTotals;
 use oncall_core::Store;
 use std::path::PathBuf;
@@ -12,11 +13,12 @@ use std::time::Duration;
 pub struct StoreGauges {
     data_dir: PathBuf,
     totals: Mutex<Option<PagingTotals>>,
+    transcriptions: Mutex<Option<TranscriptionCounts>>,
 }
 
 impl StoreGauges {
     pub fn new(data_dir: PathBuf) -> StoreGauges {
-        StoreGauges { data_dir, totals: Mutex::new(None) }
+        StoreGauges { data_dir, totals: Mutex::new(None), transcriptions: Mutex::new(None) }
     }
 
     /// Refreshes the snapshot until `stop` turns true.
@@ -25,6 +27,10 @@ impl StoreGauges {
             match store.paging_totals().await {
                 Ok(t) => *self.totals.lock().unwrap_or_else(|e| e.into_inner()) = Some(t),
                 Err(e) => tracing::warn!(error = %e, "cannot read request totals for /metrics"),
+            }
+            match store.transcription_counts().await {
+                Ok(c) => *self.transcriptions.lock().unwrap_or_else(|e| e.into_inner()) = Some(c),
+                Err(e) => tracing::warn!(error = %e, "cannot read transcription counts for /metrics"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(15)) => {}
@@ -37,6 +43,12 @@ impl StoreGauges {
         if let Some((free, size)) = disk_space(&self.data_dir) {
             out.family("oncall_data_dir_free_bytes", Kind::Gauge, "Free space for OnCall on the data folder's file system.").sample(&[], free);
             out.family("oncall_data_dir_size_bytes", Kind::Gauge, "Size of the data folder's file system.").sample(&[], size);
+        }
+        if let Some(c) = *self.transcriptions.lock().unwrap_or_else(|e| e.into_inner()) {
+            let mut f = out.family("oncall_transcriptions", Kind::Gauge, "Recordings' transcription jobs by status (pending: queued or being retried).");
+            for (status, n) in [("pending", c.pending), ("done", c.done), ("empty", c.empty), ("failed", c.failed)] {
+                f.sample(&[("status", status)], n);
+            }
         }
         let Some(t) = self.totals.lock().unwrap_or_else(|e| e.into_inner()).clone() else { return };
         let mut f = out.family("oncall_requests", Kind::Gauge, "Requests in the database by organization and status.");

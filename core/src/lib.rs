@@ -26,6 +26,7 @@ pub mod secret;
 pub mod store;
 pub mod text_reply;
 pub mod timestamp;
+pub mod transcript;
 pub mod validation;
 pub mod webhook;
 

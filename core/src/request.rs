@@ -216,6 +216,9 @@ pub struct Request {
     /// Alerts counted on it (0 for a call's request).
     #[serde(default)]
     pub alert_count: i64,
+    /// What the caller said in their message, once transcribed (issue 23).
+    #[serde(default)]
+    pub transcript: Option<String>,
 }
 
 fn call_source() -> String {

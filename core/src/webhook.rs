@@ -65,10 +65,12 @@ pub enum WebhookEvent {
     Completed,
     Abandoned,
     Exhausted,
+    /// The caller's message (or a conversation) was transcribed: a `transcribed` event, not a status.
+    Transcribed,
 }
 
 impl WebhookEvent {
-    pub const ALL: [WebhookEvent; 7] = [
+    pub const ALL: [WebhookEvent; 8] = [
         WebhookEvent::Created,
         WebhookEvent::Notifying,
         WebhookEvent::Answered,
@@ -76,6 +78,7 @@ impl WebhookEvent {
         WebhookEvent::Completed,
         WebhookEvent::Abandoned,
         WebhookEvent::Exhausted,
+        WebhookEvent::Transcribed,
     ];
 
     /// The name in payloads and the `X-OnCall-Event` header.
@@ -88,6 +91,7 @@ impl WebhookEvent {
             WebhookEvent::Completed => "request.completed",
             WebhookEvent::Abandoned => "request.abandoned",
             WebhookEvent::Exhausted => "request.exhausted",
+            WebhookEvent::Transcribed => "request.transcribed",
         }
     }
 
@@ -95,9 +99,9 @@ impl WebhookEvent {
         WebhookEvent::ALL.into_iter().find(|e| e.as_str() == s)
     }
 
-    /// The request status whose `status` event in `request_events` this is.
-    pub fn status(self) -> RequestStatus {
-        match self {
+    /// The request status whose `status` event in `request_events` this is (`None`: not a status event).
+    pub fn status(self) -> Option<RequestStatus> {
+        Some(match self {
             WebhookEvent::Created => RequestStatus::Received,
             WebhookEvent::Notifying => RequestStatus::Notifying,
             WebhookEvent::Answered => RequestStatus::Answered,
@@ -105,6 +109,23 @@ impl WebhookEvent {
             WebhookEvent::Completed => RequestStatus::Completed,
             WebhookEvent::Abandoned => RequestStatus::Abandoned,
             WebhookEvent::Exhausted => RequestStatus::Exhausted,
+            WebhookEvent::Transcribed => return None,
+        })
+    }
+
+    /// What `webhook_deliveries.event` holds for it: the status name, or `transcribed`.
+    pub fn stored(self) -> &'static str {
+        match self.status() {
+            Some(s) => s.as_str(),
+            None => "transcribed",
+        }
+    }
+
+    /// The inverse of [`WebhookEvent::stored`].
+    pub fn from_stored(s: &str) -> Option<WebhookEvent> {
+        match s {
+            "transcribed" => Some(WebhookEvent::Transcribed),
+            _ => RequestStatus::parse(s).map(WebhookEvent::from_status),
         }
     }
 
@@ -130,6 +151,7 @@ impl WebhookEvent {
             WebhookEvent::Completed => "was completed",
             WebhookEvent::Abandoned => "was abandoned",
             WebhookEvent::Exhausted => "was not answered by anyone (escalation exhausted)",
+            WebhookEvent::Transcribed => "was transcribed",
         }
     }
 }
@@ -384,6 +406,7 @@ impl Payload<'_> {
                 "summary": r.summary,
                 "source": r.source,
                 "alert_count": r.alert_count,
+                "transcript": r.transcript,
                 "received_at": rfc3339(r.received_at),
                 "notifying_since": notifying,
                 "answered": stamp(st.answered()),
@@ -411,13 +434,17 @@ impl Payload<'_> {
             _ => String::new(),
         };
         let link = self.link.as_deref().map(|l| format!(" <{l}|open>")).unwrap_or_default();
+        // A transcription's news is what was said; every other event's is the summary.
+        let about = match (self.event, r.transcript.as_deref()) {
+            (WebhookEvent::Transcribed, Some(t)) => format!("\u{201c}{}\u{201d}", one_line(t, 300)),
+            _ => one_line(&r.summary, 300),
+        };
         format!(
-            "[{}] Request {} from {} {}{by}: {}{link}",
+            "[{}] Request {} from {} {}{by}: {about}{link}",
             self.organization.name,
             short_id(r.id),
             r.caller,
             self.event.verb(),
-            one_line(&r.summary, 300),
         )
     }
 
@@ -531,6 +558,7 @@ mod tests {
             received_at: Timestamp(1_717_200_000_000),
             source: "call".into(),
             alert_count: 0,
+            transcript: None,
             state: RequestState::Acknowledged {
                 answered: None,
                 acknowledged: Stamp {
@@ -703,7 +731,7 @@ mod tests {
     fn events_and_formats_round_trip() {
         for e in WebhookEvent::ALL {
             assert_eq!(WebhookEvent::parse(e.as_str()), Some(e));
-            assert_eq!(WebhookEvent::from_status(e.status()), e);
+            assert_eq!(WebhookEvent::from_stored(e.stored()), Some(e));
         }
         assert_eq!(Format::parse("slack"), Some(Format::Slack));
         assert_eq!(Format::parse("xml"), None);

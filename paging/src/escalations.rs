@@ -644,7 +644,13 @@ impl Paging {
             self.describe(&key, Some(&to.join(" or ")), None, now).await;
         }
         let person = Person { contacts, ..person.clone() };
-        texts.send_notification(key, &person, &kept.caller, kept.summary.as_deref()).await
+        // A caller's message transcribed by now (issue 23) says what the request is about; an alert's summary
+        // already does.
+        let said = match &kept.summary {
+            Some(s) => Some(s.clone()),
+            None => self.store.request(self.org, key.request).await.ok().and_then(|r| r.transcript).map(|t| format!("\u{201c}{}\u{201d}", oncall_core::transcript::first_line(&t, 160))),
+        };
+        texts.send_notification(key, &person, &kept.caller, said.as_deref()).await
     }
 }
 

@@ -270,7 +270,7 @@ fn classify(e: &hyper_util::client::legacy::Error) -> Failure {
 }
 
 /// "client error (Connect): tcp connect error: Connection refused (os error 111)".
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

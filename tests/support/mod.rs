@@ -403,10 +403,17 @@ silence_secs = {silence_secs}
             silence_secs = options.silence_secs,
             // Paging is on by default; a test that does not configure it gets the IVR alone (callers released
             // after their message, nobody phoned), which is what the tests written before paging expect.
-            extra_config = if options.extra_config.contains("[paging]") {
-                options.extra_config.clone()
-            } else {
-                format!("{}\n[paging]\nenabled = false\n", options.extra_config)
+            extra_config = {
+                let mut extra = options.extra_config.clone();
+                if !extra.contains("[paging]") {
+                    extra.push_str("\n[paging]\nenabled = false\n");
+                }
+                // Transcription likewise (issue 23): off unless the test is about it, so no decoder competes
+                // with the calls of tests that measure timing.
+                if !extra.contains("[transcription]") {
+                    extra.push_str("\n[transcription]\nengine = \"none\"\n");
+                }
+                extra
             },
         );
         fs::write(&config_path, config).expect("write server config");

@@ -139,6 +139,7 @@ fn request_json(r: &oncall_core::Request) -> Value {
         "summary": r.summary,
         "source": r.source,
         "alert_count": r.alert_count,
+        "transcript": r.transcript,
         "status": r.state.status().as_str(),
         "received_at": rfc3339(r.received_at),
         "answered": stamp(r.state.answered()),

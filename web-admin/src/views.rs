@@ -114,6 +114,28 @@ pub fn duration(d: Millis) -> String {
     }
 }
 
+/// A recording's transcription for the request page: the text by line (a conversation has one per side) and
+/// one line saying where it stands.
+pub fn transcript(t: &oncall_core::store::transcriptions::StoredTranscription) -> serde_json::Value {
+    use oncall_core::transcript::TranscriptionStatus as S;
+    let by = t.engine.as_deref().map(|e| format!(" by {e}")).unwrap_or_default();
+    let confidence = t.confidence.map(|c| format!(", {:.0} % confident", c * 100.0)).unwrap_or_default();
+    let reason = t.reason.as_deref().unwrap_or("");
+    let label = match t.status {
+        S::Pending if t.attempts == 0 => "Transcribing…".to_string(),
+        S::Pending => format!("Transcribing… (attempt {} failed: {reason}; trying again)", t.attempts),
+        S::Done if t.text.as_deref().unwrap_or("").is_empty() => format!("Transcribed{by}: {reason}"),
+        S::Done => format!("Transcribed{by}{confidence}"),
+        S::Empty => format!("Not transcribed: {reason}"),
+        S::Failed => format!("Transcription failed after {} attempts: {reason}", t.attempts),
+    };
+    let text = t.text.clone().unwrap_or_default();
+    serde_json::json!({
+        "status": t.status.as_str(), "text": text, "lines": text.lines().collect::<Vec<_>>(),
+        "label": label, "low_quality": t.low_quality,
+    })
+}
+
 /// Like [`duration`] but for `Option` (metrics with no samples).
 pub fn opt_duration(d: Option<Millis>) -> String {
     d.map(duration).unwrap_or_else(|| "–".into())

@@ -36,6 +36,7 @@ mod sessions;
 mod sip_accounts;
 mod swaps;
 mod text_lookup;
+pub mod transcriptions;
 mod users;
 mod webhooks;
 mod ivr_settings;

@@ -26,6 +26,7 @@ const BY_ORG_ID: &[&str] = &[
     "request_actions",
     "notifications",
     "escalation_work",
+    "transcriptions",
     "recordings",
     "request_events",
     "requests",

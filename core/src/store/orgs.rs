@@ -38,12 +38,15 @@ pub struct OrgLimits {
     /// The espeak-ng voice (language) its alert summaries are spoken with, instead of `[paging] speech_voice`.
     #[serde(default)]
     pub speech_voice: Option<String>,
+    /// The language its callers speak (BCP 47: en, en-US, de), for transcription, instead of `[transcription] language`.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// Name of the organization created on first start of a single-tenant install.
 pub const DEFAULT_ORG_NAME: &str = "Default";
 
-const COLUMNS: &str = "id, name, slug, time_zone, created_at, disabled_at, max_calls, max_pages_per_hour, text_from, speech_voice";
+const COLUMNS: &str = "id, name, slug, time_zone, created_at, disabled_at, max_calls, max_pages_per_hour, text_from, speech_voice, language";
 
 fn from_row(row: &AnyRow) -> Result<Organization> {
     let tz = string(row, "time_zone")?;
@@ -59,6 +62,7 @@ fn from_row(row: &AnyRow) -> Result<Organization> {
             max_pages_per_hour: opt_i64(row, "max_pages_per_hour")?.map(|n| n.clamp(0, u32::MAX as i64) as u32),
             text_from: opt_string(row, "text_from")?.filter(|s| !s.is_empty()),
             speech_voice: opt_string(row, "speech_voice")?.filter(|s| !s.is_empty()),
+            language: opt_string(row, "language")?.filter(|s| !s.is_empty()),
         },
     })
 }
@@ -159,11 +163,17 @@ impl Store {
                 return Err(ValidationError::new("speech_voice", "an espeak-ng voice name such as en, en-us or de").into());
             }
         }
-        let done = sqlx::query("UPDATE organizations SET max_calls = $1, max_pages_per_hour = $2, text_from = $3, speech_voice = $4 WHERE id = $5")
+        if let Some(l) = &limits.language {
+            if !crate::transcript::valid_language(l) {
+                return Err(ValidationError::new("language", "a language tag such as en, en-US or de").into());
+            }
+        }
+        let done = sqlx::query("UPDATE organizations SET max_calls = $1, max_pages_per_hour = $2, text_from = $3, speech_voice = $4, language = $5 WHERE id = $6")
             .bind(limits.max_calls.map(i64::from))
             .bind(limits.max_pages_per_hour.map(i64::from))
             .bind(limits.text_from.clone().filter(|s| !s.trim().is_empty()))
             .bind(limits.speech_voice.clone())
+            .bind(limits.language.clone())
             .bind(id.0)
             .execute(self.pool())
             .await?;

@@ -19,7 +19,7 @@ use sqlx::any::AnyRow;
 
 pub(super) const REQUEST_COLUMNS: &str = "id, call_row_id, caller, summary, status, received_at, notifying_at, \
      answered_at, answered_by, acknowledged_at, acknowledged_by, completed_at, completed_by, \
-     abandoned_at, abandoned_by, exhausted_at, source, alert_count";
+     abandoned_at, abandoned_by, exhausted_at, source, alert_count, transcript";
 
 /// What the requests list asks for. Empty fields do not filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,6 +36,8 @@ pub struct RequestFilter {
     pub person: Option<PersonId>,
     /// Substring of the caller's number or URI.
     pub caller: Option<String>,
+    /// Words in what the caller said (the message's transcript) or the alert's summary, any case.
+    pub words: Option<String>,
     /// At most this many (clamped to 1..=1000; 0 means 200).
     pub limit: i64,
     pub offset: i64,
@@ -57,6 +59,8 @@ pub mod event_kind {
     /// A button pressed on the request (detail: "page again", "escalate now", "reassign to <name>"), by its
     /// actor; or, by the system, why paging could not carry one out.
     pub const ACTION: &str = "action";
+    /// A recording's transcription finished (detail: "<kind> <recording>: <status>", then the text or reason).
+    pub const TRANSCRIBED: &str = "transcribed";
 }
 
 fn stamp(row: &AnyRow, at: &str, by: &str) -> Result<Option<Stamp>> {
@@ -103,6 +107,7 @@ pub(super) fn request_from_row(org: OrgId, row: &AnyRow) -> Result<Request> {
         state,
         source: string(row, "source")?,
         alert_count: i64_(row, "alert_count")?,
+        transcript: super::rows::opt_string(row, "transcript")?,
     })
 }
 
@@ -208,6 +213,13 @@ impl Store {
             let escaped = caller.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
             let p = push(&mut binds, Bind::Text(format!("%{escaped}%")));
             sql.push_str(&format!(" AND caller LIKE {p} ESCAPE '\\'"));
+        }
+        if let Some(words) = filter.words.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            let escaped = words.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let p = push(&mut binds, Bind::Text(format!("%{escaped}%")));
+            sql.push_str(&format!(
+                " AND (LOWER(COALESCE(transcript, '')) LIKE {p} ESCAPE '\\' OR LOWER(summary) LIKE {p} ESCAPE '\\')"
+            ));
         }
         let limit = if filter.limit <= 0 { 200 } else { filter.limit.min(1000) };
         let l = push(&mut binds, Bind::I64(limit));
@@ -379,6 +391,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let id = RecordingId(i64_(&row, "id")?);
+        super::transcriptions::enqueue(&mut tx, org, id, new.created_at).await?;
         if let Some(req) = new.request {
             insert_event(&mut tx, org, req, new.created_at, Actor::System, event_kind::RECORDING, &format!("{} {}", new.kind, id))
                 .await?;

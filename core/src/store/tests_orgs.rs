@@ -37,7 +37,7 @@ async fn numbers_route_to_their_organization_and_are_owned_once() {
         assert!(s.remove_number(a, "+15551230000").await.unwrap());
         assert!(!s.remove_number(b, "4100x").await.unwrap_or(false));
         assert_eq!(route(&s.numbers(None).await.unwrap(), &call("+15551230000", None)), Routed::Nobody);
-        let limits = crate::store::OrgLimits { max_calls: Some(4), max_pages_per_hour: Some(10), text_from: Some("+15550001111".into()), speech_voice: Some("de".into()) };
+        let limits = crate::store::OrgLimits { max_calls: Some(4), max_pages_per_hour: Some(10), text_from: Some("+15550001111".into()), speech_voice: Some("de".into()), language: Some("de".into()) };
         s.set_organization_limits(b, &limits).await.unwrap();
         assert_eq!(s.organization(b).await.unwrap().limits, limits, "{}", db.label);
         assert_eq!(s.organization(a).await.unwrap().limits, crate::store::OrgLimits::default(), "{}", db.label);

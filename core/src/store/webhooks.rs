@@ -228,18 +228,28 @@ impl Store {
             // Status names come from our enum, never from input, so inlining them is safe.
             let statuses = wanted
                 .iter()
-                .map(|e| format!("'{}'", e.status().as_str()))
+                .filter_map(|e| e.status())
+                .map(|s| format!("'{}'", s.as_str()))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let mut tx = self.pool().begin().await?;
+            let mut kinds = Vec::new();
             if !statuses.is_empty() {
+                kinds.push(format!("(e.kind = 'status' AND e.detail IN ({statuses}))"));
+            }
+            if wanted.contains(&WebhookEvent::Transcribed) {
+                kinds.push("e.kind = 'transcribed'".to_string());
+            }
+            let mut tx = self.pool().begin().await?;
+            if !kinds.is_empty() {
                 let done = sqlx::query(&format!(
                     "INSERT INTO webhook_deliveries \
                      (org_id, webhook_id, event_id, request_id, event, status, attempts, next_attempt_at, created_at) \
-                     SELECT e.org_id, $1, e.id, e.request_id, e.detail, 'pending', 0, $2, $2 FROM request_events e \
-                     WHERE e.org_id = $3 AND e.id > $4 AND e.kind = 'status' AND e.detail IN ({statuses}) \
+                     SELECT e.org_id, $1, e.id, e.request_id, CASE WHEN e.kind = 'status' THEN e.detail ELSE e.kind END, \
+                     'pending', 0, $2, $2 FROM request_events e \
+                     WHERE e.org_id = $3 AND e.id > $4 AND ({}) \
                      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries x WHERE x.webhook_id = $1 AND x.event_id = e.id) \
-                     ON CONFLICT (webhook_id, event_id) DO NOTHING"
+                     ON CONFLICT (webhook_id, event_id) DO NOTHING",
+                    kinds.join(" OR ")
                 ))
                 .bind(hook.id.0)
                 .bind(now.0)
@@ -306,14 +316,16 @@ impl Store {
             let org = OrgId(i64_(r, "org_id")?);
             let event_id = i64_(r, "event_id")?;
             let webhook = self.webhook(org, WebhookId(i64_(r, "webhook_id")?)).await?;
-            let ev = sqlx::query("SELECT at, actor, detail FROM request_events WHERE org_id = $1 AND id = $2")
+            let ev = sqlx::query("SELECT at, actor, kind, detail FROM request_events WHERE org_id = $1 AND id = $2")
                 .bind(org.0)
                 .bind(event_id)
                 .fetch_one(self.pool())
                 .await?;
-            let detail = string(&ev, "detail")?;
-            let status =
-                crate::RequestStatus::parse(&detail).ok_or_else(|| corrupt("request_events.detail", &detail))?;
+            let stored = match string(&ev, "kind")?.as_str() {
+                "status" => string(&ev, "detail")?,
+                other => other.to_string(),
+            };
+            let event = WebhookEvent::from_stored(&stored).ok_or_else(|| corrupt("request_events.detail", &stored))?;
             let req = sqlx::query(&format!(
                 "SELECT {REQUEST_COLUMNS} FROM requests WHERE org_id = $1 AND id = $2"
             ))
@@ -326,7 +338,7 @@ impl Store {
                 webhook,
                 organization: self.organization(org).await?,
                 event_id,
-                event: WebhookEvent::from_status(status),
+                event,
                 event_at: ts(&ev, "at")?,
                 actor: opt_actor(&ev, "actor")?.ok_or_else(|| corrupt("request_events.actor", "missing"))?,
                 request: request_from_row(org, &req)?,
@@ -407,8 +419,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let status = string(r, "event")?;
-                let event = crate::RequestStatus::parse(&status)
-                    .map(WebhookEvent::from_status)
+                let event = WebhookEvent::from_stored(&status)
                     .ok_or_else(|| corrupt("webhook_deliveries.event", &status))?;
                 let code = opt_i64(r, "status_code")?;
                 Ok(AttemptLog {

@@ -53,6 +53,8 @@ pub struct RequestRow {
     /// "Phone call", or for a request from monitoring "Alert from <integration>" and how often it was received.
     pub source: String,
     pub is_alert: bool,
+    /// The first line of what the caller said, once transcribed (issue 23).
+    pub transcript: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,6 +102,7 @@ pub fn request_row(r: &Request, now: Timestamp, tz: Tz, dir: &Directory, users: 
             _ => "Phone call".into(),
         },
         is_alert: r.source == "alert",
+        transcript: r.transcript.as_deref().map(|t| oncall_core::transcript::first_line(t, 120)),
     }
 }
 
@@ -120,6 +123,8 @@ pub struct ListQuery {
     person: String,
     #[serde(default)]
     caller: String,
+    #[serde(default)]
+    words: String,
     #[serde(default)]
     page: Option<i64>,
 }
@@ -146,6 +151,7 @@ pub fn parse_filter(q: &ListQuery, tz: Tz) -> Result<RequestFilter, WebError> {
     // People type numbers with spaces and dashes; stored callers have none.
     let caller: String = q.caller.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.')).collect();
     f.caller = (!caller.is_empty()).then_some(caller);
+    f.words = Some(q.words.trim().to_string()).filter(|w| !w.is_empty());
     f.offset = (q.page.unwrap_or(1).max(1) - 1) * f.limit;
     Ok(f)
 }
@@ -170,14 +176,14 @@ pub async fn list(State(state): State<AppState>, v: Viewer, Query(q): Query<List
     ctx.insert("requests", &rows);
     ctx.insert("people", &people.iter().map(|p| views::person_view(p, &dir)).collect::<Vec<_>>());
     ctx.insert("statuses", &RequestStatus::ALL.iter().map(|s| (s.as_str(), views::status_label(*s).0)).collect::<Vec<_>>());
-    ctx.insert("q", &serde_json::json!({"status": q.status, "from": q.from, "to": q.to, "person": q.person, "caller": q.caller}));
-    let mut query_without_page = serde_urlencoded::to_string([("status", &q.status), ("from", &q.from), ("to", &q.to), ("person", &q.person), ("caller", &q.caller)]).unwrap_or_default();
+    ctx.insert("q", &serde_json::json!({"status": q.status, "from": q.from, "to": q.to, "person": q.person, "caller": q.caller, "words": q.words}));
+    let mut query_without_page = serde_urlencoded::to_string([("status", &q.status), ("from", &q.from), ("to", &q.to), ("person", &q.person), ("caller", &q.caller), ("words", &q.words)]).unwrap_or_default();
     if !query_without_page.is_empty() {
         query_without_page.push('&');
     }
     ctx.insert("query_prefix", &query_without_page);
     ctx.insert("page", &page);
-    ctx.insert("filtered", &(!q.status.is_empty() || !q.from.is_empty() || !q.to.is_empty() || !q.person.is_empty() || !q.caller.is_empty()));
+    ctx.insert("filtered", &(!q.status.is_empty() || !q.from.is_empty() || !q.to.is_empty() || !q.person.is_empty() || !q.caller.is_empty() || !q.words.is_empty()));
     Ok(render("requests.html", &ctx)?)
 }
 
@@ -219,6 +225,7 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>,
                 event_kind::RECORDING => ("recording", "Message recorded".to_string()),
                 event_kind::NOTIFICATION => ("notification", e.detail.clone()),
                 event_kind::DEFERRED => ("deferred", format!("After hours: {}", e.detail)),
+                event_kind::TRANSCRIBED => ("transcribed", format!("Transcribed {}", e.detail)),
                 "summary" => ("summary", format!("Caller said: {}", e.detail)),
                 other => ("other", format!("{other}: {}", e.detail)),
             };
@@ -239,12 +246,15 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Path(id): Path<i64>,
             })
         })
         .collect();
+    let mut transcripts: HashMap<i64, _> =
+        state.store.transcriptions_for_request(org, req.id).await?.into_iter().map(|t| (t.recording.0, t)).collect();
     let recs: Vec<_> = recordings
         .iter()
         .map(|r| {
             serde_json::json!({
                 "id": r.id.0, "kind": r.kind, "duration": views::duration(oncall_core::Millis(r.duration_ms)),
                 "mime": mime_for(&r.storage_key), "created": views::time(r.created_at, tz),
+                "transcript": transcripts.remove(&r.id.0).map(|t| views::transcript(&t)),
             })
         })
         .collect();
