@@ -246,3 +246,122 @@ impl Store {
         Ok(c)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{NewRecording, NewRequest};
+    use crate::store::testing::{on_each_backend, TestDb};
+    use crate::transcript::Transcript;
+    use crate::webhook::{NewWebhook, WebhookEvent};
+
+    const NOW: Timestamp = Timestamp(1_717_200_000_000);
+    const LEASE: Millis = Millis::seconds(270);
+
+    fn recording(request: RequestId, kind: RecordingKind, key: &str) -> NewRecording {
+        NewRecording {
+            request: Some(request),
+            kind,
+            storage_key: key.into(),
+            duration_ms: 8_000,
+            peak: 0.7,
+            rms: 0.2,
+            created_at: NOW,
+        }
+    }
+
+    fn done(text: &str) -> JobOutcome {
+        JobOutcome::Done {
+            transcript: Transcript::new(text, Some(0.42), false),
+            engine: "pocketsphinx".into(),
+            language: "en-US".into(),
+            engine_time: Millis(1_300),
+        }
+    }
+
+    /// Every recording is queued with it; a job is leased to one worker, retried when due, taken over when its
+    /// lease runs out, and finished once: the message's text lands on the request, an event on its timeline,
+    /// and a `request.transcribed` delivery for a webhook that asked for it. Other organizations see nothing.
+    #[tokio::test]
+    async fn the_queue_leases_retries_and_finishes_each_recording_once() {
+        on_each_backend(|db: TestDb| async move {
+            let s = &db.store;
+            let a = s.create_organization("A", "a", "UTC", NOW).await.unwrap();
+            let b = s.create_organization("B", "b", "UTC", NOW).await.unwrap();
+            let hook = NewWebhook { name: "Ops".into(), url: "https://x.example/h".into(), events: vec![WebhookEvent::Transcribed], ..NewWebhook::default() };
+            s.create_webhook(a, &hook, NOW).await.unwrap();
+            let req = s.create_request(a, &NewRequest { caller: "+15550100".into(), summary: String::new(), call: None }, NOW).await.unwrap();
+            let msg = s.add_recording(a, &recording(req, RecordingKind::Message, "m.wav")).await.unwrap();
+            let talk = s.add_recording(a, &recording(req, RecordingKind::Conversation, "c.wav")).await.unwrap();
+            assert_eq!(s.transcription(a, msg).await.unwrap().unwrap().status, TranscriptionStatus::Pending, "{}", db.label);
+            assert!(s.transcription(b, msg).await.unwrap().is_none());
+            assert_eq!(s.transcription_counts().await.unwrap().pending, 2);
+
+            // Only the kinds asked for; a leased job is nobody else's until its lease ends.
+            let jobs = s.claim_transcriptions("w1", &[RecordingKind::Message], NOW, LEASE, 10).await.unwrap();
+            assert_eq!(jobs.iter().map(|j| (j.recording, j.attempts, j.request)).collect::<Vec<_>>(), [(msg, 0, Some(req))]);
+            assert!(s.claim_transcriptions("w2", &[RecordingKind::Message], NOW, LEASE, 10).await.unwrap().is_empty());
+
+            // A retry is due later; the first worker's late answer after a takeover is thrown away.
+            let retry = JobOutcome::Retry { at: NOW + Millis::seconds(30), reason: "HTTP 500".into() };
+            assert!(s.finish_transcription(&jobs[0], "w1", &retry, NOW).await.unwrap());
+            assert!(s.claim_transcriptions("w2", &[RecordingKind::Message], NOW + Millis(29_999), LEASE, 10).await.unwrap().is_empty());
+            let again = s.claim_transcriptions("w2", &[RecordingKind::Message], NOW + Millis::seconds(30), LEASE, 10).await.unwrap();
+            assert_eq!(again[0].attempts, 1);
+            let expired = NOW + Millis::seconds(30) + LEASE;
+            let taken = s.claim_transcriptions("w3", &[RecordingKind::Message], expired, LEASE, 10).await.unwrap();
+            assert_eq!(taken.len(), 1, "a dead worker's job is taken again");
+            assert!(!s.finish_transcription(&again[0], "w2", &done("too late"), expired).await.unwrap());
+            assert!(s.finish_transcription(&taken[0], "w3", &done("water is coming through the ceiling"), expired).await.unwrap());
+            assert!(!s.finish_transcription(&taken[0], "w3", &done("twice"), expired).await.unwrap(), "finished once");
+
+            let t = s.transcription(a, msg).await.unwrap().unwrap();
+            assert_eq!((t.status, t.attempts, t.text.as_deref(), t.confidence, t.low_quality), (TranscriptionStatus::Done, 2, Some("water is coming through the ceiling"), Some(0.42), true));
+            assert_eq!((t.engine.as_deref(), t.engine_ms, t.audio_ms), (Some("pocketsphinx"), Some(1_300), Some(8_000)));
+            assert_eq!(s.request(a, req).await.unwrap().transcript.as_deref(), Some("water is coming through the ceiling"));
+            let events = s.request_events(a, req).await.unwrap();
+            let said = events.iter().find(|e| e.kind == "transcribed").expect("a transcribed event");
+            assert_eq!(said.detail, format!("message {msg}: done: water is coming through the ceiling"));
+
+            // A conversation's outcome goes on the timeline but not into the request's transcript.
+            let conv = s.claim_transcriptions("w3", &[RecordingKind::Conversation], expired, LEASE, 10).await.unwrap();
+            assert_eq!(conv[0].recording, talk);
+            let empty = JobOutcome::Empty { reason: "the recording is silent".into() };
+            assert!(s.finish_transcription(&conv[0], "w3", &empty, expired).await.unwrap());
+            let c = s.transcription(a, talk).await.unwrap().unwrap();
+            assert_eq!((c.status, c.reason.as_deref()), (TranscriptionStatus::Empty, Some("the recording is silent")));
+            assert_eq!(s.request(a, req).await.unwrap().transcript.as_deref(), Some("water is coming through the ceiling"));
+            assert_eq!(s.transcriptions_for_request(a, req).await.unwrap().iter().map(|t| t.recording).collect::<Vec<_>>(), [msg, talk]);
+            assert!(s.transcriptions_for_request(b, req).await.unwrap().is_empty());
+            let counts = s.transcription_counts().await.unwrap();
+            assert_eq!((counts.pending, counts.done, counts.empty, counts.failed), (0, 1, 1, 0));
+
+            // The webhook that asked for transcripts gets one delivery per finished job.
+            // (Deliveries of one request go out one at a time, in order.)
+            assert_eq!(s.enqueue_webhook_deliveries(expired + Millis::seconds(60), Millis::seconds(5)).await.unwrap(), 2, "{}", db.label);
+            let deliveries = s.claim_webhook_deliveries("hooks", expired + Millis::seconds(60), LEASE, 10).await.unwrap();
+            assert_eq!((deliveries[0].event, deliveries[0].request.id), (WebhookEvent::Transcribed, req));
+            assert_eq!(deliveries[0].request.transcript.as_deref(), Some("water is coming through the ceiling"));
+        })
+        .await;
+    }
+
+    /// A job that keeps failing is marked failed with the reason and never claimed again.
+    #[tokio::test]
+    async fn a_failed_job_stays_failed() {
+        on_each_backend(|db: TestDb| async move {
+            let s = &db.store;
+            let a = s.create_organization("A", "a", "UTC", NOW).await.unwrap();
+            let req = s.create_request(a, &NewRequest { caller: "+15550100".into(), summary: String::new(), call: None }, NOW).await.unwrap();
+            let msg = s.add_recording(a, &recording(req, RecordingKind::Message, "m.wav")).await.unwrap();
+            let jobs = s.claim_transcriptions("w", &[RecordingKind::Message], NOW, LEASE, 10).await.unwrap();
+            let failed = JobOutcome::Failed { reason: "gave up after 3 attempts: HTTP 500".into() };
+            assert!(s.finish_transcription(&jobs[0], "w", &failed, NOW).await.unwrap());
+            assert!(s.claim_transcriptions("w", &[RecordingKind::Message], NOW + Millis::seconds(3_600), LEASE, 10).await.unwrap().is_empty());
+            let t = s.transcription(a, msg).await.unwrap().unwrap();
+            assert_eq!((t.status, t.reason.as_deref(), t.text), (TranscriptionStatus::Failed, Some("gave up after 3 attempts: HTTP 500"), None), "{}", db.label);
+            assert_eq!(s.request(a, req).await.unwrap().transcript, None);
+        })
+        .await;
+    }
+}
