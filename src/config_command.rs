@@ -15,7 +15,7 @@ pub enum ConfigCommand {
 }
 
 /// Keys whose values are secrets (masked by `show`).
-const SECRETS: &[&str] = &["password", "token", "inbound_token", "metrics_token", "secret", "secret_key", "secret_access_key", "access_key_id"];
+const SECRETS: &[&str] = &["password", "token", "inbound_token", "metrics_token", "secret", "secret_key", "secret_access_key", "access_key_id", "api_key"];
 
 /// Runs before the server's own loading, so that a broken file is reported rather than refused.
 pub fn run(path: Option<&Path>, command: &ConfigCommand) -> Result<()> {
@@ -44,6 +44,13 @@ pub fn run(path: Option<&Path>, command: &ConfigCommand) -> Result<()> {
             }
             let on = |b: bool| if b { "on" } else { "off" };
             println!("  paging {}, registrar {}, texts {}, redirect {}, alert mail {}", on(cfg.paging.enabled), on(cfg.registrar.enabled), on(cfg.texts.enabled), on(cfg.redirect.enabled), on(cfg.email.enabled));
+            let transcription = match cfg.transcription.choice() {
+                Ok(oncall_transcribe::config::Choice::Off) if cfg.transcription.engine == "auto" => "off (auto: pocketsphinx and pocketsphinx-en-us are not installed)".to_string(),
+                Ok(oncall_transcribe::config::Choice::Off) => "off".to_string(),
+                Ok(c) => format!("{c:?}").to_lowercase(),
+                Err(e) => e,
+            };
+            println!("  transcription {transcription}");
             for p in &problems {
                 println!("problem: {p}");
             }

@@ -415,13 +415,18 @@ async fn list_requests(cfg: &Config, org: Option<&str>, limit: i64, json: bool) 
     for r in &requests {
         let notifications = store.notifications_for_request(org.id, r.id).await?;
         let recordings = store.recordings_for_request(org.id, r.id).await?;
+        let transcriptions = store.transcriptions_for_request(org.id, r.id).await?;
         let st = r.state;
         rows.push(serde_json::json!({
-            "id": r.id.0, "caller": r.caller, "summary": r.summary, "source": r.source, "alert_count": r.alert_count, "status": st.status().as_str(), "received_at": rfc(Some(r.received_at)),
+            "id": r.id.0, "caller": r.caller, "summary": r.summary, "transcript": r.transcript, "source": r.source, "alert_count": r.alert_count, "status": st.status().as_str(), "received_at": rfc(Some(r.received_at)),
             "answered_at": rfc(st.answered().map(|s| s.at)), "answered_by": st.answered().map(|s| actor(s.by)),
             "acknowledged_at": rfc(st.acknowledged().map(|s| s.at)), "acknowledged_by": st.acknowledged().map(|s| actor(s.by)),
             "completed_at": rfc(st.completed().map(|s| s.at)),
             "recordings": recordings.iter().map(|rec| &rec.storage_key).collect::<Vec<_>>(),
+            "transcriptions": transcriptions.iter().map(|t| serde_json::json!({
+                "recording": t.recording.0, "kind": t.kind.as_str(), "status": t.status.as_str(), "attempts": t.attempts, "engine": t.engine,
+                "text": t.text, "confidence": t.confidence, "low_quality": t.low_quality, "reason": t.reason, "audio_ms": t.audio_ms, "engine_ms": t.engine_ms,
+            })).collect::<Vec<_>>(),
             "notifications": notifications.iter().map(|n| serde_json::json!({
                 "stage": n.key.stage, "person": n.key.person.0, "channel": n.key.channel.as_str(), "status": n.status,
                 "target": n.target, "detail": n.detail,

@@ -1908,7 +1908,13 @@ pub fn leave_page_message(server: &Server, work: &Path, text: &str) -> PathBuf {
 /// [`leave_page_message`] to `number` (the Request-URI user: which organization's IVR answers).
 pub fn leave_page_message_to(server: &Server, work: &Path, text: &str, number: &str) -> PathBuf {
     let speech = speech_wav(work, "speech", text);
-    let speech_secs = read_wav(&speech).secs();
+    leave_recorded_message(server, work, &speech, number);
+    speech
+}
+
+/// [`leave_page_message_to`] saying the 8 kHz mono WAV `speech` (another voice, or silence).
+pub fn leave_recorded_message(server: &Server, work: &Path, speech: &Path, number: &str) {
+    let speech_secs = read_wav(speech).secs();
     let record_prompt = prompt_secs("record_after_tone") + prompt_secs("beep");
     let speech_at = KEY_1_AT + record_prompt + LEAD_IN;
     let microphone = work.join("caller-microphone.wav");
@@ -1928,7 +1934,6 @@ pub fn leave_page_message_to(server: &Server, work: &Path, text: &str, number: &
     }
     caller.quit();
     eprintln!("[e2e] caller left a {speech_secs:.1} s message");
-    speech
 }
 
 // ---------------------------------------------------------------------------------------------------------------
