@@ -58,6 +58,7 @@ Version: $version
 Architecture: $arch
 Maintainer: OnCall developers <oncall@localhost>
 Depends: $depends
+Recommends: pocketsphinx, pocketsphinx-en-us
 Section: comm
 Priority: optional
 Installed-Size: $installed_kb
@@ -66,6 +67,8 @@ Description: self-hosted on-call telephony server
  records the request and pages whoever is on call by phone, SIP phone or text,
  escalating until someone accepts; a web admin for schedules, recordings and
  metrics. SQLite and local recordings by default; PostgreSQL and S3 optional.
+ With pocketsphinx and its English model installed, callers' messages are
+ transcribed offline.
 CONTROL
 echo /etc/oncall/oncall.toml > "$root/DEBIAN/conffiles"
 install -m 755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$root/DEBIAN/"

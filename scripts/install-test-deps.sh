@@ -2,19 +2,25 @@
 # Installs the real SIP peers and audio tools the end-to-end tests in tests/ drive (see tests/support/mod.rs):
 # SIPp (sip-tester), baresip (baresip-core), sipsak, kamailio (a registrar), espeak-ng, SoX, the SIPVicious scanners (svmap, svwar)
 # the sqlite3 shell (tests that change the database behind the server's back), Prometheus Alertmanager and swaks (alerts, issue 20),
-# and what the Debian package test uses (dpkg-deb, objcopy/objdump from binutils, setpriv from util-linux; issue 24).
+# what the Debian package test uses (dpkg-deb, objcopy/objdump from binutils, setpriv from util-linux; issue 24),
+# and the built-in transcription engine with its model and a second voice to measure it with (pocketsphinx,
+# pocketsphinx-en-us, flite; issue 23).
 # Idempotent: installs only what is missing, and runs `apt-get update` only when something has to be installed.
 # Debian/Ubuntu; run as root (or with sudo).
 set -eu
 
-# binary:package pairs
-NEEDED="sipp:sip-tester baresip:baresip-core sipsak:sipsak kamailio:kamailio espeak-ng:espeak-ng sox:sox soxi:sox svmap:sipvicious svwar:sipvicious sqlite3:sqlite3 prometheus-alertmanager:prometheus-alertmanager swaks:swaks dpkg-deb:dpkg objcopy:binutils objdump:binutils setpriv:util-linux"
+# binary:package pairs (a path instead of a binary for a data-only package)
+NEEDED="pocketsphinx_continuous:pocketsphinx /usr/share/pocketsphinx/model/en-us/en-us.lm.bin:pocketsphinx-en-us flite:flite sipp:sip-tester baresip:baresip-core sipsak:sipsak kamailio:kamailio espeak-ng:espeak-ng sox:sox soxi:sox svmap:sipvicious svwar:sipvicious sqlite3:sqlite3 prometheus-alertmanager:prometheus-alertmanager swaks:swaks dpkg-deb:dpkg objcopy:binutils objdump:binutils setpriv:util-linux"
 
 missing=""
 for pair in $NEEDED; do
     bin=${pair%%:*}
     pkg=${pair#*:}
-    if ! command -v "$bin" >/dev/null 2>&1; then
+    case "$bin" in
+        /*) present() { [ -e "$1" ]; } ;;
+        *) present() { command -v "$1" >/dev/null 2>&1; } ;;
+    esac
+    if ! present "$bin"; then
         case " $missing " in
             *" $pkg "*) ;;
             *) missing="$missing $pkg" ;;
@@ -23,7 +29,7 @@ for pair in $NEEDED; do
 done
 
 if [ -z "$missing" ]; then
-    echo "install-test-deps: sipp, baresip, sipsak, kamailio, espeak-ng, sox, sipvicious, sqlite3, alertmanager, swaks and the packaging tools are already installed"
+    echo "install-test-deps: sipp, baresip, sipsak, kamailio, espeak-ng, sox, sipvicious, sqlite3, alertmanager, swaks, pocketsphinx, flite and the packaging tools are already installed"
     exit 0
 fi
 

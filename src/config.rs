@@ -372,13 +372,17 @@ impl Config {
 /// `ONCALL_SIP_LISTEN_UDP=...` sets `[sip] listen_udp`. Values are parsed as TOML when they can
 /// be (numbers, booleans), otherwise taken as strings.
 fn apply_env(table: &mut toml::Table, vars: impl Iterator<Item = (String, String)>) -> Result<()> {
-    const SECTIONS: [&str; 5] = ["sip", "http", "storage", "ivr", "log"];
+    // Every table of the file (not [[trunks]], an array). Longest first: business_hours before a "business" section.
+    const SECTIONS: [&str; 15] = [
+        "business_hours", "transcription", "dial_plan", "registrar", "webhooks", "instance", "redirect", "storage", "paging",
+        "email", "texts", "http", "sip", "ivr", "log",
+    ];
     for (name, value) in vars {
         let Some(rest) = name.strip_prefix("ONCALL_") else { continue };
         let rest = rest.to_ascii_lowercase();
-        let Some((section, key)) = rest.split_once('_') else { continue };
         // Other ONCALL_* variables (ONCALL_CONFIG, ONCALL_PASSWORD, test settings) are not config keys.
-        if !SECTIONS.contains(&section) {
+        let Some((section, key)) = SECTIONS.iter().find_map(|s| rest.strip_prefix(s)?.strip_prefix('_').map(|k| (*s, k))) else { continue };
+        if key.is_empty() {
             continue;
         }
         let parsed = format!("v = {value}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v"));
@@ -409,7 +413,12 @@ mod tests {
         let mut t: toml::Table = "[sip]\nlisten_udp = \"127.0.0.1:5070\"\n".parse().unwrap();
         apply_env(&mut t, [("ONCALL_SIP_LISTEN_UDP".to_string(), "127.0.0.1:6000".to_string()), ("ONCALL_IVR_TIMEOUT_SECS".into(), "2".into())].into_iter()).unwrap();
         apply_env(&mut t, [("ONCALL_STORAGE_S3__BUCKET".to_string(), "calls".to_string())].into_iter()).unwrap();
+        // Sections with an underscore in their name, and nested tables of them.
+        let more = [("ONCALL_BUSINESS_HOURS_TIME_ZONE", "Europe/Paris"), ("ONCALL_TRANSCRIPTION_HTTP__API_KEY", "sk-1"), ("ONCALL_PAGING_ENABLED", "true")];
+        apply_env(&mut t, more.into_iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
         let cfg = Config::deserialize(toml::Value::Table(t)).unwrap();
+        assert_eq!(cfg.transcription.http.api_key.as_deref(), Some("sk-1"));
+        assert!(cfg.paging.enabled);
         assert_eq!(cfg.sip.listen_udp.port(), 6000);
         assert_eq!(cfg.storage.s3.map(|s| s.bucket).as_deref(), Some("calls"));
         assert_eq!(cfg.ivr.timeout_secs, 2);
