@@ -204,6 +204,15 @@ async fn get_request(State(state): State<AppState>, ApiUser(v): ApiUser, Path(id
         .iter()
         .map(|x| json!({"id": x.id.0, "kind": x.kind, "duration_ms": x.duration_ms, "created_at": rfc3339(x.created_at), "url": format!("/api/v1/recordings/{}", x.id.0)}))
         .collect::<Vec<_>>());
+    let transcriptions = state.store.transcriptions_for_request(v.org.id, r.id).await?;
+    body["transcriptions"] = json!(transcriptions
+        .iter()
+        .map(|t| json!({
+            "recording": t.recording.0, "status": t.status.as_str(), "text": t.text, "engine": t.engine, "language": t.language,
+            "confidence": t.confidence, "low_quality": t.low_quality, "reason": t.reason, "attempts": t.attempts,
+            "finished_at": t.finished_at.map(rfc3339),
+        }))
+        .collect::<Vec<_>>());
     Ok(Json(body))
 }
 
