@@ -13,8 +13,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -47,41 +46,12 @@ fn form_decode(s: &str) -> String {
 
 /// An SMS gateway on loopback answering 201 to every POST; each request goes down the channel.
 fn start_gateway() -> (SocketAddr, mpsc::Receiver<GatewayPost>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the gateway");
-    let addr = listener.local_addr().unwrap();
+    let (addr, posts) = support::http_peer::serve(|_, _| support::http_peer::Reply::Answer(201, "{\"sid\":\"SM1\",\"status\":\"queued\"}"));
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { break };
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-            let mut headers = HashMap::new();
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = h.split_once(':') {
-                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-                }
-            }
-            let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
-            let body = String::from_utf8_lossy(&body).into_owned();
-            let form = body
-                .split('&')
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (form_decode(k), form_decode(v)))
-                .collect();
-            let answer = "{\"sid\":\"SM1\",\"status\":\"queued\"}";
-            let _ = write!(stream, "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}", answer.len());
-            if tx.send(GatewayPost { path, headers, form }).is_err() {
+        for p in posts {
+            let form = p.text().split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (form_decode(k), form_decode(v))).collect();
+            if tx.send(GatewayPost { path: p.path, headers: p.headers, form }).is_err() {
                 break;
             }
         }

@@ -5,8 +5,6 @@
 //! low quality, what becomes of a failed attempt ([`crate::webhook::RetryPolicy`], shared with webhooks), and
 //! the word error rate the tests and the bench score engines with.
 
-use crate::ids::{OrgId, RecordingId, RequestId};
-use crate::request::RecordingKind;
 use crate::timestamp::{Millis, Timestamp};
 use crate::webhook::{NextStep, RetryPolicy};
 use serde::{Deserialize, Serialize};
@@ -68,14 +66,8 @@ impl Transcript {
 /// A leased job, with what the worker needs to run it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TranscriptionJob {
-    pub recording: RecordingId,
-    pub org: OrgId,
-    pub request: Option<RequestId>,
-    pub kind: RecordingKind,
-    pub storage_key: String,
-    pub duration_ms: i64,
-    pub peak: f64,
-    pub rms: f64,
+    /// The recording to read (never written).
+    pub recording: crate::request::Recording,
     /// Attempts made before this one.
     pub attempts: u32,
     /// The organization's language, if it set one.

@@ -25,6 +25,8 @@
 //! records packets; [`write_rtp_pcap`] only writes a capture for SIPp to play).
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod http_peer;
+
 use serde_json::Value;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -67,25 +67,25 @@ impl Worker {
         let took = started.elapsed();
         match &outcome {
             JobOutcome::Done { transcript, .. } => tracing::info!(
-                recording = %job.recording, request = ?job.request.map(|r| r.0), engine = self.engine.name(), audio_secs = job.duration_ms as f64 / 1000.0,
+                recording = %job.recording.id, request = ?job.recording.request.map(|r| r.0), engine = self.engine.name(), audio_secs = job.recording.duration_ms as f64 / 1000.0,
                 engine_secs = took.as_secs_f64(), words = transcript.text.split_whitespace().count(), confidence = ?transcript.confidence,
                 low_quality = transcript.low_quality, "transcribed"
             ),
-            JobOutcome::Empty { reason } => tracing::info!(recording = %job.recording, %reason, "not transcribed"),
+            JobOutcome::Empty { reason } => tracing::info!(recording = %job.recording.id, %reason, "not transcribed"),
             JobOutcome::Retry { reason, at } => {
-                tracing::warn!(recording = %job.recording, attempt = job.attempts + 1, %reason, retry_in_secs = (at.0 - Timestamp::now().0) / 1000, "transcription failed; will try again")
+                tracing::warn!(recording = %job.recording.id, attempt = job.attempts + 1, %reason, retry_in_secs = (at.0 - Timestamp::now().0) / 1000, "transcription failed; will try again")
             }
-            JobOutcome::Failed { reason } => tracing::warn!(recording = %job.recording, attempts = job.attempts + 1, %reason, "transcription given up"),
+            JobOutcome::Failed { reason } => tracing::warn!(recording = %job.recording.id, attempts = job.attempts + 1, %reason, "transcription given up"),
         }
         match self.store.finish_transcription(job, &self.owner, &outcome, Timestamp::now()).await {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(recording = %job.recording, "transcription: the lease expired before the job finished; another worker has it"),
-            Err(e) => tracing::warn!(recording = %job.recording, error = %e, "transcription: cannot store the result (the job will be taken again)"),
+            Ok(false) => tracing::warn!(recording = %job.recording.id, "transcription: the lease expired before the job finished; another worker has it"),
+            Err(e) => tracing::warn!(recording = %job.recording.id, error = %e, "transcription: cannot store the result (the job will be taken again)"),
         }
     }
 
     async fn attempt(&self, job: &TranscriptionJob) -> JobOutcome {
-        if let Some(reason) = nothing_to_transcribe(job.duration_ms, job.peak) {
+        if let Some(reason) = nothing_to_transcribe(job.recording.duration_ms, job.recording.peak) {
             return JobOutcome::Empty { reason };
         }
         let language = job.language.clone().unwrap_or_else(|| self.config.language.clone());
@@ -97,7 +97,7 @@ impl Worker {
         let retry = self.config.retry();
         let attempt = job.attempts + 1;
         let failed = |reason: String| after_failure(&retry, attempt, reason, Timestamp::now());
-        let bytes = match self.read(&job.storage_key).await {
+        let bytes = match self.read(&job.recording.storage_key).await {
             Ok(b) => b,
             Err(e) => return failed(format!("cannot read the recording: {e}")),
         };
@@ -105,7 +105,7 @@ impl Worker {
             Ok(c) => c,
             Err(reason) => return JobOutcome::Failed { reason },
         };
-        let sides: Vec<(Option<&str>, Audio)> = match (job.kind, channels.len()) {
+        let sides: Vec<(Option<&str>, Audio)> = match (job.recording.kind, channels.len()) {
             // A bridged call is recorded caller left, on-call person right (oncall_sip::media::bridge::interleave).
             (RecordingKind::Conversation, 2..) => vec![
                 (Some("Caller"), Audio { samples: channels[0].clone(), rate }),

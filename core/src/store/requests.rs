@@ -450,9 +450,9 @@ pub(super) fn recording_kind(r: &AnyRow) -> Result<RecordingKind> {
     kind.parse().map_err(|_| corrupt("recordings.kind", kind))
 }
 
-const RECORDING_COLUMNS: &str = "id, request_id, kind, storage_key, duration_ms, peak, rms, created_at";
+pub(super) const RECORDING_COLUMNS: &str = "id, request_id, kind, storage_key, duration_ms, peak, rms, created_at";
 
-fn recording_from_row(org: OrgId, r: &AnyRow) -> Result<Recording> {
+pub(super) fn recording_from_row(org: OrgId, r: &AnyRow) -> Result<Recording> {
     Ok(Recording {
         id: RecordingId(i64_(r, "id")?),
         org,

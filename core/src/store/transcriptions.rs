@@ -3,7 +3,7 @@
 //! retry time or the reason it gave up. A worker that dies mid-job leaves a lease that expires, and the job
 //! is taken again. The recording row and file are never written here.
 
-use super::requests::{insert_event, recording_kind};
+use super::requests::{insert_event, recording_from_row, recording_kind, RECORDING_COLUMNS};
 use super::rows::{f64_, i64_, opt_i64, opt_string, string, u32_};
 use super::{Backend, Result, Store};
 use crate::ids::{OrgId, RecordingId, RequestId};
@@ -109,22 +109,15 @@ impl Store {
         tx.commit().await?;
         let mut jobs = Vec::with_capacity(leased.len());
         for l in &leased {
-            let row = sqlx::query(
-                "SELECT r.id, r.org_id, r.request_id, r.kind, r.storage_key, r.duration_ms, r.peak, r.rms, o.language \
-                 FROM recordings r JOIN organizations o ON o.id = r.org_id WHERE r.id = $1",
-            )
+            let row = sqlx::query(&format!(
+                "SELECT {RECORDING_COLUMNS}, org_id, (SELECT language FROM organizations o WHERE o.id = recordings.org_id) AS language \
+                 FROM recordings WHERE id = $1"
+            ))
             .bind(i64_(l, "recording_id")?)
             .fetch_one(self.pool())
             .await?;
             jobs.push(TranscriptionJob {
-                recording: RecordingId(i64_(&row, "id")?),
-                org: OrgId(i64_(&row, "org_id")?),
-                request: opt_i64(&row, "request_id")?.map(RequestId),
-                kind: recording_kind(&row)?,
-                storage_key: string(&row, "storage_key")?,
-                duration_ms: i64_(&row, "duration_ms")?,
-                peak: f64_(&row, "peak")?,
-                rms: f64_(&row, "rms")?,
+                recording: recording_from_row(OrgId(i64_(&row, "org_id")?), &row)?,
                 attempts: u32_(l, "attempts")?,
                 language: opt_string(&row, "language")?.filter(|s| !s.is_empty()),
             });
@@ -169,11 +162,11 @@ impl Store {
         .bind(language)
         .bind(confidence)
         .bind(i64::from(low_quality))
-        .bind(job.duration_ms)
+        .bind(job.recording.duration_ms)
         .bind(cpu)
         .bind(finished.then_some(now.0))
-        .bind(job.recording.0)
-        .bind(job.org.0)
+        .bind(job.recording.id.0)
+        .bind(job.recording.org.0)
         .bind(owner)
         .execute(&mut *tx)
         .await?;
@@ -181,11 +174,11 @@ impl Store {
             return Ok(false);
         }
         if finished {
-            if let Some(request) = job.request {
-                if job.kind == RecordingKind::Message {
+            if let Some(request) = job.recording.request {
+                if job.recording.kind == RecordingKind::Message {
                     sqlx::query("UPDATE requests SET transcript = $1 WHERE org_id = $2 AND id = $3")
                         .bind(text.clone().filter(|t| !t.is_empty()))
-                        .bind(job.org.0)
+                        .bind(job.recording.org.0)
                         .bind(request.0)
                         .execute(&mut *tx)
                         .await?;
@@ -195,8 +188,8 @@ impl Store {
                     (_, Some(r)) => r.clone(),
                     _ => String::new(),
                 };
-                let detail = format!("{} {}: {}: {said}", job.kind, job.recording, status.as_str());
-                insert_event(&mut tx, job.org, request, now, Actor::System, super::requests::event_kind::TRANSCRIBED, &detail).await?;
+                let detail = format!("{} {}: {}: {said}", job.recording.kind, job.recording.id, status.as_str());
+                insert_event(&mut tx, job.recording.org, request, now, Actor::System, super::requests::event_kind::TRANSCRIBED, &detail).await?;
             }
         }
         tx.commit().await?;
@@ -299,7 +292,7 @@ mod tests {
 
             // Only the kinds asked for; a leased job is nobody else's until its lease ends.
             let jobs = s.claim_transcriptions("w1", &[RecordingKind::Message], NOW, LEASE, 10).await.unwrap();
-            assert_eq!(jobs.iter().map(|j| (j.recording, j.attempts, j.request)).collect::<Vec<_>>(), [(msg, 0, Some(req))]);
+            assert_eq!(jobs.iter().map(|j| (j.recording.id, j.attempts, j.recording.request)).collect::<Vec<_>>(), [(msg, 0, Some(req))]);
             assert!(s.claim_transcriptions("w2", &[RecordingKind::Message], NOW, LEASE, 10).await.unwrap().is_empty());
 
             // A retry is due later; the first worker's late answer after a takeover is thrown away.
@@ -325,7 +318,7 @@ mod tests {
 
             // A conversation's outcome goes on the timeline but not into the request's transcript.
             let conv = s.claim_transcriptions("w3", &[RecordingKind::Conversation], expired, LEASE, 10).await.unwrap();
-            assert_eq!(conv[0].recording, talk);
+            assert_eq!(conv[0].recording.id, talk);
             let empty = JobOutcome::Empty { reason: "the recording is silent".into() };
             assert!(s.finish_transcription(&conv[0], "w3", &empty, expired).await.unwrap());
             let c = s.transcription(a, talk).await.unwrap().unwrap();
