@@ -836,7 +836,7 @@ async fn serve(cfg: Config) -> Result<()> {
     // `keep_spool = false` deletes the spool copy once uploaded; in a cluster it may be on another instance).
     let recordings = Arc::new(oncall_recordings::access::SpoolThenArchive::new(&cfg.storage.recordings_dir(), archive.clone()));
     // Transcription (issue 23): off the media threads, from the store's queue; paging never waits for it.
-    let transcription_task = match cfg.transcription.engine(&cfg.storage.data_dir).map_err(|e| anyhow::anyhow!("{e}"))? {
+    let transcription_task = match oncall_transcribe::engine(&cfg.transcription, &cfg.storage.data_dir).map_err(|e| anyhow::anyhow!("{e}"))? {
         Some(engine) => {
             let worker = oncall_transcribe::worker::Worker {
                 store: store.clone(),

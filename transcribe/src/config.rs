@@ -1,14 +1,14 @@
 //! `[transcription]`: which engine turns messages into words, and how the queue runs.
 
-use crate::engine::Engine;
-use crate::pocketsphinx::{find_program, locate_model, Pocketsphinx};
+pub use crate::openai::HttpEngineConfig;
+use crate::pocketsphinx::{find_program, locate_model};
+pub use crate::pocketsphinx::PocketsphinxConfig;
 use oncall_core::request::RecordingKind;
 use oncall_core::transcript::valid_language;
 use oncall_core::webhook::RetryPolicy;
 use oncall_core::Millis;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -54,48 +54,7 @@ impl Default for TranscriptionConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PocketsphinxConfig {
-    /// The decoder (`pocketsphinx_continuous` from Debian's `pocketsphinx`), on PATH or a path.
-    pub program: String,
-    /// The model folder: an acoustic model folder, a `*.lm.bin` language model and a `*.dict` dictionary
-    /// (Debian's `pocketsphinx-en-us` installs all three here).
-    pub model_dir: PathBuf,
-    /// The languages that model is for.
-    pub languages: Vec<String>,
-    /// The decoder's CPU priority below the server's (nice(2) increment).
-    pub nice: i32,
-}
 
-impl Default for PocketsphinxConfig {
-    fn default() -> Self {
-        PocketsphinxConfig {
-            program: "pocketsphinx_continuous".into(),
-            model_dir: PathBuf::from("/usr/share/pocketsphinx/model/en-us"),
-            languages: vec!["en".into()],
-            nice: 10,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpEngineConfig {
-    /// The endpoint, e.g. `http://127.0.0.1:8080/v1/audio/transcriptions` (whisper.cpp's server with
-    /// `--inference-path /v1/audio/transcriptions`) or `https://api.openai.com/v1/audio/transcriptions`.
-    pub url: String,
-    /// The `model` form field (`whisper-1` for OpenAI; most self-hosted servers ignore it).
-    pub model: String,
-    /// Sent as `Authorization: Bearer <key>` when set.
-    pub api_key: Option<String>,
-}
-
-impl Default for HttpEngineConfig {
-    fn default() -> Self {
-        HttpEngineConfig { url: String::new(), model: "whisper-1".into(), api_key: None }
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -189,29 +148,6 @@ impl TranscriptionConfig {
         let initial = Millis::seconds(self.retry_initial_secs.max(1) as i64);
         RetryPolicy { initial, max_delay: Millis::hours(1).max(initial), max_attempts: Some(self.max_attempts) }
     }
-
-    /// The engine, or `None` when transcription is off. `work_dir` holds the decoders' temporary files.
-    pub fn engine(&self, work_dir: &Path) -> Result<Option<Arc<dyn Engine>>, String> {
-        Ok(match self.choice()? {
-            Choice::Off => None,
-            Choice::Pocketsphinx => Some(Arc::new(Pocketsphinx::new(&self.pocketsphinx, work_dir)?)),
-            Choice::Http => {
-                let client = oncall_paging::webhooks::http_client()?;
-                Some(Arc::new(crate::openai::OpenAiHttp::new(self.http.clone(), client)))
-            }
-            Choice::Whisper => whisper_engine(&self.whisper)?,
-        })
-    }
-}
-
-#[cfg(feature = "whisper")]
-fn whisper_engine(config: &WhisperConfig) -> Result<Option<Arc<dyn Engine>>, String> {
-    Ok(Some(Arc::new(crate::whisper::Whisper::load(config)?)))
-}
-
-#[cfg(not(feature = "whisper"))]
-fn whisper_engine(_config: &WhisperConfig) -> Result<Option<Arc<dyn Engine>>, String> {
-    Err("this build has no whisper.cpp (build with --features oncall-transcribe/whisper)".into())
 }
 
 #[cfg(test)]

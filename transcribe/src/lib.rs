@@ -23,3 +23,31 @@ pub mod worker;
 
 pub use config::TranscriptionConfig;
 pub use engine::{Audio, Engine, EngineError};
+
+use config::{Choice, WhisperConfig};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The engine `config` chooses, or `None` when transcription is off. `work_dir` holds the decoders' temporary
+/// files. Errors name the key to fix.
+pub fn engine(config: &TranscriptionConfig, work_dir: &Path) -> Result<Option<Arc<dyn Engine>>, String> {
+    Ok(match config.choice()? {
+        Choice::Off => None,
+        Choice::Pocketsphinx => Some(Arc::new(pocketsphinx::Pocketsphinx::new(&config.pocketsphinx, work_dir)?)),
+        Choice::Http => {
+            let client = oncall_paging::webhooks::http_client()?;
+            Some(Arc::new(openai::OpenAiHttp::new(config.http.clone(), client)))
+        }
+        Choice::Whisper => whisper_engine(&config.whisper)?,
+    })
+}
+
+#[cfg(feature = "whisper")]
+fn whisper_engine(config: &WhisperConfig) -> Result<Option<Arc<dyn Engine>>, String> {
+    Ok(Some(Arc::new(whisper::Whisper::load(config)?)))
+}
+
+#[cfg(not(feature = "whisper"))]
+fn whisper_engine(_config: &WhisperConfig) -> Result<Option<Arc<dyn Engine>>, String> {
+    Err("this build has no whisper.cpp (build with --features oncall-transcribe/whisper)".into())
+}

@@ -4,13 +4,31 @@
 //! confidence and `no_speech_prob` the engine's doubt.
 
 use crate::audio::wav_bytes;
-use crate::config::HttpEngineConfig;
+use serde::{Deserialize, Serialize};
 use crate::engine::{Audio, Engine, EngineError, EngineFuture};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use oncall_core::transcript::{primary_language, Transcript};
 use oncall_paging::webhooks::HttpClient;
 use serde_json::Value;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpEngineConfig {
+    /// The endpoint, e.g. `http://127.0.0.1:8080/v1/audio/transcriptions` (whisper.cpp's server with
+    /// `--inference-path /v1/audio/transcriptions`) or `https://api.openai.com/v1/audio/transcriptions`.
+    pub url: String,
+    /// The `model` form field (`whisper-1` for OpenAI; most self-hosted servers ignore it).
+    pub model: String,
+    /// Sent as `Authorization: Bearer <key>` when set.
+    pub api_key: Option<String>,
+}
+
+impl Default for HttpEngineConfig {
+    fn default() -> Self {
+        HttpEngineConfig { url: String::new(), model: "whisper-1".into(), api_key: None }
+    }
+}
 
 /// Answers larger than this are not transcripts.
 const MAX_ANSWER: usize = 1 << 20;

@@ -8,11 +8,36 @@
 //! Whisper server where that matters.
 
 use crate::audio::{resample, wav_bytes};
-use crate::config::PocketsphinxConfig;
+use serde::{Deserialize, Serialize};
 use crate::engine::{Audio, Engine, EngineError, EngineFuture};
 use oncall_core::transcript::{primary_language, Transcript};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PocketsphinxConfig {
+    /// The decoder (`pocketsphinx_continuous` from Debian's `pocketsphinx`), on PATH or a path.
+    pub program: String,
+    /// The model folder: an acoustic model folder, a `*.lm.bin` language model and a `*.dict` dictionary
+    /// (Debian's `pocketsphinx-en-us` installs all three here).
+    pub model_dir: PathBuf,
+    /// The languages that model is for.
+    pub languages: Vec<String>,
+    /// The decoder's CPU priority below the server's (nice(2) increment).
+    pub nice: i32,
+}
+
+impl Default for PocketsphinxConfig {
+    fn default() -> Self {
+        PocketsphinxConfig {
+            program: "pocketsphinx_continuous".into(),
+            model_dir: PathBuf::from("/usr/share/pocketsphinx/model/en-us"),
+            languages: vec!["en".into()],
+            nice: 10,
+        }
+    }
+}
 
 /// A located model: the acoustic model folder, the language model and the dictionary.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -391,7 +391,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let id = RecordingId(i64_(&row, "id")?);
-        super::transcriptions::enqueue(&mut tx, org, id, new.created_at).await?;
+        enqueue_transcription(&mut tx, org, id, new.created_at).await?;
         if let Some(req) = new.request {
             insert_event(&mut tx, org, req, new.created_at, Actor::System, event_kind::RECORDING, &format!("{} {}", new.kind, id))
                 .await?;
@@ -483,6 +483,18 @@ pub(super) async fn insert_event(
         .bind(actor.to_string())
         .bind(kind)
         .bind(detail)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Queues a new recording's transcription (issue 23) in `add_recording`'s transaction, so no recording is
+/// left out of the queue (`transcriptions.rs` runs it).
+async fn enqueue_transcription(tx: &mut sqlx::Transaction<'_, sqlx::Any>, org: OrgId, id: RecordingId, at: Timestamp) -> Result<()> {
+    sqlx::query("INSERT INTO transcriptions (recording_id, org_id, status, next_attempt_at, created_at) VALUES ($1, $2, 'pending', $3, $3)")
+        .bind(id.0)
+        .bind(org.0)
+        .bind(at.0)
         .execute(&mut **tx)
         .await?;
     Ok(())

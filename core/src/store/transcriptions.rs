@@ -12,17 +12,6 @@ use crate::timestamp::{Millis, Timestamp};
 use crate::transcript::{first_line, JobOutcome, TranscriptionJob, TranscriptionStatus};
 use sqlx::any::AnyRow;
 
-/// Queues a new recording's transcription (inside `add_recording`'s transaction).
-pub(super) async fn enqueue(tx: &mut sqlx::Transaction<'_, sqlx::Any>, org: OrgId, id: RecordingId, at: Timestamp) -> Result<()> {
-    sqlx::query("INSERT INTO transcriptions (recording_id, org_id, status, next_attempt_at, created_at) VALUES ($1, $2, 'pending', $3, $3)")
-        .bind(id.0)
-        .bind(org.0)
-        .bind(at.0)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 /// A transcription as the admin site shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredTranscription {
