@@ -139,7 +139,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE transcriptions SET status = $1, attempts = attempts + 1, next_attempt_at = $2, text = $3, reason = $4, \
-             engine = COALESCE($5, engine), language = COALESCE($6, language), confidence = $7, low_quality = $8, \
+             engine = COALESCE($5, engine), language = COALESCE($6, language), confidence = CASE WHEN $15 = 1 THEN $7 ELSE NULL END, low_quality = $8, \
              audio_ms = $9, engine_ms = $10, finished_at = $11, lease_owner = NULL, lease_expires_at = NULL \
              WHERE recording_id = $12 AND org_id = $13 AND status = 'pending' AND lease_owner = $14",
         )
@@ -149,7 +149,8 @@ impl Store {
         .bind(reason.clone())
         .bind(engine)
         .bind(language)
-        .bind(confidence)
+        // A NULL f64 would fix the cached statement's parameter type on PostgreSQL (sqlx Any): bind a value and a flag.
+        .bind(confidence.unwrap_or(0.0))
         .bind(i64::from(low_quality))
         .bind(job.recording.duration_ms)
         .bind(cpu)
@@ -157,6 +158,7 @@ impl Store {
         .bind(job.recording.id.0)
         .bind(job.recording.org.0)
         .bind(owner)
+        .bind(i64::from(confidence.is_some()))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
