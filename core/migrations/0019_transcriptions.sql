@@ -3,7 +3,7 @@
 -- job, runs the configured engine off the media threads and writes the text, or a retry time, or the reason it
 -- gave up. The request keeps the message's text too (`requests.transcript`), so lists and search need no join.
 CREATE TABLE transcriptions (
-    recording_id BIGINT PRIMARY KEY REFERENCES recordings (id),
+    recording_id BIGINT PRIMARY KEY REFERENCES recordings (id) ON DELETE CASCADE,
     org_id BIGINT NOT NULL REFERENCES organizations (id),
     -- pending, done, empty (nothing to transcribe: silence, no words), failed (gave up; see reason)
     status TEXT NOT NULL DEFAULT 'pending',

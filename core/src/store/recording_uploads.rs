@@ -177,6 +177,8 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
         let request = opt_i64(&row, "request_id")?.map(RequestId);
+        // Its transcription job goes with it (the request keeps the transcript text).
+        sqlx::query("DELETE FROM transcriptions WHERE org_id = $1 AND recording_id = $2").bind(org.0).bind(id.0).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM recordings WHERE org_id = $1 AND id = $2").bind(org.0).bind(id.0).execute(&mut *tx).await?;
         if let Some(req) = request {
             insert_event(&mut tx, org, req, at, Actor::System, super::requests::event_kind::RECORDING, detail).await?;
