@@ -856,6 +856,7 @@ async fn serve(cfg: Config) -> Result<()> {
     // Paging health (issue 18 item 5): the dashboard and the People page say whom paging cannot reach now.
     let reach = oncall_paging::reachability::PagingReach::new(&cfg.paging, &cfg.texts, cfg.trunks.first().map(|t| t.name.as_str()), registrar_handle.clone(), store.dial_plan().clone());
     let store_gauges = Arc::new(store_gauges::StoreGauges::new(cfg.storage.data_dir.clone()));
+    store_gauges.refresh(&store).await;
     tokio::spawn(store_gauges.clone().run(store.clone(), stop_tx.subscribe()));
     let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine, trunks: trunk_board, registrar: registrar_handle, hold: controller_hold, redirects: redirect_counters, instance: cfg.instance.id(), store_gauges: store_gauges.clone() });
     let listener = oncall_web::server::bind(cfg.http.listen).context("binding http.listen")?;

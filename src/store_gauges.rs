@@ -21,21 +21,26 @@ impl StoreGauges {
         StoreGauges { data_dir, totals: Mutex::new(None), transcriptions: Mutex::new(None) }
     }
 
-    /// Refreshes the snapshot until `stop` turns true.
+    /// Reads the store once. Called before the server listens, so the first scrape already has these families.
+    pub async fn refresh(&self, store: &Store) {
+        match store.paging_totals().await {
+            Ok(t) => *self.totals.lock().unwrap_or_else(|e| e.into_inner()) = Some(t),
+            Err(e) => tracing::warn!(error = %e, "cannot read request totals for /metrics"),
+        }
+        match store.transcription_counts().await {
+            Ok(c) => *self.transcriptions.lock().unwrap_or_else(|e| e.into_inner()) = Some(c),
+            Err(e) => tracing::warn!(error = %e, "cannot read transcription counts for /metrics"),
+        }
+    }
+
+    /// Refreshes the snapshot every 15 s until `stop` turns true.
     pub async fn run(self: std::sync::Arc<Self>, store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
-            match store.paging_totals().await {
-                Ok(t) => *self.totals.lock().unwrap_or_else(|e| e.into_inner()) = Some(t),
-                Err(e) => tracing::warn!(error = %e, "cannot read request totals for /metrics"),
-            }
-            match store.transcription_counts().await {
-                Ok(c) => *self.transcriptions.lock().unwrap_or_else(|e| e.into_inner()) = Some(c),
-                Err(e) => tracing::warn!(error = %e, "cannot read transcription counts for /metrics"),
-            }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(15)) => {}
                 _ = stop.changed() => return,
             }
+            self.refresh(&store).await;
         }
     }
 
