@@ -11,6 +11,8 @@ jitter p50/p99). Nothing here asserts a threshold: it prints numbers.
   bench/run.py short --rate 40 --seconds 30     # issue 22's short IVR calls (~20 s: greeting, 1, ~6 s message,
                                                # #, goodbye) offered at a rate; past capacity OnCall answers 503
   bench/run.py short ... --max-media-load 0     # the same with the overload check off (before/after)
+  bench/run.py short ... --asterisk /opt/asterisk  # then the same calls against Asterisk: OnCall/Asterisk ratios
+  bench/run.py short ... --profile docs/profile.svg  # perf flame graph of OnCall's steady state
 
 It uses target/release/oncall (run `cargo build --release` first) and binds only 127.0.0.1.
 """
@@ -76,47 +78,117 @@ def wav_seconds(path):
         return 0.0
 
 
-def sample_until_done(sipp, oncall, http, timeout):
-    """Samples OnCall every second while SIPp runs, then stops both (OnCall by SIGTERM, with its drain).
-    Returns ([(t, cpu_s, rss_kib, media_calls, media_load)], the last /metrics)."""
+def sipp_current_calls(stat):
+    """SIPp's own count of calls in progress (the last row of its -trace_stat CSV): the same measure for any server."""
+    try:
+        with open(stat, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            lines = f.read().decode(errors="replace").splitlines()
+        with open(stat) as f:
+            head = f.readline().strip().split(";")
+        last = lines[-1].split(";")
+        return float(last[head.index("CurrentCall")]) if len(last) == len(head) else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def sample_until_done(sipp, server, stat, metrics_of, timeout, profile=None):
+    """Samples the server every second while SIPp runs, then stops both (the server by SIGTERM: OnCall drains).
+    Returns ([(t, cpu_s, rss_kib, concurrent calls by SIPp, media_load)], the last metrics)."""
     samples = []
     t0 = time.time()
+    calls = 0.0
+    profiler = None
     while sipp.poll() is None and time.time() - t0 < timeout:
-        m = metrics(http)
-        samples.append((time.time(), proc_cpu_seconds(oncall.pid), proc_rss_kib(oncall.pid), m.get("oncall_media_calls", 0), m.get("oncall_media_load", 0)))
+        if profile and profiler is None and time.time() - t0 >= PROFILE_AFTER:
+            profiler = start_profile(server.pid, profile)
+        m = metrics_of()
+        now = sipp_current_calls(stat)
+        calls = calls if now is None else now
+        samples.append((time.time(), proc_cpu_seconds(server.pid), proc_rss_kib(server.pid), calls, m.get("oncall_media_load", 0)))
         time.sleep(1.0)
     if sipp.poll() is None:
         sipp.send_signal(signal.SIGINT)
         sipp.wait(timeout=10)
-    m = metrics(http)
-    oncall.send_signal(signal.SIGTERM)
+    if profiler:
+        finish_profile(profiler, profile)
+    m = metrics_of()
+    server.send_signal(signal.SIGTERM)
     try:
-        oncall.wait(timeout=40)
+        server.wait(timeout=40)
     except subprocess.TimeoutExpired:
-        oncall.kill()
+        server.kill()
     return samples, m
 
 
+# The profile starts once the first calls are ending (a call lasts ~20 s), so it sees the steady state.
+PROFILE_AFTER, PROFILE_SECS = 25, 10
+
+
+def start_profile(pid, svg):
+    """perf on the server for PROFILE_SECS: DWARF call graphs, as the release build keeps no frame pointers."""
+    if not shutil.which("perf"):
+        sys.exit("perf not found: apt-get install linux-perf")
+    data = svg + ".perf.data"
+    return subprocess.Popen(["perf", "record", "-q", "-F", "199", "--call-graph", "dwarf,16384", "-p", str(pid),
+                             "-o", data, "--", "sleep", str(PROFILE_SECS)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def finish_profile(perf, svg):
+    """The flame graph (inferno: `cargo install inferno`) of the samples, written to svg."""
+    perf.wait()
+    data = svg + ".perf.data"
+    script = subprocess.run(["perf", "script", "-i", data], capture_output=True, check=True).stdout
+    folded = subprocess.run(["inferno-collapse-perf"], input=script, capture_output=True, check=True).stdout
+    with open(svg, "wb") as f:
+        f.write(subprocess.run(["inferno-flamegraph", "--title", "OnCall, short IVR calls (bench/run.py short --profile)",
+                                "--width", "1400"], input=folded, capture_output=True, check=True).stdout)
+    with open(svg + ".folded", "wb") as f:
+        f.write(folded)
+    os.remove(data)
+    print(f"  profile                  {svg} ({PROFILE_SECS} s from {PROFILE_AFTER} s in)")
+
+
 def run_short(args):
-    """Short IVR calls offered at --rate for --seconds: accepted vs refused, the accepted calls' timing and
-    recordings, CPU and memory; prints numbers, asserts nothing."""
+    """Short IVR calls offered at --rate for --seconds, against OnCall and, with --asterisk, the same SIPp
+    scenario against Asterisk right after: accepted vs refused, CPU and memory per call, the recordings; prints
+    numbers and the ratio, asserts nothing."""
     for tool in ["sipp", "espeak-ng", "sox"]:
         if not shutil.which(tool):
             sys.exit(f"{tool} not found: apt-get install sip-tester espeak-ng sox")
     tmp = tempfile.mkdtemp(prefix="oncall-bench-short-")
     speech, speech_secs = speech_file(tmp)
-    oncall, sip_port, http = start_oncall(tmp, args)
-    pid = oncall.pid
+    results = []
+    servers = [("OnCall", start_oncall)] + ([("Asterisk", start_asterisk)] if args.asterisk else [])
+    for name, start in servers:
+        work = os.path.join(tmp, name.lower())
+        os.makedirs(work)
+        shutil.copy(speech, work)
+        server, sip_port, metrics_of, recordings = start(work, args)
+        results.append(short_run(name, work, server, sip_port, metrics_of, recordings, speech_secs, args))
+    if len(results) == 2:
+        o, a = results
+        print(f"== side by side, one run: OnCall / Asterisk ==")
+        for key, label in [("cpu_per_call", "CPU per call"), ("kib_per_call", "memory per call")]:
+            if a[key]:
+                print(f"  {label:24} {o[key]:.3f} / {a[key]:.3f} = {o[key] / a[key]:.2f}")
+    print(f"(work dir: {tmp})")
+
+
+def short_run(name, work, server, sip_port, metrics_of, recordings, speech_secs, args):
     time.sleep(0.5)
-    base_rss = proc_rss_kib(pid)
+    base_rss = proc_rss_kib(server.pid)
     total = int(args.rate * args.seconds)
-    stat = os.path.join(tmp, "sipp_stat.csv")
+    stat = os.path.join(work, "sipp_stat.csv")
     cmd = ["sipp", "-sf", os.path.join(ROOT, "bench/scenarios/ivr_short.xml"), f"127.0.0.1:{sip_port}",
            "-i", "127.0.0.1", "-p", str(free_port()), "-r", str(args.rate), "-m", str(total), "-l", "100000",
            "-nostdin", "-trace_stat", "-stf", stat, "-fd", "1", "-max_socket", "65000",
            "-timeout", str(int(args.timeout)) + "s", "-timeout_error"]
-    sipp = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "sipp.err"), "w"))
-    samples, m = sample_until_done(sipp, oncall, http, args.timeout)
+    sipp = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "sipp.err"), "w"),
+                            preexec_fn=raise_nofile)
+    profile = os.path.abspath(args.profile) if args.profile and name == "OnCall" else None
+    samples, m = sample_until_done(sipp, server, stat, metrics_of, args.timeout, profile)
     s = sipp_final_stats(stat) if os.path.exists(stat) else {}
     peak = max((x[3] for x in samples), default=0)
     steady = [x for x in samples if peak and x[3] >= 0.9 * peak]
@@ -124,28 +196,151 @@ def run_short(args):
     calls_avg = sum(x[3] for x in steady) / len(steady) if steady else 0
     rss_steady = max((x[2] for x in steady), default=0)
     wavs = []
-    for d, _, files in os.walk(os.path.join(tmp, "data", "recordings")):
+    for d, _, files in os.walk(recordings):
         wavs += [os.path.join(d, f) for f in files if f.endswith(".wav")]
     lengths = sorted(wav_seconds(w) for w in wavs)
     whole = sum(1 for x in lengths if x >= speech_secs)
     median = lengths[len(lengths) // 2] if lengths else 0.0
-    answered, refused = m.get("oncall_calls_answered_total", 0), m.get("oncall_calls_rejected_total", 0)
-    print(f"== OnCall bench: short IVR calls, {args.rate}/s for {args.seconds} s (max_media_load {args.max_media_load if args.max_media_load is not None else 'default'}) ==")
+    ok, failed = int(s.get("SuccessfulCall(C)", 0) or 0), int(s.get("FailedCall(C)", 0) or 0)
+    print(f"== {name}: short IVR calls, {args.rate}/s for {args.seconds} s" +
+          (f" (max_media_load {args.max_media_load if args.max_media_load is not None else 'default'})" if name == "OnCall" else "") + " ==")
     for k in ["TotalCallCreated", "SuccessfulCall(C)", "FailedCall(C)", "CallLength(C)"]:
         if k in s:
             print(f"  SIPp {k:24} {s[k]}")
-    print(f"  offered / answered / refused (503)  {total} / {answered:.0f} / {refused:.0f}")
-    print(f"  peak concurrent calls    {peak:.0f} (steady-state average {calls_avg:.0f})")
-    print(f"  media load max / last   {max((x[4] for x in samples), default=0):.2f} / {m.get('oncall_media_load', 0):.2f}")
+    if name == "OnCall":
+        answered, refused = m.get("oncall_calls_answered_total", 0), m.get("oncall_calls_rejected_total", 0)
+        print(f"  offered / answered / refused (503)  {total} / {answered:.0f} / {refused:.0f}")
+    print(f"  peak concurrent calls    {peak:.0f} (steady-state average {calls_avg:.0f}, SIPp's count)")
+    if name == "OnCall":
+        print(f"  media load max / last   {max((x[4] for x in samples), default=0):.2f} / {m.get('oncall_media_load', 0):.2f}")
     print(f"  CPU (steady state)       {cpu_pct:.1f} % of one core" + (f" = {cpu_pct / calls_avg:.3f} % per call" if calls_avg else ""))
     print(f"  RSS idle / steady        {base_rss} / {rss_steady} KiB" + (f" = {(rss_steady - base_rss) / calls_avg:.1f} KiB per call" if calls_avg else ""))
-    print(f"  RTP send jitter p50/p99  {m.get('oncall_rtp_send_jitter_us_q0.5', 0):.0f} / {m.get('oncall_rtp_send_jitter_us_q0.99', 0):.0f} µs")
-    print(f"  media ticks late         {m.get('oncall_media_ticks_late_total', 0):.0f}")
+    if name == "OnCall":
+        print(f"  RTP send jitter p50/p99  {m.get('oncall_rtp_send_jitter_us_q0.5', 0):.0f} / {m.get('oncall_rtp_send_jitter_us_q0.99', 0):.0f} µs")
+        print(f"  media ticks late         {m.get('oncall_media_ticks_late_total', 0):.0f}")
     print(f"  recordings               {len(lengths)}, {whole} at least the {speech_secs:.1f} s spoken; median {median:.1f} s")
-    print(f"(work dir: {tmp})")
+    return {"cpu_per_call": cpu_pct / calls_avg if calls_avg else 0, "kib_per_call": (rss_steady - base_rss) / calls_avg if calls_avg else 0,
+            "ok": ok, "failed": failed}
+
+
+def raise_nofile():
+    """Thousands of calls need thousands of sockets (SIPp's rtp_stream, Asterisk's RTP)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def start_asterisk(work, args):
+    """Asterisk from --asterisk (its install prefix: sbin/asterisk, lib/asterisk/modules, var/lib/asterisk),
+    configured here for the same calls: chan_pjsip on UDP loopback, A-law, DTMF by SIP INFO, the dialplan
+    Answer, Read one digit over OnCall's greeting and menu, Playback the tone prompt and beep, Record until #,
+    Playback request_created and goodbye, Hangup; the prompts are OnCall's own WAVs (8 kHz, 16-bit)."""
+    prefix = os.path.abspath(args.asterisk)
+    binary = os.path.join(prefix, "sbin", "asterisk")
+    if not os.path.exists(binary):
+        sys.exit(f"{binary} not found: --asterisk takes an install prefix (see docs/performance.md)")
+    sip = free_port()
+    conf, rec, run = (os.path.join(work, d) for d in ("etc", "recordings", "run"))
+    for d in (conf, rec, run, os.path.join(work, "log"), os.path.join(work, "spool"), os.path.join(work, "db")):
+        os.makedirs(d, exist_ok=True)
+    snd = os.path.join(ROOT, "sounds")
+    files = {
+        "asterisk.conf": f"""[directories]
+astetcdir => {conf}
+astmoddir => {prefix}/lib/asterisk/modules
+astvarlibdir => {prefix}/var/lib/asterisk
+astdbdir => {work}/db
+astkeydir => {prefix}/var/lib/asterisk
+astdatadir => {prefix}/var/lib/asterisk
+astagidir => {prefix}/var/lib/asterisk/agi-bin
+astspooldir => {work}/spool
+astrundir => {run}
+astlogdir => {work}/log
+astsbindir => {prefix}/sbin
+[options]
+verbose = 0
+debug = 0
+""",
+        # Only what the calls use, as a production build would be trimmed; the rest would only add idle memory.
+        "modules.conf": """[modules]
+autoload = no
+load => res_sorcery_config.so
+load => res_sorcery_memory.so
+load => res_sorcery_astdb.so
+load => res_pjproject.so
+load => res_pjsip.so
+load => res_pjsip_session.so
+load => res_pjsip_pubsub.so
+load => res_pjsip_endpoint_identifier_ip.so
+load => res_pjsip_sdp_rtp.so
+load => res_pjsip_dtmf_info.so
+load => res_pjsip_caller_id.so
+load => res_pjsip_diversion.so
+load => res_rtp_asterisk.so
+load => res_timing_timerfd.so
+load => chan_pjsip.so
+load => codec_alaw.so
+load => codec_ulaw.so
+load => codec_a_mu.so
+load => format_wav.so
+load => format_pcm.so
+load => app_read.so
+load => app_playback.so
+load => app_record.so
+load => func_strings.so
+load => pbx_config.so
+""",
+        "pjsip.conf": f"""[udp]
+type = transport
+protocol = udp
+bind = 127.0.0.1:{sip}
+
+[sipp]
+type = endpoint
+context = ivr
+disallow = all
+allow = alaw,ulaw
+dtmf_mode = info
+direct_media = no
+rtp_symmetric = yes
+
+[sipp-ip]
+type = identify
+endpoint = sipp
+match = 127.0.0.1
+""",
+        "rtp.conf": "[general]\nrtpstart = 30000\nrtpend = 39998\n",
+        "logger.conf": "[general]\n[logfiles]\nmessages => error,warning\n",
+        "extensions.conf": f"""[ivr]
+exten => 100,1,Answer()
+ same => n,Read(KEY,{snd}/greeting&{snd}/menu,1,,1,10)
+ same => n,Playback({snd}/record_after_tone&{snd}/beep)
+ same => n,Record({rec}/msg-${{FILTER(0-9,${{UNIQUEID}})}}.wav,0,3600,qk)
+ same => n,Playback({snd}/request_created&{snd}/goodbye)
+ same => n,Hangup()
+""",
+    }
+    for name, text in files.items():
+        with open(os.path.join(conf, name), "w") as f:
+            f.write(text)
+    log = open(os.path.join(work, "asterisk.log"), "w")
+    p = subprocess.Popen([binary, "-f", "-C", os.path.join(conf, "asterisk.conf")], stdin=subprocess.DEVNULL,
+                         stdout=log, stderr=log, preexec_fn=raise_nofile)
+    ctl = os.path.join(run, "asterisk.ctl")
+    for _ in range(300):
+        if os.path.exists(ctl) and subprocess.run([binary, "-C", os.path.join(conf, "asterisk.conf"), "-rx", "pjsip show transports"],
+                                                  capture_output=True, text=True).stdout.count("127.0.0.1"):
+            return p, sip, lambda: {}, rec
+        if p.poll() is not None:
+            break
+        time.sleep(0.1)
+    p.kill()
+    sys.exit("asterisk did not start; see " + log.name)
 
 
 def start_oncall(tmp, args):
+    """OnCall's release build on loopback ports with its default menu, paging off; (process, SIP port, a
+    function reading its /metrics, its recordings folder)."""
     sip, http = free_port(), free_port()
     cfg = os.path.join(tmp, "oncall.toml")
     load = getattr(args, "max_media_load", None)
@@ -183,7 +378,7 @@ level = "warn"
     for _ in range(600 if wrap else 100):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=1)
-            return p, sip, f"127.0.0.1:{http}"
+            return p, sip, lambda: metrics(f"127.0.0.1:{http}"), os.path.join(tmp, "data", "recordings")
         except OSError:
             time.sleep(0.1)
     p.kill()
@@ -269,7 +464,7 @@ def run(args):
     if not shutil.which("sipp"):
         sys.exit("sipp not found: apt-get install sip-tester")
     tmp = tempfile.mkdtemp(prefix="oncall-bench-")
-    oncall, sip_port, http = start_oncall(tmp, args)
+    oncall, sip_port, metrics_of, _ = start_oncall(tmp, args)
     pid = oncall.pid
     time.sleep(0.5)
     base_rss = proc_rss_kib(pid)
@@ -290,7 +485,7 @@ def run(args):
            "-trace_stat", "-stf", stat, "-fd", "1", "-max_socket", "65000", "-timeout", str(int(args.timeout)) + "s",
            "-timeout_error"] + extra
     sipp = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "sipp.err"), "w"))
-    samples, m = sample_until_done(sipp, oncall, http, args.timeout)
+    samples, m = sample_until_done(sipp, oncall, stat, metrics_of, args.timeout)
 
     s = sipp_final_stats(stat) if os.path.exists(stat) else {}
     peak_calls = max((x[3] for x in samples), default=0)
@@ -334,6 +529,10 @@ if __name__ == "__main__":
     ap.add_argument("--timeout", type=float, default=300, help="stop after this many seconds")
     ap.add_argument("--wrap", help="run OnCall under this command, e.g. \"heaptrack -o /tmp/oncall-heap\"")
     ap.add_argument("--seconds", type=float, default=30, help="short: how long calls are offered")
+    ap.add_argument("--asterisk", help="short: also run the calls against Asterisk, installed under this prefix "
+                    "(docs/performance.md says how to build one), and print OnCall/Asterisk ratios")
+    ap.add_argument("--profile", metavar="SVG", help="short: profile OnCall with perf during the steady state and "
+                    "write a flame graph there (needs linux-perf and inferno)")
     ap.add_argument("--max-media-load", type=float, default=None, help="short: [sip] max_media_load (0: check off)")
     a = ap.parse_args()
     run_short(a) if a.mode == "short" else run(a)

@@ -25,6 +25,8 @@ pub enum CallLogEvent {
 struct Row {
     id: CallRowId,
     org: OrgId,
+    /// As written to the row: the request opened for the call names it without reading the row back.
+    caller: String,
     recording: Option<(String, i64)>,
 }
 
@@ -61,7 +63,7 @@ pub async fn run(
             CallLogEvent::Received { call, org, call_id, caller, called, at } => {
                 let new = NewCall { org, call_id, caller, called, received_at: at, instance: instance.clone() };
                 store.insert_call(&new).await.map(|id| {
-                    rows.insert(call, Row { id, org, recording: None });
+                    rows.insert(call, Row { id, org, caller: new.caller, recording: None });
                 })
             }
             CallLogEvent::Answered { call, at } => match rows.get(&call) {
@@ -82,7 +84,7 @@ pub async fn run(
                 let key = info.path.strip_prefix(&recordings_root).unwrap_or(&info.path).to_string_lossy().into_owned();
                 row.recording = Some((info.path.to_string_lossy().into_owned(), info.duration_ms as i64));
                 let at = Timestamp::now();
-                let caller = store.call(org, row.id).await.map(|c| c.caller).unwrap_or_default();
+                let caller = row.caller.clone();
                 let request = store.create_request_for_call(org, row.id, &caller, at).await;
                 let request = match request {
                     Ok(r) => {

@@ -111,7 +111,8 @@ fn decode(source: Box<dyn MediaSource>, extension_hint: Option<&str>, limits: De
     let probed = symphonia::default::get_probe().format(
         &hint,
         stream,
-        &FormatOptions::default(),
+        // Gapless: an MP3 encoder's delay and padding (LAME header) are trimmed, not played as ~40 ms of silence.
+        &FormatOptions { enable_gapless: true, ..Default::default() },
         &MetadataOptions::default(),
     )?;
     let mut format = probed.format;
@@ -324,16 +325,20 @@ mod tests {
         crossings as f64 / 2.0 / (samples.len() as f64 / f64::from(PROMPT_SAMPLE_RATE))
     }
 
-    fn check_tone(samples: &[i16], seconds: f64, what: &str) {
+    /// `lossy` (MP3): an MP3 without a LAME header carries its encoder delay and padding as audio (sox's: up
+    /// to two 1,152-sample frames, 420 samples at 8 kHz), and the codec takes a few per cent off the level.
+    fn check_tone(samples: &[i16], seconds: f64, lossy: bool, what: &str) {
         let expected = seconds * f64::from(PROMPT_SAMPLE_RATE);
+        let slack = if lossy { 420.0 } else { 0.0 };
         let len = samples.len() as f64;
-        assert!((len - expected).abs() <= expected * 0.01, "{what}: {len} samples, expected {expected}");
+        assert!(len >= expected * 0.99 && len <= expected * 1.01 + slack, "{what}: {len} samples, expected {expected}");
         // Skip the ends (filter ramp) when measuring.
         let middle = &samples[samples.len() / 10..samples.len() * 9 / 10];
         let hz = frequency(middle);
         assert!((hz - 1000.0).abs() < 10.0, "{what}: {hz} Hz");
         let peak = middle.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
-        assert!((15000..=17500).contains(&peak), "{what}: peak {peak}");
+        let lowest = if lossy { 14000 } else { 15000 };
+        assert!((lowest..=17500).contains(&peak), "{what}: peak {peak}");
     }
 
     #[test]
@@ -360,7 +365,7 @@ mod tests {
             }
             let what = path.display().to_string();
             let samples = decode_to_8k_mono(&path).unwrap_or_else(|e| panic!("{what}: {e}"));
-            check_tone(&samples, 1.5, &what);
+            check_tone(&samples, 1.5, ext == "mp3", &what);
             let bytes = std::fs::read(&path).unwrap();
             assert_eq!(decode_bytes_to_8k_mono(&bytes, Some(ext)).unwrap(), samples, "{what} from bytes");
             assert_eq!(decode_bytes_to_8k_mono(&bytes, None).unwrap(), samples, "{what} without hint");

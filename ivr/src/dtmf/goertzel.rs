@@ -190,6 +190,12 @@ impl ToneDetector {
 
     /// Runs the Goertzel recurrences over part of a block. This is the hot loop.
     fn accumulate(&mut self, chunk: &[i16]) {
+        // Digital silence into a block that has had only silence leaves every recurrence at zero: skip the
+        // arithmetic. Most frames of a call are such silence (the ticks when the caller sent nothing).
+        if self.block_energy == 0.0 && chunk.iter().all(|&s| s == 0) {
+            self.filled += chunk.len();
+            return;
+        }
         let mut s1 = self.s1;
         let mut s2 = self.s2;
         let mut energy = self.block_energy;

@@ -23,23 +23,14 @@ pub struct FileDigest {
 impl FileDigest {
     /// Reads `path` (blocking; call from `spawn_blocking`).
     pub fn of_file(path: &Path, part_size: u64) -> Result<FileDigest, StorageError> {
-        let mut file = std::fs::File::open(path).map_err(StorageError::io(path))?;
         let mut sha = Sha256::new();
         let mut md5 = Md5::new();
         let mut part = Md5::new();
         let mut in_part = 0u64;
         let mut part_md5s = Vec::new();
-        let mut size = 0u64;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = file.read(&mut buf).map_err(StorageError::io(path))?;
-            if n == 0 {
-                break;
-            }
-            let mut chunk = &buf[..n];
+        let size = read_chunks(path, |mut chunk| {
             sha.update(chunk);
             md5.update(chunk);
-            size += n as u64;
             while !chunk.is_empty() {
                 let take = ((part_size - in_part) as usize).min(chunk.len());
                 part.update(&chunk[..take]);
@@ -50,7 +41,7 @@ impl FileDigest {
                     in_part = 0;
                 }
             }
-        }
+        })?;
         if in_part > 0 || part_md5s.is_empty() {
             part_md5s.push(part.finalize().into());
         }
@@ -80,6 +71,29 @@ impl FileDigest {
         }
         let digest: [u8; 16] = all.finalize().into();
         format!("{}-{}", hex(&digest), self.part_md5s.len())
+    }
+}
+
+/// The size and SHA-256 of `path` alone (blocking): what the local store keeps. MD5 in software costs several
+/// times SHA-256 with the CPU's SHA instructions, and only S3's ETags need it.
+pub fn sha256_of_file(path: &Path) -> Result<(u64, String), StorageError> {
+    let mut sha = Sha256::new();
+    let size = read_chunks(path, |chunk| sha.update(chunk))?;
+    Ok((size, hex(&sha.finalize())))
+}
+
+/// Hands `path`'s bytes to `f` in order, a buffer at a time; returns how many there were.
+fn read_chunks(path: &Path, mut f: impl FnMut(&[u8])) -> Result<u64, StorageError> {
+    let mut file = std::fs::File::open(path).map_err(StorageError::io(path))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(StorageError::io(path))?;
+        if n == 0 {
+            return Ok(size);
+        }
+        f(&buf[..n]);
+        size += n as u64;
     }
 }
 
@@ -115,5 +129,6 @@ mod tests {
         let expect: Vec<[u8; 16]> = data.chunks(300).map(|c| Md5::digest(c).into()).collect();
         assert_eq!(d.part_md5s, expect);
         assert!(d.multipart_etag().ends_with("-4"));
+        assert_eq!(sha256_of_file(&path).unwrap(), (1000, d.sha256_hex()));
     }
 }

@@ -11,16 +11,14 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::{Body, ByteRange, FileDigest, ObjectInfo, ObjectKey, PutOutcome, RecordingStore, StorageError, StoreFuture};
+use super::digest::sha256_of_file;
+use super::{Body, ByteRange, ObjectInfo, ObjectKey, PutOutcome, RecordingStore, StorageError, StoreFuture};
 
 /// Recordings in a folder on this machine.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
 }
-
-/// Part size only matters for S3's ETags; the local store needs just the SHA-256.
-const NO_PARTS: u64 = u64::MAX;
 
 impl LocalStore {
     pub fn new(root: impl Into<PathBuf>) -> LocalStore {
@@ -39,9 +37,9 @@ impl LocalStore {
 
     fn put_blocking(&self, key: &ObjectKey, local: &Path) -> Result<PutOutcome, StorageError> {
         let target = self.path_of(key);
-        let source = FileDigest::of_file(local, NO_PARTS)?;
+        let (size, sha256) = sha256_of_file(local)?;
         if same_file(local, &target) {
-            return Ok(PutOutcome { key: key.clone(), size: source.size, sha256: source.sha256_hex(), already_present: true });
+            return Ok(PutOutcome { key: key.clone(), size, sha256, already_present: true });
         }
         let dir = target.parent().expect("a key has at least one segment, so the target has a parent");
         crate::private_files::create_dir_all(dir).map_err(StorageError::io(dir))?;
@@ -57,13 +55,13 @@ impl LocalStore {
             let _ = std::fs::remove_file(&temp);
             return Err(StorageError::Io { path: temp, source: e });
         }
-        let copied = FileDigest::of_file(&temp, NO_PARTS)?;
-        if copied.sha256 != source.sha256 {
+        let (_, copied) = sha256_of_file(&temp)?;
+        if copied != sha256 {
             let _ = std::fs::remove_file(&temp);
             return Err(StorageError::Integrity { key: key.to_string(), detail: "copy differs from the source".into() });
         }
         std::fs::rename(&temp, &target).map_err(StorageError::io(&target))?;
-        Ok(PutOutcome { key: key.clone(), size: source.size, sha256: source.sha256_hex(), already_present: false })
+        Ok(PutOutcome { key: key.clone(), size, sha256, already_present: false })
     }
 
     fn list_blocking(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {

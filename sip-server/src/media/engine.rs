@@ -3,6 +3,7 @@
 
 use super::batch_recv::RecvBatch;
 use super::histogram::Histogram;
+use super::readiness::Readiness;
 use super::{MediaApp, Signal};
 use crate::rtp::packet::{looks_like_rtcp, RtpPacket};
 use crate::rtp::rtcp::{ntp_from_unix_micros, write_sender_report, ReceptionStats};
@@ -108,6 +109,10 @@ struct Call {
     next_rtcp_drain: Instant,
     rx: ReceptionStats,
     packets_received: u64,
+    /// Reported readable by this tick's `epoll_wait`.
+    readable: bool,
+    /// Its RTP socket is in the thread's epoll set; otherwise (no epoll, or the watch failed) it is read every tick.
+    watched: bool,
 }
 
 fn run(rx: Receiver<MediaCommand>, stats: Arc<EngineStats>, thread: usize) {
@@ -119,16 +124,22 @@ fn run(rx: Receiver<MediaCommand>, stats: Arc<EngineStats>, thread: usize) {
     let mut local_hist = Histogram::default();
     let mut deadline = Instant::now() + TICK;
     let mut load = 0.0;
+    let mut readiness = Readiness::new().expect("an epoll instance for a media thread at start-up");
     loop {
         // This tick was due at `deadline - TICK`.
         let scheduled = deadline - TICK;
         loop {
             match rx.try_recv() {
-                Ok(cmd) => apply(cmd, &mut calls, &stats),
+                Ok(cmd) => apply(cmd, &mut calls, &mut readiness, &stats),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return,
             }
         }
+        readiness.ready(|token| {
+            if let Some(call) = calls.get_mut(&CallRef(token)) {
+                call.readable = true;
+            }
+        });
         let (mut sent, mut received) = (0u64, 0u64);
         for call in calls.values_mut() {
             let now = Instant::now();
@@ -159,12 +170,12 @@ fn run(rx: Receiver<MediaCommand>, stats: Arc<EngineStats>, thread: usize) {
     }
 }
 
-fn apply(cmd: MediaCommand, calls: &mut HashMap<CallRef, Call>, stats: &EngineStats) {
+fn apply(cmd: MediaCommand, calls: &mut HashMap<CallRef, Call>, readiness: &mut Readiness, stats: &EngineStats) {
     let now = Instant::now();
     match cmd {
         MediaCommand::Add(spec) => {
             let spec = *spec;
-            let call = Call {
+            let mut call = Call {
                 remote: spec.media.remote,
                 latched: false,
                 sender: RtpSender::new(rand::random(), rand::random(), rand::random()),
@@ -178,7 +189,13 @@ fn apply(cmd: MediaCommand, calls: &mut HashMap<CallRef, Call>, stats: &EngineSt
                 next_rtcp_drain: now,
                 rx: ReceptionStats::default(),
                 packets_received: 0,
+                readable: true,
+                watched: false,
             };
+            match readiness.add(&call.rtp, spec.call.0) {
+                Ok(()) => call.watched = Readiness::PRECISE,
+                Err(e) => tracing::warn!(call = spec.call.0, error = %e, "cannot watch the call's RTP socket: reading it every tick"),
+            }
             calls.insert(spec.call, call);
             stats.calls.fetch_add(1, Ordering::Relaxed);
         }
@@ -197,6 +214,7 @@ fn apply(cmd: MediaCommand, calls: &mut HashMap<CallRef, Call>, stats: &EngineSt
         }
         MediaCommand::Remove(call) => {
             if let Some(mut c) = calls.remove(&call) {
+                readiness.remove(&c.rtp);
                 c.app.finish(now);
                 stats.calls.fetch_sub(1, Ordering::Relaxed);
             }
@@ -207,7 +225,9 @@ fn apply(cmd: MediaCommand, calls: &mut HashMap<CallRef, Call>, stats: &EngineSt
 /// Reads what arrived; returns the number of RTP packets taken.
 fn receive(call: &mut Call, batch: &mut RecvBatch, buf: &mut [u8], pcm: &mut [i16; SAMPLES_PER_FRAME], now: Instant) -> u64 {
     let mut n = 0;
-    for i in 0..batch.recv(&call.rtp) {
+    let waiting = if call.readable || !call.watched { batch.recv(&call.rtp) } else { 0 };
+    call.readable = false;
+    for i in 0..waiting {
         let (data, from) = batch.get(i);
         if looks_like_rtcp(data) {
             continue;
@@ -362,7 +382,7 @@ mod tests {
             app: Box::new(RelayOnce(true)),
         };
         let mut calls = HashMap::new();
-        apply(MediaCommand::Add(Box::new(spec)), &mut calls, &EngineStats::default());
+        apply(MediaCommand::Add(Box::new(spec)), &mut calls, &mut Readiness::new().unwrap(), &EngineStats::default());
         let call = calls.get_mut(&CallRef(1)).unwrap();
         let (mut pcm, mut packet, mut hist) = ([0i16; SAMPLES_PER_FRAME], [0u8; 12 + SAMPLES_PER_FRAME], Histogram::default());
         assert!(send(call, &mut pcm, &mut packet, Instant::now(), &mut hist));

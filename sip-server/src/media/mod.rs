@@ -1,7 +1,8 @@
 //! RTP media for all calls: a few engine threads, each ticking every 20 ms for every call it owns
 //! (one timer for all calls, not a task and a timer per packet), plus the RTP port pool.
 //!
-//! Each tick, per call: read what arrived (non-blocking, into one reused buffer), feed the jitter
+//! Each tick, per call: read what arrived (non-blocking, into one reused buffer; only from the sockets one
+//! `epoll_wait` reports readable), feed the jitter
 //! buffer and telephone-events, hand one decoded frame to the call's [`MediaApp`], ask it for the
 //! next frame and send it. What a call *does* with audio (IVR, recording, bridging) is the app's.
 
@@ -10,6 +11,7 @@ pub mod bridge;
 pub mod engine;
 pub mod histogram;
 pub mod ports;
+pub mod readiness;
 
 pub use engine::{EngineStats, MediaCallSpec, MediaCommand, MediaEngine};
 pub use ports::RtpPorts;

@@ -1,7 +1,8 @@
 //! G.711 companding (ITU-T G.711): μ-law (PCMU, RTP payload type 0) and A-law (PCMA, payload type 8).
 //!
-//! Decoding is a lookup in a 256-entry table built at compile time. Encoding computes the segment from the position of
-//! the highest set bit (`leading_zeros`, one instruction) instead of searching a table, which matches the bit-exact
+//! Decoding is a lookup in a 256-entry table built at compile time, and so is A-law encoding (8,192 entries). μ-law
+//! encoding computes the segment from the position of the highest set bit (`leading_zeros`, one instruction) instead of
+//! searching a table, which matches the bit-exact
 //! reference encoder of the G.711 appendix / Sun's `g711.c` at a fraction of the cost. The slice functions are what
 //! the RTP path calls for every 20 ms frame; they allocate nothing.
 //!
@@ -31,17 +32,31 @@ pub fn ulaw_to_linear(code: u8) -> i16 {
     ULAW_TABLE[code as usize]
 }
 
-/// Encodes one linear 16-bit sample to A-law.
+/// Encodes one linear 16-bit sample to A-law: a lookup, as A-law depends only on the top 13 bits (8 KiB table).
 #[inline]
 pub fn linear_to_alaw(sample: i16) -> u8 {
+    ALAW_ENCODE[((i32::from(sample) >> 3) + 4096) as usize]
+}
+
+/// A-law of a 13-bit signed sample (-4096..=4095).
+const fn alaw_encode_formula(pcm: i32) -> u8 {
     // A-law works on 13-bit magnitudes; the even bits are inverted on the line (the 0x55 / 0xD5 masks).
-    let pcm = i32::from(sample) >> 3;
     let (mask, magnitude) = if pcm >= 0 { (0xd5u8, pcm) } else { (0x55u8, -pcm - 1) };
     // magnitude is in 0..=4095. Segment 0 covers 0..=31; after that each segment is one more significant bit.
     let segment = if magnitude < 32 { 0 } else { (31 - magnitude.leading_zeros() as i32) - 4 };
     let mantissa = if segment < 2 { (magnitude >> 1) & 0x0f } else { (magnitude >> segment) & 0x0f };
     (((segment << 4) | mantissa) as u8) ^ mask
 }
+
+static ALAW_ENCODE: [u8; 8192] = {
+    let mut t = [0u8; 8192];
+    let mut i = 0;
+    while i < 8192 {
+        t[i] = alaw_encode_formula(i as i32 - 4096);
+        i += 1;
+    }
+    t
+};
 
 /// Decodes one A-law byte to a linear 16-bit sample (range ±32256).
 #[inline]
