@@ -71,7 +71,8 @@ impl Playback {
 /// Key presses from every source a phone may use.
 pub struct KeyInput {
     events: EventDecoder,
-    /// In-band detection only when telephone-event was not negotiated (otherwise tones would count twice).
+    /// In-band detection only when telephone-event was not negotiated and no key came by SIP INFO (otherwise
+    /// tones would count twice, and the detector's work would be for nothing).
     tones: Option<ToneDetector>,
 }
 
@@ -93,7 +94,11 @@ impl KeyInput {
     /// A SIP INFO body (`application/dtmf-relay` and friends).
     pub fn on_info(&mut self, content_type: &str, body: &[u8]) -> Option<Digit> {
         match sip_info::parse(content_type, body) {
-            Ok(d) => Some(d),
+            Ok(d) => {
+                // This phone signals keys out of band: its tones, if it also plays them, are not new keys.
+                self.tones = None;
+                Some(d)
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "INFO without a usable digit");
                 None
@@ -105,6 +110,16 @@ impl KeyInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_a_key_by_sip_info_tones_are_not_keys() {
+        let tone = |d| oncall_ivr::dtmf::goertzel::generate_tone(Digit::from_char(d).unwrap(), 100, 0.3);
+        let heard = |keys: &mut KeyInput, audio: &[i16]| audio.chunks(160).find_map(|f| keys.on_audio(f));
+        let mut keys = KeyInput::new(true);
+        assert_eq!(heard(&mut keys, &tone('4')), Digit::from_char('4'), "in band before any INFO");
+        assert_eq!(keys.on_info("application/dtmf-relay", b"Signal=1\r\nDuration=160\r\n"), Digit::from_char('1'));
+        assert_eq!(heard(&mut keys, &[vec![0; 800], tone('5')].concat()), None, "the phone's own tone of an INFO key");
+    }
 
     #[test]
     fn clips_play_in_order_and_the_end_is_reported_once() {
