@@ -4,7 +4,7 @@
 
 use crate::ivr_session::SessionEvent;
 use crate::orders::PagingEvent;
-use oncall_core::request::{NewRecording, RecordingKind};
+use oncall_core::request::{NewRecording, NewRequest, RecordingKind};
 use oncall_core::store::NewCall;
 use oncall_core::{CallRowId, OrgId, Store, Timestamp};
 use oncall_ivr::RequestKind;
@@ -83,33 +83,28 @@ pub async fn run(
                 let org = row.org;
                 let key = info.path.strip_prefix(&recordings_root).unwrap_or(&info.path).to_string_lossy().into_owned();
                 row.recording = Some((info.path.to_string_lossy().into_owned(), info.duration_ms as i64));
-                let at = Timestamp::now();
                 let caller = row.caller.clone();
-                let request = store.create_request_for_call(org, row.id, &caller, at).await;
-                let request = match request {
-                    Ok(r) => {
-                        tracing::info!(call = call.0, request = %r, kind = ?kind, "request opened");
-                        let detail = format!("call taken by instance {instance}");
-                        if let Err(e) = store.append_event(org, r, oncall_core::Actor::System, "instance", &detail, at).await {
-                            tracing::warn!(request = %r, error = %e, "cannot write the instance to the request's log");
-                        }
-                        Some(r)
-                    }
-                    Err(e) => {
-                        tracing::error!(call = call.0, error = %e, "cannot open request");
-                        None
-                    }
-                };
                 let rec = NewRecording {
-                    request,
+                    request: None,
                     kind: RecordingKind::Message,
                     storage_key: key,
                     duration_ms: info.duration_ms as i64,
                     peak: info.peak as f64,
                     rms: info.rms as f64,
-                    created_at: at,
+                    created_at: Timestamp::now(),
                 };
-                let added = store.add_recording(org, &rec).await.map(drop);
+                let detail = format!("call taken by instance {instance}");
+                let (request, added) = match store.open_request_with_message(org, &NewRequest::for_call(row.id, &caller), &detail, &rec).await {
+                    Ok((r, _)) => {
+                        tracing::info!(call = call.0, request = %r, kind = ?kind, "request opened");
+                        (Some(r), Ok(()))
+                    }
+                    Err(e) => {
+                        // The message is kept even without its request: a manager finds it among the recordings.
+                        tracing::error!(call = call.0, error = %e, "cannot open request");
+                        (None, store.add_recording(org, &rec).await.map(drop))
+                    }
+                };
                 // Paged only once the message is stored: the employee hears it.
                 if let (Some(paging), Some(request), RequestKind::Page | RequestKind::PageWhenOpen) = (&paging, request, kind) {
                     let _ = paging.send(PagingEvent::RequestOpened { request, caller, recording: info.path.clone(), caller_call: Some(call) });

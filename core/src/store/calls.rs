@@ -179,8 +179,14 @@ impl Store {
 
     /// Opens a request for a call (the caller chose "page on-call" or left a message).
     pub async fn create_request_for_call(&self, org: OrgId, call: CallRowId, caller: &str, at: Timestamp) -> Result<RequestId> {
-        let new = NewRequest { caller: caller.to_string(), summary: format!("Phone call from {caller}"), call: Some(call) };
-        self.create_request(org, &new, at).await
+        self.create_request(org, &NewRequest::for_call(call, caller), at).await
+    }
+}
+
+impl NewRequest {
+    /// The request a phone call opens.
+    pub fn for_call(call: CallRowId, caller: &str) -> NewRequest {
+        NewRequest { caller: caller.to_string(), summary: format!("Phone call from {caller}"), call: Some(call) }
     }
 }
 

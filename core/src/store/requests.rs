@@ -126,25 +126,29 @@ fn stamp_columns(to: RequestStatus) -> (&'static str, Option<&'static str>) {
 
 impl Store {
     pub async fn create_request(&self, org: OrgId, new: &NewRequest, at: Timestamp) -> Result<RequestId> {
-        if new.caller.len() > 500 || new.summary.len() > 10_000 {
-            return Err(ValidationError::new("summary", "too long").into());
-        }
         let mut tx = self.pool().begin().await?;
-        let row = sqlx::query(
-            "INSERT INTO requests (org_id, call_row_id, caller, summary, status, received_at) \
-             VALUES ($1, $2, $3, $4, 'received', $5) RETURNING id",
-        )
-        .bind(org.0)
-        .bind(new.call.map(|c| c.0))
-        .bind(new.caller.trim())
-        .bind(new.summary.trim())
-        .bind(at.0)
-        .fetch_one(&mut *tx)
-        .await?;
-        let id = RequestId(i64_(&row, "id")?);
-        insert_event(&mut tx, org, id, at, Actor::Caller, event_kind::STATUS, RequestStatus::Received.as_str()).await?;
+        let id = insert_request(&mut tx, org, new, at).await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// A caller's message filed in one transaction: the request (received), a note of `detail` by the system
+    /// (which instance took the call), and the recording with its transcription job. What the call log does for
+    /// every message, as one commit instead of three.
+    pub async fn open_request_with_message(
+        &self,
+        org: OrgId,
+        new: &NewRequest,
+        detail: &str,
+        recording: &NewRecording,
+    ) -> Result<(RequestId, RecordingId)> {
+        let at = recording.created_at;
+        let mut tx = self.pool().begin().await?;
+        let id = insert_request(&mut tx, org, new, at).await?;
+        insert_event(&mut tx, org, id, at, Actor::System, "instance", detail).await?;
+        let rec = insert_recording(&mut tx, org, &NewRecording { request: Some(id), ..recording.clone() }).await?;
+        tx.commit().await?;
+        Ok((id, rec))
     }
 
     pub async fn request(&self, org: OrgId, id: RequestId) -> Result<Request> {
@@ -366,36 +370,8 @@ impl Store {
     }
 
     pub async fn add_recording(&self, org: OrgId, new: &NewRecording) -> Result<RecordingId> {
-        if new.storage_key.trim().is_empty() {
-            return Err(ValidationError::new("storage_key", "must not be empty").into());
-        }
-        if new.duration_ms < 0 {
-            return Err(ValidationError::new("duration_ms", "must not be negative").into());
-        }
-        if !new.peak.is_finite() || !new.rms.is_finite() {
-            return Err(ValidationError::new("peak", "levels must be finite numbers").into());
-        }
         let mut tx = self.pool().begin().await?;
-        let row = sqlx::query(
-            "INSERT INTO recordings (org_id, request_id, kind, storage_key, duration_ms, peak, rms, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(org.0)
-        .bind(new.request.map(|r| r.0))
-        .bind(new.kind.as_str())
-        .bind(&new.storage_key)
-        .bind(new.duration_ms)
-        .bind(new.peak)
-        .bind(new.rms)
-        .bind(new.created_at.0)
-        .fetch_one(&mut *tx)
-        .await?;
-        let id = RecordingId(i64_(&row, "id")?);
-        enqueue_transcription(&mut tx, org, id, new.created_at).await?;
-        if let Some(req) = new.request {
-            insert_event(&mut tx, org, req, new.created_at, Actor::System, event_kind::RECORDING, &format!("{} {}", new.kind, id))
-                .await?;
-        }
+        let id = insert_recording(&mut tx, org, new).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -467,6 +443,61 @@ pub(super) fn recording_from_row(org: OrgId, r: &AnyRow) -> Result<Recording> {
 }
 
 /// Inserts one log row; the `(org_id, request_id)` foreign key rejects a request of another org.
+/// The request row and its first event (received, by the caller).
+async fn insert_request(tx: &mut sqlx::Transaction<'_, sqlx::Any>, org: OrgId, new: &NewRequest, at: Timestamp) -> Result<RequestId> {
+    if new.caller.len() > 500 || new.summary.len() > 10_000 {
+        return Err(ValidationError::new("summary", "too long").into());
+    }
+    let row = sqlx::query(
+        "INSERT INTO requests (org_id, call_row_id, caller, summary, status, received_at) \
+         VALUES ($1, $2, $3, $4, 'received', $5) RETURNING id",
+    )
+    .bind(org.0)
+    .bind(new.call.map(|c| c.0))
+    .bind(new.caller.trim())
+    .bind(new.summary.trim())
+    .bind(at.0)
+    .fetch_one(&mut **tx)
+    .await?;
+    let id = RequestId(i64_(&row, "id")?);
+    insert_event(tx, org, id, at, Actor::Caller, event_kind::STATUS, RequestStatus::Received.as_str()).await?;
+    Ok(id)
+}
+
+/// The recording row, its transcription job and, for a request's recording, the request's event.
+async fn insert_recording(tx: &mut sqlx::Transaction<'_, sqlx::Any>, org: OrgId, new: &NewRecording) -> Result<RecordingId> {
+    if new.storage_key.trim().is_empty() {
+        return Err(ValidationError::new("storage_key", "must not be empty").into());
+    }
+    if new.duration_ms < 0 {
+        return Err(ValidationError::new("duration_ms", "must not be negative").into());
+    }
+    if !new.peak.is_finite() || !new.rms.is_finite() {
+        return Err(ValidationError::new("peak", "levels must be finite numbers").into());
+    }
+    let row = sqlx::query(
+        "INSERT INTO recordings (org_id, request_id, kind, storage_key, duration_ms, peak, rms, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(org.0)
+    .bind(new.request.map(|r| r.0))
+    .bind(new.kind.as_str())
+    .bind(&new.storage_key)
+    .bind(new.duration_ms)
+    .bind(new.peak)
+    .bind(new.rms)
+    .bind(new.created_at.0)
+    .fetch_one(&mut **tx)
+    .await?;
+    let id = RecordingId(i64_(&row, "id")?);
+    enqueue_transcription(tx, org, id, new.created_at).await?;
+    if let Some(req) = new.request {
+        insert_event(tx, org, req, new.created_at, Actor::System, event_kind::RECORDING, &format!("{} {}", new.kind, id))
+            .await?;
+    }
+    Ok(id)
+}
+
 pub(super) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     org: OrgId,

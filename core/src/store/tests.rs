@@ -454,6 +454,22 @@ async fn calls() {
         assert!(s.list_calls(b, 10).await.unwrap().is_empty());
         // A call id from another org cannot be linked to a request.
         assert!(s.create_request_for_call(b, id, "x", NOW).await.is_err());
+
+        // A message filed in one go: the request, the instance's note, the recording and its transcription job.
+        let msg = NewRecording { request: None, kind: RecordingKind::Message, storage_key: "default/abc.wav".into(), duration_ms: 4000, peak: 0.5, rms: 0.1, created_at: NOW + Millis(7000) };
+        let (req2, rec) = s.open_request_with_message(a, &NewRequest::for_call(id, "+442079460999"), "call taken by instance i1", &msg).await.unwrap();
+        let r = s.request(a, req2).await.unwrap();
+        assert_eq!((r.call, r.caller.as_str(), r.summary.as_str()), (Some(id), "+442079460999", "Phone call from +442079460999"));
+        let kinds: Vec<_> = s.request_events(a, req2).await.unwrap().into_iter().map(|e| (e.kind, e.detail)).collect();
+        assert_eq!(kinds.len(), 3, "{kinds:?}");
+        assert!(kinds.contains(&("instance".into(), "call taken by instance i1".into())), "{kinds:?}");
+        assert_eq!(s.recordings_for_request(a, req2).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![rec]);
+        assert!(s.transcription(a, rec).await.unwrap().is_some(), "its transcription job is queued");
+        // Refused as a whole for another org's call: no recording is left behind.
+        let before = s.recordings_by_storage_key("default/x.wav").await.unwrap().len();
+        let other = NewRecording { storage_key: "default/x.wav".into(), ..msg };
+        assert!(s.open_request_with_message(b, &NewRequest::for_call(id, "x"), "i1", &other).await.is_err());
+        assert_eq!(s.recordings_by_storage_key("default/x.wav").await.unwrap().len(), before);
     })
     .await;
 }
