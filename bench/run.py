@@ -171,7 +171,8 @@ def run_short(args):
         work = os.path.join(tmp, name.lower())
         os.makedirs(work)
         shutil.copy(speech, work)
-        server, sip_port, metrics_of, recordings = start(work, args)
+        server, sip_port, http, recordings = start(work, args)
+        metrics_of = (lambda http=http: metrics(http)) if http else (lambda: {})
         results.append(short_run(name, work, server, sip_port, metrics_of, recordings, speech_secs, args))
     if len(results) == 2:
         o, a = results
@@ -336,7 +337,7 @@ exten => 100,1,Answer()
     for _ in range(300):
         if os.path.exists(ctl) and subprocess.run([binary, "-C", os.path.join(conf, "asterisk.conf"), "-rx", "pjsip show transports"],
                                                   capture_output=True, text=True).stdout.count("127.0.0.1"):
-            return p, sip, lambda: {}, rec
+            return p, sip, None, rec
         if p.poll() is not None:
             break
         time.sleep(0.1)
@@ -345,8 +346,8 @@ exten => 100,1,Answer()
 
 
 def start_oncall(tmp, args):
-    """OnCall's release build on loopback ports with its default menu, paging off; (process, SIP port, a
-    function reading its /metrics, its recordings folder)."""
+    """OnCall's release build on loopback ports with its default menu, paging off; (process, SIP port, HTTP
+    address for /metrics, its recordings folder)."""
     sip, http = free_port(), free_port()
     cfg = os.path.join(tmp, "oncall.toml")
     load = getattr(args, "max_media_load", None)
@@ -384,7 +385,7 @@ level = "warn"
     for _ in range(600 if wrap else 100):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=1)
-            return p, sip, lambda: metrics(f"127.0.0.1:{http}"), os.path.join(tmp, "data", "recordings")
+            return p, sip, f"127.0.0.1:{http}", os.path.join(tmp, "data", "recordings")
         except OSError:
             time.sleep(0.1)
     p.kill()
@@ -470,7 +471,8 @@ def run(args):
     if not shutil.which("sipp"):
         sys.exit("sipp not found: apt-get install sip-tester")
     tmp = tempfile.mkdtemp(prefix="oncall-bench-")
-    oncall, sip_port, metrics_of, _ = start_oncall(tmp, args)
+    oncall, sip_port, http, _ = start_oncall(tmp, args)
+    metrics_of = lambda: metrics(http)  # noqa: E731
     pid = oncall.pid
     time.sleep(0.5)
     base_rss = proc_rss_kib(pid)

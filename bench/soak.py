@@ -312,7 +312,7 @@ def run(args):
         os.makedirs(tmp, exist_ok=True)
     else:
         tmp = tempfile.mkdtemp(prefix="oncall-soak-")
-    oncall, sip_port, http = start_server(tmp, binary, args)
+    oncall, sip_port, http, _ = start_server(tmp, binary, args)
     pid = oncall.pid
     db = os.path.join(tmp, "data", "oncall.db")
     stat = os.path.join(tmp, "sipp_stat.csv")
