@@ -442,7 +442,6 @@ pub(super) fn recording_from_row(org: OrgId, r: &AnyRow) -> Result<Recording> {
     })
 }
 
-/// Inserts one log row; the `(org_id, request_id)` foreign key rejects a request of another org.
 /// The request row and its first event (received, by the caller).
 async fn insert_request(tx: &mut sqlx::Transaction<'_, sqlx::Any>, org: OrgId, new: &NewRequest, at: Timestamp) -> Result<RequestId> {
     if new.caller.len() > 500 || new.summary.len() > 10_000 {
@@ -498,6 +497,7 @@ async fn insert_recording(tx: &mut sqlx::Transaction<'_, sqlx::Any>, org: OrgId,
     Ok(id)
 }
 
+/// Inserts one log row; the `(org_id, request_id)` foreign key rejects a request of another org.
 pub(super) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     org: OrgId,

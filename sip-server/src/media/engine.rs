@@ -196,7 +196,10 @@ fn apply(cmd: MediaCommand, calls: &mut HashMap<CallRef, Call>, readiness: &mut 
                 Ok(()) => call.watched = Readiness::PRECISE,
                 Err(e) => tracing::warn!(call = spec.call.0, error = %e, "cannot watch the call's RTP socket: reading it every tick"),
             }
-            calls.insert(spec.call, call);
+            // A call added again replaces its old media: that socket leaves the epoll set before it closes.
+            if let Some(old) = calls.insert(spec.call, call) {
+                readiness.remove(&old.rtp);
+            }
             stats.calls.fetch_add(1, Ordering::Relaxed);
         }
         MediaCommand::Update { call, media } => {
