@@ -7,8 +7,9 @@ use super::readiness::Readiness;
 use super::{MediaApp, Signal};
 use crate::rtp::packet::{looks_like_rtcp, RtpPacket};
 use crate::rtp::rtcp::{ntp_from_unix_micros, write_sender_report, ReceptionStats};
+use crate::rtp::srtp::{self, Srtp};
 use crate::rtp::{JitterBuffer, RtpSender, SAMPLES_PER_FRAME};
-use crate::sdp::{Codec, Negotiated};
+use crate::sdp::{Codec, Negotiated, Sdes};
 use crate::ua::CallRef;
 use crate::rtp::g711;
 use std::collections::HashMap;
@@ -20,6 +21,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const TICK: Duration = Duration::from_millis(20);
 const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+/// An outgoing packet: header, one G.711 frame and room for an SRTP tag.
+const PACKET_BUF: usize = 12 + SAMPLES_PER_FRAME + srtp::MAX_OVERHEAD;
 
 pub struct MediaCallSpec {
     pub call: CallRef,
@@ -42,6 +45,8 @@ pub struct EngineStats {
     pub packets_sent: AtomicU64,
     pub packets_received: AtomicU64,
     pub ticks_late: AtomicU64,
+    /// Packets refused on an SRTP call: a wrong tag (forged, or plain RTP), a replay, or too short.
+    pub srtp_refused: AtomicU64,
     /// |send interval - 20 ms| per packet, in µs.
     pub send_jitter: Mutex<Histogram>,
     /// Per media thread, in thousandths of a tick: how much of its 20 ms a tick used from its scheduled start to
@@ -113,6 +118,20 @@ struct Call {
     readable: bool,
     /// Its RTP socket is in the thread's epoll set; otherwise (no epoll, or the watch failed) it is read every tick.
     watched: bool,
+    srtp: Option<SrtpPair>,
+}
+
+/// Both directions of an SRTP call, and the keys they came from (a re-INVITE with the same keys keeps them).
+struct SrtpPair {
+    keys: Sdes,
+    inbound: Srtp,
+    outbound: Srtp,
+}
+
+impl SrtpPair {
+    fn for_media(media: &Negotiated) -> Option<SrtpPair> {
+        media.srtp.map(|keys| SrtpPair { keys, inbound: Srtp::new(keys.suite, &keys.remote), outbound: Srtp::new(keys.suite, &keys.local) })
+    }
 }
 
 fn run(rx: Receiver<MediaCommand>, stats: Arc<EngineStats>, thread: usize) {
@@ -120,7 +139,7 @@ fn run(rx: Receiver<MediaCommand>, stats: Arc<EngineStats>, thread: usize) {
     let mut buf = [0u8; 2048];
     let mut batch = RecvBatch::default();
     let mut pcm = [0i16; SAMPLES_PER_FRAME];
-    let mut payload = [0u8; 12 + SAMPLES_PER_FRAME];
+    let mut payload = [0u8; PACKET_BUF];
     let mut local_hist = Histogram::default();
     let mut deadline = Instant::now() + TICK;
     let mut load = 0.0;
@@ -143,7 +162,7 @@ fn run(rx: Receiver<MediaCommand>, stats: Arc<EngineStats>, thread: usize) {
         let (mut sent, mut received) = (0u64, 0u64);
         for call in calls.values_mut() {
             let now = Instant::now();
-            received += receive(call, &mut batch, &mut buf, &mut pcm, now);
+            received += receive(call, &mut batch, &mut buf, &mut pcm, now, &stats);
             if send(call, &mut pcm, &mut payload, now, &mut local_hist) {
                 sent += 1;
             }
@@ -191,6 +210,7 @@ fn apply(cmd: MediaCommand, calls: &mut HashMap<CallRef, Call>, readiness: &mut 
                 packets_received: 0,
                 readable: true,
                 watched: false,
+                srtp: SrtpPair::for_media(&spec.media),
             };
             match readiness.add(&call.rtp, spec.call.0) {
                 Ok(()) => call.watched = Readiness::PRECISE,
@@ -204,6 +224,9 @@ fn apply(cmd: MediaCommand, calls: &mut HashMap<CallRef, Call>, readiness: &mut 
         }
         MediaCommand::Update { call, media } => {
             if let Some(c) = calls.get_mut(&call) {
+                if c.srtp.as_ref().map(|p| p.keys) != media.srtp {
+                    c.srtp = SrtpPair::for_media(&media);
+                }
                 c.media = media;
                 if !c.latched {
                     c.remote = media.remote;
@@ -226,14 +249,27 @@ fn apply(cmd: MediaCommand, calls: &mut HashMap<CallRef, Call>, readiness: &mut 
 }
 
 /// Reads what arrived; returns the number of RTP packets taken.
-fn receive(call: &mut Call, batch: &mut RecvBatch, buf: &mut [u8], pcm: &mut [i16; SAMPLES_PER_FRAME], now: Instant) -> u64 {
+fn receive(call: &mut Call, batch: &mut RecvBatch, buf: &mut [u8], pcm: &mut [i16; SAMPLES_PER_FRAME], now: Instant, stats: &EngineStats) -> u64 {
     let mut n = 0;
     let waiting = if call.readable || !call.watched { batch.recv(&call.rtp) } else { 0 };
     call.readable = false;
     for i in 0..waiting {
-        let (data, from) = batch.get(i);
+        let (mut data, from) = batch.get(i);
         if looks_like_rtcp(data) {
             continue;
+        }
+        if let Some(pair) = call.srtp.as_mut() {
+            // Decrypted into the scratch buffer; a packet that fails its tag (plain RTP injected into the call, a
+            // forgery, a replay) is dropped before it can move the media address or reach the caller's audio.
+            let n = data.len().min(buf.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            match pair.inbound.unprotect(&mut buf[..n]) {
+                Ok(len) => data = &buf[..len],
+                Err(_) => {
+                    stats.srtp_refused.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
         }
         let Ok(pkt) = RtpPacket::parse(data) else { continue };
         // Symmetric RTP (RFC 4961): answer where the caller's media really comes from (NAT).
@@ -273,13 +309,15 @@ fn receive(call: &mut Call, batch: &mut RecvBatch, buf: &mut [u8], pcm: &mut [i1
 
 /// Keys relayed from a bridged call (RFC 4733), ahead of this tick's audio frame; dropped when this call
 /// negotiated no telephone-event or sends nothing (held, no address yet).
-fn send_telephone_events(call: &mut Call, packet: &mut [u8; 12 + SAMPLES_PER_FRAME]) {
+fn send_telephone_events(call: &mut Call, packet: &mut [u8; PACKET_BUF]) {
     while let Some(ev) = call.app.next_telephone_event(call.sender.timestamp()) {
         let (Some(pt), Some(remote)) = (call.media.telephone_event, call.remote.filter(|_| call.media.direction.we_send())) else { continue };
         let header = call.sender.next_other(pt, ev.timestamp, ev.marker, ev.payload.len());
         let off = header.write(packet);
         packet[off..off + 4].copy_from_slice(&ev.payload);
-        let _ = call.rtp.send_to(&packet[..off + 4], remote);
+        if let Some(len) = protect(call.srtp.as_mut(), packet, off + 4) {
+            let _ = call.rtp.send_to(&packet[..len], remote);
+        }
     }
 }
 
@@ -291,7 +329,15 @@ fn silence_byte(codec: Codec) -> u8 {
     }
 }
 
-fn send(call: &mut Call, pcm: &mut [i16; SAMPLES_PER_FRAME], packet: &mut [u8; 12 + SAMPLES_PER_FRAME], now: Instant, hist: &mut Histogram) -> bool {
+/// The packet in `packet[..len]` as it goes on the wire: encrypted with its tag on an SRTP call; its length.
+fn protect(srtp: Option<&mut SrtpPair>, packet: &mut [u8], len: usize) -> Option<usize> {
+    match srtp {
+        Some(pair) => pair.outbound.protect(packet, len).ok(),
+        None => Some(len),
+    }
+}
+
+fn send(call: &mut Call, pcm: &mut [i16; SAMPLES_PER_FRAME], packet: &mut [u8; PACKET_BUF], now: Instant, hist: &mut Histogram) -> bool {
     let wants = call.app.next_frame(pcm, now);
     send_telephone_events(call, packet);
     let Some(remote) = call.remote.filter(|_| call.media.direction.we_send()) else {
@@ -304,11 +350,12 @@ fn send(call: &mut Call, pcm: &mut [i16; SAMPLES_PER_FRAME], packet: &mut [u8; 1
     }
     let header = call.sender.next_audio(call.media.codec.payload_type(), SAMPLES_PER_FRAME);
     let off = header.write(packet);
+    let end = off + SAMPLES_PER_FRAME;
     match call.media.codec {
-        Codec::Pcmu => g711::encode_ulaw(pcm, &mut packet[off..]),
-        Codec::Pcma => g711::encode_alaw(pcm, &mut packet[off..]),
+        Codec::Pcmu => g711::encode_ulaw(pcm, &mut packet[off..end]),
+        Codec::Pcma => g711::encode_alaw(pcm, &mut packet[off..end]),
     }
-    let ok = call.rtp.send_to(&packet[..], remote).is_ok();
+    let ok = protect(call.srtp.as_mut(), packet, end).is_some_and(|len| call.rtp.send_to(&packet[..len], remote).is_ok());
     if let Some(last) = call.last_send {
         let interval = now.duration_since(last);
         let dev = if interval > TICK { interval - TICK } else { TICK - interval };
@@ -320,9 +367,14 @@ fn send(call: &mut Call, pcm: &mut [i16; SAMPLES_PER_FRAME], packet: &mut [u8; 1
         let unix_us = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
         let mut sr = [0u8; 128];
         let rx = (call.packets_received > 0).then_some(call.rx);
-        let len = write_sender_report(&mut sr, call.sender.ssrc, ntp_from_unix_micros(unix_us), call.sender.timestamp(), call.sender.packets_sent as u32, call.sender.octets_sent as u32, rx);
+        let mut len = write_sender_report(&mut sr, call.sender.ssrc, ntp_from_unix_micros(unix_us), call.sender.timestamp(), call.sender.packets_sent as u32, call.sender.octets_sent as u32, rx);
+        if let Some(pair) = call.srtp.as_mut() {
+            len = pair.outbound.protect_rtcp(&mut sr, len).unwrap_or(0);
+        }
         let rtcp_to = SocketAddr::new(remote.ip(), remote.port().wrapping_add(1));
-        let _ = call.rtcp.send_to(&sr[..len], rtcp_to);
+        if len > 0 {
+            let _ = call.rtcp.send_to(&sr[..len], rtcp_to);
+        }
     }
     ok
 }
@@ -376,7 +428,7 @@ mod tests {
     fn tick(telephone_event: Option<u8>) -> Vec<Vec<u8>> {
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         peer.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-        let media = Negotiated { codec: Codec::Pcmu, telephone_event, remote: Some(peer.local_addr().unwrap()), direction: Direction::SendRecv };
+        let media = Negotiated { codec: Codec::Pcmu, telephone_event, remote: Some(peer.local_addr().unwrap()), direction: Direction::SendRecv, srtp: None };
         let spec = MediaCallSpec {
             call: CallRef(1),
             rtp: UdpSocket::bind("127.0.0.1:0").unwrap(),
@@ -387,7 +439,7 @@ mod tests {
         let mut calls = HashMap::new();
         apply(MediaCommand::Add(Box::new(spec)), &mut calls, &mut Readiness::new().unwrap(), &EngineStats::default());
         let call = calls.get_mut(&CallRef(1)).unwrap();
-        let (mut pcm, mut packet, mut hist) = ([0i16; SAMPLES_PER_FRAME], [0u8; 12 + SAMPLES_PER_FRAME], Histogram::default());
+        let (mut pcm, mut packet, mut hist) = ([0i16; SAMPLES_PER_FRAME], [0u8; PACKET_BUF], Histogram::default());
         assert!(send(call, &mut pcm, &mut packet, Instant::now(), &mut hist));
         let mut got = Vec::new();
         let mut buf = [0u8; 2048];
@@ -455,7 +507,7 @@ mod tests {
         rtp.set_nonblocking(true).unwrap();
         let ours = rtp.local_addr().unwrap();
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let media = Negotiated { codec: Codec::Pcmu, telephone_event: None, remote: Some(peer.local_addr().unwrap()), direction: Direction::SendRecv };
+        let media = Negotiated { codec: Codec::Pcmu, telephone_event: None, remote: Some(peer.local_addr().unwrap()), direction: Direction::SendRecv, srtp: None };
         let rtcp = UdpSocket::bind("127.0.0.1:0").unwrap();
         rtcp.set_nonblocking(true).unwrap();
         let app = Box::new(StallsOnce { ticks: 0, heard: heard.clone() });
@@ -479,5 +531,73 @@ mod tests {
         assert!(heard.len() > 40, "the call ran: {} frames", heard.len());
         let tail = &heard[heard.len() - 25..heard.len() - 5];
         assert!(tail.iter().all(|&h| h), "after the stall the peer is heard again: {tail:?}");
+    }
+
+    /// Records whether each frame it was handed had sound, and sends a constant tone.
+    struct Hears(Arc<Mutex<Vec<bool>>>);
+
+    impl MediaApp for Hears {
+        fn on_audio(&mut self, pcm: &[i16], _now: Instant) {
+            self.0.lock().unwrap().push(pcm.iter().any(|&s| s != 0));
+        }
+        fn on_telephone_event(&mut self, _payload: &[u8], _timestamp: u32, _marker: bool, _now: Instant) {}
+        fn next_frame(&mut self, out: &mut [i16], _now: Instant) -> bool {
+            out.fill(2000);
+            true
+        }
+        fn on_signal(&mut self, _signal: Signal, _now: Instant) {}
+        fn finish(&mut self, _now: Instant) {}
+    }
+
+    /// Issue 21: an SRTP call sends only what the peer's key opens, hears the peer's SRTP, and drops plain RTP
+    /// injected from elsewhere without moving its media address there.
+    #[test]
+    fn srtp_call_encrypts_decrypts_and_drops_plain_rtp() {
+        use crate::rtp::srtp::{Suite, MASTER_LEN};
+        let engine = MediaEngine::start(1);
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rtp.set_nonblocking(true).unwrap();
+        let ours = rtp.local_addr().unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let keys = Sdes { suite: Suite::AesCm128HmacSha1_80, tag: 1, remote: [1; MASTER_LEN], local: [2; MASTER_LEN], savp: true };
+        let media = Negotiated { codec: Codec::Pcmu, telephone_event: None, remote: Some(peer.local_addr().unwrap()), direction: Direction::SendRecv, srtp: Some(keys) };
+        let rtcp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rtcp.set_nonblocking(true).unwrap();
+        engine.send(CallRef(9), MediaCommand::Add(Box::new(MediaCallSpec { call: CallRef(9), rtp, rtcp, media, app: Box::new(Hears(heard.clone())) })));
+        let (mut plain_tx, mut srtp_tx) = (RtpSender::new(1, 2, 3), RtpSender::new(4, 5, 6));
+        let mut peer_srtp = Srtp::new(keys.suite, &keys.remote);
+        let mut packet = [0u8; PACKET_BUF];
+        for _ in 0..25 {
+            // Plain RTP first, from another address: dropped, never latched.
+            let off = plain_tx.next_audio(0, SAMPLES_PER_FRAME).write(&mut packet);
+            g711::encode_ulaw(&[3000; SAMPLES_PER_FRAME], &mut packet[off..off + SAMPLES_PER_FRAME]);
+            attacker.send_to(&packet[..off + SAMPLES_PER_FRAME], ours).unwrap();
+            std::thread::sleep(TICK);
+        }
+        for _ in 0..25 {
+            let off = srtp_tx.next_audio(0, SAMPLES_PER_FRAME).write(&mut packet);
+            g711::encode_ulaw(&[3000; SAMPLES_PER_FRAME], &mut packet[off..off + SAMPLES_PER_FRAME]);
+            let n = peer_srtp.protect(&mut packet, off + SAMPLES_PER_FRAME).unwrap();
+            peer.send_to(&packet[..n], ours).unwrap();
+            std::thread::sleep(TICK);
+        }
+        // What reached the peer opens with OnCall's key, and is not G.711 in the clear.
+        let mut ours_in = Srtp::new(keys.suite, &keys.local);
+        let mut buf = [0u8; 2048];
+        let (n, _) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(n, 12 + SAMPLES_PER_FRAME + 10);
+        let clear = ours_in.unprotect(&mut buf[..n]).unwrap();
+        assert_eq!(clear, 12 + SAMPLES_PER_FRAME);
+        engine.send(CallRef(9), MediaCommand::Remove(CallRef(9)));
+        std::thread::sleep(TICK * 3);
+        let heard = heard.lock().unwrap().clone();
+        let loud = heard.iter().filter(|&&h| h).count();
+        assert!(loud >= 15, "the peer's SRTP audio was heard: {loud} of {} frames", heard.len());
+        assert!(heard[..20].iter().all(|&h| !h), "the injected plain RTP was not: {heard:?}");
+        assert!(engine.stats.srtp_refused.load(Ordering::Relaxed) >= 20);
+        assert!(attacker.set_nonblocking(true).is_ok() && attacker.recv_from(&mut buf).is_err(), "no media went to the attacker");
     }
 }

@@ -8,6 +8,7 @@ pub mod jitter_buffer;
 pub mod packet;
 pub mod rtcp;
 pub mod sender;
+pub mod srtp;
 
 pub use jitter_buffer::JitterBuffer;
 pub use packet::{RtpHeader, RtpPacket};

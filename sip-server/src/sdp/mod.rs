@@ -1,9 +1,12 @@
 //! SDP offer/answer for audio (RFC 4566 syntax, RFC 3264 negotiation) limited to what a phone line
 //! needs: G.711 μ-law (PT 0) and A-law (PT 8), RFC 4733 telephone-event, direction attributes
-//! for hold (RFC 3264 §8.4) and `c=` addresses. Video and other media lines are answered with port 0.
+//! for hold (RFC 3264 §8.4), `c=` addresses and SDES keys for SRTP (RFC 4568 `a=crypto`, `RTP/SAVP`).
+//! Video and other media lines are answered with port 0.
 //!
 //! Parsing is tolerant (unknown lines are skipped); a body with no usable audio line is an error.
 
+use crate::rtp::srtp::{Suite, MASTER_LEN};
+use base64::Engine as _;
 use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
 
@@ -67,6 +70,8 @@ pub struct MediaLine {
     pub rtpmaps: Vec<(u8, String)>,
     pub connection: Option<IpAddr>,
     pub direction: Option<Direction>,
+    /// `a=crypto:` lines: (tag, suite, key parameters).
+    pub crypto: Vec<(u32, String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +94,8 @@ pub enum SdpError {
     NoCommonCodec,
     #[error("SDP audio line has no connection address")]
     NoConnection,
+    #[error("SRTP required but no usable a=crypto line (OnCall takes AES_CM_128_HMAC_SHA1_80 and _32 without MKI)")]
+    NoCommonCrypto,
 }
 
 impl SessionDescription {
@@ -122,6 +129,7 @@ impl SessionDescription {
                         rtpmaps: Vec::new(),
                         connection: None,
                         direction: None,
+                        crypto: Vec::new(),
                     });
                 }
                 "a" => {
@@ -136,6 +144,13 @@ impl SessionDescription {
                         match sd.media.last_mut() {
                             Some(m) => m.direction = Some(d),
                             None => sd.direction = Some(d),
+                        }
+                    } else if let Some(c) = value.strip_prefix("crypto:") {
+                        let mut p = c.split_whitespace();
+                        if let (Some(tag), Some(suite), Some(key), Some(m)) = (p.next(), p.next(), p.next(), sd.media.last_mut()) {
+                            if let Ok(tag) = tag.parse() {
+                                m.crypto.push((tag, suite.to_string(), key.to_string()));
+                            }
                         }
                     } else if let Some(map) = value.strip_prefix("rtpmap:") {
                         if let (Some((pt, enc)), Some(m)) = (map.split_once(' '), sd.media.last_mut()) {
@@ -176,6 +191,59 @@ pub struct Negotiated {
     pub remote: Option<SocketAddr>,
     /// Our direction towards the peer.
     pub direction: Direction,
+    /// SRTP keys, when the stream is encrypted.
+    pub srtp: Option<Sdes>,
+}
+
+/// SDES keys agreed for SRTP (RFC 4568): the peer's, to decrypt what it sends, and ours, which our SDP
+/// carries. `savp` says the profile was `RTP/SAVP` (SRTP required) rather than keys on an `RTP/AVP` line.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Sdes {
+    pub suite: Suite,
+    pub tag: u32,
+    pub remote: [u8; MASTER_LEN],
+    pub local: [u8; MASTER_LEN],
+    pub savp: bool,
+}
+
+impl std::fmt::Debug for Sdes {
+    // Keys never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sdes").field("suite", &self.suite).field("tag", &self.tag).field("savp", &self.savp).finish_non_exhaustive()
+    }
+}
+
+impl Sdes {
+    /// What we offer on a call we place: the 80-bit suite with a fresh key; `remote` is filled from the answer.
+    pub fn offer(savp: bool) -> Sdes {
+        Sdes { suite: Suite::AesCm128HmacSha1_80, tag: 1, remote: [0; MASTER_LEN], local: fresh_key(), savp }
+    }
+
+    /// The answer to our offer: its keys are the peer's, the local key stays the one we offered.
+    pub fn completed_by(self, answer: Option<Sdes>) -> Option<Sdes> {
+        answer.filter(|a| a.tag == self.tag && a.suite == self.suite).map(|a| Sdes { local: self.local, savp: self.savp, ..a })
+    }
+}
+
+fn fresh_key() -> [u8; MASTER_LEN] {
+    let mut key = [0u8; MASTER_LEN];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
+    key
+}
+
+/// The first `a=crypto` line we can use: a known suite with one inline key and no MKI (RFC 4568 §9.1).
+fn choose_crypto(audio: &MediaLine) -> Option<Sdes> {
+    audio.crypto.iter().find_map(|(tag, suite, params)| {
+        let suite = Suite::from_name(suite)?;
+        // One key ("inline:KEY|lifetime|MKI:len" may list several, separated by ';'); lifetime ignored, MKI refused.
+        let key = params.strip_prefix("inline:")?;
+        if key.contains(';') || key.split('|').skip(1).any(|p| p.contains(':')) {
+            return None;
+        }
+        let raw = base64::engine::general_purpose::STANDARD.decode(key.split('|').next()?).ok()?;
+        let remote: [u8; MASTER_LEN] = raw.try_into().ok()?;
+        Some(Sdes { suite, tag: *tag, remote, local: fresh_key(), savp: audio.proto.eq_ignore_ascii_case("RTP/SAVP") })
+    })
 }
 
 impl MediaLine {
@@ -213,17 +281,32 @@ pub fn negotiate(offer: &SessionDescription, supported: &[Codec]) -> Result<Nego
     // c=0.0.0.0 is RFC 2543 hold: the peer wants nothing sent.
     let remote = (!ip.is_unspecified()).then(|| SocketAddr::new(ip, audio.port));
     let direction = if remote.is_none() { Direction::Inactive } else { direction.answer() };
-    Ok(Negotiated { codec, telephone_event, remote, direction })
+    let srtp = choose_crypto(audio);
+    if srtp.is_none() && audio.proto.eq_ignore_ascii_case("RTP/SAVP") {
+        return Err(SdpError::NoCommonCrypto);
+    }
+    Ok(Negotiated { codec, telephone_event, remote, direction, srtp })
 }
 
-/// Builds our SDP (offer or answer) for one audio stream at `local`.
-pub fn build(local: SocketAddr, session_id: u64, version: u64, codecs: &[Codec], telephone_event: Option<u8>, direction: Direction) -> Vec<u8> {
+/// A re-offer keeps our key when the suite stays (RFC 4568 §7.1.4 allows either; keeping it spares the
+/// media thread a new context and the peer a rekey).
+pub fn keep_local_key(previous: Option<&Negotiated>, next: &mut Negotiated) {
+    if let (Some(old), Some(new)) = (previous.and_then(|p| p.srtp), next.srtp.as_mut()) {
+        if old.suite == new.suite {
+            new.local = old.local;
+        }
+    }
+}
+
+/// Builds our SDP (offer or answer) for one audio stream at `local`, with our SRTP key when `srtp` is set.
+pub fn build(local: SocketAddr, session_id: u64, version: u64, codecs: &[Codec], telephone_event: Option<u8>, direction: Direction, srtp: Option<&Sdes>) -> Vec<u8> {
     let family = if local.is_ipv6() { "IP6" } else { "IP4" };
     let ip = local.ip();
     let mut s = String::with_capacity(256);
     // Neither o= nor s= names the product: a scanner sweeping with INVITEs learns nothing from the answer.
     let _ = write!(s, "v=0\r\no=- {session_id} {version} IN {family} {ip}\r\ns=-\r\nc=IN {family} {ip}\r\nt=0 0\r\n");
-    let _ = write!(s, "m=audio {} RTP/AVP", local.port());
+    let profile = if srtp.is_some_and(|k| k.savp) { "RTP/SAVP" } else { "RTP/AVP" };
+    let _ = write!(s, "m=audio {} {profile}", local.port());
     for c in codecs {
         let _ = write!(s, " {}", c.payload_type());
     }
@@ -238,6 +321,10 @@ pub fn build(local: SocketAddr, session_id: u64, version: u64, codecs: &[Codec],
         let _ = write!(s, "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n");
     }
     let _ = write!(s, "a=ptime:20\r\na={}\r\n", direction.attr());
+    if let Some(k) = srtp {
+        let key = base64::engine::general_purpose::STANDARD.encode(k.local);
+        let _ = write!(s, "a=crypto:{} {} inline:{key}\r\n", k.tag, k.suite.name());
+    }
     s.into_bytes()
 }
 
@@ -277,10 +364,44 @@ m=video 4002 RTP/AVP 31\r\n";
 
     #[test]
     fn built_answer_parses_back() {
-        let body = build("127.0.0.1:10000".parse().unwrap(), 7, 1, &[Codec::Pcmu], Some(101), Direction::SendRecv);
+        let body = build("127.0.0.1:10000".parse().unwrap(), 7, 1, &[Codec::Pcmu], Some(101), Direction::SendRecv, None);
         let sd = SessionDescription::parse(&body).unwrap();
         let n = negotiate(&sd, &[Codec::Pcmu]).unwrap();
         assert_eq!(n.remote, Some("127.0.0.1:10000".parse().unwrap()));
         assert_eq!(n.telephone_event, Some(101));
+    }
+
+    const SRTP_OFFER: &[u8] = b"v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/SAVP 0\r\n\
+a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj|2^20|1:32\r\n\
+a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj|2^20\r\n";
+
+    #[test]
+    fn srtp_offer_is_answered_with_our_own_key_on_the_chosen_line() {
+        let n = negotiate(&SessionDescription::parse(SRTP_OFFER).unwrap(), &[Codec::Pcmu]).unwrap();
+        let k = n.srtp.expect("crypto chosen");
+        assert_eq!((k.tag, k.suite, k.savp), (2, Suite::AesCm128HmacSha1_32, true));
+        assert_eq!(&k.remote[..4], b"70xw");
+        assert_ne!(k.local, k.remote);
+        let answer = build("127.0.0.1:10000".parse().unwrap(), 1, 1, &[n.codec], None, n.direction, Some(&k));
+        let back = SessionDescription::parse(&answer).unwrap();
+        let line = back.audio().unwrap();
+        assert_eq!(line.proto, "RTP/SAVP");
+        assert_eq!(line.crypto.len(), 1);
+        // The offerer completes its own offer with our answer: our local key is its remote key.
+        let offered = Sdes { suite: k.suite, tag: 2, remote: [0; MASTER_LEN], local: k.remote, savp: true };
+        let got = offered.completed_by(negotiate(&back, &[Codec::Pcmu]).unwrap().srtp).unwrap();
+        assert_eq!((got.remote, got.local), (k.local, k.remote));
+        assert!(!format!("{k:?}").contains("remote"), "keys stay out of Debug output");
+    }
+
+    #[test]
+    fn savp_without_a_usable_key_is_refused_and_avp_with_keys_is_best_effort() {
+        let mki = b"v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj|2^20|1:4\r\n";
+        assert_eq!(negotiate(&SessionDescription::parse(mki).unwrap(), &[Codec::Pcmu]), Err(SdpError::NoCommonCrypto));
+        let short = b"v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA\r\n";
+        assert_eq!(negotiate(&SessionDescription::parse(short).unwrap(), &[Codec::Pcmu]), Err(SdpError::NoCommonCrypto));
+        let avp = b"v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/AVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj\r\n";
+        let k = negotiate(&SessionDescription::parse(avp).unwrap(), &[Codec::Pcmu]).unwrap().srtp.unwrap();
+        assert!(!k.savp);
     }
 }

@@ -9,21 +9,23 @@ use std::net::SocketAddr;
 pub enum Transport {
     Udp,
     Tcp,
+    Tls,
 }
 
 impl Transport {
     pub fn reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 }
 
-/// Where a message came from or goes to. `conn` names a TCP connection so answers reuse it.
+/// Where a message came from or goes to. `conn` names a TCP or TLS connection so answers reuse it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Peer {
     pub addr: SocketAddr,

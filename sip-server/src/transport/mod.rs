@@ -1,17 +1,20 @@
-//! Sockets for SIP: one UDP socket and a TCP listener, feeding received messages into one channel
-//! and sending what the user agent produces. Thin tokio code; all protocol logic is elsewhere.
+//! Sockets for SIP: one UDP socket, a TCP listener and optionally a TLS listener, feeding received
+//! messages into one channel, and sending what the user agent produces. A message for a TCP or TLS peer
+//! goes on the connection it names, else on the connection we already hold to that address, else on a
+//! new one we open (trunks over TLS, RFC 3261 §18.1.1); answers from the peer come back on it.
+//! Thin tokio code; all protocol logic is elsewhere.
 
 pub mod framing;
+mod stream;
+pub mod tls;
 
 use crate::transaction::{Peer, Transport};
-use framing::StreamFramer;
+use rustls::pki_types::ServerName;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
 /// One received message (a datagram or one framed TCP message).
@@ -22,6 +25,7 @@ pub struct Inbound {
 
 #[derive(Debug, Clone)]
 pub struct TransportLimits {
+    /// TCP and TLS connections accepted at once (those we open are not counted).
     pub max_tcp_connections: usize,
     /// A TCP connection that sends nothing for this long is closed.
     pub tcp_idle_timeout: Duration,
@@ -36,50 +40,119 @@ impl Default for TransportLimits {
     }
 }
 
+/// How a TLS peer we connect to is checked: the name its certificate must carry and the roots to trust.
+#[derive(Clone)]
+pub struct TlsPeer {
+    pub server_name: ServerName<'static>,
+    pub config: Arc<rustls::ClientConfig>,
+}
+
+#[derive(Default)]
+struct Connections {
+    by_id: HashMap<u64, mpsc::UnboundedSender<Vec<u8>>>,
+    /// Connections we opened, by where they go: the next request to that peer reuses it.
+    outbound: HashMap<(Transport, SocketAddr), u64>,
+    /// Accepted connections (the limit counts these).
+    accepted: usize,
+    next_id: u64,
+}
+
+impl Connections {
+    fn add(&mut self, tx: mpsc::UnboundedSender<Vec<u8>>) -> u64 {
+        self.next_id += 1;
+        self.by_id.insert(self.next_id, tx);
+        self.next_id
+    }
+}
+
+struct Shared {
+    conns: Mutex<Connections>,
+    inbound: mpsc::Sender<Inbound>,
+    limits: TransportLimits,
+    tls_peers: Mutex<HashMap<SocketAddr, TlsPeer>>,
+    /// The last reason a connection to the address failed (a refused certificate, no answer), until one works.
+    failures: Mutex<HashMap<SocketAddr, String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Sending side, shared by the user agent's driver.
 #[derive(Clone)]
 pub struct Sender {
     udp: Arc<UdpSocket>,
-    tcp: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Vec<u8>>>>>,
+    shared: Arc<Shared>,
 }
 
 impl Sender {
     pub fn send(&self, to: Peer, data: Vec<u8>) {
-        match to.transport {
-            Transport::Udp => {
-                if let Err(e) = self.udp.try_send_to(&data, to.addr) {
-                    tracing::debug!(to = %to.addr, error = %e, "UDP send failed");
-                }
+        if to.transport == Transport::Udp {
+            if let Err(e) = self.udp.try_send_to(&data, to.addr) {
+                tracing::debug!(to = %to.addr, error = %e, "UDP send failed");
             }
-            Transport::Tcp => {
-                let conns = self.tcp.lock().unwrap_or_else(|p| p.into_inner());
-                match to.conn.and_then(|c| conns.get(&c)) {
-                    Some(tx) => {
-                        let _ = tx.send(data);
-                    }
-                    None => tracing::debug!(to = %to.addr, "TCP connection gone; message dropped"),
-                }
-            }
+            return;
         }
+        let mut conns = lock(&self.shared.conns);
+        let existing = to.conn.filter(|c| conns.by_id.contains_key(c)).or_else(|| conns.outbound.get(&(to.transport, to.addr)).copied());
+        if let Some(tx) = existing.and_then(|c| conns.by_id.get(&c)) {
+            let _ = tx.send(data);
+            return;
+        }
+        // No connection to the peer (never opened, or it closed): open one; the message waits in its queue.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(data);
+        let id = conns.add(tx);
+        conns.outbound.insert((to.transport, to.addr), id);
+        drop(conns);
+        let tls = (to.transport == Transport::Tls).then(|| lock(&self.shared.tls_peers).get(&to.addr).cloned());
+        tokio::spawn(stream::connect_and_serve(self.shared.clone(), Peer { conn: Some(id), ..to }, tls.flatten(), rx));
+    }
+
+    /// Declares how a TLS peer at `addr` (a trunk) is verified when we connect to it.
+    pub fn set_tls_peer(&self, addr: SocketAddr, peer: TlsPeer) {
+        lock(&self.shared.tls_peers).insert(addr, peer);
+    }
+
+    /// Why the last connection to `addr` failed, while no newer one has succeeded.
+    pub fn connection_failure(&self, addr: SocketAddr) -> Option<String> {
+        lock(&self.shared.failures).get(&addr).cloned()
     }
 }
 
 pub struct Bound {
     pub udp_addr: SocketAddr,
     pub tcp_addr: SocketAddr,
+    pub tls_addr: Option<SocketAddr>,
     pub sender: Sender,
 }
 
-/// Binds both transports and starts their receive loops, which feed `inbound`.
-pub async fn bind(udp: SocketAddr, tcp: SocketAddr, limits: TransportLimits, inbound: mpsc::Sender<Inbound>) -> std::io::Result<Bound> {
+/// Binds the transports (TLS when `tls` is given) and starts their receive loops, which feed `inbound`.
+pub async fn bind(
+    udp: SocketAddr,
+    tcp: SocketAddr,
+    tls: Option<(SocketAddr, Arc<tls::ServerTls>)>,
+    limits: TransportLimits,
+    inbound: mpsc::Sender<Inbound>,
+) -> std::io::Result<Bound> {
     let udp_sock = Arc::new(UdpSocket::bind(udp).await?);
     let listener = TcpListener::bind(tcp).await?;
     let udp_addr = udp_sock.local_addr()?;
     let tcp_addr = listener.local_addr()?;
-    let conns: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Vec<u8>>>>> = Arc::default();
+    let tls_listener = match &tls {
+        Some((addr, _)) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    let tls_addr = tls_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let shared = Arc::new(Shared {
+        conns: Mutex::default(),
+        inbound: inbound.clone(),
+        limits,
+        tls_peers: Mutex::default(),
+        failures: Mutex::default(),
+    });
 
     let rx_sock = udp_sock.clone();
-    let udp_inbound = inbound.clone();
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65536];
         loop {
@@ -87,7 +160,7 @@ pub async fn bind(udp: SocketAddr, tcp: SocketAddr, limits: TransportLimits, inb
                 Ok((n, addr)) => {
                     let msg = Inbound { data: buf[..n].to_vec(), source: Peer { addr, transport: Transport::Udp, conn: None } };
                     // Under overload, drop rather than queue without bound: UDP peers retransmit.
-                    if udp_inbound.try_send(msg).is_err() {
+                    if inbound.try_send(msg).is_err() {
                         tracing::warn!("SIP inbound queue full; datagram dropped");
                     }
                 }
@@ -95,94 +168,9 @@ pub async fn bind(udp: SocketAddr, tcp: SocketAddr, limits: TransportLimits, inb
             }
         }
     });
-
-    let accept_conns = conns.clone();
-    tokio::spawn(async move {
-        let next_id = AtomicU64::new(1);
-        loop {
-            let Ok((stream, addr)) = listener.accept().await else { continue };
-            if accept_conns.lock().map(|c| c.len()).unwrap_or(0) >= limits.max_tcp_connections {
-                tracing::warn!(%addr, "TCP connection limit reached; refusing");
-                drop(stream);
-                continue;
-            }
-            let id = next_id.fetch_add(1, Ordering::Relaxed);
-            let (tx, rx) = mpsc::unbounded_channel();
-            if let Ok(mut c) = accept_conns.lock() {
-                c.insert(id, tx);
-            }
-            let conns = accept_conns.clone();
-            let inbound = inbound.clone();
-            let (idle, message_timeout) = (limits.tcp_idle_timeout, limits.tcp_message_timeout);
-            tokio::spawn(async move {
-                serve_tcp(stream, addr, id, rx, inbound, idle, message_timeout).await;
-                if let Ok(mut c) = conns.lock() {
-                    c.remove(&id);
-                }
-            });
-        }
-    });
-
-    Ok(Bound { udp_addr, tcp_addr, sender: Sender { udp: udp_sock, tcp: conns } })
-}
-
-async fn serve_tcp(
-    stream: TcpStream,
-    addr: SocketAddr,
-    id: u64,
-    mut outbound: mpsc::UnboundedReceiver<Vec<u8>>,
-    inbound: mpsc::Sender<Inbound>,
-    idle: Duration,
-    message_timeout: Duration,
-) {
-    let (mut rd, mut wr) = stream.into_split();
-    let writer = tokio::spawn(async move {
-        while let Some(data) = outbound.recv().await {
-            if wr.write_all(&data).await.is_err() {
-                break;
-            }
-        }
-    });
-    let mut framer = StreamFramer::new();
-    let mut buf = vec![0u8; 16384];
-    let peer = Peer { addr, transport: Transport::Tcp, conn: Some(id) };
-    // When the message now being received started (None between messages).
-    let mut partial_since: Option<tokio::time::Instant> = None;
-    loop {
-        let wait = match partial_since {
-            Some(t) => idle.min(message_timeout.saturating_sub(t.elapsed())),
-            None => idle,
-        };
-        let n = match tokio::time::timeout(wait, rd.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Err(_) => {
-                let why = if partial_since.is_some() { "a message took too long to arrive" } else { "idle" };
-                tracing::debug!(%addr, why, "closing TCP connection");
-                break;
-            }
-            Ok(Ok(n)) => n,
-        };
-        framer.push(&buf[..n]);
-        loop {
-            match framer.next_message() {
-                Ok(Some(data)) => {
-                    if inbound.send(Inbound { data, source: peer }).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::info!(%addr, error = %e, "closing TCP connection");
-                    writer.abort();
-                    return;
-                }
-            }
-        }
-        partial_since = match (framer.pending() > 0, partial_since) {
-            (false, _) => None,
-            (true, None) => Some(tokio::time::Instant::now()),
-            (true, started) => started,
-        };
+    tokio::spawn(stream::accept_loop(listener, shared.clone(), None));
+    if let (Some(listener), Some((_, server))) = (tls_listener, tls) {
+        tokio::spawn(stream::accept_loop(listener, shared.clone(), Some(server)));
     }
-    writer.abort();
+    Ok(Bound { udp_addr, tcp_addr, tls_addr, sender: Sender { udp: udp_sock, shared } })
 }

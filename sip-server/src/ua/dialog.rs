@@ -63,6 +63,8 @@ pub struct OutboundState {
     pub cancel_sent: bool,
     /// Our ACK for the 2xx, re-sent when the 2xx is retransmitted.
     pub ack: Option<Vec<u8>>,
+    /// The SRTP keys our offer carried (the answer supplies the peer's).
+    pub offered_srtp: Option<crate::sdp::Sdes>,
 }
 
 impl Dialog {

@@ -79,6 +79,8 @@ pub struct UaConfig {
     /// Address written in Via and Contact for each transport (what peers can reach).
     pub advertised_udp: SocketAddr,
     pub advertised_tcp: SocketAddr,
+    /// The TLS listener's, when there is one (a TLS peer without it is given the TCP address).
+    pub advertised_tls: Option<SocketAddr>,
     pub codecs: Vec<Codec>,
     /// Payload type we offer for telephone-event when we make the offer (late offer).
     pub telephone_event_pt: u8,
@@ -96,6 +98,7 @@ impl UaConfig {
         UaConfig {
             advertised_udp: addr,
             advertised_tcp: addr,
+            advertised_tls: None,
             codecs: vec![Codec::Pcmu, Codec::Pcma],
             telephone_event_pt: 101,
             server_header: None,
@@ -146,6 +149,7 @@ fn advertised(cfg: &UaConfig, transport: Transport) -> SocketAddr {
     match transport {
         Transport::Udp => cfg.advertised_udp,
         Transport::Tcp => cfg.advertised_tcp,
+        Transport::Tls => cfg.advertised_tls.unwrap_or(cfg.advertised_tcp),
     }
 }
 
@@ -248,8 +252,9 @@ impl UserAgent {
     /// Our Contact header value for requests and responses over `peer`'s transport.
     pub fn contact(&self, peer: &Peer) -> String {
         match peer.transport {
-            crate::transaction::Transport::Udp => format!("<sip:{}>", self.cfg.advertised_udp),
-            crate::transaction::Transport::Tcp => format!("<sip:{};transport=tcp>", self.cfg.advertised_tcp),
+            Transport::Udp => format!("<sip:{}>", self.cfg.advertised_udp),
+            Transport::Tcp => format!("<sip:{};transport=tcp>", self.cfg.advertised_tcp),
+            Transport::Tls => format!("<sip:{};transport=tls>", advertised(&self.cfg, Transport::Tls)),
         }
     }
 
@@ -427,8 +432,9 @@ impl UserAgent {
         }
         d.local_media = Some(local_media);
         let body = match d.media {
-            Some(n) => sdp::build(local_media, d.sdp_session, d.sdp_version, &[n.codec], n.telephone_event, n.direction),
-            None => sdp::build(local_media, d.sdp_session, d.sdp_version, &self.cfg.codecs, Some(self.cfg.telephone_event_pt), Direction::SendRecv),
+            Some(n) => sdp::build(local_media, d.sdp_session, d.sdp_version, &[n.codec], n.telephone_event, n.direction, n.srtp.as_ref()),
+            // Late offer (no SDP in the INVITE): ours is in the clear; SDES needs the caller to offer keys.
+            None => sdp::build(local_media, d.sdp_session, d.sdp_version, &self.cfg.codecs, Some(self.cfg.telephone_event_pt), Direction::SendRecv, None),
         };
         let mut resp = Response::from_request_headers(&d.invite.headers, 200, Some(&d.local_tag));
         for rr in d.invite.headers.get_all("Record-Route") {
@@ -546,14 +552,15 @@ impl UserAgent {
         let negotiated = if req.body.is_empty() { d.media.ok_or(sdp::SdpError::NoAudio) } else {
             SessionDescription::parse(&req.body).and_then(|sd| sdp::negotiate(&sd, &self.cfg.codecs))
         };
-        let n = match negotiated {
+        let mut n = match negotiated {
             Ok(n) => n,
             Err(_) => return self.respond(&key, &req, 488, None, now),
         };
+        sdp::keep_local_key(d.media.as_ref(), &mut n);
         d.sdp_version += 1;
         d.media = Some(n);
         d.remote_cseq = req.headers.cseq().map(|c| c.seq).unwrap_or(d.remote_cseq);
-        let body = sdp::build(local, d.sdp_session, d.sdp_version, &[n.codec], n.telephone_event, n.direction);
+        let body = sdp::build(local, d.sdp_session, d.sdp_version, &[n.codec], n.telephone_event, n.direction, n.srtp.as_ref());
         let mut resp = Response::from_request_headers(&req.headers, 200, None);
         resp.headers.push("Contact", contact);
         resp.headers.push("Content-Type", "application/sdp");

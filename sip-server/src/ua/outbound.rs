@@ -28,6 +28,30 @@ pub struct OutboundCall {
     pub local_media: SocketAddr,
     /// Username and password for 401/407 challenges.
     pub credentials: Option<(String, String)>,
+    /// Whether the offer carries SRTP keys (SDES), and whether the callee must take them.
+    pub media_encryption: MediaEncryption,
+}
+
+/// SRTP on a call we place (a trunk's or a contact's `media_encryption`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MediaEncryption {
+    /// Plain RTP.
+    #[default]
+    None,
+    /// Keys offered on an `RTP/AVP` line: SRTP when the callee takes them, plain RTP otherwise.
+    Optional,
+    /// `RTP/SAVP`: a callee that answers without keys gets the call ended.
+    Srtp,
+}
+
+impl MediaEncryption {
+    fn offer(self) -> Option<sdp::Sdes> {
+        match self {
+            MediaEncryption::None => None,
+            MediaEncryption::Optional => Some(sdp::Sdes::offer(false)),
+            MediaEncryption::Srtp => Some(sdp::Sdes::offer(true)),
+        }
+    }
 }
 
 impl UserAgent {
@@ -44,7 +68,8 @@ impl UserAgent {
         };
         let to = format!("<{}>", out.target);
         let session = rand::random::<u32>() as u64;
-        let body = sdp::build(out.local_media, session, 1, &self.cfg.codecs, Some(self.cfg.telephone_event_pt), Direction::SendRecv);
+        let offered_srtp = out.media_encryption.offer();
+        let body = sdp::build(out.local_media, session, 1, &self.cfg.codecs, Some(self.cfg.telephone_event_pt), Direction::SendRecv, offered_srtp.as_ref());
         let mut headers = Headers::default();
         headers.push("Via", self.new_via(out.via.transport));
         headers.push("Max-Forwards", "70");
@@ -78,7 +103,7 @@ impl UserAgent {
             local_media: Some(out.local_media),
             sdp_session: session,
             sdp_version: 1,
-            outbound: Some(OutboundState { invite, invite_key: key.clone(), auth: out.credentials.map(|(user, pass)| ClientAuth::new(user, pass)), cancel_requested: false, provisional: false, cancel_sent: false, ack: None }),
+            outbound: Some(OutboundState { invite, invite_key: key.clone(), auth: out.credentials.map(|(user, pass)| ClientAuth::new(user, pass)), cancel_requested: false, provisional: false, cancel_sent: false, ack: None, offered_srtp }),
         };
         self.by_dialog.insert((call_id, local_tag), call);
         self.by_invite.insert(key, call);
@@ -176,7 +201,14 @@ impl UserAgent {
                 d.remote_target = c.uri.to_string();
             }
             d.route_set = resp.headers.list_values("Record-Route").into_iter().rev().map(str::to_string).collect();
-            d.media = SessionDescription::parse(&resp.body).ok().and_then(|sd| sdp::negotiate(&sd, &self.cfg.codecs).ok());
+            let answer = SessionDescription::parse(&resp.body).ok().and_then(|sd| sdp::negotiate(&sd, &self.cfg.codecs).ok());
+            let offered = d.outbound.as_ref().and_then(|o| o.offered_srtp);
+            // Keys count only as the answer to ours (same tag and suite); required SRTP answered without them ends the call.
+            let srtp_refused = offered.is_some_and(|o| o.savp) && answer.is_some_and(|n| offered.and_then(|o| o.completed_by(n.srtp)).is_none());
+            d.media = answer.map(|n| sdp::Negotiated { srtp: offered.and_then(|o| o.completed_by(n.srtp)), ..n });
+            if srtp_refused {
+                tracing::warn!(call = call.0, "the callee answered without SRTP keys, which this call requires: hanging up");
+            }
             let ack = self.build_ack(call);
             let Some(d) = self.dialogs.get_mut(&call) else { return };
             d.state = DialogState::Confirmed;
@@ -186,8 +218,8 @@ impl UserAgent {
             }
             let (peer, media) = (d.peer, d.media);
             self.transmits.push_back(Transmit { to: peer, data: ack });
-            if cancel_requested {
-                // The answer crossed our CANCEL: end the call properly (§9.1).
+            if cancel_requested || srtp_refused {
+                // The answer crossed our CANCEL (§9.1), or refused the SRTP this call requires: end it properly.
                 self.hangup(call, now);
             } else {
                 self.events.push_back(UaEvent::Answered { call, media });

@@ -352,6 +352,7 @@ mod outbound_calls {
                 from_display: Some("OnCall".into()),
                 local_media: "127.0.0.1:20010".parse().unwrap(),
                 credentials: None,
+                media_encryption: Default::default(),
             },
             now,
         )
@@ -452,6 +453,7 @@ mod outbound_calls {
             from_display: None,
             local_media: "127.0.0.1:20030".parse().unwrap(),
             credentials: Some(("alice".into(), "secret".into())),
+            media_encryption: Default::default(),
         };
         let call = a.place_call(out.clone(), t);
         let invite = String::from_utf8(a.poll_transmit().unwrap().data).unwrap();
