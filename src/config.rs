@@ -85,6 +85,13 @@ impl InstanceConfig {
 pub struct SipConfig {
     pub listen_udp: SocketAddr,
     pub listen_tcp: SocketAddr,
+    /// SIP over TLS (RFC 3261 §26; usually port 5061): set with `tls_certificate` and `tls_private_key`.
+    /// Unset: no TLS listener.
+    pub listen_tls: Option<SocketAddr>,
+    /// PEM certificate chain (leaf first) and its private key for `listen_tls`; re-read when the files
+    /// change (a renewal needs no restart).
+    pub tls_certificate: Option<std::path::PathBuf>,
+    pub tls_private_key: Option<std::path::PathBuf>,
     /// Address put in Via/Contact/SDP when the listen address is a wildcard or behind NAT.
     pub advertise: Option<std::net::IpAddr>,
     pub rtp_port_min: u16,
@@ -120,6 +127,9 @@ impl Default for SipConfig {
         SipConfig {
             listen_udp: "127.0.0.1:5060".parse().expect("literal address"),
             listen_tcp: "127.0.0.1:5060".parse().expect("literal address"),
+            listen_tls: None,
+            tls_certificate: None,
+            tls_private_key: None,
             advertise: None,
             rtp_port_min: 20000,
             rtp_port_max: 30000,
@@ -347,6 +357,13 @@ impl Config {
         self.paging.validate()?;
         self.email.validate()?;
         self.transcription.choice().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if self.sip.listen_tls.is_some() {
+            let (Some(cert), Some(key)) = (&self.sip.tls_certificate, &self.sip.tls_private_key) else {
+                bail!("sip.listen_tls needs sip.tls_certificate and sip.tls_private_key (PEM files)");
+            };
+            // Loaded once here so `check` and a start both refuse an expired certificate or a key of another one.
+            oncall_sip::transport::tls::server_config(cert, key).map_err(|e| anyhow::anyhow!("sip.tls_certificate / sip.tls_private_key: {e}"))?;
+        }
         if self.sip.rtp_port_min >= self.sip.rtp_port_max {
             bail!("sip.rtp_port_min ({}) must be below sip.rtp_port_max ({})", self.sip.rtp_port_min, self.sip.rtp_port_max);
         }

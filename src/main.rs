@@ -623,6 +623,7 @@ impl Status {
             ("oncall_rtp_packets_sent_total", Kind::Counter, "RTP packets sent.", load(&s.packets_sent)),
             ("oncall_rtp_packets_received_total", Kind::Counter, "RTP packets received.", load(&s.packets_received)),
             ("oncall_media_ticks_late_total", Kind::Counter, "Media engine 20 ms ticks that started late.", load(&s.ticks_late)),
+            ("oncall_srtp_refused_total", Kind::Counter, "Packets dropped on SRTP calls: a wrong authentication tag (forged, or plain RTP), a replay, or too short.", load(&s.srtp_refused)),
         ];
         for (name, kind, help, value) in families {
             out.family(name, kind, help).sample(&[], value);
@@ -697,7 +698,27 @@ async fn serve(cfg: Config) -> Result<()> {
         tcp_idle_timeout: Duration::from_secs(cfg.sip.tcp_idle_timeout_secs),
         tcp_message_timeout: Duration::from_secs(cfg.sip.tcp_message_timeout_secs),
     };
-    let bound = transport::bind(cfg.sip.listen_udp, cfg.sip.listen_tcp, limits, in_tx).await.context("binding sip.listen_udp / sip.listen_tcp")?;
+    let tls = match (cfg.sip.listen_tls, &cfg.sip.tls_certificate, &cfg.sip.tls_private_key) {
+        (Some(addr), Some(cert), Some(key)) => {
+            let server = transport::tls::ServerTls::load(cert, key).context("sip.tls_certificate / sip.tls_private_key")?;
+            server.watch(Duration::from_secs(30));
+            Some((addr, server))
+        }
+        _ => None,
+    };
+    let bound = transport::bind(cfg.sip.listen_udp, cfg.sip.listen_tcp, tls, limits, in_tx).await.context("binding sip.listen_udp / sip.listen_tcp / sip.listen_tls")?;
+    if let Some(addr) = bound.tls_addr {
+        tracing::info!(%addr, "SIP over TLS listening");
+    }
+    // Trunks over TLS: how each one's certificate is checked when we connect (validate() built them once already).
+    let mut trunk_addrs = std::collections::HashMap::new();
+    for t in &cfg.trunks {
+        let Ok(addr) = t.registrar_addr() else { continue };
+        trunk_addrs.insert(t.name.clone(), addr);
+        if let Some(peer) = t.tls_peer().map_err(|e| anyhow::anyhow!("trunk {}: {e}", t.name))? {
+            bound.sender.set_tls_peer(addr, peer);
+        }
+    }
     let advertise_ip = cfg.sip.advertise.unwrap_or_else(|| cfg.sip.listen_udp.ip());
     if advertise_ip.is_unspecified() {
         bail!("sip.listen_udp is a wildcard address: set sip.advertise to the address peers should use");
@@ -705,6 +726,7 @@ async fn serve(cfg: Config) -> Result<()> {
     let ua = UserAgent::new(UaConfig {
         advertised_udp: SocketAddr::new(advertise_ip, bound.udp_addr.port()),
         advertised_tcp: SocketAddr::new(cfg.sip.advertise.unwrap_or_else(|| cfg.sip.listen_tcp.ip()), bound.tcp_addr.port()),
+        advertised_tls: bound.tls_addr.map(|a| SocketAddr::new(cfg.sip.advertise.unwrap_or_else(|| a.ip()), a.port())),
         codecs: vec![Codec::Pcmu, Codec::Pcma],
         telephone_event_pt: 101,
         server_header: (!cfg.sip.server_header.is_empty()).then(|| cfg.sip.server_header.clone()),
@@ -782,7 +804,7 @@ async fn serve(cfg: Config) -> Result<()> {
     let log_task = tokio::spawn(call_log::run(store.clone(), cfg.instance.id(), recordings_dir.clone(), log_rx, paging_tx));
 
     let trunk_board: TrunkBoard = Default::default();
-    let trunks = trunks::from_config(&cfg.trunks, &ua, trunk_board.clone());
+    let trunks = trunks::from_config(&cfg.trunks, &ua, trunk_board.clone()).with_links(bound.sender.clone(), trunk_addrs);
     // Issue 7 item 4: `oncall-<schedule>@` answered with a 302 to the on-call people's phones.
     let redirector = redirect::Redirector::start(&cfg.redirect, &cfg.trunks, registrar_handle.clone());
     if let Some(r) = &redirector {

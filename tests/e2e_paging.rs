@@ -61,26 +61,6 @@ fn add_person(server: &Server, name: &str, email: &str, uri: &str) -> i64 {
     out.trim().parse().unwrap_or_else(|_| panic!("`oncall person add` printed {out:?}, not an id"))
 }
 
-/// A microphone of `total` seconds with each clip placed at its start time (seconds), 8 kHz mono.
-fn compose(path: &Path, total: f64, clips: &[(f64, &Path)]) {
-    let mut samples = vec![0i16; (total * 8000.0) as usize];
-    for (at, clip) in clips {
-        let clip = read_wav(clip);
-        let from = (at * 8000.0) as usize;
-        for (i, s) in clip.samples.iter().enumerate() {
-            if let Some(slot) = samples.get_mut(from + i) {
-                *slot = *s;
-            }
-        }
-    }
-    let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut w = hound::WavWriter::create(path, spec).expect("create microphone WAV");
-    for s in samples {
-        w.write_sample(s).expect("write microphone WAV");
-    }
-    w.finalize().expect("finish microphone WAV");
-}
-
 /// A caller who presses 1, leaves `message` and then stays on the line (holding), saying `reply` every
 /// 5 s from 2 s after the message. Returns the caller's phone and when the call was established.
 fn call_and_hold(server: &Server, work: &Path, message: &Path, reply: &Path) -> (Baresip, Instant) {
@@ -90,7 +70,7 @@ fn call_and_hold(server: &Server, work: &Path, message: &Path, reply: &Path) -> 
     let mut clips = vec![(speech_at, message)];
     clips.extend((0..16).map(|i| (pound_at + 2.0 + 5.0 * i as f64, reply)));
     let microphone = work.join("caller-microphone.wav");
-    compose(&microphone, pound_at + 90.0, &clips);
+    compose_wav(&microphone, pound_at + 90.0, &clips);
     let mut caller = Baresip::start(&work.join("caller"), &microphone, Duration::from_secs(120));
     caller.command("dial", &server.sip_uri());
     let Some((established, _)) = caller.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) else {
@@ -126,7 +106,7 @@ fn bridge_both_ways(name: &str, stall: Option<Duration>) {
     // Erin speaks a while after answering: after the announcement and her key press.
     let erin_speech = speech_wav(&work, "erin-speech", "Hello, this is Erin from maintenance. I am on my way to you now.");
     let erin_mic = work.join("erin-microphone.wav");
-    compose(&erin_mic, 100.0, &[(announcement_secs() + 2.5, &erin_speech)]);
+    compose_wav(&erin_mic, 100.0, &[(announcement_secs() + 2.5, &erin_speech)]);
     let mut erin = Baresip::start_callee(&work.join("erin"), &erin_mic, Duration::from_secs(120), "erin");
     let erin_id = add_person(&server, "Erin", "erin@example.test", &erin.uri("erin"));
     server.oncall(&["policy", "add", "--name", "Front desk", "--person", "erin@example.test", "--wait-secs", "60"]);

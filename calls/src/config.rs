@@ -4,6 +4,10 @@
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
+use oncall_sip::transaction::Transport;
+use oncall_sip::transport::TlsPeer;
+use oncall_sip::ua::outbound::MediaEncryption;
+use oncall_sip::transport::ServerName;
 use std::net::{IpAddr, SocketAddr};
 
 /// `[business_hours]`: weekly opening times in `time_zone` and closed dates. Written to the database at
@@ -167,8 +171,17 @@ pub struct TrunkConfig {
     /// `host:port`, `host` (port 5060) or a SIP URI such as `sip:sip.example.net:5060`; an IP address
     /// (no DNS lookups yet).
     pub registrar: String,
-    /// "udp" or "tcp".
+    /// "udp", "tcp" or "tls" (RFC 3261 §26: signalling encrypted, the peer's certificate verified; port 5061
+    /// by default). A `sips:` registrar URI means "tls".
     pub transport: String,
+    /// SRTP on calls placed through the trunk: "srtp" (required: RTP/SAVP), "optional" (keys offered, plain
+    /// RTP if the trunk ignores them) or "none". Empty: "srtp" over TLS, "none" otherwise.
+    pub media_encryption: String,
+    /// PEM file of the CA (or the self-signed certificate) the trunk's TLS certificate must chain to; default:
+    /// the system's roots.
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// The name the trunk's certificate must carry; default: `domain`, else the registrar's address.
+    pub tls_server_name: Option<String>,
     pub username: String,
     pub password: String,
     /// The domain of the address of record `sip:<username>@<domain>`; default: the registrar's host.
@@ -194,6 +207,9 @@ impl Default for TrunkConfig {
             name: String::new(),
             registrar: String::new(),
             transport: "udp".into(),
+            media_encryption: String::new(),
+            tls_ca_file: None,
+            tls_server_name: None,
             username: String::new(),
             password: String::new(),
             domain: None,
@@ -212,14 +228,17 @@ pub use oncall_core::destination::Cidr as SourceNet;
 impl TrunkConfig {
     /// The registrar as (host, port, transport), from `host:port`, `host` or a SIP URI.
     pub fn registrar_parts(&self) -> Result<(String, u16, &'static str), String> {
+        let r = self.registrar.trim();
+        let sips = r.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("sips:"));
         let transport = match self.transport.to_ascii_lowercase().as_str() {
+            _ if sips => "tls",
             "udp" => "udp",
             "tcp" => "tcp",
-            other => return Err(format!("transport must be \"udp\" or \"tcp\", not {other:?}")),
+            "tls" => "tls",
+            other => return Err(format!("transport must be \"udp\", \"tcp\" or \"tls\", not {other:?}")),
         };
-        let r = self.registrar.trim();
         let hostport = match r.split_once(':') {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("sip") => rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") => rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest),
             _ => r,
         };
         let hostport = hostport.split(';').next().unwrap_or(hostport);
@@ -227,7 +246,51 @@ impl TrunkConfig {
             return Err("registrar is empty".into());
         }
         let (host, port) = oncall_sip::message::uri::split_hostport(hostport).map_err(|e| format!("registrar {r:?}: {e}"))?;
-        Ok((host.trim_matches(|c| c == '[' || c == ']').to_string(), port.unwrap_or(5060), transport))
+        let default_port = if transport == "tls" { 5061 } else { 5060 };
+        Ok((host.trim_matches(|c| c == '[' || c == ']').to_string(), port.unwrap_or(default_port), transport))
+    }
+
+    /// The transport requests to the trunk use.
+    pub fn transport(&self) -> Transport {
+        match self.registrar_parts().map(|p| p.2) {
+            Ok("tls") => Transport::Tls,
+            Ok("tcp") => Transport::Tcp,
+            _ => Transport::Udp,
+        }
+    }
+
+    /// SRTP on calls placed through the trunk (`media_encryption`; validated by [`validate_trunks`]).
+    pub fn media_encryption(&self) -> Result<MediaEncryption, String> {
+        match self.media_encryption.to_ascii_lowercase().as_str() {
+            "" if self.transport() == Transport::Tls => Ok(MediaEncryption::Srtp),
+            "" | "none" => Ok(MediaEncryption::None),
+            "optional" => Ok(MediaEncryption::Optional),
+            "srtp" => Ok(MediaEncryption::Srtp),
+            other => Err(format!("media_encryption must be \"srtp\", \"optional\" or \"none\", not {other:?}")),
+        }
+    }
+
+    /// How the trunk's certificate is checked, for a TLS trunk.
+    pub fn tls_peer(&self) -> Result<Option<TlsPeer>, String> {
+        if self.transport() != Transport::Tls {
+            return Ok(None);
+        }
+        let config = oncall_sip::transport::tls::client_config(self.tls_ca_file.as_deref()).map_err(|e| e.to_string())?;
+        let name = match (&self.tls_server_name, &self.domain) {
+            (Some(n), _) | (None, Some(n)) => n.clone(),
+            (None, None) => self.registrar_parts()?.0,
+        };
+        let server_name = ServerName::try_from(name.clone()).map_err(|_| format!("tls_server_name {name:?} is not a host name or IP address"))?;
+        Ok(Some(TlsPeer { server_name, config }))
+    }
+
+    /// The URI scheme and transport parameter of our Contact and the trunk's domain for this transport.
+    pub fn contact_for(&self, user: &str, advertised: SocketAddr) -> String {
+        match self.transport() {
+            Transport::Udp => format!("<sip:{user}@{advertised}>"),
+            Transport::Tcp => format!("<sip:{user}@{advertised};transport=tcp>"),
+            Transport::Tls => format!("<sip:{user}@{advertised};transport=tls>"),
+        }
     }
 
     /// The registrar's socket address (an IP literal: no DNS yet).
@@ -265,11 +328,8 @@ pub fn validate_trunks(trunks: &[TrunkConfig]) -> Result<()> {
                 }
             }
             if t.register {
-                let (_, _, transport) = t.registrar_parts().map_err(|e| anyhow::anyhow!("{key}.registrar / transport: {e}"))?;
+                t.registrar_parts().map_err(|e| anyhow::anyhow!("{key}.registrar / transport: {e}"))?;
                 t.registrar_addr().map_err(|e| anyhow::anyhow!("{key}.registrar: {e}"))?;
-                if transport == "tcp" {
-                    bail!("{key}.transport = \"tcp\": registering over TCP needs outbound TCP connections, not implemented yet (use \"udp\")");
-                }
                 if t.username.is_empty() {
                     bail!("{key}.username must be set when register = true");
                 }
@@ -279,6 +339,8 @@ pub fn validate_trunks(trunks: &[TrunkConfig]) -> Result<()> {
             } else if !t.registrar.is_empty() {
                 t.registrar_parts().map_err(|e| anyhow::anyhow!("{key}.registrar / transport: {e}"))?;
             }
+            t.media_encryption().map_err(|e| anyhow::anyhow!("{key}.{e}"))?;
+            t.tls_peer().map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
         }
     Ok(())
 }

@@ -682,7 +682,7 @@ impl Controller {
 
     fn place_leg(&mut self, held: &mut Held, leg: LegId, contact: ContactRef, now: Instant) {
         let Some(PageOrder { key, route, caller, caller_call, message, speak_first }) = held.orders.remove(&contact) else { return };
-        let crate::dial::Route { target, via, credentials, from_uri } = route;
+        let crate::dial::Route { target, via, credentials, from_uri, media_encryption } = route;
         let Some(sockets) = self.ports.allocate() else {
             tracing::warn!(request = %key.request, person = %key.person, "no free RTP port for a page call");
             return self.book.handle(Input::LegNotPlaced { leg, reason: "no free RTP port".into() }, now);
@@ -695,6 +695,7 @@ impl Controller {
             from_display: Some("OnCall".into()),
             local_media: SocketAddr::new(self.media_ip, port),
             credentials,
+            media_encryption,
         };
         let call = self.ua.place_call(out, now);
         tracing::info!(call = call.0, request = %key.request, person = %key.person, %target, via = %via.addr, rtp_port = port, "page call placed");

@@ -15,6 +15,7 @@ use crate::config::TrunkConfig;
 use crate::phones::RegistrarHandle;
 use oncall_core::{Contact, PersonId};
 use oncall_sip::transaction::{Peer, Transport};
+use oncall_sip::ua::outbound::MediaEncryption;
 use std::net::{IpAddr, SocketAddr};
 
 /// Where one call or SIP MESSAGE goes.
@@ -27,6 +28,8 @@ pub struct Route {
     /// Digest credentials for a challenge on the way (a trunk's).
     pub credentials: Option<(String, String)>,
     pub from_uri: String,
+    /// SRTP for a call on this route (the trunk's `media_encryption`; a phone registered over TLS: required).
+    pub media_encryption: MediaEncryption,
 }
 
 impl Route {
@@ -79,7 +82,15 @@ impl Dialer {
             .registered_devices(person)
             .into_iter()
             .map(|d| RegisteredPhone {
-                route: Route { target: d.contact.clone(), via: Peer { addr: d.source, transport: d.transport, conn: None }, credentials: None, from_uri: self.local_uri.clone() },
+                route: Route {
+                    target: d.contact.clone(),
+                    // The connection it registered on, for TCP and TLS: a phone behind NAT accepts no new one.
+                    via: Peer { addr: d.source, transport: d.transport, conn: d.conn },
+                    credentials: None,
+                    from_uri: self.local_uri.clone(),
+                    // A phone that registered over TLS gets its audio encrypted too (RFC 4568 keys travel in that TLS).
+                    media_encryption: if d.transport == Transport::Tls { MediaEncryption::Srtp } else { MediaEncryption::None },
+                },
                 contact: d.contact,
                 source: d.source,
             })
@@ -94,7 +105,7 @@ impl Dialer {
             Contact::Sip(uri) => {
                 let addr = resolve_sip_uri(uri.as_str()).await?;
                 let from_uri = if from.starts_with("sip:") { from.to_string() } else { self.local_uri.clone() };
-                Ok(Route { target: uri.as_str().to_string(), via: Peer { addr, transport: Transport::Udp, conn: None }, credentials: None, from_uri })
+                Ok(Route { target: uri.as_str().to_string(), via: Peer { addr, transport: Transport::Udp, conn: None }, credentials: None, from_uri, media_encryption: MediaEncryption::None })
             }
             Contact::Phone(number) => {
                 let trunk = self.trunks.first().ok_or("a phone number needs a [[trunks]] entry to call or text through")?;
@@ -108,7 +119,8 @@ impl Dialer {
                     (None, _) => trunk.aor(),
                 };
                 let credentials = (!trunk.username.is_empty()).then(|| (trunk.username.clone(), trunk.password.clone()));
-                Ok(Route { target: format!("sip:{}@{domain}", number.as_str()), via: Peer { addr, transport: Transport::Udp, conn: None }, credentials, from_uri })
+                let media_encryption = trunk.media_encryption().unwrap_or_default();
+                Ok(Route { target: format!("sip:{}@{domain}", number.as_str()), via: Peer { addr, transport: trunk.transport(), conn: None }, credentials, from_uri, media_encryption })
             }
         }
     }

@@ -74,6 +74,8 @@ pub struct RegisteredDevice {
     /// Where its REGISTER came from: send the INVITE here (behind NAT the Contact's host is unreachable).
     pub source: SocketAddr,
     pub transport: Transport,
+    /// The TCP or TLS connection the REGISTER came on (None after a restart, or over UDP).
+    pub conn: Option<u64>,
     pub expires_at: Instant,
 }
 
@@ -231,10 +233,10 @@ impl RegistrarService {
             let Ok(addr) = b.source_addr.parse::<SocketAddr>() else {
                 continue;
             };
-            let transport = if b.transport == "tcp" {
-                Transport::Tcp
-            } else {
-                Transport::Udp
+            let transport = match b.transport.as_str() {
+                "tcp" => Transport::Tcp,
+                "tls" => Transport::Tls,
+                _ => Transport::Udp,
             };
             let left = Duration::from_millis((b.expires_at.0 - wall.0).max(0) as u64);
             // A TCP connection does not survive a restart: the phone's next REGISTER opens a new one.
@@ -302,12 +304,7 @@ impl RegistrarService {
                         username,
                         contact: binding.contact,
                         source_addr: binding.source.addr.to_string(),
-                        transport: if binding.source.transport == Transport::Tcp {
-                            "tcp"
-                        } else {
-                            "udp"
-                        }
-                        .to_string(),
+                        transport: binding.source.transport.as_str().to_ascii_lowercase(),
                         expires_at: Timestamp(wall.0 + left),
                         call_id: binding.call_id,
                         cseq: binding.cseq,
@@ -406,6 +403,7 @@ impl RegistrarService {
                     contact: b.contact.clone(),
                     source: b.source.addr,
                     transport: b.source.transport,
+                    conn: b.source.conn,
                     expires_at: b.expires_at,
                 });
             }

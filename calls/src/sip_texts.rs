@@ -59,7 +59,7 @@ impl SipTexts {
     /// Sends one MESSAGE (RFC 3428 §4: text/plain, out of any dialog); the outcome comes back as
     /// [`oncall_sip::ua::UaEvent::MessageDone`], for [`SipTexts::on_message_done`].
     pub fn send(&mut self, ua: &mut UserAgent, key: Option<NotificationKey>, route: Route, body: String, now: Instant) {
-        let Route { target, via, credentials, from_uri } = route;
+        let Route { target, via, credentials, from_uri, .. } = route;
         let message = OutgoingMessage { target, via, from_uri, body, credentials };
         let message = ua.send_message(message, now);
         if let Some(key) = key {
@@ -134,7 +134,7 @@ impl SipTexts {
             let Some(answer) = replies.reply(sender, text).await else {
                 return;
             };
-            let route = Route { target: reply_to, via: source, credentials: None, from_uri: replies.reply_from() };
+            let route = Route { target: reply_to, via: source, credentials: None, from_uri: replies.reply_from(), media_encryption: Default::default() };
             if let Some(c) = commands {
                 let _ = c.send(ControllerCommand::SendText { key: None, route, body: answer });
             }
@@ -205,7 +205,7 @@ mod tests {
             conn: None,
         };
         let credentials = Some(("oncall".to_string(), "secret".to_string()));
-        let route = Route { target: "sip:+15551234567@sip.example".into(), via, from_uri: "sip:+15550001111@sip.example".into(), credentials };
+        let route = Route { target: "sip:+15551234567@sip.example".into(), via, from_uri: "sip:+15550001111@sip.example".into(), credentials, media_encryption: Default::default() };
         texts.send(&mut ua, Some(key), route, "hello #7".into(), now);
         let first = sent_message(&mut ua);
         assert_eq!(first.method, oncall_sip::message::Method::Message);

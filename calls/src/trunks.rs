@@ -5,10 +5,11 @@
 use crate::config::{SourceNet, TrunkConfig};
 use oncall_sip::message::Header;
 use oncall_sip::registration::{Registration, RegistrationStatus, TrunkRegistration};
-use oncall_sip::transaction::{Peer, Transport, TxKey};
+use oncall_sip::transaction::{Peer, TxKey};
 use oncall_sip::ua::UserAgent;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use oncall_sip::transport::Sender;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,13 +70,27 @@ pub struct Trunks {
     unregister_deadline: Option<Instant>,
     /// The deadline passed: registrations are no longer driven.
     abandoned: bool,
+    /// The transport and each registering trunk's address: a failed registration shows why its TCP or TLS
+    /// connection failed (a refused certificate), not only that nothing answered.
+    links: Option<(Sender, HashMap<String, SocketAddr>)>,
 }
 
 impl Trunks {
     pub fn new(regs: Vec<(String, Registration)>, pbx: Vec<String>, allowed_sources: Vec<(String, SourceNet)>, board: TrunkBoard) -> Trunks {
-        let t = Trunks { regs, pending: HashMap::new(), pbx, allowed_sources, board, unregister_deadline: None, abandoned: false };
+        let t = Trunks { regs, pending: HashMap::new(), pbx, allowed_sources, board, unregister_deadline: None, abandoned: false, links: None };
         t.publish();
         t
+    }
+
+    /// Reports connection failures (TLS verification) of the trunks at `addrs` with their state.
+    pub fn with_links(mut self, sender: Sender, addrs: HashMap<String, SocketAddr>) -> Trunks {
+        self.links = Some((sender, addrs));
+        self
+    }
+
+    fn link_failure(&self, name: &str) -> Option<String> {
+        let (sender, addrs) = self.links.as_ref()?;
+        sender.connection_failure(*addrs.get(name)?)
     }
 
     /// Whether an INVITE from `ip` may come in (PBX mode source filter).
@@ -170,7 +185,10 @@ impl Trunks {
                 let (state, detail) = match reg.status() {
                     RegistrationStatus::Registering => (TrunkState::Registering, String::new()),
                     RegistrationStatus::Registered { until } => (TrunkState::Registered, format!("expires in {} s", until.saturating_duration_since(now).as_secs())),
-                    RegistrationStatus::Failed { reason, retry_at } => (TrunkState::Failed, format!("{reason}; retry in {} s", retry_at.saturating_duration_since(now).as_secs())),
+                    RegistrationStatus::Failed { reason, retry_at } => {
+                        let reason = self.link_failure(name).unwrap_or_else(|| reason.to_string());
+                        (TrunkState::Failed, format!("{reason}; retry in {} s", retry_at.saturating_duration_since(now).as_secs()))
+                    }
                     RegistrationStatus::Stopped => (TrunkState::Unregistered, String::new()),
                 };
                 TrunkRow { name: name.clone(), state, detail }
@@ -204,12 +222,12 @@ pub fn from_config(trunks: &[TrunkConfig], ua: &UserAgent, board: TrunkBoard) ->
                 continue;
             }
         };
-        let contact = format!("<sip:{}@{}>", t.username, ua.advertised(Transport::Udp));
+        let contact = t.contact_for(&t.username, ua.advertised(t.transport()));
         tracing::info!(trunk = %t.name, registrar = %addr, aor = %t.aor(), expires_secs = t.expires_secs, "trunk registering");
         regs.push((
             t.name.clone(),
             Registration::new(TrunkRegistration {
-                registrar: Peer { addr, transport: Transport::Udp, conn: None },
+                registrar: Peer { addr, transport: t.transport(), conn: None },
                 aor: t.aor(),
                 username: t.username.clone(),
                 password: t.password.clone(),

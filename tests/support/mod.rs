@@ -961,7 +961,13 @@ impl Baresip {
         // regint=0: no REGISTER, just calls.
         Baresip::launch(dir, audio_source, limit, |_| {
             format!("<sip:tester@{LOOPBACK}>;regint=0\n")
-        })
+        }, "")
+    }
+
+    /// Any account line (given baresip's SIP port) and extra config lines, e.g. TLS and SRTP:
+    /// `module srtp.so` and `sip_cafile CA.pem`.
+    pub fn start_with(dir: &Path, audio_source: &Path, limit: Duration, account: impl FnOnce(u16) -> String, extra_config: &str) -> Baresip {
+        Baresip::launch(dir, audio_source, limit, account, extra_config)
     }
 
     /// A phone that answers every incoming call by itself (an employee's phone), reachable at
@@ -969,7 +975,7 @@ impl Baresip {
     pub fn start_callee(dir: &Path, audio_source: &Path, limit: Duration, user: &str) -> Baresip {
         Baresip::launch(dir, audio_source, limit, |port| {
             format!("<sip:{user}@{LOOPBACK}:{port}>;regint=0;answermode=auto\n")
-        })
+        }, "")
     }
 
     /// `sip:<user>@127.0.0.1:<sip_port>`
@@ -977,7 +983,7 @@ impl Baresip {
         format!("sip:{user}@{LOOPBACK}:{}", self.sip_port)
     }
 
-    fn launch(dir: &Path, audio_source: &Path, limit: Duration, account: impl FnOnce(u16) -> String) -> Baresip {
+    fn launch(dir: &Path, audio_source: &Path, limit: Duration, account: impl FnOnce(u16) -> String, extra_config: &str) -> Baresip {
         require_tool("baresip");
         fs::create_dir_all(dir).expect("create baresip dir");
         let snd_dir = dir.join("snd");
@@ -1011,6 +1017,7 @@ module_tmp\taccount.so
 module_app\tmenu.so
 snd_path\t{snd}
 ctrl_tcp_listen\t{LOOPBACK}:{ctrl_port}
+{extra_config}
 ",
             source = audio_source.display(),
             rtp_end = rtp + 9,
@@ -1945,7 +1952,7 @@ impl Baresip {
     /// A baresip whose `accounts` file is `account(sip_port)` (e.g. a line with `regint` and `auth_pass`, so it
     /// registers), driven over `ctrl_tcp` like the others.
     pub fn start_with_account(dir: &Path, audio_source: &Path, limit: Duration, account: impl FnOnce(u16) -> String) -> Baresip {
-        Baresip::launch(dir, audio_source, limit, account)
+        Baresip::launch(dir, audio_source, limit, account, "")
     }
 
     /// Every event and response that arrives within `limit`, with arrival times (for a test that needs the order
@@ -2171,4 +2178,24 @@ pub fn find_speech(heard: &[i16], from_secs: f64, window_secs: f64, needle_wav: 
     let needle = &voice.samples[start..(start + 4000).min(voice.samples.len())];
     let (lag, corr) = best_match(window, needle, window.len().saturating_sub(needle.len()));
     (lag as f64 / 8000.0, corr, rms_dbfs(window))
+}
+
+/// A microphone of `total` seconds with each clip placed at its start time (seconds), 8 kHz mono.
+pub fn compose_wav(path: &Path, total: f64, clips: &[(f64, &Path)]) {
+    let mut samples = vec![0i16; (total * 8000.0) as usize];
+    for (at, clip) in clips {
+        let clip = read_wav(clip);
+        let from = (at * 8000.0) as usize;
+        for (i, s) in clip.samples.iter().enumerate() {
+            if let Some(slot) = samples.get_mut(from + i) {
+                *slot = *s;
+            }
+        }
+    }
+    let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).expect("create microphone WAV");
+    for s in samples {
+        w.write_sample(s).expect("write microphone WAV");
+    }
+    w.finalize().expect("finish microphone WAV");
 }

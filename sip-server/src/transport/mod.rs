@@ -9,7 +9,7 @@ mod stream;
 pub mod tls;
 
 use crate::transaction::{Peer, Transport};
-use rustls::pki_types::ServerName;
+pub use rustls::pki_types::ServerName;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,298 @@
+//! SIP over TLS and SRTP (issue 21) with real peers on loopback:
+//!
+//! - `a_tls_srtp_caller_is_bridged_to_a_phone_registered_over_tls`: Erin's phone (baresip) registers with OnCall's
+//!   registrar over TLS, with `mediaenc=srtp-mand`. A caller (another baresip, TLS and SRTP required) leaves a
+//!   "page on-call" message and holds; OnCall pages Erin over her TLS connection with SRTP, she presses 1 and the
+//!   two talk. Checked: the recorded message holds the caller's speech, each side heard the other through the
+//!   bridge, the conversation is recorded in stereo; the caller's TLS bytes (through a relay in the test) never
+//!   show SIP in clear text; plain RTP sprayed at every media port is dropped (`oncall_srtp_refused_total`).
+//! - `a_trunk_with_an_untrusted_certificate_is_refused_with_the_reason`: a TLS trunk (`openssl s_server` with a
+//!   certificate of another CA) fails verification; /healthz shows the trunk failed and why.
+//! - `a_key_that_does_not_match_the_certificate_stops_the_start`: the configuration is refused with a message
+//!   naming both files.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// A test CA and a server certificate for 127.0.0.1 (and `oncall.test`) signed by it, made with openssl.
+struct Certs {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn make_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (ca, ca_key) = (dir.join(format!("{name}-ca.pem")), dir.join(format!("{name}-ca.key")));
+    let subject = format!("/CN={name} test CA");
+    tool(dir, "openssl", &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", &subject, "-keyout", &ca_key.display().to_string(), "-out", &ca.display().to_string()]);
+    (ca, ca_key)
+}
+
+fn make_certs(dir: &Path, name: &str) -> Certs {
+    let (ca, ca_key) = make_ca(dir, name);
+    let (key, csr, cert, ext) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.csr")), dir.join(format!("{name}.pem")), dir.join(format!("{name}.ext")));
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:oncall.test\n").unwrap();
+    tool(dir, "openssl", &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=oncall.test", "-keyout", &key.display().to_string(), "-out", &csr.display().to_string()]);
+    tool(dir, "openssl", &["x509", "-req", "-in", &csr.display().to_string(), "-CA", &ca.display().to_string(), "-CAkey", &ca_key.display().to_string(), "-CAcreateserial", "-days", "2", "-extfile", &ext.display().to_string(), "-out", &cert.display().to_string()]);
+    Certs { ca, cert, key }
+}
+
+fn tls_sip(port: u16, certs: &Certs) -> String {
+    format!("listen_tls = \"{LOOPBACK}:{port}\"\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"\n", certs.cert.display(), certs.key.display())
+}
+
+/// baresip's extra config for TLS (our CA trusted) and SRTP.
+fn baresip_tls(certs: &Certs) -> String {
+    format!("module\tsrtp.so\nsip_cafile\t{}\n", certs.ca.display())
+}
+
+/// A TCP relay in front of `target` that keeps every byte it forwards either way: what a capture of the TLS
+/// port would show.
+fn capturing_relay(target: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind((LOOPBACK, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(target) else { return };
+            for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
+                let keep = keep.clone();
+                thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 || to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        keep.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                    let _ = to.shutdown(Shutdown::Both);
+                });
+            }
+        }
+    });
+    (addr, seen)
+}
+
+fn announcement_secs() -> f64 {
+    prompt_secs("new_request") + prompt_secs("from") + prompt_secs("press_1_talk")
+}
+
+#[test]
+fn a_tls_srtp_caller_is_bridged_to_a_phone_registered_over_tls() {
+    let base = TestDir::new("tls-certs");
+    let certs = make_certs(&base.path, "oncall");
+    let tls_port = free_port();
+    let server = Server::start(
+        "tls-srtp",
+        ServerOptions {
+            extra_sip: tls_sip(tls_port, &certs),
+            extra_config: "[paging]\nenabled = true\nkey_timeout_secs = 8\nmax_retries = 1\nmax_hold_secs = 120\n\n\
+                [registrar]\nenabled = true\nrealm = \"oncall-test\"\nalgorithms = [\"MD5\"]\nmin_expires_secs = 30\n"
+                .into(),
+            ..ServerOptions::default()
+        },
+    );
+    let tls_addr: SocketAddr = format!("{LOOPBACK}:{tls_port}").parse().unwrap();
+    let work = server.dir.subdir("peers");
+    let mut checks = Checks::default();
+    let erin_id: i64 = server.oncall(&["person", "add", "--name", "Erin", "--email", "erin@example.test", "--phone", "+441632960001"]).trim().parse().unwrap();
+    let out = server.oncall(&["person", "sip-account", "erin@example.test", "--username", "erin", "--password", "desk-phone-7"]);
+    assert!(out.contains("SIP account erin set"), "{out}");
+    server.oncall(&["policy", "add", "--name", "Front desk", "--person", "erin@example.test", "--wait-secs", "60"]);
+
+    // Erin's phone: registered over TLS, SRTP required, answers by itself.
+    let erin_speech = speech_wav(&work, "erin-speech", "Hello, this is Erin from maintenance. I am on my way to you now.");
+    let erin_mic = work.join("erin-microphone.wav");
+    compose_wav(&erin_mic, 100.0, &[(announcement_secs() + 2.5, &erin_speech)]);
+    let mut erin = Baresip::start_with(
+        &work.join("erin"),
+        &erin_mic,
+        Duration::from_secs(120),
+        |_| format!("<sip:erin@{tls_addr};transport=tls>;auth_pass=desk-phone-7;regint=60;mediaenc=srtp-mand;answermode=auto\n"),
+        &baresip_tls(&certs),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("device registered username=erin") {
+        assert!(Instant::now() < deadline, "Erin's phone did not register over TLS:\n{}\n{}", tail(&erin.log(), 30), server.log_tail(30));
+        thread::sleep(Duration::from_millis(100));
+    }
+    let devices = server.oncall(&["person", "sip-devices", "erin@example.test"]);
+    eprintln!("[e2e] Erin's devices: {devices}");
+    checks.check(devices.to_ascii_lowercase().contains("tls"), || format!("the registration is not shown as TLS: {devices}"));
+
+    // The caller: TLS through the capturing relay, SRTP required; message, then holds and replies every 5 s.
+    let (relay, captured) = capturing_relay(tls_addr);
+    let message = speech_wav(&work, "message", "Water is coming through the ceiling of apartment twelve.");
+    let reply = speech_wav(&work, "reply", "Thank you. Please hurry, the water is rising.");
+    let record_prompt = prompt_secs("record_after_tone") + prompt_secs("beep");
+    let speech_at = KEY_1_AT + record_prompt + LEAD_IN;
+    let pound_at = speech_at + read_wav(&message).secs() + TAIL;
+    let mut clips = vec![(speech_at, message.as_path())];
+    clips.extend((0..16).map(|i| (pound_at + 2.0 + 5.0 * i as f64, reply.as_path())));
+    let caller_mic = work.join("caller-microphone.wav");
+    compose_wav(&caller_mic, pound_at + 90.0, &clips);
+    let mut caller = Baresip::start_with(
+        &work.join("caller"),
+        &caller_mic,
+        Duration::from_secs(120),
+        |_| format!("<sip:tester@{LOOPBACK};transport=tls>;regint=0;mediaenc=srtp-mand\n"),
+        &baresip_tls(&certs),
+    );
+    caller.command("dial", &format!("sip:oncall@{relay};transport=tls"));
+    let Some((caller_at, _)) = caller.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) else {
+        panic!("the TLS/SRTP call was not established:\n{}\n{}", tail(&caller.log(), 40), server.log_tail(30));
+    };
+    sleep_until(caller_at + Duration::from_secs_f64(KEY_1_AT));
+    caller.command("sndcode", "1");
+    sleep_until(caller_at + Duration::from_secs_f64(pound_at));
+    caller.command("sndcode", "#");
+
+    let Some((erin_at, _)) = erin.wait_event("CALL_ESTABLISHED", Duration::from_secs(15)) else {
+        panic!("OnCall did not page Erin over TLS within 15 s:\n{}\n{}", tail(&erin.log(), 30), server.log_tail(40));
+    };
+    // Plain RTP at every media port while the page plays: an SRTP call drops all of it.
+    let spray = UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    let mut plain = [0u8; 172];
+    plain[0] = 0x80;
+    plain[12..].fill(0x10); // loud μ-law
+    for seq in 0..10u16 {
+        plain[2..4].copy_from_slice(&seq.to_be_bytes());
+        for port in (server.rtp_ports.0..=server.rtp_ports.1).step_by(2) {
+            let _ = spray.send_to(&plain, (LOOPBACK, port));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    sleep_until(erin_at + Duration::from_secs_f64(announcement_secs() + 0.5));
+    erin.command("sndcode", "1");
+    let bridged = Instant::now();
+    match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "acknowledged") {
+        Ok(row) => checks.check(field(&row, "acknowledged_by") == format!("person:{erin_id}"), || format!("acknowledged_by {:?}", field(&row, "acknowledged_by"))),
+        Err(rows) => checks.fail(format!("the request was not acknowledged after Erin pressed 1: {rows:#?}")),
+    }
+    sleep_until(bridged + Duration::from_secs(10));
+    erin.command("hangup", "");
+    let closing = prompt_secs("staff_left") + prompt_secs("goodbye");
+    checks.check(caller.wait_event("CALL_CLOSED", Duration::from_secs_f64(closing + 4.0)).is_some(), || "the caller was not released after Erin hung up".into());
+    caller.quit();
+    erin.quit();
+
+    // The message was recorded whole through SRTP.
+    let found = server.recordings().into_iter().find(|p| p.to_string_lossy().ends_with("-message.wav"));
+    match found {
+        None => checks.fail(format!("no message recording among {:?}", server.recordings())),
+        Some(path) => {
+            let wav = read_wav(&path);
+            let (_, corr, level) = find_speech(&wav.samples, 0.0, wav.secs(), &message);
+            eprintln!("[e2e] message {:.1} s at {level:.1} dBFS, the caller's speech matched {corr:.2}", wav.secs());
+            checks.check(corr > 0.6, || format!("the recorded message is not the caller's speech (correlation {corr:.2})"));
+        }
+    }
+    for (who, phone, at, needle) in [("Erin", &erin, erin_at, &reply), ("the caller", &caller, caller_at, &erin_speech)] {
+        match phone.heard_wav() {
+            None => checks.fail(format!("{who}'s baresip wrote no dump of what it heard")),
+            Some(path) => {
+                let (t, corr, level) = find_speech(&read_wav(&path).samples, (bridged - at).as_secs_f64(), 9.0, needle);
+                eprintln!("[e2e] {who} heard {level:.1} dBFS in the bridge, the other's words {t:.2} s in, correlation {corr:.3}");
+                checks.check(corr > 0.6, || format!("{who} did not hear the other side through the SRTP bridge (correlation {corr:.2})"));
+            }
+        }
+    }
+    let conversation = server.recordings().into_iter().find(|p| p.to_string_lossy().ends_with("-conversation.wav"));
+    match conversation {
+        None => checks.fail("no conversation recording"),
+        Some(path) => {
+            let (left, channels) = read_wav_channel(&path, 0);
+            let (right, _) = read_wav_channel(&path, 1);
+            let (_, c1, _) = find_speech(&left.samples, 0.0, left.secs(), &reply);
+            let (_, c2, _) = find_speech(&right.samples, 0.0, right.secs(), &erin_speech);
+            eprintln!("[e2e] conversation: {channels} channels, caller {c1:.2}, Erin {c2:.2}");
+            checks.check(channels == 2 && c1 > 0.6 && c2 > 0.6, || format!("conversation: {channels} channels, correlations {c1:.2} / {c2:.2}"));
+        }
+    }
+    // What went over the caller's TLS connection: records of ciphertext, no SIP.
+    let captured = captured.lock().unwrap().clone();
+    let text = String::from_utf8_lossy(&captured);
+    eprintln!("[e2e] {} bytes crossed the caller's TLS connection", captured.len());
+    checks.check(captured.len() > 2000, || format!("only {} bytes crossed the relay", captured.len()));
+    checks.check(captured.first() == Some(&0x16), || "the connection did not start with a TLS handshake record".into());
+    for clear in ["SIP/2.0", "INVITE", "m=audio", "a=crypto"] {
+        checks.check(!text.contains(clear), || format!("{clear:?} crossed the TLS connection in clear text"));
+    }
+    let metrics = http_get(server.http, "/metrics").map(|(_, b)| b).unwrap_or_default();
+    let refused = metric(&metrics, "oncall_srtp_refused_total").unwrap_or(0.0);
+    eprintln!("[e2e] oncall_srtp_refused_total {refused}");
+    checks.check(refused >= 10.0, || format!("plain RTP sprayed at the SRTP calls was not refused: oncall_srtp_refused_total {refused}"));
+    let log = server.log();
+    checks.check(!log.contains("panicked"), || "the server panicked".into());
+    checks.finish();
+}
+
+#[test]
+fn a_trunk_with_an_untrusted_certificate_is_refused_with_the_reason() {
+    let base = TestDir::new("tls-bad-trunk");
+    let trusted = make_certs(&base.path, "trusted");
+    // The trunk presents a certificate of another CA than the one OnCall is told to trust.
+    let rogue = make_certs(&base.path, "rogue");
+    let port = free_port();
+    let mut s_server = Command::new("openssl");
+    s_server.args(["s_server", "-quiet", "-accept", &format!("{LOOPBACK}:{port}"), "-cert"]).arg(&rogue.cert).arg("-key").arg(&rogue.key);
+    let mut trunk = Spawned::spawn(&mut s_server, &base.path, "openssl-s_server");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect((LOOPBACK, port)).is_err() {
+        assert!(Instant::now() < deadline, "openssl s_server did not start:\n{}", trunk.stderr_text());
+        thread::sleep(Duration::from_millis(50));
+    }
+    let trunks = format!(
+        "[[trunks]]\nname = \"carrier\"\nregistrar = \"{LOOPBACK}:{port}\"\ntransport = \"tls\"\ntls_ca_file = \"{}\"\ntls_server_name = \"oncall.test\"\nusername = \"oncall\"\npassword = \"x\"\nexpires_secs = 60\n",
+        trusted.ca.display()
+    );
+    let server = Server::start("tls-bad-trunk", options_with_trunks(&trunks));
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let health = loop {
+        let body = http_get(server.http, "/healthz").map(|(_, b)| b).unwrap_or_default();
+        if body.contains("failed") || Instant::now() > deadline {
+            break body;
+        }
+        thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!("[e2e] /healthz: {health}");
+    let log = server.log();
+    assert!(log.contains("cannot connect") && log.to_ascii_lowercase().contains("certificate"), "no certificate failure logged:\n{}", server.log_tail(30));
+    assert!(health.contains("failed") && health.to_ascii_lowercase().contains("certificate"), "/healthz does not show the trunk failed over its certificate: {health}");
+    trunk.kill();
+}
+
+#[test]
+fn a_key_that_does_not_match_the_certificate_stops_the_start() {
+    let dir = TestDir::new("tls-mismatch");
+    let a = make_certs(&dir.path, "a");
+    let b = make_certs(&dir.path, "b");
+    let config = dir.join("oncall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\nlisten_udp = \"{LOOPBACK}:{}\"\nlisten_tcp = \"{LOOPBACK}:{}\"\nlisten_tls = \"{LOOPBACK}:{}\"\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"\n[http]\nlisten = \"{LOOPBACK}:{}\"\n[storage]\ndata_dir = \"{}\"\n",
+            free_port(),
+            free_port(),
+            free_port(),
+            a.cert.display(),
+            b.key.display(),
+            free_port(),
+            dir.subdir("data").display()
+        ),
+    )
+    .unwrap();
+    let out = run_for(Command::new(env!("CARGO_BIN_EXE_oncall")).arg("serve").arg("--config").arg(&config), Duration::from_secs(20), &dir.path, "oncall");
+    let text = out.describe();
+    assert!(!out.success(), "the server started with a key of another certificate");
+    assert!(out.stderr.contains("does not belong to the certificate"), "the refusal does not say why: {text}");
+}
