@@ -10,7 +10,7 @@
 set -eu
 
 # binary:package pairs (a path instead of a binary for a data-only package)
-NEEDED="pocketsphinx_continuous:pocketsphinx /usr/share/pocketsphinx/model/en-us/en-us.lm.bin:pocketsphinx-en-us flite:flite sipp:sip-tester baresip:baresip-core sipsak:sipsak kamailio:kamailio espeak-ng:espeak-ng sox:sox soxi:sox svmap:sipvicious svwar:sipvicious sqlite3:sqlite3 prometheus-alertmanager:prometheus-alertmanager swaks:swaks dpkg-deb:dpkg objcopy:binutils objdump:binutils setpriv:util-linux"
+NEEDED="pocketsphinx_continuous:pocketsphinx /usr/share/pocketsphinx/model/en-us/en-us.lm.bin:pocketsphinx-en-us flite:flite sipp:sip-tester baresip:baresip-core sipsak:sipsak kamailio:kamailio espeak-ng:espeak-ng sox:sox soxi:sox svmap:sipvicious svwar:sipvicious sqlite3:sqlite3 prometheus-alertmanager:prometheus-alertmanager swaks:swaks dpkg-deb:dpkg objcopy:binutils objdump:binutils setpriv:util-linux openssl:openssl /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so:kamailio-tls-modules"
 
 missing=""
 for pair in $NEEDED; do
@@ -29,7 +29,7 @@ for pair in $NEEDED; do
 done
 
 if [ -z "$missing" ]; then
-    echo "install-test-deps: sipp, baresip, sipsak, kamailio, espeak-ng, sox, sipvicious, sqlite3, alertmanager, swaks, pocketsphinx, flite and the packaging tools are already installed"
+    echo "install-test-deps: sipp, baresip, sipsak, kamailio, espeak-ng, sox, sipvicious, sqlite3, alertmanager, swaks, pocketsphinx, flite, openssl, kamailio-tls-modules and the packaging tools are already installed"
     exit 0
 fi
 

@@ -8,6 +8,9 @@
 //!   show SIP in clear text; plain RTP sprayed at every media port is dropped (`oncall_srtp_refused_total`).
 //! - `a_trunk_with_an_untrusted_certificate_is_refused_with_the_reason`: a TLS trunk (`openssl s_server` with a
 //!   certificate of another CA) fails verification; /healthz shows the trunk failed and why.
+//! - `oncall_registers_over_tls_to_kamailio_and_pages_through_it_with_srtp`: Kamailio with its TLS module is the
+//!   trunk; OnCall registers over TLS with digest, its page INVITE (SRTP required) is challenged and relayed to a
+//!   baresip registered at Kamailio (`srtp-mand`), which hears the announcement and takes the request.
 //! - `a_key_that_does_not_match_the_certificate_stops_the_start`: the configuration is refused with a message
 //!   naming both files.
 
@@ -15,42 +18,18 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 use support::*;
 
-/// A test CA and a server certificate for 127.0.0.1 (and `oncall.test`) signed by it, made with openssl.
-struct Certs {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn make_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let (ca, ca_key) = (dir.join(format!("{name}-ca.pem")), dir.join(format!("{name}-ca.key")));
-    let subject = format!("/CN={name} test CA");
-    tool(dir, "openssl", &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", &subject, "-keyout", &ca_key.display().to_string(), "-out", &ca.display().to_string()]);
-    (ca, ca_key)
-}
-
-fn make_certs(dir: &Path, name: &str) -> Certs {
-    let (ca, ca_key) = make_ca(dir, name);
-    let (key, csr, cert, ext) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.csr")), dir.join(format!("{name}.pem")), dir.join(format!("{name}.ext")));
-    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:oncall.test\n").unwrap();
-    tool(dir, "openssl", &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=oncall.test", "-keyout", &key.display().to_string(), "-out", &csr.display().to_string()]);
-    tool(dir, "openssl", &["x509", "-req", "-in", &csr.display().to_string(), "-CA", &ca.display().to_string(), "-CAkey", &ca_key.display().to_string(), "-CAcreateserial", "-days", "2", "-extfile", &ext.display().to_string(), "-out", &cert.display().to_string()]);
-    Certs { ca, cert, key }
-}
-
-fn tls_sip(port: u16, certs: &Certs) -> String {
+fn tls_sip(port: u16, certs: &TestCerts) -> String {
     format!("listen_tls = \"{LOOPBACK}:{port}\"\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"\n", certs.cert.display(), certs.key.display())
 }
 
 /// baresip's extra config for TLS (our CA trusted) and SRTP.
-fn baresip_tls(certs: &Certs) -> String {
+fn baresip_tls(certs: &TestCerts) -> String {
     format!("module\tsrtp.so\nsip_cafile\t{}\n", certs.ca.display())
 }
 
@@ -89,7 +68,7 @@ fn announcement_secs() -> f64 {
 #[test]
 fn a_tls_srtp_caller_is_bridged_to_a_phone_registered_over_tls() {
     let base = TestDir::new("tls-certs");
-    let certs = make_certs(&base.path, "oncall");
+    let certs = TestCerts::make(&base.path, "oncall");
     let tls_port = free_port();
     let server = Server::start(
         "tls-srtp",
@@ -239,9 +218,9 @@ fn a_tls_srtp_caller_is_bridged_to_a_phone_registered_over_tls() {
 #[test]
 fn a_trunk_with_an_untrusted_certificate_is_refused_with_the_reason() {
     let base = TestDir::new("tls-bad-trunk");
-    let trusted = make_certs(&base.path, "trusted");
+    let trusted = TestCerts::make(&base.path, "trusted");
     // The trunk presents a certificate of another CA than the one OnCall is told to trust.
-    let rogue = make_certs(&base.path, "rogue");
+    let rogue = TestCerts::make(&base.path, "rogue");
     let port = free_port();
     let mut s_server = Command::new("openssl");
     s_server.args(["s_server", "-quiet", "-accept", &format!("{LOOPBACK}:{port}"), "-cert"]).arg(&rogue.cert).arg("-key").arg(&rogue.key);
@@ -252,7 +231,7 @@ fn a_trunk_with_an_untrusted_certificate_is_refused_with_the_reason() {
         thread::sleep(Duration::from_millis(50));
     }
     let trunks = format!(
-        "[[trunks]]\nname = \"carrier\"\nregistrar = \"{LOOPBACK}:{port}\"\ntransport = \"tls\"\ntls_ca_file = \"{}\"\ntls_server_name = \"oncall.test\"\nusername = \"oncall\"\npassword = \"x\"\nexpires_secs = 60\n",
+        "[[trunks]]\nname = \"carrier\"\nregistrar = \"{LOOPBACK}:{port}\"\ntransport = \"tls\"\ntls_ca_file = \"{}\"\ntls_server_name = \"rogue.test\"\nusername = \"oncall\"\npassword = \"x\"\nexpires_secs = 60\n",
         trusted.ca.display()
     );
     let server = Server::start("tls-bad-trunk", options_with_trunks(&trunks));
@@ -274,8 +253,8 @@ fn a_trunk_with_an_untrusted_certificate_is_refused_with_the_reason() {
 #[test]
 fn a_key_that_does_not_match_the_certificate_stops_the_start() {
     let dir = TestDir::new("tls-mismatch");
-    let a = make_certs(&dir.path, "a");
-    let b = make_certs(&dir.path, "b");
+    let a = TestCerts::make(&dir.path, "a");
+    let b = TestCerts::make(&dir.path, "b");
     let config = dir.join("oncall.toml");
     std::fs::write(
         &config,
@@ -295,4 +274,80 @@ fn a_key_that_does_not_match_the_certificate_stops_the_start() {
     let text = out.describe();
     assert!(!out.success(), "the server started with a key of another certificate");
     assert!(out.stderr.contains("does not belong to the certificate"), "the refusal does not say why: {text}");
+}
+
+#[test]
+fn oncall_registers_over_tls_to_kamailio_and_pages_through_it_with_srtp() {
+    const USER: &str = "oncall-trunk";
+    const PASSWORD: &str = "trunk-s3cret";
+    const NUMBER: &str = "+15550001111";
+    let base = TestDir::new("tls-kamailio");
+    let carrier = TestCerts::make(&base.path, "carrier");
+    let ours = TestCerts::make(&base.path, "oncall");
+    let kam = Kamailio::start_trunk_tls(&base.path, USER, PASSWORD, &carrier);
+    let kam_tls = kam.tls_addr.expect("kamailio TLS listener");
+    let server = Server::start(
+        "tls-kamailio",
+        ServerOptions {
+            extra_sip: format!(
+                "{}\n[[trunks]]\nname = \"carrier\"\nregistrar = \"sips:{kam_tls}\"\ntls_ca_file = \"{}\"\ntls_server_name = \"carrier.test\"\nusername = \"{USER}\"\npassword = \"{PASSWORD}\"\nexpires_secs = 300\n",
+                tls_sip(free_port(), &ours),
+                carrier.ca.display()
+            ),
+            extra_config: "[paging]\nenabled = true\nkey_timeout_secs = 8\nmax_retries = 1\nmax_hold_secs = 0\n".into(),
+            ..ServerOptions::default()
+        },
+    );
+    let mut checks = Checks::default();
+    let Some(accepted) = kam.wait_event(Duration::from_secs(10), |e| e.kind == "ACCEPTED" && e.user == USER) else {
+        panic!("OnCall did not register at kamailio over TLS: {:?}\n{}\n{}", kam.events(), server.log_tail(30), tail(&kam.log(), 30));
+    };
+    let challenged = kam.events().iter().any(|e| e.kind == "CHALLENGE");
+    eprintln!("[e2e] registered over TLS (challenged first: {challenged}) at {:.3}", accepted.at);
+    checks.check(challenged, || "the REGISTER over TLS was not challenged".into());
+    let health = http_get(server.http, "/healthz").map(|(_, b)| b).unwrap_or_default();
+    checks.check(health.contains("trunk carrier: registered"), || format!("/healthz: {health}"));
+
+    let work = server.dir.subdir("peers");
+    let kam_udp = kam.addr;
+    let mut phone = Baresip::start_with(
+        &work.join("phone"),
+        &silence_wav_secs(&work, 90),
+        Duration::from_secs(90),
+        |_| format!("<sip:{}@{kam_udp};transport=udp>;regint=60;answermode=auto;mediaenc=srtp-mand\n", &NUMBER[1..]),
+        &baresip_tls(&ours),
+    );
+    if kam.wait_event(Duration::from_secs(10), |e| e.kind == "ACCEPTED" && e.user == NUMBER[1..]).is_none() {
+        panic!("the phone did not register at kamailio: {:?}\n{}", kam.events(), tail(&phone.log(), 30));
+    }
+    let dana: i64 = server.oncall(&["person", "add", "--name", "Dana", "--email", "dana@example.test", "--phone", NUMBER]).trim().parse().unwrap();
+    server.oncall(&["policy", "add", "--name", "Front desk", "--person", "dana@example.test", "--wait-secs", "60"]);
+    leave_page_message(&server, &work, "The fire alarm panel shows a fault.");
+    let Some((answered_at, _)) = phone.wait_event("CALL_ESTABLISHED", Duration::from_secs(15)) else {
+        panic!("the phone behind kamailio never answered: {:?}\n{}\n{}", kam.events(), server.log_tail(40), tail(&phone.log(), 30));
+    };
+    let invites: Vec<String> = kam.events().into_iter().map(|e| e.kind).filter(|k| k.starts_with("INVITE-")).collect();
+    eprintln!("[e2e] kamailio saw {invites:?}");
+    checks.check(invites.starts_with(&["INVITE-CHALLENGED".to_string(), "INVITE-AUTHORIZED".to_string(), "INVITE-RELAYED".to_string()]), || format!("{invites:?}"));
+    sleep_until(answered_at + Duration::from_secs_f64(announcement_secs() + 0.5));
+    phone.command("sndcode", "1");
+    match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "acknowledged") {
+        Ok(row) => checks.check(field(&row, "acknowledged_by") == format!("person:{dana}"), || format!("acknowledged_by {:?}", field(&row, "acknowledged_by"))),
+        Err(rows) => checks.fail(format!("the request was not acknowledged after Dana pressed 1: {rows:#?}")),
+    }
+    phone.command("hangup", "");
+    phone.quit();
+    match phone.heard_wav() {
+        None => checks.fail("the phone wrote no dump of what it heard"),
+        Some(path) => {
+            let heard = read_wav(&path).samples;
+            let prompt = read_wav(&sounds_dir().join("new_request.wav"));
+            let start = first_sound(&prompt.samples, 300).unwrap_or(0);
+            let needle = &prompt.samples[start..(start + 6000).min(prompt.samples.len())];
+            let (lag, corr) = best_match(&heard, needle, (4.0 * 8000.0) as usize);
+            eprintln!("[e2e] the phone heard \"new request\" over SRTP {:.2} s in (correlation {corr:.3})", lag as f64 / 8000.0);
+            checks.check(corr > 0.8, || format!("the phone did not hear the announcement (correlation {corr:.2})"));
+        }
+    }
+    checks.finish();
 }

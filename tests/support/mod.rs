@@ -1580,6 +1580,8 @@ pub struct RegistrarEvent {
 pub struct Kamailio {
     process: Option<Spawned>,
     pub addr: SocketAddr,
+    /// Its TLS listener, when started with one ([`Kamailio::start_trunk_tls`]).
+    pub tls_addr: Option<SocketAddr>,
     pub config_path: PathBuf,
 }
 
@@ -1654,6 +1656,7 @@ request_route {{
         let mut k = Kamailio {
             process: Some(process),
             addr,
+            tls_addr: None,
             config_path,
         };
         k.wait_ready(Duration::from_secs(10));
@@ -2018,9 +2021,35 @@ impl Kamailio {
     /// `ACCEPTED` (REGISTERs), `<METHOD>-CHALLENGED`, `<METHOD>-AUTHORIZED`, `<METHOD>-RELAYED`,
     /// `<METHOD>-NOTFOUND` and `REPLY-<status>` (responses relayed back, with `cseq=`).
     pub fn start_trunk(dir: &Path, user: &str, password: &str) -> Kamailio {
+        Kamailio::trunk(dir, user, password, None)
+    }
+
+    /// [`Kamailio::start_trunk`] with a TLS listener too (Debian `kamailio-tls-modules`), presenting `certs`.
+    pub fn start_trunk_tls(dir: &Path, user: &str, password: &str, certs: &TestCerts) -> Kamailio {
+        Kamailio::trunk(dir, user, password, Some(certs))
+    }
+
+    fn trunk(dir: &Path, user: &str, password: &str, certs: Option<&TestCerts>) -> Kamailio {
         require_tool("kamailio");
         let addr: SocketAddr = format!("{LOOPBACK}:{}", free_port()).parse().unwrap();
+        let tls_addr: Option<SocketAddr> = certs.map(|_| format!("{LOOPBACK}:{}", free_port()).parse().unwrap());
         let config_path = dir.join("kamailio-trunk.cfg");
+        let tls = match (certs, tls_addr) {
+            (Some(c), Some(tls_addr)) => {
+                let tls_cfg = dir.join("kamailio-tls.cfg");
+                fs::write(
+                    &tls_cfg,
+                    format!(
+                        "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = {}\ncertificate = {}\n\n[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n",
+                        c.key.display(),
+                        c.cert.display()
+                    ),
+                )
+                .expect("write kamailio tls.cfg");
+                format!("enable_tls=yes\nlisten=tls:{tls_addr}\nloadmodule \"{}/tls.so\"\nmodparam(\"tls\", \"config\", \"{}\")\n", Self::MODULES, tls_cfg.display())
+            }
+            _ => String::new(),
+        };
         let config = format!(
             r#"#!KAMAILIO
 # written by tests/support/mod.rs: a trunk (registrar + authenticating proxy), no database
@@ -2029,6 +2058,7 @@ log_stderror=yes
 children=1
 auto_aliases=no
 listen=udp:{addr}
+{tls}
 mpath="{modules}/"
 loadmodule "tm.so"
 loadmodule "sl.so"
@@ -2102,7 +2132,41 @@ onreply_route[LOG_REPLY] {{
 "#,
             modules = Self::MODULES,
         );
-        Kamailio::launch(dir, addr, config_path, &config)
+        let mut k = Kamailio::launch(dir, addr, config_path, &config);
+        k.tls_addr = tls_addr;
+        k
+    }
+}
+
+/// A test CA and a server certificate signed by it for 127.0.0.1 and `<name>.test`, made with openssl.
+pub struct TestCerts {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCerts {
+    pub fn make(dir: &Path, name: &str) -> TestCerts {
+        let (ca, ca_key) = (dir.join(format!("{name}-ca.pem")), dir.join(format!("{name}-ca.key")));
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let path = |p: &Path| p.display().to_string();
+        let subject = format!("/CN={name} test CA");
+        let mut args = vec!["req", "-x509"];
+        args.extend(ec);
+        args.extend(["-days", "2", "-subj", &subject]);
+        let (ca_key_s, ca_s) = (path(&ca_key), path(&ca));
+        args.extend(["-keyout", &ca_key_s, "-out", &ca_s]);
+        tool(dir, "openssl", &args);
+        let (key, csr, cert, ext) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.csr")), dir.join(format!("{name}.pem")), dir.join(format!("{name}.ext")));
+        fs::write(&ext, format!("subjectAltName=IP:127.0.0.1,DNS:{name}.test\n")).expect("write openssl extensions");
+        let (key_s, csr_s, cert_s, ext_s) = (path(&key), path(&csr), path(&cert), path(&ext));
+        let leaf_subject = format!("/CN={name}.test");
+        let mut args = vec!["req"];
+        args.extend(ec);
+        args.extend(["-subj", &leaf_subject, "-keyout", &key_s, "-out", &csr_s]);
+        tool(dir, "openssl", &args);
+        tool(dir, "openssl", &["x509", "-req", "-in", &csr_s, "-CA", &ca_s, "-CAkey", &ca_key_s, "-CAcreateserial", "-days", "2", "-extfile", &ext_s, "-out", &cert_s]);
+        TestCerts { ca, cert, key }
     }
 }
 
