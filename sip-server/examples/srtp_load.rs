@@ -77,7 +77,7 @@ fn run(calls: usize, srtp: bool, secs: u64, first_call: u64) -> f64 {
             unprotect: srtp.then(|| Srtp::new(keys.suite, &keys.local)),
         });
     }
-    let mut packet = [0u8; 12 + SAMPLES_PER_FRAME + 10];
+    let mut packet = [0u8; 12 + SAMPLES_PER_FRAME + oncall_sip::rtp::srtp::MAX_OVERHEAD];
     let mut buf = [0u8; 2048];
     let tone: Vec<i16> = (0..SAMPLES_PER_FRAME).map(|i| if i % 16 < 8 { 3000 } else { -3000 }).collect();
     let start = Instant::now();

@@ -94,7 +94,7 @@ pub enum SdpError {
     NoCommonCodec,
     #[error("SDP audio line has no connection address")]
     NoConnection,
-    #[error("SRTP required but no usable a=crypto line (OnCall takes AES_CM_128_HMAC_SHA1_80 and _32 without MKI)")]
+    #[error("SRTP required but no usable a=crypto line (OnCall takes AES_CM_128/AES_256_CM with HMAC_SHA1_80/_32 and AEAD_AES_128/256_GCM, without MKI)")]
     NoCommonCrypto,
 }
 
@@ -216,7 +216,7 @@ impl std::fmt::Debug for Sdes {
 impl Sdes {
     /// What we offer on a call we place: the 80-bit suite with a fresh key; `remote` is filled from the answer.
     pub fn offer(savp: bool) -> Sdes {
-        Sdes { suite: Suite::AesCm128HmacSha1_80, tag: 1, remote: [0; MASTER_LEN], local: fresh_key(), savp }
+        Sdes { suite: Suite::AesCm128HmacSha1_80, tag: 1, remote: [0; MASTER_LEN], local: fresh_key(Suite::AesCm128HmacSha1_80), savp }
     }
 
     /// The answer to our offer: its keys are the peer's, the local key stays the one we offered.
@@ -225,9 +225,10 @@ impl Sdes {
     }
 }
 
-fn fresh_key() -> [u8; MASTER_LEN] {
+/// A random master key and salt for `suite` (the rest of the array zero, as a decoded peer key's is).
+fn fresh_key(suite: Suite) -> [u8; MASTER_LEN] {
     let mut key = [0u8; MASTER_LEN];
-    rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
+    rand::Rng::fill(&mut rand::thread_rng(), &mut key[..suite.master_len()]);
     key
 }
 
@@ -241,8 +242,12 @@ fn choose_crypto(audio: &MediaLine) -> Option<Sdes> {
             return None;
         }
         let raw = base64::engine::general_purpose::STANDARD.decode(key.split('|').next()?).ok()?;
-        let remote: [u8; MASTER_LEN] = raw.try_into().ok()?;
-        Some(Sdes { suite, tag: *tag, remote, local: fresh_key(), savp: audio.proto.eq_ignore_ascii_case("RTP/SAVP") })
+        if raw.len() != suite.master_len() {
+            return None;
+        }
+        let mut remote = [0u8; MASTER_LEN];
+        remote[..raw.len()].copy_from_slice(&raw);
+        Some(Sdes { suite, tag: *tag, remote, local: fresh_key(suite), savp: audio.proto.eq_ignore_ascii_case("RTP/SAVP") })
     })
 }
 
@@ -322,7 +327,7 @@ pub fn build(local: SocketAddr, session_id: u64, version: u64, codecs: &[Codec],
     }
     let _ = write!(s, "a=ptime:20\r\na={}\r\n", direction.attr());
     if let Some(k) = srtp {
-        let key = base64::engine::general_purpose::STANDARD.encode(k.local);
+        let key = base64::engine::general_purpose::STANDARD.encode(&k.local[..k.suite.master_len()]);
         let _ = write!(s, "a=crypto:{} {} inline:{key}\r\n", k.tag, k.suite.name());
     }
     s.into_bytes()
@@ -381,6 +386,7 @@ a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1
         let k = n.srtp.expect("crypto chosen");
         assert_eq!((k.tag, k.suite, k.savp), (2, Suite::AesCm128HmacSha1_32, true));
         assert_eq!(&k.remote[..4], b"70xw");
+        assert_eq!(k.remote[30..], [0; MASTER_LEN - 30]);
         assert_ne!(k.local, k.remote);
         let answer = build("127.0.0.1:10000".parse().unwrap(), 1, 1, &[n.codec], None, n.direction, Some(&k));
         let back = SessionDescription::parse(&answer).unwrap();
@@ -399,6 +405,9 @@ a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1
         let mki = b"v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj|2^20|1:4\r\n";
         assert_eq!(negotiate(&SessionDescription::parse(mki).unwrap(), &[Codec::Pcmu]), Err(SdpError::NoCommonCrypto));
         let short = b"v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA\r\n";
+        // A 30-byte key on a GCM line (which takes 28): refused, not truncated.
+        let wrong = b"v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AEAD_AES_128_GCM inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj\r\n";
+        assert_eq!(negotiate(&SessionDescription::parse(wrong).unwrap(), &[Codec::Pcmu]), Err(SdpError::NoCommonCrypto));
         assert_eq!(negotiate(&SessionDescription::parse(short).unwrap(), &[Codec::Pcmu]), Err(SdpError::NoCommonCrypto));
         let avp = b"v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/AVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj\r\n";
         let k = negotiate(&SessionDescription::parse(avp).unwrap(), &[Codec::Pcmu]).unwrap().srtp.unwrap();
