@@ -91,15 +91,10 @@ fn a_page_call_through_the_trunk_is_challenged_then_reaches_the_phone() {
     }
     phone.command("hangup", "");
     phone.quit();
-    match phone.heard_wav() {
+    match prompt_heard(&phone, "new_request", 4.0) {
         None => checks.fail("the phone wrote no dump of what it heard"),
-        Some(path) => {
-            let heard = read_wav(&path).samples;
-            let prompt = read_wav(&sounds_dir().join("new_request.wav"));
-            let start = first_sound(&prompt.samples, 300).unwrap_or(0);
-            let needle = &prompt.samples[start..(start + 6000).min(prompt.samples.len())];
-            let (lag, corr) = best_match(&heard, needle, (4.0 * 8000.0) as usize);
-            eprintln!("[e2e] the phone heard \"new request\" {:.2} s in (correlation {corr:.3})", lag as f64 / 8000.0);
+        Some((at, corr)) => {
+            eprintln!("[e2e] the phone heard \"new request\" {at:.2} s in (correlation {corr:.3})");
             checks.check(corr > 0.8, || format!("the phone did not hear the announcement (correlation {corr:.2})"));
         }
     }

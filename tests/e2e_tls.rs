@@ -12,7 +12,7 @@
 //!   trunk; OnCall registers over TLS with digest, its page INVITE (SRTP required) is challenged and relayed to a
 //!   baresip registered at Kamailio (`srtp-mand`), which hears the announcement and takes the request.
 //! - `a_key_that_does_not_match_the_certificate_stops_the_start`: the configuration is refused with a message
-//!   naming both files.
+//!   naming both files; `an_expired_certificate_is_refused_by_config_check_with_its_date` likewise.
 
 mod support;
 
@@ -337,17 +337,28 @@ fn oncall_registers_over_tls_to_kamailio_and_pages_through_it_with_srtp() {
     }
     phone.command("hangup", "");
     phone.quit();
-    match phone.heard_wav() {
+    match prompt_heard(&phone, "new_request", 4.0) {
         None => checks.fail("the phone wrote no dump of what it heard"),
-        Some(path) => {
-            let heard = read_wav(&path).samples;
-            let prompt = read_wav(&sounds_dir().join("new_request.wav"));
-            let start = first_sound(&prompt.samples, 300).unwrap_or(0);
-            let needle = &prompt.samples[start..(start + 6000).min(prompt.samples.len())];
-            let (lag, corr) = best_match(&heard, needle, (4.0 * 8000.0) as usize);
-            eprintln!("[e2e] the phone heard \"new request\" over SRTP {:.2} s in (correlation {corr:.3})", lag as f64 / 8000.0);
+        Some((at, corr)) => {
+            eprintln!("[e2e] the phone heard \"new request\" over SRTP {at:.2} s in (correlation {corr:.3})");
             checks.check(corr > 0.8, || format!("the phone did not hear the announcement (correlation {corr:.2})"));
         }
     }
     checks.finish();
+}
+
+#[test]
+fn an_expired_certificate_is_refused_by_config_check_with_its_date() {
+    let dir = TestDir::new("tls-expired");
+    let (cert, key) = (dir.join("expired.pem"), dir.join("expired.key"));
+    // `-days 0`: valid until the second it was made.
+    tool(&dir.path, "openssl", &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "0", "-subj", "/CN=expired.test", "-keyout", &key.display().to_string(), "-out", &cert.display().to_string()]);
+    thread::sleep(Duration::from_millis(1500));
+    let config = dir.join("oncall.toml");
+    std::fs::write(&config, format!("[sip]\nlisten_tls = \"{LOOPBACK}:5061\"\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"\n", cert.display(), key.display())).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_oncall")).args(["config", "check", "--config"]).arg(&config).env_remove("ONCALL_CONFIG").output().expect("run oncall");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("[e2e] oncall config check: {}", said.trim());
+    assert!(!out.status.success(), "an expired certificate passed the check: {said}");
+    assert!(said.contains("expired on") && said.contains("renew it"), "the refusal does not say the certificate expired: {said}");
 }

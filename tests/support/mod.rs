@@ -2263,3 +2263,14 @@ pub fn compose_wav(path: &Path, total: f64, clips: &[(f64, &Path)]) {
     }
     w.finalize().expect("finish microphone WAV");
 }
+
+/// Where the prompt `sounds/<name>.wav` starts in what `phone` heard (within its first `search_secs`), and how well
+/// it matched: (seconds, correlation). None when the phone wrote no dump of what it heard.
+pub fn prompt_heard(phone: &Baresip, name: &str, search_secs: f64) -> Option<(f64, f64)> {
+    let heard = read_wav(&phone.heard_wav()?).samples;
+    let prompt = read_wav(&sounds_dir().join(format!("{name}.wav")));
+    let start = first_sound(&prompt.samples, 300).unwrap_or(0);
+    let needle = &prompt.samples[start..(start + 6000).min(prompt.samples.len())];
+    let (lag, corr) = best_match(&heard, needle, (search_secs * 8000.0) as usize);
+    Some((lag as f64 / 8000.0, corr))
+}

@@ -472,6 +472,17 @@ mod tests {
         assert_eq!(RtpPacket::parse(&got[0]).unwrap().header.payload_type, 0);
     }
 
+    /// Adds a PCMU call running `app` to `engine`, sending to a new peer socket; returns it and the call's address.
+    fn add_call(engine: &MediaEngine, call: CallRef, srtp: Option<Sdes>, app: Box<dyn MediaApp>) -> (UdpSocket, SocketAddr) {
+        let (rtp, rtcp, peer) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
+        rtp.set_nonblocking(true).unwrap();
+        rtcp.set_nonblocking(true).unwrap();
+        let ours = rtp.local_addr().unwrap();
+        let media = Negotiated { codec: Codec::Pcmu, telephone_event: None, remote: Some(peer.local_addr().unwrap()), direction: Direction::SendRecv, srtp };
+        engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app })));
+        (peer, ours)
+    }
+
     /// Records whether each frame it was handed had sound; its media thread stalls 300 ms once, on the
     /// 10th tick (a busy machine), while the peer keeps sending.
     struct StallsOnce {
@@ -503,15 +514,7 @@ mod tests {
     fn incoming_audio_survives_a_stalled_media_thread() {
         let engine = MediaEngine::start(1);
         let heard = Arc::new(Mutex::new(Vec::new()));
-        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        rtp.set_nonblocking(true).unwrap();
-        let ours = rtp.local_addr().unwrap();
-        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let media = Negotiated { codec: Codec::Pcmu, telephone_event: None, remote: Some(peer.local_addr().unwrap()), direction: Direction::SendRecv, srtp: None };
-        let rtcp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        rtcp.set_nonblocking(true).unwrap();
-        let app = Box::new(StallsOnce { ticks: 0, heard: heard.clone() });
-        engine.send(CallRef(7), MediaCommand::Add(Box::new(MediaCallSpec { call: CallRef(7), rtp, rtcp, media, app })));
+        let (peer, ours) = add_call(&engine, CallRef(7), None, Box::new(StallsOnce { ticks: 0, heard: heard.clone() }));
         // The peer speaks (a constant non-zero level) for 1.6 s at 20 ms a packet, on its own clock.
         let mut sender = RtpSender::new(1, 2, 3);
         let mut packet = [0u8; 12 + SAMPLES_PER_FRAME];
@@ -556,17 +559,10 @@ mod tests {
         use crate::rtp::srtp::{Suite, MASTER_LEN};
         let engine = MediaEngine::start(1);
         let heard = Arc::new(Mutex::new(Vec::new()));
-        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        rtp.set_nonblocking(true).unwrap();
-        let ours = rtp.local_addr().unwrap();
-        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
-        peer.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
         let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
         let keys = Sdes { suite: Suite::AesCm128HmacSha1_80, tag: 1, remote: [1; MASTER_LEN], local: [2; MASTER_LEN], savp: true };
-        let media = Negotiated { codec: Codec::Pcmu, telephone_event: None, remote: Some(peer.local_addr().unwrap()), direction: Direction::SendRecv, srtp: Some(keys) };
-        let rtcp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        rtcp.set_nonblocking(true).unwrap();
-        engine.send(CallRef(9), MediaCommand::Add(Box::new(MediaCallSpec { call: CallRef(9), rtp, rtcp, media, app: Box::new(Hears(heard.clone())) })));
+        let (peer, ours) = add_call(&engine, CallRef(9), Some(keys), Box::new(Hears(heard.clone())));
+        peer.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
         let (mut plain_tx, mut srtp_tx) = (RtpSender::new(1, 2, 3), RtpSender::new(4, 5, 6));
         let mut peer_srtp = Srtp::new(keys.suite, &keys.remote);
         let mut packet = [0u8; PACKET_BUF];
