@@ -35,10 +35,6 @@ fn server(name: &str, kam: &Kamailio, texts: bool) -> Server {
     )
 }
 
-fn announcement_secs() -> f64 {
-    prompt_secs("new_request") + prompt_secs("from") + prompt_secs("press_1_talk")
-}
-
 /// The kinds of the Kamailio events whose kind starts with `prefix` (e.g. "INVITE-"), in order.
 fn kinds(kam: &Kamailio, prefix: &str) -> Vec<String> {
     kam.events().into_iter().filter(|e| e.kind.starts_with(prefix)).map(|e| e.kind).collect()
@@ -83,21 +79,7 @@ fn a_page_call_through_the_trunk_is_challenged_then_reaches_the_phone() {
     checks.check(kinds(&kam, "REPLY-").iter().any(|k| k == "REPLY-200"), || "no 200 from the phone through kamailio".into());
 
     // Dana hears the announcement, then takes the request.
-    sleep_until(answered_at + Duration::from_secs_f64(announcement_secs() + 0.5));
-    phone.command("sndcode", "1");
-    match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "acknowledged") {
-        Ok(row) => checks.check(field(&row, "acknowledged_by") == format!("person:{dana}"), || format!("acknowledged_by {:?}", field(&row, "acknowledged_by"))),
-        Err(rows) => checks.fail(format!("the request was not acknowledged after Dana pressed 1: {rows:#?}")),
-    }
-    phone.command("hangup", "");
-    phone.quit();
-    match prompt_heard(&phone, "new_request", 4.0) {
-        None => checks.fail("the phone wrote no dump of what it heard"),
-        Some((at, corr)) => {
-            eprintln!("[e2e] the phone heard \"new request\" {at:.2} s in (correlation {corr:.3})");
-            checks.check(corr > 0.8, || format!("the phone did not hear the announcement (correlation {corr:.2})"));
-        }
-    }
+    accept_page_on(&server, &mut phone, answered_at, dana, &mut checks);
     checks.finish();
 }
 

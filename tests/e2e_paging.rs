@@ -331,11 +331,6 @@ fn seven_snoozes_and_five_escalates() {
     checks.finish();
 }
 
-/// The announcement the employee hears first (the caller "tester" has no digits to read out).
-fn announcement_secs() -> f64 {
-    prompt_secs("new_request") + prompt_secs("from") + prompt_secs("press_1_talk")
-}
-
 #[test]
 fn employee_hears_the_message_accepts_and_completes() {
     let server = paging_server("paging-accept", 0);

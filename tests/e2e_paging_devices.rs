@@ -38,11 +38,6 @@ fn paging_server(name: &str, registrar: bool, max_hold_secs: u64) -> Server {
     )
 }
 
-/// How long the employee's announcement plays before a key press counts for sure.
-fn announcement_secs() -> f64 {
-    prompt_secs("new_request") + prompt_secs("from") + prompt_secs("press_1_talk")
-}
-
 fn add_person(server: &Server, args: &[&str]) -> i64 {
     let mut all = vec!["person", "add"];
     all.extend_from_slice(args);

@@ -61,10 +61,6 @@ fn capturing_relay(target: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
     (addr, seen)
 }
 
-fn announcement_secs() -> f64 {
-    prompt_secs("new_request") + prompt_secs("from") + prompt_secs("press_1_talk")
-}
-
 #[test]
 fn a_tls_srtp_caller_is_bridged_to_a_phone_registered_over_tls() {
     let base = TestDir::new("tls-certs");
@@ -99,7 +95,8 @@ fn a_tls_srtp_caller_is_bridged_to_a_phone_registered_over_tls() {
         |_| format!("<sip:erin@{tls_addr};transport=tls>;auth_pass=desk-phone-7;regint=60;mediaenc=srtp-mand;answermode=auto\n"),
         &baresip_tls(&certs),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // 20 s: the TLS handshake and the digest round trips share two cores with the other tests' peers.
+    let deadline = Instant::now() + Duration::from_secs(20);
     while !server.log().contains("device registered username=erin") {
         assert!(Instant::now() < deadline, "Erin's phone did not register over TLS:\n{}\n{}", tail(&erin.log(), 30), server.log_tail(30));
         thread::sleep(Duration::from_millis(100));
@@ -329,30 +326,18 @@ fn oncall_registers_over_tls_to_kamailio_and_pages_through_it_with_srtp() {
     let invites: Vec<String> = kam.events().into_iter().map(|e| e.kind).filter(|k| k.starts_with("INVITE-")).collect();
     eprintln!("[e2e] kamailio saw {invites:?}");
     checks.check(invites.starts_with(&["INVITE-CHALLENGED".to_string(), "INVITE-AUTHORIZED".to_string(), "INVITE-RELAYED".to_string()]), || format!("{invites:?}"));
-    sleep_until(answered_at + Duration::from_secs_f64(announcement_secs() + 0.5));
-    phone.command("sndcode", "1");
-    match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "acknowledged") {
-        Ok(row) => checks.check(field(&row, "acknowledged_by") == format!("person:{dana}"), || format!("acknowledged_by {:?}", field(&row, "acknowledged_by"))),
-        Err(rows) => checks.fail(format!("the request was not acknowledged after Dana pressed 1: {rows:#?}")),
-    }
-    phone.command("hangup", "");
-    phone.quit();
-    match prompt_heard(&phone, "new_request", 4.0) {
-        None => checks.fail("the phone wrote no dump of what it heard"),
-        Some((at, corr)) => {
-            eprintln!("[e2e] the phone heard \"new request\" over SRTP {at:.2} s in (correlation {corr:.3})");
-            checks.check(corr > 0.8, || format!("the phone did not hear the announcement (correlation {corr:.2})"));
-        }
-    }
+    accept_page_on(&server, &mut phone, answered_at, dana, &mut checks);
     checks.finish();
 }
 
 #[test]
 fn an_expired_certificate_is_refused_by_config_check_with_its_date() {
     let dir = TestDir::new("tls-expired");
-    let (cert, key) = (dir.join("expired.pem"), dir.join("expired.key"));
-    // `-days 0`: valid until the second it was made.
-    tool(&dir.path, "openssl", &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "0", "-subj", "/CN=expired.test", "-keyout", &key.display().to_string(), "-out", &cert.display().to_string()]);
+    let (cert, key, csr) = (dir.join("expired.pem"), dir.join("expired.key"), dir.join("expired.csr"));
+    let path = |p: &std::path::Path| p.display().to_string();
+    tool(&dir.path, "openssl", &["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=expired.test", "-keyout", &path(&key), "-out", &path(&csr)]);
+    // Self-signed with `-days 0`: valid until the second it was made (`req -x509` refuses 0 days, `x509` takes it).
+    tool(&dir.path, "openssl", &["x509", "-req", "-in", &path(&csr), "-signkey", &path(&key), "-days", "0", "-out", &path(&cert)]);
     thread::sleep(Duration::from_millis(1500));
     let config = dir.join("oncall.toml");
     std::fs::write(&config, format!("[sip]\nlisten_tls = \"{LOOPBACK}:5061\"\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"\n", cert.display(), key.display())).unwrap();

@@ -2274,3 +2274,28 @@ pub fn prompt_heard(phone: &Baresip, name: &str, search_secs: f64) -> Option<(f6
     let (lag, corr) = best_match(&heard, needle, (search_secs * 8000.0) as usize);
     Some((lag as f64 / 8000.0, corr))
 }
+
+/// How long a paged employee's announcement plays before a key press counts for sure.
+pub fn announcement_secs() -> f64 {
+    prompt_secs("new_request") + prompt_secs("from") + prompt_secs("press_1_talk")
+}
+
+/// The paged employee on `phone` (answered at `answered_at`) hears the announcement, presses 1 and hangs up.
+/// Checks the request was acknowledged by `person` and that the phone heard "new request".
+pub fn accept_page_on(server: &Server, phone: &mut Baresip, answered_at: Instant, person: i64, checks: &mut Checks) {
+    sleep_until(answered_at + Duration::from_secs_f64(announcement_secs() + 0.5));
+    phone.command("sndcode", "1");
+    match server.wait_for_request(Duration::from_secs(10), |r| field(r, "status") == "acknowledged") {
+        Ok(row) => checks.check(field(&row, "acknowledged_by") == format!("person:{person}"), || format!("acknowledged_by {:?}", field(&row, "acknowledged_by"))),
+        Err(rows) => checks.fail(format!("the request was not acknowledged after the employee pressed 1: {rows:#?}")),
+    }
+    phone.command("hangup", "");
+    phone.quit();
+    match prompt_heard(phone, "new_request", 4.0) {
+        None => checks.fail("the phone wrote no dump of what it heard"),
+        Some((at, corr)) => {
+            eprintln!("[e2e] the phone heard \"new request\" {at:.2} s in (correlation {corr:.3})");
+            checks.check(corr > 0.8, || format!("the phone did not hear the announcement (correlation {corr:.2})"));
+        }
+    }
+}
