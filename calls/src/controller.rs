@@ -666,7 +666,7 @@ impl Controller {
         if let Some((hour, minute)) = tenant.hours.closed_until(Timestamp::now()) {
             app = app.after_hours(hour, minute);
         }
-        self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app) })));
+        self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app), browser: None })));
     }
 }
 
@@ -719,7 +719,7 @@ impl Controller {
         if let (Some(caller_call), Some(p)) = (l.caller_call, &self.paging) {
             app = app.with_caller(p.hold.clone(), caller_call, self.recording_path(&tenant.slug, RecordingKind::Conversation), held.sessions.closer.clone());
         }
-        self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app) })));
+        self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app), browser: None })));
     }
 }
 

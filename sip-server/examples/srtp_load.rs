@@ -68,7 +68,7 @@ fn run(calls: usize, srtp: bool, secs: u64, first_call: u64) -> f64 {
         let media = Negotiated { codec: Codec::Pcmu, telephone_event: None, remote: Some(peer.local_addr().expect("addr")), direction: Direction::SendRecv, srtp: srtp.then_some(keys) };
         let to = rtp.local_addr().expect("addr");
         let call = CallRef(first_call + i as u64);
-        engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(Tone) })));
+        engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(Tone), browser: None })));
         legs.push(Leg {
             peer,
             to,

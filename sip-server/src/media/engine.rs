@@ -4,6 +4,7 @@
 use super::batch_recv::RecvBatch;
 use super::histogram::Histogram;
 use super::readiness::Readiness;
+use super::webrtc::{BrowserLeg, LegOutput};
 use super::{MediaApp, Signal};
 use crate::rtp::packet::{looks_like_rtcp, RtpPacket};
 use crate::rtp::rtcp::{ntp_from_unix_micros, write_sender_report, ReceptionStats};
@@ -30,6 +31,8 @@ pub struct MediaCallSpec {
     pub rtcp: UdpSocket,
     pub media: Negotiated,
     pub app: Box<dyn MediaApp>,
+    /// A browser's leg (WebRTC on `rtp`) instead of plain RTP or SDES-SRTP to `media.remote`.
+    pub browser: Option<Box<BrowserLeg>>,
 }
 
 pub enum MediaCommand {
@@ -119,6 +122,7 @@ struct Call {
     /// Its RTP socket is in the thread's epoll set; otherwise (no epoll, or the watch failed) it is read every tick.
     watched: bool,
     srtp: Option<SrtpPair>,
+    browser: Option<Box<BrowserLeg>>,
 }
 
 /// Both directions of an SRTP call, and the keys they came from (a re-INVITE with the same keys keeps them).
@@ -211,6 +215,7 @@ fn apply(cmd: MediaCommand, calls: &mut HashMap<CallRef, Call>, readiness: &mut 
                 readable: true,
                 watched: false,
                 srtp: SrtpPair::for_media(&spec.media),
+                browser: spec.browser,
             };
             match readiness.add(&call.rtp, spec.call.0) {
                 Ok(()) => call.watched = Readiness::PRECISE,
@@ -253,6 +258,9 @@ fn receive(call: &mut Call, batch: &mut RecvBatch, buf: &mut [u8], pcm: &mut [i1
     let mut n = 0;
     let waiting = if call.readable || !call.watched { batch.recv(&call.rtp) } else { 0 };
     call.readable = false;
+    if call.browser.is_some() {
+        return receive_browser(call, batch, waiting, pcm, now);
+    }
     for i in 0..waiting {
         let (mut data, from) = batch.get(i);
         if looks_like_rtcp(data) {
@@ -293,6 +301,38 @@ fn receive(call: &mut Call, batch: &mut RecvBatch, buf: &mut [u8], pcm: &mut [i1
         call.next_rtcp_drain = now + Duration::from_secs(1);
         while call.rtcp.recv_from(buf).is_ok() {}
     }
+    play_out(call, pcm, now);
+    n
+}
+
+/// The browser's leg: every datagram (STUN, DTLS, SRTP, SRTCP) goes to its WebRTC stack, which hands back G.711
+/// frames for the same jitter buffer and datagrams to send.
+fn receive_browser(call: &mut Call, batch: &mut RecvBatch, waiting: usize, pcm: &mut [i16; SAMPLES_PER_FRAME], now: Instant) -> u64 {
+    let Some(leg) = call.browser.as_mut() else { return 0 };
+    let mut out = LegOutput::default();
+    for i in 0..waiting {
+        if let (data, Some(from)) = batch.get(i) {
+            leg.receive(now, from, data, &mut out);
+        }
+    }
+    leg.tick(now, &mut out);
+    if let Some(codec) = leg.codec() {
+        call.media.codec = codec;
+    }
+    let n = out.frames.len() as u64;
+    call.packets_received += n;
+    for (timestamp, payload) in &out.frames {
+        call.jitter.push(*timestamp, payload);
+    }
+    for (to, data) in &out.transmits {
+        let _ = call.rtp.send_to(data, to);
+    }
+    play_out(call, pcm, now);
+    n
+}
+
+/// This tick's frame from the jitter buffer, decoded, to the app.
+fn play_out(call: &mut Call, pcm: &mut [i16; SAMPLES_PER_FRAME], now: Instant) {
     let mut frame = [0u8; SAMPLES_PER_FRAME];
     if call.jitter.pop(&mut frame, silence_byte(call.media.codec)) {
         match call.media.codec {
@@ -304,7 +344,6 @@ fn receive(call: &mut Call, batch: &mut RecvBatch, buf: &mut [u8], pcm: &mut [i1
     }
     call.rx.lost = call.jitter.lost_frames as u32;
     call.app.on_audio(pcm, now);
-    n
 }
 
 /// Keys relayed from a bridged call (RFC 4733), ahead of this tick's audio frame; dropped when this call
@@ -340,6 +379,20 @@ fn protect(srtp: Option<&mut SrtpPair>, packet: &mut [u8], len: usize) -> Option
 fn send(call: &mut Call, pcm: &mut [i16; SAMPLES_PER_FRAME], packet: &mut [u8; PACKET_BUF], now: Instant, hist: &mut Histogram) -> bool {
     let wants = call.app.next_frame(pcm, now);
     send_telephone_events(call, packet);
+    if let Some(leg) = call.browser.as_mut().filter(|_| wants) {
+        // The WebRTC stack stamps and encrypts the frame itself.
+        let mut frame = [0u8; SAMPLES_PER_FRAME];
+        match call.media.codec {
+            Codec::Pcmu => g711::encode_ulaw(pcm, &mut frame),
+            Codec::Pcma => g711::encode_alaw(pcm, &mut frame),
+        }
+        let mut out = LegOutput::default();
+        leg.send_frame(now, &frame, &mut out);
+        for (to, data) in &out.transmits {
+            let _ = call.rtp.send_to(data, to);
+        }
+        return true;
+    }
     let Some(remote) = call.remote.filter(|_| call.media.direction.we_send()) else {
         call.sender.skip_frame();
         return false;
@@ -348,6 +401,7 @@ fn send(call: &mut Call, pcm: &mut [i16; SAMPLES_PER_FRAME], packet: &mut [u8; P
         call.sender.skip_frame();
         return false;
     }
+
     let header = call.sender.next_audio(call.media.codec.payload_type(), SAMPLES_PER_FRAME);
     let off = header.write(packet);
     let end = off + SAMPLES_PER_FRAME;
@@ -435,6 +489,7 @@ mod tests {
             rtcp: UdpSocket::bind("127.0.0.1:0").unwrap(),
             media,
             app: Box::new(RelayOnce(true)),
+            browser: None,
         };
         let mut calls = HashMap::new();
         apply(MediaCommand::Add(Box::new(spec)), &mut calls, &mut Readiness::new().unwrap(), &EngineStats::default());
@@ -479,7 +534,7 @@ mod tests {
         rtcp.set_nonblocking(true).unwrap();
         let ours = rtp.local_addr().unwrap();
         let media = Negotiated { codec: Codec::Pcmu, telephone_event: None, remote: Some(peer.local_addr().unwrap()), direction: Direction::SendRecv, srtp };
-        engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app })));
+        engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app, browser: None })));
         (peer, ours)
     }
 

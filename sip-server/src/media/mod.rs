@@ -12,6 +12,7 @@ pub mod engine;
 pub mod histogram;
 pub mod ports;
 pub mod readiness;
+pub mod webrtc;
 
 pub use engine::{EngineStats, MediaCallSpec, MediaCommand, MediaEngine};
 pub use ports::RtpPorts;
