@@ -557,6 +557,8 @@ struct Status {
     instance: String,
     /// Requests, notifications and disk space, refreshed from the store in the background.
     store_gauges: Arc<store_gauges::StoreGauges>,
+    /// The tabs taking pages in a browser.
+    browsers: oncall_core::browser_desk::BrowserDesk,
 }
 
 impl Status {
@@ -599,6 +601,7 @@ impl oncall_web::StatusSource for Status {
         if let Some(r) = &self.registrar {
             r.write_metrics(&mut out);
         }
+        out.family("oncall_browser_phones", Kind::Gauge, "Browser tabs taking pages (the browser phone's WebSockets open).").sample(&[], self.browsers.open_tabs());
         if let Some(r) = &self.redirects {
             r.write_metrics(&mut out);
         }
@@ -742,7 +745,10 @@ async fn serve(cfg: Config) -> Result<()> {
     if let Some(r) = &registrar {
         watch.watch(r.watched());
     }
-    let dialer = oncall_calls::dial::Dialer::new(cfg.trunks.clone(), format!("sip:oncall@{}", ua.advertised(oncall_sip::transaction::Transport::Udp)), registrar_handle.clone());
+    // Browser phones (issue 19): the site's WebSockets open tabs here, paging rings them with the phones.
+    let (browser_desk, from_tabs) = oncall_core::browser_desk::BrowserDesk::new();
+    let dialer = oncall_calls::dial::Dialer::new(cfg.trunks.clone(), format!("sip:oncall@{}", ua.advertised(oncall_sip::transaction::Transport::Udp)), registrar_handle.clone())
+        .with_browsers(browser_desk.clone());
     // Paging (issue 6): the call log hands "page on-call" requests to the paging task, which asks the
     // controller to phone people; the controller reports what became of each call back to it.
     let (command_tx, command_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -847,6 +853,8 @@ async fn serve(cfg: Config) -> Result<()> {
         numbers,
         max_media_load: cfg.sip.max_media_load,
         media_overloaded: false,
+        browsers: Some(browser_desk.clone()),
+        from_tabs: Some(from_tabs),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let controller_hold = controller.paging.as_ref().map(|p| p.hold.clone());
@@ -880,7 +888,7 @@ async fn serve(cfg: Config) -> Result<()> {
     let store_gauges = Arc::new(store_gauges::StoreGauges::new(cfg.storage.data_dir.clone()));
     store_gauges.refresh(&store).await;
     tokio::spawn(store_gauges.clone().run(store.clone(), stop_tx.subscribe()));
-    let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine, trunks: trunk_board, registrar: registrar_handle, hold: controller_hold, redirects: redirect_counters, instance: cfg.instance.id(), store_gauges: store_gauges.clone() });
+    let status = Arc::new(Status { ready: AtomicBool::new(false), counters, engine, trunks: trunk_board, registrar: registrar_handle, hold: controller_hold, redirects: redirect_counters, instance: cfg.instance.id(), store_gauges: store_gauges.clone(), browsers: browser_desk.clone() });
     let listener = oncall_web::server::bind(cfg.http.listen).context("binding http.listen")?;
     let http_addr = listener.local_addr()?;
     let mut web = oncall_web::WebConfig::new(cfg.storage.data_dir.clone());
@@ -895,7 +903,7 @@ async fn serve(cfg: Config) -> Result<()> {
     web.max_upload_bytes = cfg.http.max_upload_bytes;
     // Alerts from monitoring and API requests (issue 20): always received (and stored); paged when paging is on.
     let alert_pager = alert_events.map(|tx| Arc::new(oncall_paging::alert_pages::AlertPages(tx)) as Arc<dyn oncall_web::alerts::AlertPager>);
-    let hooks = oncall_web::Hooks { org_files: Some(Arc::new(org_command::RecordingsRemover(cfg.storage.clone()))), pager: alert_pager.clone() };
+    let hooks = oncall_web::Hooks { org_files: Some(Arc::new(org_command::RecordingsRemover(cfg.storage.clone()))), pager: alert_pager.clone(), browsers: Some(browser_desk.clone()) };
     let mut app = oncall_web::app(status.clone(), store.clone(), web, recordings, hooks);
     app = app.merge(oncall_web::alerts::routes(store.clone(), alert_pager.clone()));
     tokio::spawn(oncall_paging::heartbeats::run(store.clone(), alert_pager.clone()));

@@ -61,28 +61,6 @@ fn add_person(server: &Server, name: &str, email: &str, uri: &str) -> i64 {
     out.trim().parse().unwrap_or_else(|_| panic!("`oncall person add` printed {out:?}, not an id"))
 }
 
-/// A caller who presses 1, leaves `message` and then stays on the line (holding), saying `reply` every
-/// 5 s from 2 s after the message. Returns the caller's phone and when the call was established.
-fn call_and_hold(server: &Server, work: &Path, message: &Path, reply: &Path) -> (Baresip, Instant) {
-    let record_prompt = prompt_secs("record_after_tone") + prompt_secs("beep");
-    let speech_at = KEY_1_AT + record_prompt + LEAD_IN;
-    let pound_at = speech_at + read_wav(message).secs() + TAIL;
-    let mut clips = vec![(speech_at, message)];
-    clips.extend((0..16).map(|i| (pound_at + 2.0 + 5.0 * i as f64, reply)));
-    let microphone = work.join("caller-microphone.wav");
-    compose_wav(&microphone, pound_at + 90.0, &clips);
-    let mut caller = Baresip::start(&work.join("caller"), &microphone, Duration::from_secs(120));
-    caller.command("dial", &server.sip_uri());
-    let Some((established, _)) = caller.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) else {
-        panic!("the caller's call was not established:\n{}", tail(&caller.log(), 40));
-    };
-    sleep_until(established + Duration::from_secs_f64(KEY_1_AT));
-    caller.command("sndcode", "1");
-    sleep_until(established + Duration::from_secs_f64(pound_at));
-    caller.command("sndcode", "#");
-    (caller, established)
-}
-
 #[test]
 fn a_holding_caller_is_bridged_to_the_employee() {
     bridge_both_ways("paging-bridge", None);

@@ -31,6 +31,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+mod browser;
+
 /// Counters shown on /metrics.
 #[derive(Default)]
 pub struct CallCounters {
@@ -70,6 +72,9 @@ pub struct Controller {
     pub max_media_load: f64,
     /// What the book was last told (`Input::MediaLoad`).
     pub media_overloaded: bool,
+    /// The tabs where people take pages in the browser, and what they say (issue 19).
+    pub browsers: Option<oncall_core::browser_desk::BrowserDesk>,
+    pub from_tabs: Option<mpsc::UnboundedReceiver<(oncall_core::browser_desk::TabId, oncall_core::browser_desk::FromTab)>>,
 }
 
 pub struct PagingLink {
@@ -130,6 +135,8 @@ struct LegState {
     /// An alert's page: the message plays before the keys.
     speak_first: bool,
     target: String,
+    /// A leg to a browser tab instead of a SIP call.
+    browser: Option<browser::BrowserSide>,
 }
 
 /// The IO side of every call and leg the book holds, and the channels sessions report on.
@@ -145,6 +152,10 @@ struct Held {
     page_tx: mpsc::UnboundedSender<PageSessionEvent>,
     /// The book said `Finished`: leave the loop.
     finished: bool,
+    /// Browser legs' numbers handed out so far.
+    next_browser_call: u64,
+    /// Browser legs the book cancelled or hung up this turn: ended once its outputs are carried out.
+    browser_ended: Vec<(LegId, LegEnd)>,
 }
 
 /// What the book was fed, for the log lines of what it answers (its outputs say what, not why).
@@ -182,7 +193,11 @@ impl Controller {
             sessions,
             page_tx,
             finished: false,
+            next_browser_call: 0,
+            browser_ended: Vec::new(),
         };
+        // Without browser phones the branch below waits forever.
+        let mut from_tabs = self.from_tabs.take();
         let mut commands_open = true;
         // Set by SIGTERM until the trunks' unregistrations are over (the book waits for them).
         let mut trunks_pending = false;
@@ -224,6 +239,9 @@ impl Controller {
                         // Paging is off (or stopped): nothing more will come.
                         None => commands_open = false,
                     }
+                }
+                Some((tab, msg)) = async { match from_tabs.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                    self.on_tab(&mut held, tab, msg, Instant::now());
                 }
                 ev = page_rx.recv() => {
                     // Never None: `held` holds a sender.
@@ -541,7 +559,12 @@ impl Controller {
                         }
                         _ => {}
                     }
-                    self.ua.cancel(call, now);
+                    if held.legs.get(&leg).is_some_and(|l| l.browser.is_some()) {
+                        let reason = if matches!(cause, Cause::Answer { .. }) { "Answered on another device." } else { "The page ended." };
+                        self.stop_browser_leg(held, leg, reason, LegEnd::Cancelled);
+                    } else {
+                        self.ua.cancel(call, now);
+                    }
                 }
                 Output::ByeLeg { leg } => {
                     let Some(l) = held.legs.get(&leg) else { continue };
@@ -555,7 +578,11 @@ impl Controller {
                         }
                         _ => {}
                     }
-                    self.ua.hangup(call, now);
+                    if held.legs.get(&leg).is_some_and(|l| l.browser.is_some()) {
+                        self.stop_browser_leg(held, leg, "The call is over.", LegEnd::LocalHangup);
+                    } else {
+                        self.ua.hangup(call, now);
+                    }
                 }
                 Output::StartPageSession { leg, .. } => self.start_page_session(held, leg),
                 Output::UpdateLegMedia { leg } => {
@@ -592,6 +619,9 @@ impl Controller {
                     held.finished = true;
                 }
             }
+        }
+        for (leg, end) in std::mem::take(&mut held.browser_ended) {
+            self.end_browser_leg(held, leg, end, now);
         }
     }
 
@@ -681,8 +711,12 @@ impl Controller {
     }
 
     fn place_leg(&mut self, held: &mut Held, leg: LegId, contact: ContactRef, now: Instant) {
-        let Some(PageOrder { key, route, caller, caller_call, message, speak_first }) = held.orders.remove(&contact) else { return };
-        let crate::dial::Route { target, via, credentials, from_uri, media_encryption } = route;
+        let Some(order) = held.orders.remove(&contact) else { return };
+        if let Some(tab) = order.route.browser {
+            return self.place_browser_leg(held, leg, tab, order, now);
+        }
+        let PageOrder { key, route, caller, caller_call, message, speak_first } = order;
+        let crate::dial::Route { target, via, credentials, from_uri, media_encryption, .. } = route;
         let Some(sockets) = self.ports.allocate() else {
             tracing::warn!(request = %key.request, person = %key.person, "no free RTP port for a page call");
             return self.book.handle(Input::LegNotPlaced { leg, reason: "no free RTP port".into() }, now);
@@ -700,12 +734,13 @@ impl Controller {
         let call = self.ua.place_call(out, now);
         tracing::info!(call = call.0, request = %key.request, person = %key.person, %target, via = %via.addr, rtp_port = port, "page call placed");
         held.leg_of.insert(call, leg);
-        held.legs.insert(leg, LegState { call, key, port, sockets: Some(sockets), media: None, caller, caller_call, message, speak_first, target });
+        held.legs.insert(leg, LegState { call, key, port, sockets: Some(sockets), media: None, caller, caller_call, message, speak_first, target, browser: None });
     }
 
     fn start_page_session(&mut self, held: &mut Held, leg: LegId) {
         let Some(l) = held.legs.get_mut(&leg) else { return };
         let (Some(media), Some((rtp, rtcp))) = (l.media, l.sockets.take()) else { return };
+        let webrtc = l.browser.as_mut().and_then(|b| b.webrtc.take());
         // The holding caller's organization (its prompts, its recordings prefix), else the first one's prompts.
         let org = l.caller_call.and_then(|c| held.calls.get(&c)).map_or(self.numbers.served(), |c| c.org);
         let Some(tenant) = self.tenants.get(org) else { return };
@@ -719,7 +754,7 @@ impl Controller {
         if let (Some(caller_call), Some(p)) = (l.caller_call, &self.paging) {
             app = app.with_caller(p.hold.clone(), caller_call, self.recording_path(&tenant.slug, RecordingKind::Conversation), held.sessions.closer.clone());
         }
-        self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app), browser: None })));
+        self.engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(app), browser: webrtc })));
     }
 }
 

@@ -13,7 +13,8 @@
 
 use crate::config::TrunkConfig;
 use crate::phones::RegistrarHandle;
-use oncall_core::{Contact, PersonId};
+use oncall_core::browser_desk::{BrowserDesk, TabId};
+use oncall_core::{Contact, OrgId, PersonId};
 use oncall_sip::transaction::{Peer, Transport};
 use oncall_sip::ua::outbound::MediaEncryption;
 use std::net::{IpAddr, SocketAddr};
@@ -30,6 +31,8 @@ pub struct Route {
     pub from_uri: String,
     /// SRTP for a call on this route (the trunk's `media_encryption`; a phone registered over TLS: required).
     pub media_encryption: MediaEncryption,
+    /// A browser tab of the person (issue 19): the page rings it over its WebSocket, and `via` is unused.
+    pub browser: Option<TabId>,
 }
 
 impl Route {
@@ -55,11 +58,19 @@ pub struct Dialer {
     /// Our own SIP URI: the From of requests sent directly to a SIP URI or a registered phone.
     local_uri: String,
     registrar: Option<RegistrarHandle>,
+    /// The tabs where people take pages in the browser.
+    browsers: Option<BrowserDesk>,
 }
 
 impl Dialer {
     pub fn new(trunks: Vec<TrunkConfig>, local_uri: String, registrar: Option<RegistrarHandle>) -> Dialer {
-        Dialer { trunks, local_uri, registrar }
+        Dialer { trunks, local_uri, registrar, browsers: None }
+    }
+
+    /// With the browser tabs, which ring with a person's registered phones.
+    pub fn with_browsers(mut self, desk: BrowserDesk) -> Dialer {
+        self.browsers = Some(desk);
+        self
     }
 
     /// The dialer of organization `slug` (issue 17): its own trunks first, then the shared ones (no
@@ -67,7 +78,7 @@ impl Dialer {
     pub fn for_org(&self, slug: &str) -> Dialer {
         let own = self.trunks.iter().filter(|t| t.organization.as_deref() == Some(slug));
         let shared = self.trunks.iter().filter(|t| t.organization.is_none());
-        Dialer { trunks: own.chain(shared).cloned().collect(), local_uri: self.local_uri.clone(), registrar: self.registrar.clone() }
+        Dialer { trunks: own.chain(shared).cloned().collect(), local_uri: self.local_uri.clone(), registrar: self.registrar.clone(), browsers: self.browsers.clone() }
     }
 
     /// Our own SIP URI.
@@ -75,8 +86,21 @@ impl Dialer {
         &self.local_uri
     }
 
-    /// The phones `person` registered that are current now; they all ring for a page.
-    pub fn registered_phones(&self, person: PersonId) -> Vec<RegisteredPhone> {
+    /// The phones `person` of `org` registered that are current now, and the browser tabs they take pages in;
+    /// they all ring for a page.
+    pub fn registered_phones(&self, org: OrgId, person: PersonId) -> Vec<RegisteredPhone> {
+        let mut phones = self.sip_phones(person);
+        let tabs = self.browsers.as_ref().map(|d| d.tabs_of(org, person)).unwrap_or_default();
+        phones.extend(tabs.into_iter().map(|tab| {
+            let target = format!("browser tab {}", tab.0);
+            let nowhere = Peer { addr: SocketAddr::from(([0, 0, 0, 0], 0)), transport: Transport::Udp, conn: None };
+            let route = Route { target: target.clone(), via: nowhere, credentials: None, from_uri: self.local_uri.clone(), media_encryption: MediaEncryption::None, browser: Some(tab) };
+            RegisteredPhone { route, contact: target, source: nowhere.addr }
+        }));
+        phones
+    }
+
+    fn sip_phones(&self, person: PersonId) -> Vec<RegisteredPhone> {
         let Some(registrar) = &self.registrar else { return Vec::new() };
         registrar
             .registered_devices(person)
@@ -90,6 +114,7 @@ impl Dialer {
                     from_uri: self.local_uri.clone(),
                     // A phone that registered over TLS gets its audio encrypted too (RFC 4568 keys travel in that TLS).
                     media_encryption: if d.transport == Transport::Tls { MediaEncryption::Srtp } else { MediaEncryption::None },
+                    browser: None,
                 },
                 contact: d.contact,
                 source: d.source,
@@ -105,7 +130,7 @@ impl Dialer {
             Contact::Sip(uri) => {
                 let addr = resolve_sip_uri(uri.as_str()).await?;
                 let from_uri = if from.starts_with("sip:") { from.to_string() } else { self.local_uri.clone() };
-                Ok(Route { target: uri.as_str().to_string(), via: Peer { addr, transport: Transport::Udp, conn: None }, credentials: None, from_uri, media_encryption: MediaEncryption::None })
+                Ok(Route { target: uri.as_str().to_string(), via: Peer { addr, transport: Transport::Udp, conn: None }, credentials: None, from_uri, media_encryption: MediaEncryption::None, browser: None })
             }
             Contact::Phone(number) => {
                 let trunk = self.trunks.first().ok_or("a phone number needs a [[trunks]] entry to call or text through")?;
@@ -120,7 +145,7 @@ impl Dialer {
                 };
                 let credentials = (!trunk.username.is_empty()).then(|| (trunk.username.clone(), trunk.password.clone()));
                 let media_encryption = trunk.media_encryption().unwrap_or_default();
-                Ok(Route { target: format!("sip:{}@{domain}", number.as_str()), via: Peer { addr, transport: trunk.transport(), conn: None }, credentials, from_uri, media_encryption })
+                Ok(Route { target: format!("sip:{}@{domain}", number.as_str()), via: Peer { addr, transport: trunk.transport(), conn: None }, credentials, from_uri, media_encryption, browser: None })
             }
         }
     }

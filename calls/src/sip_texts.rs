@@ -134,7 +134,7 @@ impl SipTexts {
             let Some(answer) = replies.reply(sender, text).await else {
                 return;
             };
-            let route = Route { target: reply_to, via: source, credentials: None, from_uri: replies.reply_from(), media_encryption: Default::default() };
+            let route = Route { target: reply_to, via: source, credentials: None, from_uri: replies.reply_from(), media_encryption: Default::default(), browser: None };
             if let Some(c) = commands {
                 let _ = c.send(ControllerCommand::SendText { key: None, route, body: answer });
             }
@@ -205,7 +205,7 @@ mod tests {
             conn: None,
         };
         let credentials = Some(("oncall".to_string(), "secret".to_string()));
-        let route = Route { target: "sip:+15551234567@sip.example".into(), via, from_uri: "sip:+15550001111@sip.example".into(), credentials, media_encryption: Default::default() };
+        let route = Route { target: "sip:+15551234567@sip.example".into(), via, from_uri: "sip:+15550001111@sip.example".into(), credentials, media_encryption: Default::default(), browser: None };
         texts.send(&mut ua, Some(key), route, "hello #7".into(), now);
         let first = sent_message(&mut ua);
         assert_eq!(first.method, oncall_sip::message::Method::Message);

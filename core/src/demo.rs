@@ -131,6 +131,9 @@ async fn seed_apartments(store: &Store, now: Timestamp) -> Result<OrgId> {
     store.create_team(org, "Maintenance", &[maria, james, aisha], now).await?;
     login(store, org, "Dana Whitfield", DEMO_MANAGER_EMAIL, Role::Manager).await?;
     login(store, org, "Maria Lopez", DEMO_EMPLOYEE_EMAIL, Role::Employee).await?;
+    // Every employee of the rotation can log in, so whoever is on call can take the page in the browser (issue 19).
+    login(store, org, "James Chen", "james@demo-apartments.example", Role::Employee).await?;
+    login(store, org, "Aisha Okafor", "aisha@demo-apartments.example", Role::Employee).await?;
 
     // A weekly rotation that began on the Monday at least 35 days ago, handing off at 09:00.
     let monday = monday_before(now, 35, DEMO_TZ)?;

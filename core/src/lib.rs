@@ -7,6 +7,7 @@
 //!
 //! Time is always passed in (`Timestamp`); nothing below the store reads the clock.
 
+pub mod browser_desk;
 pub mod business_hours;
 pub mod demo;
 pub mod dial_plan;

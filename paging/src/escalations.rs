@@ -584,7 +584,7 @@ impl Paging {
         }
         let person = self.store.person(self.org, key.person).await.map_err(|e| format!("cannot load the person: {e}"))?;
         let devices = match key.channel {
-            Channel::Call => self.dialer.registered_phones(key.person).into_iter().map(|p| run.device(key, p)).collect(),
+            Channel::Call => self.dialer.registered_phones(self.org, key.person).into_iter().map(|p| run.device(key, p)).collect(),
             Channel::Text => Vec::new(),
         };
         let input = Input::PersonFound { key, disabled: person.disabled, devices, contacts: person.contacts.clone() };

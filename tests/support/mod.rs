@@ -1917,6 +1917,28 @@ pub fn leave_page_message(server: &Server, work: &Path, text: &str) -> PathBuf {
     leave_page_message_to(server, work, text, "oncall")
 }
 
+/// A caller who presses 1, leaves `message` and then stays on the line (holding), saying `reply` every
+/// 5 s from 2 s after the message. Returns the caller's phone and when the call was established.
+pub fn call_and_hold(server: &Server, work: &Path, message: &Path, reply: &Path) -> (Baresip, Instant) {
+    let record_prompt = prompt_secs("record_after_tone") + prompt_secs("beep");
+    let speech_at = KEY_1_AT + record_prompt + LEAD_IN;
+    let pound_at = speech_at + read_wav(message).secs() + TAIL;
+    let mut clips = vec![(speech_at, message)];
+    clips.extend((0..16).map(|i| (pound_at + 2.0 + 5.0 * i as f64, reply)));
+    let microphone = work.join("caller-microphone.wav");
+    compose_wav(&microphone, pound_at + 90.0, &clips);
+    let mut caller = Baresip::start(&work.join("caller"), &microphone, Duration::from_secs(120));
+    caller.command("dial", &server.sip_uri());
+    let Some((established, _)) = caller.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) else {
+        panic!("the caller's call was not established:\n{}", tail(&caller.log(), 40));
+    };
+    sleep_until(established + Duration::from_secs_f64(KEY_1_AT));
+    caller.command("sndcode", "1");
+    sleep_until(established + Duration::from_secs_f64(pound_at));
+    caller.command("sndcode", "#");
+    (caller, established)
+}
+
 /// [`leave_page_message`] to `number` (the Request-URI user: which organization's IVR answers).
 pub fn leave_page_message_to(server: &Server, work: &Path, text: &str, number: &str) -> PathBuf {
     let speech = speech_wav(work, "speech", text);

@@ -19,6 +19,7 @@
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod browser_phone;
 pub mod calendar;
 pub mod charts;
 pub mod client_addr;
@@ -71,6 +72,7 @@ pub fn app(status: Arc<dyn StatusSource>, store: oncall_core::Store, config: Web
     let state = AppState::new(store, config, recordings).with_hooks(hooks);
     router(status, access)
         .merge(pages::routes(state.clone()))
+        .merge(browser_phone::routes(state.clone()))
         .merge(api::routes(state))
         // Every extractor reads at most this much; the upload route raises it for itself.
         .layer(axum::extract::DefaultBodyLimit::max(max_body))

@@ -26,6 +26,8 @@ pub struct AppState {
     pub org_files: Option<Arc<dyn OrgFiles>>,
     /// Starts paging a request opened here (`POST /api/v1/requests`); `None`: paging is off.
     pub pager: Option<Arc<dyn crate::alerts::AlertPager>>,
+    /// The tabs where people take pages (`/phone/ws`); `None`: the calls side is off.
+    pub browsers: Option<oncall_core::browser_desk::BrowserDesk>,
 }
 
 /// What the binary hands the web app beyond the store and settings.
@@ -33,19 +35,21 @@ pub struct AppState {
 pub struct Hooks {
     pub org_files: Option<Arc<dyn OrgFiles>>,
     pub pager: Option<Arc<dyn crate::alerts::AlertPager>>,
+    pub browsers: Option<oncall_core::browser_desk::BrowserDesk>,
 }
 
 impl AppState {
     pub fn new(store: Store, config: WebConfig, recordings: Arc<dyn RecordingSource>) -> AppState {
         // The limiter's failures live in the store, so every instance on this database shares them.
         let login_limiter = Arc::new(LoginLimiter::new(store.clone(), config.login_policy));
-        AppState { store, config: Arc::new(config), recordings, login_limiter, org_files: None, pager: None }
+        AppState { store, config: Arc::new(config), recordings, login_limiter, org_files: None, pager: None, browsers: None }
     }
 
     /// With the binary's hooks: the recordings remover the operator's "delete organization" uses, the pager.
     pub fn with_hooks(mut self, hooks: Hooks) -> AppState {
         self.org_files = hooks.org_files;
         self.pager = hooks.pager;
+        self.browsers = hooks.browsers;
         self
     }
 }

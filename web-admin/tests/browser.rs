@@ -6,205 +6,42 @@
 //! recording). Screenshots of the main pages land in `test-output/web-admin/` (git-ignored).
 //!
 //! Chromium and chromedriver come from `scripts/install-browser.sh`, which the test runs itself
-//! if they are missing. The WebDriver client is a few blocking HTTP calls over `TcpStream`
-//! (JSON in, JSON out): enough for this test, no extra dependency.
+//! if they are missing. The WebDriver client is `tests/support/webdriver.rs`, shared with the
+//! browser phone's test.
 
 mod support;
 
+#[path = "../../tests/support/webdriver.rs"]
+mod webdriver;
+
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
+use webdriver::{ensure_browser, ELEMENT};
 
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn have(bin: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {bin}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
-}
-
-fn ensure_browser() {
-    if have("chromium") && have("chromedriver") {
-        return;
-    }
-    let script = workspace().join("scripts/install-browser.sh");
-    let ok = Command::new("sh").arg(&script).status().is_ok_and(|s| s.success());
-    assert!(ok && have("chromium") && have("chromedriver"), "chromium/chromedriver missing and {} failed", script.display());
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// One HTTP/1.1 exchange with chromedriver.
-fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<(u16, Value)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}", payload.len())?;
-    // chromedriver may keep the connection open: read the head, then exactly Content-Length.
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16384];
-    let head_end = loop {
-        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            break raw.len();
-        }
-        raw.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
-    let length = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
-    match length {
-        Some(len) => {
-            while raw.len() < head_end + len {
-                let n = s.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                raw.extend_from_slice(&buf[..n]);
-            }
-        }
-        None => {
-            s.read_to_end(&mut raw)?;
-        }
-    }
-    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
-    let rest = String::from_utf8_lossy(&raw[head_end..]).into_owned();
-    let status: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(&rest) } else { rest };
-    Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n.min(rest.len())]);
-        s = rest.get(n + 2..).unwrap_or("");
-    }
-    out
-}
-
+/// The shared driver, with its profile folder, where screenshots go, and this site's own steps.
 struct Driver {
-    process: Child,
-    port: u16,
-    session: String,
-    base: String,
+    d: webdriver::Driver,
     shots: PathBuf,
     _profile: tempfile::TempDir,
 }
 
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = http(self.port, "DELETE", &format!("/session/{}", self.session), None);
-        let _ = self.process.kill();
-        let _ = self.process.wait();
+impl std::ops::Deref for Driver {
+    type Target = webdriver::Driver;
+    fn deref(&self) -> &webdriver::Driver {
+        &self.d
     }
 }
 
 impl Driver {
     fn start(base: String) -> Driver {
-        let port = free_port();
-        let mut process = Command::new("chromedriver").arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start chromedriver");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while http(port, "GET", "/status", None).map(|(_, v)| v["value"]["ready"] != json!(true)).unwrap_or(true) {
-            if Instant::now() > deadline {
-                let _ = process.kill();
-                let _ = process.wait();
-                panic!("chromedriver did not start");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
         let profile = tempfile::tempdir().unwrap();
-        let args = vec![
-            "--headless".to_string(), "--no-sandbox".into(), "--disable-gpu".into(), "--disable-background-networking".into(), "--disable-quic".into(),
-            "--no-first-run".into(), "--disable-component-update".into(), "--disable-sync".into(), "--disable-dev-shm-usage".into(),
-            "--window-size=1280,1000".into(), format!("--user-data-dir={}", profile.path().display()),
-        ];
-        // Browser logs on: the console is where Chromium reports Content-Security-Policy refusals.
-        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:loggingPrefs": {"browser": "ALL"}, "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}}}});
-        let (status, v) = http(port, "POST", "/session", Some(&caps)).unwrap();
-        assert_eq!(status, 200, "new session: {v}");
-        let session = v["value"]["sessionId"].as_str().unwrap().to_string();
-        let shots = workspace().join("test-output/web-admin");
+        let d = webdriver::Driver::start(base, profile.path(), &[]);
+        let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("test-output/web-admin");
         std::fs::create_dir_all(&shots).unwrap();
-        Driver { process, port, session, base, shots, _profile: profile }
-    }
-
-    fn cmd(&self, method: &str, path: &str, body: Value) -> Value {
-        let body = if method == "GET" { None } else { Some(&body) };
-        let (status, v) = http(self.port, method, &format!("/session/{}{path}", self.session), body).unwrap();
-        assert_eq!(status, 200, "{method} {path}: {v}");
-        v["value"].clone()
-    }
-
-    fn go(&self, path: &str) {
-        self.cmd("POST", "/url", json!({"url": format!("{}{path}", self.base)}));
-    }
-
-    fn url(&self) -> String {
-        self.cmd("GET", "/url", json!({})).as_str().unwrap().to_string()
-    }
-
-    fn find(&self, css: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let (status, v) = http(self.port, "POST", &format!("/session/{}/element", self.session), Some(&json!({"using": "css selector", "value": css}))).unwrap();
-            if status == 200 {
-                return v["value"][ELEMENT].as_str().unwrap().to_string();
-            }
-            assert!(Instant::now() < deadline, "no element {css} on {}", self.url());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn click(&self, css: &str) {
-        let id = self.find(css);
-        self.cmd("POST", &format!("/element/{id}/click"), json!({}));
-    }
-
-    fn type_in(&self, css: &str, text: &str) {
-        let id = self.find(css);
-        self.cmd("POST", &format!("/element/{id}/clear"), json!({}));
-        self.cmd("POST", &format!("/element/{id}/value"), json!({"text": text}));
-    }
-
-    fn js(&self, script: &str, args: Value) -> Value {
-        self.cmd("POST", "/execute/sync", json!({"script": script, "args": args}))
-    }
-
-    /// Sets a form control's value the way a user's choice would (selects, dates).
-    fn set(&self, css: &str, value: &str) {
-        self.find(css);
-        self.js("const e = document.querySelector(arguments[0]); e.value = arguments[1]; e.dispatchEvent(new Event('change', {bubbles: true}));", json!([css, value]));
-    }
-
-    fn text(&self) -> String {
-        self.js("return document.body.innerText", json!([])).as_str().unwrap_or("").to_string()
-    }
-
-    fn wait_for(&self, what: &str, script: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let v = self.js(script, json!([]));
-            if v != Value::Null && v != json!(false) {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what} on {}", self.url());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        Driver { d, shots, _profile: profile }
     }
 
     fn screenshot(&self, name: &str) {
@@ -219,11 +56,7 @@ impl Driver {
     }
 
     fn login(&self, email: &str) {
-        self.go("/login");
-        self.type_in("input[name=email]", email);
-        self.type_in("input[name=password]", PASSWORD);
-        self.click("form button[type=submit]");
-        self.wait_for("the dashboard", "return location.pathname === '/' && document.querySelector('h1') && document.querySelector('h1').innerText === 'Dashboard'");
+        self.d.login(email, PASSWORD);
     }
 
     /// A real mouse click `dx`, `dy` pixels from the centre of the element `css`.

@@ -13,6 +13,8 @@ pub mod histogram;
 pub mod ports;
 pub mod readiness;
 pub mod webrtc;
+#[doc(hidden)]
+pub mod webrtc_peer;
 
 pub use engine::{EngineStats, MediaCallSpec, MediaCommand, MediaEngine};
 pub use ports::RtpPorts;
