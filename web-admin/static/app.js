@@ -85,7 +85,9 @@
   var what = document.getElementById("phone-what");
   var ringing = panel.querySelector(".phone-ringing");
   var keys = panel.querySelector(".phone-keys");
-  var audio = document.getElementById("phone-audio");
+  // The caller's voice: an element of its own, outside the page (which has its own players).
+  var audio = new Audio();
+  audio.autoplay = true;
   var ws = null, retry = 1000, leg = null, pc = null, mic = null, ring = null, notice = null, sound = null;
   var STORE = "oncall-browser-phone";
 

@@ -14,10 +14,9 @@ mod support;
 #[path = "../../tests/support/webdriver.rs"]
 mod webdriver;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 use support::*;
 use webdriver::{ensure_browser, ELEMENT};
 
