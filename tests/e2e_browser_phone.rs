@@ -112,35 +112,8 @@ fn the_browser_takes_a_page_and_talks_to_the_caller() {
     checks.check(released.is_some(), || format!("the caller was not released after the tab left:\n{}", server.log_tail(30)));
     caller.quit();
 
-    match caller.heard_wav() {
-        None => checks.fail("the caller's baresip wrote no dump of what it heard"),
-        Some(path) => {
-            let (at, corr, level) = find_speech(&read_wav(&path).samples, (bridged - caller_at).as_secs_f64(), 9.0, &erin_speech);
-            eprintln!("[e2e] the caller heard {level:.1} dBFS in the bridge; the browser's words {at:.2} s in, correlation {corr:.3}");
-            checks.check(corr > 0.6, || format!("the caller did not hear the browser through the bridge (best correlation {corr:.2})"));
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let conversation = loop {
-        let found = server.recordings().into_iter().find(|p| p.to_string_lossy().ends_with("-conversation.wav"));
-        if found.is_some() || Instant::now() > deadline {
-            break found;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    match conversation {
-        None => checks.fail(format!("no conversation recording among {:?}", server.recordings())),
-        Some(path) => {
-            let (left, channels) = read_wav_channel(&path, 0);
-            let (right, _) = read_wav_channel(&path, 1);
-            let (_, caller_corr, _) = find_speech(&left.samples, 0.0, left.secs(), &reply);
-            let (_, erin_corr, _) = find_speech(&right.samples, 0.0, right.secs(), &erin_speech);
-            eprintln!("[e2e] conversation {:.1} s, {channels} channels: caller match {caller_corr:.2}, browser match {erin_corr:.2}", left.secs());
-            checks.check(channels == 2, || format!("the conversation has {channels} channels, expected 2"));
-            checks.check(caller_corr > 0.6, || format!("the left channel is not the caller (correlation {caller_corr:.2})"));
-            checks.check(erin_corr > 0.6, || format!("the right channel is not the browser (correlation {erin_corr:.2})"));
-        }
-    }
+    check_heard(&mut checks, "the caller", caller.heard_wav(), (bridged - caller_at).as_secs_f64(), &erin_speech);
+    check_conversation(&server, &mut checks, &reply, "the browser", &erin_speech);
     let log = server.log();
     checks.check(!log.contains("panicked"), || "the server panicked".into());
     checks.finish();

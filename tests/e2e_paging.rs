@@ -125,48 +125,10 @@ fn bridge_both_ways(name: &str, stall: Option<Duration>) {
     caller.quit();
     erin.quit();
 
-    // Each side heard the other during the bridge.
-    match erin.heard_wav() {
-        None => checks.fail("Erin's baresip wrote no dump of what it heard"),
-        Some(path) => {
-            let (at, corr, level) = find_speech(&read_wav(&path).samples, (bridged - erin_at).as_secs_f64(), 9.0, &reply);
-            eprintln!("[e2e] Erin heard {level:.1} dBFS in the bridge; the caller's words {at:.2} s in, correlation {corr:.3}");
-            checks.check(corr > 0.6, || format!("Erin did not hear the caller through the bridge (best correlation {corr:.2})"));
-        }
-    }
-    match caller.heard_wav() {
-        None => checks.fail("the caller's baresip wrote no dump of what it heard"),
-        Some(path) => {
-            let (at, corr, level) = find_speech(&read_wav(&path).samples, (bridged - caller_at).as_secs_f64(), 9.0, &erin_speech);
-            eprintln!("[e2e] the caller heard {level:.1} dBFS in the bridge; Erin's words {at:.2} s in, correlation {corr:.3}");
-            checks.check(corr > 0.6, || format!("the caller did not hear Erin through the bridge (best correlation {corr:.2})"));
-        }
-    }
-    // The conversation, in stereo: the caller left, Erin right, both with speech.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let conversation = loop {
-        let found = server.recordings().into_iter().find(|p| p.to_string_lossy().ends_with("-conversation.wav"));
-        if found.is_some() || Instant::now() > deadline {
-            break found;
-        }
-        thread::sleep(Duration::from_millis(200));
-    };
-    match conversation {
-        None => checks.fail(format!("no conversation recording among {:?}", server.recordings())),
-        Some(path) => {
-            let (left, channels) = read_wav_channel(&path, 0);
-            let (right, _) = read_wav_channel(&path, 1);
-            let (_, caller_corr, caller_level) = find_speech(&left.samples, 0.0, left.secs(), &reply);
-            let (_, erin_corr, erin_level) = find_speech(&right.samples, 0.0, right.secs(), &erin_speech);
-            eprintln!(
-                "[e2e] conversation {:.1} s, {channels} channels: caller {caller_level:.1} dBFS (match {caller_corr:.2}), Erin {erin_level:.1} dBFS (match {erin_corr:.2})",
-                left.secs()
-            );
-            checks.check(channels == 2, || format!("the conversation has {channels} channels, expected 2"));
-            checks.check(caller_corr > 0.6, || format!("the left channel is not the caller (correlation {caller_corr:.2})"));
-            checks.check(erin_corr > 0.6, || format!("the right channel is not Erin (correlation {erin_corr:.2})"));
-        }
-    }
+    // Each side heard the other during the bridge; the conversation is in stereo, the caller left, Erin right.
+    check_heard(&mut checks, "Erin", erin.heard_wav(), (bridged - erin_at).as_secs_f64(), &reply);
+    check_heard(&mut checks, "the caller", caller.heard_wav(), (bridged - caller_at).as_secs_f64(), &erin_speech);
+    check_conversation(&server, &mut checks, &reply, "Erin", &erin_speech);
     checks.finish();
 }
 

@@ -172,28 +172,9 @@ fn a_tls_srtp_caller_is_bridged_to_a_phone_registered_over_tls() {
             checks.check(corr > 0.6, || format!("the recorded message is not the caller's speech (correlation {corr:.2})"));
         }
     }
-    for (who, phone, at, needle) in [("Erin", &erin, erin_at, &reply), ("the caller", &caller, caller_at, &erin_speech)] {
-        match phone.heard_wav() {
-            None => checks.fail(format!("{who}'s baresip wrote no dump of what it heard")),
-            Some(path) => {
-                let (t, corr, level) = find_speech(&read_wav(&path).samples, (bridged - at).as_secs_f64(), 9.0, needle);
-                eprintln!("[e2e] {who} heard {level:.1} dBFS in the bridge, the other's words {t:.2} s in, correlation {corr:.3}");
-                checks.check(corr > 0.6, || format!("{who} did not hear the other side through the SRTP bridge (correlation {corr:.2})"));
-            }
-        }
-    }
-    let conversation = server.recordings().into_iter().find(|p| p.to_string_lossy().ends_with("-conversation.wav"));
-    match conversation {
-        None => checks.fail("no conversation recording"),
-        Some(path) => {
-            let (left, channels) = read_wav_channel(&path, 0);
-            let (right, _) = read_wav_channel(&path, 1);
-            let (_, c1, _) = find_speech(&left.samples, 0.0, left.secs(), &reply);
-            let (_, c2, _) = find_speech(&right.samples, 0.0, right.secs(), &erin_speech);
-            eprintln!("[e2e] conversation: {channels} channels, caller {c1:.2}, Erin {c2:.2}");
-            checks.check(channels == 2 && c1 > 0.6 && c2 > 0.6, || format!("conversation: {channels} channels, correlations {c1:.2} / {c2:.2}"));
-        }
-    }
+    check_heard(&mut checks, "Erin", erin.heard_wav(), (bridged - erin_at).as_secs_f64(), &reply);
+    check_heard(&mut checks, "the caller", caller.heard_wav(), (bridged - caller_at).as_secs_f64(), &erin_speech);
+    check_conversation(&server, &mut checks, &reply, "Erin", &erin_speech);
     // What went over the caller's TLS connection: records of ciphertext, no SIP.
     let captured = captured.lock().unwrap().clone();
     let text = String::from_utf8_lossy(&captured);

@@ -1939,6 +1939,46 @@ pub fn call_and_hold(server: &Server, work: &Path, message: &Path, reply: &Path)
     (caller, established)
 }
 
+/// Checks that `who` (their phone's dump of what it heard) heard `needle` in the 9 s from `from_secs` into the call
+/// (the bridge's start), as the bridge tests measure it.
+pub fn check_heard(checks: &mut Checks, who: &str, heard: Option<PathBuf>, from_secs: f64, needle: &Path) {
+    match heard {
+        None => checks.fail(format!("{who}'s phone wrote no dump of what it heard")),
+        Some(path) => {
+            let (at, corr, level) = find_speech(&read_wav(&path).samples, from_secs, 9.0, needle);
+            eprintln!("[e2e] {who} heard {level:.1} dBFS in the bridge; the other side's words {at:.2} s in, correlation {corr:.3}");
+            checks.check(corr > 0.6, || format!("{who} did not hear the other side through the bridge (best correlation {corr:.2})"));
+        }
+    }
+}
+
+/// Checks the bridge's stereo recording (waited for up to 5 s): the caller saying `left` on the left channel, the
+/// employee (`right_who`) saying `right` on the right.
+pub fn check_conversation(server: &Server, checks: &mut Checks, left_speech: &Path, right_who: &str, right_speech: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let conversation = loop {
+        let found = server.recordings().into_iter().find(|p| p.to_string_lossy().ends_with("-conversation.wav"));
+        if found.is_some() || Instant::now() > deadline {
+            break found;
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    let Some(path) = conversation else {
+        return checks.fail(format!("no conversation recording among {:?}", server.recordings()));
+    };
+    let (left, channels) = read_wav_channel(&path, 0);
+    let (right, _) = read_wav_channel(&path, 1);
+    let (_, caller_corr, caller_level) = find_speech(&left.samples, 0.0, left.secs(), left_speech);
+    let (_, right_corr, right_level) = find_speech(&right.samples, 0.0, right.secs(), right_speech);
+    eprintln!(
+        "[e2e] conversation {:.1} s, {channels} channels: caller {caller_level:.1} dBFS (match {caller_corr:.2}), {right_who} {right_level:.1} dBFS (match {right_corr:.2})",
+        left.secs()
+    );
+    checks.check(channels == 2, || format!("the conversation has {channels} channels, expected 2"));
+    checks.check(caller_corr > 0.6, || format!("the left channel is not the caller (correlation {caller_corr:.2})"));
+    checks.check(right_corr > 0.6, || format!("the right channel is not {right_who} (correlation {right_corr:.2})"));
+}
+
 /// [`leave_page_message`] to `number` (the Request-URI user: which organization's IVR answers).
 pub fn leave_page_message_to(server: &Server, work: &Path, text: &str, number: &str) -> PathBuf {
     let speech = speech_wav(work, "speech", text);
