@@ -235,20 +235,8 @@ fn keys_cross_the_bridge_both_ways() {
 
     // The caller: 1 ("page on-call"), the message after the record prompt, #, then holds (silence).
     let speech = speech_wav(&work, "speech", "Someone is stuck in the lift.");
-    let record_prompt = prompt_secs("record_after_tone") + prompt_secs("beep");
-    let speech_at = KEY_1_AT + record_prompt + LEAD_IN;
-    let pound_at = speech_at + read_wav(&speech).secs() + TAIL;
-    let microphone = work.join("caller-microphone.wav");
-    tool(&work, "sox", &[&speech.display().to_string(), &microphone.display().to_string(), "pad", &format!("{speech_at:.3}"), "80"]);
-    let mut caller = Baresip::start(&work.join("caller"), &microphone, Duration::from_secs(90));
-    caller.command("dial", &server.sip_uri());
-    let Some((established, _)) = caller.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)) else {
-        panic!("the caller's call was not established:\n{}", tail(&caller.log(), 40));
-    };
-    sleep_until(established + Duration::from_secs_f64(KEY_1_AT));
-    caller.command("sndcode", "1");
-    sleep_until(established + Duration::from_secs_f64(pound_at));
-    caller.command("sndcode", "#");
+    let hush = silence_wav_secs(&work, 1);
+    let (mut caller, _) = call_and_hold(&server, &work, &speech, &hush);
 
     let Some((erin_at, _)) = erin.wait_event("CALL_ESTABLISHED", Duration::from_secs(15)) else {
         panic!("OnCall did not phone Erin; requests: {:#?}\n{}", server.requests(), server.log_tail(40));
