@@ -191,6 +191,19 @@ mod tests {
         assert!(!leg.gone);
     }
 
+    /// A tab's offer that is not SDP is refused with a reason the tab can show (the controller sends it as `ended`).
+    #[test]
+    fn a_malformed_or_unanswerable_offer_is_refused_with_its_reason() {
+        let local = "127.0.0.1:40000".parse().unwrap();
+        let now = Instant::now();
+        for offer in ["", "hello", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\u{0}\u{1}"] {
+            match BrowserLeg::answer(offer, local, now) {
+                Ok(_) => panic!("{offer:?} was answered"),
+                Err(e) => assert!(!e.to_string().is_empty(), "{offer:?}: no reason"),
+            }
+        }
+    }
+
     /// Counts the frames it heard with sound and sends a tone.
     struct Hears(Arc<Mutex<usize>>);
 
