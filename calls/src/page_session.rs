@@ -270,10 +270,21 @@ impl MediaApp for PageSession {
     }
 
     fn on_signal(&mut self, signal: Signal, now: Instant) {
-        if let Signal::Info { content_type, body } = signal {
-            if let Some(d) = self.keys.on_info(&content_type, &body) {
-                self.input(PageInput::Digit(d), now);
+        match signal {
+            Signal::Info { content_type, body } => {
+                if let Some(d) = self.keys.on_info(&content_type, &body) {
+                    self.input(PageInput::Digit(d), now);
+                }
             }
+            // The employee's browser lost its network mid-call: end the leg as a hang-up would (the caller hears
+            // that they left; not yet accepted counts as a decline).
+            Signal::PeerGone => {
+                tracing::info!(call = self.call.0, request = %self.key.request, person = %self.key.person, "the employee's browser is gone; ending the page call");
+                self.unbridge();
+                self.input(PageInput::Hangup, now);
+                let _ = self.tx.send(PageSessionEvent { call: self.call, key: self.key, decision: PageDecision::Hangup });
+            }
+            Signal::Confirmed => {}
         }
     }
 
@@ -340,6 +351,21 @@ mod tests {
         let (heard, _) = run(&mut s, t, 0.2);
         assert_eq!(heard[0], 107, "\"completed\" barges in");
         assert_eq!(decisions(&mut rx), vec![PageDecision::Hangup]);
+    }
+
+    /// Issue 19: a browser whose network vanished ends its page call: a decline when not yet accepted, then the
+    /// hang-up that ends the leg; an accepted one only hangs up.
+    #[test]
+    fn a_vanished_browser_ends_the_page_call() {
+        let (mut s, mut rx) = session();
+        let (_, t) = run(&mut s, Instant::now(), 0.1);
+        s.on_signal(Signal::PeerGone, t);
+        assert_eq!(decisions(&mut rx), vec![PageDecision::Declined, PageDecision::Hangup]);
+        let (mut s, mut rx) = session();
+        let (_, t) = run(&mut s, Instant::now(), 0.1);
+        press(&mut s, '1', t);
+        s.on_signal(Signal::PeerGone, t);
+        assert_eq!(decisions(&mut rx), vec![PageDecision::Accepted, PageDecision::Hangup]);
     }
 
     #[test]

@@ -319,6 +319,9 @@ fn receive_browser(call: &mut Call, batch: &mut RecvBatch, waiting: usize, pcm: 
     if let Some(codec) = leg.codec() {
         call.media.codec = codec;
     }
+    if leg.newly_gone() {
+        call.app.on_signal(Signal::PeerGone, now);
+    }
     let n = out.frames.len() as u64;
     call.packets_received += n;
     for (timestamp, payload) in &out.frames {

@@ -28,6 +28,8 @@ pub enum Signal {
     Info { content_type: String, body: Vec<u8> },
     /// The ACK arrived.
     Confirmed,
+    /// The far end's media went away without a hang-up (a browser whose network vanished: ICE gave up).
+    PeerGone,
 }
 
 /// What a call does with its audio. Called from a media thread, every 20 ms; must not block.

@@ -43,6 +43,8 @@ pub struct BrowserLeg {
     next_timeout: Instant,
     /// ICE or DTLS gave up (the tab closed, the network went): the call should end.
     pub gone: bool,
+    /// `gone` was handed on (`newly_gone`).
+    gone_told: bool,
 }
 
 impl BrowserLeg {
@@ -61,13 +63,20 @@ impl BrowserLeg {
         let candidate = Candidate::host(local, "udp").map_err(|e| WebRtcError::Candidate(e.to_string()))?;
         rtc.add_local_candidate(candidate);
         let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| WebRtcError::Refused(e.to_string()))?;
-        let leg = BrowserLeg { rtc, local, mid: None, pt: None, codec: None, rtp_time: 0, next_timeout: now, gone: false };
+        let leg = BrowserLeg { rtc, local, mid: None, pt: None, codec: None, rtp_time: 0, next_timeout: now, gone: false, gone_told: false };
         Ok((leg, answer.to_sdp_string()))
     }
 
     /// The codec the browser's media uses, once negotiated media was added.
     pub fn codec(&self) -> Option<Codec> {
         self.codec
+    }
+
+    /// True once, when the leg has just gone.
+    pub fn newly_gone(&mut self) -> bool {
+        let newly = self.gone && !self.gone_told;
+        self.gone_told |= self.gone;
+        newly
     }
 
     pub fn is_connected(&self) -> bool {
@@ -191,9 +200,49 @@ mod tests {
         assert!(!leg.gone);
     }
 
+    /// A browser that stops answering (its network went) is found gone on the leg's clock, once: the media engine then
+    /// tells the call's app (`Signal::PeerGone`). Virtual time after the connection, no sleeping for the timeout.
+    #[test]
+    fn a_browser_that_goes_silent_is_gone_once() {
+        let now = Instant::now();
+        let server_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        server_sock.set_nonblocking(true).unwrap();
+        let (mut browser, pending, offer) = Browser::offer(now);
+        let (mut leg, answer) = BrowserLeg::answer(&offer, server_sock.local_addr().unwrap(), now).unwrap();
+        browser.accept(pending, &answer);
+        let mut buf = [0u8; 2000];
+        let mut last = now;
+        every_tick(|now| {
+            last = now;
+            let mut out = LegOutput::default();
+            while let Ok((n, from)) = server_sock.recv_from(&mut buf) {
+                leg.receive(now, from, &buf[..n], &mut out);
+            }
+            leg.tick(now, &mut out);
+            for (to, data) in out.transmits {
+                let _ = server_sock.send_to(&data, to);
+            }
+            browser.step(now);
+            leg.is_connected()
+        });
+        assert!(leg.is_connected() && !leg.gone);
+        // The browser falls silent: a minute on the leg's clock, a tick every 20 ms.
+        let mut gone_at = None;
+        for i in 1..=3000u32 {
+            let t = last + Duration::from_millis(20) * i;
+            leg.tick(t, &mut LegOutput::default());
+            if leg.newly_gone() {
+                assert!(gone_at.is_none(), "gone reported twice");
+                gone_at = Some(t - last);
+            }
+        }
+        let gone_at = gone_at.expect("the silent browser was never found gone");
+        eprintln!("a silent browser is gone after {:.1} s", gone_at.as_secs_f64());
+    }
+
     /// A tab's offer that is not SDP is refused with a reason the tab can show (the controller sends it as `ended`).
     #[test]
-    fn a_malformed_or_unanswerable_offer_is_refused_with_its_reason() {
+    fn a_malformed_offer_is_refused_with_its_reason() {
         let local = "127.0.0.1:40000".parse().unwrap();
         let now = Instant::now();
         for offer in ["", "hello", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\u{0}\u{1}"] {
