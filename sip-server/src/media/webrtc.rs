@@ -167,29 +167,41 @@ mod tests {
         }
     }
 
+    /// The server's socket, the browser, and the leg that answered its offer (the answer given to the browser).
+    fn answered(now: Instant) -> (UdpSocket, Browser, BrowserLeg, String) {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_nonblocking(true).unwrap();
+        let (mut browser, pending, offer) = Browser::offer(now);
+        let (leg, answer) = BrowserLeg::answer(&offer, sock.local_addr().unwrap(), now).unwrap();
+        browser.accept(pending, &answer);
+        (sock, browser, leg, answer)
+    }
+
+    /// One 20 ms step of the server's side: what arrived, the clock and `frame` (if any) out; the frames heard.
+    fn serve(leg: &mut BrowserLeg, sock: &UdpSocket, now: Instant, frame: Option<&[u8]>) -> Vec<(u32, Vec<u8>)> {
+        let mut buf = [0u8; 2000];
+        let mut out = LegOutput::default();
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            leg.receive(now, from, &buf[..n], &mut out);
+        }
+        leg.tick(now, &mut out);
+        if let Some(frame) = frame {
+            leg.send_frame(now, frame, &mut out);
+        }
+        for (to, data) in &out.transmits {
+            let _ = sock.send_to(data, to);
+        }
+        out.frames
+    }
+
     #[test]
     fn a_browser_offer_is_answered_and_g711_flows_both_ways() {
-        let now = Instant::now();
-        let server_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        server_sock.set_nonblocking(true).unwrap();
-        let (mut browser, pending, offer) = Browser::offer(now);
-        let (mut leg, answer) = BrowserLeg::answer(&offer, server_sock.local_addr().unwrap(), now).unwrap();
+        let (sock, mut browser, mut leg, answer) = answered(Instant::now());
         assert!(answer.contains("a=ice-lite"), "{answer}");
         assert!(answer.contains("PCMU/8000"), "{answer}");
-        browser.accept(pending, &answer);
         let mut heard_by_server = 0;
-        let mut buf = [0u8; 2000];
         every_tick(|now| {
-            let mut out = LegOutput::default();
-            while let Ok((n, from)) = server_sock.recv_from(&mut buf) {
-                leg.receive(now, from, &buf[..n], &mut out);
-            }
-            leg.tick(now, &mut out);
-            leg.send_frame(now, &[0x10; 160], &mut out);
-            heard_by_server += out.frames.iter().filter(|(_, f)| f.iter().any(|&b| b != 0xff)).count();
-            for (to, data) in out.transmits {
-                let _ = server_sock.send_to(&data, to);
-            }
+            heard_by_server += serve(&mut leg, &sock, now, Some(&[0x10; 160])).iter().filter(|(_, f)| f.iter().any(|&b| b != 0xff)).count();
             browser.step(now);
             heard_by_server >= 20 && browser.heard >= 20
         });
@@ -205,23 +217,11 @@ mod tests {
     #[test]
     fn a_browser_that_goes_silent_is_gone_once() {
         let now = Instant::now();
-        let server_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        server_sock.set_nonblocking(true).unwrap();
-        let (mut browser, pending, offer) = Browser::offer(now);
-        let (mut leg, answer) = BrowserLeg::answer(&offer, server_sock.local_addr().unwrap(), now).unwrap();
-        browser.accept(pending, &answer);
-        let mut buf = [0u8; 2000];
+        let (sock, mut browser, mut leg, _) = answered(now);
         let mut last = now;
         every_tick(|now| {
             last = now;
-            let mut out = LegOutput::default();
-            while let Ok((n, from)) = server_sock.recv_from(&mut buf) {
-                leg.receive(now, from, &buf[..n], &mut out);
-            }
-            leg.tick(now, &mut out);
-            for (to, data) in out.transmits {
-                let _ = server_sock.send_to(&data, to);
-            }
+            serve(&mut leg, &sock, now, None);
             browser.step(now);
             leg.is_connected()
         });
