@@ -546,7 +546,7 @@ impl Controller {
                 }
                 Output::CancelLeg { leg } => {
                     let Some(l) = held.legs.get(&leg) else { continue };
-                    let (call, key, target) = (l.call, l.key, &l.target);
+                    let (call, key, target, to_browser) = (l.call, l.key, &l.target, l.browser.is_some());
                     match cause {
                         Cause::Answer { .. } => {
                             tracing::info!(call = call.0, request = %key.request, person = %key.person, %target, "another phone answered: cancelling this one")
@@ -559,7 +559,7 @@ impl Controller {
                         }
                         _ => {}
                     }
-                    if held.legs.get(&leg).is_some_and(|l| l.browser.is_some()) {
+                    if to_browser {
                         let reason = if matches!(cause, Cause::Answer { .. }) { "Answered on another device." } else { "The page ended." };
                         self.stop_browser_leg(held, leg, reason, LegEnd::Cancelled);
                     } else {
@@ -568,7 +568,7 @@ impl Controller {
                 }
                 Output::ByeLeg { leg } => {
                     let Some(l) = held.legs.get(&leg) else { continue };
-                    let (call, key, target) = (l.call, l.key, &l.target);
+                    let (call, key, target, to_browser) = (l.call, l.key, &l.target, l.browser.is_some());
                     match cause {
                         Cause::Answer { call: answering } if answering == call && !took_page => {
                             tracing::info!(call = call.0, request = %key.request, person = %key.person, "answered after another phone took the page; hanging up")
@@ -578,7 +578,7 @@ impl Controller {
                         }
                         _ => {}
                     }
-                    if held.legs.get(&leg).is_some_and(|l| l.browser.is_some()) {
+                    if to_browser {
                         self.stop_browser_leg(held, leg, "The call is over.", LegEnd::LocalHangup);
                     } else {
                         self.ua.hangup(call, now);
@@ -737,12 +737,17 @@ impl Controller {
         held.legs.insert(leg, LegState { call, key, port, sockets: Some(sockets), media: None, caller, caller_call, message, speak_first, target, browser: None });
     }
 
+    /// The organization a page speaks for: the holding caller's, else the first one served.
+    fn page_org(&self, calls: &HashMap<CallRef, CallState>, caller_call: Option<CallRef>) -> OrgId {
+        caller_call.and_then(|c| calls.get(&c)).map_or(self.numbers.served(), |c| c.org)
+    }
+
     fn start_page_session(&mut self, held: &mut Held, leg: LegId) {
         let Some(l) = held.legs.get_mut(&leg) else { return };
         let (Some(media), Some((rtp, rtcp))) = (l.media, l.sockets.take()) else { return };
         let webrtc = l.browser.as_mut().and_then(|b| b.webrtc.take());
         // The holding caller's organization (its prompts, its recordings prefix), else the first one's prompts.
-        let org = l.caller_call.and_then(|c| held.calls.get(&c)).map_or(self.numbers.served(), |c| c.org);
+        let org = self.page_org(&held.calls, l.caller_call);
         let Some(tenant) = self.tenants.get(org) else { return };
         let (_, prompts) = tenant.ivr.get();
         let (timeout, retries) = self.paging.as_ref().map_or((Duration::from_secs(8), 2), |p| (p.key_timeout, p.max_retries));

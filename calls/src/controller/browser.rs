@@ -43,8 +43,7 @@ impl Controller {
         let port = sockets.0.local_addr().map(|a| a.port()).unwrap_or(0);
         held.next_browser_call += 1;
         let Some(call) = browser_call(held.next_browser_call) else { return };
-        let org = caller_call.and_then(|c| held.calls.get(&c)).map_or(self.numbers.served(), |c| c.org);
-        let organization = self.tenants.get(org).map(|t| t.slug.clone()).unwrap_or_default();
+        let organization = self.tenants.get(self.page_org(&held.calls, caller_call)).map(|t| t.slug.clone()).unwrap_or_default();
         let ring = ToTab::Ring { leg: tab_leg(call), caller: caller.clone(), organization, message_secs: (message.len() / 8000) as u32 };
         if !desk.send(tab, ring) {
             self.ports.release(port);

@@ -437,7 +437,7 @@ fn send(call: &mut Call, pcm: &mut [i16; SAMPLES_PER_FRAME], packet: &mut [u8; P
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
 
     use super::*;
     use crate::media::bridge::TelephoneEvent;
@@ -594,8 +594,8 @@ mod tests {
         assert!(tail.iter().all(|&h| h), "after the stall the peer is heard again: {tail:?}");
     }
 
-    /// Records whether each frame it was handed had sound, and sends a constant tone.
-    struct Hears(Arc<Mutex<Vec<bool>>>);
+    /// Records whether each frame it was handed had sound, and sends a constant tone (also the browser leg's test app).
+    pub(crate) struct Hears(pub(crate) Arc<Mutex<Vec<bool>>>);
 
     impl MediaApp for Hears {
         fn on_audio(&mut self, pcm: &[i16], _now: Instant) {

@@ -253,24 +253,6 @@ mod tests {
         }
     }
 
-    /// Counts the frames it heard with sound and sends a tone.
-    struct Hears(Arc<Mutex<usize>>);
-
-    impl MediaApp for Hears {
-        fn on_audio(&mut self, pcm: &[i16], _now: Instant) {
-            if pcm.iter().any(|&s| s != 0) {
-                *self.0.lock().unwrap() += 1;
-            }
-        }
-        fn on_telephone_event(&mut self, _payload: &[u8], _timestamp: u32, _marker: bool, _now: Instant) {}
-        fn next_frame(&mut self, out: &mut [i16], _now: Instant) -> bool {
-            out.fill(3000);
-            true
-        }
-        fn on_signal(&mut self, _signal: Signal, _now: Instant) {}
-        fn finish(&mut self, _now: Instant) {}
-    }
-
     /// The same leg inside the media engine: its audio reaches the call's app through the jitter buffer like an
     /// RTP leg's, and the app's frames reach the browser.
     #[test]
@@ -283,16 +265,17 @@ mod tests {
         let (mut browser, pending, offer) = Browser::offer(now);
         let (leg, answer) = BrowserLeg::answer(&offer, rtp.local_addr().unwrap(), now).unwrap();
         browser.accept(pending, &answer);
-        let heard = Arc::new(Mutex::new(0));
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let frames_with_sound = || heard.lock().unwrap().iter().filter(|&&h| h).count();
         let media = Negotiated { codec: Codec::Pcmu, telephone_event: None, remote: None, direction: SdpDirection::SendRecv, srtp: None };
         let call = CallRef(3);
-        engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(Hears(heard.clone())), browser: Some(Box::new(leg)) })));
+        engine.send(call, MediaCommand::Add(Box::new(MediaCallSpec { call, rtp, rtcp, media, app: Box::new(crate::media::engine::tests::Hears(heard.clone())), browser: Some(Box::new(leg)) })));
         every_tick(|now| {
             browser.step(now);
-            browser.heard >= 20 && *heard.lock().unwrap() >= 20
+            browser.heard >= 20 && frames_with_sound() >= 20
         });
         engine.send(call, MediaCommand::Remove(call));
-        let app_heard = *heard.lock().unwrap();
+        let app_heard = frames_with_sound();
         assert!(app_heard >= 20, "the call's app heard {app_heard} frames from the browser");
         assert!(browser.heard >= 20, "the browser heard {} frames of the app's tone", browser.heard);
     }
